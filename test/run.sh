@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# make test: install what is missing, build and install, start a throwaway
+# cluster, run pg_regress, the pgTAP suites and the integration scripts,
+# stop everything, and exit non-zero on any failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+# One run at a time on a machine: every run installs its build of the
+# extension into the one PostgreSQL installation.
+exec 9>/tmp/iotstream-test.lock
+flock 9
+
+tools/install-deps.sh || exit 1
+. tools/cluster.sh
+
+export IOTSTREAM_WORK=$ROOT/.tmp/test-$$
+mkdir -p "$IOTSTREAM_WORK"
+# Integration scripts record the pids of what they start here.
+export IOTSTREAM_PIDS=$IOTSTREAM_WORK/pids
+: >"$IOTSTREAM_PIDS"
+
+cleanup() {
+  local pid
+  while read -r pid; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null
+  done <"$IOTSTREAM_PIDS"
+  cluster_stop "$IOTSTREAM_WORK/cluster"
+  # nothing of ours may outlive the run
+  while read -r pid; do
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+  done <"$IOTSTREAM_PIDS"
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT TERM
+
+echo "== starting a throwaway cluster"
+cluster_start "$IOTSTREAM_WORK/cluster" iotstream_test || exit 1
+psql -X -q -c "CREATE EXTENSION IF NOT EXISTS pgtap" || exit 1
+echo "   postgres on $PGHOST:$PGPORT, data in $CLUSTER_DATA"
+
+passed=0 failed=0
+suite() {
+  local name=$1
+  shift
+  echo "== $name"
+  if "$@"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "!! $name failed"
+  fi
+}
+
+regress() {
+  make -s PG_CONFIG="$PGBIN/pg_config" installcheck || {
+    [ -f regression.diffs ] && head -200 regression.diffs
+    return 1
+  }
+}
+suite "pg_regress" regress
+suite "pgTAP" pg_prove --ext .sql -f test/pgtap/
+for t in test/integration/*.sh; do
+  [ -e "$t" ] || continue
+  suite "integration: $(basename "$t")" bash "$t"
+done
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,99 @@
+# tools/cluster.sh: start and stop a PostgreSQL 15 cluster for iotstream.
+# Sourced by test/run.sh and tools/demo.sh.  The cluster runs as the
+# `postgres` user when we are root (initdb refuses root), listens on a free
+# loopback port, and preloads iotstream and pg_cron.
+#
+#   cluster_start DIR DBNAME [extra postgresql.conf lines]
+#       sets CLUSTER_DIR, PGHOST, PGPORT, PGUSER, PGDATABASE and writes them
+#       to DIR/env; creates DBNAME with pg_cron and iotstream installed
+#   cluster_stop DIR
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# A loopback port nobody listens on.
+free_port() {
+  local p i
+  for i in $(seq 1 100); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# DIR must be reachable by the postgres user; a project below /root is not,
+# so the data then lives in /tmp and DIR/data is a link to it.
+_cluster_data_dir() {
+  local dir=$1 data
+  mkdir -p "$dir"
+  if [ "$(id -u)" = 0 ]; then
+    chown postgres: "$dir"
+    if ! runuser -u postgres -- test -w "$dir"; then
+      data=$(mktemp -d /tmp/iotstream-cluster.XXXXXX)
+      chown postgres: "$data"
+      ln -sfn "$data" "$dir/data"
+      echo "$data"
+      return
+    fi
+  fi
+  echo "$dir/data"
+}
+
+cluster_start() {
+  local dir=$1 db=$2 extra=${3:-} data port tries=0
+  mkdir -p "$dir" && dir=$(cd "$dir" && pwd)
+  data=$(_cluster_data_dir "$dir")
+  [ -e "$data/PG_VERSION" ] || as_pg "$PGBIN/initdb" -D "$data" -U postgres -A trust \
+      -E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 || {
+    cat "$dir/initdb.log" >&2
+    return 1
+  }
+  while :; do
+    port=$(free_port)
+    cat >"$data/postgresql.auto.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$data'
+shared_preload_libraries = 'iotstream,pg_cron'
+cron.database_name = '$db'
+cron.use_background_workers = on
+max_worker_processes = 32
+timezone = 'UTC'
+log_timezone = 'UTC'
+log_line_prefix = '%m [%p] %b '
+$extra
+CONF
+    if as_pg "$PGBIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null; then
+      break
+    fi
+    tries=$((tries + 1))
+    if [ $tries -ge 3 ]; then
+      tail -20 "$data/server.log" >&2
+      return 1
+    fi
+  done
+  CLUSTER_DIR=$dir
+  export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=$db
+  cat >"$dir/env" <<ENV
+export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=$db
+export CLUSTER_DATA=$data
+ENV
+  export CLUSTER_DATA=$data
+  psql -X -q -d postgres -c "CREATE DATABASE \"$db\"" 2>/dev/null || true
+  psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
+    -c "CREATE EXTENSION IF NOT EXISTS pg_cron" \
+    -c "CREATE EXTENSION IF NOT EXISTS iotstream"
+}
+
+cluster_stop() {
+  local dir=$1 data
+  data=$dir/data
+  [ -e "$data/postmaster.pid" ] || return 0
+  as_pg "$PGBIN/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+    as_pg "$PGBIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+}
