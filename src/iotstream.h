@@ -13,6 +13,7 @@
 
 #include "access/attnum.h"
 #include "datatype/timestamp.h"
+#include "utils/jsonb.h"
 
 #define IOTSTREAM_VERSION "0.1.0"
 
@@ -45,5 +46,37 @@ extern void StreamEnsurePartitions(Oid relid, const StreamTime *ts,
 								   const bool *isnull, int n,
 								   StreamRowVerdict *verdicts);
 extern const char *StreamRowVerdictReason(StreamRowVerdict verdict);
+
+/* in decode.c */
+
+/* A header of a Kafka message. */
+typedef struct KafkaHeader
+{
+	const char *name;
+	const char *value;			/* NULL for a null header value */
+	size_t		len;
+} KafkaHeader;
+
+/* One Kafka message as the decoder sees it: no librdkafka types here. */
+typedef struct KafkaMessage
+{
+	const char *payload;		/* NULL for a tombstone */
+	size_t		payload_len;
+	const char *key;			/* NULL if the message has no key */
+	size_t		key_len;
+	const char *topic;
+	int32		partition;
+	int64		offset;
+	int64		timestamp_ms;	/* -1 if the message has no timestamp */
+	int			nheaders;
+	const KafkaHeader *headers;
+} KafkaMessage;
+
+/* A compiled mapping from messages to the columns of one target table. */
+typedef struct DecodePlan DecodePlan;
+
+extern DecodePlan *DecodePlanCreate(Oid relid, Jsonb *mapping, MemoryContext cxt);
+extern bool DecodeMessage(DecodePlan *plan, const KafkaMessage *msg,
+						  Datum *values, bool *nulls, const char **reason);
 
 #endif							/* IOTSTREAM_H */
