@@ -178,6 +178,7 @@ load_settings(StreamTableInfo *info)
 		Interval   *iv = DatumGetIntervalP(SPI_getbinval(tup, desc, 2, &isnull));
 		Datum		d;
 
+		info->bounds_at = 0;	/* settings changed: recompute bounds */
 		info->time_attno = get_attnum(info->relid, colname);
 		info->time_type = get_atttype(info->relid, info->time_attno);
 		info->months = iv->month;

@@ -48,11 +48,20 @@ cluster_start() {
   local dir=$1 db=$2 extra=${3:-} data port tries=0
   mkdir -p "$dir" && dir=$(cd "$dir" && pwd)
   data=$(_cluster_data_dir "$dir")
-  [ -e "$data/PG_VERSION" ] || as_pg "$PGBIN/initdb" -D "$data" -U postgres -A trust \
-      -E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 || {
-    cat "$dir/initdb.log" >&2
-    return 1
-  }
+  if [ ! -e "$data/PG_VERSION" ]; then
+    as_pg "$PGBIN/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+        --no-sync >"$dir/initdb.log" 2>&1 || {
+      cat "$dir/initdb.log" >&2
+      return 1
+    }
+    # pg_cron's launcher gives up for good if its database is missing at
+    # startup, so the database exists before the first start.
+    echo "CREATE DATABASE \"$db\"" | as_pg "$PGBIN/postgres" --single -D "$data" postgres \
+        >>"$dir/initdb.log" 2>&1 || {
+      cat "$dir/initdb.log" >&2
+      return 1
+    }
+  fi
   while :; do
     port=$(free_port)
     cat >"$data/postgresql.auto.conf" <<CONF
@@ -84,7 +93,6 @@ export PGHOST=127.0.0.1 PGPORT=$port PGUSER=postgres PGDATABASE=$db
 export CLUSTER_DATA=$data
 ENV
   export CLUSTER_DATA=$data
-  psql -X -q -d postgres -c "CREATE DATABASE \"$db\"" 2>/dev/null || true
   psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
     -c "CREATE EXTENSION IF NOT EXISTS pg_cron" \
     -c "CREATE EXTENSION IF NOT EXISTS iotstream"

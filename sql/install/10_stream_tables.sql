@@ -361,7 +361,7 @@ END $$;
 COMMENT ON FUNCTION iotstream._on_sql_drop() IS 'Internal: forgets the settings of dropped stream tables.';
 CREATE EVENT TRIGGER iotstream_sql_drop ON sql_drop EXECUTE FUNCTION iotstream._on_sql_drop();
 
-CREATE FUNCTION iotstream.run_maintenance(stream_table regclass DEFAULT NULL)
+CREATE FUNCTION iotstream.run_maintenance(for_table regclass DEFAULT NULL)
 RETURNS TABLE (stream_table regclass, created int, dropped int, detached int)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_variable
@@ -370,7 +370,7 @@ DECLARE
     p record;
 BEGIN
     FOR s IN SELECT * FROM iotstream.stream_table_settings st
-              WHERE run_maintenance.stream_table IS NULL OR st.relid = run_maintenance.stream_table
+              WHERE for_table IS NULL OR st.relid = for_table
               ORDER BY st.relid::text
     LOOP
         stream_table := s.relid;
