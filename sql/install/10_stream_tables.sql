@@ -451,9 +451,10 @@ SELECT s.relid AS stream_table,
               min(x.range_start) AS oldest_start,
               max(x.range_end) AS newest_end,
               coalesce(sum(pg_total_relation_size(x.partition)), 0)::bigint AS total_bytes,
-              coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint AS row_estimate
+              coalesce(sum(CASE WHEN c.reltuples >= 0 THEN c.reltuples
+                                ELSE pg_stat_get_live_tuples(c.oid) END), 0)::bigint AS row_estimate
          FROM iotstream.partitions(s.relid) x
          JOIN pg_class c ON c.oid = x.partition) p;
 COMMENT ON VIEW iotstream.stream_tables IS
-    'Each stream table with its settings, partition count, oldest and newest partition, total size and row estimate (from the last ANALYZE).';
+    'Each stream table with its settings, partition count, oldest and newest partition, total size and row estimate (from the last ANALYZE, or the live-tuple counter of partitions never analyzed).';
 GRANT SELECT ON iotstream.stream_tables TO PUBLIC;
