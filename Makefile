@@ -48,4 +48,4 @@ demo-stop:
 	tools/demo.sh stop
 
 bench:
-	test/bench/run.sh
+	test/run.sh bench

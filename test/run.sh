@@ -2,6 +2,7 @@
 # make test: install what is missing, build and install, start a throwaway
 # cluster, run pg_regress, the pgTAP suites and the integration scripts,
 # stop everything, and exit non-zero on any failure.
+# make bench (test/run.sh bench): the same cluster, running test/bench/*.sh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -51,6 +52,16 @@ suite() {
     echo "!! $name failed"
   fi
 }
+
+if [ "${1:-}" = bench ]; then
+  for b in test/bench/*.sh; do
+    [ -e "$b" ] || continue
+    suite "bench: $(basename "$b")" bash "$b"
+  done
+  echo "$passed passed, $failed failed"
+  [ "$failed" = 0 ]
+  exit
+fi
 
 regress() {
   make -s PG_CONFIG="$PGBIN/pg_config" installcheck || {
