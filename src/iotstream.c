@@ -14,5 +14,6 @@ PG_MODULE_MAGIC;
 void
 _PG_init(void)
 {
+	WorkerInit();
 	MarkGUCPrefixReserved("iotstream");
 }

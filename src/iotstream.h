@@ -79,4 +79,66 @@ extern DecodePlan *DecodePlanCreate(Oid relid, Jsonb *mapping, MemoryContext cxt
 extern bool DecodeMessage(DecodePlan *plan, const KafkaMessage *msg,
 						  Datum *values, bool *nulls, const char **reason);
 
+/* in worker.c */
+extern void WorkerInit(void);
+
+/* in kafka_source.c */
+
+typedef struct KafkaSource KafkaSource;
+
+typedef struct KafkaProperty
+{
+	const char *name;
+	const char *value;
+} KafkaProperty;
+
+/* A partition and an offset: the next one to read, or -1 for none known. */
+typedef struct KafkaPartition
+{
+	const char *topic;
+	int32		partition;
+	int64		offset;
+} KafkaPartition;
+
+typedef struct KafkaSourceCallbacks
+{
+	/* fill parts[i].offset with the stored next offset, or leave -1 */
+	void		(*on_assign) (void *arg, KafkaPartition *parts, int n);
+	/* drop everything read and not yet committed */
+	void		(*on_revoke) (void *arg);
+	void	   *arg;
+} KafkaSourceCallbacks;
+
+extern KafkaSource *KafkaSourceOpen(const KafkaProperty *props, int nprops,
+									const char *const *topics, int ntopics,
+									const KafkaSourceCallbacks *cb,
+									char *errbuf, size_t errlen);
+extern int	KafkaSourceFd(KafkaSource *ks);
+extern int	KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max);
+extern void KafkaSourceRelease(KafkaSource *ks);
+extern void KafkaSourceRewind(KafkaSource *ks, const KafkaPartition *parts, int n);
+extern void KafkaSourceCommit(KafkaSource *ks, const KafkaPartition *parts, int n);
+extern int64 KafkaSourceHighWatermark(KafkaSource *ks, const char *topic, int32 partition);
+extern const char *KafkaSourceLastError(KafkaSource *ks, int64 *count);
+extern void KafkaSourceClose(KafkaSource *ks);
+
+/* in ingest.c */
+
+typedef struct IngestTarget IngestTarget;
+
+typedef struct IngestCounts
+{
+	int64		messages;
+	int64		rows;
+	int64		dead;
+	int64		duplicates;
+} IngestCounts;
+
+extern IngestTarget *IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
+										const char *source_name, int source_id,
+										MemoryContext cxt);
+extern void IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
+						bool row_by_row, IngestCounts *counts);
+extern void IngestDedupReset(IngestTarget *t);
+
 #endif							/* IOTSTREAM_H */

@@ -1,0 +1,401 @@
+-- Sources: Kafka / Event Hubs topics consumed into stream tables, exactly once.
+--
+-- The catalog is private (only superusers, the SQL API and the workers touch
+-- it); users see iotstream.source_status with every secret masked.
+
+CREATE TABLE iotstream.sources (
+    source_id   serial PRIMARY KEY,
+    name        text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9_.-]{1,63}$'),
+    brokers     text NOT NULL,
+    topics      text[] NOT NULL CHECK (cardinality(topics) > 0),
+    target      regclass NOT NULL,
+    mapping     jsonb,
+    options     jsonb NOT NULL DEFAULT '{}',   -- without secrets
+    group_id    text NOT NULL,
+    running     boolean NOT NULL DEFAULT false, -- the launcher keeps a worker for each running source
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE iotstream.sources IS 'Kafka sources. options holds librdkafka properties and iotstream settings; secrets live in iotstream.source_secrets.';
+
+-- Secrets (sasl.password, Event Hubs connection strings): readable by superusers only.
+CREATE TABLE iotstream.source_secrets (
+    source_id   int PRIMARY KEY REFERENCES iotstream.sources ON DELETE CASCADE,
+    properties  jsonb NOT NULL                 -- librdkafka properties that are secret
+);
+COMMENT ON TABLE iotstream.source_secrets IS 'Secret librdkafka properties of each source; never shown in views, logs or errors.';
+
+-- The next offset to read per partition, written in the same transaction as
+-- the rows read up to it: this is what makes ingestion exactly once.
+CREATE TABLE iotstream.source_offsets (
+    source_id      int NOT NULL REFERENCES iotstream.sources ON DELETE CASCADE,
+    topic          text NOT NULL,
+    partition      int NOT NULL,
+    next_offset    bigint NOT NULL,
+    high_watermark bigint,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_id, topic, partition)
+);
+COMMENT ON TABLE iotstream.source_offsets IS 'Per source and partition: the next offset to consume, committed with the rows; and the last high watermark seen.';
+
+-- Dedup keys seen within the horizon, per source.
+CREATE TABLE iotstream.source_dedup (
+    source_id   int NOT NULL REFERENCES iotstream.sources ON DELETE CASCADE,
+    key_hash    bigint NOT NULL,
+    seen_at     timestamptz NOT NULL,
+    PRIMARY KEY (source_id, key_hash)
+);
+COMMENT ON TABLE iotstream.source_dedup IS 'Hashes of dedup keys ingested within each source''s horizon.';
+
+CREATE TABLE iotstream.dead_letters (
+    id          bigserial PRIMARY KEY,
+    source      text NOT NULL,
+    topic       text,
+    partition   int,
+    "offset"    bigint,
+    key         bytea,
+    payload     bytea,
+    reason      text NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON iotstream.dead_letters (source, received_at);
+COMMENT ON TABLE iotstream.dead_letters IS 'Messages that could not be stored, with the reason; written in the same transaction as the batch they came in.';
+
+REVOKE ALL ON iotstream.sources, iotstream.source_secrets, iotstream.source_offsets,
+              iotstream.source_dedup, iotstream.dead_letters FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('iotstream.sources', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.source_secrets', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.source_offsets', '');
+
+-- Keys of options that are secret (librdkafka's sensitive properties).
+CREATE FUNCTION iotstream._is_secret_option(key text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT key ~ '(password|secret|sasl\.jaas\.config|sasl\.oauthbearer\.config|ssl\.key\.pem|ssl_key|connection_string|token)'
+$$;
+COMMENT ON FUNCTION iotstream._is_secret_option(text) IS 'Internal: whether an option key holds a secret.';
+
+-- Our own settings inside options, with their defaults and checks.
+CREATE FUNCTION iotstream._check_source_options(options jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    k text;
+    v jsonb;
+BEGIN
+    IF options IS NULL OR jsonb_typeof(options) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'options must be a JSON object',
+            HINT = 'Pass for example ''{"batch_size": 10000, "batch_ms": 100, "start": "earliest"}''.';
+    END IF;
+    FOR k, v IN SELECT * FROM jsonb_each(options) LOOP
+        IF k IN ('batch_size', 'batch_ms', 'max_message_bytes') AND
+           (jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric <= 0 OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option %s must be a positive integer, not %s', k, v),
+                HINT = 'batch_size counts messages, batch_ms milliseconds, max_message_bytes bytes.';
+        ELSIF k = 'start' AND v #>> '{}' NOT IN ('earliest', 'latest') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option start must be "earliest" or "latest", not %s', v),
+                HINT = 'start is where a new source begins reading a partition it has no stored offset for.';
+        ELSIF k = 'dedup_key' AND NOT (jsonb_typeof(v) = 'string' OR
+              (jsonb_typeof(v) = 'array' AND jsonb_array_length(v) > 0)) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'option dedup_key must be a JSON path or an array of them',
+                HINT = 'For example "eventId" or ["deviceId", "deviceSequenceNumber"].';
+        ELSIF k = 'dedup_horizon' AND (jsonb_typeof(v) <> 'string' OR (v #>> '{}')::interval <= interval '0') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option dedup_horizon must be a positive interval, not %s', v),
+                HINT = 'For example "1 hour".';
+        ELSIF k NOT IN ('batch_size', 'batch_ms', 'max_message_bytes', 'workers', 'start', 'dedup_key', 'dedup_horizon')
+              AND k !~ '^[a-z][a-z0-9._]*$' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('unknown option %L', k),
+                HINT = 'Options are librdkafka properties (lowercase, dotted) or batch_size, batch_ms, max_message_bytes, workers, start, dedup_key, dedup_horizon.';
+        ELSIF k IN ('enable.auto.commit', 'enable.auto.offset.store', 'group.id', 'bootstrap.servers') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option %s is managed by iotstream', k),
+                HINT = 'Offsets are committed with the rows; pass brokers and the group through create_source.';
+        END IF;
+    END LOOP;
+    RETURN options;
+END $$;
+COMMENT ON FUNCTION iotstream._check_source_options(jsonb) IS 'Internal: validates the options of a source.';
+
+CREATE FUNCTION iotstream._require_superuser(what text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('permission denied to %s', what),
+            DETAIL = 'Sources hold broker credentials and their workers write to any table.',
+            HINT = 'Ask a superuser to manage sources.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION iotstream._require_superuser(text) IS 'Internal: errors unless the caller is a superuser.';
+
+CREATE FUNCTION iotstream._source_id(source_name text) RETURNS int
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    id int;
+BEGIN
+    SELECT s.source_id INTO id FROM iotstream.sources s WHERE s.name = source_name;
+    IF id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('source %L does not exist', source_name),
+            HINT = 'List sources in iotstream.source_status.';
+    END IF;
+    RETURN id;
+END $$;
+COMMENT ON FUNCTION iotstream._source_id(text) IS 'Internal: the id of a source, or an error with a hint.';
+
+CREATE FUNCTION iotstream.validate_source_target(target regclass, mapping jsonb)
+RETURNS void AS 'MODULE_PATHNAME', 'validate_source_target' LANGUAGE C;
+COMMENT ON FUNCTION iotstream.validate_source_target(regclass, jsonb) IS
+    'Checks that messages can be mapped onto target (a stream table) with mapping; errors with a hint otherwise.';
+
+CREATE FUNCTION iotstream.create_source(
+    name    text,
+    brokers text,
+    topics  text[],
+    target  regclass,
+    mapping jsonb DEFAULT NULL,
+    options jsonb DEFAULT '{}')
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    id int;
+    public_opts jsonb;
+    secret_opts jsonb;
+BEGIN
+    PERFORM iotstream._require_superuser('create a source');
+    IF EXISTS (SELECT 1 FROM iotstream.sources s WHERE s.name = create_source.name) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('source %L already exists', create_source.name),
+            HINT = 'Change it with iotstream.alter_source() or drop it with iotstream.drop_source().';
+    END IF;
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_name',
+            MESSAGE = format('invalid source name %L', name),
+            HINT = 'Use up to 63 letters, digits, dots, dashes and underscores.';
+    END IF;
+    IF brokers IS NULL OR btrim(brokers) = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'brokers must not be empty',
+            HINT = 'Pass a bootstrap list such as ''host1:9092,host2:9092''.';
+    END IF;
+    IF topics IS NULL OR cardinality(topics) = 0 OR array_position(topics, NULL) IS NOT NULL
+       OR EXISTS (SELECT 1 FROM unnest(topics) t WHERE t !~ '^[A-Za-z0-9._-]{1,249}$') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'topics must be a non-empty array of topic names',
+            HINT = 'Pass for example ARRAY[''telemetry''].';
+    END IF;
+    IF target IS NULL OR NOT EXISTS (SELECT 1 FROM iotstream.stream_table_settings st WHERE st.relid = target) THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+            MESSAGE = format('target %s is not a stream table', coalesce(target::text, 'NULL')),
+            HINT = 'Create it with iotstream.create_stream_table() first.';
+    END IF;
+    PERFORM iotstream.validate_source_target(target, mapping);
+    PERFORM iotstream._check_source_options(options);
+    SELECT coalesce(jsonb_object_agg(key, value) FILTER (WHERE NOT iotstream._is_secret_option(key)), '{}'),
+           coalesce(jsonb_object_agg(key, value) FILTER (WHERE iotstream._is_secret_option(key)), '{}')
+      INTO public_opts, secret_opts
+      FROM jsonb_each(options);
+    INSERT INTO iotstream.sources (name, brokers, topics, target, mapping, options, group_id)
+    VALUES (name, brokers, topics, target, mapping, public_opts, 'iotstream-' || name)
+    RETURNING source_id INTO id;
+    INSERT INTO iotstream.source_secrets VALUES (id, secret_opts);
+    RETURN id;
+END $$;
+COMMENT ON FUNCTION iotstream.create_source(text, text, text[], regclass, jsonb, jsonb) IS
+    'Defines a Kafka source: topics consumed into the stream table target, exactly once. options: librdkafka properties, plus batch_size (10000), batch_ms (100), max_message_bytes (1048576), start (earliest|latest), dedup_key, dedup_horizon. Superusers only. The consumer group is iotstream-<name>.';
+
+CREATE FUNCTION iotstream.start_source(name text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM iotstream._require_superuser('start a source');
+    UPDATE iotstream.sources s SET running = true WHERE s.source_id = iotstream._source_id(name);
+    PERFORM iotstream._wake_launcher();
+END $$;
+COMMENT ON FUNCTION iotstream.start_source(text) IS 'Starts consuming: the launcher starts a worker at commit, and again after restarts, until stop_source.';
+
+CREATE FUNCTION iotstream.stop_source(name text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM iotstream._require_superuser('stop a source');
+    UPDATE iotstream.sources s SET running = false WHERE s.source_id = iotstream._source_id(name);
+    PERFORM iotstream._wake_launcher();
+END $$;
+COMMENT ON FUNCTION iotstream.stop_source(text) IS 'Stops consuming; the worker finishes its batch and exits within a second of commit.';
+
+CREATE FUNCTION iotstream.alter_source(
+    name    text,
+    brokers text DEFAULT NULL,
+    topics  text[] DEFAULT NULL,
+    mapping jsonb DEFAULT NULL,
+    options jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    id int;
+    s iotstream.sources;
+    public_opts jsonb;
+    secret_opts jsonb;
+BEGIN
+    PERFORM iotstream._require_superuser('alter a source');
+    id := iotstream._source_id(name);
+    SELECT * INTO s FROM iotstream.sources x WHERE x.source_id = id FOR UPDATE;
+    IF mapping IS NOT NULL THEN
+        PERFORM iotstream.validate_source_target(s.target, mapping);
+    END IF;
+    IF options IS NOT NULL THEN
+        PERFORM iotstream._check_source_options(options);
+        SELECT coalesce(jsonb_object_agg(key, value) FILTER (WHERE NOT iotstream._is_secret_option(key)), '{}'),
+               coalesce(jsonb_object_agg(key, value) FILTER (WHERE iotstream._is_secret_option(key)), '{}')
+          INTO public_opts, secret_opts FROM jsonb_each(options);
+        UPDATE iotstream.source_secrets x SET properties = x.properties || secret_opts WHERE x.source_id = id;
+    END IF;
+    UPDATE iotstream.sources x SET
+        brokers = coalesce(alter_source.brokers, x.brokers),
+        topics = coalesce(alter_source.topics, x.topics),
+        mapping = coalesce(alter_source.mapping, x.mapping),
+        options = CASE WHEN public_opts IS NULL THEN x.options ELSE x.options || public_opts END
+     WHERE x.source_id = id;
+    PERFORM iotstream._wake_launcher();
+END $$;
+COMMENT ON FUNCTION iotstream.alter_source(text, text, text[], jsonb, jsonb) IS
+    'Changes a source; NULL leaves a setting unchanged, options are merged. A running worker restarts with the new settings.';
+
+CREATE FUNCTION iotstream.drop_source(name text, drop_offsets boolean DEFAULT true) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM iotstream._require_superuser('drop a source');
+    DELETE FROM iotstream.sources s WHERE s.source_id = iotstream._source_id(name);
+    PERFORM iotstream._wake_launcher();
+END $$;
+COMMENT ON FUNCTION iotstream.drop_source(text, boolean) IS 'Stops and removes a source with its stored offsets and dedup keys; dead letters stay.';
+
+-- Event Hubs: its Kafka endpoint, from a connection string.
+CREATE FUNCTION iotstream.eventhubs_properties(connection_string text, consumer_group text DEFAULT '$Default')
+RETURNS TABLE (brokers text, topic text, properties jsonb)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    endpoint text := substring(connection_string FROM '(?i)Endpoint=sb://([^/;]+)/?');
+    entity text := substring(connection_string FROM '(?i)EntityPath=([^;]+)');
+BEGIN
+    IF endpoint IS NULL OR connection_string !~* 'SharedAccessKeyName=[^;]+' OR connection_string !~* 'SharedAccessKey=[^;]+' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'invalid Event Hubs connection string',
+            DETAIL = 'It needs Endpoint=sb://NAMESPACE.servicebus.windows.net/, SharedAccessKeyName and SharedAccessKey.',
+            HINT = 'Copy the connection string of a shared access policy from the Azure portal; the event hub goes in EntityPath.';
+    END IF;
+    IF entity IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'the Event Hubs connection string has no EntityPath',
+            HINT = 'Use the connection string of the event hub itself, or append ;EntityPath=<event hub name>.';
+    END IF;
+    brokers := endpoint || ':9093';
+    topic := entity;
+    -- what Azure recommends for its Kafka endpoint
+    properties := jsonb_build_object(
+        'security.protocol', 'SASL_SSL',
+        'sasl.mechanisms', 'PLAIN',
+        'sasl.username', '$ConnectionString',
+        'sasl.password', connection_string,
+        'socket.keepalive.enable', 'true',
+        'metadata.max.age.ms', '180000',
+        'connections.max.idle.ms', '180000',
+        'socket.timeout.ms', '60000',
+        'session.timeout.ms', '30000',
+        'heartbeat.interval.ms', '3000',
+        'request.timeout.ms', '60000');
+    RETURN NEXT;
+END $$;
+COMMENT ON FUNCTION iotstream.eventhubs_properties(text, text) IS
+    'The Kafka endpoint, topic and librdkafka properties (secret included) for an Event Hubs connection string.';
+REVOKE ALL ON FUNCTION iotstream.eventhubs_properties(text, text) FROM PUBLIC;
+
+CREATE FUNCTION iotstream.create_eventhubs_source(
+    name              text,
+    connection_string text,
+    target            regclass,
+    mapping           jsonb DEFAULT NULL,
+    consumer_group    text DEFAULT '$Default',
+    options           jsonb DEFAULT '{}')
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    eh record;
+    id int;
+BEGIN
+    SELECT * INTO eh FROM iotstream.eventhubs_properties(connection_string, consumer_group);
+    id := iotstream.create_source(name, eh.brokers, ARRAY[eh.topic], target, mapping,
+                                  eh.properties || coalesce(options, '{}'));
+    -- Event Hubs consumer groups are named in the hub, not by us
+    UPDATE iotstream.sources s SET group_id = consumer_group WHERE s.source_id = id;
+    RETURN id;
+END $$;
+COMMENT ON FUNCTION iotstream.create_eventhubs_source(text, text, regclass, jsonb, text, jsonb) IS
+    'Defines a source reading an Azure event hub through its Kafka endpoint (NAMESPACE.servicebus.windows.net:9093, SASL_SSL/PLAIN). The connection string is stored as a secret. IoT Hub''s built-in endpoint speaks AMQP: route IoT Hub messages to an event hub and read that.';
+
+CREATE FUNCTION iotstream._wake_launcher() RETURNS void
+AS 'MODULE_PATHNAME', 'iotstream_wake_launcher' LANGUAGE C;
+COMMENT ON FUNCTION iotstream._wake_launcher() IS 'Internal: the launcher re-reads the sources when this transaction commits.';
+
+CREATE FUNCTION iotstream._worker_stats(
+    OUT source_id int, OUT pid int, OUT state text, OUT messages bigint, OUT rows bigint,
+    OUT dead_letters bigint, OUT duplicates bigint, OUT batches bigint,
+    OUT messages_per_sec float8, OUT rows_per_sec float8, OUT started_at timestamptz,
+    OUT last_batch_at timestamptz, OUT last_error text, OUT last_error_at timestamptz)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'iotstream_worker_stats' LANGUAGE C;
+COMMENT ON FUNCTION iotstream._worker_stats() IS 'Internal: the counters of each source worker since it started, from shared memory.';
+
+CREATE VIEW iotstream.source_status AS
+SELECT s.name AS source,
+       s.target,
+       s.topics,
+       CASE WHEN NOT s.running THEN 'stopped'
+            WHEN w.workers = 0 THEN 'starting'
+            ELSE w.state END AS state,
+       w.pids,
+       o.partitions,
+       o.lag,
+       coalesce(w.messages_per_sec, 0) AS messages_per_sec,
+       coalesce(w.rows_per_sec, 0) AS rows_per_sec,
+       coalesce(w.messages, 0) AS messages,
+       coalesce(w.rows, 0) AS rows,
+       coalesce(w.duplicates, 0) AS duplicates,
+       (SELECT count(*) FROM iotstream.dead_letters d WHERE d.source = s.name) AS dead_letters,
+       w.last_batch_at,
+       w.last_error,
+       w.last_error_at
+  FROM iotstream.sources s
+  LEFT JOIN LATERAL (
+       SELECT count(*) FILTER (WHERE x.pid IS NOT NULL) AS workers,
+              array_agg(x.pid) FILTER (WHERE x.pid IS NOT NULL) AS pids,
+              min(x.state) FILTER (WHERE x.pid IS NOT NULL) AS state,
+              sum(x.messages_per_sec) AS messages_per_sec, sum(x.rows_per_sec) AS rows_per_sec,
+              sum(x.messages) AS messages, sum(x.rows) AS rows, sum(x.duplicates) AS duplicates,
+              max(x.last_batch_at) AS last_batch_at,
+              (array_agg(x.last_error ORDER BY x.last_error_at DESC NULLS LAST))[1] AS last_error,
+              max(x.last_error_at) AS last_error_at
+         FROM iotstream._worker_stats() x WHERE x.source_id = s.source_id) w ON true
+  LEFT JOIN LATERAL (
+       SELECT jsonb_agg(jsonb_build_object('topic', so.topic, 'partition', so.partition,
+                        'next_offset', so.next_offset, 'high_watermark', so.high_watermark,
+                        'lag', greatest(so.high_watermark - so.next_offset, 0))
+                        ORDER BY so.topic, so.partition) AS partitions,
+              sum(greatest(so.high_watermark - so.next_offset, 0))::bigint AS lag
+         FROM iotstream.source_offsets so WHERE so.source_id = s.source_id) o ON true;
+COMMENT ON VIEW iotstream.source_status IS
+    'Each source: state, worker pids, partitions with stored offset, high watermark and lag, messages and rows per second over the last minute, totals since the workers started, duplicates, dead letters, and the last error. No secrets.';
+
+-- Every option of a source as the worker passes it to librdkafka, secrets masked.
+CREATE FUNCTION iotstream.source_config(name text)
+RETURNS TABLE (property text, value text)
+LANGUAGE sql STABLE AS $$
+    SELECT 'bootstrap.servers', s.brokers FROM iotstream.sources s WHERE s.name = source_config.name
+    UNION ALL
+    SELECT 'group.id', s.group_id FROM iotstream.sources s WHERE s.name = source_config.name
+    UNION ALL
+    SELECT o.key, o.value #>> '{}' FROM iotstream.sources s, jsonb_each(s.options) o WHERE s.name = source_config.name
+    UNION ALL
+    SELECT o.key, '********' FROM iotstream.sources s JOIN iotstream.source_secrets x USING (source_id),
+           jsonb_each(x.properties) o WHERE s.name = source_config.name
+    ORDER BY 1
+$$;
+COMMENT ON FUNCTION iotstream.source_config(text) IS 'The properties of a source, with secret values shown as ********.';

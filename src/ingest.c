@@ -1,0 +1,629 @@
+/*-------------------------------------------------------------------------
+ * ingest.c
+ *		Stores one batch of Kafka messages in a stream table.
+ *
+ * Everything here happens inside the caller's transaction, the same one
+ * that stores the offsets: the rows, the dead letters and the dedup keys of
+ * a batch become visible together or not at all.
+ *
+ * The fast path decodes every message, makes sure the partitions exist
+ * (before the table is opened for insert: ATTACH cannot run on a table in
+ * use), routes the rows with the executor's tuple routing and writes each
+ * partition's rows with table_multi_insert, as COPY does.  A row the fast
+ * path cannot store (a CHECK constraint, a unique index, a trigger's error)
+ * aborts the batch; the caller then retries it row by row, each row in a
+ * subtransaction, and the rows that still fail become dead letters.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include "access/heapam.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "executor/execPartition.h"
+#include "executor/nodeModifyTable.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "nodes/makefuncs.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#define MAX_BUFFERED_ROWS	1000	/* per partition, before a multi-insert */
+#define MAX_BUFFERED_PARTS	16
+
+typedef struct DedupEntry
+{
+	uint64		hash;			/* key */
+	TimestampTz seen_at;
+} DedupEntry;
+
+struct IngestTarget
+{
+	Oid			relid;
+	int			source_id;
+	char	   *source_name;
+	DecodePlan *plan;
+	int			natts;
+	AttrNumber	time_attno;
+	Oid			time_type;
+	int64		max_message_bytes;
+
+	/* dedup: key columns, horizon, and the hashes seen within it */
+	int			ndedup;
+	AttrNumber *dedup_attnos;
+	Interval	horizon;
+	HTAB	   *seen;
+	bool		seen_loaded;
+	TimestampTz last_expiry;
+
+	SPIPlanPtr	dead_plan;
+	SPIPlanPtr	dedup_plan;
+	MemoryContext cxt;
+};
+
+/* Rows waiting for one partition's multi-insert. */
+typedef struct PartBuffer
+{
+	ResultRelInfo *rri;
+	TupleTableSlot *slots[MAX_BUFFERED_ROWS];
+	int			nslots;			/* slots created so far */
+	int			n;				/* slots holding rows */
+} PartBuffer;
+
+typedef struct InsertState
+{
+	EState	   *estate;
+	ModifyTableState *mtstate;
+	ResultRelInfo *root;
+	PartitionTupleRouting *proute;
+	TupleTableSlot *rootslot;
+	BulkInsertState bistate;
+	CommandId	cid;
+	PartBuffer *bufs[MAX_BUFFERED_PARTS];
+	int			nbufs;
+} InsertState;
+
+/* The column a dedup key names: the column itself, or deviceId for device_id. */
+static AttrNumber
+resolve_column(TupleDesc desc, const char *name)
+{
+	StringInfoData snake;
+
+	initStringInfo(&snake);
+	for (const char *p = name; *p; p++)
+	{
+		if (*p >= 'A' && *p <= 'Z')
+		{
+			if (p != name)
+				appendStringInfoChar(&snake, '_');
+			appendStringInfoChar(&snake, *p - 'A' + 'a');
+		}
+		else
+			appendStringInfoChar(&snake, *p);
+	}
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (strcmp(NameStr(att->attname), name) == 0 ||
+			strcmp(NameStr(att->attname), snake.data) == 0)
+			return att->attnum;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("dedup key \"%s\" matches no column of the target", name),
+			 errhint("Name a column of the target table, or the JSON key that maps to it.")));
+	return InvalidAttrNumber;
+}
+
+IngestTarget *
+IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
+				   const char *source_name, int source_id, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	IngestTarget *t = palloc0(sizeof(IngestTarget));
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	JsonbValue *v;
+	JsonbValue	key;
+
+	t->relid = relid;
+	t->source_id = source_id;
+	t->source_name = pstrdup(source_name);
+	t->cxt = cxt;
+	t->natts = desc->natts;
+	t->plan = DecodePlanCreate(relid, mapping, cxt);
+	t->time_attno = StreamTimeColumn(relid, &t->time_type);
+	t->max_message_bytes = 1024 * 1024;
+
+	key.type = jbvString;
+#define OPTION(name) \
+	(key.val.string.val = (name), key.val.string.len = strlen(name), \
+	 findJsonbValueFromContainer(&options->root, JB_FOBJECT, &key))
+
+	if ((v = OPTION("max_message_bytes")) && v->type == jbvNumeric)
+		t->max_message_bytes = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+	if ((v = OPTION("dedup_key")) != NULL)
+	{
+		if (v->type == jbvString)
+		{
+			t->ndedup = 1;
+			t->dedup_attnos = palloc(sizeof(AttrNumber));
+			t->dedup_attnos[0] = resolve_column(desc, pnstrdup(v->val.string.val, v->val.string.len));
+		}
+		else
+		{
+			JsonbIterator *it;
+			JsonbValue	elem;
+			JsonbIteratorToken tok;
+			Datum		arr = DirectFunctionCall2(jsonb_object_field,
+												  JsonbPGetDatum(options),
+												  CStringGetTextDatum("dedup_key"));
+
+			t->dedup_attnos = palloc(sizeof(AttrNumber) * desc->natts);
+			it = JsonbIteratorInit(&DatumGetJsonbP(arr)->root);
+			while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+				if (tok == WJB_ELEM && elem.type == jbvString && t->ndedup < desc->natts)
+					t->dedup_attnos[t->ndedup++] =
+						resolve_column(desc, pnstrdup(elem.val.string.val, elem.val.string.len));
+		}
+		t->horizon = *DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum("1 hour"),
+															ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		if ((v = OPTION("dedup_horizon")) && v->type == jbvString)
+			t->horizon = *DatumGetIntervalP(DirectFunctionCall3(interval_in,
+																CStringGetDatum(pnstrdup(v->val.string.val, v->val.string.len)),
+																ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	}
+#undef OPTION
+	table_close(rel, AccessShareLock);
+
+	if (t->ndedup > 0)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(DedupEntry);
+		ctl.hcxt = cxt;
+		t->seen = hash_create("iotstream dedup keys", 4096, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	SPI_connect();
+	{
+		Oid			dtypes[7] = {TEXTOID, TEXTOID, INT4OID, INT8OID, BYTEAOID, BYTEAOID, TEXTOID};
+		Oid			ktypes[2] = {INT4OID, INT8ARRAYOID};
+
+		t->dead_plan = SPI_prepare("INSERT INTO iotstream.dead_letters"
+								   " (source, topic, partition, \"offset\", key, payload, reason)"
+								   " VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, dtypes);
+		t->dedup_plan = SPI_prepare("INSERT INTO iotstream.source_dedup (source_id, key_hash, seen_at)"
+									" SELECT $1, h, now() FROM unnest($2) h"
+									" ON CONFLICT (source_id, key_hash) DO UPDATE SET seen_at = excluded.seen_at",
+									2, ktypes);
+		if (t->dead_plan == NULL || t->dedup_plan == NULL)
+			elog(ERROR, "could not prepare iotstream ingest statements");
+		SPI_keepplan(t->dead_plan);
+		SPI_keepplan(t->dedup_plan);
+	}
+	SPI_finish();
+	MemoryContextSwitchTo(old);
+	return t;
+}
+
+/* The dedup hashes in memory are only a cache of iotstream.source_dedup. */
+void
+IngestDedupReset(IngestTarget *t)
+{
+	if (t->seen)
+	{
+		HASH_SEQ_STATUS st;
+		DedupEntry *e;
+
+		hash_seq_init(&st, t->seen);
+		while ((e = hash_seq_search(&st)) != NULL)
+			hash_search(t->seen, &e->hash, HASH_REMOVE, NULL);
+	}
+	t->seen_loaded = false;
+}
+
+static void
+dedup_load(IngestTarget *t)
+{
+	Oid			argtypes[2] = {INT4OID, INTERVALOID};
+	Datum		args[2] = {Int32GetDatum(t->source_id), IntervalPGetDatum(&t->horizon)};
+
+	IngestDedupReset(t);
+	SPI_connect();
+	/* forget keys past the horizon, then load the rest */
+	SPI_execute_with_args("DELETE FROM iotstream.source_dedup WHERE source_id = $1"
+						  " AND seen_at < now() - $2",
+						  2, argtypes, args, NULL, false, 0);
+	SPI_execute_with_args("SELECT key_hash, seen_at FROM iotstream.source_dedup WHERE source_id = $1",
+						  1, argtypes, args, NULL, true, 0);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		uint64		h = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		DedupEntry *e = hash_search(t->seen, &h, HASH_ENTER, NULL);
+
+		e->seen_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	SPI_finish();
+	t->seen_loaded = true;
+	t->last_expiry = GetCurrentTimestamp();
+}
+
+static uint64
+dedup_hash(IngestTarget *t, Relation rel, const Datum *values, const bool *nulls, bool *usable)
+{
+	uint64		h = 0;
+
+	*usable = true;
+	for (int k = 0; k < t->ndedup; k++)
+	{
+		int			a = t->dedup_attnos[k] - 1;
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), a);
+
+		if (nulls[a])
+		{
+			*usable = false;	/* a row without its key is never a duplicate */
+			return 0;
+		}
+		if (att->attbyval)
+			h = hash_combine64(h, hash_bytes_extended((const unsigned char *) &values[a],
+													  att->attlen, k));
+		else if (att->attlen == -1)
+		{
+			struct varlena *d = PG_DETOAST_DATUM_PACKED(values[a]);
+
+			h = hash_combine64(h, hash_bytes_extended((const unsigned char *) VARDATA_ANY(d),
+													  VARSIZE_ANY_EXHDR(d), k));
+		}
+		else
+			h = hash_combine64(h, hash_bytes_extended((const unsigned char *) DatumGetPointer(values[a]),
+													  att->attlen > 0 ? att->attlen : strlen(DatumGetCString(values[a])), k));
+	}
+	return h;
+}
+
+static void
+insert_begin(IngestTarget *t, InsertState *st)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	Relation	rel;
+
+	memset(st, 0, sizeof(InsertState));
+	st->estate = CreateExecutorState();
+	rte->rtekind = RTE_RELATION;
+	rte->relid = t->relid;
+	rte->relkind = get_rel_relkind(t->relid);
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	ExecInitRangeTable(st->estate, list_make1(rte));
+	st->root = makeNode(ResultRelInfo);
+	ExecInitResultRelation(st->estate, st->root, 1);
+	CheckValidResultRel(st->root, CMD_INSERT);
+	ExecOpenIndices(st->root, false);
+	rel = st->root->ri_RelationDesc;
+
+	st->mtstate = makeNode(ModifyTableState);
+	st->mtstate->ps.state = st->estate;
+	st->mtstate->operation = CMD_INSERT;
+	st->mtstate->mt_nrels = 1;
+	st->mtstate->resultRelInfo = st->root;
+	st->mtstate->rootResultRelInfo = st->root;
+
+	AfterTriggerBeginQuery();
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		st->proute = ExecSetupPartitionTupleRouting(st->estate, rel);
+	st->cid = GetCurrentCommandId(true);
+	st->estate->es_output_cid = st->cid;
+	st->rootslot = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(rel), &TTSOpsVirtual);
+	st->bistate = GetBulkInsertState();
+}
+
+static void
+flush_buffer(InsertState *st, PartBuffer *b)
+{
+	ResultRelInfo *rri = b->rri;
+
+	if (b->n == 0)
+		return;
+	table_multi_insert(rri->ri_RelationDesc, b->slots, b->n, st->cid, 0, st->bistate);
+	for (int i = 0; i < b->n; i++)
+	{
+		if (rri->ri_NumIndices > 0)
+			list_free(ExecInsertIndexTuples(rri, b->slots[i], st->estate,
+											false, false, NULL, NIL));
+		if (rri->ri_TrigDesc && rri->ri_TrigDesc->trig_insert_after_row)
+			ExecARInsertTriggers(st->estate, rri, b->slots[i], NIL, NULL);
+		ResetPerTupleExprContext(st->estate);
+	}
+	b->n = 0;
+}
+
+static void
+insert_row(InsertState *st, const Datum *values, const bool *nulls)
+{
+	TupleTableSlot *slot = st->rootslot;
+	ResultRelInfo *rri = st->root;
+	PartBuffer *b = NULL;
+	TupleTableSlot *bslot;
+	Relation	rel;
+
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, sizeof(Datum) * slot->tts_tupleDescriptor->natts);
+	memcpy(slot->tts_isnull, nulls, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	ExecStoreVirtualTuple(slot);
+
+	if (st->proute)
+	{
+		rri = ExecFindPartition(st->mtstate, st->root, st->proute, slot, st->estate);
+		if (rri->ri_RootToPartitionMap)
+			slot = execute_attr_map_slot(rri->ri_RootToPartitionMap->attrMap, slot,
+										 rri->ri_PartitionTupleSlot);
+	}
+	rel = rri->ri_RelationDesc;
+
+	for (int i = 0; i < st->nbufs; i++)
+		if (st->bufs[i]->rri == rri)
+			b = st->bufs[i];
+	if (b == NULL)
+	{
+		if (st->nbufs == MAX_BUFFERED_PARTS)
+		{
+			for (int i = 0; i < st->nbufs; i++)
+				flush_buffer(st, st->bufs[i]);
+			st->nbufs = 0;		/* buffers are reused below */
+		}
+		if (st->bufs[st->nbufs] == NULL)
+			st->bufs[st->nbufs] = palloc0(sizeof(PartBuffer));
+		b = st->bufs[st->nbufs++];
+		if (b->rri != rri)
+		{
+			b->rri = rri;
+			b->nslots = 0;
+		}
+	}
+	if (b->n == b->nslots)
+		b->slots[b->nslots++] = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(rel),
+													   table_slot_callbacks(rel));
+	bslot = b->slots[b->n];
+	ExecCopySlot(bslot, slot);
+
+	if (rri->ri_TrigDesc && rri->ri_TrigDesc->trig_insert_before_row &&
+		!ExecBRInsertTriggers(st->estate, rri, bslot))
+		return;					/* a trigger skipped the row */
+	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
+		ExecComputeStoredGenerated(rri, st->estate, bslot, CMD_INSERT);
+	if (rel->rd_att->constr)
+		ExecConstraints(rri, bslot, st->estate);
+	ResetPerTupleExprContext(st->estate);
+	if (++b->n == MAX_BUFFERED_ROWS)
+		flush_buffer(st, b);
+}
+
+static void
+insert_end(InsertState *st)
+{
+	for (int i = 0; i < st->nbufs; i++)
+		flush_buffer(st, st->bufs[i]);
+	AfterTriggerEndQuery(st->estate);
+	if (st->proute)
+		ExecCleanupTupleRouting(st->mtstate, st->proute);
+	ExecCloseResultRelations(st->estate);
+	ExecCloseRangeTableRelations(st->estate);
+	ExecResetTupleTable(st->estate->es_tupleTable, false);
+	FreeBulkInsertState(st->bistate);
+	FreeExecutorState(st->estate);
+}
+
+/* Stores one row in its own subtransaction; returns the error, or NULL. */
+static const char *
+insert_one_safely(IngestTarget *t, const Datum *values, const bool *nulls)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	const char *volatile error = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		InsertState st;
+
+		insert_begin(t, &st);
+		insert_row(&st, values, nulls);
+		insert_end(&st);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		error = edata->message;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return error;
+}
+
+static void
+store_dead_letter(IngestTarget *t, const KafkaMessage *m, const char *reason)
+{
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	size_t		plen = Min(m->payload_len, (size_t) t->max_message_bytes);
+	bytea	   *payload = NULL;
+	bytea	   *key = NULL;
+
+	if (m->payload)
+	{
+		payload = palloc(VARHDRSZ + plen);
+		SET_VARSIZE(payload, VARHDRSZ + plen);
+		memcpy(VARDATA(payload), m->payload, plen);
+	}
+	if (m->key)
+	{
+		key = palloc(VARHDRSZ + m->key_len);
+		SET_VARSIZE(key, VARHDRSZ + m->key_len);
+		memcpy(VARDATA(key), m->key, m->key_len);
+	}
+	args[0] = CStringGetTextDatum(t->source_name);
+	args[1] = CStringGetTextDatum(m->topic ? m->topic : "");
+	args[2] = Int32GetDatum(m->partition);
+	args[3] = Int64GetDatum(m->offset);
+	args[4] = PointerGetDatum(key);
+	nulls[4] = key ? ' ' : 'n';
+	args[5] = PointerGetDatum(payload);
+	nulls[5] = payload ? ' ' : 'n';
+	args[6] = CStringGetTextDatum(reason);
+	if (SPI_execute_plan(t->dead_plan, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store a dead letter");
+}
+
+/*
+ * Stores the messages of one batch: good rows in the target, bad ones in
+ * iotstream.dead_letters with their reason, duplicates nowhere.
+ */
+void
+IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
+			bool row_by_row, IngestCounts *counts)
+{
+	int			natts = t->natts;
+	Datum	   *values = palloc(sizeof(Datum) * natts * n);
+	bool	   *nulls = palloc(sizeof(bool) * natts * n);
+	const char **reason = palloc0(sizeof(char *) * n);
+	bool	   *skip = palloc0(sizeof(bool) * n);	/* bad or duplicate */
+	StreamTime *ts = palloc(sizeof(StreamTime) * n);
+	StreamRowVerdict *verdicts = palloc(sizeof(StreamRowVerdict) * n);
+	int64	   *new_keys = NULL;
+	int			nnew = 0;
+	Relation	rel;
+
+	for (int i = 0; i < n; i++)
+	{
+		const KafkaMessage *m = &msgs[i];
+		int			ta = t->time_attno - 1;
+
+		if (m->payload == NULL)
+			reason[i] = "the message has no payload";
+		else if (m->payload_len > (size_t) t->max_message_bytes)
+			reason[i] = psprintf("the message is %zu bytes, more than max_message_bytes (" INT64_FORMAT ")",
+								 m->payload_len, t->max_message_bytes);
+		else if (!DecodeMessage(t->plan, m, values + i * natts, nulls + i * natts, &reason[i]))
+		{
+			if (reason[i] == NULL)
+				reason[i] = "the message could not be decoded";
+		}
+		if (reason[i] == NULL && !nulls[i * natts + ta])
+			ts[i] = StreamTimeFromDatum(values[i * natts + ta], t->time_type);
+		skip[i] = reason[i] != NULL || nulls[i * natts + ta];
+	}
+
+	/* partitions first: the table cannot be in use while one is attached */
+	StreamEnsurePartitions(t->relid, ts, skip, n, verdicts);
+	for (int i = 0; i < n; i++)
+	{
+		if (reason[i] == NULL && verdicts[i] != STREAM_ROW_OK)
+			reason[i] = StreamRowVerdictReason(verdicts[i]);
+		skip[i] = reason[i] != NULL;
+	}
+
+	rel = table_open(t->relid, AccessShareLock);
+	if (t->ndedup > 0)
+	{
+		if (!t->seen_loaded)
+			dedup_load(t);
+		new_keys = palloc(sizeof(int64) * n);
+		for (int i = 0; i < n; i++)
+		{
+			bool		usable;
+			uint64		h;
+			bool		found;
+			DedupEntry *e;
+
+			if (skip[i])
+				continue;
+			h = dedup_hash(t, rel, values + i * natts, nulls + i * natts, &usable);
+			if (!usable)
+				continue;
+			e = hash_search(t->seen, &h, HASH_ENTER, &found);
+			if (found)
+			{
+				skip[i] = true;
+				counts->duplicates++;
+				continue;
+			}
+			e->seen_at = GetCurrentTransactionStartTimestamp();
+			new_keys[nnew++] = (int64) h;
+		}
+	}
+	table_close(rel, AccessShareLock);
+
+	SPI_connect();
+	if (!row_by_row)
+	{
+		InsertState st;
+
+		insert_begin(t, &st);
+		for (int i = 0; i < n; i++)
+			if (!skip[i])
+			{
+				insert_row(&st, values + i * natts, nulls + i * natts);
+				counts->rows++;
+			}
+		insert_end(&st);
+	}
+	else
+	{
+		for (int i = 0; i < n; i++)
+			if (!skip[i])
+			{
+				reason[i] = insert_one_safely(t, values + i * natts, nulls + i * natts);
+				if (reason[i] == NULL)
+					counts->rows++;
+			}
+	}
+
+	for (int i = 0; i < n; i++)
+		if (reason[i] != NULL)
+		{
+			store_dead_letter(t, &msgs[i], reason[i]);
+			counts->dead++;
+		}
+	if (nnew > 0)
+	{
+		Datum		args[2];
+
+		args[0] = Int32GetDatum(t->source_id);
+		args[1] = PointerGetDatum(construct_array((Datum *) new_keys, nnew, INT8OID,
+												  sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (SPI_execute_plan(t->dedup_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not store dedup keys");
+	}
+	SPI_finish();
+	counts->messages += n;
+
+	/* once a minute, forget what the horizon no longer covers */
+	if (t->seen && TimestampDifferenceExceeds(t->last_expiry, GetCurrentTimestamp(), 60000))
+		IngestDedupReset(t);
+}

@@ -1,0 +1,378 @@
+/*-------------------------------------------------------------------------
+ * kafka_source.c
+ *		A Kafka consumer for one source: librdkafka behind a small API.
+ *
+ * This file knows librdkafka and nothing of SQL.  The worker gives it two
+ * callbacks: on assignment it fills in the offsets stored with the rows
+ * (exactly once rests on seeking there, never on the group's offsets), and
+ * on revocation it drops whatever it had not committed yet.
+ *
+ * The invariant kept here: a message is handed out only if its partition is
+ * assigned to us now and its offset is at or past the position we expect, so
+ * a message fetched before a rebalance or a seek can never be stored twice.
+ *
+ * Messages come from the consumer queue in batches, without blocking; the
+ * queue writes a byte to a pipe when it becomes non-empty, so the worker can
+ * wait on its latch and that pipe together.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+typedef struct AssignedPartition
+{
+	char	   *topic;
+	int32		partition;
+	int64		position;		/* next offset we accept; -1: any */
+} AssignedPartition;
+
+struct KafkaSource
+{
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *queue;
+	int			pipefd[2];
+	KafkaSourceCallbacks cb;
+
+	/* current assignment */
+	AssignedPartition *assigned;
+	int			nassigned;
+	int			maxassigned;
+
+	/* messages handed out and not yet released */
+	rd_kafka_message_t **held;
+	int			nheld;
+	int			maxheld;
+
+	char		last_error[256];
+	int64		error_count;
+};
+
+static AssignedPartition *
+find_assigned(KafkaSource *ks, const char *topic, int32 partition)
+{
+	for (int i = 0; i < ks->nassigned; i++)
+		if (ks->assigned[i].partition == partition &&
+			strcmp(ks->assigned[i].topic, topic) == 0)
+			return &ks->assigned[i];
+	return NULL;
+}
+
+static void
+forget_assignment(KafkaSource *ks, const rd_kafka_topic_partition_list_t *parts)
+{
+	int			j = 0;
+
+	for (int i = 0; i < ks->nassigned; i++)
+	{
+		bool		revoked = (parts == NULL);
+
+		for (int k = 0; parts && k < parts->cnt && !revoked; k++)
+			revoked = parts->elems[k].partition == ks->assigned[i].partition &&
+				strcmp(parts->elems[k].topic, ks->assigned[i].topic) == 0;
+		if (revoked)
+			free(ks->assigned[i].topic);
+		else
+			ks->assigned[j++] = ks->assigned[i];
+	}
+	ks->nassigned = j;
+}
+
+static void
+rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	KafkaSource *ks = (KafkaSource *) opaque;
+	bool		cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+	{
+		KafkaPartition *kp = calloc(parts->cnt + 1, sizeof(KafkaPartition));
+
+		for (int i = 0; i < parts->cnt; i++)
+		{
+			kp[i].topic = parts->elems[i].topic;
+			kp[i].partition = parts->elems[i].partition;
+			kp[i].offset = -1;
+		}
+		/* the worker reads the offsets it stored with the rows */
+		ks->cb.on_assign(ks->cb.arg, kp, parts->cnt);
+
+		if (ks->nassigned + parts->cnt > ks->maxassigned)
+		{
+			ks->maxassigned = (ks->nassigned + parts->cnt) * 2;
+			ks->assigned = realloc(ks->assigned, ks->maxassigned * sizeof(AssignedPartition));
+		}
+		for (int i = 0; i < parts->cnt; i++)
+		{
+			AssignedPartition *ap = &ks->assigned[ks->nassigned++];
+
+			ap->topic = strdup(parts->elems[i].topic);
+			ap->partition = parts->elems[i].partition;
+			ap->position = kp[i].offset;
+			/* INVALID: the group's committed offset, else auto.offset.reset */
+			parts->elems[i].offset = kp[i].offset >= 0 ? kp[i].offset : RD_KAFKA_OFFSET_INVALID;
+		}
+		free(kp);
+		if (cooperative)
+			rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
+		else
+			rd_kafka_assign(rk, parts);
+	}
+	else
+	{
+		/* uncommitted messages of revoked partitions are someone else's now */
+		ks->cb.on_revoke(ks->cb.arg);
+		forget_assignment(ks, cooperative ? parts : NULL);
+		if (cooperative)
+			rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+		else
+			rd_kafka_assign(rk, NULL);
+	}
+}
+
+KafkaSource *
+KafkaSourceOpen(const KafkaProperty *props, int nprops,
+				const char *const *topics, int ntopics,
+				const KafkaSourceCallbacks *cb, char *errbuf, size_t errlen)
+{
+	KafkaSource *ks = calloc(1, sizeof(KafkaSource));
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_topic_partition_list_t *subs;
+	rd_kafka_resp_err_t err;
+
+	ks->cb = *cb;
+	ks->pipefd[0] = ks->pipefd[1] = -1;
+
+	/* iotstream owns offset handling: never let librdkafka commit */
+	if (rd_kafka_conf_set(conf, "enable.auto.commit", "false", errbuf, errlen) != RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) != RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_set(conf, "enable.partition.eof", "false", errbuf, errlen) != RD_KAFKA_CONF_OK)
+		goto fail_conf;
+	for (int i = 0; i < nprops; i++)
+	{
+		if (rd_kafka_conf_set(conf, props[i].name, props[i].value, errbuf, errlen) != RD_KAFKA_CONF_OK)
+			goto fail_conf;		/* errbuf names the property, not its value */
+	}
+	rd_kafka_conf_set_opaque(conf, ks);
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+
+	ks->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen);
+	if (ks->rk == NULL)
+		goto fail_conf;
+	conf = NULL;				/* owned by rk now */
+	rd_kafka_poll_set_consumer(ks->rk);
+	ks->queue = rd_kafka_queue_get_consumer(ks->rk);
+
+	if (pipe(ks->pipefd) != 0 ||
+		fcntl(ks->pipefd[0], F_SETFL, O_NONBLOCK) != 0 ||
+		fcntl(ks->pipefd[1], F_SETFL, O_NONBLOCK) != 0)
+	{
+		snprintf(errbuf, errlen, "could not create a pipe: %m");
+		goto fail;
+	}
+	rd_kafka_queue_io_event_enable(ks->queue, ks->pipefd[1], "m", 1);
+
+	subs = rd_kafka_topic_partition_list_new(ntopics);
+	for (int i = 0; i < ntopics; i++)
+		rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
+	err = rd_kafka_subscribe(ks->rk, subs);
+	rd_kafka_topic_partition_list_destroy(subs);
+	if (err)
+	{
+		snprintf(errbuf, errlen, "could not subscribe: %s", rd_kafka_err2str(err));
+		goto fail;
+	}
+	return ks;
+
+fail_conf:
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+fail:
+	KafkaSourceClose(ks);
+	return NULL;
+}
+
+int
+KafkaSourceFd(KafkaSource *ks)
+{
+	return ks->pipefd[0];
+}
+
+/*
+ * Up to max messages without blocking; each stays valid until
+ * KafkaSourceRelease().  Errors the consumer reports (a broker down, say) are
+ * kept as the last error, not handed out.
+ */
+int
+KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max)
+{
+	rd_kafka_message_t **msgs = palloc(sizeof(rd_kafka_message_t *) * max);
+	char		drain[64];
+	ssize_t		got;
+	int			n = 0;
+
+	/* the pipe only signals empty -> non-empty: drain it, then the queue */
+	while (read(ks->pipefd[0], drain, sizeof(drain)) > 0)
+		;
+	got = rd_kafka_consume_batch_queue(ks->queue, 0, msgs, max);
+	if (ks->nheld + got > ks->maxheld)
+	{
+		ks->maxheld = Max(ks->maxheld * 2, ks->nheld + (int) got + 1024);
+		ks->held = realloc(ks->held, sizeof(rd_kafka_message_t *) * ks->maxheld);
+	}
+	for (ssize_t i = 0; i < got; i++)
+	{
+		rd_kafka_message_t *m = msgs[i];
+		const char *topic;
+		AssignedPartition *ap;
+		rd_kafka_headers_t *hdrs;
+
+		if (m->err)
+		{
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			{
+				snprintf(ks->last_error, sizeof(ks->last_error), "%s",
+						 rd_kafka_message_errstr(m));
+				ks->error_count++;
+			}
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		topic = rd_kafka_topic_name(m->rkt);
+		ap = find_assigned(ks, topic, m->partition);
+		if (ap == NULL || (ap->position >= 0 && m->offset < ap->position))
+		{
+			/* fetched before a rebalance or seek: not ours, or already stored */
+			rd_kafka_message_destroy(m);
+			continue;
+		}
+		ap->position = m->offset + 1;
+		ks->held[ks->nheld++] = m;
+
+		out[n].payload = m->payload;
+		out[n].payload_len = m->len;
+		out[n].key = m->key;
+		out[n].key_len = m->key_len;
+		out[n].topic = topic;
+		out[n].partition = m->partition;
+		out[n].offset = m->offset;
+		out[n].timestamp_ms = rd_kafka_message_timestamp(m, NULL);
+		out[n].nheaders = 0;
+		out[n].headers = NULL;
+		if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			size_t		cnt = rd_kafka_header_cnt(hdrs);
+			KafkaHeader *h = palloc(sizeof(KafkaHeader) * cnt);
+
+			for (size_t k = 0; k < cnt; k++)
+			{
+				const void *val;
+
+				rd_kafka_header_get_all(hdrs, k, &h[k].name, &val, &h[k].len);
+				h[k].value = val;
+			}
+			out[n].nheaders = (int) cnt;
+			out[n].headers = h;
+		}
+		n++;
+	}
+	pfree(msgs);
+	return n;
+}
+
+/* Frees the messages handed out since the last release. */
+void
+KafkaSourceRelease(KafkaSource *ks)
+{
+	for (int i = 0; i < ks->nheld; i++)
+		rd_kafka_message_destroy(ks->held[i]);
+	ks->nheld = 0;
+}
+
+/*
+ * After a rollback, the positions of the messages that were not stored go
+ * back to where storage says they are.
+ */
+void
+KafkaSourceRewind(KafkaSource *ks, const KafkaPartition *parts, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		AssignedPartition *ap = find_assigned(ks, parts[i].topic, parts[i].partition);
+		rd_kafka_topic_partition_list_t *l;
+
+		if (ap == NULL)
+			continue;
+		ap->position = parts[i].offset;
+		if (parts[i].offset < 0)
+			continue;
+		l = rd_kafka_topic_partition_list_new(1);
+		rd_kafka_topic_partition_list_add(l, parts[i].topic, parts[i].partition)->offset = parts[i].offset;
+		rd_kafka_error_destroy(rd_kafka_seek_partitions(ks->rk, l, 5000));
+		rd_kafka_topic_partition_list_destroy(l);
+	}
+}
+
+/* Tells the group what Postgres committed, so external lag tools work. */
+void
+KafkaSourceCommit(KafkaSource *ks, const KafkaPartition *parts, int n)
+{
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+
+	for (int i = 0; i < n; i++)
+		rd_kafka_topic_partition_list_add(l, parts[i].topic, parts[i].partition)->offset = parts[i].offset;
+	rd_kafka_commit(ks->rk, l, 1);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* The broker's high watermark as last seen by the consumer, or -1. */
+int64
+KafkaSourceHighWatermark(KafkaSource *ks, const char *topic, int32 partition)
+{
+	int64_t		lo,
+				hi;
+
+	if (rd_kafka_get_watermark_offsets(ks->rk, topic, partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	return hi;
+}
+
+const char *
+KafkaSourceLastError(KafkaSource *ks, int64 *count)
+{
+	if (count)
+		*count = ks->error_count;
+	return ks->last_error[0] ? ks->last_error : NULL;
+}
+
+/* Leaves the group and frees everything; safe on a half-opened source. */
+void
+KafkaSourceClose(KafkaSource *ks)
+{
+	if (ks == NULL)
+		return;
+	KafkaSourceRelease(ks);
+	if (ks->queue)
+	{
+		rd_kafka_queue_io_event_enable(ks->queue, -1, NULL, 0);
+		rd_kafka_queue_destroy(ks->queue);
+	}
+	if (ks->rk)
+	{
+		rd_kafka_consumer_close(ks->rk);
+		rd_kafka_destroy(ks->rk);
+	}
+	if (ks->pipefd[0] >= 0)
+		close(ks->pipefd[0]);
+	if (ks->pipefd[1] >= 0)
+		close(ks->pipefd[1]);
+	for (int i = 0; i < ks->nassigned; i++)
+		free(ks->assigned[i].topic);
+	free(ks->assigned);
+	free(ks->held);
+	free(ks);
+}

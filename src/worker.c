@@ -1,0 +1,875 @@
+/*-------------------------------------------------------------------------
+ * worker.c
+ *		The launcher and the source workers.
+ *
+ * The launcher, started by shared_preload_libraries, connects to
+ * iotstream.database and keeps one dynamic background worker per running
+ * source (or `workers` of them, sharing the consumer group), restarting
+ * failed ones with exponential backoff.  A worker consumes batches of up to
+ * batch_size messages or batch_ms milliseconds and stores each batch with
+ * the next offset of every partition it read, in one transaction; only
+ * after Postgres commits does it tell the group.  On (re)assignment it seeks
+ * to the stored offsets.  That is the whole exactly-once argument: rows and
+ * offsets commit together, and reading always resumes from the offsets.
+ *
+ * Workers wait on their latch and on a pipe librdkafka writes to when
+ * messages arrive; they never sleep.  Counters for iotstream.source_status
+ * live in shared memory, one slot per worker.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#define RATE_SECONDS 60
+
+/* One worker's counters, for iotstream.source_status. */
+typedef struct WorkerSlot
+{
+	slock_t		mutex;
+	int			source_id;		/* 0: free */
+	pid_t		pid;
+	char		state[16];
+	int64		messages;
+	int64		rows;
+	int64		dead;
+	int64		duplicates;
+	int64		batches;
+	int64		rate_second[RATE_SECONDS];	/* epoch second of each bucket */
+	int64		rate_messages[RATE_SECONDS];
+	int64		rate_rows[RATE_SECONDS];
+	TimestampTz started_at;
+	TimestampTz last_batch_at;
+	TimestampTz last_error_at;
+	char		last_error[256];
+} WorkerSlot;
+
+typedef struct IotstreamShared
+{
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+} IotstreamShared;
+
+static IotstreamShared *Shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* GUCs */
+static char *iotstream_database = NULL;
+static int	iotstream_max_workers = 16;
+
+/* worker state */
+static WorkerSlot *MySlot = NULL;
+static KafkaSource *MySource = NULL;
+static int	pending = 0;		/* messages read and not yet committed */
+
+static Size
+shared_size(void)
+{
+	return add_size(offsetof(IotstreamShared, slots),
+					mul_size(sizeof(WorkerSlot), iotstream_max_workers));
+}
+
+static void
+iotstream_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(shared_size());
+}
+
+static void
+iotstream_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	Shared = ShmemInitStruct("iotstream", shared_size(), &found);
+	if (!found)
+	{
+		memset(Shared, 0, shared_size());
+		for (int i = 0; i < iotstream_max_workers; i++)
+			SpinLockInit(&Shared->slots[i].mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static void
+set_state(const char *state)
+{
+	if (!MySlot)
+		return;
+	SpinLockAcquire(&MySlot->mutex);
+	strlcpy(MySlot->state, state, sizeof(MySlot->state));
+	SpinLockRelease(&MySlot->mutex);
+}
+
+static void
+set_error(const char *msg)
+{
+	if (!MySlot)
+		return;
+	SpinLockAcquire(&MySlot->mutex);
+	strlcpy(MySlot->last_error, msg, sizeof(MySlot->last_error));
+	MySlot->last_error_at = GetCurrentTimestamp();
+	SpinLockRelease(&MySlot->mutex);
+}
+
+static void
+count_batch(const IngestCounts *c)
+{
+	int64		sec = (int64) time(NULL);
+	int			b = sec % RATE_SECONDS;
+
+	SpinLockAcquire(&MySlot->mutex);
+	MySlot->messages += c->messages;
+	MySlot->rows += c->rows;
+	MySlot->dead += c->dead;
+	MySlot->duplicates += c->duplicates;
+	MySlot->batches++;
+	if (MySlot->rate_second[b] != sec)
+	{
+		MySlot->rate_second[b] = sec;
+		MySlot->rate_messages[b] = 0;
+		MySlot->rate_rows[b] = 0;
+	}
+	MySlot->rate_messages[b] += c->messages;
+	MySlot->rate_rows[b] += c->rows;
+	MySlot->last_batch_at = GetCurrentTimestamp();
+	SpinLockRelease(&MySlot->mutex);
+}
+
+/* ---------------------------------------------------------------------
+ * The source worker
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct SourceConfig
+{
+	int			source_id;
+	char	   *name;
+	Oid			target;
+	Jsonb	   *mapping;
+	Jsonb	   *options;
+	int			batch_size;
+	int			batch_ms;
+	char	  **topics;
+	int			ntopics;
+	KafkaProperty *props;
+	int			nprops;
+} SourceConfig;
+
+static SourceConfig *MyConfig = NULL;
+static IngestTarget *MyTarget = NULL;
+
+/*
+ * Reads the source and its librdkafka properties, secrets included; runs in
+ * a transaction.  Options with a dot in their name (and "debug") go to
+ * librdkafka; the others are ours.
+ */
+static SourceConfig *
+load_config(int source_id, MemoryContext cxt)
+{
+	SourceConfig *c = MemoryContextAllocZero(cxt, sizeof(SourceConfig));
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(source_id)};
+	MemoryContext old;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+	Datum	   *elems;
+	int			n;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT s.name, s.target::oid, s.mapping, s.options,"
+							  "  coalesce((s.options->>'batch_size')::int, 10000),"
+							  "  coalesce((s.options->>'batch_ms')::int, 100),"
+							  "  s.topics, s.brokers, s.group_id,"
+							  "  coalesce(s.options->>'start', 'earliest')"
+							  " FROM iotstream.sources s WHERE s.source_id = $1 AND s.running",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read iotstream.sources");
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return NULL;
+	}
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	old = MemoryContextSwitchTo(cxt);
+	c->source_id = source_id;
+	c->name = SPI_getvalue(tup, desc, 1);
+	c->target = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	d = SPI_getbinval(tup, desc, 3, &isnull);
+	c->mapping = isnull ? NULL : DatumGetJsonbPCopy(d);
+	c->options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull));
+	c->batch_size = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+	c->batch_ms = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+	deconstruct_array(DatumGetArrayTypePCopy(SPI_getbinval(tup, desc, 7, &isnull)),
+					  TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
+	c->topics = palloc(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+		c->topics[i] = TextDatumGetCString(elems[i]);
+	c->ntopics = n;
+	c->props = palloc(sizeof(KafkaProperty) * 3);
+	c->props[0].name = "bootstrap.servers";
+	c->props[0].value = SPI_getvalue(tup, desc, 8);
+	c->props[1].name = "group.id";
+	c->props[1].value = SPI_getvalue(tup, desc, 9);
+	c->props[2].name = "auto.offset.reset";
+	c->props[2].value = SPI_getvalue(tup, desc, 10);
+	c->nprops = 3;
+	MemoryContextSwitchTo(old);
+
+	if (SPI_execute_with_args("SELECT o.key, o.value #>> '{}' FROM iotstream.sources s, jsonb_each(s.options) o"
+							  " WHERE s.source_id = $1 AND (o.key LIKE '%.%' OR o.key = 'debug')"
+							  " UNION ALL"
+							  " SELECT o.key, o.value #>> '{}' FROM iotstream.source_secrets x, jsonb_each(x.properties) o"
+							  " WHERE x.source_id = $1",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the properties of an iotstream source");
+	old = MemoryContextSwitchTo(cxt);
+	c->props = repalloc(c->props, sizeof(KafkaProperty) * (c->nprops + SPI_processed));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		c->props[c->nprops].name = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+		c->props[c->nprops].value = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+		c->nprops++;
+	}
+	MemoryContextSwitchTo(old);
+	SPI_finish();
+	return c;
+}
+
+static void
+begin_xact(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+static void
+commit_xact(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Called by the consumer on assignment: seek to what we stored. */
+static void
+on_assign(void *arg, KafkaPartition *parts, int n)
+{
+	MemoryContext old = CurrentMemoryContext;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(MyConfig->source_id)};
+
+	begin_xact("reading stored offsets");
+	SPI_connect();
+	SPI_execute_with_args("SELECT topic, partition, next_offset FROM iotstream.source_offsets"
+						  " WHERE source_id = $1", 1, argtypes, args, NULL, true, 0);
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		char	   *topic = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
+		bool		isnull;
+		int32		partition = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+		int64		next = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+
+		for (int i = 0; i < n; i++)
+			if (parts[i].partition == partition && strcmp(parts[i].topic, topic) == 0)
+				parts[i].offset = next;
+	}
+	SPI_finish();
+	commit_xact();
+	MemoryContextSwitchTo(old);
+	elog(LOG, "iotstream source \"%s\": assigned %d partitions", MyConfig->name, n);
+}
+
+static void
+on_revoke(void *arg)
+{
+	/* nothing is committed until the batch is: drop it, the next owner reads it */
+	pending = 0;
+	KafkaSourceRelease(MySource);
+}
+
+static void
+worker_exit(int code, Datum arg)
+{
+	KafkaSourceClose(MySource);
+	MySource = NULL;
+	if (MySlot)
+	{
+		SpinLockAcquire(&MySlot->mutex);
+		MySlot->pid = 0;
+		strlcpy(MySlot->state, "stopped", sizeof(MySlot->state));
+		SpinLockRelease(&MySlot->mutex);
+	}
+}
+
+/* The next offset of every partition in the batch, for storage and the group. */
+pg_noinline static int
+batch_offsets(const KafkaMessage *msgs, int n, KafkaPartition *out)
+{
+	int			np = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		int			j;
+
+		for (j = 0; j < np; j++)
+			if (out[j].partition == msgs[i].partition && strcmp(out[j].topic, msgs[i].topic) == 0)
+				break;
+		if (j == np)
+		{
+			out[np].topic = msgs[i].topic;
+			out[np].partition = msgs[i].partition;
+			out[np].offset = -1;
+			np++;
+		}
+		out[j].offset = Max(out[j].offset, msgs[i].offset + 1);
+	}
+	return np;
+}
+
+static void
+store_offsets(const KafkaPartition *parts, int np)
+{
+	Datum	   *topics = palloc(sizeof(Datum) * np);
+	Datum	   *partitions = palloc(sizeof(Datum) * np);
+	Datum	   *offsets = palloc(sizeof(Datum) * np);
+	Datum	   *highs = palloc(sizeof(Datum) * np);
+	Oid			argtypes[5] = {INT4OID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	Datum		args[5];
+
+	for (int i = 0; i < np; i++)
+	{
+		topics[i] = CStringGetTextDatum(parts[i].topic);
+		partitions[i] = Int32GetDatum(parts[i].partition);
+		offsets[i] = Int64GetDatum(parts[i].offset);
+		highs[i] = Int64GetDatum(KafkaSourceHighWatermark(MySource, parts[i].topic, parts[i].partition));
+	}
+	args[0] = Int32GetDatum(MyConfig->source_id);
+	args[1] = PointerGetDatum(construct_array(topics, np, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(partitions, np, INT4OID, 4, true, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(offsets, np, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[4] = PointerGetDatum(construct_array(highs, np, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	SPI_connect();
+	if (SPI_execute_with_args("INSERT INTO iotstream.source_offsets AS o"
+							  " (source_id, topic, partition, next_offset, high_watermark, updated_at)"
+							  " SELECT $1, t, p, n, nullif(h, -1), now() FROM unnest($2, $3, $4, $5) u(t, p, n, h)"
+							  " ON CONFLICT (source_id, topic, partition) DO UPDATE"
+							  " SET next_offset = excluded.next_offset,"
+							  "     high_watermark = coalesce(excluded.high_watermark, o.high_watermark),"
+							  "     updated_at = excluded.updated_at",
+							  5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store offsets");
+	SPI_finish();
+}
+
+/*
+ * One transaction: the rows, the dead letters, the dedup keys and the
+ * offsets.  If the fast path fails, the batch is retried row by row.
+ */
+static void
+process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
+{
+	KafkaPartition *parts = palloc(sizeof(KafkaPartition) * n);
+	const int	np = batch_offsets(msgs, n, parts);
+	IngestCounts counts;
+
+	for (int attempt = 0; attempt < 2; attempt++)
+	{
+		volatile bool ok = true;
+
+		memset(&counts, 0, sizeof(counts));
+		begin_xact(attempt == 0 ? "ingesting a batch" : "ingesting a batch row by row");
+		PG_TRY();
+		{
+			MemoryContextSwitchTo(batch_cxt);
+			IngestBatch(MyTarget, msgs, n, attempt > 0, &counts);
+			store_offsets(parts, np);
+			commit_xact();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			if (attempt > 0)
+				PG_RE_THROW();	/* the worker restarts from the stored offsets */
+			MemoryContextSwitchTo(batch_cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			IngestDedupReset(MyTarget);
+			set_error(edata->message);
+			ok = false;
+		}
+		PG_END_TRY();
+		if (ok)
+			break;
+	}
+	MemoryContextSwitchTo(batch_cxt);
+	KafkaSourceCommit(MySource, parts, np);		/* only after Postgres committed */
+	KafkaSourceRelease(MySource);
+	count_batch(&counts);
+}
+
+static void
+claim_slot(int source_id)
+{
+	for (int i = 0; i < iotstream_max_workers; i++)
+	{
+		WorkerSlot *s = &Shared->slots[i];
+
+		SpinLockAcquire(&s->mutex);
+		if (s->pid == 0 || kill(s->pid, 0) != 0)
+		{
+			int			keep_id = s->source_id;
+
+			memset((char *) s + sizeof(slock_t), 0, sizeof(WorkerSlot) - sizeof(slock_t));
+			(void) keep_id;
+			s->source_id = source_id;
+			s->pid = MyProcPid;
+			s->started_at = GetCurrentTimestamp();
+			strlcpy(s->state, "starting", sizeof(s->state));
+			SpinLockRelease(&s->mutex);
+			MySlot = s;
+			return;
+		}
+		SpinLockRelease(&s->mutex);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("no free iotstream worker slot"),
+			 errhint("Raise iotstream.max_workers and restart the server.")));
+}
+
+PGDLLEXPORT void iotstream_source_main(Datum main_arg);
+
+void
+iotstream_source_main(Datum main_arg)
+{
+	int			source_id = DatumGetInt32(main_arg);
+	MemoryContext long_cxt;
+	MemoryContext batch_cxt;
+	KafkaMessage *msgs;
+	KafkaSourceCallbacks cb = {on_assign, on_revoke, NULL};
+	char		errbuf[512];
+	TimestampTz deadline = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(iotstream_database, NULL, 0);
+
+	long_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream source", ALLOCSET_DEFAULT_SIZES);
+	batch_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream batch", ALLOCSET_DEFAULT_SIZES);
+	claim_slot(source_id);
+	before_shmem_exit(worker_exit, (Datum) 0);
+
+	begin_xact("loading source");
+	MyConfig = load_config(source_id, long_cxt);
+	if (MyConfig == NULL)
+	{
+		commit_xact();
+		proc_exit(0);			/* stopped or dropped meanwhile */
+	}
+	MyTarget = IngestTargetCreate(MyConfig->target, MyConfig->mapping, MyConfig->options,
+								  MyConfig->name, source_id, long_cxt);
+	commit_xact();
+	pgstat_report_appname(MyConfig->name);
+
+	MySource = KafkaSourceOpen(MyConfig->props, MyConfig->nprops,
+							   (const char *const *) MyConfig->topics, MyConfig->ntopics,
+							   &cb, errbuf, sizeof(errbuf));
+	if (MySource == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("iotstream source \"%s\" could not start its consumer: %s",
+						MyConfig->name, errbuf)));
+	set_state("running");
+	elog(LOG, "iotstream source \"%s\" started", MyConfig->name);
+
+	msgs = MemoryContextAlloc(long_cxt, sizeof(KafkaMessage) * MyConfig->batch_size);
+	MemoryContextSwitchTo(batch_cxt);
+	for (;;)
+	{
+		int			got;
+		long		timeout;
+		const char *kerr;
+		int64		nerr;
+		static int64 seen_err = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		got = KafkaSourcePoll(MySource, msgs + pending, MyConfig->batch_size - pending);
+		if (got > 0 && pending == 0)
+			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MyConfig->batch_ms);
+		pending += got;
+
+		kerr = KafkaSourceLastError(MySource, &nerr);
+		if (kerr && nerr != seen_err)
+		{
+			seen_err = nerr;
+			set_error(kerr);
+		}
+
+		if (pending > 0 && (pending >= MyConfig->batch_size ||
+							GetCurrentTimestamp() >= deadline))
+		{
+			int			n = pending;
+
+			pending = 0;
+			process_batch(msgs, n, batch_cxt);
+			MemoryContextReset(batch_cxt);
+			continue;
+		}
+		if (got > 0)
+			continue;			/* the queue may hold more */
+
+		timeout = pending > 0 ?
+			Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline)) : 1000;
+		(void) WaitLatchOrSocket(MyLatch,
+								 WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 KafkaSourceFd(MySource), timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * The launcher
+ * ---------------------------------------------------------------------
+ */
+
+typedef struct LaunchedWorker
+{
+	int			source_id;
+	int			index;			/* of the source's workers */
+	char	   *version;		/* the source row as text: a change restarts */
+	BackgroundWorkerHandle *handle;
+	int			failures;
+	TimestampTz started_at;
+	TimestampTz next_start;
+	bool		wanted;
+} LaunchedWorker;
+
+static LaunchedWorker *launched = NULL;
+static int	nlaunched = 0;
+
+static LaunchedWorker *
+find_launched(int source_id, int index)
+{
+	for (int i = 0; i < nlaunched; i++)
+		if (launched[i].source_id == source_id && launched[i].index == index)
+			return &launched[i];
+	return NULL;
+}
+
+static void
+start_worker(LaunchedWorker *w)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;	/* we restart it, with backoff */
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "iotstream");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "iotstream_source_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "iotstream source %d worker %d", w->source_id, w->index);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "iotstream source worker");
+	bgw.bgw_main_arg = Int32GetDatum(w->source_id);
+	bgw.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&bgw, &w->handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start an iotstream source worker"),
+				 errhint("Raise max_worker_processes.")));
+		w->handle = NULL;
+	}
+	w->started_at = GetCurrentTimestamp();
+}
+
+/* Compare what runs with what should run; start, stop and restart. */
+static void
+launcher_reconcile(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext cxt = CurrentMemoryContext;
+
+	for (int i = 0; i < nlaunched; i++)
+		launched[i].wanted = false;
+
+	begin_xact("reading sources");
+	if (OidIsValid(get_namespace_oid("iotstream", true)) &&
+		OidIsValid(get_relname_relid("sources", get_namespace_oid("iotstream", true))))
+	{
+		SPI_connect();
+		SPI_execute("SELECT s.source_id, w, s::text FROM iotstream.sources s,"
+					" generate_series(1, least(greatest(coalesce((s.options->>'workers')::int, 1), 1), 64)) w"
+					" WHERE s.running", true, 0);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			bool		isnull;
+			int			id = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+			int			index = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+			char	   *version = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
+			LaunchedWorker *w = find_launched(id, index);
+
+			if (w == NULL)
+			{
+				launched = launched ? repalloc(launched, sizeof(LaunchedWorker) * (nlaunched + 1)) :
+					MemoryContextAlloc(TopMemoryContext, sizeof(LaunchedWorker));
+				w = &launched[nlaunched++];
+				memset(w, 0, sizeof(LaunchedWorker));
+				w->source_id = id;
+				w->index = index;
+			}
+			if (w->version && strcmp(w->version, version) != 0 && w->handle)
+			{
+				/* settings changed: restart with the new ones */
+				TerminateBackgroundWorker(w->handle);
+				w->failures = 0;
+				w->next_start = 0;
+			}
+			if (w->version)
+				pfree(w->version);
+			w->version = MemoryContextStrdup(TopMemoryContext, version);
+			w->wanted = true;
+		}
+		SPI_finish();
+	}
+	commit_xact();
+	MemoryContextSwitchTo(cxt);
+
+	for (int i = 0; i < nlaunched; i++)
+	{
+		LaunchedWorker *w = &launched[i];
+		pid_t		pid;
+		BgwHandleStatus status = w->handle ? GetBackgroundWorkerPid(w->handle, &pid) : BGWH_STOPPED;
+
+		if (!w->wanted)
+		{
+			if (status != BGWH_STOPPED)
+				TerminateBackgroundWorker(w->handle);
+			continue;
+		}
+		if (status != BGWH_STOPPED)
+			continue;
+		if (w->handle)
+		{
+			/* it stopped on its own: back off, unless it had run a while */
+			pfree(w->handle);
+			w->handle = NULL;
+			if (TimestampDifferenceExceeds(w->started_at, now, 60000))
+				w->failures = 0;
+			w->failures++;
+			w->next_start = TimestampTzPlusMilliseconds(now, Min(60000, 500L << Min(w->failures, 7)));
+		}
+		if (now >= w->next_start)
+			start_worker(w);
+	}
+	/* forget the entries that are neither wanted nor running */
+	for (int i = 0; i < nlaunched; i++)
+		if (!launched[i].wanted && launched[i].handle == NULL)
+			launched[i--] = launched[--nlaunched];
+		else if (!launched[i].wanted && launched[i].handle &&
+				 GetBackgroundWorkerPid(launched[i].handle, &(pid_t){0}) == BGWH_STOPPED)
+		{
+			pfree(launched[i].handle);
+			launched[i].handle = NULL;
+			launched[i--] = launched[--nlaunched];
+		}
+}
+
+PGDLLEXPORT void iotstream_launcher_main(Datum main_arg);
+
+void
+iotstream_launcher_main(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	Shared->launcher_pid = MyProcPid;
+	Shared->launcher_latch = MyLatch;
+	BackgroundWorkerInitializeConnection(iotstream_database, NULL, 0);
+	pgstat_report_appname("iotstream launcher");
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		launcher_reconcile();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---------------------------------------------------------------------
+ * SQL-callable: waking the launcher at commit, and the status
+ * ---------------------------------------------------------------------
+ */
+
+static bool wake_registered = false;
+
+static void
+wake_at_commit(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && Shared && Shared->launcher_latch)
+		SetLatch(Shared->launcher_latch);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+	{
+		UnregisterXactCallback(wake_at_commit, NULL);
+		wake_registered = false;
+	}
+}
+
+/* iotstream._wake_launcher(): the launcher looks at the sources at commit. */
+PG_FUNCTION_INFO_V1(iotstream_wake_launcher);
+Datum
+iotstream_wake_launcher(PG_FUNCTION_ARGS)
+{
+	if (!wake_registered)
+	{
+		RegisterXactCallback(wake_at_commit, NULL);
+		wake_registered = true;
+	}
+	PG_RETURN_VOID();
+}
+
+/*
+ * iotstream._worker_stats() -> setof (source_id, pid, state, messages, rows,
+ *	 dead, duplicates, batches, messages_per_sec, rows_per_sec, started_at,
+ *	 last_batch_at, last_error, last_error_at)
+ */
+PG_FUNCTION_INFO_V1(iotstream_worker_stats);
+Datum
+iotstream_worker_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int64		now = (int64) time(NULL);
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (Shared == NULL)
+		return (Datum) 0;		/* not preloaded */
+	for (int i = 0; i < iotstream_max_workers; i++)
+	{
+		WorkerSlot	s;
+		Datum		v[14];
+		bool		nulls[14] = {0};
+		int64		msgs = 0,
+					rows = 0;
+
+		SpinLockAcquire(&Shared->slots[i].mutex);
+		memcpy(&s, &Shared->slots[i], sizeof(WorkerSlot));
+		SpinLockRelease(&Shared->slots[i].mutex);
+		if (s.source_id == 0)
+			continue;
+		for (int b = 0; b < RATE_SECONDS; b++)
+			if (s.rate_second[b] > now - RATE_SECONDS)
+			{
+				msgs += s.rate_messages[b];
+				rows += s.rate_rows[b];
+			}
+		v[0] = Int32GetDatum(s.source_id);
+		v[1] = Int32GetDatum(s.pid);
+		nulls[1] = s.pid == 0;
+		v[2] = CStringGetTextDatum(s.pid == 0 ? "stopped" : s.state);
+		v[3] = Int64GetDatum(s.messages);
+		v[4] = Int64GetDatum(s.rows);
+		v[5] = Int64GetDatum(s.dead);
+		v[6] = Int64GetDatum(s.duplicates);
+		v[7] = Int64GetDatum(s.batches);
+		v[8] = Float8GetDatum(msgs / (double) RATE_SECONDS);
+		v[9] = Float8GetDatum(rows / (double) RATE_SECONDS);
+		v[10] = TimestampTzGetDatum(s.started_at);
+		v[11] = TimestampTzGetDatum(s.last_batch_at);
+		nulls[11] = s.last_batch_at == 0;
+		v[12] = CStringGetTextDatum(s.last_error);
+		nulls[12] = s.last_error[0] == '\0';
+		v[13] = TimestampTzGetDatum(s.last_error_at);
+		nulls[13] = s.last_error_at == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* Called from _PG_init: GUCs, shared memory, and the launcher. */
+void
+WorkerInit(void)
+{
+	DefineCustomStringVariable("iotstream.database",
+							   "Database whose sources the iotstream launcher runs.",
+							   NULL, &iotstream_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("iotstream.max_workers",
+							"Maximum number of iotstream source workers.",
+							"Each also needs a slot in max_worker_processes.",
+							&iotstream_max_workers, 16, 1, 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = iotstream_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = iotstream_shmem_startup;
+
+	{
+		BackgroundWorker bgw;
+
+		memset(&bgw, 0, sizeof(bgw));
+		bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		bgw.bgw_restart_time = 5;
+		snprintf(bgw.bgw_library_name, BGW_MAXLEN, "iotstream");
+		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "iotstream_launcher_main");
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "iotstream launcher");
+		snprintf(bgw.bgw_type, BGW_MAXLEN, "iotstream launcher");
+		RegisterBackgroundWorker(&bgw);
+	}
+}
