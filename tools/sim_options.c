@@ -223,17 +223,17 @@ parse_options(Options *o, int argc, char **argv)
 
 			if (*end || d < 0 || errno)
 				die("bad number", v);
-			if (a[2] == 'r')
+			if (strcmp(a, "--rate") == 0)
 				o->rate = d;
-			else if (a[3] == 'u')
+			else if (strcmp(a, "--duration") == 0)
 				o->duration = d;
-			else if (a[3] == 'd')
+			else if (strcmp(a, "--duplicates") == 0)
 				o->dup_fraction = d;
-			else if (a[2] == 'b')
+			else if (strcmp(a, "--bad") == 0)
 				o->bad_fraction = d;
 			else
 				o->flush_timeout_ms = (int) (d * 1000);
-			if ((a[3] == 'd' || a[2] == 'b') && d > 1)
+			if (d > 1 && (strcmp(a, "--duplicates") == 0 || strcmp(a, "--bad") == 0))
 				die("a fraction must be between 0 and 1", v);
 		}
 		else if (strcmp(a, "--devices") == 0)
