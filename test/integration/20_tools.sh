@@ -9,7 +9,12 @@ set -euo pipefail
 W=$IOTSTREAM_WORK/20_tools
 mkdir -p "$W"
 T0=2026-01-01T00:00:00Z
-psql_q() { PGOPTIONS='-c client_min_messages=warning' psql -X -A -t -q -v ON_ERROR_STOP=1 "$@"; }
+# scratch tables live in their own schema, dropped at the start and the end
+psql_q() {
+  PGOPTIONS='-c client_min_messages=warning -c search_path=tools_test' \
+    psql -X -A -t -q -v ON_ERROR_STOP=1 "$@"
+}
+psql_q -c "DROP SCHEMA IF EXISTS tools_test CASCADE; CREATE SCHEMA tools_test"
 
 start_broker --brokers 3 --topic events:8 --topic telemetry:4 --topic ordered:4
 echo "broker at $BROKERS"
@@ -152,4 +157,4 @@ port=$AZURITE_PORT
 stop_azurite
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then fail "azurite still listens after stop"; fi
 echo "ok - azurite stopped"
-psql_q -c "DROP VIEW ev_rows, tel_rows; DROP TABLE ev, tel, ord"
+psql_q -c "DROP SCHEMA tools_test CASCADE"
