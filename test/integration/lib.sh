@@ -30,8 +30,10 @@ IOTSTREAM_SIM=${IOTSTREAM_SIM:-$IOTSTREAM_ROOT/tools/bin/iotstream-sim}
 AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 AZURITE_ACCOUNT=devstoreaccount1
 
+_LIB_OWN_WORK=
 if [ -z "${IOTSTREAM_WORK:-}" ]; then
   IOTSTREAM_WORK=$(mktemp -d /tmp/iotstream-it.XXXXXX)
+  _LIB_OWN_WORK=$IOTSTREAM_WORK
 fi
 export IOTSTREAM_WORK
 mkdir -p "$IOTSTREAM_WORK"
@@ -221,5 +223,8 @@ azurite_request() {
 _lib_cleanup() {
   stop_broker
   stop_azurite
+  # a work directory we made ourselves (run outside test/run.sh) goes too
+  [ -n "$_LIB_OWN_WORK" ] && rm -rf "$_LIB_OWN_WORK"
+  return 0
 }
 trap _lib_cleanup EXIT
