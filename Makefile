@@ -49,3 +49,34 @@ demo-stop:
 
 bench:
 	test/run.sh bench
+
+# ---------------------------------------------------------------------------
+# tools/: programs the project ships next to the extension (a local broker
+# and a load simulator).  Plain gcc, not PGXS: they are not part of the
+# shared library.  `all` builds them, `install` copies them to PostgreSQL's
+# bindir, `clean` removes them.
+TOOLS_CC     ?= gcc
+TOOLS_CFLAGS  = -Wall -Wextra -Werror -O2
+TOOLS_BIN     = tools/bin/iotstream-broker tools/bin/iotstream-sim
+
+.PHONY: tools install-tools clean-tools
+tools: $(TOOLS_BIN)
+
+tools/bin/iotstream-broker: tools/broker.c
+	@mkdir -p tools/bin
+	$(TOOLS_CC) $(TOOLS_CFLAGS) -o $@ $< -lrdkafka
+
+tools/bin/iotstream-sim: tools/simulator.c tools/sim_message.c tools/sim_options.c tools/sim.h
+	@mkdir -p tools/bin
+	$(TOOLS_CC) $(TOOLS_CFLAGS) -o $@ $(filter %.c,$^) -lrdkafka -lm
+
+install-tools: tools
+	install -d '$(DESTDIR)$(bindir)'
+	install -m 755 $(TOOLS_BIN) '$(DESTDIR)$(bindir)/'
+
+clean-tools:
+	rm -rf tools/bin
+
+all: tools
+install: install-tools
+clean: clean-tools

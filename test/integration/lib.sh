@@ -1,0 +1,230 @@
+# test/integration/lib.sh: helpers for integration scripts; source it.
+#
+#   . "$(dirname "$0")/lib.sh"
+#
+# Everything started here is recorded in $IOTSTREAM_PIDS (one pid a line),
+# which test/run.sh kills at the end even if a script dies half-way; the
+# helpers also stop what they started when the sourcing script exits.
+# Scratch files go to $IOTSTREAM_WORK (set by test/run.sh; a fresh temporary
+# directory otherwise).
+#
+#   start_broker [iotstream-broker args]   start a broker; exports BROKERS
+#   broker_cmd "down 1"                    send a command; fails unless "ok"
+#   stop_broker                            quit it (all its data is gone)
+#   start_azurite                          exports AZURITE_BLOB_URL, AZURITE_PORT
+#   stop_azurite
+#   azurite_request METHOD PATH [FILE]     SharedKey-signed curl to Azurite;
+#                                          prints the body, then the HTTP status
+#                                          on the last line
+#   free_port                              print a free loopback TCP port
+#   wait_for "<sql boolean>" [timeout_s]   poll psql every 0.2 s until true
+#   assert_eq ACTUAL EXPECTED "message"    compare, print, fail on mismatch
+#   json_get JSON KEY[.KEY...]             print a value from a JSON document
+#   fail "message"                         print and exit 1
+#
+# The simulator and broker binaries are $IOTSTREAM_SIM and $IOTSTREAM_BROKER.
+
+IOTSTREAM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+IOTSTREAM_BROKER=${IOTSTREAM_BROKER:-$IOTSTREAM_ROOT/tools/bin/iotstream-broker}
+IOTSTREAM_SIM=${IOTSTREAM_SIM:-$IOTSTREAM_ROOT/tools/bin/iotstream-sim}
+AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+AZURITE_ACCOUNT=devstoreaccount1
+
+_LIB_OWN_WORK=
+if [ -z "${IOTSTREAM_WORK:-}" ]; then
+  IOTSTREAM_WORK=$(mktemp -d /tmp/iotstream-it.XXXXXX)
+  _LIB_OWN_WORK=$IOTSTREAM_WORK
+fi
+export IOTSTREAM_WORK
+mkdir -p "$IOTSTREAM_WORK"
+: "${IOTSTREAM_PIDS:=$IOTSTREAM_WORK/pids}"
+export IOTSTREAM_PIDS
+touch "$IOTSTREAM_PIDS"
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+_lib_record_pid() {
+  echo "$1" >>"$IOTSTREAM_PIDS"
+}
+
+# A loopback port nobody listens on (random, so parallel runs rarely meet).
+free_port() {
+  local p i
+  for i in $(seq 1 200); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+assert_eq() {
+  local actual=$1 expected=$2 msg=${3:-value}
+  if [ "$actual" = "$expected" ]; then
+    echo "ok - $msg: $actual"
+  else
+    echo "not ok - $msg: got '$actual', expected '$expected'" >&2
+    exit 1
+  fi
+}
+
+# json_get '{"a":{"b":1}}' a.b  -> 1 (strings unquoted, objects as JSON)
+json_get() {
+  node -e '
+    let v = JSON.parse(process.argv[1]);
+    for (const k of process.argv[2].split(".")) v = v == null ? undefined : v[k];
+    if (v === undefined) process.exit(1);
+    process.stdout.write(typeof v === "object" ? JSON.stringify(v) : String(v));
+  ' "$1" "$2"
+}
+
+# wait_for "<sql returning boolean>" [timeout_s, default 30]
+wait_for() {
+  local sql=$1 timeout=${2:-30} deadline r
+  deadline=$(($(date +%s%N) + timeout * 1000000000))
+  while :; do
+    r=$(psql -X -A -t -q -c "$sql" 2>/dev/null)
+    [ "$r" = t ] && return 0
+    if [ "$(date +%s%N)" -gt "$deadline" ]; then
+      echo "FAIL: timed out after ${timeout}s waiting for: $sql (last answer: '$r')" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+# --- broker ---------------------------------------------------------------
+# The broker reads commands on a FIFO that this shell keeps open on fd
+# $BROKER_FD, and answers one line per command into $BROKER_DIR/out, whose
+# first line is the bootstrap list.
+
+start_broker() {
+  local i
+  [ -x "$IOTSTREAM_BROKER" ] || fail "$IOTSTREAM_BROKER is not built (make tools)"
+  BROKER_DIR=$(mktemp -d "$IOTSTREAM_WORK/broker.XXXXXX")
+  mkfifo "$BROKER_DIR/in"
+  "$IOTSTREAM_BROKER" "$@" <"$BROKER_DIR/in" >"$BROKER_DIR/out" 2>"$BROKER_DIR/err" &
+  BROKER_PID=$!
+  _lib_record_pid "$BROKER_PID"
+  # opening the write end waits for the broker to open the read end
+  exec {BROKER_FD}>"$BROKER_DIR/in"
+  for i in $(seq 1 100); do
+    if [ -s "$BROKER_DIR/out" ]; then
+      BROKERS=$(head -n 1 "$BROKER_DIR/out")
+      case "$BROKERS" in *:*) export BROKERS; return 0 ;; esac
+    fi
+    kill -0 "$BROKER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$BROKER_DIR/err" >&2
+  fail "iotstream-broker did not print its bootstrap servers"
+}
+
+# broker_cmd "down 1": returns 0 on "ok", prints the answer otherwise.
+broker_cmd() {
+  local before after i answer
+  [ -n "${BROKER_FD:-}" ] || fail "broker_cmd: no broker started"
+  before=$(wc -l <"$BROKER_DIR/out")
+  echo "$*" >&"$BROKER_FD"
+  for i in $(seq 1 100); do
+    after=$(wc -l <"$BROKER_DIR/out")
+    if [ "$after" -gt "$before" ]; then
+      answer=$(sed -n "$((before + 1))p" "$BROKER_DIR/out")
+      [ "$answer" = ok ] && return 0
+      echo "broker_cmd '$*': $answer" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+  fail "broker_cmd '$*': no answer within 5 s"
+}
+
+stop_broker() {
+  local i
+  [ -n "${BROKER_PID:-}" ] || return 0
+  echo quit >&"$BROKER_FD" 2>/dev/null || true
+  exec {BROKER_FD}>&-
+  for i in $(seq 1 50); do
+    kill -0 "$BROKER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$BROKER_PID" 2>/dev/null || true
+  wait "$BROKER_PID" 2>/dev/null || true
+  unset BROKER_PID BROKER_FD BROKERS
+}
+
+# --- Azurite (Azure Blob Storage emulator) --------------------------------
+
+start_azurite() {
+  local bin i
+  bin=$IOTSTREAM_ROOT/test/node/node_modules/azurite/dist/src/blob/main.js
+  [ -f "$bin" ] || fail "azurite is not installed (tools/install-deps.sh)"
+  AZURITE_PORT=$(free_port)
+  AZURITE_DIR=$(mktemp -d "$IOTSTREAM_WORK/azurite.XXXXXX")
+  (cd "$AZURITE_DIR" && exec node "$bin" --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" --inMemoryPersistence \
+    --disableTelemetry --silent --skipApiVersionCheck >"$AZURITE_DIR/log" 2>&1) &
+  AZURITE_PID=$!
+  _lib_record_pid "$AZURITE_PID"
+  AZURITE_BLOB_URL=http://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT
+  export AZURITE_PORT AZURITE_BLOB_URL AZURITE_KEY AZURITE_ACCOUNT
+  for i in $(seq 1 150); do
+    # any HTTP answer means it listens (an anonymous request gets 4xx)
+    if curl -s -o /dev/null -w '%{http_code}' "$AZURITE_BLOB_URL?comp=list" 2>/dev/null |
+        grep -q '^[1-5]'; then
+      return 0
+    fi
+    kill -0 "$AZURITE_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  cat "$AZURITE_DIR/log" >&2
+  fail "azurite did not answer on port $AZURITE_PORT"
+}
+
+stop_azurite() {
+  [ -n "${AZURITE_PID:-}" ] || return 0
+  kill "$AZURITE_PID" 2>/dev/null || true
+  wait "$AZURITE_PID" 2>/dev/null || true
+  unset AZURITE_PID AZURITE_BLOB_URL
+}
+
+# azurite_request PUT "/cont?restype=container"; azurite_request PUT /cont/blob FILE
+# PATH starts with the container; the query string, if any, is signed too.
+azurite_request() {
+  local method=$1 path=$2 file=${3:-} date version=2021-08-06 len= ctype= res q sig
+  local -a extra=()
+  date=$(LC_ALL=C TZ=GMT date '+%a, %d %b %Y %H:%M:%S GMT')
+  res="/$AZURITE_ACCOUNT/$AZURITE_ACCOUNT${path%%\?*}"
+  if [ "$path" != "${path#*\?}" ]; then
+    q=${path#*\?}
+    # canonicalized query: name:value lines sorted by name
+    res="$res"$'\n'"$(tr '&' '\n' <<<"$q" | sed 's/=/:/' | LC_ALL=C sort)"
+  fi
+  if [ -n "$file" ]; then
+    len=$(stat -c %s "$file")
+    [ "$len" = 0 ] && len=
+    ctype=application/octet-stream
+    extra=(--data-binary "@$file" -H "Content-Type: $ctype" -H "x-ms-blob-type: BlockBlob")
+  fi
+  local hdrs="x-ms-date:$date"$'\n'"x-ms-version:$version"
+  [ -n "$file" ] && hdrs="x-ms-blob-type:BlockBlob"$'\n'"$hdrs"
+  sig=$(printf '%s\n\n\n%s\n\n%s\n\n\n\n\n\n\n%s\n%s' "$method" "$len" "$ctype" "$hdrs" "$res" |
+    openssl dgst -sha256 -mac HMAC -macopt "hexkey:$(base64 -d <<<"$AZURITE_KEY" | od -An -v -tx1 | tr -d ' \n')" -binary |
+    base64 -w0)
+  curl -s -X "$method" -w '\n%{http_code}\n' "${extra[@]}" \
+    -H "x-ms-date: $date" -H "x-ms-version: $version" \
+    -H "Authorization: SharedKey $AZURITE_ACCOUNT:$sig" "$AZURITE_BLOB_URL$path"
+}
+
+_lib_cleanup() {
+  stop_broker
+  stop_azurite
+  # a work directory we made ourselves (run outside test/run.sh) goes too
+  [ -n "$_LIB_OWN_WORK" ] && rm -rf "$_LIB_OWN_WORK"
+  return 0
+}
+trap _lib_cleanup EXIT
