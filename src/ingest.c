@@ -150,9 +150,9 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 	t->max_message_bytes = 1024 * 1024;
 
 	key.type = jbvString;
-#define OPTION(name) \
+#define OPTION(name) (options == NULL ? NULL : \
 	(key.val.string.val = (name), key.val.string.len = strlen(name), \
-	 findJsonbValueFromContainer(&options->root, JB_FOBJECT, &key))
+	 findJsonbValueFromContainer(&options->root, JB_FOBJECT, &key)))
 
 	if ((v = OPTION("max_message_bytes")) && v->type == jbvNumeric)
 		t->max_message_bytes = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
@@ -626,4 +626,30 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 	/* once a minute, forget what the horizon no longer covers */
 	if (t->seen && TimestampDifferenceExceeds(t->last_expiry, GetCurrentTimestamp(), 60000))
 		IngestDedupReset(t);
+}
+
+/*
+ * iotstream._validate_source(target regclass, mapping jsonb, options jsonb)
+ * Builds what a worker would build, so create_source fails at once, with
+ * the decoder's hint, on a mapping or dedup key that cannot work.
+ */
+PG_FUNCTION_INFO_V1(iotstream_validate_source);
+Datum
+iotstream_validate_source(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "iotstream validation",
+											  ALLOCSET_SMALL_SIZES);
+	IngestTarget *t;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a source needs a target table"),
+				 errhint("Pass the stream table to ingest into.")));
+	t = IngestTargetCreate(PG_GETARG_OID(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
+						   PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), "", 0, cxt);
+	SPI_freeplan(t->dead_plan);
+	SPI_freeplan(t->dedup_plan);
+	MemoryContextDelete(cxt);
+	PG_RETURN_VOID();
 }

@@ -7,11 +7,6 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-# One run at a time on a machine: every run installs its build of the
-# extension into the one PostgreSQL installation.
-exec 9>/tmp/iotstream-test.lock
-flock 9
-
 tools/install-deps.sh || exit 1
 . tools/cluster.sh
 
@@ -27,6 +22,7 @@ cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null
   done <"$IOTSTREAM_PIDS"
   cluster_stop "$IOTSTREAM_WORK/cluster"
+  [ -n "${PRIVATE_PG:-}" ] && rm -rf "$PRIVATE_PG"
   # nothing of ours may outlive the run
   while read -r pid; do
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
@@ -35,6 +31,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "interrupted" >&2; exit 130' INT TERM
 
+echo "== installing this build into a private copy of PostgreSQL"
+private_install || exit 1
 echo "== starting a throwaway cluster"
 cluster_start "$IOTSTREAM_WORK/cluster" iotstream_test || exit 1
 psql -X -q -c "CREATE EXTENSION IF NOT EXISTS pgtap" || exit 1

@@ -146,10 +146,10 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION iotstream._source_id(text) IS 'Internal: the id of a source, or an error with a hint.';
 
-CREATE FUNCTION iotstream.validate_source_target(target regclass, mapping jsonb)
-RETURNS void AS 'MODULE_PATHNAME', 'validate_source_target' LANGUAGE C;
-COMMENT ON FUNCTION iotstream.validate_source_target(regclass, jsonb) IS
-    'Checks that messages can be mapped onto target (a stream table) with mapping; errors with a hint otherwise.';
+CREATE FUNCTION iotstream._validate_source(target regclass, mapping jsonb, options jsonb)
+RETURNS void AS 'MODULE_PATHNAME', 'iotstream_validate_source' LANGUAGE C;
+COMMENT ON FUNCTION iotstream._validate_source(regclass, jsonb, jsonb) IS
+    'Internal: builds the decoder and dedup settings a worker would, so a mapping or dedup key that cannot work fails at create time.';
 
 CREATE FUNCTION iotstream.create_source(
     name    text,
@@ -191,8 +191,8 @@ BEGIN
             MESSAGE = format('target %s is not a stream table', coalesce(target::text, 'NULL')),
             HINT = 'Create it with iotstream.create_stream_table() first.';
     END IF;
-    PERFORM iotstream.validate_source_target(target, mapping);
     PERFORM iotstream._check_source_options(options);
+    PERFORM iotstream._validate_source(target, mapping, options);
     SELECT coalesce(jsonb_object_agg(key, value) FILTER (WHERE NOT iotstream._is_secret_option(key)), '{}'),
            coalesce(jsonb_object_agg(key, value) FILTER (WHERE iotstream._is_secret_option(key)), '{}')
       INTO public_opts, secret_opts
@@ -210,7 +210,7 @@ CREATE FUNCTION iotstream.start_source(name text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM iotstream._require_superuser('start a source');
-    UPDATE iotstream.sources s SET running = true WHERE s.source_id = iotstream._source_id(name);
+    UPDATE iotstream.sources s SET running = true WHERE s.source_id = iotstream._source_id(start_source.name);
     PERFORM iotstream._wake_launcher();
 END $$;
 COMMENT ON FUNCTION iotstream.start_source(text) IS 'Starts consuming: the launcher starts a worker at commit, and again after restarts, until stop_source.';
@@ -219,7 +219,7 @@ CREATE FUNCTION iotstream.stop_source(name text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM iotstream._require_superuser('stop a source');
-    UPDATE iotstream.sources s SET running = false WHERE s.source_id = iotstream._source_id(name);
+    UPDATE iotstream.sources s SET running = false WHERE s.source_id = iotstream._source_id(stop_source.name);
     PERFORM iotstream._wake_launcher();
 END $$;
 COMMENT ON FUNCTION iotstream.stop_source(text) IS 'Stops consuming; the worker finishes its batch and exits within a second of commit.';
@@ -240,9 +240,8 @@ BEGIN
     PERFORM iotstream._require_superuser('alter a source');
     id := iotstream._source_id(name);
     SELECT * INTO s FROM iotstream.sources x WHERE x.source_id = id FOR UPDATE;
-    IF mapping IS NOT NULL THEN
-        PERFORM iotstream.validate_source_target(s.target, mapping);
-    END IF;
+    PERFORM iotstream._validate_source(s.target, coalesce(mapping, s.mapping),
+                                       s.options || coalesce(options, '{}'));
     IF options IS NOT NULL THEN
         PERFORM iotstream._check_source_options(options);
         SELECT coalesce(jsonb_object_agg(key, value) FILTER (WHERE NOT iotstream._is_secret_option(key)), '{}'),
@@ -265,7 +264,7 @@ CREATE FUNCTION iotstream.drop_source(name text, drop_offsets boolean DEFAULT tr
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM iotstream._require_superuser('drop a source');
-    DELETE FROM iotstream.sources s WHERE s.source_id = iotstream._source_id(name);
+    DELETE FROM iotstream.sources s WHERE s.source_id = iotstream._source_id(drop_source.name);
     PERFORM iotstream._wake_launcher();
 END $$;
 COMMENT ON FUNCTION iotstream.drop_source(text, boolean) IS 'Stops and removes a source with its stored offsets and dedup keys; dead letters stay.';
