@@ -186,9 +186,11 @@ put_time(char *p, const Options *o, int64_t ms, int64_t *ms_out)
 
 /* a float with 15 fractional digits, like the seed's 57.739726013343247 */
 static char *
-put_float15(char *p, uint64_t *rng, int lo, int span)
+put_float15(char *p, uint64_t *rng, int lo, int span, int64_t add)
 {
-	p = put_u64(p, lo + rng_below(rng, span));
+	int64_t		ip = lo + (int64_t) rng_below(rng, span) + add;
+
+	p = put_u64(p, ip > 0 ? ip : 0);	/* a level shift stops at 0 */
 	*p++ = '.';
 	return put_padded(p, rng_below(rng, 1000000000000000ULL), 15);
 }
@@ -196,9 +198,35 @@ put_float15(char *p, uint64_t *rng, int lo, int span)
 static char *
 put_cents(char *p, int64_t cents)
 {
+	if (cents < 0)
+	{
+		*p++ = '-';
+		cents = -cents;
+	}
 	p = put_u64(p, cents / 100);
 	*p++ = '.';
 	return put_padded(p, cents % 100, 2);
+}
+
+/* the level shift (in cents) that applies to a good message, 0 if none */
+static int64_t
+shift_for(const Options *o, int dev, int64_t time_ms)
+{
+	int64_t		delta = 0;
+
+	for (int k = 0; k < o->nshifts; k++)
+		if (o->shifts[k].dev == dev && time_ms >= o->shifts[k].time_ms)
+			delta += o->shifts[k].value_x100;
+	return delta;
+}
+
+static const Shift *
+spike_for(const Options *o, int64_t i)
+{
+	for (int k = 0; k < o->nspikes; k++)
+		if (o->spikes[k].target == i)
+			return &o->spikes[k];
+	return NULL;
 }
 
 void
@@ -296,7 +324,7 @@ build_message(const Options *o, int64_t i, MsgKind kind, int64_t bad_n,
 			p = put_str(p, k ? ",\"moreData" : "\"moreData");
 			p = put_u64(p, k);
 			p = put_str(p, "\":");
-			p = put_float15(p, &rng, 40, 50);
+			p = put_float15(p, &rng, 40, 50, 0);
 		}
 		p = put_str(p, "},\"value\":");
 		if (kind == BAD_WRONG_TYPE)
@@ -304,8 +332,12 @@ build_message(const Options *o, int64_t i, MsgKind kind, int64_t bad_n,
 		else
 		{
 			char	   *v = p;
+			const Shift *spike = b ? NULL : spike_for(o, i);
 
-			p = put_float15(p, &rng, 0, 100);
+			p = put_float15(p, &rng, 0, 100,
+							b ? 0 : shift_for(o, f->dev, time_ms) / 100);
+			if (spike)
+				p = put_cents(v, spike->value_x100);
 			*p = '\0';
 			/* exactly what float8in + float8mul + round() compute in SQL */
 			f->value_x100 = (int64_t) rint(strtod(v, NULL) * 100);
@@ -328,6 +360,13 @@ build_message(const Options *o, int64_t i, MsgKind kind, int64_t bad_n,
 		else
 			metric = o->metrics[(tick + f->dev) % o->nmetrics];
 		cents = b ? 10100 + burst * 37 : metric_cents(metric, &rng);
+		if (!b && strcmp(metric, "temperature") == 0)
+		{
+			const Shift *spike = spike_for(o, i);
+
+			cents = spike ? spike->value_x100 :
+				cents + shift_for(o, f->dev, time_ms);
+		}
 		f->seq = 0;
 		f->value_x100 = cents;
 		p = put_str(p, "\"sensor_id\":\"");

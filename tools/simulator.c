@@ -324,6 +324,28 @@ print_summary(const Options *o, const Stats *st, double elapsed)
 		printf("%s{\"device\":\"%s\",\"minute\":\"%s\",\"count\":%d}",
 			   k ? "," : "", name, m, o->bursts[k].count);
 	}
+	printf("],\"spikes\":[");
+	for (k = 0; k < o->nspikes; k++)
+	{
+		char		m[40];
+
+		*put_iso(m, o->spikes[k].time_ms) = '\0';
+		device_name(o, o->spikes[k].dev, name, sizeof(name));
+		printf("%s{\"device\":\"%s\",\"time\":\"%s\",\"value\":%.2f}",
+			   k ? "," : "", name, m, o->spikes[k].value_x100 / 100.0);
+	}
+	printf("],\"level_shifts\":[");
+	for (k = 0; k < o->nshifts; k++)
+	{
+		char		m[40];
+
+		*put_iso(m, o->shifts[k].time_ms) = '\0';
+		device_name(o, o->shifts[k].dev, name, sizeof(name));
+		printf("%s{\"device\":\"%s\",\"from\":\"%s\",\"delta\":%.2f}",
+			   k ? "," : "", name, m,
+			   o->telemetry ? o->shifts[k].value_x100 / 100.0 :
+			   (double) (o->shifts[k].value_x100 / 100));
+	}
 	printf("],\"min_time\":\"%s\",\"max_time\":\"%s\","
 		   "\"sum_seq\":%lld,\"sum_value_x100\":%lld,\"sum_time_ms\":%lld,"
 		   "\"checksum\":%lld,\"elapsed_s\":%.3f,\"msg_per_s\":%.0f",
