@@ -125,6 +125,16 @@ assert_eq "$(psql_q -c "SELECT count(*) FILTER (WHERE ts < '2026-01-01T00:30:00Z
   FROM tel_rows WHERE sensor_id = 'sensor-0009' AND metric_type = 'temperature'")" "0 0 true" \
   "telemetry: the level shift moves temperatures from [40, 90) to [20, 70)"
 
+# --- epoch times: the checksum counts the time as written (whole seconds)
+broker_cmd "create epoch 2"
+S=$("$IOTSTREAM_SIM" --brokers "$BROKERS" --topic epoch --format telemetry --count 500 \
+  --devices 7 --start-time $T0 --time-step 250ms --time-format epoch_s --seed 3)
+load_topic epoch ep
+assert_eq "$(psql_q -c "SELECT count(*) || ' ' || sum(round((j->>'value')::float8 * 100)::bigint
+      + (j->>'timestamp')::bigint * 1000 - $(g start_ms)) FROM ep
+  WHERE jsonb_typeof(j->'timestamp') = 'number'")" "500 $(g checksum)" \
+  "epoch_s: count and checksum recomputed in SQL"
+
 # --- an outage inside the broker: production completes, nothing lost or doubled
 # both partitions of "extra" are led by the brokers that go down
 broker_cmd "leader extra 0 1"
