@@ -15,6 +15,9 @@
  * else (duplicates, bad messages, the shuffle order, bursts) comes from a
  * second random stream and is added around the good messages, so the set of
  * good messages does not change when those options do.
+ *
+ * This file produces and summarises; sim_message.c writes the messages and
+ * sim_options.c reads the command line (shared declarations in sim.h).
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
