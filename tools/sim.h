@@ -47,6 +47,16 @@ typedef struct Burst
 	int			emitted;
 } Burst;
 
+/* --spike and --level-shift: changes to the values of good messages */
+typedef struct Shift
+{
+	int			dev;
+	int64_t		time_ms;		/* spike: event time of the spiked message;
+								 * level shift: first time it applies */
+	int64_t		target;			/* spike: index of the spiked message */
+	int64_t		value_x100;		/* spike: the value; level shift: the delta */
+} Shift;
+
 /* Everything the command line decides. */
 typedef struct Options
 {
@@ -70,6 +80,10 @@ typedef struct Options
 	int			nmetrics;
 	Burst		bursts[MAX_BURSTS];
 	int			nbursts;
+	Shift		spikes[MAX_BURSTS];
+	int			nspikes;
+	Shift		shifts[MAX_BURSTS];
+	int			nshifts;
 	const char *props[MAX_PROPS];
 	int			nprops;
 	int			flush_timeout_ms;

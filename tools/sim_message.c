@@ -35,11 +35,11 @@ rng_next(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
-/* uniform in [0, n) (n small, bias negligible) */
+/* uniform in [0, n): multiply and keep the high word, no division */
 uint64_t
 rng_below(uint64_t *state, uint64_t n)
 {
-	return rng_next(state) % n;
+	return (uint64_t) (((unsigned __int128) rng_next(state) * n) >> 64);
 }
 
 double
@@ -75,15 +75,42 @@ put_u64(char *p, uint64_t v)
 	return p;
 }
 
-/* v zero-padded to exactly width digits */
+static const char digit_pairs[] =
+"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+"8081828384858687888990919293949596979899";
+
+/* v zero-padded to exactly width digits, two at a time */
 static char *
 put_padded(char *p, uint64_t v, int width)
 {
-	for (int i = width - 1; i >= 0; i--)
+	int			i = width;
+
+	while (i >= 2)
 	{
-		p[i] = '0' + v % 10;
-		v /= 10;
+		memcpy(p + i - 2, digit_pairs + 2 * (v % 100), 2);
+		v /= 100;
+		i -= 2;
 	}
+	if (i)
+		p[0] = '0' + v % 10;
+	return p + width;
+}
+
+/* the same for values below 10^9: 32-bit divisions are cheaper */
+static char *
+put_padded32(char *p, uint32_t v, int width)
+{
+	int			i = width;
+
+	while (i >= 2)
+	{
+		memcpy(p + i - 2, digit_pairs + 2 * (v % 100), 2);
+		v /= 100;
+		i -= 2;
+	}
+	if (i)
+		p[0] = '0' + v % 10;
 	return p + width;
 }
 
@@ -186,28 +213,72 @@ put_time(char *p, const Options *o, int64_t ms, int64_t *ms_out)
 
 /* a float with 15 fractional digits, like the seed's 57.739726013343247 */
 static char *
-put_float15(char *p, uint64_t *rng, int lo, int span)
+put_float15(char *p, uint64_t *rng, int lo, int span, int64_t add)
 {
-	p = put_u64(p, lo + rng_below(rng, span));
+	int64_t		ip = lo + (int64_t) rng_below(rng, span) + add;
+
+	p = put_u64(p, ip > 0 ? ip : 0);	/* a level shift stops at 0 */
 	*p++ = '.';
-	return put_padded(p, rng_below(rng, 1000000000000000ULL), 15);
+	/* 15 random digits as 7 + 8, so that the arithmetic stays 32-bit */
+	p = put_padded32(p, (uint32_t) rng_below(rng, 10000000), 7);
+	return put_padded32(p, (uint32_t) rng_below(rng, 100000000), 8);
 }
 
 static char *
 put_cents(char *p, int64_t cents)
 {
+	if (cents < 0)
+	{
+		*p++ = '-';
+		cents = -cents;
+	}
 	p = put_u64(p, cents / 100);
 	*p++ = '.';
 	return put_padded(p, cents % 100, 2);
 }
 
+/* the level shift (in cents) that applies to a good message, 0 if none */
+static int64_t
+shift_for(const Options *o, int dev, int64_t time_ms)
+{
+	int64_t		delta = 0;
+
+	for (int k = 0; k < o->nshifts; k++)
+		if (o->shifts[k].dev == dev && time_ms >= o->shifts[k].time_ms)
+			delta += o->shifts[k].value_x100;
+	return delta;
+}
+
+static const Shift *
+spike_for(const Options *o, int64_t i)
+{
+	for (int k = 0; k < o->nspikes; k++)
+		if (o->spikes[k].target == i)
+			return &o->spikes[k];
+	return NULL;
+}
+
 void
 device_name(const Options *o, int dev, char *buf, size_t size)
 {
-	if (o->telemetry)
-		snprintf(buf, size, "sensor-%04d", dev);
-	else
-		snprintf(buf, size, "contoso-device-id-%06d", dev);
+	/* by hand: this runs for every message */
+	const char *prefix = o->telemetry ? "sensor-" : "contoso-device-id-";
+	int			width = o->telemetry ? 4 : 6;
+	int			digits = 1;
+	char	   *p;
+
+	for (int v = dev; v >= 10; v /= 10)
+		digits++;
+	if (digits > width)
+		width = digits;
+	if (strlen(prefix) + width + 1 > size)
+	{
+		buf[0] = '\0';
+		return;
+	}
+	p = put_str(buf, prefix);
+	p = put_padded(p, (uint64_t) dev, width);
+	*p = '\0';
 }
 
 /* ------------------------------------------------------------- messages */
@@ -296,7 +367,7 @@ build_message(const Options *o, int64_t i, MsgKind kind, int64_t bad_n,
 			p = put_str(p, k ? ",\"moreData" : "\"moreData");
 			p = put_u64(p, k);
 			p = put_str(p, "\":");
-			p = put_float15(p, &rng, 40, 50);
+			p = put_float15(p, &rng, 40, 50, 0);
 		}
 		p = put_str(p, "},\"value\":");
 		if (kind == BAD_WRONG_TYPE)
@@ -304,8 +375,12 @@ build_message(const Options *o, int64_t i, MsgKind kind, int64_t bad_n,
 		else
 		{
 			char	   *v = p;
+			const Shift *spike = b ? NULL : spike_for(o, i);
 
-			p = put_float15(p, &rng, 0, 100);
+			p = put_float15(p, &rng, 0, 100,
+							b ? 0 : shift_for(o, f->dev, time_ms) / 100);
+			if (spike)
+				p = put_cents(v, spike->value_x100);
 			*p = '\0';
 			/* exactly what float8in + float8mul + round() compute in SQL */
 			f->value_x100 = (int64_t) rint(strtod(v, NULL) * 100);
@@ -328,6 +403,13 @@ build_message(const Options *o, int64_t i, MsgKind kind, int64_t bad_n,
 		else
 			metric = o->metrics[(tick + f->dev) % o->nmetrics];
 		cents = b ? 10100 + burst * 37 : metric_cents(metric, &rng);
+		if (!b && strcmp(metric, "temperature") == 0)
+		{
+			const Shift *spike = spike_for(o, i);
+
+			cents = spike ? spike->value_x100 :
+				cents + shift_for(o, f->dev, time_ms);
+		}
 		f->seq = 0;
 		f->value_x100 = cents;
 		p = put_str(p, "\"sensor_id\":\"");

@@ -8,6 +8,7 @@
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,11 @@ usage(FILE *out)
 			"  --burst DEV,TIME[,N]       telemetry: N (default 6) extra temperature\n"
 			"                             readings > 100 for device DEV (index or name)\n"
 			"                             in the minute holding TIME; repeatable\n"
+			"  --spike DEV,TIME[,VALUE]   the first message of DEV at or after TIME (its\n"
+			"                             first temperature reading for telemetry) gets\n"
+			"                             VALUE (default 500 event, 250 telemetry)\n"
+			"  --level-shift DEV,TIME,D   add D to DEV's values from TIME on (telemetry:\n"
+			"                             temperature only; event: D in whole units)\n"
 			"  --no-per-device            leave per-device figures out of the summary\n"
 			"  -X prop=value              librdkafka producer property; repeatable\n"
 			"  --output-file PATH         write \"key<TAB>payload\" lines to PATH instead\n"
@@ -123,6 +129,85 @@ split_list(char *s, const char **out, int max)
 	return n;
 }
 
+/* "3", "sensor-0003" or "contoso-device-id-000003" -> 3; -1 if none */
+static int
+parse_device(const char *s)
+{
+	const char *dash = strrchr(s, '-');
+	char	   *end;
+	long		v;
+
+	if (dash)
+		s = dash + 1;
+	v = strtol(s, &end, 10);
+	return (*s == '\0' || *end != '\0' || v < 0 || v > 10000000) ? -1 : (int) v;
+}
+
+/* --spike DEV,TIME[,VALUE] or --level-shift DEV,TIME,DELTA */
+static int
+parse_shift(Options *o, char *spec, int spike)
+{
+	const char *parts[3];
+	int			n = split_list(spec, parts, 3);
+	Shift	   *s;
+	char	   *end;
+	double		v;
+
+	if (n < (spike ? 2 : 3) || (spike ? o->nspikes : o->nshifts) == MAX_BURSTS)
+		return 0;
+	s = spike ? &o->spikes[o->nspikes] : &o->shifts[o->nshifts];
+	s->dev = parse_device(parts[0]);
+	s->time_ms = parse_iso(parts[1]);
+	if (s->dev < 0 || s->time_ms == INT64_MIN)
+		return 0;
+	if (n == 3)
+	{
+		v = strtod(parts[2], &end);
+		if (*end != '\0' || end == parts[2] || v > 1e9 || v < -1e9)
+			return 0;
+		s->value_x100 = (int64_t) llround(v * 100);
+	}
+	else
+		s->value_x100 = INT64_MIN;	/* the format's default spike */
+	if (spike)
+		o->nspikes++;
+	else
+		o->nshifts++;
+	return 1;
+}
+
+/*
+ * The message a spike replaces: device dev's first message at or after the
+ * spike's time (for telemetry, its first temperature reading).
+ */
+static void
+place_spike(Options *o, Shift *s)
+{
+	int64_t		offset = (int64_t) s->dev * o->step_ms / o->devices;
+	int64_t		rel = s->time_ms - o->start_ms - offset;
+	int64_t		tick = 0;
+	int			temp = -1;
+
+	if (rel > 0)
+		tick = o->step_ms > 0 ? (rel + o->step_ms - 1) / o->step_ms : 0;
+	if (o->telemetry)
+	{
+		for (int k = 0; k < o->nmetrics; k++)
+			if (strcmp(o->metrics[k], "temperature") == 0)
+				temp = k;
+		if (temp < 0)
+			die("--spike on telemetry needs temperature in --metrics", NULL);
+		while ((tick + s->dev) % o->nmetrics != temp)
+			tick++;
+	}
+	s->target = tick * o->devices + s->dev;
+	s->time_ms = o->start_ms + tick * o->step_ms + offset;
+	if (s->target >= o->count)
+		die("a --spike falls after the last message", NULL);
+	if (s->value_x100 == INT64_MIN)
+		s->value_x100 = o->telemetry ? 25000 : 50000;
+}
+
 static int
 parse_burst(Options *o, char *spec)
 {
@@ -130,15 +215,11 @@ parse_burst(Options *o, char *spec)
 	int			n = split_list(spec, parts, 3);
 	Burst	   *b;
 	int64_t		t;
-	const char *dev;
 
 	if (n < 2 || o->nbursts == MAX_BURSTS)
 		return 0;
 	b = &o->bursts[o->nbursts];
-	dev = parts[0];
-	if (strncmp(dev, "sensor-", 7) == 0)
-		dev += 7;
-	b->dev = atoi(dev);
+	b->dev = parse_device(parts[0]);
 	t = parse_iso(parts[1]);
 	if (t == INT64_MIN)
 		return 0;
@@ -311,6 +392,11 @@ parse_options(Options *o, int argc, char **argv)
 			if (!parse_burst(o, v))
 				die("--burst must look like DEVICE,TIME[,N] with 1 <= N <= 500", argv[i]);
 		}
+		else if (strcmp(a, "--spike") == 0 || strcmp(a, "--level-shift") == 0)
+		{
+			if (!parse_shift(o, v, a[2] == 's'))
+				die("--spike needs DEVICE,TIME[,VALUE] and --level-shift DEVICE,TIME,DELTA", argv[i]);
+		}
 		else if (strcmp(a, "-X") == 0)
 		{
 			if (o->nprops == MAX_PROPS || strchr(v, '=') == NULL)
@@ -334,6 +420,15 @@ parse_options(Options *o, int argc, char **argv)
 		o->start_ms = (int64_t) time(NULL) * 1000;
 		o->start_ms -= o->start_ms % 60000;
 	}
+	for (k = 0; k < o->nspikes; k++)
+	{
+		if (o->spikes[k].dev >= o->devices)
+			die("a --spike device is not below --devices", NULL);
+		place_spike(o, &o->spikes[k]);
+	}
+	for (k = 0; k < o->nshifts; k++)
+		if (o->shifts[k].dev >= o->devices)
+			die("a --level-shift device is not below --devices", NULL);
 	for (k = 0; k < o->nbursts; k++)
 	{
 		if (!o->telemetry)

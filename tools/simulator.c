@@ -15,6 +15,9 @@
  * else (duplicates, bad messages, the shuffle order, bursts) comes from a
  * second random stream and is added around the good messages, so the set of
  * good messages does not change when those options do.
+ *
+ * This file produces and summarises; sim_message.c writes the messages and
+ * sim_options.c reads the command line (shared declarations in sim.h).
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
@@ -323,6 +326,28 @@ print_summary(const Options *o, const Stats *st, double elapsed)
 		device_name(o, o->bursts[k].dev, name, sizeof(name));
 		printf("%s{\"device\":\"%s\",\"minute\":\"%s\",\"count\":%d}",
 			   k ? "," : "", name, m, o->bursts[k].count);
+	}
+	printf("],\"spikes\":[");
+	for (k = 0; k < o->nspikes; k++)
+	{
+		char		m[40];
+
+		*put_iso(m, o->spikes[k].time_ms) = '\0';
+		device_name(o, o->spikes[k].dev, name, sizeof(name));
+		printf("%s{\"device\":\"%s\",\"time\":\"%s\",\"value\":%.2f}",
+			   k ? "," : "", name, m, o->spikes[k].value_x100 / 100.0);
+	}
+	printf("],\"level_shifts\":[");
+	for (k = 0; k < o->nshifts; k++)
+	{
+		char		m[40];
+
+		*put_iso(m, o->shifts[k].time_ms) = '\0';
+		device_name(o, o->shifts[k].dev, name, sizeof(name));
+		printf("%s{\"device\":\"%s\",\"from\":\"%s\",\"delta\":%.2f}",
+			   k ? "," : "", name, m,
+			   o->telemetry ? o->shifts[k].value_x100 / 100.0 :
+			   (double) (o->shifts[k].value_x100 / 100));
 	}
 	printf("],\"min_time\":\"%s\",\"max_time\":\"%s\","
 		   "\"sum_seq\":%lld,\"sum_value_x100\":%lld,\"sum_time_ms\":%lld,"

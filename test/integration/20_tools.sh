@@ -78,7 +78,8 @@ assert_eq "$(psql_q -c "SELECT count(*) FROM ev_rows
   "events: event time = start + seq * step + device * step / devices"
 
 # --- seed-004 telemetry: shuffled, with bursts, checked against an ordered run
-BURSTS=(--burst 3,2026-01-01T00:05:20Z --burst 7,2026-01-01T00:12:00Z,8)
+BURSTS=(--burst 3,2026-01-01T00:05:20Z --burst 7,2026-01-01T00:12:00Z,8
+        --spike 5,2026-01-01T00:20:00Z --level-shift sensor-0009,2026-01-01T00:30:00Z,-20)
 S=$("$IOTSTREAM_SIM" --brokers "$BROKERS" --topic telemetry --format telemetry --count 6000 \
   --devices 20 --start-time $T0 --time-step 10s --seed 9 --duplicates 0.01 --bad 0.02 \
   --shuffle 50 "${BURSTS[@]}")
@@ -115,6 +116,24 @@ assert_eq "$(psql_q -c "SELECT string_agg(sensor_id || '@' || to_char(m, 'HH24:M
   FROM (SELECT sensor_id, date_trunc('minute', ts) AS m, count(*) AS n FROM tel_rows
         WHERE metric_type = 'temperature' AND value > 100 GROUP BY 1, 2 HAVING count(*) > 5) a")" \
   "sensor-0003@00:05x6 sensor-0007@00:12x8" "telemetry: the seed-004 rule finds exactly the bursts"
+
+assert_eq "$(psql_q -c "SELECT sensor_id || '@' || ts || '=' || value FROM tel_rows WHERE metric_type = 'temperature' AND value > 200")" \
+  "sensor-0005@$(psql_q -c "SELECT '$(g spikes.0.time)'::timestamptz")=250" "telemetry: the one spike"
+assert_eq "$(psql_q -c "SELECT count(*) FILTER (WHERE ts < '2026-01-01T00:30:00Z' AND value < 40)
+    || ' ' || count(*) FILTER (WHERE ts >= '2026-01-01T00:30:00Z' AND value >= 70)
+    || ' ' || (count(*) FILTER (WHERE ts >= '2026-01-01T00:30:00Z' AND value < 40) > 10)
+  FROM tel_rows WHERE sensor_id = 'sensor-0009' AND metric_type = 'temperature'")" "0 0 true" \
+  "telemetry: the level shift moves temperatures from [40, 90) to [20, 70)"
+
+# --- epoch times: the checksum counts the time as written (whole seconds)
+broker_cmd "create epoch 2"
+S=$("$IOTSTREAM_SIM" --brokers "$BROKERS" --topic epoch --format telemetry --count 500 \
+  --devices 7 --start-time $T0 --time-step 250ms --time-format epoch_s --seed 3)
+load_topic epoch ep
+assert_eq "$(psql_q -c "SELECT count(*) || ' ' || sum(round((j->>'value')::float8 * 100)::bigint
+      + (j->>'timestamp')::bigint * 1000 - $(g start_ms)) FROM ep
+  WHERE jsonb_typeof(j->'timestamp') = 'number'")" "500 $(g checksum)" \
+  "epoch_s: count and checksum recomputed in SQL"
 
 # --- an outage inside the broker: production completes, nothing lost or doubled
 # both partitions of "extra" are led by the brokers that go down

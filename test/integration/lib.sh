@@ -228,3 +228,23 @@ _lib_cleanup() {
   return 0
 }
 trap _lib_cleanup EXIT
+
+# Run directly (test/run.sh runs every test/integration/*.sh), this file
+# checks its own helpers; sourced, it stops here.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -euo pipefail
+  p=$(free_port)
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then fail "free_port gave a port in use"; fi
+  assert_eq "$(json_get '{"a":{"b":[1,"x"]}}' a.b.1)" x "json_get"
+  if (assert_eq 1 2 "a mismatch" 2>/dev/null); then fail "assert_eq accepted 1 = 2"; fi
+  start_broker --brokers 2 --topic lib:2
+  assert_eq "$(tr ',' '\n' <<<"$BROKERS" | grep -c '^127\.0\.0\.1:[0-9]*$')" 2 "start_broker exports BROKERS"
+  broker_cmd ping
+  if broker_cmd "down 3" 2>/dev/null; then fail "broker_cmd returned 0 on an error answer"; fi
+  pid=$BROKER_PID
+  stop_broker
+  if kill -0 "$pid" 2>/dev/null; then fail "stop_broker left the broker running"; fi
+  wait_for "SELECT true" 5
+  if (wait_for "SELECT false" 1 2>/dev/null); then fail "wait_for returned on false"; fi
+  echo "ok - lib.sh helpers"
+fi
