@@ -81,6 +81,17 @@ forget_assignment(KafkaSource *ks, const rd_kafka_topic_partition_list_t *parts)
 	ks->nassigned = j;
 }
 
+/* Broker and transport errors: kept for iotstream.source_status. */
+static void
+error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	KafkaSource *ks = (KafkaSource *) opaque;
+
+	snprintf(ks->last_error, sizeof(ks->last_error), "%s: %s",
+			 rd_kafka_err2name(err), reason);
+	ks->error_count++;
+}
+
 static void
 rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -159,6 +170,7 @@ KafkaSourceOpen(const KafkaProperty *props, int nprops,
 	}
 	rd_kafka_conf_set_opaque(conf, ks);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
 
 	ks->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errbuf, errlen);
 	if (ks->rk == NULL)

@@ -69,7 +69,7 @@ regress() {
 }
 suite "pg_regress" regress
 suite "pgTAP" pg_prove --ext .sql -f test/pgtap/
-for t in test/integration/*.sh; do
+for t in test/integration/[0-9]*.sh; do
   [ -e "$t" ] || continue
   suite "integration: $(basename "$t")" bash "$t"
 done

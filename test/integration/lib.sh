@@ -88,7 +88,8 @@ wait_for() {
   local sql=$1 timeout=${2:-30} deadline r
   deadline=$(($(date +%s%N) + timeout * 1000000000))
   while :; do
-    r=$(psql -X -A -t -q -c "$sql" 2>/dev/null)
+    # a failed connection (a restarting server) is an answer of "not yet"
+    r=$(psql -X -A -t -q -c "$sql" 2>/dev/null) || r=
     [ "$r" = t ] && return 0
     if [ "$(date +%s%N)" -gt "$deadline" ]; then
       echo "FAIL: timed out after ${timeout}s waiting for: $sql (last answer: '$r')" >&2
