@@ -166,7 +166,14 @@ KafkaSourceOpen(const KafkaProperty *props, int nprops,
 	for (int i = 0; i < nprops; i++)
 	{
 		if (rd_kafka_conf_set(conf, props[i].name, props[i].value, errbuf, errlen) != RD_KAFKA_CONF_OK)
-			goto fail_conf;		/* errbuf names the property, not its value */
+		{
+			/* librdkafka quotes the value: never let it quote a secret */
+			if (strstr(props[i].name, "password") || strstr(props[i].name, "secret") ||
+				strstr(props[i].name, "jaas") || strstr(props[i].name, "oauthbearer") ||
+				strstr(props[i].name, "key"))
+				snprintf(errbuf, errlen, "invalid value for property \"%s\"", props[i].name);
+			goto fail_conf;
+		}
 	}
 	rd_kafka_conf_set_opaque(conf, ks);
 	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);

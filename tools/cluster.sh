@@ -21,6 +21,8 @@ private_install() {
   mkdir -p "$PRIVATE_PG/usr/lib/postgresql" "$PRIVATE_PG/usr/share/postgresql"
   cp -a /usr/lib/postgresql/15 "$PRIVATE_PG/usr/lib/postgresql/" &&
     cp -a /usr/share/postgresql/15 "$PRIVATE_PG/usr/share/postgresql/" || return 1
+  # build against the real headers, install into the copy
+  make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config all >/dev/null || return 1
   PGBIN=$PRIVATE_PG/usr/lib/postgresql/15/bin
   export PGBIN PRIVATE_PG
   make -s PG_CONFIG="$PGBIN/pg_config" install >/dev/null
