@@ -31,6 +31,8 @@
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
@@ -66,6 +68,11 @@ struct IngestTarget
 	HTAB	   *seen;
 	bool		seen_loaded;
 	TimestampTz last_expiry;
+
+	/* columns with a DEFAULT (or identity), used when a message lacks them */
+	int			ndefaults;
+	AttrNumber *default_attnos;
+	Expr	  **default_exprs;
 
 	SPIPlanPtr	dead_plan;
 	SPIPlanPtr	dedup_plan;
@@ -188,6 +195,22 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 																ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 	}
 #undef OPTION
+
+	t->default_attnos = palloc(sizeof(AttrNumber) * desc->natts);
+	t->default_exprs = palloc(sizeof(Expr *) * desc->natts);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Node	   *def;
+
+		if (att->attisdropped || att->attgenerated || !(att->atthasdef || att->attidentity))
+			continue;
+		def = build_column_default(rel, att->attnum);
+		if (def == NULL)
+			continue;
+		t->default_attnos[t->ndefaults] = att->attnum;
+		t->default_exprs[t->ndefaults++] = expression_planner((Expr *) def);
+	}
 	table_close(rel, AccessShareLock);
 
 	if (t->ndedup > 0)
@@ -518,6 +541,8 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 	int64	   *new_keys = NULL;
 	int			nnew = 0;
 	Relation	rel;
+	EState	   *defstate = NULL;	/* evaluates defaults, made when needed */
+	ExprState **defexprs = NULL;
 
 	for (int i = 0; i < n; i++)
 	{
@@ -533,6 +558,27 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 		{
 			if (reason[i] == NULL)
 				reason[i] = "the message could not be decoded";
+		}
+		else if (t->ndefaults > 0)
+		{
+			const bool *use_default = DecodeUseDefault(t->plan);
+
+			for (int k = 0; k < t->ndefaults; k++)
+			{
+				int			a = t->default_attnos[k] - 1;
+
+				if (!use_default[a])
+					continue;
+				if (defstate == NULL)
+				{
+					defstate = CreateExecutorState();
+					defexprs = palloc0(sizeof(ExprState *) * t->ndefaults);
+				}
+				if (defexprs[k] == NULL)
+					defexprs[k] = ExecPrepareExpr(t->default_exprs[k], defstate);
+				values[i * natts + a] = ExecEvalExpr(defexprs[k], GetPerTupleExprContext(defstate),
+													 &nulls[i * natts + a]);
+			}
 		}
 		if (reason[i] == NULL && !nulls[i * natts + ta])
 			ts[i] = StreamTimeFromDatum(values[i * natts + ta], t->time_type);
@@ -621,6 +667,8 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 			elog(ERROR, "could not store dedup keys");
 	}
 	SPI_finish();
+	if (defstate)
+		FreeExecutorState(defstate);
 	counts->messages += n;
 
 	/* once a minute, forget what the horizon no longer covers */

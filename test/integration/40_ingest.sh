@@ -21,7 +21,8 @@ SELECT iotstream.create_stream_table('it40.events',
   'created_at', partition_interval => '1 day', max_past => '3650 days', max_future => '1 day', retention => NULL);
 SELECT iotstream.create_stream_table('it40.telemetry',
   'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text NOT NULL, value float8 NOT NULL,
-   topic text, kafka_partition int, kafka_offset bigint',
+   topic text, kafka_partition int, kafka_offset bigint,
+   ingested_at timestamptz NOT NULL DEFAULT now(), id bigserial',
   'ts', partition_interval => '1 hour', max_past => '3650 days', max_future => '1 day', retention => NULL);
 SELECT iotstream.create_stream_table('it40.env',
   'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text, value float8, topic text',
@@ -89,6 +90,8 @@ done
 assert_eq "$(q "SELECT count(*) FROM iotstream.dead_letters WHERE source = 'it40_tel'
                  AND (topic <> 'telemetry' OR \"offset\" IS NULL OR key IS NULL)")" 0 \
   "telemetry: dead letters keep topic, offset and key"
+assert_eq "$(q "SELECT count(DISTINCT id) FILTER (WHERE ingested_at > now() - interval '1 hour') FROM it40.telemetry")" \
+  "$tel_good" "telemetry: columns the messages lack take their DEFAULT"
 assert_eq "$(q "SELECT count(*) FROM (SELECT DISTINCT kafka_partition, kafka_offset FROM it40.telemetry) x")" \
   "$tel_good" "telemetry: Kafka metadata columns are filled"
 
