@@ -83,6 +83,8 @@ struct IngestTarget
 typedef struct PartBuffer
 {
 	ResultRelInfo *rri;
+	TupleDesc	desc;			/* an unpinned copy: slots made per batch
+								 * must not each pin the relcache's */
 	TupleTableSlot *slots[MAX_BUFFERED_ROWS];
 	int			nslots;			/* slots created so far */
 	int			n;				/* slots holding rows */
@@ -418,11 +420,12 @@ insert_row(InsertState *st, const Datum *values, const bool *nulls)
 		if (b->rri != rri)
 		{
 			b->rri = rri;
+			b->desc = CreateTupleDescCopy(RelationGetDescr(rel));
 			b->nslots = 0;
 		}
 	}
 	if (b->n == b->nslots)
-		b->slots[b->nslots++] = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(rel),
+		b->slots[b->nslots++] = ExecInitExtraTupleSlot(st->estate, b->desc,
 													   table_slot_callbacks(rel));
 	bslot = b->slots[b->n];
 	ExecCopySlot(bslot, slot);

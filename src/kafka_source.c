@@ -161,7 +161,9 @@ KafkaSourceOpen(const KafkaProperty *props, int nprops,
 	/* iotstream owns offset handling: never let librdkafka commit */
 	if (rd_kafka_conf_set(conf, "enable.auto.commit", "false", errbuf, errlen) != RD_KAFKA_CONF_OK ||
 		rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) != RD_KAFKA_CONF_OK ||
-		rd_kafka_conf_set(conf, "enable.partition.eof", "false", errbuf, errlen) != RD_KAFKA_CONF_OK)
+		rd_kafka_conf_set(conf, "enable.partition.eof", "false", errbuf, errlen) != RD_KAFKA_CONF_OK ||
+	/* latency: Kafka's 500 ms default is what a broker may hold an empty fetch */
+		rd_kafka_conf_set(conf, "fetch.wait.max.ms", "20", errbuf, errlen) != RD_KAFKA_CONF_OK)
 		goto fail_conf;
 	for (int i = 0; i < nprops; i++)
 	{

@@ -34,7 +34,10 @@ trap 'echo "interrupted" >&2; exit 130' INT TERM
 echo "== installing this build into a private copy of PostgreSQL"
 private_install || exit 1
 echo "== starting a throwaway cluster"
-cluster_start "$IOTSTREAM_WORK/cluster" iotstream_test || exit 1
+extra=
+# benchmarks read commit times to measure produce-to-commit latency
+[ "${1:-}" = bench ] && extra="track_commit_timestamp = on"
+cluster_start "$IOTSTREAM_WORK/cluster" iotstream_test "$extra" || exit 1
 psql -X -q -c "CREATE EXTENSION IF NOT EXISTS pgtap" || exit 1
 echo "   postgres on $PGHOST:$PGPORT, data in $CLUSTER_DATA"
 

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Ingestion throughput and latency, against the peers measured in this run:
+#   COPY     COPY FROM a file holding the same rows (the limit)
+#   peer     kcat -C ... | psql COPY into a jsonb staging table, then
+#            INSERT ... SELECT into the stream table (what users write today)
+#   iotstream  the source worker: broker -> decode -> partitions -> commit
+# for wide seed-002 events (complexData as jsonb) and narrow seed-004
+# telemetry; then produce-to-commit latency at a steady 10,000 msg/s, from
+# each message's produce timestamp to its transaction's commit timestamp
+# (track_commit_timestamp, which make bench turns on).
+#   WIDE=200000 NARROW=1000000 test/bench/ingest.sh   (run by make bench)
+set -euo pipefail
+. "$(dirname "$0")/../integration/lib.sh"
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+WIDE=${WIDE:-200000}
+NARROW=${NARROW:-1000000}
+LAT_RATE=${LAT_RATE:-10000}
+LAT_SECONDS=${LAT_SECONDS:-20}
+
+# 64 partitions: the broker keeps ~5 MiB each, and everything is produced
+# before the consumers start
+start_broker --topic wide:64 --topic narrow:64 --topic latency:8
+DATA=$(mktemp -d /tmp/iotstream-bench.XXXXXX)
+chmod 777 "$DATA"
+trap 'rm -rf "$DATA"; _lib_cleanup' EXIT
+
+psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS bench CASCADE;
+CREATE SCHEMA bench;
+SELECT iotstream.create_stream_table('bench.wide',
+  'event_id uuid NOT NULL, complex_data jsonb, value float8, device_id text NOT NULL,
+   device_sequence_number bigint, type text, created_at timestamptz NOT NULL',
+  'created_at', max_past => '3650 days', retention => NULL);
+SELECT iotstream.create_stream_table('bench.narrow',
+  'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text NOT NULL, value float8',
+  'ts', max_past => '3650 days', retention => NULL);
+SELECT iotstream.create_stream_table('bench.latency',
+  'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text NOT NULL, value float8, produced_at timestamptz',
+  'ts', max_past => '3650 days', retention => NULL);
+-- two days of data, as in the anchor figures: the partitions exist up front for every contender
+SELECT iotstream.ensure_partitions('bench.' || t, '2026-11-01', '2026-11-03') FROM unnest(ARRAY['wide', 'narrow']) t;
+CREATE UNLOGGED TABLE bench.staging (doc jsonb);
+SQL
+
+declare -A rate_copy rate_peer rate_iot
+for shape in wide narrow; do
+  if [ $shape = wide ]; then
+    n=$WIDE fmt=event devices=1000 step=$(( 172800000 * 1000 / WIDE ))ms
+    cols="(doc->>'eventId')::uuid, doc->'complexData', (doc->>'value')::float8, doc->>'deviceId',
+          (doc->>'deviceSequenceNumber')::bigint, doc->>'type', (doc->>'createdAt')::timestamptz"
+    mapping=NULL
+  else
+    n=$NARROW fmt=telemetry devices=1000 step=$(( 172800000 * 1000 / NARROW ))ms
+    cols="(doc->>'timestamp')::timestamptz, doc->>'sensor_id', doc->>'metric_type', (doc->>'value')::float8"
+    mapping="'{\"ts\": \"timestamp\"}'"
+  fi
+  echo "== $shape: $n messages"
+  "$IOTSTREAM_SIM" --brokers "$BROKERS" --topic $shape --format $fmt --count "$n" --devices $devices \
+    --time-step "$step" --start-time 2026-11-01T00:00:00Z --no-per-device >"$DATA/$shape.json"
+
+  # iotstream: from the first committed batch to the last row
+  q "SELECT iotstream.create_source('bench_$shape', '$BROKERS', ARRAY['$shape'], 'bench.$shape', $mapping,
+       '{\"batch_size\": 10000, \"batch_ms\": 100}')" >/dev/null
+  q "SELECT iotstream.start_source('bench_$shape')" >/dev/null
+  wait_for "SELECT EXISTS (SELECT 1 FROM bench.$shape)" 60
+  t0=$(now_ms)
+  c0=$(q "SELECT count(*) FROM bench.$shape")
+  wait_for "SELECT count(*) >= $n FROM bench.$shape" 600
+  t1=$(now_ms)
+  q "SELECT iotstream.stop_source('bench_$shape')" >/dev/null
+  assert_eq "$(q "SELECT count(*) FROM bench.$shape")" "$n" "iotstream stored every $shape message"
+  rate_iot[$shape]=$(( (n - c0) * 1000 / (t1 - t0) ))
+
+  # COPY FROM a file holding the same rows
+  q "COPY (SELECT * FROM bench.$shape) TO '$DATA/$shape.csv' (FORMAT csv)"
+  q "TRUNCATE bench.$shape"
+  t0=$(now_ms)
+  q "COPY bench.$shape FROM '$DATA/$shape.csv' (FORMAT csv)"
+  t1=$(now_ms)
+  rate_copy[$shape]=$(( n * 1000 / (t1 - t0) ))
+
+  # the peer: kcat into a jsonb staging table, then INSERT ... SELECT
+  q "TRUNCATE bench.$shape, bench.staging"
+  t0=$(now_ms)
+  kcat -C -b "$BROKERS" -t $shape -o beginning -e -q -f '%s\n' |
+    psql -X -q -v ON_ERROR_STOP=1 -c "COPY bench.staging (doc) FROM STDIN (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02')"
+  q "INSERT INTO bench.$shape SELECT $cols FROM bench.staging"
+  t1=$(now_ms)
+  assert_eq "$(q "SELECT count(*) FROM bench.$shape")" "$n" "the peer stored every $shape message"
+  rate_peer[$shape]=$(( n * 1000 / (t1 - t0) ))
+  q "TRUNCATE bench.$shape, bench.staging"
+done
+
+echo "== latency: $LAT_RATE msg/s for $LAT_SECONDS s (narrow, batch_ms 20)"
+q "SELECT iotstream.create_source('bench_latency', '$BROKERS', ARRAY['latency'], 'bench.latency',
+     '{\"ts\": \"timestamp\", \"produced_at\": \"\$timestamp\"}', '{\"batch_size\": 10000, \"batch_ms\": 20${LAT_OPTS:-}}')" >/dev/null
+q "SELECT iotstream.start_source('bench_latency')" >/dev/null
+# the group join takes a few seconds: let it settle before the clock starts
+"$IOTSTREAM_SIM" --brokers "$BROKERS" --topic latency --format telemetry --count 100 --seed 9 >/dev/null
+wait_for "SELECT count(*) >= 100 FROM bench.latency" 60
+pid=$(q "SELECT pids[1] FROM iotstream.source_status WHERE source = 'bench_latency'")
+rss0=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+q "TRUNCATE bench.latency"
+"$IOTSTREAM_SIM" --brokers "$BROKERS" --topic latency --format telemetry --rate "$LAT_RATE" \
+  --duration "$LAT_SECONDS" --seed 10 --no-per-device >"$DATA/latency.json"
+total=$(json_get "$(cat "$DATA/latency.json")" good)
+wait_for "SELECT count(*) >= $total FROM bench.latency" 60
+rss1=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+read -r p50 p99 pmax <<<"$(q "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY l)), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY l)), round(max(l))
+  FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - produced_at) * 1000 AS l FROM bench.latency) x" | tr '|' ' ')"
+
+printf '\n%-8s %14s %14s %14s %10s %10s\n' shape "COPY rows/s" "peer rows/s" "iotstream" "vs COPY" "vs peer"
+for shape in wide narrow; do
+  printf '%-8s %14d %14d %14d %10s %10s\n' $shape "${rate_copy[$shape]}" "${rate_peer[$shape]}" "${rate_iot[$shape]}" \
+    "$(awk "BEGIN {printf \"%.2fx\", ${rate_iot[$shape]} / ${rate_copy[$shape]}}")" \
+    "$(awk "BEGIN {printf \"%.2fx\", ${rate_iot[$shape]} / ${rate_peer[$shape]}}")"
+done
+echo
+echo "latency at $LAT_RATE msg/s over $total messages: p50 ${p50} ms, p99 ${p99} ms, max ${pmax} ms"
+echo "worker RSS: ${rss0} kB before, ${rss1} kB after $LAT_SECONDS s"
+q "SELECT iotstream.drop_source(s) FROM unnest(ARRAY['bench_wide', 'bench_narrow', 'bench_latency']) s" >/dev/null
