@@ -53,6 +53,8 @@ fail(Scanner *s, const char *error)
 {
 	if (s->error == NULL)
 	{
+		if (s->p >= s->end && strncmp(error, "invalid JSON", 12) == 0)
+			error = "invalid JSON: unexpected end of input";
 		s->error = error;
 		s->error_at = s->p;
 	}
