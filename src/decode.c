@@ -104,7 +104,7 @@ static const char *const expect_names[] = {
 	"a string", "a string", "an integer", "an integer", "an integer",
 	"a number", "a number", "a number", "a boolean", "a timestamp",
 	"a timestamp", "a date", "a uuid", "a JSON value", "a JSON value",
-	"bytes"
+	"a \\x hex string"
 };
 
 static const char *const token_names[] = {
@@ -161,7 +161,7 @@ source_accepts(DecodeSource source, DecodeKind kind)
 	switch (source)
 	{
 		case DS_JSON:
-			return kind != DK_BYTEA;
+			return true;
 		case DS_PAYLOAD:
 			return kind == DK_JSONB || kind == DK_JSON || kind == DK_TEXT ||
 				kind == DK_VARCHAR || kind == DK_BYTEA;
@@ -184,6 +184,29 @@ source_accepts(DecodeSource source, DecodeKind kind)
 			return true;
 	}
 	return false;
+}
+
+static const char *
+source_types_hint(DecodeSource source)
+{
+	switch (source)
+	{
+		case DS_PAYLOAD:
+			return "$payload fills jsonb, json, text, varchar and bytea columns.";
+		case DS_TOPIC:
+			return "$topic fills text and varchar columns.";
+		case DS_PARTITION:
+		case DS_OFFSET:
+			return "$partition and $offset fill smallint, integer, bigint, numeric, text and varchar columns.";
+		case DS_KEY:
+			return "$key fills text, varchar, bytea, smallint, integer, bigint, numeric and uuid columns.";
+		case DS_TIMESTAMP:
+			return "$timestamp fills timestamptz, timestamp and bigint (milliseconds) columns.";
+		case DS_HEADERS:
+			return "$headers fills jsonb columns.";
+		default:
+			return "Change the column's type or the mapping.";
+	}
 }
 
 static const struct
@@ -481,9 +504,7 @@ DecodePlanCreate(Oid relid, Jsonb *mapping, MemoryContext cxt)
 					 errmsg("column \"%s\" of type %s cannot take %s",
 							col->name, kind_names[col->kind],
 							col->source == DS_JSON ? "a JSON value" : col->path),
-					 col->kind == DK_BYTEA ?
-					 errhint("A bytea column can only take \"$payload\" or \"$key\".") :
-					 errhint("See the documentation of iotstream.decode_preview() for the types each source fills.")));
+					 errhint("%s", source_types_hint(col->source))));
 		if (col->source == DS_JSON)
 			plan->scan = true;
 		else if (col->source == DS_PAYLOAD &&
@@ -612,7 +633,8 @@ DecodeMessage(DecodePlan *plan, const KafkaMessage *msg,
 		if (!JsonScan(msg->payload, msg->payload_len, plan->root, plan->slots,
 					  &whole, &error, &error_at))
 		{
-			*reason = psprintf("%s at byte %zu", error, error_at);
+			*reason = strncmp(error, "the payload", 11) == 0 ? error :
+				psprintf("%s at byte %zu", error, error_at);
 			return false;
 		}
 	}

@@ -20,6 +20,8 @@
  *    takes the UTC wall-clock time, date the UTC day.
  *  - uuid: 32 hex digits, with or without the four hyphens.
  *  - jsonb, json: any value.
+ *  - bytea: a string in bytea's hex output form ("\\x0a1b"), as to_jsonb
+ *    writes it; from $payload and $key, the raw bytes.
  *
  * Invariant: never raises an error for any input; PostgreSQL's input
  * functions (numeric_in, jsonb_in) only see text validated before.
@@ -67,6 +69,18 @@ scalar_text(const JsonToken *tok, char *buf, int bufsize, const char **s,
 		default:
 			return false;
 	}
+}
+
+static int
+hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 static bool
@@ -148,6 +162,41 @@ decode_timestamp(DecodeKind kind, const JsonToken *tok, Datum *value,
 	return true;
 }
 
+/* A JSON string "\\x0a1b..." (bytea's hex output, as to_jsonb writes it). */
+static bool
+decode_hex_bytea(const JsonToken *tok, Datum *value, const char **why)
+{
+	char	   *buf = palloc(tok->len);
+	const char *s;
+	int			len,
+				i;
+	bytea	   *b;
+
+	scalar_text(tok, buf, tok->len, &s, &len);
+	if (len < 2 || s[0] != '\\' || s[1] != 'x' || len % 2 != 0)
+	{
+		*why = "not a hex string starting with \\x";
+		return false;
+	}
+	b = palloc(VARHDRSZ + (len - 2) / 2);
+	SET_VARSIZE(b, VARHDRSZ + (len - 2) / 2);
+	for (i = 2; i < len; i += 2)
+	{
+		int			hi = hex_digit(s[i]),
+					lo = hex_digit(s[i + 1]);
+
+		if (hi < 0 || lo < 0)
+		{
+			*why = "not a hex string starting with \\x";
+			return false;
+		}
+		((unsigned char *) VARDATA(b))[(i - 2) / 2] = (hi << 4) | lo;
+	}
+	pfree(buf);
+	*value = PointerGetDatum(b);
+	return true;
+}
+
 /*
  * Convert one present, non-null value.  False with *why a static message,
  * or NULL for "expected <kind>, got <token type>".
@@ -175,7 +224,11 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 				if (!scalar_text(tok, buf, sizeof(buf), &s, &len))
 					return false;
 				if (!JsonParseInt64(s, len, &v, why))
+				{
+					if (strcmp(*why, "out of range") == 0)
+						*why = "out of range for bigint";
 					return false;
+				}
 				if (kind == DK_INT2 && (v < PG_INT16_MIN || v > PG_INT16_MAX))
 					*why = "out of range for smallint";
 				else if (kind == DK_INT4 && (v < PG_INT32_MIN || v > PG_INT32_MAX))
@@ -311,6 +364,8 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 			{
 				bytea	   *b;
 
+				if (tok->type == JTOK_STRING)
+					return decode_hex_bytea(tok, value, why);
 				if (tok->type != JTOK_RAW)
 					return false;
 				b = palloc(VARHDRSZ + tok->len);
