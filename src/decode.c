@@ -497,7 +497,7 @@ DecodePlanCreate(Oid relid, Jsonb *mapping, MemoryContext cxt)
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("column \"%s\" has type %s, which messages cannot be decoded into",
 							col->name, format_type_with_typemod(col->typid, col->typmod)),
-					 errhint("Use one of text, varchar, smallint, integer, bigint, real, double precision, numeric, boolean, timestamptz, timestamp, date, uuid, jsonb or json, or map the column to null in the mapping to leave it out.")));
+					 errhint("Use one of text, varchar, smallint, integer, bigint, real, double precision, numeric, boolean, timestamptz, timestamp, date, uuid, jsonb, json or bytea, or map the column to null in the mapping to leave it out.")));
 		if (!source_accepts(col->source, col->kind))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
