@@ -36,7 +36,11 @@
 #include "utils/date.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/uuid.h"
+
+/* Where jsonb_in works; reset after each value. */
+static MemoryContext JsonbScratch = NULL;
 
 /*
  * The text of a scalar token: numbers and raw bytes as they are, strings
@@ -339,6 +343,9 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 		case DK_JSONB:
 			{
 				char	   *cstr;
+				Jsonb	   *jb,
+						   *result;
+				MemoryContext old;
 
 				if (tok->type == JTOK_RAW)
 					return false;
@@ -348,11 +355,26 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 					*why = "the value holds a number out of range for jsonb";
 				if (*why)
 					return false;
+				/*
+				 * jsonb_in allocates many times the size of its result; do
+				 * that in a scratch context and keep only the result, so a
+				 * batch of messages stays small and in cache.
+				 */
+				if (JsonbScratch == NULL)
+					JsonbScratch = AllocSetContextCreate(TopMemoryContext,
+														 "iotstream jsonb scratch",
+														 ALLOCSET_DEFAULT_SIZES);
+				old = MemoryContextSwitchTo(JsonbScratch);
 				cstr = palloc(tok->len + 1);
 				memcpy(cstr, tok->start, tok->len);
 				cstr[tok->len] = '\0';
-				*value = DirectFunctionCall1(jsonb_in, CStringGetDatum(cstr));
-				pfree(cstr);
+				jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+														CStringGetDatum(cstr)));
+				MemoryContextSwitchTo(old);
+				result = palloc(VARSIZE(jb));
+				memcpy(result, jb, VARSIZE(jb));
+				MemoryContextReset(JsonbScratch);
+				*value = JsonbPGetDatum(result);
 				return true;
 			}
 		case DK_JSON:
