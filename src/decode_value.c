@@ -37,6 +37,7 @@
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/uuid.h"
 
 /* Where jsonb_in works; reset after each value. */
@@ -201,6 +202,198 @@ decode_hex_bytea(const JsonToken *tok, Datum *value, const char **why)
 	return true;
 }
 
+/* Largest JSON text we turn into jsonb, far below jsonb's own limits. */
+#define JSONB_MAX_TEXT	(64 * 1024 * 1024)
+
+static inline const char *
+skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* A validated JSON string at p (the quote) as a jbvString; returns the end. */
+static const char *
+build_string(const char *p, JsonbValue *v)
+{
+	const char *s = p + 1,
+			   *q = s;
+	bool		escapes = false;
+
+	while (*q != '"')
+	{
+		if (*q == '\\')
+		{
+			escapes = true;
+			q++;
+		}
+		q++;
+	}
+	v->type = jbvString;
+	if (!escapes)
+	{
+		v->val.string.val = (char *) s;
+		v->val.string.len = q - s;
+	}
+	else
+	{
+		v->val.string.val = palloc(q - s);
+		v->val.string.len = JsonUnescape(s, q - s, v->val.string.val);
+	}
+	return q + 1;
+}
+
+/*
+ * A validated JSON number as numeric: up to 18 digits without exponent
+ * exactly as mantissa / 10^scale (what numeric_in would produce, without
+ * parsing it again), others through numeric_in.
+ */
+static Numeric
+build_numeric(const char *p, int len)
+{
+	const char *end = p + len;
+	const char *q = p;
+	bool		neg = false;
+	int64		mant = 0;
+	int			digits = 0,
+				scale = 0;
+	char		buf[64];
+	char	   *cstr;
+
+	if (*q == '-')
+		neg = true, q++;
+	for (; q < end && *q >= '0' && *q <= '9'; q++, digits++)
+		mant = mant * 10 + (*q - '0');
+	if (q < end && *q == '.')
+		for (q++; q < end && *q >= '0' && *q <= '9'; q++, digits++, scale++)
+			mant = mant * 10 + (*q - '0');
+	if (q == end && digits <= 18)
+		return int64_div_fast_to_numeric(neg ? -mant : mant, scale);
+
+	cstr = len < (int) sizeof(buf) ? buf : palloc(len + 1);
+	memcpy(cstr, p, len);
+	cstr[len] = '\0';
+	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(cstr),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+}
+
+/*
+ * Push the validated JSON value at p into a jsonb parse state, as jsonb_in
+ * would, without lexing it again; returns where the value ends.
+ */
+static const char *
+build_value(JsonbParseState **state, const char *p, JsonbIteratorToken seq,
+			JsonbValue **result)
+{
+	JsonbValue	v;
+
+	switch (*p)
+	{
+		case '{':
+		case '[':
+			{
+				bool		object = *p == '{';
+
+				*result = pushJsonbValue(state, object ? WJB_BEGIN_OBJECT : WJB_BEGIN_ARRAY, NULL);
+				p = skip_ws(p + 1);
+				while (*p != (object ? '}' : ']'))
+				{
+					if (object)
+					{
+						p = build_string(p, &v);
+						pushJsonbValue(state, WJB_KEY, &v);
+						p = skip_ws(skip_ws(p) + 1);	/* the colon */
+					}
+					p = skip_ws(build_value(state, p, object ? WJB_VALUE : WJB_ELEM, result));
+					if (*p == ',')
+						p = skip_ws(p + 1);
+				}
+				*result = pushJsonbValue(state, object ? WJB_END_OBJECT : WJB_END_ARRAY, NULL);
+				return p + 1;
+			}
+		case '"':
+			p = build_string(p, &v);
+			break;
+		case 't':
+		case 'f':
+			v.type = jbvBool;
+			v.val.boolean = *p == 't';
+			p += *p == 't' ? 4 : 5;
+			break;
+		case 'n':
+			v.type = jbvNull;
+			p += 4;
+			break;
+		default:
+			{
+				const char *q = p;
+
+				while (*q == '-' || *q == '+' || *q == '.' || *q == 'e' ||
+					   *q == 'E' || (*q >= '0' && *q <= '9'))
+					q++;
+				v.type = jbvNumeric;
+				v.val.numeric = build_numeric(p, q - p);
+				p = q;
+			}
+	}
+	*result = pushJsonbValue(state, seq, &v);
+	return p;
+}
+
+/*
+ * Any JSON value to jsonb.  Objects and arrays are built straight from the
+ * validated text; the many allocations that takes happen in a scratch
+ * context, and only the result is copied out, so a batch of messages stays
+ * small and in cache.
+ */
+static bool
+decode_jsonb(const JsonToken *tok, Datum *value, const char **why)
+{
+	MemoryContext old;
+	Jsonb	   *jb,
+			   *result;
+
+	if (tok->flags & JTOK_F_NUL)
+		*why = "the value holds \\u0000, which jsonb cannot store";
+	else if (tok->flags & JTOK_F_BIGNUM)
+		*why = "the value holds a number out of range for jsonb";
+	else if (tok->len > JSONB_MAX_TEXT)
+		*why = "the value is too large for jsonb";
+	if (*why)
+		return false;
+
+	if (JsonbScratch == NULL)
+		JsonbScratch = AllocSetContextCreate(TopMemoryContext,
+											 "iotstream jsonb scratch",
+											 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(JsonbScratch);
+	if (tok->type == JTOK_OBJECT || tok->type == JTOK_ARRAY)
+	{
+		JsonbParseState *state = NULL;
+		JsonbValue *res = NULL;
+
+		build_value(&state, tok->start, WJB_VALUE, &res);
+		jb = JsonbValueToJsonb(res);
+	}
+	else
+	{
+		/* a scalar: jsonb_in wraps it in its raw-scalar array */
+		char	   *cstr = palloc(tok->len + 1);
+
+		memcpy(cstr, tok->start, tok->len);
+		cstr[tok->len] = '\0';
+		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(cstr)));
+	}
+	MemoryContextSwitchTo(old);
+	result = palloc(VARSIZE(jb));
+	memcpy(result, jb, VARSIZE(jb));
+	MemoryContextReset(JsonbScratch);
+	*value = JsonbPGetDatum(result);
+	return true;
+}
+
 /*
  * Convert one present, non-null value.  False with *why a static message,
  * or NULL for "expected <kind>, got <token type>".
@@ -341,42 +534,9 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 				return true;
 			}
 		case DK_JSONB:
-			{
-				char	   *cstr;
-				Jsonb	   *jb,
-						   *result;
-				MemoryContext old;
-
-				if (tok->type == JTOK_RAW)
-					return false;
-				if (tok->flags & JTOK_F_NUL)
-					*why = "the value holds \\u0000, which jsonb cannot store";
-				else if (tok->flags & JTOK_F_BIGNUM)
-					*why = "the value holds a number out of range for jsonb";
-				if (*why)
-					return false;
-				/*
-				 * jsonb_in allocates many times the size of its result; do
-				 * that in a scratch context and keep only the result, so a
-				 * batch of messages stays small and in cache.
-				 */
-				if (JsonbScratch == NULL)
-					JsonbScratch = AllocSetContextCreate(TopMemoryContext,
-														 "iotstream jsonb scratch",
-														 ALLOCSET_DEFAULT_SIZES);
-				old = MemoryContextSwitchTo(JsonbScratch);
-				cstr = palloc(tok->len + 1);
-				memcpy(cstr, tok->start, tok->len);
-				cstr[tok->len] = '\0';
-				jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-														CStringGetDatum(cstr)));
-				MemoryContextSwitchTo(old);
-				result = palloc(VARSIZE(jb));
-				memcpy(result, jb, VARSIZE(jb));
-				MemoryContextReset(JsonbScratch);
-				*value = JsonbPGetDatum(result);
-				return true;
-			}
+			if (tok->type == JTOK_RAW)
+				return false;
+			return decode_jsonb(tok, value, why);
 		case DK_JSON:
 			if (tok->type == JTOK_RAW)
 				return false;

@@ -7,20 +7,20 @@ SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 \set SHOW_CONTEXT never
 
--- pv: the decoded row as "col=value" pairs (NULLs left out), or the error.
-CREATE FUNCTION pv(tab regclass, payload text, mapping jsonb DEFAULT NULL)
+-- dec_pv: the decoded row as "col=value" pairs (NULLs left out), or the error.
+CREATE FUNCTION dec_pv(tab regclass, payload text, mapping jsonb DEFAULT NULL)
 RETURNS text LANGUAGE sql AS $$
     SELECT CASE WHEN r ? 'error' THEN 'ERROR: ' || (r->>'error')
            ELSE coalesce((SELECT string_agg(key || '=' || value::text, ' ' ORDER BY key)
                           FROM jsonb_each(r) WHERE value <> 'null'), '(all null)') END
     FROM iotstream.decode_preview(tab, mapping, payload) r $$;
 
-CREATE TABLE dt (t text, vc varchar(5), i2 int2, i4 int4, i8 int8, f4 float4,
+CREATE TABLE dec_types (t text, vc varchar(5), i2 int2, i4 int4, i8 int8, f4 float4,
                  f8 float8, n numeric, n52 numeric(5,2), b bool, tz timestamptz,
                  ts timestamp, d date, u uuid, jb jsonb, js json);
 
 -- text and varchar
-SELECT p, pv('dt', p) FROM (VALUES
+SELECT p, dec_pv('dec_types', p) FROM (VALUES
     ('{"t": "plain"}'),
     ('{"t": "esc \"q\" \\ \/ \n\t \u00e9 \ud83d\ude00"}'),
     ('{"t": "héllo wörld ✓"}'),
@@ -29,7 +29,7 @@ SELECT p, pv('dt', p) FROM (VALUES
     ('{"vc": "abcde"}'), ('{"vc": "äöüßé"}'), ('{"vc": "abcdef"}')) v(p);
 
 -- integers
-SELECT p, pv('dt', p) FROM (VALUES
+SELECT p, dec_pv('dec_types', p) FROM (VALUES
     ('{"i2": 32767, "i4": -2147483648, "i8": 9223372036854775807}'),
     ('{"i8": -9223372036854775808}'),
     ('{"i4": "42", "i8": 5.000}'),
@@ -39,7 +39,7 @@ SELECT p, pv('dt', p) FROM (VALUES
     ('{"i4": [1]}'), ('{"i4": ""}')) v(p);
 
 -- floats
-SELECT p, pv('dt', p) FROM (VALUES
+SELECT p, dec_pv('dec_types', p) FROM (VALUES
     ('{"f8": 57.739726013343247, "f4": 1.5}'),
     ('{"f8": -1.5e-10, "f4": "3.25"}'),
     ('{"f8": "NaN", "f4": "-Infinity"}'),
@@ -47,7 +47,7 @@ SELECT p, pv('dt', p) FROM (VALUES
     ('{"f8": "1,5"}'), ('{"f8": false}')) v(p);
 
 -- numeric, with and without typmod (numeric(5,2) holds up to 999.99)
-SELECT p, pv('dt', p) FROM (VALUES
+SELECT p, dec_pv('dec_types', p) FROM (VALUES
     ('{"n": 123456789012345678901234567890.123456789}'),
     ('{"n": "-0.000001", "n52": 999.994}'),
     ('{"n52": 999.995}'), ('{"n52": -1000}'), ('{"n52": 0.001}'),
@@ -55,17 +55,17 @@ SELECT p, pv('dt', p) FROM (VALUES
     ('{"n": "NaN"}'), ('{"n": 1e5000}'), ('{"n": "12abc"}')) v(p);
 
 -- numeric(5,2) agrees with numeric_in on the edge cases it accepts
-SELECT x, (iotstream.decode_preview('dt', NULL, format('{"n52": %s}', x))->>'n52')::numeric
+SELECT x, (iotstream.decode_preview('dec_types', NULL, format('{"n52": %s}', x))->>'n52')::numeric
           = x::numeric(5,2) AS same
 FROM unnest(ARRAY['999.994', '-999.994', '0.005', '-0.005', '99.9949', '1e2', '0.5e3']) x;
 
 -- booleans
-SELECT p, pv('dt', p) FROM (VALUES
+SELECT p, dec_pv('dec_types', p) FROM (VALUES
     ('{"b": true}'), ('{"b": false}'), ('{"b": 1}'), ('{"b": 0}'),
     ('{"b": "TRUE"}'), ('{"b": "f"}'), ('{"b": "yes"}'), ('{"b": 2}')) v(p);
 
 -- timestamps: ISO 8601 with Z, offsets and fractions; epoch by magnitude
-SELECT p, pv('dt', p) FROM (VALUES
+SELECT p, dec_pv('dec_types', p) FROM (VALUES
     ('{"tz": "2019-05-16T17:16:40.000003Z"}'),
     ('{"tz": "2019-05-16T19:16:40+02:00", "ts": "2019-05-16T19:16:40+02:00", "d": "2019-05-16T23:30:00-02:00"}'),
     ('{"tz": "2019-05-16 17:16:40.1234567", "ts": "2019-05-16T17:16", "d": "2019-05-16"}'),
@@ -82,14 +82,14 @@ SELECT p, pv('dt', p) FROM (VALUES
     ('{"tz": -300000000000000000}'), ('{"tz": true}'), ('{"d": {"y": 1}}')) v(p);
 
 -- ISO strings decode to the same instant as PostgreSQL's own input
-SELECT s, (iotstream.decode_preview('dt', NULL, format('{"tz": "%s"}', s))->>'tz')::timestamptz
+SELECT s, (iotstream.decode_preview('dec_types', NULL, format('{"tz": "%s"}', s))->>'tz')::timestamptz
           = s::timestamptz AS same
 FROM unnest(ARRAY['2026-03-05T17:00:00Z', '1999-12-31T23:59:59.999999Z',
                   '2026-03-05T17:00:00.5+05:30', '0001-01-01T00:00:00Z',
                   '9999-12-31T23:59:59Z', '2024-02-29T12:00:00-08:00']) s;
 
 -- uuid, jsonb, json
-SELECT p, pv('dt', p) FROM (VALUES
+SELECT p, dec_pv('dec_types', p) FROM (VALUES
     ('{"u": "B81D241F-5187-40B0-AB2A-940FAF9757C0"}'),
     ('{"u": "b81d241f518740b0ab2a940faf9757c0"}'),
     ('{"u": "b81d241f-5187-40b0-ab2a-940faf9757c"}'), ('{"u": 12}'),
@@ -98,23 +98,23 @@ SELECT p, pv('dt', p) FROM (VALUES
     ('{"jb": {"a": "\u0000"}}'), ('{"jb": [1e2000]}')) v(p);
 
 -- JSON null and missing keys are NULL
-SELECT pv('dt', '{"t": null, "i4": null, "jb": null}'), pv('dt', '{}');
+SELECT dec_pv('dec_types', '{"t": null, "i4": null, "jb": null}'), dec_pv('dec_types', '{}');
 
 -- The seed-002 event with the default rule: camelCase keys find snake_case
 -- columns; a DEFAULT column a message lacks is left to its default
 -- (left out of the preview).
-CREATE TABLE ev (event_id uuid, complex_data jsonb, value float8,
+CREATE TABLE dec_ev (event_id uuid, complex_data jsonb, value float8,
                  device_id text NOT NULL, device_sequence_number bigint,
                  type text, created_at timestamptz NOT NULL,
                  ingested_at timestamptz DEFAULT now(), note text DEFAULT 'none');
 \set event '{"eventId": "b81d241f-5187-40b0-ab2a-940faf9757c0", "complexData": {"moreData0": 57.739726013343247, "moreData1": 52.230732688620829, "moreData22": 1.5}, "value": 49.02278128887753, "deviceId": "contoso-device-id-000154", "deviceSequenceNumber": 0, "type": "CO2", "createdAt": "2019-05-16T17:16:40.000003Z"}'
-SELECT jsonb_pretty(iotstream.decode_preview('ev', NULL, :'event'));
-SELECT jsonb_pretty(iotstream.decode_preview('ev', '{}', :'event'));
+SELECT jsonb_pretty(iotstream.decode_preview('dec_ev', NULL, :'event'));
+SELECT jsonb_pretty(iotstream.decode_preview('dec_ev', '{}', :'event'));
 
 -- Match quality: exact beats camelCase beats case-insensitive, whatever
 -- the key order; among equals the last key wins (as in jsonb).
-CREATE TABLE who (device_id text, deviceid text);
-SELECT p, pv('who', p, '{"deviceid": null}') FROM (VALUES
+CREATE TABLE dec_who (device_id text, deviceid text);
+SELECT p, dec_pv('dec_who', p, '{"deviceid": null}') FROM (VALUES
     ('{"device_id": "exact", "deviceId": "camel", "DEVICE_ID": "ci"}'),
     ('{"DEVICE_ID": "ci", "deviceId": "camel", "device_id": "exact"}'),
     ('{"DEVICE_ID": "ci", "deviceId": "camel"}'),
@@ -123,22 +123,22 @@ SELECT p, pv('who', p, '{"deviceid": null}') FROM (VALUES
     ('{"device_id": "first", "device_id": "last"}'),
     ('{"devic_eid": "no match", "deviceid": "no match either"}')) v(p);
 -- with a column "deviceid" too, each column takes its best key
-SELECT pv('who', '{"deviceId": "camel", "DEVICEID": "ci"}'),
-       pv('who', '{"deviceid": "exact for deviceid", "device_id": "exact for device_id"}');
+SELECT dec_pv('dec_who', '{"deviceId": "camel", "DEVICEID": "ci"}'),
+       dec_pv('dec_who', '{"deviceid": "exact for deviceid", "device_id": "exact for device_id"}');
 
 -- Explicit mapping: nested paths, metadata, null to leave out; unnamed
 -- columns keep the default rule.
-SELECT jsonb_pretty(iotstream.decode_preview('ev',
+SELECT jsonb_pretty(iotstream.decode_preview('dec_ev',
     '{"value": "complexData.moreData22", "type": "$topic", "note": "$key",
       "device_sequence_number": "$offset", "event_id": null,
       "complex_data": "$headers"}',
     :'event', key => 'k-1', topic => 'events', "offset" => 123456789012,
     headers => '{"trace": "abc", "empty": null}'));
-CREATE TABLE meta (payload jsonb, payload_text text, payload_bytes bytea,
+CREATE TABLE dec_meta (payload jsonb, payload_text text, payload_bytes bytea,
                    topic varchar(20), part int, off numeric, k text, kb bytea,
                    kn int8, msg_ts timestamptz, msg_ts_local timestamp,
                    msg_ms int8, headers jsonb, deep text, dotted text, dollar int);
-SELECT jsonb_pretty(iotstream.decode_preview('meta',
+SELECT jsonb_pretty(iotstream.decode_preview('dec_meta',
     '{"payload": "$payload", "payload_text": "$payload", "payload_bytes": "$payload",
       "topic": "$topic", "part": "$partition", "off": "$offset", "k": "$key",
       "kb": "$key", "kn": null, "msg_ts": "$timestamp", "msg_ts_local": "$timestamp",
@@ -148,33 +148,33 @@ SELECT jsonb_pretty(iotstream.decode_preview('meta',
     key => '42', topic => 'iot.events', "partition" => 7, "offset" => 9000000000,
     "timestamp" => '2026-03-05 17:00:00.123+00', headers => '{"h1": "v1", "h2": null}'));
 -- bytea from JSON takes bytea's hex form
-SELECT pv('meta', '{"kb": "\\x00ff10"}'), pv('meta', '{"kb": "00ff"}');
+SELECT dec_pv('dec_meta', '{"kb": "\\x00ff10"}'), dec_pv('dec_meta', '{"kb": "00ff"}');
 -- a $key into an integer column; no key and no timestamp give NULL
-SELECT pv('meta', '{}', '{"kn": "$key", "k": "$key", "msg_ts": "$timestamp"}'),
-       iotstream.decode_preview('meta', '{"kn": "$key"}', '{}', key => '-17')->'kn' AS kn,
-       iotstream.decode_preview('meta', '{"kn": "$key"}', '{}', key => 'x')->>'error' AS bad_key;
+SELECT dec_pv('dec_meta', '{}', '{"kn": "$key", "k": "$key", "msg_ts": "$timestamp"}'),
+       iotstream.decode_preview('dec_meta', '{"kn": "$key"}', '{}', key => '-17')->'kn' AS kn,
+       iotstream.decode_preview('dec_meta', '{"kn": "$key"}', '{}', key => 'x')->>'error' AS bad_key;
 -- a path through a non-object value is a dead letter; through null, NULL
-SELECT pv('meta', '{"a": {"b": "flat"}}', '{"deep": "a.b.c.d"}'),
-       pv('meta', '{"a": [1]}', '{"deep": "a.b"}'),
-       pv('meta', '{"a": {"b": null}}', '{"deep": "a.b.c"}');
+SELECT dec_pv('dec_meta', '{"a": {"b": "flat"}}', '{"deep": "a.b.c.d"}'),
+       dec_pv('dec_meta', '{"a": [1]}', '{"deep": "a.b"}'),
+       dec_pv('dec_meta', '{"a": {"b": null}}', '{"deep": "a.b.c"}');
 -- only $payload and metadata: no JSON needed, any text payload is fine;
 -- jsonb $payload needs JSON but not an object
-CREATE TABLE lines (line text, src text, off int8);
-SELECT iotstream.decode_preview('lines', '{"line": "$payload", "src": "$topic", "off": "$offset"}',
+CREATE TABLE dec_lines (line text, src text, off int8);
+SELECT iotstream.decode_preview('dec_lines', '{"line": "$payload", "src": "$topic", "off": "$offset"}',
                                 'not json at all', topic => 'raw', "offset" => 5);
-CREATE TABLE docs (doc jsonb);
-SELECT iotstream.decode_preview('docs', '{"doc": "$payload"}', '[1, "two", {"three": 3}]'),
-       iotstream.decode_preview('docs', '{"doc": "$payload"}', '[1, "two"'),
-       iotstream.decode_preview('docs', '{"doc": "$payload"}', NULL::text);
+CREATE TABLE dec_docs (doc jsonb);
+SELECT iotstream.decode_preview('dec_docs', '{"doc": "$payload"}', '[1, "two", {"three": 3}]'),
+       iotstream.decode_preview('dec_docs', '{"doc": "$payload"}', '[1, "two"'),
+       iotstream.decode_preview('dec_docs', '{"doc": "$payload"}', NULL::text);
 -- NOT NULL: a missing key or a null is a dead letter; a default fills in
-SELECT pv('ev', '{"deviceId": "d", "createdAt": 0}'),
-       pv('ev', '{"createdAt": 0}'),
-       pv('ev', '{"deviceId": null, "createdAt": 0}'),
-       pv('ev', '{"deviceId": "d"}', '{"created_at": "$timestamp"}'),
-       pv('ev', '{"deviceId": "d", "createdAt": 0, "note": null}');
+SELECT dec_pv('dec_ev', '{"deviceId": "d", "createdAt": 0}'),
+       dec_pv('dec_ev', '{"createdAt": 0}'),
+       dec_pv('dec_ev', '{"deviceId": null, "createdAt": 0}'),
+       dec_pv('dec_ev', '{"deviceId": "d"}', '{"created_at": "$timestamp"}'),
+       dec_pv('dec_ev', '{"deviceId": "d", "createdAt": 0, "note": null}');
 
 -- Malformed input: each class with its reason; nothing raises an error.
-SELECT p, pv('ev', p) FROM (VALUES
+SELECT p, dec_pv('dec_ev', p) FROM (VALUES
     (''), ('   '), ('not json'), ('{"deviceId": "d"'), ('{"deviceId" "d"}'),
     ('{"deviceId": "d",}'), ('{"deviceId": "d"} x'), ('{deviceId: 1}'),
     ('["deviceId", "d"]'), ('"just a string"'), ('42'), ('null'),
@@ -184,7 +184,7 @@ SELECT p, pv('ev', p) FROM (VALUES
     (repeat('[', 300) || repeat(']', 300)),
     ('{"deviceId": "d", "createdAt": 0, "a": ' || repeat('[', 150) || repeat(']', 150) || '}')) v(p);
 -- bytes that text cannot carry: invalid UTF-8, NUL bytes, a tombstone
-SELECT p, iotstream.decode_preview('ev', NULL, p)->>'error' AS reason FROM (VALUES
+SELECT p, iotstream.decode_preview('dec_ev', NULL, p)->>'error' AS reason FROM (VALUES
     ('\x7b226465766963654964223a2022ff227d'::bytea),
     ('\x7b226465766963654964223a2022c328227d'),
     ('\x7b226465766963654964223a2022eda080227d'),
@@ -192,7 +192,7 @@ SELECT p, iotstream.decode_preview('ev', NULL, p)->>'error' AS reason FROM (VALU
     ('\x7b226465766963654964223a202264220020207d'),
     ('\x7b2264657669636549640022'),
     ('\x7b7d00')) v(p);
-SELECT iotstream.decode_preview('ev', NULL, NULL::text) AS tombstone;
+SELECT iotstream.decode_preview('dec_ev', NULL, NULL::text) AS tombstone;
 
 -- Fuzz: 3000 random corruptions (truncation, byte flips, insertions) of
 -- the event never raise an error, and every result is a row or a reason.
@@ -201,7 +201,7 @@ SELECT count(*) AS messages,
        count(*) FILTER (WHERE r ? 'error') > 0 AS some_rejected,
        count(*) FILTER (WHERE r ? 'device_id') > 0 AS some_decoded,
        count(*) FILTER (WHERE NOT r ? 'error' AND NOT r ? 'device_id') AS neither
-FROM (SELECT iotstream.decode_preview('ev', NULL, m) AS r
+FROM (SELECT iotstream.decode_preview('dec_ev', NULL, m) AS r
       FROM (SELECT CASE i % 3
                      WHEN 0 THEN substring(e FROM 1 FOR (random() * length(e))::int)
                      WHEN 1 THEN set_byte(e, (random() * (length(e) - 1))::int, (random() * 255)::int)
@@ -212,26 +212,30 @@ FROM (SELECT iotstream.decode_preview('ev', NULL, m) AS r
                  (SELECT convert_to(:'event', 'UTF8') AS e) ev) f) d;
 
 -- The decoded row really inserts: a round trip through the table.
-CREATE TABLE ev_rows (LIKE ev);
-INSERT INTO ev_rows SELECT * FROM jsonb_populate_record(NULL::ev_rows, iotstream.decode_preview('ev', NULL, :'event'));
+CREATE TABLE dec_ev_rows (LIKE dec_ev);
+INSERT INTO dec_ev_rows SELECT * FROM jsonb_populate_record(NULL::dec_ev_rows, iotstream.decode_preview('dec_ev', NULL, :'event'));
 SELECT event_id, complex_data->'moreData1' AS md1, value, device_id,
-       device_sequence_number, type, created_at FROM ev_rows;
+       device_sequence_number, type, created_at FROM dec_ev_rows;
 
 -- A stream table (partitioned) decodes against its own descriptor.
-CREATE TABLE readings (ts timestamptz NOT NULL, sensor_id text NOT NULL,
+CREATE TABLE dec_readings (ts timestamptz NOT NULL, sensor_id text NOT NULL,
                        metric_type text, value float8) PARTITION BY RANGE (ts);
-SELECT pv('readings', '{"sensor_id": "s-1", "timestamp": "2026-03-05T17:00:00Z", "metric_type": "temperature", "value": 101.5}',
+SELECT dec_pv('dec_readings', '{"sensor_id": "s-1", "timestamp": "2026-03-05T17:00:00Z", "metric_type": "temperature", "value": 101.5}',
           '{"ts": "timestamp"}');
 
 -- Create-time errors (also in test/pgtap/30_decode.sql, with their codes).
-SELECT iotstream.validate_mapping('ev', '{"nope": "x"}');
-SELECT iotstream.validate_mapping('ev', '{"device_id": null}');
-SELECT iotstream.validate_mapping('ev', '{"value": "a..b"}');
-SELECT iotstream.validate_mapping('ev', '{"value": "$nope"}');
-SELECT iotstream.validate_mapping('ev', '{"value": 3}');
-SELECT iotstream.validate_mapping('ev', '["value"]');
-SELECT iotstream.validate_mapping('ev', '{"value": "$headers"}');
-CREATE TABLE odd (id int, spot point);
-SELECT iotstream.validate_mapping('odd', NULL);
-SELECT iotstream.validate_mapping('odd', '{"spot": null}');
-SELECT iotstream.validate_mapping('ev', '{"note": null, "value": "$payload"}');
+SELECT iotstream.validate_mapping('dec_ev', '{"nope": "x"}');
+SELECT iotstream.validate_mapping('dec_ev', '{"device_id": null}');
+SELECT iotstream.validate_mapping('dec_ev', '{"value": "a..b"}');
+SELECT iotstream.validate_mapping('dec_ev', '{"value": "$nope"}');
+SELECT iotstream.validate_mapping('dec_ev', '{"value": 3}');
+SELECT iotstream.validate_mapping('dec_ev', '["value"]');
+SELECT iotstream.validate_mapping('dec_ev', '{"value": "$headers"}');
+CREATE TABLE dec_odd (id int, spot point);
+SELECT iotstream.validate_mapping('dec_odd', NULL);
+SELECT iotstream.validate_mapping('dec_odd', '{"spot": null}');
+SELECT iotstream.validate_mapping('dec_ev', '{"note": null, "value": "$payload"}');
+
+DROP FUNCTION dec_pv(regclass, text, jsonb);
+DROP TABLE dec_types, dec_ev, dec_who, dec_meta, dec_lines, dec_docs, dec_ev_rows,
+           dec_readings, dec_odd;
