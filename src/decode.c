@@ -14,7 +14,8 @@
  *    when several keys match one column, the better match wins (exact, then
  *    camelCase, then case-insensitive), and among equals the last one.
  *  - An explicit mapping {"column": "source"} names, for some columns, a key
- *    path (complexData.moreData0: dots separate keys, "\." is a literal dot)
+ *    path (complexData.moreData0: dots separate keys; a backslash makes the
+ *    next character part of the key, as in "\." or a leading "\$")
  *    or one of $payload, $topic, $partition, $offset, $key, $timestamp,
  *    $headers, or null to leave the column out.  Columns it does not name
  *    keep the default rule.
@@ -276,7 +277,7 @@ add_path(JsonKeyNode *root, const char *path, int col, const char *colname)
 
 		while (*p && *p != '.')
 		{
-			if (*p == '\\' && (p[1] == '.' || p[1] == '\\'))
+			if (*p == '\\' && p[1] != '\0')
 				p++;
 			seg[len++] = *p++;
 		}
@@ -287,7 +288,7 @@ add_path(JsonKeyNode *root, const char *path, int col, const char *colname)
 							path, colname),
 					 errdetail(len == 0 ? "The path has an empty key."
 							   : "A key of the path is longer than 255 bytes."),
-					 errhint("Write keys separated by dots, such as \"complexData.moreData0\"; write \"\\.\" for a dot inside a key.")));
+					 errhint("Write keys separated by dots, such as \"complexData.moreData0\"; a backslash makes the next character part of the key (\"\\.\" for a dot).")));
 		e = node_entry(node, seg, len, false);
 		if (*p == '\0')
 		{
@@ -386,8 +387,7 @@ map_column(DecodePlan *plan, TupleDesc desc, const char *relname,
 		return;
 	}
 	col->source = DS_JSON;
-	add_path(plan->root, col->path[0] == '\\' && col->path[1] == '$' ?
-			 col->path + 1 : col->path, col - plan->cols, colname);
+	add_path(plan->root, col->path, col - plan->cols, colname);
 }
 
 DecodePlan *
@@ -442,7 +442,9 @@ DecodePlanCreate(Oid relid, Jsonb *mapping, MemoryContext cxt)
 		col->source = DS_JSON;
 		if (att->attisdropped || att->attgenerated)
 		{
+			/* the executor computes generated columns; never a default */
 			col->source = DS_NONE;
+			col->notnull = col->hasdefault = false;
 			explicit[i] = true;
 		}
 	}
@@ -692,7 +694,7 @@ DecodeMessage(DecodePlan *plan, const KafkaMessage *msg,
 		switch (tok->type)
 		{
 			case JTOK_NONE:
-				if (col->source == DS_JSON && col->hasdefault)
+				if (col->hasdefault)
 				{
 					plan->use_default[i] = true;
 					continue;

@@ -172,6 +172,15 @@ SELECT dec_pv('dec_ev', '{"deviceId": "d", "createdAt": 0}'),
        dec_pv('dec_ev', '{"deviceId": null, "createdAt": 0}'),
        dec_pv('dec_ev', '{"deviceId": "d"}', '{"created_at": "$timestamp"}'),
        dec_pv('dec_ev', '{"deviceId": "d", "createdAt": 0, "note": null}');
+-- a source the message lacks also leaves a column with a default to it
+SELECT iotstream.decode_preview('dec_ev', '{"ingested_at": "$timestamp", "note": "$key"}',
+                                '{"deviceId": "d", "createdAt": 0}') AS defaults_apply,
+       iotstream.decode_preview('dec_ev', '{"ingested_at": "$timestamp", "note": "$key"}',
+                                '{"deviceId": "d", "createdAt": 0}', key => 'k',
+                                "timestamp" => '2026-03-05 17:00+00') AS sources_present;
+-- backslashes in paths: a\.b.c is the key "a.b", then "c"
+SELECT dec_pv('dec_ev', '{"deviceId": "d", "createdAt": 0, "a.b": {"c": "one"}, "a": {"b.c": "two"}}',
+              '{"type": "a\\.b.c", "note": "a.b\\.c"}');
 
 -- Malformed input: each class with its reason; nothing raises an error.
 SELECT p, dec_pv('dec_ev', p) FROM (VALUES
