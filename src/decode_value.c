@@ -437,6 +437,16 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 				return true;
 			}
 		case DK_FLOAT4:
+			{
+				float		f;
+
+				if (!scalar_text(tok, buf, sizeof(buf), &s, &len))
+					return false;
+				if (!JsonParseFloat4(s, len, &f, why))
+					return false;
+				*value = Float4GetDatum(f);
+				return true;
+			}
 		case DK_FLOAT8:
 			{
 				double		d;
@@ -445,17 +455,7 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 					return false;
 				if (!JsonParseFloat8(s, len, &d, why))
 					return false;
-				if (kind == DK_FLOAT8)
-				{
-					*value = Float8GetDatum(d);
-					return true;
-				}
-				if ((isinf((float) d) && !isinf(d)) || ((float) d == 0 && d != 0))
-				{
-					*why = "out of range for real";
-					return false;
-				}
-				*value = Float4GetDatum((float) d);
+				*value = Float8GetDatum(d);
 				return true;
 			}
 		case DK_NUMERIC:

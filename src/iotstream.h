@@ -171,6 +171,8 @@ extern bool JsonParseInt64(const char *s, int len, int64 *out,
 						   const char **error);
 extern bool JsonParseFloat8(const char *s, int len, double *out,
 							const char **error);
+extern bool JsonParseFloat4(const char *s, int len, float *out,
+							const char **error);
 extern bool JsonNumericFits(const char *s, int len, int32 typmod);
 extern bool JsonParseTimestamp(const char *s, int len, int64 *out,
 							   const char **error);

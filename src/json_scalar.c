@@ -131,9 +131,12 @@ bad:
 	return false;
 }
 
-/* A JSON number literal, or the strings NaN, Infinity and -Infinity. */
-bool
-JsonParseFloat8(const char *s, int len, double *out, const char **error)
+/*
+ * A JSON number literal, or the strings NaN, Infinity and -Infinity, as a
+ * double, or with single as a float rounded once (strtof, like float4in).
+ */
+static bool
+parse_float(const char *s, int len, bool single, double *out, const char **error)
 {
 	char		sbuf[64];
 	char	   *buf = sbuf;
@@ -166,14 +169,31 @@ JsonParseFloat8(const char *s, int len, double *out, const char **error)
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	errno = 0;
-	v = strtod(buf, &endp);
-	/* like float8in: overflow and underflow to zero are out of range */
+	v = single ? (double) strtof(buf, &endp) : strtod(buf, &endp);
+	/* like float8in and float4in: overflow and underflow to zero fail */
 	if (errno == ERANGE && (v == 0.0 || isinf(v)))
 	{
-		*error = "out of range for double precision";
+		*error = single ? "out of range for real" : "out of range for double precision";
 		return false;
 	}
 	*out = v;
+	return true;
+}
+
+bool
+JsonParseFloat8(const char *s, int len, double *out, const char **error)
+{
+	return parse_float(s, len, false, out, error);
+}
+
+bool
+JsonParseFloat4(const char *s, int len, float *out, const char **error)
+{
+	double		v;
+
+	if (!parse_float(s, len, true, &v, error))
+		return false;
+	*out = (float) v;
 	return true;
 }
 

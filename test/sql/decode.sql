@@ -220,6 +220,53 @@ FROM (SELECT iotstream.decode_preview('dec_ev', NULL, m) AS r
             FROM generate_series(1, 3000) i,
                  (SELECT convert_to(:'event', 'UTF8') AS e) ev) f) d;
 
+-- Differential: random number literals and ISO timestamps decode to what
+-- PostgreSQL's own casts give, and are rejected exactly when those fail.
+CREATE FUNCTION dec_cast(x text, typ text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+    EXECUTE format('SELECT %L::%s::text', x, typ) INTO r;
+    RETURN r;
+EXCEPTION WHEN others THEN
+    RETURN 'rejected';
+END $$;
+CREATE FUNCTION dec_same(ours text, theirs text, typ text) RETURNS bool LANGUAGE plpgsql AS $$
+DECLARE r bool;
+BEGIN
+    IF ours = 'rejected' OR theirs = 'rejected' THEN
+        RETURN ours = theirs;
+    END IF;
+    EXECUTE format('SELECT %L::%s = %L::%s', ours, typ, theirs, typ) INTO r;
+    RETURN r;
+END $$;
+CREATE TABLE dec_diff (n73 numeric(7,3), n numeric, f8 float8, f4 float4, i4 int4, tz timestamptz);
+SELECT setseed(0.1);
+CREATE TABLE dec_lits AS
+SELECT CASE i % 5
+         WHEN 0 THEN ((random() * 2e10)::bigint - 1e10::bigint)::text
+         WHEN 1 THEN round((random() * 20000 - 10000)::numeric, (random() * 6)::int)::text
+         WHEN 2 THEN (random() * 1e6)::float8::text
+         WHEN 3 THEN (random() * 10)::int::text || 'e' || ((random() * 12)::int - 6)::text
+         ELSE '-0.' || lpad((random() * 99999)::int::text, 5, '0')
+       END AS x,
+       to_char(timestamptz '1990-01-01' + random() * interval '60 years', 'YYYY-MM-DD"T"HH24:MI:SS.US')
+         || (ARRAY['Z', '+05:30', '-08:00', '+0100', '', '-03'])[1 + i % 6] AS iso
+FROM generate_series(1, 2000) i;
+SELECT col, count(*) AS literals,
+       count(*) FILTER (WHERE NOT dec_same(ours, theirs, typ)) AS differ,
+       count(*) FILTER (WHERE ours = 'rejected') AS rejected
+FROM (SELECT c.col, c.typ, coalesce(iotstream.decode_preview('dec_diff', NULL,
+                                 format('{"%s": %s}', c.col, CASE WHEN c.col = 'tz' THEN to_json(l.iso)::text ELSE l.x END))
+                             ->>c.col, 'rejected') AS ours,
+             CASE WHEN c.col = 'tz' THEN dec_cast(l.iso, 'timestamptz')
+                  ELSE dec_cast(l.x, c.typ) END AS theirs
+      FROM dec_lits l,
+           (VALUES ('n73', 'numeric(7,3)'), ('n', 'numeric'), ('f8', 'float8'),
+                   ('f4', 'float4'), ('i4', 'int4'), ('tz', 'timestamptz')) c(col, typ)
+      WHERE c.col <> 'i4' OR l.x !~ '[.e]') d
+GROUP BY col ORDER BY col;
+-- (int4 skips fractions and exponents: '5.0' is an integer to the decoder only)
+
 -- The decoded row really inserts: a round trip through the table.
 CREATE TABLE dec_ev_rows (LIKE dec_ev);
 INSERT INTO dec_ev_rows SELECT * FROM jsonb_populate_record(NULL::dec_ev_rows, iotstream.decode_preview('dec_ev', NULL, :'event'));
@@ -245,6 +292,7 @@ SELECT iotstream.validate_mapping('dec_odd', NULL);
 SELECT iotstream.validate_mapping('dec_odd', '{"spot": null}');
 SELECT iotstream.validate_mapping('dec_ev', '{"note": null, "value": "$payload"}');
 
-DROP FUNCTION dec_pv(regclass, text, jsonb);
+DROP FUNCTION dec_pv(regclass, text, jsonb), dec_cast(text, text),
+              dec_same(text, text, text);
 DROP TABLE dec_types, dec_ev, dec_who, dec_meta, dec_lines, dec_docs, dec_ev_rows,
-           dec_readings, dec_odd;
+           dec_readings, dec_odd, dec_diff, dec_lits;
