@@ -19,10 +19,17 @@
  *    or one of $payload, $topic, $partition, $offset, $key, $timestamp,
  *    $headers, or null to leave the column out.  Columns it does not name
  *    keep the default rule.
- *  - A missing key or a JSON null gives SQL NULL; a missing key in a column
- *    with a DEFAULT asks the ingest path to use the default instead
- *    (DecodeUseDefault).  A NULL in a NOT NULL column makes the message a
- *    dead letter, as does every value that does not convert.
+ *  - A missing key or a JSON null gives SQL NULL.  A missing key (or an
+ *    absent $key or $timestamp) in a column with a DEFAULT, and a column
+ *    the mapping leaves out, ask the ingest path to use the default instead
+ *    (DecodeUseDefault); an explicit JSON null stays NULL, as in INSERT.
+ *    A NULL in a NOT NULL column makes the message a dead letter, as does
+ *    every value that does not convert (decode_value.c lists what each
+ *    type accepts, json_scalar.c the timestamp and epoch rules).
+ *  - The payload must be JSON (and an object, if any column reads keys)
+ *    unless only $payload as text/varchar/bytea and metadata are mapped; a
+ *    tombstone (no payload) is then a dead letter.  $headers gives a jsonb
+ *    object of strings, "\x<hex>" for values that are not UTF-8.
  *
  * At create time we reject: a mapping that is not an object, names an
  * unknown or generated column, or has a malformed path or unknown source; a
