@@ -65,6 +65,9 @@
 #define UNIX_TO_PG_USECS \
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
 
+/* Largest payload or key we decode. */
+#define DECODE_MAX_BYTES	((size_t) 256 * 1024 * 1024)
+
 typedef enum DecodeSource
 {
 	DS_NONE,					/* left out: NULL or the column default */
@@ -628,6 +631,12 @@ DecodeMessage(DecodePlan *plan, const KafkaMessage *msg,
 
 	memset(&whole, 0, sizeof(whole));
 	*reason = NULL;
+	/* a safety net below palloc's limit; the ingest path has its own */
+	if (msg->payload_len > DECODE_MAX_BYTES || msg->key_len > DECODE_MAX_BYTES)
+	{
+		*reason = "the message is larger than the decoder's limit of 256 MB";
+		return false;
+	}
 	if (plan->scan)
 	{
 		const char *error;
