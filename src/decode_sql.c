@@ -17,6 +17,9 @@
 #include "access/relation.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/float.h"
@@ -34,6 +37,18 @@ PG_FUNCTION_INFO_V1(decode_preview);
 PG_FUNCTION_INFO_V1(validate_mapping);
 PG_FUNCTION_INFO_V1(decode_count_transfn);
 PG_FUNCTION_INFO_V1(decode_count_finalfn);
+
+/* Previewing needs INSERT or SELECT on the target, as a source would. */
+static void
+check_target_access(Oid relid)
+{
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_INSERT | ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s",
+						get_rel_name(relid) ? get_rel_name(relid) : "?"),
+				 errhint("Decoding into a table requires INSERT or SELECT on it.")));
+}
 
 /* A number (as the text of a float) or, for NaN and infinities, a string. */
 static void
@@ -196,6 +211,7 @@ decode_preview(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	relid = PG_GETARG_OID(0);
+	check_target_access(relid);
 	plan = DecodePlanCreate(relid, mapping, CurrentMemoryContext);
 
 	memset(&msg, 0, sizeof(msg));
@@ -274,6 +290,9 @@ validate_mapping(PG_FUNCTION_ARGS)
 											  "iotstream validate_mapping",
 											  ALLOCSET_SMALL_SIZES);
 
+	if (PG_ARGISNULL(0))
+		PG_RETURN_VOID();
+	check_target_access(PG_GETARG_OID(0));
 	DecodePlanCreate(PG_GETARG_OID(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
 					 cxt);
 	MemoryContextDelete(cxt);
@@ -309,7 +328,10 @@ decode_count_transfn(PG_FUNCTION_ARGS)
 		elog(ERROR, "decode_count_transfn called in non-aggregate context");
 	if (PG_ARGISNULL(0))
 	{
-		Relation	rel = relation_open(PG_GETARG_OID(1), AccessShareLock);
+		Relation	rel;
+
+		check_target_access(PG_GETARG_OID(1));
+		rel = relation_open(PG_GETARG_OID(1), AccessShareLock);
 
 		old = MemoryContextSwitchTo(aggcxt);
 		st = palloc0(sizeof(DecodeCountState));

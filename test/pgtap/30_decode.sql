@@ -1,6 +1,6 @@
 -- The decoder's SQL API and its create-time errors, with their SQLSTATEs.
 BEGIN;
-SELECT plan(22);
+SELECT plan(24);
 
 SELECT has_function('iotstream', 'decode_preview',
     ARRAY['regclass', 'jsonb', 'text', 'text', 'text', 'integer', 'bigint', 'timestamp with time zone', 'jsonb'],
@@ -59,6 +59,19 @@ SELECT throws_ok($$SELECT iotstream.validate_mapping('tap_view', NULL)$$,
 SELECT is(iotstream.decode_preview('tap_ev', NULL, '{"deviceId": "d", "createdAt": "2026-03-05T17:00:00Z", "value": 2}'),
           '{"value": 2, "event_id": null, "device_id": "d", "created_at": "2026-03-05T17:00:00+00:00", "complex_data": null}'::jsonb,
           'the default rule decodes camelCase keys and leaves ingested_at to its default');
+
+CREATE ROLE tap_decode_nobody;
+GRANT USAGE ON SCHEMA iotstream TO tap_decode_nobody;
+SET ROLE tap_decode_nobody;
+SELECT throws_ok($$SELECT iotstream.decode_preview('tap_ev', NULL, '{}')$$,
+    '42501', 'permission denied for table tap_ev', 'previewing needs INSERT or SELECT on the target');
+RESET ROLE;
+GRANT INSERT ON tap_ev TO tap_decode_nobody;
+SET ROLE tap_decode_nobody;
+SELECT is(iotstream.decode_preview('tap_ev', NULL, '{"deviceId": "d"}')->>'error',
+          'column "created_at" is NOT NULL, but the message has no "created_at"',
+          'with INSERT, the preview works and names the missing NOT NULL column');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;
