@@ -14,14 +14,22 @@
  *    when several keys match one column, the better match wins (exact, then
  *    camelCase, then case-insensitive), and among equals the last one.
  *  - An explicit mapping {"column": "source"} names, for some columns, a key
- *    path (complexData.moreData0: dots separate keys, "\." is a literal dot)
+ *    path (complexData.moreData0: dots separate keys; a backslash makes the
+ *    next character part of the key, as in "\." or a leading "\$")
  *    or one of $payload, $topic, $partition, $offset, $key, $timestamp,
  *    $headers, or null to leave the column out.  Columns it does not name
  *    keep the default rule.
- *  - A missing key or a JSON null gives SQL NULL; a missing key in a column
- *    with a DEFAULT asks the ingest path to use the default instead
- *    (DecodeUseDefault).  A NULL in a NOT NULL column makes the message a
- *    dead letter, as does every value that does not convert.
+ *  - A missing key or a JSON null gives SQL NULL.  A missing key (or an
+ *    absent $key or $timestamp) in a column with a DEFAULT, and a column
+ *    the mapping leaves out, ask the ingest path to use the default instead
+ *    (DecodeUseDefault); an explicit JSON null stays NULL, as in INSERT.
+ *    A NULL in a NOT NULL column makes the message a dead letter, as does
+ *    every value that does not convert (decode_value.c lists what each
+ *    type accepts, json_scalar.c the timestamp and epoch rules).
+ *  - The payload must be JSON (and an object, if any column reads keys)
+ *    unless only $payload as text/varchar/bytea and metadata are mapped; a
+ *    tombstone (no payload) is then a dead letter.  $headers gives a jsonb
+ *    object of strings, "\x<hex>" for values that are not UTF-8.
  *
  * At create time we reject: a mapping that is not an object, names an
  * unknown or generated column, or has a malformed path or unknown source; a
@@ -56,6 +64,9 @@
 /* Unix epoch in PostgreSQL microseconds. */
 #define UNIX_TO_PG_USECS \
 	((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY)
+
+/* Largest payload or key we decode. */
+#define DECODE_MAX_BYTES	((size_t) 256 * 1024 * 1024)
 
 typedef enum DecodeSource
 {
@@ -104,7 +115,7 @@ static const char *const expect_names[] = {
 	"a string", "a string", "an integer", "an integer", "an integer",
 	"a number", "a number", "a number", "a boolean", "a timestamp",
 	"a timestamp", "a date", "a uuid", "a JSON value", "a JSON value",
-	"bytes"
+	"a \\x hex string"
 };
 
 static const char *const token_names[] = {
@@ -161,7 +172,7 @@ source_accepts(DecodeSource source, DecodeKind kind)
 	switch (source)
 	{
 		case DS_JSON:
-			return kind != DK_BYTEA;
+			return true;
 		case DS_PAYLOAD:
 			return kind == DK_JSONB || kind == DK_JSON || kind == DK_TEXT ||
 				kind == DK_VARCHAR || kind == DK_BYTEA;
@@ -184,6 +195,29 @@ source_accepts(DecodeSource source, DecodeKind kind)
 			return true;
 	}
 	return false;
+}
+
+static const char *
+source_types_hint(DecodeSource source)
+{
+	switch (source)
+	{
+		case DS_PAYLOAD:
+			return "$payload fills jsonb, json, text, varchar and bytea columns.";
+		case DS_TOPIC:
+			return "$topic fills text and varchar columns.";
+		case DS_PARTITION:
+		case DS_OFFSET:
+			return "$partition and $offset fill smallint, integer, bigint, numeric, text and varchar columns.";
+		case DS_KEY:
+			return "$key fills text, varchar, bytea, smallint, integer, bigint, numeric and uuid columns.";
+		case DS_TIMESTAMP:
+			return "$timestamp fills timestamptz, timestamp and bigint (milliseconds) columns.";
+		case DS_HEADERS:
+			return "$headers fills jsonb columns.";
+		default:
+			return "Change the column's type or the mapping.";
+	}
 }
 
 static const struct
@@ -253,7 +287,7 @@ add_path(JsonKeyNode *root, const char *path, int col, const char *colname)
 
 		while (*p && *p != '.')
 		{
-			if (*p == '\\' && (p[1] == '.' || p[1] == '\\'))
+			if (*p == '\\' && p[1] != '\0')
 				p++;
 			seg[len++] = *p++;
 		}
@@ -264,7 +298,7 @@ add_path(JsonKeyNode *root, const char *path, int col, const char *colname)
 							path, colname),
 					 errdetail(len == 0 ? "The path has an empty key."
 							   : "A key of the path is longer than 255 bytes."),
-					 errhint("Write keys separated by dots, such as \"complexData.moreData0\"; write \"\\.\" for a dot inside a key.")));
+					 errhint("Write keys separated by dots, such as \"complexData.moreData0\"; a backslash makes the next character part of the key (\"\\.\" for a dot).")));
 		e = node_entry(node, seg, len, false);
 		if (*p == '\0')
 		{
@@ -363,8 +397,7 @@ map_column(DecodePlan *plan, TupleDesc desc, const char *relname,
 		return;
 	}
 	col->source = DS_JSON;
-	add_path(plan->root, col->path[0] == '\\' && col->path[1] == '$' ?
-			 col->path + 1 : col->path, col - plan->cols, colname);
+	add_path(plan->root, col->path, col - plan->cols, colname);
 }
 
 DecodePlan *
@@ -419,7 +452,9 @@ DecodePlanCreate(Oid relid, Jsonb *mapping, MemoryContext cxt)
 		col->source = DS_JSON;
 		if (att->attisdropped || att->attgenerated)
 		{
+			/* the executor computes generated columns; never a default */
 			col->source = DS_NONE;
+			col->notnull = col->hasdefault = false;
 			explicit[i] = true;
 		}
 	}
@@ -474,16 +509,14 @@ DecodePlanCreate(Oid relid, Jsonb *mapping, MemoryContext cxt)
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("column \"%s\" has type %s, which messages cannot be decoded into",
 							col->name, format_type_with_typemod(col->typid, col->typmod)),
-					 errhint("Use one of text, varchar, smallint, integer, bigint, real, double precision, numeric, boolean, timestamptz, timestamp, date, uuid, jsonb or json, or map the column to null in the mapping to leave it out.")));
+					 errhint("Use one of text, varchar, smallint, integer, bigint, real, double precision, numeric, boolean, timestamptz, timestamp, date, uuid, jsonb, json or bytea, or map the column to null in the mapping to leave it out.")));
 		if (!source_accepts(col->source, col->kind))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" of type %s cannot take %s",
 							col->name, kind_names[col->kind],
 							col->source == DS_JSON ? "a JSON value" : col->path),
-					 col->kind == DK_BYTEA ?
-					 errhint("A bytea column can only take \"$payload\" or \"$key\".") :
-					 errhint("See the documentation of iotstream.decode_preview() for the types each source fills.")));
+					 errhint("%s", source_types_hint(col->source))));
 		if (col->source == DS_JSON)
 			plan->scan = true;
 		else if (col->source == DS_PAYLOAD &&
@@ -598,6 +631,12 @@ DecodeMessage(DecodePlan *plan, const KafkaMessage *msg,
 
 	memset(&whole, 0, sizeof(whole));
 	*reason = NULL;
+	/* a safety net below palloc's limit; the ingest path has its own */
+	if (msg->payload_len > DECODE_MAX_BYTES || msg->key_len > DECODE_MAX_BYTES)
+	{
+		*reason = "the message is larger than the decoder's limit of 256 MB";
+		return false;
+	}
 	if (plan->scan)
 	{
 		const char *error;
@@ -612,7 +651,8 @@ DecodeMessage(DecodePlan *plan, const KafkaMessage *msg,
 		if (!JsonScan(msg->payload, msg->payload_len, plan->root, plan->slots,
 					  &whole, &error, &error_at))
 		{
-			*reason = psprintf("%s at byte %zu", error, error_at);
+			*reason = strncmp(error, "the payload", 11) == 0 ? error :
+				psprintf("%s at byte %zu", error, error_at);
 			return false;
 		}
 	}
@@ -670,7 +710,7 @@ DecodeMessage(DecodePlan *plan, const KafkaMessage *msg,
 		switch (tok->type)
 		{
 			case JTOK_NONE:
-				if (col->source == DS_JSON && col->hasdefault)
+				if (col->hasdefault)
 				{
 					plan->use_default[i] = true;
 					continue;

@@ -20,6 +20,8 @@
  *    takes the UTC wall-clock time, date the UTC day.
  *  - uuid: 32 hex digits, with or without the four hyphens.
  *  - jsonb, json: any value.
+ *  - bytea: a string in bytea's hex output form ("\\x0a1b"), as to_jsonb
+ *    writes it; from $payload and $key, the raw bytes.
  *
  * Invariant: never raises an error for any input; PostgreSQL's input
  * functions (numeric_in, jsonb_in) only see text validated before.
@@ -34,7 +36,12 @@
 #include "utils/date.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/uuid.h"
+
+/* Where jsonb_in works; reset after each value. */
+static MemoryContext JsonbScratch = NULL;
 
 /*
  * The text of a scalar token: numbers and raw bytes as they are, strings
@@ -67,6 +74,18 @@ scalar_text(const JsonToken *tok, char *buf, int bufsize, const char **s,
 		default:
 			return false;
 	}
+}
+
+static int
+hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 static bool
@@ -148,6 +167,233 @@ decode_timestamp(DecodeKind kind, const JsonToken *tok, Datum *value,
 	return true;
 }
 
+/* A JSON string "\\x0a1b..." (bytea's hex output, as to_jsonb writes it). */
+static bool
+decode_hex_bytea(const JsonToken *tok, Datum *value, const char **why)
+{
+	char	   *buf = palloc(tok->len);
+	const char *s;
+	int			len,
+				i;
+	bytea	   *b;
+
+	scalar_text(tok, buf, tok->len, &s, &len);
+	if (len < 2 || s[0] != '\\' || s[1] != 'x' || len % 2 != 0)
+	{
+		*why = "not a hex string starting with \\x";
+		return false;
+	}
+	b = palloc(VARHDRSZ + (len - 2) / 2);
+	SET_VARSIZE(b, VARHDRSZ + (len - 2) / 2);
+	for (i = 2; i < len; i += 2)
+	{
+		int			hi = hex_digit(s[i]),
+					lo = hex_digit(s[i + 1]);
+
+		if (hi < 0 || lo < 0)
+		{
+			*why = "not a hex string starting with \\x";
+			return false;
+		}
+		((unsigned char *) VARDATA(b))[(i - 2) / 2] = (hi << 4) | lo;
+	}
+	pfree(buf);
+	*value = PointerGetDatum(b);
+	return true;
+}
+
+/* Largest JSON text we turn into jsonb, far below jsonb's own limits. */
+#define JSONB_MAX_TEXT	(64 * 1024 * 1024)
+
+static inline const char *
+skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* A validated JSON string at p (the quote) as a jbvString; returns the end. */
+static const char *
+build_string(const char *p, JsonbValue *v)
+{
+	const char *s = p + 1,
+			   *q = s;
+	bool		escapes = false;
+
+	while (*q != '"')
+	{
+		if (*q == '\\')
+		{
+			escapes = true;
+			q++;
+		}
+		q++;
+	}
+	v->type = jbvString;
+	if (!escapes)
+	{
+		v->val.string.val = (char *) s;
+		v->val.string.len = q - s;
+	}
+	else
+	{
+		v->val.string.val = palloc(q - s);
+		v->val.string.len = JsonUnescape(s, q - s, v->val.string.val);
+	}
+	return q + 1;
+}
+
+/*
+ * A validated JSON number as numeric: up to 18 digits without exponent
+ * exactly as mantissa / 10^scale (what numeric_in would produce, without
+ * parsing it again), others through numeric_in.
+ */
+static Numeric
+build_numeric(const char *p, int len)
+{
+	const char *end = p + len;
+	const char *q = p;
+	bool		neg = false;
+	int64		mant = 0;
+	int			digits = 0,
+				scale = 0;
+	char		buf[64];
+	char	   *cstr;
+
+	if (*q == '-')
+		neg = true, q++;
+	for (; q < end && *q >= '0' && *q <= '9'; q++, digits++)
+		mant = mant * 10 + (*q - '0');
+	if (q < end && *q == '.')
+		for (q++; q < end && *q >= '0' && *q <= '9'; q++, digits++, scale++)
+			mant = mant * 10 + (*q - '0');
+	if (q == end && digits <= 18)
+		return int64_div_fast_to_numeric(neg ? -mant : mant, scale);
+
+	cstr = len < (int) sizeof(buf) ? buf : palloc(len + 1);
+	memcpy(cstr, p, len);
+	cstr[len] = '\0';
+	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(cstr),
+											   ObjectIdGetDatum(InvalidOid),
+											   Int32GetDatum(-1)));
+}
+
+/*
+ * Push the validated JSON value at p into a jsonb parse state, as jsonb_in
+ * would, without lexing it again; returns where the value ends.
+ */
+static const char *
+build_value(JsonbParseState **state, const char *p, JsonbIteratorToken seq,
+			JsonbValue **result)
+{
+	JsonbValue	v;
+
+	switch (*p)
+	{
+		case '{':
+		case '[':
+			{
+				bool		object = *p == '{';
+
+				*result = pushJsonbValue(state, object ? WJB_BEGIN_OBJECT : WJB_BEGIN_ARRAY, NULL);
+				p = skip_ws(p + 1);
+				while (*p != (object ? '}' : ']'))
+				{
+					if (object)
+					{
+						p = build_string(p, &v);
+						pushJsonbValue(state, WJB_KEY, &v);
+						p = skip_ws(skip_ws(p) + 1);	/* the colon */
+					}
+					p = skip_ws(build_value(state, p, object ? WJB_VALUE : WJB_ELEM, result));
+					if (*p == ',')
+						p = skip_ws(p + 1);
+				}
+				*result = pushJsonbValue(state, object ? WJB_END_OBJECT : WJB_END_ARRAY, NULL);
+				return p + 1;
+			}
+		case '"':
+			p = build_string(p, &v);
+			break;
+		case 't':
+		case 'f':
+			v.type = jbvBool;
+			v.val.boolean = *p == 't';
+			p += *p == 't' ? 4 : 5;
+			break;
+		case 'n':
+			v.type = jbvNull;
+			p += 4;
+			break;
+		default:
+			{
+				const char *q = p;
+
+				while (*q == '-' || *q == '+' || *q == '.' || *q == 'e' ||
+					   *q == 'E' || (*q >= '0' && *q <= '9'))
+					q++;
+				v.type = jbvNumeric;
+				v.val.numeric = build_numeric(p, q - p);
+				p = q;
+			}
+	}
+	*result = pushJsonbValue(state, seq, &v);
+	return p;
+}
+
+/*
+ * Any JSON value to jsonb.  Objects and arrays are built straight from the
+ * validated text; the many allocations that takes happen in a scratch
+ * context, and only the result is copied out, so a batch of messages stays
+ * small and in cache.
+ */
+static bool
+decode_jsonb(const JsonToken *tok, Datum *value, const char **why)
+{
+	MemoryContext old;
+	Jsonb	   *jb,
+			   *result;
+
+	if (tok->flags & JTOK_F_NUL)
+		*why = "the value holds \\u0000, which jsonb cannot store";
+	else if (tok->flags & JTOK_F_BIGNUM)
+		*why = "the value holds a number out of range for jsonb";
+	else if (tok->len > JSONB_MAX_TEXT)
+		*why = "the value is too large for jsonb";
+	if (*why)
+		return false;
+
+	if (JsonbScratch == NULL)
+		JsonbScratch = AllocSetContextCreate(TopMemoryContext,
+											 "iotstream jsonb scratch",
+											 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(JsonbScratch);
+	if (tok->type == JTOK_OBJECT || tok->type == JTOK_ARRAY)
+	{
+		JsonbParseState *state = NULL;
+		JsonbValue *res = NULL;
+
+		build_value(&state, tok->start, WJB_VALUE, &res);
+		jb = JsonbValueToJsonb(res);
+	}
+	else
+	{
+		/* a scalar: jsonb_in wraps it in its raw-scalar array */
+		char	   *cstr = palloc(tok->len + 1);
+
+		memcpy(cstr, tok->start, tok->len);
+		cstr[tok->len] = '\0';
+		jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(cstr)));
+	}
+	MemoryContextSwitchTo(old);
+	result = palloc(VARSIZE(jb));
+	memcpy(result, jb, VARSIZE(jb));
+	MemoryContextReset(JsonbScratch);
+	*value = JsonbPGetDatum(result);
+	return true;
+}
+
 /*
  * Convert one present, non-null value.  False with *why a static message,
  * or NULL for "expected <kind>, got <token type>".
@@ -175,7 +421,11 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 				if (!scalar_text(tok, buf, sizeof(buf), &s, &len))
 					return false;
 				if (!JsonParseInt64(s, len, &v, why))
+				{
+					if (strcmp(*why, "out of range") == 0)
+						*why = "out of range for bigint";
 					return false;
+				}
 				if (kind == DK_INT2 && (v < PG_INT16_MIN || v > PG_INT16_MAX))
 					*why = "out of range for smallint";
 				else if (kind == DK_INT4 && (v < PG_INT32_MIN || v > PG_INT32_MAX))
@@ -187,6 +437,16 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 				return true;
 			}
 		case DK_FLOAT4:
+			{
+				float		f;
+
+				if (!scalar_text(tok, buf, sizeof(buf), &s, &len))
+					return false;
+				if (!JsonParseFloat4(s, len, &f, why))
+					return false;
+				*value = Float4GetDatum(f);
+				return true;
+			}
 		case DK_FLOAT8:
 			{
 				double		d;
@@ -195,17 +455,7 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 					return false;
 				if (!JsonParseFloat8(s, len, &d, why))
 					return false;
-				if (kind == DK_FLOAT8)
-				{
-					*value = Float8GetDatum(d);
-					return true;
-				}
-				if ((isinf((float) d) && !isinf(d)) || ((float) d == 0 && d != 0))
-				{
-					*why = "out of range for real";
-					return false;
-				}
-				*value = Float4GetDatum((float) d);
+				*value = Float8GetDatum(d);
 				return true;
 			}
 		case DK_NUMERIC:
@@ -284,24 +534,9 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 				return true;
 			}
 		case DK_JSONB:
-			{
-				char	   *cstr;
-
-				if (tok->type == JTOK_RAW)
-					return false;
-				if (tok->flags & JTOK_F_NUL)
-					*why = "the value holds \\u0000, which jsonb cannot store";
-				else if (tok->flags & JTOK_F_BIGNUM)
-					*why = "the value holds a number out of range for jsonb";
-				if (*why)
-					return false;
-				cstr = palloc(tok->len + 1);
-				memcpy(cstr, tok->start, tok->len);
-				cstr[tok->len] = '\0';
-				*value = DirectFunctionCall1(jsonb_in, CStringGetDatum(cstr));
-				pfree(cstr);
-				return true;
-			}
+			if (tok->type == JTOK_RAW)
+				return false;
+			return decode_jsonb(tok, value, why);
 		case DK_JSON:
 			if (tok->type == JTOK_RAW)
 				return false;
@@ -311,6 +546,8 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
 			{
 				bytea	   *b;
 
+				if (tok->type == JTOK_STRING)
+					return decode_hex_bytea(tok, value, why);
 				if (tok->type != JTOK_RAW)
 					return false;
 				b = palloc(VARHDRSZ + tok->len);

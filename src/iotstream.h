@@ -72,7 +72,19 @@ typedef struct KafkaMessage
 	const KafkaHeader *headers;
 } KafkaMessage;
 
-/* A compiled mapping from messages to the columns of one target table. */
+/*
+ * A compiled mapping from messages to the columns of one target table.
+ *
+ * DecodePlanCreate compiles mapping (NULL: keys to columns by name, see
+ * decode.c) against relid's tuple descriptor into cxt.  Call it inside a
+ * transaction; a bad mapping raises an error with a hint.
+ *
+ * DecodeMessage fills values/nulls, one entry per attribute of that
+ * descriptor (dropped and generated columns come back NULL).  It never
+ * raises an error for any message: it returns false with *reason (static
+ * or palloc'd, short, naming the column) for a dead letter.  Datums are
+ * palloc'd in CurrentMemoryContext.  A plan decodes one message at a time.
+ */
 typedef struct DecodePlan DecodePlan;
 
 extern DecodePlan *DecodePlanCreate(Oid relid, Jsonb *mapping, MemoryContext cxt);
@@ -220,6 +232,8 @@ extern bool JsonIsNumber(const char *s, int len, uint8 *flags);
 extern bool JsonParseInt64(const char *s, int len, int64 *out,
 						   const char **error);
 extern bool JsonParseFloat8(const char *s, int len, double *out,
+							const char **error);
+extern bool JsonParseFloat4(const char *s, int len, float *out,
 							const char **error);
 extern bool JsonNumericFits(const char *s, int len, int32 typmod);
 extern bool JsonParseTimestamp(const char *s, int len, int64 *out,

@@ -131,9 +131,12 @@ bad:
 	return false;
 }
 
-/* A JSON number literal, or the strings NaN, Infinity and -Infinity. */
-bool
-JsonParseFloat8(const char *s, int len, double *out, const char **error)
+/*
+ * A JSON number literal, or the strings NaN, Infinity and -Infinity, as a
+ * double, or with single as a float rounded once (strtof, like float4in).
+ */
+static bool
+parse_float(const char *s, int len, bool single, double *out, const char **error)
 {
 	char		sbuf[64];
 	char	   *buf = sbuf;
@@ -166,14 +169,31 @@ JsonParseFloat8(const char *s, int len, double *out, const char **error)
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	errno = 0;
-	v = strtod(buf, &endp);
-	/* like float8in: overflow and underflow to zero are out of range */
+	v = single ? (double) strtof(buf, &endp) : strtod(buf, &endp);
+	/* like float8in and float4in: overflow and underflow to zero fail */
 	if (errno == ERANGE && (v == 0.0 || isinf(v)))
 	{
-		*error = "out of range for double precision";
+		*error = single ? "out of range for real" : "out of range for double precision";
 		return false;
 	}
 	*out = v;
+	return true;
+}
+
+bool
+JsonParseFloat8(const char *s, int len, double *out, const char **error)
+{
+	return parse_float(s, len, false, out, error);
+}
+
+bool
+JsonParseFloat4(const char *s, int len, float *out, const char **error)
+{
+	double		v;
+
+	if (!parse_float(s, len, true, &v, error))
+		return false;
+	*out = (float) v;
 	return true;
 }
 
@@ -472,34 +492,40 @@ range:
 	return false;
 }
 
+/* One more than the value of a hex digit, or 0. */
+static const signed char hex_value1[256] = {
+	['0'] = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+	['A'] = 11, 12, 13, 14, 15, 16,
+	['a'] = 11, 12, 13, 14, 15, 16,
+};
+
 /* 8-4-4-4-12 hex digits, or 32 hex digits without hyphens. */
 bool
 JsonParseUuid(const char *s, int len, unsigned char *out)
 {
+	const unsigned char *p = (const unsigned char *) s;
 	int			i,
 				j = 0;
+	int			bad = 0;
 
-	if (len != 36 && len != 32)
+	if (len == 36)
+	{
+		if (p[8] != '-' || p[13] != '-' || p[18] != '-' || p[23] != '-')
+			return false;
+	}
+	else if (len != 32)
 		return false;
-	for (i = 0; i < len;)
+	for (i = 0; i < len; i += 2)
 	{
 		int			hi,
 					lo;
 
 		if (len == 36 && (i == 8 || i == 13 || i == 18 || i == 23))
-		{
-			if (s[i++] != '-')
-				return false;
-			continue;
-		}
-		hi = s[i] >= '0' && s[i] <= '9' ? s[i] - '0' :
-			((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f') ? (s[i] | 0x20) - 'a' + 10 : -1;
-		lo = s[i + 1] >= '0' && s[i + 1] <= '9' ? s[i + 1] - '0' :
-			((s[i + 1] | 0x20) >= 'a' && (s[i + 1] | 0x20) <= 'f') ? (s[i + 1] | 0x20) - 'a' + 10 : -1;
-		if (hi < 0 || lo < 0)
-			return false;
-		out[j++] = (hi << 4) | lo;
-		i += 2;
+			i++;
+		hi = hex_value1[p[i]] - 1;
+		lo = hex_value1[p[i + 1]] - 1;
+		bad |= hi | lo;
+		out[j++] = (unsigned char) ((hi << 4) | lo);
 	}
-	return j == 16;
+	return bad >= 0 && j == 16;
 }

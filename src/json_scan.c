@@ -48,11 +48,23 @@ typedef struct Scanner
 static bool scan_value(Scanner *s, const JsonKeyNode *node, int depth,
 					   JsonToken *tok);
 
+/* Bytes a string can hold as they are: printable ASCII but '"' and '\\'. */
+static const bool string_plain[256] = {
+	[0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	[0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	[0x40] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	[0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
+	[0x60] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	[0x70] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
 static inline bool
 fail(Scanner *s, const char *error)
 {
 	if (s->error == NULL)
 	{
+		if (s->p >= s->end && strncmp(error, "invalid JSON", 12) == 0)
+			error = "invalid JSON: unexpected end of input";
 		s->error = error;
 		s->error_at = s->p;
 	}
@@ -150,7 +162,7 @@ scan_string(Scanner *s, const unsigned char **content, int *len, bool *escapes)
 	{
 		unsigned char c;
 
-		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+		while (p < end && string_plain[*p])
 			p++;
 		if (p >= end)
 		{
