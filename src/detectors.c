@@ -14,10 +14,20 @@
  * over the last n values, with bandwidth
  *   h = max(sqrt(2) * sqrt(sum_{i<j} (x_i - x_j)^2) / n, 1e-6)
  * (sum_{i<j} (x_i - x_j)^2 = n * sum_i (x_i - mean)^2, so h is sqrt(2) times
- * the population standard deviation of the history).  Change points bet on
- * the last n two-sided p-values with a power martingale, eps * p^(eps - 1),
- * eps = 0.1, and alarm when the martingale exceeds the value n p-values at
- * the threshold 1 - confidence/100 would give.
+ * the population standard deviation of the history).
+ *
+ * Change points bet on the two-sided p-values with a power martingale,
+ * bet(p) = eps * p^(eps - 1), eps = 0.1, restarted whenever it falls below 1
+ * (log M_t = max(0, log M_(t-1) + log bet(p_t))), and alarm when M_t exceeds
+ * 1 / (1 - confidence/100): by Ville's inequality a martingale started at 1
+ * reaches 1/alpha with probability at most alpha on exchangeable data.  The
+ * p-values are clamped at 1/(n + 1), the resolution of a p-value against n
+ * values, so a single spike (p near 0) bets at most eps * (n + 1)^(1 - eps)
+ * and is not taken for a change of level.  A martingale over the last n
+ * bets, with the threshold a run of n p-values at 1 - confidence/100 would
+ * reach, never fires on a windowed p-value: the history absorbs a new level
+ * within a few values (a 4-sigma shift reached log M = 6.6, such a
+ * threshold is n * log bet(p*), 184 for n = 100 at 99%).
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
@@ -27,8 +37,6 @@
 #include "utils/float.h"
 
 #define MARTINGALE_EPSILON	0.1
-/* p-values are clamped here before betting, so one p = 0 is not infinite */
-#define MARTINGALE_MIN_P	1e-8
 #define KDE_MIN_BANDWIDTH	1e-6
 
 void
@@ -102,13 +110,13 @@ CusumStep(CusumState *s, float8 x, float8 target, float8 k, float8 h)
 Size
 KdeHistorySize(int32 size)
 {
-	return offsetof(KdeHistory, data) + 2 * (Size) size * sizeof(float8);
+	return offsetof(KdeHistory, values) + (Size) size * sizeof(float8);
 }
 
 void
 KdeHistoryInit(KdeHistory *h, int32 size, float8 confidence, KdeMode mode)
 {
-	memset(h, 0, offsetof(KdeHistory, data));
+	memset(h, 0, offsetof(KdeHistory, values));
 	h->size = size;
 	h->confidence = confidence;
 	h->mode = mode;
@@ -121,7 +129,7 @@ float8
 KdePValue(const KdeHistory *h, float8 x)
 {
 	int			n = h->nvalues;
-	const float8 *v = h->data;
+	const float8 *v = h->values;
 	float8		mean = 0.0;
 	float8		m2 = 0.0;
 	float8		bw;
@@ -146,7 +154,7 @@ KdePValue(const KdeHistory *h, float8 x)
 static void
 kde_push(KdeHistory *h, float8 x)
 {
-	h->data[h->next] = x;
+	h->values[h->next] = x;
 	h->next = (h->next + 1) % h->size;
 	if (h->nvalues < h->size)
 		h->nvalues++;
@@ -184,41 +192,29 @@ KdeSpikeStep(KdeHistory *h, float8 x)
 static float8
 log_bet(float8 p)
 {
-	return log(MARTINGALE_EPSILON) +
-		(MARTINGALE_EPSILON - 1.0) * log(Max(p, MARTINGALE_MIN_P));
+	return log(MARTINGALE_EPSILON) + (MARTINGALE_EPSILON - 1.0) * log(p);
 }
 
 /*
- * Bets on the two-sided p-value of x once the value history is full; the
- * martingale is the product of the last `size` bets.  Alarms once `size`
- * bets are held and their product exceeds (eps * p*^(eps - 1))^size, where
- * p* = 1 - confidence/100.
+ * Bets on the two-sided p-value of x once the value history is full, and
+ * alarms when the martingale exceeds 1 / (1 - confidence/100).
  */
 void
 KdeChangePointStep(KdeHistory *h, float8 x)
 {
-	float8	   *bets = h->data + h->size;
 	float8		p = kde_tail(KDE_SPIKES_AND_DIPS, KdePValue(h, x));
-	float8		pstar = 1.0 - h->confidence / 100.0;
-	float8		sum = 0.0;
-	int			i;
+	float8		alpha = 1.0 - h->confidence / 100.0;
 
 	h->p_value = p;
 	h->score = 1.0 - p;
 	h->alarm = false;
 	if (h->nvalues == h->size)
 	{
-		bets[h->nextbet] = log_bet(p);
-		h->nextbet = (h->nextbet + 1) % h->size;
-		if (h->nbets < h->size)
-			h->nbets++;
-		/* summed afresh each time: no drift from adding and subtracting */
-		for (i = 0; i < h->nbets; i++)
-			sum += bets[i];
-		h->logbet_sum = sum;
-		h->martingale = exp(sum);
-		if (h->nbets == h->size && pstar > 0.0)
-			h->alarm = sum > h->size * log_bet(pstar);
+		float8		pmin = 1.0 / (h->size + 1.0);
+
+		h->log_martingale = Max(0.0, h->log_martingale + log_bet(Max(p, pmin)));
+		h->martingale = exp(h->log_martingale);
+		h->alarm = alpha > 0.0 && h->log_martingale > -log(alpha);
 	}
 	kde_push(h, x);
 }

@@ -161,25 +161,23 @@ typedef enum KdeMode
 
 /*
  * The last `size` values of a series (a ring buffer) and, for change points,
- * the log-bets of the last `size` p-values; O(size) memory per key.  The
- * arrays follow the struct in the same allocation (KdeHistorySize()).
+ * the log of a power martingale: O(size) memory per key.  The values follow
+ * the struct in the same allocation (KdeHistorySize()).
  */
 typedef struct KdeHistory
 {
 	int32		size;
 	int32		nvalues;		/* values held, <= size */
 	int32		next;			/* ring position of the next value */
-	int32		nbets;			/* log-bets held, <= size */
-	int32		nextbet;
 	KdeMode		mode;
 	float8		confidence;		/* 1..100 */
-	float8		logbet_sum;
+	float8		log_martingale;
 	/* result of the last step */
 	float8		score;
 	float8		p_value;
 	float8		martingale;		/* NaN when not computed */
 	bool		alarm;
-	float8		data[FLEXIBLE_ARRAY_MEMBER];	/* values, then log-bets */
+	float8		values[FLEXIBLE_ARRAY_MEMBER];
 } KdeHistory;
 
 extern Size KdeHistorySize(int32 size);
