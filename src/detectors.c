@@ -39,6 +39,60 @@
 #define MARTINGALE_EPSILON	0.1
 #define KDE_MIN_BANDWIDTH	1e-6
 
+/*
+ * erf() is most of the cost of a kernel-density p-value (history_size calls
+ * per row).  A table of erf and its derivative 2/sqrt(pi) exp(-z^2) on a
+ * grid of 1/512 over [0, 6), filled from libm once per backend, with cubic
+ * Hermite interpolation between grid points, is accurate to about 1e-13
+ * (h^4/384 times the bound of the fourth derivative) and several times
+ * faster.  Beyond 6, erf is 1 to double precision.
+ */
+#define ERF_GRID		512
+#define ERF_LIMIT		6
+#define ERF_POINTS		(ERF_LIMIT * ERF_GRID + 1)
+
+static float8 erf_value[ERF_POINTS];
+static float8 erf_slope[ERF_POINTS];	/* derivative times the grid step */
+static bool erf_ready = false;
+
+static void
+erf_table_fill(void)
+{
+	int			i;
+
+	for (i = 0; i < ERF_POINTS; i++)
+	{
+		float8		z = (float8) i / ERF_GRID;
+
+		erf_value[i] = erf(z);
+		erf_slope[i] = M_2_SQRTPI * exp(-z * z) / ERF_GRID;
+	}
+	erf_ready = true;
+}
+
+static inline float8
+fast_erf(float8 z)
+{
+	float8		a = fabs(z);
+	float8		u,
+				t,
+				t2,
+				t3,
+				r;
+	int			i;
+
+	if (!(a < ERF_LIMIT))
+		return isnan(z) ? z : copysign(1.0, z);
+	u = a * ERF_GRID;
+	i = (int) u;
+	t = u - i;
+	t2 = t * t;
+	t3 = t2 * t;
+	r = (2 * t3 - 3 * t2 + 1) * erf_value[i] + (t3 - 2 * t2 + t) * erf_slope[i] +
+		(3 * t2 - 2 * t3) * erf_value[i + 1] + (t3 - t2) * erf_slope[i + 1];
+	return copysign(r, z);
+}
+
 void
 EwmaStep(EwmaState *s, float8 alpha, float8 x)
 {
@@ -146,8 +200,11 @@ KdePValue(const KdeHistory *h, float8 x)
 	bw = M_SQRT2 * sqrt(m2 / n);
 	if (!(bw >= KDE_MIN_BANDWIDTH))
 		bw = KDE_MIN_BANDWIDTH;
+	if (unlikely(!erf_ready))
+		erf_table_fill();
+	bw = 1.0 / bw;
 	for (i = 0; i < n; i++)
-		sum += erf((x - v[i]) / bw);
+		sum += fast_erf((x - v[i]) * bw);
 	return 0.5 - sum / (2.0 * n);
 }
 

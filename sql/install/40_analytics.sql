@@ -194,6 +194,9 @@ CREATE AGGREGATE iotstream.outliers(value float8, k float8) (
     COMBINEFUNC = iotstream.outliers_combine,
     SERIALFUNC = iotstream.outliers_serialize,
     DESERIALFUNC = iotstream.outliers_deserialize,
+    -- the state keeps every value: about 256 bytes for a typical window
+    -- (the planner would otherwise assume 8 kB and never hash)
+    SSPACE = 256,
     PARALLEL = SAFE
 );
 COMMENT ON AGGREGATE iotstream.outliers(float8, float8) IS

@@ -3,7 +3,7 @@
 -- (recursive CTEs, LATERAL recomputation, percentile_cont, a textbook erf),
 -- parallel against serial plans, and series with injected anomalies.
 BEGIN;
-SELECT plan(53);
+SELECT plan(55);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -284,6 +284,33 @@ SELECT results_eq(
        HAVING iotstream.threshold_count(v, 100) > 5 ORDER BY 1, 2$$,
     $$VALUES (2, '2026-03-01 00:02:00+00'::timestamptz)$$,
     'the seed-004 rule flags exactly the minute with the burst');
+
+-- ---------------------------------------------------------------- windows
+-- hop against the windows enumerated with date_bin, for times on and off
+-- the grid (multiples of 30 s hit boundaries often)
+SELECT ok(bool_and(a IS NOT DISTINCT FROM b) AND count(*) = 3 * 2000,
+          'hop returns exactly the windows [w, w + size) containing ts, for three shapes')
+  FROM (SELECT sz, sl, o, ts,
+               (SELECT array_agg(w ORDER BY w) FROM iotstream.hop(ts, sz, sl, o) w) a,
+               (SELECT array_agg(w ORDER BY w)
+                  FROM generate_series(date_bin(sl, ts - sz, o), ts, sl) w
+                 WHERE w <= ts AND w + sz > ts) b
+          FROM (VALUES ('10 minutes'::interval, '5 minutes'::interval, '1970-01-01'::timestamptz),
+                       ('1 hour', '25 minutes', '2026-03-01 00:07'),
+                       ('2 minutes', '5 minutes', '2000-01-01')) shapes(sz, sl, o),
+               (SELECT '2026-03-01'::timestamptz + (CASE WHEN g % 2 = 0 THEN g * 30 ELSE g * 37.3 END) * interval '1 second' ts
+                  FROM generate_series(1, 2000) g) t) q;
+-- session_id against lag(): a new session when the gap exceeds 10 minutes
+SELECT ok(bool_and(s = r) AND max(s) > 1,
+          'session_id equals 1 + the running count of gaps longer than the session gap')
+  FROM (SELECT iotstream.session_id(ts, '10 minutes') OVER (PARTITION BY k ORDER BY ts) s,
+               1 + sum(CASE WHEN ts - p > interval '10 minutes' THEN 1 ELSE 0 END)
+                     OVER (PARTITION BY k ORDER BY ts ROWS UNBOUNDED PRECEDING) r
+          FROM (SELECT k, ts, lag(ts) OVER (PARTITION BY k ORDER BY ts) p
+                  FROM (SELECT g % 5 k, '2026-03-01'::timestamptz
+                               + (g * 60 + CASE WHEN g % 17 = 0 THEN 900 * (g % 3) ELSE 0 END) * interval '1 second'
+                               + (g / 100) * interval '10 minutes' ts
+                          FROM generate_series(1, 3000) g) d) x) y;
 
 -- ---------------------------------------------------------------- errors
 SELECT throws_ok($$SELECT iotstream.spike_dip(1, 0, 10) OVER ()$$, '22023',

@@ -47,12 +47,12 @@ SELECT s::text = s::text::iotstream.stats::text AS round_trip,
 SELECT iotstream.stats_agg(x / 3.0)::text FROM generate_series(1, 5) x;
 SELECT iotstream.stats_send(iotstream.stats_agg(x)) FROM generate_series(1, 2) x;
 -- binary round trip through COPY
-CREATE TABLE stats_bin (s iotstream.stats);
-INSERT INTO stats_bin SELECT iotstream.stats_agg(x * 0.1) FROM generate_series(1, 7) x;
-COPY stats_bin TO '/tmp/iotstream_analytics_stats.bin' (FORMAT binary);
-CREATE TABLE stats_bin2 (s iotstream.stats);
-COPY stats_bin2 FROM '/tmp/iotstream_analytics_stats.bin' (FORMAT binary);
-SELECT a.s::text = b.s::text AS binary_round_trip, b.s FROM stats_bin a, stats_bin2 b;
+CREATE TABLE an_stats_bin (s iotstream.stats);
+INSERT INTO an_stats_bin SELECT iotstream.stats_agg(x * 0.1) FROM generate_series(1, 7) x;
+COPY an_stats_bin TO '/tmp/iotstream_analytics_stats.bin' (FORMAT binary);
+CREATE TABLE an_stats_bin2 (s iotstream.stats);
+COPY an_stats_bin2 FROM '/tmp/iotstream_analytics_stats.bin' (FORMAT binary);
+SELECT a.s::text = b.s::text AS binary_round_trip, b.s FROM an_stats_bin a, an_stats_bin2 b;
 -- empty input gives NULL, NULLs are skipped, one value has no sample stddev
 SELECT iotstream.stats_agg(x) IS NULL FROM generate_series(1, 0) x;
 SELECT iotstream.stats_agg(x), iotstream.stddev(iotstream.stats_agg(x)),
@@ -79,15 +79,15 @@ SELECT iotstream.rollup(s) FROM (VALUES ('(n:2,sum:3,sxx:0.5,min:1,max:2)'::iots
 SELECT iotstream.stats_agg(x) FROM (VALUES (1::float8), (2), (3), (4), (5)) v(x);
 
 -- the seed-004 rule: per sensor, per minute, temperatures above 100, flag > 5
-CREATE TABLE readings (ts timestamptz, sensor_id text, metric_type text, value float8);
-INSERT INTO readings
+CREATE TABLE an_readings (ts timestamptz, sensor_id text, metric_type text, value float8);
+INSERT INTO an_readings
 SELECT '2026-03-05 10:00'::timestamptz + i * interval '5 seconds', s, 'temperature',
        CASE WHEN s = 'b' AND i BETWEEN 12 AND 19 THEN 105 ELSE 90 + i % 7 END
   FROM generate_series(0, 35) i, unnest(ARRAY['a', 'b']) s;
 SELECT sensor_id, date_bin('1 minute', ts, 'epoch') AS minute,
        iotstream.threshold_count(value, 100) AS above,
        iotstream.threshold_count(value, 100) > 5 AS alarm
-  FROM readings WHERE metric_type = 'temperature'
+  FROM an_readings WHERE metric_type = 'temperature'
  GROUP BY 1, 2 ORDER BY 1, 2;
 
 -- detectors on a short series: a step from 0 to 3 at row 7
@@ -118,3 +118,5 @@ SELECT iotstream.spike_dip(x, 95, 10, 'up') OVER () FROM (VALUES (1.0::float8)) 
 SELECT iotstream.outliers(x, 0) FROM (VALUES (1.0::float8)) v(x);
 SELECT iotstream.session_id(ts, '1 minute') OVER (ORDER BY k)
   FROM (VALUES (1, '2026-03-05 10:00'::timestamptz), (2, '2026-03-05 09:00')) v(k, ts);
+
+DROP TABLE an_readings, an_stats_bin, an_stats_bin2;
