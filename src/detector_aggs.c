@@ -1,0 +1,654 @@
+/*-------------------------------------------------------------------------
+ * detector_aggs.c
+ *		SQL aggregates over the detectors of detectors.c.
+ *
+ * These wrappers only check arguments (once, on a group's first row), keep
+ * the state in the aggregate's memory context, skip NULL values the way
+ * PostgreSQL's own aggregates do, and turn a state into a result.  The
+ * ordered detectors (ewma, ewma_chart, cusum, spike_dip, change_point,
+ * robust_zscore) describe the last row they were fed: used as
+ * OVER (PARTITION BY key ORDER BY ts) they give each row its verdict.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include <math.h>
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "libpq/pqformat.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/memutils.h"
+
+PG_FUNCTION_INFO_V1(threshold_count_transfn);
+PG_FUNCTION_INFO_V1(threshold_count_invfn);
+PG_FUNCTION_INFO_V1(outliers_transfn);
+PG_FUNCTION_INFO_V1(outliers_combine);
+PG_FUNCTION_INFO_V1(outliers_serialize);
+PG_FUNCTION_INFO_V1(outliers_deserialize);
+PG_FUNCTION_INFO_V1(outliers_finalfn);
+PG_FUNCTION_INFO_V1(robust_zscore_transfn);
+PG_FUNCTION_INFO_V1(robust_zscore_invfn);
+PG_FUNCTION_INFO_V1(robust_zscore_finalfn);
+PG_FUNCTION_INFO_V1(ewma_transfn);
+PG_FUNCTION_INFO_V1(ewma_finalfn);
+PG_FUNCTION_INFO_V1(ewma_chart_transfn);
+PG_FUNCTION_INFO_V1(ewma_chart_finalfn);
+PG_FUNCTION_INFO_V1(cusum_transfn);
+PG_FUNCTION_INFO_V1(cusum_finalfn);
+PG_FUNCTION_INFO_V1(spike_dip_transfn);
+PG_FUNCTION_INFO_V1(change_point_transfn);
+PG_FUNCTION_INFO_V1(kde_finalfn);
+
+#define MAX_HISTORY_SIZE	100000
+
+static MemoryContext
+agg_context(FunctionCallInfo fcinfo, const char *name)
+{
+	MemoryContext aggctx;
+
+	if (!AggCheckCallContext(fcinfo, &aggctx))
+		elog(ERROR, "%s called in non-aggregate context", name);
+	return aggctx;
+}
+
+static void
+bad_argument(const char *msg, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s", msg),
+			 errhint("%s", hint)));
+}
+
+/* A float8 argument that must be present; NULL is a bad argument. */
+static float8
+required_float8(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", name),
+				 errhint("Pass a value for %s, or leave it out to use its default.", name)));
+	return PG_GETARG_FLOAT8(argno);
+}
+
+/*
+ * Aggregates cannot have default arguments, so each is declared with several
+ * arities over one C function: an argument beyond PG_NARGS() takes its
+ * default.
+ */
+static inline bool
+has_arg(FunctionCallInfo fcinfo, int argno)
+{
+	return argno < PG_NARGS();
+}
+
+/* Builds a composite result, with the tuple descriptor cached per call site. */
+static Datum
+composite_result(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
+{
+	TupleDesc	tupdesc = (TupleDesc) fcinfo->flinfo->fn_extra;
+
+	if (tupdesc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+		fcinfo->flinfo->fn_extra = tupdesc;
+		MemoryContextSwitchTo(old);
+	}
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/* ---- threshold_count(value, threshold): strict, int8 state ---- */
+
+Datum
+threshold_count_transfn(PG_FUNCTION_ARGS)
+{
+	int64		n = PG_GETARG_INT64(0);
+
+	PG_RETURN_INT64(n + (PG_GETARG_FLOAT8(1) > PG_GETARG_FLOAT8(2) ? 1 : 0));
+}
+
+Datum
+threshold_count_invfn(PG_FUNCTION_ARGS)
+{
+	int64		n = PG_GETARG_INT64(0);
+
+	PG_RETURN_INT64(n - (PG_GETARG_FLOAT8(1) > PG_GETARG_FLOAT8(2) ? 1 : 0));
+}
+
+/* ---- outliers(value, k): values kept for the final pass ---- */
+
+typedef struct OutliersState
+{
+	float8		k;
+	int64		n;
+	int64		cap;
+	float8	   *values;
+} OutliersState;
+
+static OutliersState *
+outliers_new(MemoryContext cxt, float8 k, int64 cap)
+{
+	OutliersState *st = MemoryContextAlloc(cxt, sizeof(OutliersState));
+
+	st->k = k;
+	st->n = 0;
+	st->cap = Max(cap, 16);
+	st->values = MemoryContextAlloc(cxt, st->cap * sizeof(float8));
+	return st;
+}
+
+static void
+outliers_reserve(OutliersState *st, int64 more)
+{
+	int64		cap = st->cap;
+
+	if (st->n + more <= cap)
+		return;
+	while (cap < st->n + more)
+		cap *= 2;
+	if ((Size) cap * sizeof(float8) > MaxAllocHugeSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many values in one outliers() group")));
+	st->values = repalloc_huge(st->values, cap * sizeof(float8));
+	st->cap = cap;
+}
+
+Datum
+outliers_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggctx = agg_context(fcinfo, "outliers_transfn");
+	OutliersState *st = PG_ARGISNULL(0) ? NULL : (OutliersState *) PG_GETARG_POINTER(0);
+
+	if (PG_ARGISNULL(1))
+	{
+		if (st == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(st);
+	}
+	if (st == NULL)
+	{
+		float8		k = required_float8(fcinfo, 2, "k");
+
+		if (!(k > 0.0) || isinf(k))
+			bad_argument("k must be a positive number of standard deviations",
+						 "Use 3 to count values beyond mean +/- 3 standard deviations.");
+		st = outliers_new(aggctx, k, 16);
+	}
+	outliers_reserve(st, 1);
+	st->values[st->n++] = PG_GETARG_FLOAT8(1);
+	PG_RETURN_POINTER(st);
+}
+
+Datum
+outliers_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggctx = agg_context(fcinfo, "outliers_combine");
+	OutliersState *a = PG_ARGISNULL(0) ? NULL : (OutliersState *) PG_GETARG_POINTER(0);
+	OutliersState *b = PG_ARGISNULL(1) ? NULL : (OutliersState *) PG_GETARG_POINTER(1);
+
+	if (b == NULL)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(a);
+	}
+	if (a == NULL)
+	{
+		/* b may live in a shorter-lived context: copy it into ours */
+		a = outliers_new(aggctx, b->k, b->n);
+	}
+	outliers_reserve(a, b->n);
+	memcpy(a->values + a->n, b->values, b->n * sizeof(float8));
+	a->n += b->n;
+	PG_RETURN_POINTER(a);
+}
+
+Datum
+outliers_serialize(PG_FUNCTION_ARGS)
+{
+	OutliersState *st = (OutliersState *) PG_GETARG_POINTER(0);
+	StringInfoData buf;
+	int64		i;
+
+	agg_context(fcinfo, "outliers_serialize");
+	pq_begintypsend(&buf);
+	pq_sendfloat8(&buf, st->k);
+	pq_sendint64(&buf, st->n);
+	for (i = 0; i < st->n; i++)
+		pq_sendfloat8(&buf, st->values[i]);
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+Datum
+outliers_deserialize(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggctx = agg_context(fcinfo, "outliers_deserialize");
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	StringInfoData buf;
+	OutliersState *st;
+	float8		k;
+	int64		n,
+				i;
+
+	buf.data = VARDATA_ANY(b);
+	buf.len = VARSIZE_ANY_EXHDR(b);
+	buf.maxlen = buf.len;
+	buf.cursor = 0;
+	k = pq_getmsgfloat8(&buf);
+	n = pq_getmsgint64(&buf);
+	if (n < 0 || n > (buf.len - buf.cursor) / (int64) sizeof(float8))
+		elog(ERROR, "invalid serialized outliers state");
+	st = outliers_new(aggctx, k, n);
+	for (i = 0; i < n; i++)
+		st->values[i] = pq_getmsgfloat8(&buf);
+	st->n = n;
+	pq_getmsgend(&buf);
+	PG_RETURN_POINTER(st);
+}
+
+/* The number of values with |x - mean| > k * (sample standard deviation). */
+Datum
+outliers_finalfn(PG_FUNCTION_ARGS)
+{
+	OutliersState *st = PG_ARGISNULL(0) ? NULL : (OutliersState *) PG_GETARG_POINTER(0);
+	StatsState	stats;
+	float8		mean,
+				limit;
+	int64		i,
+				count = 0;
+
+	if (st == NULL)
+		PG_RETURN_NULL();
+	if (st->n < 2)
+		PG_RETURN_INT64(0);
+	StatsInit(&stats);
+	for (i = 0; i < st->n; i++)
+		StatsAdd(&stats, st->values[i]);
+	mean = StatsMean(&stats);
+	limit = st->k * sqrt(StatsVariance(&stats, true));
+	for (i = 0; i < st->n; i++)
+		if (fabs(st->values[i] - mean) > limit)
+			count++;
+	PG_RETURN_INT64(count);
+}
+
+/* ---- robust_zscore(value, threshold): a deque of the frame's values ---- */
+
+typedef struct RobustState
+{
+	float8		threshold;
+	int			head;			/* ring position of the oldest value */
+	int			n;
+	int			cap;
+	float8	   *ring;
+	float8	   *scratch;
+	float8		last;			/* the newest value */
+} RobustState;
+
+static void
+robust_grow(RobustState *st, MemoryContext cxt)
+{
+	int			cap = st->cap * 2;
+	float8	   *ring = MemoryContextAlloc(cxt, cap * sizeof(float8));
+	int			i;
+
+	if ((Size) cap * sizeof(float8) > MaxAllocSize / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many values in one robust_zscore() frame"),
+				 errhint("Use a frame such as ROWS BETWEEN 100 PRECEDING AND CURRENT ROW.")));
+	for (i = 0; i < st->n; i++)
+		ring[i] = st->ring[(st->head + i) % st->cap];
+	pfree(st->ring);
+	pfree(st->scratch);
+	st->ring = ring;
+	st->scratch = MemoryContextAlloc(cxt, cap * sizeof(float8));
+	st->head = 0;
+	st->cap = cap;
+}
+
+Datum
+robust_zscore_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggctx = agg_context(fcinfo, "robust_zscore_transfn");
+	RobustState *st = PG_ARGISNULL(0) ? NULL : (RobustState *) PG_GETARG_POINTER(0);
+
+	if (st == NULL)
+	{
+		float8		threshold = has_arg(fcinfo, 2) ?
+			required_float8(fcinfo, 2, "threshold") : 3.5;
+
+		if (!(threshold > 0.0))
+			bad_argument("threshold must be positive",
+						 "The usual threshold for the modified z-score is 3.5.");
+		st = MemoryContextAllocZero(aggctx, sizeof(RobustState));
+		st->threshold = threshold;
+		st->cap = 16;
+		st->ring = MemoryContextAlloc(aggctx, st->cap * sizeof(float8));
+		st->scratch = MemoryContextAlloc(aggctx, st->cap * sizeof(float8));
+	}
+	if (PG_ARGISNULL(1))
+		PG_RETURN_POINTER(st);
+	if (st->n == st->cap)
+		robust_grow(st, aggctx);
+	st->last = PG_GETARG_FLOAT8(1);
+	st->ring[(st->head + st->n) % st->cap] = st->last;
+	st->n++;
+	PG_RETURN_POINTER(st);
+}
+
+/* Rows leave a moving frame in the order they entered it. */
+Datum
+robust_zscore_invfn(PG_FUNCTION_ARGS)
+{
+	RobustState *st = PG_ARGISNULL(0) ? NULL : (RobustState *) PG_GETARG_POINTER(0);
+
+	agg_context(fcinfo, "robust_zscore_invfn");
+	if (st == NULL)
+		PG_RETURN_NULL();
+	if (!PG_ARGISNULL(1) && st->n > 0)
+	{
+		st->head = (st->head + 1) % st->cap;
+		st->n--;
+	}
+	PG_RETURN_POINTER(st);
+}
+
+/* (score, median, mad, is_anomaly) of the newest value in the frame. */
+Datum
+robust_zscore_finalfn(PG_FUNCTION_ARGS)
+{
+	RobustState *st = PG_ARGISNULL(0) ? NULL : (RobustState *) PG_GETARG_POINTER(0);
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	float8		score,
+				median,
+				mad;
+	int			i;
+
+	if (st == NULL || st->n == 0)
+		PG_RETURN_NULL();
+	for (i = 0; i < st->n; i++)
+		st->scratch[i] = st->ring[(st->head + i) % st->cap];
+	score = RobustZscore(st->scratch, st->n, st->last, &median, &mad);
+	values[0] = Float8GetDatum(score);
+	values[1] = Float8GetDatum(median);
+	values[2] = Float8GetDatum(mad);
+	values[3] = BoolGetDatum(fabs(score) > st->threshold);
+	PG_RETURN_DATUM(composite_result(fcinfo, values, nulls));
+}
+
+/* ---- ewma(value, alpha) ---- */
+
+typedef struct EwmaAggState
+{
+	float8		alpha;
+	EwmaState	ewma;
+} EwmaAggState;
+
+Datum
+ewma_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggctx = agg_context(fcinfo, "ewma_transfn");
+	EwmaAggState *st = PG_ARGISNULL(0) ? NULL : (EwmaAggState *) PG_GETARG_POINTER(0);
+
+	if (st == NULL)
+	{
+		float8		alpha = required_float8(fcinfo, 2, "alpha");
+
+		if (!(alpha > 0.0 && alpha <= 1.0))
+			bad_argument("alpha must be in (0, 1]",
+						 "alpha is the weight of the newest value; 0.2 is a common choice.");
+		st = MemoryContextAllocZero(aggctx, sizeof(EwmaAggState));
+		st->alpha = alpha;
+	}
+	if (!PG_ARGISNULL(1))
+		EwmaStep(&st->ewma, st->alpha, PG_GETARG_FLOAT8(1));
+	PG_RETURN_POINTER(st);
+}
+
+Datum
+ewma_finalfn(PG_FUNCTION_ARGS)
+{
+	EwmaAggState *st = PG_ARGISNULL(0) ? NULL : (EwmaAggState *) PG_GETARG_POINTER(0);
+
+	if (st == NULL || st->ewma.n == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT8(st->ewma.value);
+}
+
+/* ---- ewma_chart(value, lambda, l, mu, sigma, warmup) ---- */
+
+Datum
+ewma_chart_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggctx = agg_context(fcinfo, "ewma_chart_transfn");
+	EwmaChartState *st = PG_ARGISNULL(0) ? NULL : (EwmaChartState *) PG_GETARG_POINTER(0);
+
+	if (st == NULL)
+	{
+		float8		lambda = has_arg(fcinfo, 2) ?
+			required_float8(fcinfo, 2, "lambda") : 0.2;
+		float8		L = has_arg(fcinfo, 3) ? required_float8(fcinfo, 3, "l") : 3.0;
+		bool		have_mu = has_arg(fcinfo, 4) && !PG_ARGISNULL(4);
+		bool		have_sigma = has_arg(fcinfo, 5) && !PG_ARGISNULL(5);
+		int32		warmup = 20;
+
+		if (!(lambda > 0.0 && lambda <= 1.0))
+			bad_argument("lambda must be in (0, 1]",
+						 "lambda is the weight of the newest value; 0.2 is the usual choice.");
+		if (!(L > 0.0) || isinf(L))
+			bad_argument("l must be a positive number of standard deviations",
+						 "3 is the usual width of the control limits.");
+		if (have_mu != have_sigma)
+			bad_argument("mu and sigma must be given together",
+						 "Give both the in-control mean and standard deviation, or neither to estimate them from the first warmup values.");
+		if (have_sigma && !(PG_GETARG_FLOAT8(5) > 0.0))
+			bad_argument("sigma must be positive",
+						 "sigma is the in-control standard deviation of the values.");
+		if (has_arg(fcinfo, 6))
+		{
+			if (PG_ARGISNULL(6))
+				bad_argument("warmup must not be NULL",
+							 "Leave warmup out to use its default of 20 values.");
+			warmup = PG_GETARG_INT32(6);
+		}
+		if (!have_mu && warmup < 2)
+			bad_argument("warmup must be at least 2",
+						 "mu and sigma are estimated from the first warmup values; 20 or more is sensible.");
+		st = MemoryContextAlloc(aggctx, sizeof(EwmaChartState));
+		EwmaChartInit(st, lambda, L, have_mu,
+					  have_mu ? PG_GETARG_FLOAT8(4) : 0.0,
+					  have_sigma ? PG_GETARG_FLOAT8(5) : 0.0, warmup);
+	}
+	if (!PG_ARGISNULL(1))
+		EwmaChartStep(st, PG_GETARG_FLOAT8(1));
+	PG_RETURN_POINTER(st);
+}
+
+/* (ewma, lower, upper, is_anomaly); NULL limits while warming up. */
+Datum
+ewma_chart_finalfn(PG_FUNCTION_ARGS)
+{
+	EwmaChartState *st = PG_ARGISNULL(0) ? NULL : (EwmaChartState *) PG_GETARG_POINTER(0);
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (st == NULL)
+		PG_RETURN_NULL();
+	if (st->t == 0)
+	{
+		if (st->warm.n == 0 && st->estimate)
+			PG_RETURN_NULL();
+		nulls[0] = nulls[1] = nulls[2] = true;
+	}
+	values[0] = Float8GetDatum(st->z);
+	values[1] = Float8GetDatum(st->lower);
+	values[2] = Float8GetDatum(st->upper);
+	values[3] = BoolGetDatum(st->alarm);
+	PG_RETURN_DATUM(composite_result(fcinfo, values, nulls));
+}
+
+/* ---- cusum(value, target, k, h) ---- */
+
+typedef struct CusumAggState
+{
+	float8		target;
+	float8		k;
+	float8		h;
+	int64		n;
+	CusumState	cusum;
+} CusumAggState;
+
+Datum
+cusum_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggctx = agg_context(fcinfo, "cusum_transfn");
+	CusumAggState *st = PG_ARGISNULL(0) ? NULL : (CusumAggState *) PG_GETARG_POINTER(0);
+
+	if (st == NULL)
+	{
+		float8		target = required_float8(fcinfo, 2, "target");
+		float8		k = required_float8(fcinfo, 3, "k");
+		float8		h = required_float8(fcinfo, 4, "h");
+
+		if (!isfinite(target))
+			bad_argument("target must be finite", "target is the in-control mean of the values.");
+		if (!(k >= 0.0) || isinf(k))
+			bad_argument("k must not be negative",
+						 "k is the slack per value, usually half the shift to detect.");
+		if (!(h > 0.0) || isinf(h))
+			bad_argument("h must be positive",
+						 "h is the decision limit, often 4 or 5 standard deviations.");
+		st = MemoryContextAllocZero(aggctx, sizeof(CusumAggState));
+		st->target = target;
+		st->k = k;
+		st->h = h;
+	}
+	if (!PG_ARGISNULL(1))
+	{
+		CusumStep(&st->cusum, PG_GETARG_FLOAT8(1), st->target, st->k, st->h);
+		st->n++;
+	}
+	PG_RETURN_POINTER(st);
+}
+
+/* (upper, lower, is_anomaly) */
+Datum
+cusum_finalfn(PG_FUNCTION_ARGS)
+{
+	CusumAggState *st = PG_ARGISNULL(0) ? NULL : (CusumAggState *) PG_GETARG_POINTER(0);
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (st == NULL || st->n == 0)
+		PG_RETURN_NULL();
+	values[0] = Float8GetDatum(st->cusum.hi);
+	values[1] = Float8GetDatum(st->cusum.lo);
+	values[2] = BoolGetDatum(st->cusum.alarm);
+	PG_RETURN_DATUM(composite_result(fcinfo, values, nulls));
+}
+
+/* ---- spike_dip(value, confidence, history_size, mode), change_point ---- */
+
+static KdeHistory *
+kde_state_new(FunctionCallInfo fcinfo, MemoryContext aggctx, KdeMode mode)
+{
+	float8		confidence = required_float8(fcinfo, 2, "confidence");
+	int32		size;
+	KdeHistory *h;
+
+	if (!(confidence >= 1.0 && confidence <= 100.0))
+		bad_argument("confidence must be between 1 and 100",
+					 "confidence is a percentage; 95 flags values with a p-value of 0.05 or less.");
+	if (PG_ARGISNULL(3))
+		bad_argument("history_size must not be NULL",
+					 "history_size is the number of past values each one is compared with, such as 100.");
+	size = PG_GETARG_INT32(3);
+	if (size < 2 || size > MAX_HISTORY_SIZE)
+		bad_argument("history_size must be between 2 and 100000",
+					 "history_size is the number of past values each one is compared with, such as 100.");
+	h = MemoryContextAlloc(aggctx, KdeHistorySize(size));
+	KdeHistoryInit(h, size, confidence, mode);
+	return h;
+}
+
+static KdeMode
+kde_mode(text *t)
+{
+	char	   *s = text_to_cstring(t);
+
+	if (pg_strcasecmp(s, "spikes") == 0)
+		return KDE_SPIKES;
+	if (pg_strcasecmp(s, "dips") == 0)
+		return KDE_DIPS;
+	if (pg_strcasecmp(s, "spikesanddips") == 0)
+		return KDE_SPIKES_AND_DIPS;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown spike_dip mode \"%s\"", s),
+			 errhint("Use 'spikes', 'dips' or 'spikesanddips'.")));
+	return KDE_SPIKES_AND_DIPS;		/* keep the compiler quiet */
+}
+
+Datum
+spike_dip_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggctx = agg_context(fcinfo, "spike_dip_transfn");
+	KdeHistory *h = PG_ARGISNULL(0) ? NULL : (KdeHistory *) PG_GETARG_POINTER(0);
+
+	if (h == NULL)
+	{
+		KdeMode		mode = KDE_SPIKES_AND_DIPS;
+
+		if (has_arg(fcinfo, 4))
+		{
+			if (PG_ARGISNULL(4))
+				bad_argument("mode must not be NULL", "Use 'spikes', 'dips' or 'spikesanddips'.");
+			mode = kde_mode(PG_GETARG_TEXT_PP(4));
+		}
+		h = kde_state_new(fcinfo, aggctx, mode);
+	}
+	if (!PG_ARGISNULL(1))
+		KdeSpikeStep(h, PG_GETARG_FLOAT8(1));
+	PG_RETURN_POINTER(h);
+}
+
+Datum
+change_point_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggctx = agg_context(fcinfo, "change_point_transfn");
+	KdeHistory *h = PG_ARGISNULL(0) ? NULL : (KdeHistory *) PG_GETARG_POINTER(0);
+
+	if (h == NULL)
+		h = kde_state_new(fcinfo, aggctx, KDE_SPIKES_AND_DIPS);
+	if (!PG_ARGISNULL(1))
+		KdeChangePointStep(h, PG_GETARG_FLOAT8(1));
+	PG_RETURN_POINTER(h);
+}
+
+/* (score, p_value, martingale, is_anomaly) of the last value fed. */
+Datum
+kde_finalfn(PG_FUNCTION_ARGS)
+{
+	KdeHistory *h = PG_ARGISNULL(0) ? NULL : (KdeHistory *) PG_GETARG_POINTER(0);
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (h == NULL || h->nvalues == 0)
+		PG_RETURN_NULL();
+	values[0] = Float8GetDatum(h->score);
+	values[1] = Float8GetDatum(h->p_value);
+	values[2] = Float8GetDatum(h->martingale);
+	nulls[2] = isnan(h->martingale);
+	values[3] = BoolGetDatum(h->alarm);
+	PG_RETURN_DATUM(composite_result(fcinfo, values, nulls));
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Benchmark of the windowed analytics (issue 4).  On the same 1,000,000
+# seed-004-style rows (1,000 sensors over 2 days), in the same run:
+#   per sensor, per 1-hour window: count, mean, stddev and the number of
+#   values beyond mean +/- 3 stddev,
+# computed by (1) the plain SQL users write today in PostgreSQL (window
+# aggregates + GROUP BY), (2) DuckDB through @duckdb/node-api, and (3)
+# iotstream's aggregates.  Also: spike_dip over all rows with a history of
+# 100, and stats_agg against avg(float8) per row (serial plans).
+# Prints the figures and ratios; it asserts nothing about time.
+# WORK_MEM=64MB runs every query with that work_mem (default: the server's).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+RUNS=${RUNS:-3}
+WORK=$ROOT/.tmp/bench-analytics-$$
+mkdir -p "$WORK"
+
+exec 9>/tmp/iotstream-test.lock
+flock 9
+. tools/cluster.sh
+make -s install >/dev/null
+trap 'cluster_stop "$WORK/cluster"; rm -rf "$WORK"' EXIT
+cluster_start "$WORK/cluster" iotstream_bench "${WORK_MEM:+work_mem = '$WORK_MEM'}" >/dev/null
+echo "work_mem: $(psql -X -A -t -c 'SHOW work_mem'), max_parallel_workers_per_gather: $(psql -X -A -t -c 'SHOW max_parallel_workers_per_gather')"
+
+q() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+
+echo "== loading 1,000,000 rows"
+q <<'SQL'
+SELECT setseed(0.4);
+CREATE TABLE readings (ts timestamptz, sensor_id text, metric_type text, value float8);
+INSERT INTO readings
+SELECT '2026-03-01'::timestamptz + (i / 1000) * interval '172.8 seconds',
+       'sensor-' || lpad((i % 1000)::text, 4, '0'), 'temperature',
+       70 + 10 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())
+       + CASE WHEN random() < 0.001 THEN 80 ELSE 0 END
+  FROM generate_series(0, 999999) i;
+VACUUM ANALYZE readings;
+SQL
+q -c "COPY readings TO '$WORK/readings.csv' (FORMAT csv)" 2>/dev/null ||
+  q -c "\\copy readings TO '$WORK/readings.csv' (FORMAT csv)"
+
+# best of $RUNS, in ms: time_query SQL; the query's one-line result goes to
+# $WORK/result (time_query runs in a subshell)
+time_query() {
+  local sql=$1 i best= t out
+  for i in $(seq 1 "$RUNS"); do
+    out=$(q -c '\timing on' -c "$sql")
+    t=$(grep -o 'Time: [0-9.]*' <<<"$out" | tail -1 | awk '{print $2}')
+    grep -v '^Time:' <<<"$out" | grep -v '^Timing' | grep -v '^$' | tail -1 >"$WORK/result"
+    if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; fi
+  done
+  echo "$best"
+}
+
+PLAIN="SELECT count(*) || ' ' || sum(outliers) FROM (
+  SELECT sensor_id, hour, count(*) AS n, avg(value) AS mean, stddev_samp(value) AS sd,
+         count(*) FILTER (WHERE abs(value - m) > 3 * s) AS outliers
+    FROM (SELECT sensor_id, date_bin('1 hour', ts, 'epoch') AS hour, value,
+                 avg(value) OVER w AS m, stddev_samp(value) OVER w AS s
+            FROM readings
+          WINDOW w AS (PARTITION BY sensor_id, date_bin('1 hour', ts, 'epoch'))) q
+   GROUP BY sensor_id, hour) r"
+OURS="SELECT count(*) || ' ' || sum(outliers) FROM (
+  SELECT sensor_id, date_bin('1 hour', ts, 'epoch') AS hour,
+         iotstream.stats_agg(value) AS s, iotstream.outliers(value, 3) AS outliers
+    FROM readings GROUP BY 1, 2) r
+ WHERE iotstream.mean(s) IS NOT NULL OR iotstream.stddev(s) IS NULL"
+
+echo "== per sensor per hour: count, mean, stddev, values beyond mean +/- 3 stddev"
+plain_ms=$(time_query "$PLAIN"); plain_res=$(cat "$WORK/result")
+ours_ms=$(time_query "$OURS"); ours_res=$(cat "$WORK/result")
+echo "plan of the iotstream query:"
+q -c "EXPLAIN (COSTS OFF) $OURS" | sed 's/^/    /'
+duck=$(node test/bench/analytics_duckdb.mjs "$WORK/readings.csv" "$RUNS" "$ROOT/test/node")
+duck_ms=$(awk '{print $2}' <<<"$duck")
+duck_res=$(awk '{print $3" "$4}' <<<"$duck")
+printf '%-38s %10s   %s\n' "query" "best ms" "groups outliers"
+printf '%-38s %10s   %s\n' "PostgreSQL plain SQL (window+GROUP BY)" "$plain_ms" "$plain_res"
+printf '%-38s %10s   %s\n' "DuckDB (2 threads)" "$duck_ms" "$duck_res"
+printf '%-38s %10s   %s\n' "iotstream stats_agg + outliers" "$ours_ms" "$ours_res"
+awk -v p="$plain_ms" -v o="$ours_ms" -v d="$duck_ms" 'BEGIN {
+  printf "plain SQL / iotstream = %.2fx faster;  iotstream / DuckDB = %.2fx\n", p / o, o / d }'
+[ "$plain_res" = "$ours_res" ] || echo "!! results differ: plain $plain_res, iotstream $ours_res"
+
+echo "== spike_dip over 1,000,000 rows, history 100, per sensor"
+spike_ms=$(time_query "SELECT count(*) FILTER (WHERE (r).is_anomaly) FROM (
+  SELECT iotstream.spike_dip(value, 99, 100) OVER (PARTITION BY sensor_id ORDER BY ts) r FROM readings) q")
+echo "spike_dip: $spike_ms ms, $(cat "$WORK/result") anomalies"
+
+echo "== per-row cost, serial plans: stats_agg(float8) vs avg(float8)"
+avg_ms=$(time_query "SET max_parallel_workers_per_gather = 0; SELECT avg(value) FROM readings")
+stats_ms=$(time_query "SET max_parallel_workers_per_gather = 0; SELECT iotstream.mean(iotstream.stats_agg(value)) FROM readings")
+awk -v a="$avg_ms" -v s="$stats_ms" 'BEGIN {
+  printf "avg: %s ms, stats_agg: %s ms, stats_agg / avg = %.2f\n", a, s, s / a }'
