@@ -1,0 +1,896 @@
+/*-------------------------------------------------------------------------
+ * parquet_writer.c
+ *		A Parquet file encoder: flat schemas, data page v1, dictionary or
+ *		PLAIN encoding, statistics, and snappy/gzip/zstd compression.
+ *
+ * It knows nothing of tuples or of where the bytes go: the caller declares
+ * a schema of ParquetColumnSpec, appends values column by column and ends
+ * each row, and the file's bytes leave through a write callback in order
+ * (a local file sink is provided; the export stage streams to Azure).
+ *
+ * The one invariant: at most one row group is buffered.  Values are kept
+ * per column (dictionary indices or PLAIN bytes, plus definition levels for
+ * nullable columns) until the plain size of the row group reaches
+ * row_group_bytes; then every column chunk is cut into pages, compressed and
+ * written, the buffers are emptied (keeping their capacity), and only the
+ * chunk metadata needed for the footer is kept.
+ *
+ * A dictionary that grows past dictionary_bytes is turned back into PLAIN
+ * values for the rest of the row group, and later chunks of that column
+ * start as PLAIN.  Statistics follow the type-defined orders of the spec:
+ * signed integers, IEEE floats without NaN (-0.0/+0.0 at zero), unsigned
+ * bytewise for byte arrays, signed two's complement for FIXED decimals.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include <math.h>
+
+#include <snappy-c.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "common/hashfn.h"
+#include "utils/memutils.h"
+
+/* Byte arrays longer than this get no min/max (null_count only). */
+#define STATS_MAX_BYTES 512
+
+/* Encodings and page types, as parquet.thrift numbers them. */
+#define ENC_PLAIN			0
+#define ENC_RLE				3
+#define ENC_RLE_DICTIONARY	8
+#define PAGE_DATA			0
+#define PAGE_DICTIONARY		2
+
+typedef struct PqColumn
+{
+	ParquetColumnSpec spec;
+	int			width;			/* bytes per fixed-width value, 0 for BYTE_ARRAY */
+
+	/* the current chunk */
+	int64		nrows;
+	int64		nnull;
+	int64		nvalues;		/* non-null values */
+	uint8	   *defs;			/* one definition level per row (nullable) */
+	int64		defs_cap;
+	ParquetBuf		values;			/* PLAIN values (bools: one byte each) */
+
+	bool		dict_mode;
+	bool		dict_failed;	/* a dictionary overflowed once: stay PLAIN */
+	uint32	   *indices;
+	int64		indices_cap;
+	ParquetBuf		dict;			/* PLAIN-encoded dictionary entries */
+	uint32		ndict;
+	uint32	   *dict_off;		/* entry offsets in dict (BYTE_ARRAY) */
+	uint32	   *dict_hash;
+	uint32		dict_cap;
+	uint32	   *slots;			/* open addressing: entry + 1, 0 is free */
+	uint32		nslots;
+
+	/* statistics of the current chunk */
+	bool		has_minmax;
+	bool		stats_off;		/* a byte array was too long to track */
+	union
+	{
+		int64		i;
+		double		d;
+	}			min, max;
+	ParquetBuf		minb, maxb;		/* byte arrays and FIXED */
+
+	/* the chunks written so far, one per row group */
+	ParquetChunkMeta *chunks;
+	int			nchunks;
+	int			chunks_cap;
+} PqColumn;
+
+struct ParquetWriter
+{
+	MemoryContext cxt;
+	ParquetWriterOptions opts;
+	ParquetWriteFn write;
+	void	   *write_arg;
+	int			ncols;
+	PqColumn   *cols;
+	int64		offset;			/* bytes written so far */
+	int64		rg_rows;
+	int64		rg_bytes;		/* plain size of the buffered row group */
+	int64		total_rows;
+	int			nrowgroups;
+	int64	   *rg_nrows;
+	int			rg_cap;
+	bool		finished;
+	ParquetBuf		page;			/* one page, uncompressed */
+	ParquetBuf		cpage;			/* the same, compressed */
+	ParquetBuf		levels;
+	ThriftBuf	hdr;
+	ZSTD_CCtx  *zstd;
+};
+
+/* The ZSTD context is not palloc'd: free it when the writer's memory goes. */
+static void
+writer_release(void *arg)
+{
+	ParquetWriter *w = (ParquetWriter *) arg;
+
+	if (w->zstd)
+		ZSTD_freeCCtx(w->zstd);
+	w->zstd = NULL;
+}
+
+void
+ParquetWriterDefaults(ParquetWriterOptions *opts)
+{
+	memset(opts, 0, sizeof(ParquetWriterOptions));
+	opts->codec = PARQUET_CODEC_ZSTD;
+	opts->row_group_bytes = INT64CONST(128) * 1024 * 1024;
+	opts->page_bytes = 1024 * 1024;
+	opts->dictionary_bytes = 1024 * 1024;
+	opts->dictionary = true;
+}
+
+ParquetWriter *
+ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
+					const ParquetWriterOptions *opts,
+					ParquetWriteFn write, void *arg)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "iotstream parquet writer",
+											  ALLOCSET_DEFAULT_SIZES);
+	ParquetWriter *w = MemoryContextAllocZero(cxt, sizeof(ParquetWriter));
+	MemoryContextCallback *cb = MemoryContextAllocZero(cxt, sizeof(MemoryContextCallback));
+	int			i;
+
+	w->cxt = cxt;
+	w->opts = *opts;
+	w->opts.kv_keys = MemoryContextAllocZero(cxt, sizeof(char *) * (opts->nkv + 1));
+	w->opts.kv_values = MemoryContextAllocZero(cxt, sizeof(char *) * (opts->nkv + 1));
+	for (i = 0; i < opts->nkv; i++)
+	{
+		w->opts.kv_keys[i] = MemoryContextStrdup(cxt, opts->kv_keys[i]);
+		w->opts.kv_values[i] = MemoryContextStrdup(cxt, opts->kv_values[i]);
+	}
+	if (w->opts.page_bytes <= 0)
+		w->opts.page_bytes = 1024 * 1024;
+	w->write = write;
+	w->write_arg = arg;
+	w->ncols = ncols;
+	w->cols = MemoryContextAllocZero(cxt, sizeof(PqColumn) * Max(ncols, 1));
+	for (i = 0; i < ncols; i++)
+	{
+		PqColumn   *c = &w->cols[i];
+
+		c->spec = cols[i];
+		c->spec.name = MemoryContextStrdup(cxt, cols[i].name);
+		switch (c->spec.type)
+		{
+			case PARQUET_BOOLEAN:
+				c->width = 1;
+				break;
+			case PARQUET_INT32:
+			case PARQUET_FLOAT:
+				c->width = 4;
+				break;
+			case PARQUET_INT64:
+			case PARQUET_DOUBLE:
+				c->width = 8;
+				break;
+			case PARQUET_FIXED_LEN_BYTE_ARRAY:
+				if (c->spec.type_length <= 0)
+					elog(ERROR, "parquet column \"%s\" has no fixed length", c->spec.name);
+				c->width = c->spec.type_length;
+				break;
+			case PARQUET_BYTE_ARRAY:
+				c->width = 0;
+				break;
+		}
+		c->dict_mode = opts->dictionary && c->spec.type != PARQUET_BOOLEAN;
+	}
+	ThriftInit(&w->hdr);
+	if (opts->codec == PARQUET_CODEC_ZSTD)
+	{
+		w->zstd = ZSTD_createCCtx();
+		if (w->zstd == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+							errmsg("could not create a zstd compression context")));
+		cb->func = writer_release;
+		cb->arg = w;
+		MemoryContextRegisterResetCallback(cxt, cb);
+	}
+	/* "PAR1" opens the file */
+	write(arg, "PAR1", 4);
+	w->offset = 4;
+	return w;
+}
+
+/* ---- statistics ---- */
+
+static int
+compare_bytes(PqColumn *c, const char *a, size_t alen, const char *b, size_t blen)
+{
+	int			r;
+
+	if (c->spec.type == PARQUET_FIXED_LEN_BYTE_ARRAY &&
+		c->spec.logical == PARQUET_LOGICAL_DECIMAL)
+	{
+		/* big-endian two's complement: the sign byte compares signed */
+		if ((int8) a[0] != (int8) b[0])
+			return (int8) a[0] < (int8) b[0] ? -1 : 1;
+		return memcmp(a + 1, b + 1, alen - 1);
+	}
+	r = memcmp(a, b, Min(alen, blen));
+	if (r != 0)
+		return r;
+	return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+static void
+stats_bytes(ParquetWriter *w, PqColumn *c, const char *p, size_t len)
+{
+	if (c->stats_off)
+		return;
+	if (len > STATS_MAX_BYTES)
+	{
+		c->stats_off = true;
+		c->has_minmax = false;
+		return;
+	}
+	if (!c->has_minmax)
+	{
+		ParquetBufSet(w->cxt, &c->minb, p, len);
+		ParquetBufSet(w->cxt, &c->maxb, p, len);
+		c->has_minmax = true;
+		return;
+	}
+	if (compare_bytes(c, p, len, c->minb.data, c->minb.len) < 0)
+		ParquetBufSet(w->cxt, &c->minb, p, len);
+	else if (compare_bytes(c, p, len, c->maxb.data, c->maxb.len) > 0)
+		ParquetBufSet(w->cxt, &c->maxb, p, len);
+}
+
+/* Statistics of one non-null value given in its PLAIN form. */
+static inline void
+stats_value(ParquetWriter *w, PqColumn *c, const char *p, size_t len)
+{
+	switch (c->spec.type)
+	{
+		case PARQUET_BOOLEAN:
+		case PARQUET_INT32:
+		case PARQUET_INT64:
+			{
+				int64		v;
+
+				if (c->spec.type == PARQUET_INT64)
+					memcpy(&v, p, 8);
+				else if (c->spec.type == PARQUET_INT32)
+				{
+					int32		v32;
+
+					memcpy(&v32, p, 4);
+					v = v32;
+				}
+				else
+					v = *(const uint8 *) p;
+				if (!c->has_minmax)
+				{
+					c->min.i = c->max.i = v;
+					c->has_minmax = true;
+				}
+				else if (v < c->min.i)
+					c->min.i = v;
+				else if (v > c->max.i)
+					c->max.i = v;
+				break;
+			}
+		case PARQUET_FLOAT:
+		case PARQUET_DOUBLE:
+			{
+				double		v;
+
+				if (c->spec.type == PARQUET_DOUBLE)
+					memcpy(&v, p, 8);
+				else
+				{
+					float4		f;
+
+					memcpy(&f, p, 4);
+					v = f;
+				}
+				if (isnan(v))
+					break;		/* NaN takes no part in min/max */
+				if (!c->has_minmax)
+				{
+					c->min.d = c->max.d = v;
+					c->has_minmax = true;
+				}
+				else if (v < c->min.d)
+					c->min.d = v;
+				else if (v > c->max.d)
+					c->max.d = v;
+				break;
+			}
+		case PARQUET_BYTE_ARRAY:
+		case PARQUET_FIXED_LEN_BYTE_ARRAY:
+			stats_bytes(w, c, p, len);
+			break;
+	}
+}
+
+/* ---- buffering values ---- */
+
+static inline void
+add_def(ParquetWriter *w, PqColumn *c, uint8 level)
+{
+	if (!c->spec.nullable)
+		return;
+	if (c->nrows >= c->defs_cap)
+	{
+		int64		cap = Max(c->defs_cap * 2, 1024);
+
+		c->defs = c->defs ? repalloc_huge(c->defs, cap)
+			: MemoryContextAllocHuge(w->cxt, cap);
+		c->defs_cap = cap;
+	}
+	c->defs[c->nrows] = level;
+}
+
+static void
+dict_grow_slots(ParquetWriter *w, PqColumn *c)
+{
+	uint32		n = c->nslots ? c->nslots * 2 : 1024;
+	uint32		mask = n - 1;
+	uint32		e;
+
+	if (c->slots)
+		pfree(c->slots);
+	c->slots = MemoryContextAllocExtended(w->cxt, sizeof(uint32) * n,
+										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	c->nslots = n;
+	for (e = 0; e < c->ndict; e++)
+	{
+		uint32		s = c->dict_hash[e] & mask;
+
+		while (c->slots[s] != 0)
+			s = (s + 1) & mask;
+		c->slots[s] = e + 1;
+	}
+}
+
+/* Turns the buffered dictionary indices back into PLAIN values. */
+static void
+dict_fallback(ParquetWriter *w, PqColumn *c)
+{
+	int64		i;
+
+	c->values.len = 0;
+	for (i = 0; i < c->nvalues; i++)
+	{
+		uint32		e = c->indices[i];
+
+		if (c->width > 0)
+			ParquetBufAppend(w->cxt, &c->values, c->dict.data + (size_t) e * c->width, c->width);
+		else
+		{
+			uint32		len;
+
+			memcpy(&len, c->dict.data + c->dict_off[e], 4);
+			ParquetBufAppend(w->cxt, &c->values, c->dict.data + c->dict_off[e], 4 + len);
+		}
+	}
+	c->dict_mode = false;
+	c->dict_failed = true;
+	c->ndict = 0;
+	c->dict.len = 0;
+	memset(c->slots, 0, sizeof(uint32) * c->nslots);
+}
+
+/*
+ * Buffers one non-null value: v/len is its bytes (for BYTE_ARRAY without the
+ * length prefix that its PLAIN form adds).
+ */
+static void
+add_value(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
+{
+	uint32		len32 = (uint32) len;
+	size_t		plain_len = c->width > 0 ? len : len + 4;
+
+	add_def(w, c, 1);
+	c->nrows++;
+	w->rg_bytes += plain_len;
+
+	if (c->dict_mode)
+	{
+		uint32		h = hash_bytes((const unsigned char *) v, len);
+		uint32		mask,
+					s,
+					e;
+
+		if (c->ndict * 2 >= c->nslots)
+			dict_grow_slots(w, c);
+		mask = c->nslots - 1;
+		s = h & mask;
+		while ((e = c->slots[s]) != 0)
+		{
+			e--;
+			if (c->dict_hash[e] == h)
+			{
+				if (c->width > 0)
+				{
+					if (memcmp(c->dict.data + (size_t) e * c->width, v, len) == 0)
+						goto found;
+				}
+				else
+				{
+					const char *q = c->dict.data + c->dict_off[e];
+
+					if (memcmp(q, &len32, 4) == 0 && memcmp(q + 4, v, len) == 0)
+						goto found;
+				}
+			}
+			s = (s + 1) & mask;
+		}
+		/* a new entry */
+		if (c->dict.len + plain_len > (size_t) w->opts.dictionary_bytes)
+		{
+			dict_fallback(w, c);
+			goto plain;
+		}
+		e = c->ndict;
+		if (e >= c->dict_cap)
+		{
+			uint32		cap = Max(c->dict_cap * 2, 1024);
+
+			c->dict_hash = c->dict_hash ? repalloc_huge(c->dict_hash, sizeof(uint32) * cap)
+				: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
+			if (c->width == 0)
+				c->dict_off = c->dict_off ? repalloc_huge(c->dict_off, sizeof(uint32) * cap)
+					: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
+			c->dict_cap = cap;
+		}
+		c->dict_hash[e] = h;
+		if (c->width == 0)
+		{
+			c->dict_off[e] = (uint32) c->dict.len;
+			ParquetBufAppend(w->cxt, &c->dict, &len32, 4);
+		}
+		ParquetBufAppend(w->cxt, &c->dict, v, len);
+		c->slots[s] = e + 1;
+		c->ndict++;
+		stats_value(w, c, v, len);
+found:
+		if (c->nvalues >= c->indices_cap)
+		{
+			int64		cap = Max(c->indices_cap * 2, 1024);
+
+			c->indices = c->indices ? repalloc_huge(c->indices, sizeof(uint32) * cap)
+				: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
+			c->indices_cap = cap;
+		}
+		c->indices[c->nvalues++] = e;
+		return;
+	}
+plain:
+	if (c->width == 0)
+		ParquetBufAppend(w->cxt, &c->values, &len32, 4);
+	ParquetBufAppend(w->cxt, &c->values, v, len);
+	c->nvalues++;
+	stats_value(w, c, v, len);
+}
+
+static inline PqColumn *
+column(ParquetWriter *w, int col, ParquetPhysicalType type)
+{
+	PqColumn   *c;
+
+	if (col < 0 || col >= w->ncols)
+		elog(ERROR, "parquet column %d out of range", col);
+	c = &w->cols[col];
+	if (type != c->spec.type)
+		elog(ERROR, "parquet column \"%s\" written with the wrong type", c->spec.name);
+	return c;
+}
+
+void
+ParquetWriteNull(ParquetWriter *w, int col)
+{
+	PqColumn   *c;
+
+	if (col < 0 || col >= w->ncols)
+		elog(ERROR, "parquet column %d out of range", col);
+	c = &w->cols[col];
+	if (!c->spec.nullable)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("null value in required parquet column \"%s\"", c->spec.name)));
+	add_def(w, c, 0);
+	c->nrows++;
+	c->nnull++;
+}
+
+void
+ParquetWriteBool(ParquetWriter *w, int col, bool v)
+{
+	PqColumn   *c = column(w, col, PARQUET_BOOLEAN);
+	char		b = v ? 1 : 0;
+
+	add_value(w, c, &b, 1);
+}
+
+void
+ParquetWriteInt32(ParquetWriter *w, int col, int32 v)
+{
+	add_value(w, column(w, col, PARQUET_INT32), (char *) &v, 4);
+}
+
+void
+ParquetWriteInt64(ParquetWriter *w, int col, int64 v)
+{
+	add_value(w, column(w, col, PARQUET_INT64), (char *) &v, 8);
+}
+
+void
+ParquetWriteFloat(ParquetWriter *w, int col, float4 v)
+{
+	add_value(w, column(w, col, PARQUET_FLOAT), (char *) &v, 4);
+}
+
+void
+ParquetWriteDouble(ParquetWriter *w, int col, float8 v)
+{
+	add_value(w, column(w, col, PARQUET_DOUBLE), (char *) &v, 8);
+}
+
+void
+ParquetWriteBytes(ParquetWriter *w, int col, const void *p, size_t len)
+{
+	PqColumn   *c;
+
+	if (col < 0 || col >= w->ncols)
+		elog(ERROR, "parquet column %d out of range", col);
+	c = &w->cols[col];
+	if (c->spec.type == PARQUET_FIXED_LEN_BYTE_ARRAY)
+	{
+		if (len != (size_t) c->width)
+			elog(ERROR, "parquet column \"%s\" takes %d bytes, not %zu",
+				 c->spec.name, c->width, len);
+		add_value(w, c, p, len);
+	}
+	else if (c->spec.type == PARQUET_BYTE_ARRAY)
+	{
+		if (len > (size_t) PG_INT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("value of %zu bytes is too long for parquet column \"%s\"",
+							len, c->spec.name)));
+		add_value(w, c, p, len);
+	}
+	else
+		elog(ERROR, "parquet column \"%s\" written with the wrong type", c->spec.name);
+}
+
+static void flush_row_group(ParquetWriter *w);
+
+void
+ParquetEndRow(ParquetWriter *w)
+{
+	w->rg_rows++;
+	w->total_rows++;
+	if (w->rg_bytes >= w->opts.row_group_bytes)
+		flush_row_group(w);
+}
+
+/* ---- encoding pages ---- */
+
+static void
+emit(ParquetWriter *w, const void *p, size_t len)
+{
+	w->write(w->write_arg, p, len);
+	w->offset += len;
+}
+
+/* Writes w->page as one page; adds its sizes to the chunk's. */
+static void
+write_page(ParquetWriter *w, ParquetChunkMeta *m, bool dictionary, int32 num_values,
+		   int32 encoding)
+{
+	ParquetBuf	   *body;
+
+	if (w->page.len > (size_t) PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("parquet page of %zu bytes is too large", w->page.len),
+				 errhint("Lower the row_group_size option.")));
+	body = ParquetCompress(w->opts.codec, w->opts.level, w->zstd, &w->page, &w->cpage, w->cxt);
+	ThriftReset(&w->hdr);
+	ThriftFieldI32(&w->hdr, 1, dictionary ? PAGE_DICTIONARY : PAGE_DATA);
+	ThriftFieldI32(&w->hdr, 2, (int32) w->page.len);
+	ThriftFieldI32(&w->hdr, 3, (int32) body->len);
+	if (dictionary)
+	{
+		ThriftStructBegin(&w->hdr, 7);
+		ThriftFieldI32(&w->hdr, 1, num_values);
+		ThriftFieldI32(&w->hdr, 2, ENC_PLAIN);
+		ThriftStructEnd(&w->hdr);
+	}
+	else
+	{
+		ThriftStructBegin(&w->hdr, 5);
+		ThriftFieldI32(&w->hdr, 1, num_values);
+		ThriftFieldI32(&w->hdr, 2, encoding);
+		ThriftFieldI32(&w->hdr, 3, ENC_RLE);
+		ThriftFieldI32(&w->hdr, 4, ENC_RLE);
+		ThriftStructEnd(&w->hdr);
+	}
+	ThriftStructEnd(&w->hdr);
+	emit(w, w->hdr.data, w->hdr.len);
+	emit(w, body->data, body->len);
+	m->uncompressed += w->hdr.len + w->page.len;
+	m->compressed += w->hdr.len + body->len;
+}
+
+/* The PLAIN bytes of a min or max statistic. */
+static char *
+stat_bytes(ParquetWriter *w, PqColumn *c, bool is_max, uint8 *len)
+{
+	char	   *out;
+
+	switch (c->spec.type)
+	{
+		case PARQUET_BOOLEAN:
+			out = MemoryContextAlloc(w->cxt, 1);
+			out[0] = (is_max ? c->max.i : c->min.i) ? 1 : 0;
+			*len = 1;
+			return out;
+		case PARQUET_INT32:
+			{
+				int32		v = (int32) (is_max ? c->max.i : c->min.i);
+
+				*len = 4;
+				return memcpy(MemoryContextAlloc(w->cxt, 4), &v, 4);
+			}
+		case PARQUET_INT64:
+			*len = 8;
+			return memcpy(MemoryContextAlloc(w->cxt, 8), is_max ? &c->max.i : &c->min.i, 8);
+		case PARQUET_FLOAT:
+		case PARQUET_DOUBLE:
+			{
+				double		d = is_max ? c->max.d : c->min.d;
+
+				/* the spec: a zero minimum is written -0.0, a zero maximum +0.0 */
+				if (d == 0)
+					d = is_max ? 0.0 : -0.0;
+				if (c->spec.type == PARQUET_FLOAT)
+				{
+					float4		f = (float4) d;
+
+					*len = 4;
+					return memcpy(MemoryContextAlloc(w->cxt, 4), &f, 4);
+				}
+				*len = 8;
+				return memcpy(MemoryContextAlloc(w->cxt, 8), &d, 8);
+			}
+		case PARQUET_BYTE_ARRAY:
+		case PARQUET_FIXED_LEN_BYTE_ARRAY:
+			{
+				ParquetBuf	   *b = is_max ? &c->maxb : &c->minb;
+
+				*len = (uint8) Min(b->len, 255);
+				out = MemoryContextAlloc(w->cxt, b->len + 1);
+				memcpy(out, b->data, b->len);
+				return out;
+			}
+	}
+	return NULL;
+}
+
+static void
+write_chunk(ParquetWriter *w, PqColumn *c)
+{
+	ParquetChunkMeta *m;
+	bool		use_dict = c->dict_mode && c->ndict > 0;
+	int			bw = use_dict ? ParquetBitWidth(c->ndict - 1) : 0;
+	int64		est,
+				npages,
+				rows_per_page,
+				r = 0,
+				v = 0;
+	size_t		pos = 0;
+
+	if (c->nchunks >= c->chunks_cap)
+	{
+		int			cap = Max(c->chunks_cap * 2, 8);
+
+		c->chunks = c->chunks ? repalloc(c->chunks, sizeof(ParquetChunkMeta) * cap)
+			: MemoryContextAlloc(w->cxt, sizeof(ParquetChunkMeta) * cap);
+		c->chunks_cap = cap;
+	}
+	m = &c->chunks[c->nchunks++];
+	memset(m, 0, sizeof(ParquetChunkMeta));
+	m->offset = w->offset;
+	m->dict_offset = -1;
+	m->num_values = c->nrows;
+	m->null_count = c->nnull;
+	m->dictionary = use_dict;
+
+	if (use_dict)
+	{
+		m->dict_offset = w->offset;
+		w->page.len = 0;
+		ParquetBufAppend(w->cxt, &w->page, c->dict.data, c->dict.len);
+		write_page(w, m, true, (int32) c->ndict, ENC_PLAIN);
+		est = c->nvalues * bw / 8;
+	}
+	else if (c->spec.type == PARQUET_BOOLEAN)
+		est = c->nvalues / 8;
+	else
+		est = c->values.len;
+	m->data_offset = w->offset;
+
+	npages = Max(1, (est + w->opts.page_bytes - 1) / w->opts.page_bytes);
+	rows_per_page = Max(1, (c->nrows + npages - 1) / npages);
+	do
+	{
+		int64		r1 = Min(r + rows_per_page, c->nrows);
+		int64		n = r1 - r;
+		int64		nv = n;
+
+		w->page.len = 0;
+		if (c->spec.nullable)
+		{
+			int64		k;
+			uint32		len32;
+
+			nv = 0;
+			for (k = r; k < r1; k++)
+				nv += c->defs[k];
+			w->levels.len = 0;
+			ParquetRleEncode(w->cxt, &w->levels, c->defs + r, NULL, n, 1);
+			len32 = (uint32) w->levels.len;
+			ParquetBufAppend(w->cxt, &w->page, &len32, 4);
+			ParquetBufAppend(w->cxt, &w->page, w->levels.data, w->levels.len);
+		}
+		if (use_dict)
+		{
+			char		b = (char) bw;
+
+			ParquetBufAppend(w->cxt, &w->page, &b, 1);
+			ParquetRleEncode(w->cxt, &w->page, NULL, c->indices + v, nv, bw);
+		}
+		else if (c->spec.type == PARQUET_BOOLEAN)
+		{
+			int64		k;
+
+			ParquetBufReserve(w->cxt, &w->page, (nv + 7) / 8);
+			memset(w->page.data + w->page.len, 0, (nv + 7) / 8);
+			for (k = 0; k < nv; k++)
+				if (c->values.data[v + k])
+					w->page.data[w->page.len + k / 8] |= (char) (1 << (k % 8));
+			w->page.len += (nv + 7) / 8;
+		}
+		else if (c->width > 0)
+			ParquetBufAppend(w->cxt, &w->page, c->values.data + (size_t) v * c->width,
+					   (size_t) nv * c->width);
+		else
+		{
+			size_t		end = pos;
+			int64		k;
+
+			for (k = 0; k < nv; k++)
+			{
+				uint32		len;
+
+				memcpy(&len, c->values.data + end, 4);
+				end += 4 + (size_t) len;
+			}
+			ParquetBufAppend(w->cxt, &w->page, c->values.data + pos, end - pos);
+			pos = end;
+		}
+		write_page(w, m, false, (int32) n, use_dict ? ENC_RLE_DICTIONARY : ENC_PLAIN);
+		r = r1;
+		v += nv;
+	} while (r < c->nrows);
+
+	if (c->has_minmax && !c->stats_off)
+	{
+		m->has_minmax = true;
+		m->min = stat_bytes(w, c, false, &m->minlen);
+		m->max = stat_bytes(w, c, true, &m->maxlen);
+	}
+
+	/* empty the buffers, keeping their memory for the next row group */
+	c->nrows = c->nnull = c->nvalues = 0;
+	c->values.len = 0;
+	c->dict.len = 0;
+	c->ndict = 0;
+	if (c->slots)
+		memset(c->slots, 0, sizeof(uint32) * c->nslots);
+	c->has_minmax = false;
+	c->stats_off = false;
+	c->dict_mode = w->opts.dictionary && !c->dict_failed &&
+		c->spec.type != PARQUET_BOOLEAN;
+}
+
+static void
+flush_row_group(ParquetWriter *w)
+{
+	int			i;
+
+	if (w->rg_rows == 0)
+		return;
+	for (i = 0; i < w->ncols; i++)
+		write_chunk(w, &w->cols[i]);
+	if (w->nrowgroups >= w->rg_cap)
+	{
+		int			cap = Max(w->rg_cap * 2, 8);
+
+		w->rg_nrows = w->rg_nrows ? repalloc(w->rg_nrows, sizeof(int64) * cap)
+			: MemoryContextAlloc(w->cxt, sizeof(int64) * cap);
+		w->rg_cap = cap;
+	}
+	w->rg_nrows[w->nrowgroups++] = w->rg_rows;
+	w->rg_rows = 0;
+	w->rg_bytes = 0;
+}
+
+/* Writes the last row group and the footer; the writer is then done. */
+void
+ParquetWriterFinish(ParquetWriter *w)
+{
+	if (w->finished)
+		return;
+	flush_row_group(w);
+	{
+		ParquetFooter f;
+		uint32		len32;
+		int			i;
+
+		f.cols = palloc(sizeof(ParquetColumnSpec) * Max(w->ncols, 1));
+		f.chunks = palloc(sizeof(ParquetChunkMeta *) * Max(w->ncols, 1));
+		for (i = 0; i < w->ncols; i++)
+		{
+			f.cols[i] = w->cols[i].spec;
+			f.chunks[i] = w->cols[i].chunks;
+		}
+		f.ncols = w->ncols;
+		f.nrowgroups = w->nrowgroups;
+		f.rg_nrows = w->rg_nrows;
+		f.total_rows = w->total_rows;
+		f.codec = w->opts.codec;
+		f.nkv = w->opts.nkv;
+		f.kv_keys = w->opts.kv_keys;
+		f.kv_values = w->opts.kv_values;
+		ThriftReset(&w->hdr);
+		ParquetEncodeFooter(&w->hdr, &f);
+		emit(w, w->hdr.data, w->hdr.len);
+		len32 = (uint32) w->hdr.len;
+		emit(w, &len32, 4);
+		emit(w, "PAR1", 4);
+		pfree(f.cols);
+		pfree(f.chunks);
+	}
+	w->finished = true;
+}
+
+int64
+ParquetWriterRows(ParquetWriter *w)
+{
+	return w->total_rows;
+}
+
+int64
+ParquetWriterBytes(ParquetWriter *w)
+{
+	return w->offset;
+}
+
+int
+ParquetWriterRowGroups(ParquetWriter *w)
+{
+	return w->nrowgroups;
+}
+
+void
+ParquetWriterDestroy(ParquetWriter *w)
+{
+	MemoryContextDelete(w->cxt);
+}
