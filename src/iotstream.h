@@ -94,6 +94,7 @@ typedef enum ThriftElemType
 /* A growing output buffer plus the field-id stack of the open structs. */
 typedef struct ThriftBuf
 {
+	MemoryContext cxt;
 	char	   *data;
 	size_t		len;
 	size_t		cap;
@@ -102,7 +103,7 @@ typedef struct ThriftBuf
 	int16		stack[THRIFT_MAX_DEPTH];
 } ThriftBuf;
 
-extern void ThriftInit(ThriftBuf *t);
+extern void ThriftInit(ThriftBuf *t, MemoryContext cxt);
 extern void ThriftReset(ThriftBuf *t);
 extern void ThriftFieldBool(ThriftBuf *t, int16 id, bool v);
 extern void ThriftFieldI8(ThriftBuf *t, int16 id, int8 v);
@@ -247,8 +248,8 @@ typedef struct ParquetChunkMeta
 	int64		null_count;
 	bool		dictionary;
 	bool		has_minmax;
-	uint8		minlen;
-	uint8		maxlen;
+	int32		minlen;
+	int32		maxlen;
 	char	   *min;
 	char	   *max;
 } ParquetChunkMeta;

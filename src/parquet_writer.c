@@ -186,7 +186,7 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 		}
 		c->dict_mode = opts->dictionary && c->spec.type != PARQUET_BOOLEAN;
 	}
-	ThriftInit(&w->hdr);
+	ThriftInit(&w->hdr, cxt);
 	if (opts->codec == PARQUET_CODEC_ZSTD)
 	{
 		w->zstd = ZSTD_createCCtx();
@@ -630,7 +630,7 @@ write_page(ParquetWriter *w, ParquetChunkMeta *m, bool dictionary, int32 num_val
 
 /* The PLAIN bytes of a min or max statistic. */
 static char *
-stat_bytes(ParquetWriter *w, PqColumn *c, bool is_max, uint8 *len)
+stat_bytes(ParquetWriter *w, PqColumn *c, bool is_max, int32 *len)
 {
 	char	   *out;
 
@@ -674,7 +674,7 @@ stat_bytes(ParquetWriter *w, PqColumn *c, bool is_max, uint8 *len)
 			{
 				ParquetBuf	   *b = is_max ? &c->maxb : &c->minb;
 
-				*len = (uint8) Min(b->len, 255);
+				*len = (int32) b->len;
 				out = MemoryContextAlloc(w->cxt, b->len + 1);
 				memcpy(out, b->data, b->len);
 				return out;

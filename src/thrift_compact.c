@@ -32,7 +32,7 @@ thrift_reserve(ThriftBuf *t, size_t extra)
 		size_t		newcap = Max(t->cap * 2, t->len + extra + 64);
 
 		t->data = t->data ? repalloc_huge(t->data, newcap)
-			: MemoryContextAllocHuge(CurrentMemoryContext, newcap);
+			: MemoryContextAllocHuge(t->cxt, newcap);
 		t->cap = newcap;
 	}
 }
@@ -78,10 +78,12 @@ thrift_field_header(ThriftBuf *t, int16 id, uint8 type)
 	t->last_field = id;
 }
 
+/* The buffer grows in cxt, which must outlive it. */
 void
-ThriftInit(ThriftBuf *t)
+ThriftInit(ThriftBuf *t, MemoryContext cxt)
 {
 	memset(t, 0, sizeof(ThriftBuf));
+	t->cxt = cxt;
 }
 
 void
