@@ -3,8 +3,9 @@
  *		iotstream.write_parquet(query, path, options): the result of any
  *		query, written as a local Parquet file.
  *
- * The query runs through an SPI cursor fetched in batches, so memory stays
- * bounded by one batch plus the one row group the writer buffers.  Each
+ * The query runs through SPI with a DestReceiver that feeds each row to the
+ * writer as the executor produces it, so memory stays bounded by a few rows
+ * plus the one row group the writer buffers.  Each
  * column's conversion is decided once from the result's tuple descriptor;
  * the per-row loop does no catalog lookups.  The file is written under a
  * temporary name next to the target and renamed (durably) only when
@@ -57,7 +58,6 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
-#define FETCH_BATCH 1000
 #define MAX_METADATA 64
 
 /* How one result column becomes Parquet values. */
@@ -561,25 +561,111 @@ check_privileges(void)
 				 errhint("Only superusers and members of pg_write_server_files may call it; GRANT pg_write_server_files TO the role.")));
 }
 
+/*
+ * The executor hands each result row straight to the writer through this
+ * receiver: no tuple is copied or materialized, and per-row memory (detoasted
+ * values, text output) is released every ROWS_PER_RESET rows.
+ */
+#define ROWS_PER_RESET 1000
+
+typedef struct ParquetDest
+{
+	DestReceiver pub;
+	WriteOptions *opts;
+	ParquetFileSink *sink;
+	ParquetWriter *writer;
+	int			ncols;
+	ParquetColumnSpec *specs;
+	ColumnConv *convs;
+	bool		convert;		/* server encoding is not UTF-8 */
+	StringInfoData scratch;
+	MemoryContext cxt;			/* outlives the executor: the writer lives here */
+	MemoryContext row_cxt;
+	int			rows_in_cxt;
+} ParquetDest;
+
+static void
+dest_startup(DestReceiver *self, int operation, TupleDesc tupdesc)
+{
+	ParquetDest *d = (ParquetDest *) self;
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+	int			i;
+
+	d->ncols = tupdesc->natts;
+	if (d->ncols == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("write_parquet needs a query with at least one column")));
+	d->specs = palloc0(sizeof(ParquetColumnSpec) * d->ncols);
+	d->convs = palloc0(sizeof(ColumnConv) * d->ncols);
+	for (i = 0; i < d->ncols; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		int			j;
+
+		d->specs[i].name = pstrdup(NameStr(att->attname));
+		/* Parquet readers need distinct column names */
+		for (j = 0; j < i; j++)
+			if (strcmp(d->specs[j].name, d->specs[i].name) == 0)
+			{
+				d->specs[i].name = psprintf("%s_%d", NameStr(att->attname), i + 1);
+				j = -1;
+			}
+		map_column(att, &d->specs[i], &d->convs[i]);
+	}
+	d->writer = ParquetWriterCreate(d->specs, d->ncols, &d->opts->w,
+									ParquetFileSinkWrite, d->sink);
+	initStringInfo(&d->scratch);
+	d->row_cxt = AllocSetContextCreate(d->cxt, "write_parquet rows",
+									   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(old);
+}
+
+static bool
+dest_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	ParquetDest *d = (ParquetDest *) self;
+	ParquetWriter *w = d->writer;
+	MemoryContext old = MemoryContextSwitchTo(d->row_cxt);
+	int			i;
+
+	slot_getallattrs(slot);
+	for (i = 0; i < d->ncols; i++)
+	{
+		if (slot->tts_isnull[i])
+			ParquetWriteNull(w, i);
+		else
+			write_value(w, i, &d->specs[i], &d->convs[i], slot->tts_values[i],
+						d->convert, &d->scratch);
+	}
+	ParquetEndRow(w);
+	MemoryContextSwitchTo(old);
+	if (++d->rows_in_cxt >= ROWS_PER_RESET)
+	{
+		MemoryContextReset(d->row_cxt);
+		d->rows_in_cxt = 0;
+	}
+	return true;
+}
+
+static void
+dest_shutdown(DestReceiver *self)
+{
+}
+
+static void
+dest_destroy(DestReceiver *self)
+{
+}
+
 /* Runs the query and writes every row; returns the finished writer. */
 static ParquetWriter *
 write_query(const char *query, WriteOptions *opts, ParquetFileSink *sink)
 {
 	SPIPlanPtr	plan;
-	Portal		portal;
-	TupleDesc	tupdesc;
-	int			ncols,
-				i;
-	ParquetColumnSpec *specs;
-	ColumnConv *convs;
-	ParquetWriter *w;
-	MemoryContext batch_cxt,
-				old;
-	Datum	   *values;
-	bool	   *nulls;
-	StringInfoData scratch;
-	bool		convert = GetDatabaseEncoding() != PG_UTF8 &&
-		GetDatabaseEncoding() != PG_SQL_ASCII;
+	SPIExecuteOptions exec;
+	ParquetDest dest;
+	int			rc;
 
 	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_NO_SCROLL);
 	if (plan == NULL)
@@ -589,68 +675,30 @@ write_query(const char *query, WriteOptions *opts, ParquetFileSink *sink)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("write_parquet needs a query that returns rows"),
 				 errhint("Pass a SELECT, VALUES or TABLE query.")));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	tupdesc = portal->tupDesc;
-	ncols = tupdesc->natts;
-	if (ncols == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("write_parquet needs a query with at least one column")));
 
-	specs = palloc0(sizeof(ParquetColumnSpec) * ncols);
-	convs = palloc0(sizeof(ColumnConv) * ncols);
-	for (i = 0; i < ncols; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-		int			j;
+	memset(&dest, 0, sizeof(dest));
+	dest.pub.receiveSlot = dest_receive;
+	dest.pub.rStartup = dest_startup;
+	dest.pub.rShutdown = dest_shutdown;
+	dest.pub.rDestroy = dest_destroy;
+	dest.pub.mydest = DestNone;
+	dest.opts = opts;
+	dest.sink = sink;
+	dest.cxt = CurrentMemoryContext;
+	dest.convert = GetDatabaseEncoding() != PG_UTF8 &&
+		GetDatabaseEncoding() != PG_SQL_ASCII;
 
-		specs[i].name = pstrdup(NameStr(att->attname));
-		/* Parquet readers need distinct column names */
-		for (j = 0; j < i; j++)
-			if (strcmp(specs[j].name, specs[i].name) == 0)
-			{
-				specs[i].name = psprintf("%s_%d", NameStr(att->attname), i + 1);
-				j = -1;
-			}
-		map_column(att, &specs[i], &convs[i]);
-	}
-
-	w = ParquetWriterCreate(specs, ncols, &opts->w, ParquetFileSinkWrite, sink);
-	values = palloc(sizeof(Datum) * ncols);
-	nulls = palloc(sizeof(bool) * ncols);
-	initStringInfo(&scratch);
-	batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "write_parquet batch",
-									  ALLOCSET_DEFAULT_SIZES);
-	for (;;)
-	{
-		uint64		n,
-					r;
-
-		SPI_cursor_fetch(portal, true, FETCH_BATCH);
-		n = SPI_processed;
-		if (n == 0)
-			break;
-		old = MemoryContextSwitchTo(batch_cxt);
-		for (r = 0; r < n; r++)
-		{
-			heap_deform_tuple(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, values, nulls);
-			for (i = 0; i < ncols; i++)
-			{
-				if (nulls[i])
-					ParquetWriteNull(w, i);
-				else
-					write_value(w, i, &specs[i], &convs[i], values[i], convert, &scratch);
-			}
-			ParquetEndRow(w);
-		}
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(batch_cxt);
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	ParquetWriterFinish(w);
-	return w;
+	memset(&exec, 0, sizeof(exec));
+	exec.read_only = true;
+	exec.must_return_tuples = true;
+	exec.dest = (DestReceiver *) &dest;
+	rc = SPI_execute_plan_extended(plan, &exec);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan_extended failed: %s", SPI_result_code_string(rc));
+	if (dest.writer == NULL)
+		elog(ERROR, "write_parquet: the query produced no result description");
+	ParquetWriterFinish(dest.writer);
+	return dest.writer;
 }
 
 PG_FUNCTION_INFO_V1(write_parquet);

@@ -223,7 +223,12 @@ check "atomic: the old file is intact" "$got" '["1","1"]'
 
 # A role granted pg_write_server_files may write; the file belongs to postgres.
 pg <<'SQL' >/dev/null
-DROP ROLE IF EXISTS pq_writer;
+DO $$BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'pq_writer') THEN
+        DROP OWNED BY pq_writer;
+        DROP ROLE pq_writer;
+    END IF;
+END$$;
 CREATE ROLE pq_writer LOGIN;
 GRANT pg_write_server_files TO pq_writer;
 GRANT USAGE ON SCHEMA iotstream TO pq_writer;
