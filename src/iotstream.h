@@ -234,6 +234,31 @@ ParquetBufAppend(MemoryContext cxt, ParquetBuf *b, const void *p, size_t len)
 	b->len += len;
 }
 
+/* in parquet_stats.c */
+
+/* Running min/max of a column chunk, in its type's order. */
+typedef struct ParquetStats
+{
+	ParquetPhysicalType type;
+	ParquetLogicalType logical;
+	MemoryContext cxt;
+	bool		has_minmax;
+	bool		stats_off;		/* a byte array was too long to track */
+	union
+	{
+		int64		i;
+		double		d;
+	}			min, max;
+	ParquetBuf	minb;			/* byte arrays and FIXED */
+	ParquetBuf	maxb;
+} ParquetStats;
+
+extern void ParquetStatsInit(ParquetStats *c, const ParquetColumnSpec *spec, MemoryContext cxt);
+extern void ParquetStatsReset(ParquetStats *c);
+extern void ParquetStatsAdd(ParquetStats *c, const char *p, size_t len);
+extern bool ParquetStatsBytes(ParquetStats *c, MemoryContext cxt, char **min, int32 *minlen,
+							  char **max, int32 *maxlen);
+
 /* in parquet_footer.c */
 
 /* What the footer records of one written column chunk. */

@@ -17,24 +17,16 @@
  *
  * A dictionary that grows past dictionary_bytes is turned back into PLAIN
  * values for the rest of the row group, and later chunks of that column
- * start as PLAIN.  Statistics follow the type-defined orders of the spec:
- * signed integers, IEEE floats without NaN (-0.0/+0.0 at zero), unsigned
- * bytewise for byte arrays, signed two's complement for FIXED decimals.
+ * start as PLAIN.  Statistics (parquet_stats.c) are taken only when a
+ * value enters the dictionary, or for every value once in PLAIN.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
 
-#include <math.h>
-
-#include <snappy-c.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include "common/hashfn.h"
 #include "utils/memutils.h"
-
-/* Byte arrays longer than this get no min/max (null_count only). */
-#define STATS_MAX_BYTES 512
 
 /* Encodings and page types, as parquet.thrift numbers them. */
 #define ENC_PLAIN			0
@@ -68,15 +60,7 @@ typedef struct PqColumn
 	uint32	   *slots;			/* open addressing: entry + 1, 0 is free */
 	uint32		nslots;
 
-	/* statistics of the current chunk */
-	bool		has_minmax;
-	bool		stats_off;		/* a byte array was too long to track */
-	union
-	{
-		int64		i;
-		double		d;
-	}			min, max;
-	ParquetBuf		minb, maxb;		/* byte arrays and FIXED */
+	ParquetStats stats;			/* of the current chunk */
 
 	/* the chunks written so far, one per row group */
 	ParquetChunkMeta *chunks;
@@ -185,6 +169,7 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 				break;
 		}
 		c->dict_mode = opts->dictionary && c->spec.type != PARQUET_BOOLEAN;
+		ParquetStatsInit(&c->stats, &c->spec, cxt);
 	}
 	ThriftInit(&w->hdr, cxt);
 	if (opts->codec == PARQUET_CODEC_ZSTD)
@@ -201,119 +186,6 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 	write(arg, "PAR1", 4);
 	w->offset = 4;
 	return w;
-}
-
-/* ---- statistics ---- */
-
-static int
-compare_bytes(PqColumn *c, const char *a, size_t alen, const char *b, size_t blen)
-{
-	int			r;
-
-	if (c->spec.type == PARQUET_FIXED_LEN_BYTE_ARRAY &&
-		c->spec.logical == PARQUET_LOGICAL_DECIMAL)
-	{
-		/* big-endian two's complement: the sign byte compares signed */
-		if ((int8) a[0] != (int8) b[0])
-			return (int8) a[0] < (int8) b[0] ? -1 : 1;
-		return memcmp(a + 1, b + 1, alen - 1);
-	}
-	r = memcmp(a, b, Min(alen, blen));
-	if (r != 0)
-		return r;
-	return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
-static void
-stats_bytes(ParquetWriter *w, PqColumn *c, const char *p, size_t len)
-{
-	if (c->stats_off)
-		return;
-	if (len > STATS_MAX_BYTES)
-	{
-		c->stats_off = true;
-		c->has_minmax = false;
-		return;
-	}
-	if (!c->has_minmax)
-	{
-		ParquetBufSet(w->cxt, &c->minb, p, len);
-		ParquetBufSet(w->cxt, &c->maxb, p, len);
-		c->has_minmax = true;
-		return;
-	}
-	if (compare_bytes(c, p, len, c->minb.data, c->minb.len) < 0)
-		ParquetBufSet(w->cxt, &c->minb, p, len);
-	else if (compare_bytes(c, p, len, c->maxb.data, c->maxb.len) > 0)
-		ParquetBufSet(w->cxt, &c->maxb, p, len);
-}
-
-/* Statistics of one non-null value given in its PLAIN form. */
-static inline void
-stats_value(ParquetWriter *w, PqColumn *c, const char *p, size_t len)
-{
-	switch (c->spec.type)
-	{
-		case PARQUET_BOOLEAN:
-		case PARQUET_INT32:
-		case PARQUET_INT64:
-			{
-				int64		v;
-
-				if (c->spec.type == PARQUET_INT64)
-					memcpy(&v, p, 8);
-				else if (c->spec.type == PARQUET_INT32)
-				{
-					int32		v32;
-
-					memcpy(&v32, p, 4);
-					v = v32;
-				}
-				else
-					v = *(const uint8 *) p;
-				if (!c->has_minmax)
-				{
-					c->min.i = c->max.i = v;
-					c->has_minmax = true;
-				}
-				else if (v < c->min.i)
-					c->min.i = v;
-				else if (v > c->max.i)
-					c->max.i = v;
-				break;
-			}
-		case PARQUET_FLOAT:
-		case PARQUET_DOUBLE:
-			{
-				double		v;
-
-				if (c->spec.type == PARQUET_DOUBLE)
-					memcpy(&v, p, 8);
-				else
-				{
-					float4		f;
-
-					memcpy(&f, p, 4);
-					v = f;
-				}
-				if (isnan(v))
-					break;		/* NaN takes no part in min/max */
-				if (!c->has_minmax)
-				{
-					c->min.d = c->max.d = v;
-					c->has_minmax = true;
-				}
-				else if (v < c->min.d)
-					c->min.d = v;
-				else if (v > c->max.d)
-					c->max.d = v;
-				break;
-			}
-		case PARQUET_BYTE_ARRAY:
-		case PARQUET_FIXED_LEN_BYTE_ARRAY:
-			stats_bytes(w, c, p, len);
-			break;
-	}
 }
 
 /* ---- buffering values ---- */
@@ -456,7 +328,7 @@ add_value(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
 		ParquetBufAppend(w->cxt, &c->dict, v, len);
 		c->slots[s] = e + 1;
 		c->ndict++;
-		stats_value(w, c, v, len);
+		ParquetStatsAdd(&c->stats, v, len);
 found:
 		if (c->nvalues >= c->indices_cap)
 		{
@@ -474,7 +346,7 @@ plain:
 		ParquetBufAppend(w->cxt, &c->values, &len32, 4);
 	ParquetBufAppend(w->cxt, &c->values, v, len);
 	c->nvalues++;
-	stats_value(w, c, v, len);
+	ParquetStatsAdd(&c->stats, v, len);
 }
 
 static inline PqColumn *
@@ -628,61 +500,6 @@ write_page(ParquetWriter *w, ParquetChunkMeta *m, bool dictionary, int32 num_val
 	m->compressed += w->hdr.len + body->len;
 }
 
-/* The PLAIN bytes of a min or max statistic. */
-static char *
-stat_bytes(ParquetWriter *w, PqColumn *c, bool is_max, int32 *len)
-{
-	char	   *out;
-
-	switch (c->spec.type)
-	{
-		case PARQUET_BOOLEAN:
-			out = MemoryContextAlloc(w->cxt, 1);
-			out[0] = (is_max ? c->max.i : c->min.i) ? 1 : 0;
-			*len = 1;
-			return out;
-		case PARQUET_INT32:
-			{
-				int32		v = (int32) (is_max ? c->max.i : c->min.i);
-
-				*len = 4;
-				return memcpy(MemoryContextAlloc(w->cxt, 4), &v, 4);
-			}
-		case PARQUET_INT64:
-			*len = 8;
-			return memcpy(MemoryContextAlloc(w->cxt, 8), is_max ? &c->max.i : &c->min.i, 8);
-		case PARQUET_FLOAT:
-		case PARQUET_DOUBLE:
-			{
-				double		d = is_max ? c->max.d : c->min.d;
-
-				/* the spec: a zero minimum is written -0.0, a zero maximum +0.0 */
-				if (d == 0)
-					d = is_max ? 0.0 : -0.0;
-				if (c->spec.type == PARQUET_FLOAT)
-				{
-					float4		f = (float4) d;
-
-					*len = 4;
-					return memcpy(MemoryContextAlloc(w->cxt, 4), &f, 4);
-				}
-				*len = 8;
-				return memcpy(MemoryContextAlloc(w->cxt, 8), &d, 8);
-			}
-		case PARQUET_BYTE_ARRAY:
-		case PARQUET_FIXED_LEN_BYTE_ARRAY:
-			{
-				ParquetBuf	   *b = is_max ? &c->maxb : &c->minb;
-
-				*len = (int32) b->len;
-				out = MemoryContextAlloc(w->cxt, b->len + 1);
-				memcpy(out, b->data, b->len);
-				return out;
-			}
-	}
-	return NULL;
-}
-
 static void
 write_chunk(ParquetWriter *w, PqColumn *c)
 {
@@ -790,12 +607,8 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 		v += nv;
 	} while (r < c->nrows);
 
-	if (c->has_minmax && !c->stats_off)
-	{
-		m->has_minmax = true;
-		m->min = stat_bytes(w, c, false, &m->minlen);
-		m->max = stat_bytes(w, c, true, &m->maxlen);
-	}
+	m->has_minmax = ParquetStatsBytes(&c->stats, w->cxt, &m->min, &m->minlen,
+									  &m->max, &m->maxlen);
 
 	/* empty the buffers, keeping their memory for the next row group */
 	c->nrows = c->nnull = c->nvalues = 0;
@@ -804,8 +617,7 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 	c->ndict = 0;
 	if (c->slots)
 		memset(c->slots, 0, sizeof(uint32) * c->nslots);
-	c->has_minmax = false;
-	c->stats_off = false;
+	ParquetStatsReset(&c->stats);
 	c->dict_mode = w->opts.dictionary && !c->dict_failed &&
 		c->spec.type != PARQUET_BOOLEAN;
 }
