@@ -176,6 +176,7 @@ typedef struct ParquetWriterOptions
 	int64		page_bytes;		/* target uncompressed size of a data page */
 	int64		dictionary_bytes;	/* fall back to PLAIN past this dictionary */
 	bool		dictionary;		/* try dictionary encoding at all */
+	int			threads;		/* compress pages on this many threads (1..8) */
 	int			nkv;			/* key-value metadata */
 	const char **kv_keys;
 	const char **kv_values;
@@ -221,9 +222,10 @@ extern void ParquetBufSet(MemoryContext cxt, ParquetBuf *b, const void *p, size_
 extern void ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8,
 							 const uint32 *v32, int64 n, int bw);
 extern int	ParquetBitWidth(uint32 max);
-extern ParquetBuf *ParquetCompress(ParquetCodec codec, int level,
-								   struct ZSTD_CCtx_s *zstd, ParquetBuf *in,
-								   ParquetBuf *out, MemoryContext cxt);
+extern size_t ParquetCompressBound(ParquetCodec codec, size_t len);
+extern size_t ParquetCompressRaw(ParquetCodec codec, int level,
+								 struct ZSTD_CCtx_s *zstd, const char *in,
+								 size_t len, char *out, size_t cap);
 
 static inline void
 ParquetBufAppend(MemoryContext cxt, ParquetBuf *b, const void *p, size_t len)

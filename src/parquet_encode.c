@@ -146,42 +146,56 @@ ParquetBitWidth(uint32 max)
 	return Max(bw, 1);
 }
 
-/*
- * Compresses in into out (for PARQUET_CODEC_NONE: nothing) and returns the
- * buffer that holds the page's bytes.  level 0 is the codec's default.
- */
-ParquetBuf *
-ParquetCompress(ParquetCodec codec, int level, ZSTD_CCtx *zstd,
-				ParquetBuf *in, ParquetBuf *out, MemoryContext cxt)
+/* An upper bound of the compressed size of len bytes. */
+size_t
+ParquetCompressBound(ParquetCodec codec, size_t len)
 {
-
-	out->len = 0;
 	switch (codec)
 	{
 		case PARQUET_CODEC_NONE:
-			return in;
+			return len;
+		case PARQUET_CODEC_SNAPPY:
+			return snappy_max_compressed_length(len);
+		case PARQUET_CODEC_ZSTD:
+			return ZSTD_compressBound(len);
+		case PARQUET_CODEC_GZIP:
+			/* zlib's bound plus the gzip header and trailer */
+			return compressBound(len) + 32;
+	}
+	return len;
+}
+
+/*
+ * Compresses len bytes of in into out (of capacity cap, at least the
+ * bound); returns the compressed size, or 0 on failure.  It touches no
+ * Postgres state, so helper threads may call it.  level 0 is the codec's
+ * default.
+ */
+size_t
+ParquetCompressRaw(ParquetCodec codec, int level, ZSTD_CCtx *zstd,
+				   const char *in, size_t len, char *out, size_t cap)
+{
+	switch (codec)
+	{
+		case PARQUET_CODEC_NONE:
+			if (cap < len)
+				return 0;
+			memcpy(out, in, len);
+			return len;
 		case PARQUET_CODEC_SNAPPY:
 			{
-				size_t		cap = snappy_max_compressed_length(in->len);
+				size_t		outlen = cap;
 
-				ParquetBufReserve(cxt, out, cap);
-				if (snappy_compress(in->data, in->len, out->data, &cap) != SNAPPY_OK)
-					elog(ERROR, "snappy compression failed");
-				out->len = cap;
-				break;
+				if (snappy_compress(in, len, out, &outlen) != SNAPPY_OK)
+					return 0;
+				return outlen;
 			}
 		case PARQUET_CODEC_ZSTD:
 			{
-				size_t		cap = ZSTD_compressBound(in->len);
-				size_t		r;
+				size_t		r = ZSTD_compressCCtx(zstd, out, cap, in, len,
+												  level ? level : 3);
 
-				ParquetBufReserve(cxt, out, cap);
-				r = ZSTD_compressCCtx(zstd, out->data, cap, in->data, in->len,
-									  level ? level : 3);
-				if (ZSTD_isError(r))
-					elog(ERROR, "zstd compression failed: %s", ZSTD_getErrorName(r));
-				out->len = r;
-				break;
+				return ZSTD_isError(r) ? 0 : r;
 			}
 		case PARQUET_CODEC_GZIP:
 			{
@@ -191,20 +205,15 @@ ParquetCompress(ParquetCodec codec, int level, ZSTD_CCtx *zstd,
 				memset(&zs, 0, sizeof(zs));
 				if (deflateInit2(&zs, level ? level : Z_DEFAULT_COMPRESSION,
 								 Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-					elog(ERROR, "could not initialize gzip compression");
-				ParquetBufReserve(cxt, out, deflateBound(&zs, in->len) + 32);
-				zs.next_in = (Bytef *) in->data;
-				zs.avail_in = in->len;
-				zs.next_out = (Bytef *) out->data;
-				zs.avail_out = out->cap;
+					return 0;
+				zs.next_in = (Bytef *) in;
+				zs.avail_in = len;
+				zs.next_out = (Bytef *) out;
+				zs.avail_out = cap;
 				rc = deflate(&zs, Z_FINISH);
-				out->len = zs.total_out;
 				deflateEnd(&zs);
-				if (rc != Z_STREAM_END)
-					elog(ERROR, "gzip compression failed");
-				break;
+				return rc == Z_STREAM_END ? zs.total_out : 0;
 			}
 	}
-	return out;
+	return 0;
 }
-

@@ -23,6 +23,9 @@
  */
 #include "iotstream.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <zstd.h>
 
 #include "common/hashfn.h"
@@ -68,6 +71,37 @@ typedef struct PqColumn
 	int			chunks_cap;
 } PqColumn;
 
+#define PAGE_WINDOW 8
+#define MAX_THREADS 8
+
+/* A page on its way out: built, then compressed, then written. */
+typedef struct PageJob
+{
+	ParquetBuf	raw;
+	ParquetBuf	out;
+	size_t		outlen;
+	int32		num_values;
+	int32		encoding;
+	bool		dictionary;
+} PageJob;
+
+/* One window of pages shared by the threads that compress it. */
+typedef struct CompressTask
+{
+	PageJob    *jobs;
+	int			njobs;
+	int			next;			/* the next job to take, atomically */
+	ParquetCodec codec;
+	int			level;
+} CompressTask;
+
+typedef struct CompressHelper
+{
+	CompressTask *task;
+	ZSTD_CCtx  *zstd;
+	pthread_t	tid;
+} CompressHelper;
+
 struct ParquetWriter
 {
 	MemoryContext cxt;
@@ -84,8 +118,9 @@ struct ParquetWriter
 	int64	   *rg_nrows;
 	int			rg_cap;
 	bool		finished;
-	ParquetBuf		page;			/* one page, uncompressed */
-	ParquetBuf		cpage;			/* the same, compressed */
+	PageJob		jobs[PAGE_WINDOW];
+	int			njobs;
+	ZSTD_CCtx  *helper_zstd[MAX_THREADS];
 	ParquetBuf		levels;
 	ThriftBuf	hdr;
 	ZSTD_CCtx  *zstd;
@@ -97,9 +132,17 @@ writer_release(void *arg)
 {
 	ParquetWriter *w = (ParquetWriter *) arg;
 
+	int			i;
+
 	if (w->zstd)
 		ZSTD_freeCCtx(w->zstd);
 	w->zstd = NULL;
+	for (i = 0; i < MAX_THREADS; i++)
+	{
+		if (w->helper_zstd[i])
+			ZSTD_freeCCtx(w->helper_zstd[i]);
+		w->helper_zstd[i] = NULL;
+	}
 }
 
 void
@@ -111,6 +154,7 @@ ParquetWriterDefaults(ParquetWriterOptions *opts)
 	opts->page_bytes = 1024 * 1024;
 	opts->dictionary_bytes = 1024 * 1024;
 	opts->dictionary = true;
+	opts->threads = 2;
 }
 
 ParquetWriter *
@@ -136,6 +180,7 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 	}
 	if (w->opts.page_bytes <= 0)
 		w->opts.page_bytes = 1024 * 1024;
+	w->opts.threads = Max(1, Min(w->opts.threads, MAX_THREADS));
 	w->write = write;
 	w->write_arg = arg;
 	w->ncols = ncols;
@@ -178,10 +223,10 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 		if (w->zstd == NULL)
 			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
 							errmsg("could not create a zstd compression context")));
-		cb->func = writer_release;
-		cb->arg = w;
-		MemoryContextRegisterResetCallback(cxt, cb);
 	}
+	cb->func = writer_release;
+	cb->arg = w;
+	MemoryContextRegisterResetCallback(cxt, cb);
 	/* "PAR1" opens the file */
 	write(arg, "PAR1", 4);
 	w->offset = 4;
@@ -460,44 +505,156 @@ emit(ParquetWriter *w, const void *p, size_t len)
 	w->offset += len;
 }
 
-/* Writes w->page as one page; adds its sizes to the chunk's. */
+/*
+ * Pages are built into a window of PAGE_WINDOW jobs, compressed together
+ * (on up to opts.threads threads), then written in order.  Helper threads
+ * run only ParquetCompressRaw() on buffers reserved beforehand: they touch
+ * no Postgres state, block all signals, and are joined before anything can
+ * raise an error.
+ */
 static void
-write_page(ParquetWriter *w, ParquetChunkMeta *m, bool dictionary, int32 num_values,
-		   int32 encoding)
+compress_jobs(CompressTask *t, ZSTD_CCtx *zstd)
 {
-	ParquetBuf	   *body;
+	for (;;)
+	{
+		int			i = __atomic_fetch_add(&t->next, 1, __ATOMIC_RELAXED);
+		PageJob    *j;
 
-	if (w->page.len > (size_t) PG_INT32_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("parquet page of %zu bytes is too large", w->page.len),
-				 errhint("Lower the row_group_size option.")));
-	body = ParquetCompress(w->opts.codec, w->opts.level, w->zstd, &w->page, &w->cpage, w->cxt);
+		if (i >= t->njobs)
+			break;
+		j = &t->jobs[i];
+		j->outlen = ParquetCompressRaw(t->codec, t->level, zstd, j->raw.data,
+									   j->raw.len, j->out.data, j->out.cap);
+	}
+}
+
+static void *
+helper_main(void *arg)
+{
+	CompressHelper *h = (CompressHelper *) arg;
+
+	compress_jobs(h->task, h->zstd);
+	return NULL;
+}
+
+static void
+emit_job(ParquetWriter *w, ParquetChunkMeta *m, PageJob *j)
+{
+	const char *body = w->opts.codec == PARQUET_CODEC_NONE ? j->raw.data : j->out.data;
+	size_t		bodylen = w->opts.codec == PARQUET_CODEC_NONE ? j->raw.len : j->outlen;
+
+	if (j->dictionary)
+		m->dict_offset = w->offset;
+	else if (m->data_offset < 0)
+		m->data_offset = w->offset;
 	ThriftReset(&w->hdr);
-	ThriftFieldI32(&w->hdr, 1, dictionary ? PAGE_DICTIONARY : PAGE_DATA);
-	ThriftFieldI32(&w->hdr, 2, (int32) w->page.len);
-	ThriftFieldI32(&w->hdr, 3, (int32) body->len);
-	if (dictionary)
+	ThriftFieldI32(&w->hdr, 1, j->dictionary ? PAGE_DICTIONARY : PAGE_DATA);
+	ThriftFieldI32(&w->hdr, 2, (int32) j->raw.len);
+	ThriftFieldI32(&w->hdr, 3, (int32) bodylen);
+	if (j->dictionary)
 	{
 		ThriftStructBegin(&w->hdr, 7);
-		ThriftFieldI32(&w->hdr, 1, num_values);
+		ThriftFieldI32(&w->hdr, 1, j->num_values);
 		ThriftFieldI32(&w->hdr, 2, ENC_PLAIN);
 		ThriftStructEnd(&w->hdr);
 	}
 	else
 	{
 		ThriftStructBegin(&w->hdr, 5);
-		ThriftFieldI32(&w->hdr, 1, num_values);
-		ThriftFieldI32(&w->hdr, 2, encoding);
+		ThriftFieldI32(&w->hdr, 1, j->num_values);
+		ThriftFieldI32(&w->hdr, 2, j->encoding);
 		ThriftFieldI32(&w->hdr, 3, ENC_RLE);
 		ThriftFieldI32(&w->hdr, 4, ENC_RLE);
 		ThriftStructEnd(&w->hdr);
 	}
 	ThriftStructEnd(&w->hdr);
 	emit(w, w->hdr.data, w->hdr.len);
-	emit(w, body->data, body->len);
-	m->uncompressed += w->hdr.len + w->page.len;
-	m->compressed += w->hdr.len + body->len;
+	emit(w, body, bodylen);
+	m->uncompressed += w->hdr.len + j->raw.len;
+	m->compressed += w->hdr.len + bodylen;
+}
+
+/* Compresses and writes the pages of the window. */
+static void
+flush_window(ParquetWriter *w, ParquetChunkMeta *m)
+{
+	CompressTask task;
+	CompressHelper helpers[MAX_THREADS];
+	int			nhelpers = 0,
+				i;
+
+	if (w->njobs == 0)
+		return;
+	task.jobs = w->jobs;
+	task.njobs = w->njobs;
+	task.next = 0;
+	task.codec = w->opts.codec;
+	task.level = w->opts.level;
+	for (i = 0; i < w->njobs; i++)
+	{
+		PageJob    *j = &w->jobs[i];
+
+		if (j->raw.len > (size_t) PG_INT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("parquet page of %zu bytes is too large", j->raw.len),
+					 errhint("Lower the page_size option.")));
+		j->out.len = 0;
+		if (w->opts.codec != PARQUET_CODEC_NONE)
+			ParquetBufReserve(w->cxt, &j->out, ParquetCompressBound(w->opts.codec, j->raw.len));
+	}
+
+	if (w->opts.codec != PARQUET_CODEC_NONE)
+	{
+		int			want = Min(w->opts.threads - 1, w->njobs - 1);
+		sigset_t	all,
+					old;
+
+		for (i = 0; i < want; i++)
+		{
+			if (w->opts.codec == PARQUET_CODEC_ZSTD && w->helper_zstd[i] == NULL &&
+				(w->helper_zstd[i] = ZSTD_createCCtx()) == NULL)
+				break;
+		}
+		want = i;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		for (i = 0; i < want; i++)
+		{
+			helpers[nhelpers].task = &task;
+			helpers[nhelpers].zstd = w->helper_zstd[i];
+			if (pthread_create(&helpers[nhelpers].tid, NULL, helper_main, &helpers[nhelpers]) != 0)
+				break;			/* fewer helpers, same result */
+			nhelpers++;
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		compress_jobs(&task, w->zstd);
+		for (i = 0; i < nhelpers; i++)
+			pthread_join(helpers[i].tid, NULL);
+		for (i = 0; i < w->njobs; i++)
+			if (w->jobs[i].outlen == 0)
+				elog(ERROR, "parquet page compression failed");
+	}
+	for (i = 0; i < w->njobs; i++)
+		emit_job(w, m, &w->jobs[i]);
+	w->njobs = 0;
+}
+
+/* The next page to fill, after writing the window if it is full. */
+static PageJob *
+next_page(ParquetWriter *w, ParquetChunkMeta *m, bool dictionary,
+		  int32 num_values, int32 encoding)
+{
+	PageJob    *j;
+
+	if (w->njobs == PAGE_WINDOW)
+		flush_window(w, m);
+	j = &w->jobs[w->njobs++];
+	j->raw.len = 0;
+	j->dictionary = dictionary;
+	j->num_values = num_values;
+	j->encoding = encoding;
+	return j;
 }
 
 static void
@@ -525,23 +682,22 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 	memset(m, 0, sizeof(ParquetChunkMeta));
 	m->offset = w->offset;
 	m->dict_offset = -1;
+	m->data_offset = -1;
 	m->num_values = c->nrows;
 	m->null_count = c->nnull;
 	m->dictionary = use_dict;
 
 	if (use_dict)
 	{
-		m->dict_offset = w->offset;
-		w->page.len = 0;
-		ParquetBufAppend(w->cxt, &w->page, c->dict.data, c->dict.len);
-		write_page(w, m, true, (int32) c->ndict, ENC_PLAIN);
+		PageJob    *j = next_page(w, m, true, (int32) c->ndict, ENC_PLAIN);
+
+		ParquetBufAppend(w->cxt, &j->raw, c->dict.data, c->dict.len);
 		est = c->nvalues * bw / 8;
 	}
 	else if (c->spec.type == PARQUET_BOOLEAN)
 		est = c->nvalues / 8;
 	else
 		est = c->values.len;
-	m->data_offset = w->offset;
 
 	npages = Max(1, (est + w->opts.page_bytes - 1) / w->opts.page_bytes);
 	rows_per_page = Max(1, (c->nrows + npages - 1) / npages);
@@ -550,8 +706,10 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 		int64		r1 = Min(r + rows_per_page, c->nrows);
 		int64		n = r1 - r;
 		int64		nv = n;
+		ParquetBuf *page;
 
-		w->page.len = 0;
+		page = &next_page(w, m, false, (int32) n,
+						  use_dict ? ENC_RLE_DICTIONARY : ENC_PLAIN)->raw;
 		if (c->spec.nullable)
 		{
 			int64		k;
@@ -563,29 +721,29 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 			w->levels.len = 0;
 			ParquetRleEncode(w->cxt, &w->levels, c->defs + r, NULL, n, 1);
 			len32 = (uint32) w->levels.len;
-			ParquetBufAppend(w->cxt, &w->page, &len32, 4);
-			ParquetBufAppend(w->cxt, &w->page, w->levels.data, w->levels.len);
+			ParquetBufAppend(w->cxt, page, &len32, 4);
+			ParquetBufAppend(w->cxt, page, w->levels.data, w->levels.len);
 		}
 		if (use_dict)
 		{
 			char		b = (char) bw;
 
-			ParquetBufAppend(w->cxt, &w->page, &b, 1);
-			ParquetRleEncode(w->cxt, &w->page, NULL, c->indices + v, nv, bw);
+			ParquetBufAppend(w->cxt, page, &b, 1);
+			ParquetRleEncode(w->cxt, page, NULL, c->indices + v, nv, bw);
 		}
 		else if (c->spec.type == PARQUET_BOOLEAN)
 		{
 			int64		k;
 
-			ParquetBufReserve(w->cxt, &w->page, (nv + 7) / 8);
-			memset(w->page.data + w->page.len, 0, (nv + 7) / 8);
+			ParquetBufReserve(w->cxt, page, (nv + 7) / 8);
+			memset(page->data + page->len, 0, (nv + 7) / 8);
 			for (k = 0; k < nv; k++)
 				if (c->values.data[v + k])
-					w->page.data[w->page.len + k / 8] |= (char) (1 << (k % 8));
-			w->page.len += (nv + 7) / 8;
+					page->data[page->len + k / 8] |= (char) (1 << (k % 8));
+			page->len += (nv + 7) / 8;
 		}
 		else if (c->width > 0)
-			ParquetBufAppend(w->cxt, &w->page, c->values.data + (size_t) v * c->width,
+			ParquetBufAppend(w->cxt, page, c->values.data + (size_t) v * c->width,
 					   (size_t) nv * c->width);
 		else
 		{
@@ -599,13 +757,13 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 				memcpy(&len, c->values.data + end, 4);
 				end += 4 + (size_t) len;
 			}
-			ParquetBufAppend(w->cxt, &w->page, c->values.data + pos, end - pos);
+			ParquetBufAppend(w->cxt, page, c->values.data + pos, end - pos);
 			pos = end;
 		}
-		write_page(w, m, false, (int32) n, use_dict ? ENC_RLE_DICTIONARY : ENC_PLAIN);
 		r = r1;
 		v += nv;
 	} while (r < c->nrows);
+	flush_window(w, m);
 
 	m->has_minmax = ParquetStatsBytes(&c->stats, w->cxt, &m->min, &m->minlen,
 									  &m->max, &m->maxlen);

@@ -100,7 +100,7 @@ bad_option(const char *detail)
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid options for write_parquet"),
 			 errdetail("%s", detail),
-			 errhint("Valid options are compression (none, snappy, gzip, zstd), compression_level, row_group_size, page_size, dictionary, dictionary_size and metadata (an object of strings).")));
+			 errhint("Valid options are compression (none, snappy, gzip, zstd), compression_level, compression_threads, row_group_size, page_size, dictionary, dictionary_size and metadata (an object of strings).")));
 }
 
 /* A size in bytes: a JSON number or a string with a unit such as "128MB". */
@@ -185,6 +185,14 @@ parse_options(Jsonb *jb, WriteOptions *o)
 			o->w.page_bytes = size_option(key, &v);
 		else if (strcmp(key, "dictionary_size") == 0)
 			o->w.dictionary_bytes = size_option(key, &v);
+		else if (strcmp(key, "compression_threads") == 0)
+		{
+			if (v.type != jbvNumeric)
+				bad_option("Option \"compression_threads\" must be an integer between 1 and 8.");
+			o->w.threads = DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(v.val.numeric)));
+			if (o->w.threads < 1 || o->w.threads > 8)
+				bad_option("Option \"compression_threads\" must be an integer between 1 and 8.");
+		}
 		else if (strcmp(key, "dictionary") == 0)
 		{
 			if (v.type != jbvBool)

@@ -104,7 +104,9 @@ write() {
 # Every codec, both readers, every value.
 for spec in 'none|{"compression": "none"}' 'snappy|{"compression": "snappy"}' \
   'gzip|{"compression": "gzip", "compression_level": 9}' 'zstd|{"compression": "zstd"}' \
-  'zstd19|{"compression": "zstd", "compression_level": 19}'; do
+  'zstd19|{"compression": "zstd", "compression_level": 19}' \
+  'zstd1t|{"compression": "zstd", "compression_threads": 1}' \
+  'snappy4t|{"compression": "snappy", "compression_threads": 4, "page_size": "8kB"}'; do
   name=${spec%%|*}
   opts=${spec#*|}
   res=$(write "types_$name.parquet" "$opts")
@@ -118,7 +120,7 @@ for spec in 'none|{"compression": "none"}' 'snappy|{"compression": "snappy"}' \
     not_ok "$name: readers disagree with Postgres: $out"
   fi
   codec=$(rnode duckdb "SELECT DISTINCT compression FROM parquet_metadata('$OUT/types_$name.parquet')")
-  want=$(echo "$name" | tr a-z A-Z | sed 's/NONE/UNCOMPRESSED/; s/ZSTD19/ZSTD/')
+  want=$(echo "$name" | tr a-z A-Z | sed 's/NONE/UNCOMPRESSED/; s/ZSTD19/ZSTD/; s/ZSTD1T/ZSTD/; s/SNAPPY4T/SNAPPY/')
   check "$name: column chunks are $want" "$codec" "[\"$want\"]"
 done
 

@@ -1,6 +1,6 @@
 -- write_parquet: who may call it, and how bad arguments fail.
 BEGIN;
-SELECT plan(17);
+SELECT plan(18);
 
 SELECT has_function('iotstream', 'write_parquet', ARRAY['text', 'text', 'jsonb']);
 
@@ -47,6 +47,9 @@ SELECT throws_ok($$SELECT iotstream.write_parquet('SELECT 1', '/tmp/x.parquet', 
     '22023', 'invalid options for write_parquet', 'options that are not an object');
 SELECT throws_ok($$SELECT iotstream.write_parquet('SELECT 1', '/tmp/x.parquet', '{"dictionary": "yes"}')$$,
     '22023', 'invalid options for write_parquet', 'a dictionary flag that is not a boolean');
+
+SELECT throws_ok($$SELECT iotstream.write_parquet('SELECT 1', '/tmp/x.parquet', '{"compression_threads": 0}')$$,
+    '22023', 'invalid options for write_parquet', 'compression_threads out of range');
 
 -- Queries.
 SELECT throws_ok($$SELECT iotstream.write_parquet('CREATE TABLE nope (a int)', '/tmp/x.parquet')$$,
