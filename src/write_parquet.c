@@ -7,9 +7,11 @@
  * writer as the executor produces it, so memory stays bounded by a few rows
  * plus the one row group the writer buffers.  Each
  * column's conversion is decided once from the result's tuple descriptor;
- * the per-row loop does no catalog lookups.  The file is written under a
- * temporary name next to the target and renamed (durably) only when
- * complete: a failed call leaves no partial file behind.
+ * the per-row loop does no catalog lookups.  The file is written as
+ * "<path>.tmp.<pid>" next to the target, fsynced, and renamed (durably)
+ * over it only when complete: a failed call removes its temporary file and
+ * leaves any previous file untouched (a server crash can leave the
+ * temporary file behind, never a partial <path>).
  *
  * Type mapping (Postgres -> Parquet):
  *	bool -> BOOLEAN; int2 -> INT32 INT(16); int4 -> INT32 INT(32);

@@ -1,6 +1,6 @@
 -- write_parquet: who may call it, and how bad arguments fail.
 BEGIN;
-SELECT plan(18);
+SELECT plan(20);
 
 SELECT has_function('iotstream', 'write_parquet', ARRAY['text', 'text', 'jsonb']);
 
@@ -56,6 +56,11 @@ SELECT throws_ok($$SELECT iotstream.write_parquet('CREATE TABLE nope (a int)', '
     '42809', 'write_parquet needs a query that returns rows', 'a statement that returns no rows');
 SELECT throws_ok($$SELECT iotstream.write_parquet('SELECT FROM nowhere_at_all', '/tmp/x.parquet')$$,
     '42P01', NULL, 'a query that does not parse is reported as such');
+-- Values a Parquet type cannot hold fail cleanly (and leave no file).
+SELECT throws_ok($$SELECT iotstream.write_parquet('SELECT ''NaN''::numeric(10,2) AS n', '/tmp/iotstream-pgtap-nan.parquet')$$,
+    '22003', 'cannot write numeric value "NaN" to parquet column "n"', 'NaN in a DECIMAL column');
+SELECT throws_ok($$SELECT iotstream.write_parquet('SELECT timestamptz ''294276-12-31 23:00:00+00'' AS t', '/tmp/iotstream-pgtap-ts.parquet')$$,
+    '22008', 'timestamp out of range for parquet column "t"', 'a timestamp past what 64-bit microseconds since 1970 hold');
 SELECT is((SELECT rows FROM iotstream.write_parquet('SELECT 1', NULL)), NULL,
     'a NULL path gives NULL (the function is strict)');
 
