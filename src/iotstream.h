@@ -236,6 +236,32 @@ ParquetBufAppend(MemoryContext cxt, ParquetBuf *b, const void *p, size_t len)
 	b->len += len;
 }
 
+/* in parquet_compress.c */
+
+/* One page on its way out: built, then compressed, then written. */
+typedef struct ParquetPage
+{
+	ParquetBuf	raw;
+	ParquetBuf	out;
+	size_t		outlen;
+	int32		num_values;
+	int32		encoding;
+	bool		dictionary;
+} ParquetPage;
+
+typedef struct ParquetPageWindow ParquetPageWindow;
+
+/* Writes one page given its (possibly compressed) body. */
+typedef void (*ParquetPageEmitFn) (void *arg, const ParquetPage *page,
+								   const char *body, size_t bodylen);
+
+extern ParquetPageWindow *ParquetPageWindowCreate(MemoryContext cxt, ParquetCodec codec,
+												  int level, int threads);
+extern ParquetPage *ParquetPageWindowNext(ParquetPageWindow *win,
+										  ParquetPageEmitFn emit, void *arg);
+extern void ParquetPageWindowFlush(ParquetPageWindow *win,
+								   ParquetPageEmitFn emit, void *arg);
+
 /* in parquet_stats.c */
 
 /* Running min/max of a column chunk, in its type's order. */

@@ -23,11 +23,6 @@
  */
 #include "iotstream.h"
 
-#include <pthread.h>
-#include <signal.h>
-
-#include <zstd.h>
-
 #include "common/hashfn.h"
 #include "utils/memutils.h"
 
@@ -71,37 +66,6 @@ typedef struct PqColumn
 	int			chunks_cap;
 } PqColumn;
 
-#define PAGE_WINDOW 8
-#define MAX_THREADS 8
-
-/* A page on its way out: built, then compressed, then written. */
-typedef struct PageJob
-{
-	ParquetBuf	raw;
-	ParquetBuf	out;
-	size_t		outlen;
-	int32		num_values;
-	int32		encoding;
-	bool		dictionary;
-} PageJob;
-
-/* One window of pages shared by the threads that compress it. */
-typedef struct CompressTask
-{
-	PageJob    *jobs;
-	int			njobs;
-	int			next;			/* the next job to take, atomically */
-	ParquetCodec codec;
-	int			level;
-} CompressTask;
-
-typedef struct CompressHelper
-{
-	CompressTask *task;
-	ZSTD_CCtx  *zstd;
-	pthread_t	tid;
-} CompressHelper;
-
 struct ParquetWriter
 {
 	MemoryContext cxt;
@@ -118,32 +82,11 @@ struct ParquetWriter
 	int64	   *rg_nrows;
 	int			rg_cap;
 	bool		finished;
-	PageJob		jobs[PAGE_WINDOW];
-	int			njobs;
-	ZSTD_CCtx  *helper_zstd[MAX_THREADS];
+	ParquetPageWindow *window;	/* pages on their way to compression */
+	ParquetChunkMeta *chunk;	/* the chunk being written */
 	ParquetBuf		levels;
 	ThriftBuf	hdr;
-	ZSTD_CCtx  *zstd;
 };
-
-/* The ZSTD context is not palloc'd: free it when the writer's memory goes. */
-static void
-writer_release(void *arg)
-{
-	ParquetWriter *w = (ParquetWriter *) arg;
-
-	int			i;
-
-	if (w->zstd)
-		ZSTD_freeCCtx(w->zstd);
-	w->zstd = NULL;
-	for (i = 0; i < MAX_THREADS; i++)
-	{
-		if (w->helper_zstd[i])
-			ZSTD_freeCCtx(w->helper_zstd[i]);
-		w->helper_zstd[i] = NULL;
-	}
-}
 
 void
 ParquetWriterDefaults(ParquetWriterOptions *opts)
@@ -166,7 +109,6 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 											  "iotstream parquet writer",
 											  ALLOCSET_DEFAULT_SIZES);
 	ParquetWriter *w = MemoryContextAllocZero(cxt, sizeof(ParquetWriter));
-	MemoryContextCallback *cb = MemoryContextAllocZero(cxt, sizeof(MemoryContextCallback));
 	int			i;
 
 	w->cxt = cxt;
@@ -180,7 +122,6 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 	}
 	if (w->opts.page_bytes <= 0)
 		w->opts.page_bytes = 1024 * 1024;
-	w->opts.threads = Max(1, Min(w->opts.threads, MAX_THREADS));
 	w->write = write;
 	w->write_arg = arg;
 	w->ncols = ncols;
@@ -217,16 +158,7 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 		ParquetStatsInit(&c->stats, &c->spec, cxt);
 	}
 	ThriftInit(&w->hdr, cxt);
-	if (opts->codec == PARQUET_CODEC_ZSTD)
-	{
-		w->zstd = ZSTD_createCCtx();
-		if (w->zstd == NULL)
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-							errmsg("could not create a zstd compression context")));
-	}
-	cb->func = writer_release;
-	cb->arg = w;
-	MemoryContextRegisterResetCallback(cxt, cb);
+	w->window = ParquetPageWindowCreate(cxt, w->opts.codec, w->opts.level, w->opts.threads);
 	/* "PAR1" opens the file */
 	write(arg, "PAR1", 4);
 	w->offset = 4;
@@ -505,43 +437,12 @@ emit(ParquetWriter *w, const void *p, size_t len)
 	w->offset += len;
 }
 
-/*
- * Pages are built into a window of PAGE_WINDOW jobs, compressed together
- * (on up to opts.threads threads), then written in order.  Helper threads
- * run only ParquetCompressRaw() on buffers reserved beforehand: they touch
- * no Postgres state, block all signals, and are joined before anything can
- * raise an error.
- */
+/* Writes one page, compressed or not, of the chunk being written. */
 static void
-compress_jobs(CompressTask *t, ZSTD_CCtx *zstd)
+emit_page(void *arg, const ParquetPage *j, const char *body, size_t bodylen)
 {
-	for (;;)
-	{
-		int			i = __atomic_fetch_add(&t->next, 1, __ATOMIC_RELAXED);
-		PageJob    *j;
-
-		if (i >= t->njobs)
-			break;
-		j = &t->jobs[i];
-		j->outlen = ParquetCompressRaw(t->codec, t->level, zstd, j->raw.data,
-									   j->raw.len, j->out.data, j->out.cap);
-	}
-}
-
-static void *
-helper_main(void *arg)
-{
-	CompressHelper *h = (CompressHelper *) arg;
-
-	compress_jobs(h->task, h->zstd);
-	return NULL;
-}
-
-static void
-emit_job(ParquetWriter *w, ParquetChunkMeta *m, PageJob *j)
-{
-	const char *body = w->opts.codec == PARQUET_CODEC_NONE ? j->raw.data : j->out.data;
-	size_t		bodylen = w->opts.codec == PARQUET_CODEC_NONE ? j->raw.len : j->outlen;
+	ParquetWriter *w = (ParquetWriter *) arg;
+	ParquetChunkMeta *m = w->chunk;
 
 	if (j->dictionary)
 		m->dict_offset = w->offset;
@@ -574,87 +475,16 @@ emit_job(ParquetWriter *w, ParquetChunkMeta *m, PageJob *j)
 	m->compressed += w->hdr.len + bodylen;
 }
 
-/* Compresses and writes the pages of the window. */
-static void
-flush_window(ParquetWriter *w, ParquetChunkMeta *m)
+/* The next page of the chunk to fill. */
+static ParquetBuf *
+next_page(ParquetWriter *w, bool dictionary, int32 num_values, int32 encoding)
 {
-	CompressTask task;
-	CompressHelper helpers[MAX_THREADS];
-	int			nhelpers = 0,
-				i;
+	ParquetPage *j = ParquetPageWindowNext(w->window, emit_page, w);
 
-	if (w->njobs == 0)
-		return;
-	task.jobs = w->jobs;
-	task.njobs = w->njobs;
-	task.next = 0;
-	task.codec = w->opts.codec;
-	task.level = w->opts.level;
-	for (i = 0; i < w->njobs; i++)
-	{
-		PageJob    *j = &w->jobs[i];
-
-		if (j->raw.len > (size_t) PG_INT32_MAX)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("parquet page of %zu bytes is too large", j->raw.len),
-					 errhint("Lower the page_size option.")));
-		j->out.len = 0;
-		if (w->opts.codec != PARQUET_CODEC_NONE)
-			ParquetBufReserve(w->cxt, &j->out, ParquetCompressBound(w->opts.codec, j->raw.len));
-	}
-
-	if (w->opts.codec != PARQUET_CODEC_NONE)
-	{
-		int			want = Min(w->opts.threads - 1, w->njobs - 1);
-		sigset_t	all,
-					old;
-
-		for (i = 0; i < want; i++)
-		{
-			if (w->opts.codec == PARQUET_CODEC_ZSTD && w->helper_zstd[i] == NULL &&
-				(w->helper_zstd[i] = ZSTD_createCCtx()) == NULL)
-				break;
-		}
-		want = i;
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		for (i = 0; i < want; i++)
-		{
-			helpers[nhelpers].task = &task;
-			helpers[nhelpers].zstd = w->helper_zstd[i];
-			if (pthread_create(&helpers[nhelpers].tid, NULL, helper_main, &helpers[nhelpers]) != 0)
-				break;			/* fewer helpers, same result */
-			nhelpers++;
-		}
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		compress_jobs(&task, w->zstd);
-		for (i = 0; i < nhelpers; i++)
-			pthread_join(helpers[i].tid, NULL);
-		for (i = 0; i < w->njobs; i++)
-			if (w->jobs[i].outlen == 0)
-				elog(ERROR, "parquet page compression failed");
-	}
-	for (i = 0; i < w->njobs; i++)
-		emit_job(w, m, &w->jobs[i]);
-	w->njobs = 0;
-}
-
-/* The next page to fill, after writing the window if it is full. */
-static PageJob *
-next_page(ParquetWriter *w, ParquetChunkMeta *m, bool dictionary,
-		  int32 num_values, int32 encoding)
-{
-	PageJob    *j;
-
-	if (w->njobs == PAGE_WINDOW)
-		flush_window(w, m);
-	j = &w->jobs[w->njobs++];
-	j->raw.len = 0;
 	j->dictionary = dictionary;
 	j->num_values = num_values;
 	j->encoding = encoding;
-	return j;
+	return &j->raw;
 }
 
 static void
@@ -679,6 +509,7 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 		c->chunks_cap = cap;
 	}
 	m = &c->chunks[c->nchunks++];
+	w->chunk = m;
 	memset(m, 0, sizeof(ParquetChunkMeta));
 	m->offset = w->offset;
 	m->dict_offset = -1;
@@ -689,9 +520,9 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 
 	if (use_dict)
 	{
-		PageJob    *j = next_page(w, m, true, (int32) c->ndict, ENC_PLAIN);
+		ParquetBuf *page = next_page(w, true, (int32) c->ndict, ENC_PLAIN);
 
-		ParquetBufAppend(w->cxt, &j->raw, c->dict.data, c->dict.len);
+		ParquetBufAppend(w->cxt, page, c->dict.data, c->dict.len);
 		est = c->nvalues * bw / 8;
 	}
 	else if (c->spec.type == PARQUET_BOOLEAN)
@@ -708,8 +539,8 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 		int64		nv = n;
 		ParquetBuf *page;
 
-		page = &next_page(w, m, false, (int32) n,
-						  use_dict ? ENC_RLE_DICTIONARY : ENC_PLAIN)->raw;
+		page = next_page(w, false, (int32) n,
+						 use_dict ? ENC_RLE_DICTIONARY : ENC_PLAIN);
 		if (c->spec.nullable)
 		{
 			int64		k;
@@ -763,7 +594,7 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 		r = r1;
 		v += nv;
 	} while (r < c->nrows);
-	flush_window(w, m);
+	ParquetPageWindowFlush(w->window, emit_page, w);
 
 	m->has_minmax = ParquetStatsBytes(&c->stats, w->cxt, &m->min, &m->minlen,
 									  &m->max, &m->maxlen);
