@@ -247,6 +247,8 @@ typedef struct ParquetPage
 	int32		num_values;
 	int32		encoding;
 	bool		dictionary;
+	bool		done;			/* ParquetCompressor: compressed */
+	struct ParquetPage *next;	/* ParquetCompressor: queue link */
 } ParquetPage;
 
 typedef struct ParquetPageWindow ParquetPageWindow;
@@ -261,6 +263,14 @@ extern ParquetPage *ParquetPageWindowNext(ParquetPageWindow *win,
 										  ParquetPageEmitFn emit, void *arg);
 extern void ParquetPageWindowFlush(ParquetPageWindow *win,
 								   ParquetPageEmitFn emit, void *arg);
+
+typedef struct ParquetCompressor ParquetCompressor;
+
+extern ParquetCompressor *ParquetCompressorCreate(MemoryContext cxt, ParquetCodec codec,
+												  int level);
+extern bool ParquetCompressorSubmit(ParquetCompressor *pc, ParquetPage *page);
+extern bool ParquetCompressorDone(ParquetCompressor *pc, ParquetPage *page);
+extern void ParquetCompressorWait(ParquetCompressor *pc, ParquetPage *page);
 
 /* in parquet_stats.c */
 

@@ -182,3 +182,172 @@ ParquetPageWindowNext(ParquetPageWindow *win, ParquetPageEmitFn emit, void *arg)
 	j->outlen = 0;
 	return j;
 }
+
+/*
+ * A background compressor: one helper thread that compresses pages handed
+ * to it while the backend goes on producing rows.  The writer uses it for
+ * pages it cuts before the end of a row group.  Pages are taken in order;
+ * the backend waits for a page only when it must write it.  The thread is
+ * stopped and joined by a reset callback of the memory context that holds
+ * the pages, before that memory goes away (including at abort).
+ */
+struct ParquetCompressor
+{
+	MemoryContext cxt;
+	ParquetCodec codec;
+	int			level;
+	ZSTD_CCtx  *zstd;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	ParquetPage *head;			/* queue of pages to compress */
+	ParquetPage *tail;
+	bool		started;
+	bool		stop;
+	pthread_t	tid;
+};
+
+static void *
+compressor_main(void *arg)
+{
+	ParquetCompressor *pc = (ParquetCompressor *) arg;
+
+	for (;;)
+	{
+		ParquetPage *j;
+
+		pthread_mutex_lock(&pc->lock);
+		while (pc->head == NULL && !pc->stop)
+			pthread_cond_wait(&pc->cond, &pc->lock);
+		if (pc->stop)
+		{
+			pthread_mutex_unlock(&pc->lock);
+			return NULL;
+		}
+		j = pc->head;
+		pc->head = j->next;
+		if (pc->head == NULL)
+			pc->tail = NULL;
+		pthread_mutex_unlock(&pc->lock);
+
+		j->outlen = ParquetCompressRaw(pc->codec, pc->level, pc->zstd, j->raw.data,
+									   j->raw.len, j->out.data, j->out.cap);
+
+		pthread_mutex_lock(&pc->lock);
+		j->done = true;
+		pthread_cond_broadcast(&pc->cond);
+		pthread_mutex_unlock(&pc->lock);
+	}
+}
+
+static void
+compressor_release(void *arg)
+{
+	ParquetCompressor *pc = (ParquetCompressor *) arg;
+
+	if (pc->started)
+	{
+		/* stop before the pages' memory goes away; queued pages are dropped */
+		pthread_mutex_lock(&pc->lock);
+		pc->stop = true;
+		pthread_cond_broadcast(&pc->cond);
+		pthread_mutex_unlock(&pc->lock);
+		pthread_join(pc->tid, NULL);
+		pc->started = false;
+	}
+	pthread_mutex_destroy(&pc->lock);
+	pthread_cond_destroy(&pc->cond);
+	if (pc->zstd)
+		ZSTD_freeCCtx(pc->zstd);
+	pc->zstd = NULL;
+}
+
+/* A compressor for codec; NULL for PARQUET_CODEC_NONE. */
+ParquetCompressor *
+ParquetCompressorCreate(MemoryContext cxt, ParquetCodec codec, int level)
+{
+	ParquetCompressor *pc;
+	MemoryContextCallback *cb;
+
+	if (codec == PARQUET_CODEC_NONE)
+		return NULL;
+	pc = MemoryContextAllocZero(cxt, sizeof(ParquetCompressor));
+	cb = MemoryContextAllocZero(cxt, sizeof(MemoryContextCallback));
+	pc->cxt = cxt;
+	pc->codec = codec;
+	pc->level = level;
+	pthread_mutex_init(&pc->lock, NULL);
+	pthread_cond_init(&pc->cond, NULL);
+	cb->func = compressor_release;
+	cb->arg = pc;
+	MemoryContextRegisterResetCallback(cxt, cb);
+	if (codec == PARQUET_CODEC_ZSTD && (pc->zstd = ZSTD_createCCtx()) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not create a zstd compression context")));
+	return pc;
+}
+
+/*
+ * Queues a page whose raw bytes are complete.  Returns false if no helper
+ * thread could be started: the caller then compresses the page itself.
+ */
+bool
+ParquetCompressorSubmit(ParquetCompressor *pc, ParquetPage *j)
+{
+	if (j->raw.len > (size_t) PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("parquet page of %zu bytes is too large", j->raw.len),
+				 errhint("Lower the page_size option.")));
+	j->out.len = 0;
+	ParquetBufReserve(pc->cxt, &j->out, ParquetCompressBound(pc->codec, j->raw.len));
+	j->done = false;
+	j->next = NULL;
+	if (!pc->started)
+	{
+		sigset_t	all,
+					old;
+		int			rc;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		rc = pthread_create(&pc->tid, NULL, compressor_main, pc);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc != 0)
+			return false;
+		pc->started = true;
+	}
+	pthread_mutex_lock(&pc->lock);
+	if (pc->tail)
+		pc->tail->next = j;
+	else
+		pc->head = j;
+	pc->tail = j;
+	pthread_cond_broadcast(&pc->cond);
+	pthread_mutex_unlock(&pc->lock);
+	return true;
+}
+
+/* Whether a submitted page is compressed (without waiting). */
+bool
+ParquetCompressorDone(ParquetCompressor *pc, ParquetPage *j)
+{
+	bool		done;
+
+	pthread_mutex_lock(&pc->lock);
+	done = j->done;
+	pthread_mutex_unlock(&pc->lock);
+	return done;
+}
+
+/* Waits until a submitted page is compressed. */
+void
+ParquetCompressorWait(ParquetCompressor *pc, ParquetPage *j)
+{
+	pthread_mutex_lock(&pc->lock);
+	while (!j->done)
+		pthread_cond_wait(&pc->cond, &pc->lock);
+	pthread_mutex_unlock(&pc->lock);
+	if (j->outlen == 0)
+		elog(ERROR, "parquet page compression failed");
+}

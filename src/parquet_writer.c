@@ -60,6 +60,13 @@ typedef struct PqColumn
 
 	ParquetStats stats;			/* of the current chunk */
 
+	/* pages cut before the end of the row group, compressing meanwhile */
+	int64		cut_rows;		/* rows of the chunk in these pages */
+	ParquetPage **early;
+	int			nearly;
+	int			nreaped;		/* early pages whose raw bytes are freed */
+	int			early_cap;
+
 	/* the chunks written so far, one per row group */
 	ParquetChunkMeta *chunks;
 	int			nchunks;
@@ -84,6 +91,9 @@ struct ParquetWriter
 	bool		finished;
 	ParquetPageWindow *window;	/* pages on their way to compression */
 	ParquetChunkMeta *chunk;	/* the chunk being written */
+	ParquetCompressor *compressor;	/* NULL: no early pages */
+	bool		early_off;		/* the compressor could not start */
+	bool		cut_wanted;		/* some PLAIN column holds a page's worth */
 	ParquetBuf		levels;
 	ThriftBuf	hdr;
 };
@@ -159,6 +169,8 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 	}
 	ThriftInit(&w->hdr, cxt);
 	w->window = ParquetPageWindowCreate(cxt, w->opts.codec, w->opts.level, w->opts.threads);
+	if (w->opts.threads > 1)
+		w->compressor = ParquetCompressorCreate(cxt, w->opts.codec, w->opts.level);
 	/* "PAR1" opens the file */
 	write(arg, "PAR1", 4);
 	w->offset = 4;
@@ -324,6 +336,8 @@ plain:
 	ParquetBufAppend(w->cxt, &c->values, v, len);
 	c->nvalues++;
 	ParquetStatsAdd(&c->stats, v, len);
+	if (c->values.len >= (size_t) w->opts.page_bytes && w->compressor && !w->early_off)
+		w->cut_wanted = true;
 }
 
 static inline PqColumn *
@@ -418,6 +432,7 @@ ParquetWriteBytes(ParquetWriter *w, int col, const void *p, size_t len)
 }
 
 static void flush_row_group(ParquetWriter *w);
+static void cut_early_pages(ParquetWriter *w);
 
 void
 ParquetEndRow(ParquetWriter *w)
@@ -426,6 +441,8 @@ ParquetEndRow(ParquetWriter *w)
 	w->total_rows++;
 	if (w->rg_bytes >= w->opts.row_group_bytes)
 		flush_row_group(w);
+	else if (w->cut_wanted)
+		cut_early_pages(w);
 }
 
 /* ---- encoding pages ---- */
@@ -487,6 +504,159 @@ next_page(ParquetWriter *w, bool dictionary, int32 num_values, int32 encoding)
 	return &j->raw;
 }
 
+/*
+ * Appends to page the definition levels and values of buffered rows
+ * [r, r1), whose first non-null value is number v; *pos is the byte offset
+ * of that value in PLAIN byte-array buffers.  Returns the non-null count.
+ */
+static int64
+build_page(ParquetWriter *w, PqColumn *c, ParquetBuf *page, int64 r, int64 r1,
+		   bool use_dict, int bw, int64 v, size_t *pos)
+{
+	int64		n = r1 - r;
+	int64		nv = n;
+
+	if (c->spec.nullable)
+	{
+		int64		k;
+		uint32		len32;
+
+		nv = 0;
+		for (k = r; k < r1; k++)
+			nv += c->defs[k];
+		w->levels.len = 0;
+		ParquetRleEncode(w->cxt, &w->levels, c->defs + r, NULL, n, 1);
+		len32 = (uint32) w->levels.len;
+		ParquetBufAppend(w->cxt, page, &len32, 4);
+		ParquetBufAppend(w->cxt, page, w->levels.data, w->levels.len);
+	}
+	if (use_dict)
+	{
+		char		b = (char) bw;
+
+		ParquetBufAppend(w->cxt, page, &b, 1);
+		ParquetRleEncode(w->cxt, page, NULL, c->indices + v, nv, bw);
+	}
+	else if (c->spec.type == PARQUET_BOOLEAN)
+	{
+		int64		k;
+
+		ParquetBufReserve(w->cxt, page, (nv + 7) / 8);
+		memset(page->data + page->len, 0, (nv + 7) / 8);
+		for (k = 0; k < nv; k++)
+			if (c->values.data[v + k])
+				page->data[page->len + k / 8] |= (char) (1 << (k % 8));
+		page->len += (nv + 7) / 8;
+	}
+	else if (c->width > 0)
+		ParquetBufAppend(w->cxt, page, c->values.data + (size_t) v * c->width,
+				   (size_t) nv * c->width);
+	else
+	{
+		size_t		end = *pos;
+		int64		k;
+
+		for (k = 0; k < nv; k++)
+		{
+			uint32		len;
+
+			memcpy(&len, c->values.data + end, 4);
+			end += 4 + (size_t) len;
+		}
+		ParquetBufAppend(w->cxt, page, c->values.data + *pos, end - *pos);
+		*pos = end;
+	}
+	return nv;
+}
+
+/* Frees the raw bytes of early pages already compressed, in order. */
+static void
+reap_early_pages(PqColumn *c, ParquetCompressor *pc)
+{
+	while (c->nreaped < c->nearly && ParquetCompressorDone(pc, c->early[c->nreaped]))
+	{
+		ParquetPage *j = c->early[c->nreaped++];
+
+		pfree(j->raw.data);
+		j->raw.data = NULL;		/* raw.len stays: the header needs it */
+		j->raw.cap = 0;
+		if (j->outlen > 0 && j->outlen < j->out.cap)
+		{
+			j->out.data = repalloc(j->out.data, j->outlen);
+			j->out.cap = j->outlen;
+		}
+	}
+}
+
+/*
+ * Cuts the buffered rows of every PLAIN column holding a page's worth into
+ * a page and hands it to the background compressor, so that compression
+ * overlaps the production of the next rows.
+ */
+static void
+cut_early_pages(ParquetWriter *w)
+{
+	int			i;
+
+	w->cut_wanted = false;
+	for (i = 0; i < w->ncols; i++)
+	{
+		PqColumn   *c = &w->cols[i];
+		ParquetPage *j;
+		size_t		pos = 0;
+
+		if (c->dict_mode || c->values.len < (size_t) w->opts.page_bytes)
+			continue;
+		reap_early_pages(c, w->compressor);
+		if (c->nearly >= c->early_cap)
+		{
+			int			cap = Max(c->early_cap * 2, 16);
+
+			c->early = c->early ? repalloc(c->early, sizeof(ParquetPage *) * cap)
+				: MemoryContextAlloc(w->cxt, sizeof(ParquetPage *) * cap);
+			c->early_cap = cap;
+		}
+		j = MemoryContextAllocZero(w->cxt, sizeof(ParquetPage));
+		build_page(w, c, &j->raw, 0, c->nrows, false, 0, 0, &pos);
+		j->num_values = (int32) c->nrows;
+		j->encoding = ENC_PLAIN;
+		if (!ParquetCompressorSubmit(w->compressor, j))
+		{
+			/* no thread: keep buffering, compress at the end as usual */
+			pfree(j->raw.data);
+			pfree(j->out.data);
+			pfree(j);
+			w->early_off = true;
+			return;
+		}
+		c->early[c->nearly++] = j;
+		c->cut_rows += c->nrows;
+		c->nrows = 0;
+		c->nvalues = 0;
+		c->values.len = 0;
+	}
+}
+
+static void
+write_early_pages(ParquetWriter *w, PqColumn *c)
+{
+	int			i;
+
+	for (i = 0; i < c->nearly; i++)
+	{
+		ParquetPage *j = c->early[i];
+
+		ParquetCompressorWait(w->compressor, j);
+		emit_page(w, j, j->out.data, j->outlen);
+		if (j->raw.data)
+			pfree(j->raw.data);
+		pfree(j->out.data);
+		pfree(j);
+	}
+	c->nearly = 0;
+	c->nreaped = 0;
+}
+
 static void
 write_chunk(ParquetWriter *w, PqColumn *c)
 {
@@ -514,7 +684,7 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 	m->offset = w->offset;
 	m->dict_offset = -1;
 	m->data_offset = -1;
-	m->num_values = c->nrows;
+	m->num_values = c->cut_rows + c->nrows;
 	m->null_count = c->nnull;
 	m->dictionary = use_dict;
 
@@ -530,8 +700,12 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 	else
 		est = c->values.len;
 
+	/* the pages cut early come first (there is no dictionary then) */
+	write_early_pages(w, c);
+
 	npages = Max(1, (est + w->opts.page_bytes - 1) / w->opts.page_bytes);
 	rows_per_page = Max(1, (c->nrows + npages - 1) / npages);
+	if (c->nrows > 0 || m->data_offset < 0)
 	do
 	{
 		int64		r1 = Min(r + rows_per_page, c->nrows);
@@ -541,56 +715,7 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 
 		page = next_page(w, false, (int32) n,
 						 use_dict ? ENC_RLE_DICTIONARY : ENC_PLAIN);
-		if (c->spec.nullable)
-		{
-			int64		k;
-			uint32		len32;
-
-			nv = 0;
-			for (k = r; k < r1; k++)
-				nv += c->defs[k];
-			w->levels.len = 0;
-			ParquetRleEncode(w->cxt, &w->levels, c->defs + r, NULL, n, 1);
-			len32 = (uint32) w->levels.len;
-			ParquetBufAppend(w->cxt, page, &len32, 4);
-			ParquetBufAppend(w->cxt, page, w->levels.data, w->levels.len);
-		}
-		if (use_dict)
-		{
-			char		b = (char) bw;
-
-			ParquetBufAppend(w->cxt, page, &b, 1);
-			ParquetRleEncode(w->cxt, page, NULL, c->indices + v, nv, bw);
-		}
-		else if (c->spec.type == PARQUET_BOOLEAN)
-		{
-			int64		k;
-
-			ParquetBufReserve(w->cxt, page, (nv + 7) / 8);
-			memset(page->data + page->len, 0, (nv + 7) / 8);
-			for (k = 0; k < nv; k++)
-				if (c->values.data[v + k])
-					page->data[page->len + k / 8] |= (char) (1 << (k % 8));
-			page->len += (nv + 7) / 8;
-		}
-		else if (c->width > 0)
-			ParquetBufAppend(w->cxt, page, c->values.data + (size_t) v * c->width,
-					   (size_t) nv * c->width);
-		else
-		{
-			size_t		end = pos;
-			int64		k;
-
-			for (k = 0; k < nv; k++)
-			{
-				uint32		len;
-
-				memcpy(&len, c->values.data + end, 4);
-				end += 4 + (size_t) len;
-			}
-			ParquetBufAppend(w->cxt, page, c->values.data + pos, end - pos);
-			pos = end;
-		}
+		nv = build_page(w, c, page, r, r1, use_dict, bw, v, &pos);
 		r = r1;
 		v += nv;
 	} while (r < c->nrows);
@@ -601,6 +726,7 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 
 	/* empty the buffers, keeping their memory for the next row group */
 	c->nrows = c->nnull = c->nvalues = 0;
+	c->cut_rows = 0;
 	c->values.len = 0;
 	c->dict.len = 0;
 	c->ndict = 0;

@@ -106,7 +106,9 @@ for spec in 'none|{"compression": "none"}' 'snappy|{"compression": "snappy"}' \
   'gzip|{"compression": "gzip", "compression_level": 9}' 'zstd|{"compression": "zstd"}' \
   'zstd19|{"compression": "zstd", "compression_level": 19}' \
   'zstd1t|{"compression": "zstd", "compression_threads": 1}' \
-  'snappy4t|{"compression": "snappy", "compression_threads": 4, "page_size": "8kB"}'; do
+  'snappy4t|{"compression": "snappy", "compression_threads": 4, "page_size": "8kB"}' \
+  'zstdearly|{"compression": "zstd", "dictionary": false, "page_size": "8kB"}' \
+  'gzipmixed|{"compression": "gzip", "dictionary_size": "4kB", "page_size": "8kB", "row_group_size": "128kB"}'; do
   name=${spec%%|*}
   opts=${spec#*|}
   res=$(write "types_$name.parquet" "$opts")
@@ -120,7 +122,7 @@ for spec in 'none|{"compression": "none"}' 'snappy|{"compression": "snappy"}' \
     not_ok "$name: readers disagree with Postgres: $out"
   fi
   codec=$(rnode duckdb "SELECT DISTINCT compression FROM parquet_metadata('$OUT/types_$name.parquet')")
-  want=$(echo "$name" | tr a-z A-Z | sed 's/NONE/UNCOMPRESSED/; s/ZSTD19/ZSTD/; s/ZSTD1T/ZSTD/; s/SNAPPY4T/SNAPPY/')
+  want=$(echo "$name" | tr a-z A-Z | sed 's/NONE/UNCOMPRESSED/; s/ZSTD19/ZSTD/; s/ZSTD1T/ZSTD/; s/SNAPPY4T/SNAPPY/; s/ZSTDEARLY/ZSTD/; s/GZIPMIXED/GZIP/')
   check "$name: column chunks are $want" "$codec" "[\"$want\"]"
 done
 
@@ -219,6 +221,13 @@ if pg -c "SELECT * FROM iotstream.write_parquet('SELECT g, 1 / (g - 3000) FROM g
 else
   ok "atomic: the failing query fails"
 fi
+# the same while pages are being compressed in the background
+if pg -c "SELECT * FROM iotstream.write_parquet('SELECT g, repeat(md5(g::text), 4) AS t, 1 / (g - 30000) FROM generate_series(1, 50000) g', '$OUT/atomic.parquet', '{\"dictionary\": false, \"page_size\": \"8kB\"}')" 2>/dev/null; then
+  not_ok "atomic: the failing query should fail with compression under way"
+else
+  ok "atomic: the failing query fails with compression under way"
+fi
+check "atomic: the server is still up" "$(pg -c 'SELECT 1')" 1
 check "atomic: no temporary file is left" "$(ls "$OUT" | grep -c '\.tmp\.')" 0
 got=$(rnode duckdb "SELECT count(*), sum(one) FROM '$OUT/atomic.parquet'")
 check "atomic: the old file is intact" "$got" '["1","1"]'
