@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  * parquet_compress.c
- *		A window of Parquet pages compressed in parallel, then written in
- *		order.
+ *		Compressing Parquet pages off the backend's own thread: a window of
+ *		pages compressed in parallel at the end of a row group, and a
+ *		background compressor for pages cut while rows are still coming.
  *
  * The writer fills up to PAGE_WINDOW pages; when the window is full (or the
  * column chunk ends) all of them are compressed at once, by the calling

@@ -11,9 +11,13 @@
  * The one invariant: at most one row group is buffered.  Values are kept
  * per column (dictionary indices or PLAIN bytes, plus definition levels for
  * nullable columns) until the plain size of the row group reaches
- * row_group_bytes; then every column chunk is cut into pages, compressed and
- * written, the buffers are emptied (keeping their capacity), and only the
- * chunk metadata needed for the footer is kept.
+ * row_group_bytes; then every column chunk is cut into pages, compressed
+ * (parquet_compress.c, on several threads) and written, the buffers are
+ * emptied (keeping their capacity), and only the chunk metadata needed for
+ * the footer is kept.  A PLAIN column does not wait for the end of the row
+ * group: each time it holds a page's worth, at a row boundary, that page is
+ * cut and compressed in the background while rows keep coming, and only the
+ * compressed page stays in memory until the chunk is written.
  *
  * A dictionary that grows past dictionary_bytes is turned back into PLAIN
  * values for the rest of the row group, and later chunks of that column
