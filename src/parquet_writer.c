@@ -249,6 +249,32 @@ dict_fallback(ParquetWriter *w, PqColumn *c)
 	memset(c->slots, 0, sizeof(uint32) * c->nslots);
 }
 
+/* Hash of a value for the dictionary: a cheap mix for 4 and 8 bytes. */
+static inline uint32
+value_hash(const char *v, size_t len, int width)
+{
+	if (width == 8)
+	{
+		uint64		x;
+
+		memcpy(&x, v, 8);
+		x ^= x >> 33;
+		x *= UINT64CONST(0xff51afd7ed558ccd);
+		x ^= x >> 33;
+		x *= UINT64CONST(0xc4ceb9fe1a85ec53);
+		x ^= x >> 33;
+		return (uint32) x;
+	}
+	if (width == 4)
+	{
+		uint32		x;
+
+		memcpy(&x, v, 4);
+		return murmurhash32(x);
+	}
+	return hash_bytes((const unsigned char *) v, len);
+}
+
 /*
  * Buffers one non-null value: v/len is its bytes (for BYTE_ARRAY without the
  * length prefix that its PLAIN form adds).
@@ -265,11 +291,22 @@ add_value(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
 
 	if (c->dict_mode)
 	{
-		uint32		h = hash_bytes((const unsigned char *) v, len);
+		uint32		h;
 		uint32		mask,
 					s,
 					e;
 
+		/* sensor data repeats itself: first try the previous value */
+		if (c->nvalues > 0)
+		{
+			e = c->indices[c->nvalues - 1];
+			if (c->width > 0 ?
+				memcmp(c->dict.data + (size_t) e * c->width, v, len) == 0 :
+				(memcmp(c->dict.data + c->dict_off[e], &len32, 4) == 0 &&
+				 memcmp(c->dict.data + c->dict_off[e] + 4, v, len) == 0))
+				goto found;
+		}
+		h = value_hash(v, len, c->width);
 		if (c->ndict * 2 >= c->nslots)
 			dict_grow_slots(w, c);
 		mask = c->nslots - 1;
