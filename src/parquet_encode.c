@@ -1,0 +1,219 @@
+/*-------------------------------------------------------------------------
+ * parquet_encode.c
+ *		Byte-level building blocks of the Parquet writer: growing buffers,
+ *		the RLE/bit-packed hybrid encoding, and page compression.
+ *
+ * Nothing here knows about schemas or files; parquet_writer.c composes
+ * these into pages.  Buffers grow geometrically and are reused across pages
+ * and row groups, so the steady state allocates nothing.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include <snappy-c.h>
+#include <zlib.h>
+#include <zstd.h>
+
+void
+ParquetBufReserve(MemoryContext cxt, ParquetBuf *b, size_t extra)
+{
+	if (b->len + extra > b->cap)
+	{
+		size_t		newcap = Max(b->cap * 2, b->len + extra + 256);
+
+		b->data = b->data ? repalloc_huge(b->data, newcap)
+			: MemoryContextAllocHuge(cxt, newcap);
+		b->cap = newcap;
+	}
+}
+
+void
+ParquetBufSet(MemoryContext cxt, ParquetBuf *b, const void *p, size_t len)
+{
+	b->len = 0;
+	ParquetBufAppend(cxt, b, p, len);
+}
+
+
+static void
+buf_varint(MemoryContext cxt, ParquetBuf *b, uint64 v)
+{
+	ParquetBufReserve(cxt, b, 10);
+	while (v >= 0x80)
+	{
+		b->data[b->len++] = (char) ((v & 0x7F) | 0x80);
+		v >>= 7;
+	}
+	b->data[b->len++] = (char) v;
+}
+
+static inline uint32
+get_level(const uint8 *v8, const uint32 *v32, int64 i)
+{
+	return v8 ? v8[i] : v32[i];
+}
+
+/* One bit-packed run of the hybrid encoding, zero-padded to a group of 8. */
+static void
+rle_literals(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v32,
+			 int64 start, int64 count, int64 n, int bw)
+{
+	int64		groups = (count + 7) / 8;
+	int64		j;
+	uint64		acc = 0;
+	int			nbits = 0;
+
+	if (count == 0)
+		return;
+	buf_varint(cxt, out, ((uint64) groups << 1) | 1);
+	ParquetBufReserve(cxt, out, groups * bw + 8);
+	for (j = 0; j < groups * 8; j++)
+	{
+		uint64		val = (start + j < n) ? get_level(v8, v32, start + j) : 0;
+
+		acc |= val << nbits;
+		nbits += bw;
+		while (nbits >= 8)
+		{
+			out->data[out->len++] = (char) (acc & 0xFF);
+			acc >>= 8;
+			nbits -= 8;
+		}
+	}
+}
+
+/*
+ * The RLE/bit-packed hybrid encoding of n values of bw bits.  Runs of 8 or
+ * more equal values become RLE runs; the rest is bit-packed in groups of 8,
+ * borrowing from the next run to fill a group so that only the last
+ * bit-packed run is padded.
+ */
+void
+ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v32,
+		   int64 n, int bw)
+{
+	int64		i = 0,
+				lit_start = 0,
+				lit_count = 0;
+
+	while (i < n)
+	{
+		uint32		v = get_level(v8, v32, i);
+		int64		r = 1;
+
+		while (i + r < n && get_level(v8, v32, i + r) == v)
+			r++;
+		if (r >= 8 && lit_count % 8 != 0)
+		{
+			int64		fill = 8 - lit_count % 8;
+
+			lit_count += fill;
+			i += fill;
+			r -= fill;
+		}
+		if (r >= 8)
+		{
+			int			k;
+
+			rle_literals(cxt, out, v8, v32, lit_start, lit_count, n, bw);
+			buf_varint(cxt, out, (uint64) r << 1);
+			ParquetBufReserve(cxt, out, 4);
+			for (k = 0; k < (bw + 7) / 8; k++)
+				out->data[out->len++] = (char) ((v >> (8 * k)) & 0xFF);
+			i += r;
+			lit_start = i;
+			lit_count = 0;
+		}
+		else
+		{
+			lit_count += r;
+			i += r;
+		}
+	}
+	rle_literals(cxt, out, v8, v32, lit_start, lit_count, n, bw);
+}
+
+int
+ParquetBitWidth(uint32 max)
+{
+	int			bw = 0;
+
+	while (max > 0)
+	{
+		bw++;
+		max >>= 1;
+	}
+	return Max(bw, 1);
+}
+
+/* An upper bound of the compressed size of len bytes. */
+size_t
+ParquetCompressBound(ParquetCodec codec, size_t len)
+{
+	switch (codec)
+	{
+		case PARQUET_CODEC_NONE:
+			return len;
+		case PARQUET_CODEC_SNAPPY:
+			return snappy_max_compressed_length(len);
+		case PARQUET_CODEC_ZSTD:
+			return ZSTD_compressBound(len);
+		case PARQUET_CODEC_GZIP:
+			/* zlib's bound plus the gzip header and trailer */
+			return compressBound(len) + 32;
+	}
+	return len;
+}
+
+/*
+ * Compresses len bytes of in into out (of capacity cap, at least the
+ * bound); returns the compressed size, or 0 on failure.  It touches no
+ * Postgres state, so helper threads may call it.  level 0 is the codec's
+ * default.
+ */
+size_t
+ParquetCompressRaw(ParquetCodec codec, int level, ZSTD_CCtx *zstd,
+				   const char *in, size_t len, char *out, size_t cap)
+{
+	switch (codec)
+	{
+		case PARQUET_CODEC_NONE:
+			if (cap < len)
+				return 0;
+			memcpy(out, in, len);
+			return len;
+		case PARQUET_CODEC_SNAPPY:
+			{
+				size_t		outlen = cap;
+
+				if (snappy_compress(in, len, out, &outlen) != SNAPPY_OK)
+					return 0;
+				return outlen;
+			}
+		case PARQUET_CODEC_ZSTD:
+			{
+				size_t		r = ZSTD_compressCCtx(zstd, out, cap, in, len,
+												  level ? level : 3);
+
+				return ZSTD_isError(r) ? 0 : r;
+			}
+		case PARQUET_CODEC_GZIP:
+			{
+				z_stream	zs;
+				int			rc;
+
+				memset(&zs, 0, sizeof(zs));
+				if (deflateInit2(&zs, level ? level : Z_DEFAULT_COMPRESSION,
+								 Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+					return 0;
+				zs.next_in = (Bytef *) in;
+				zs.avail_in = len;
+				zs.next_out = (Bytef *) out;
+				zs.avail_out = cap;
+				rc = deflate(&zs, Z_FINISH);
+				deflateEnd(&zs);
+				return rc == Z_STREAM_END ? zs.total_out : 0;
+			}
+	}
+	return 0;
+}

@@ -1,0 +1,215 @@
+/*-------------------------------------------------------------------------
+ * parquet_stats.c
+ *		Column chunk statistics (min, max) in the orders the Parquet spec
+ *		defines for each type.
+ *
+ * Signed integers compare signed; floats compare as numbers with NaN left
+ * out, and a zero minimum is written -0.0 and a zero maximum +0.0 (readers
+ * may not know which zero they saw); byte arrays compare unsigned bytewise,
+ * except FIXED_LEN_BYTE_ARRAY decimals, which compare as big-endian two's
+ * complement.  Byte arrays longer than STATS_MAX_BYTES switch min/max off
+ * for the chunk rather than be copied on every change or truncated.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include <math.h>
+
+#define STATS_MAX_BYTES 512
+
+void
+ParquetStatsInit(ParquetStats *c, const ParquetColumnSpec *spec, MemoryContext cxt)
+{
+	memset(c, 0, sizeof(ParquetStats));
+	c->type = spec->type;
+	c->logical = spec->logical;
+	c->cxt = cxt;
+}
+
+void
+ParquetStatsReset(ParquetStats *c)
+{
+	c->has_minmax = false;
+	c->stats_off = false;
+}
+
+static int
+compare_bytes(ParquetStats *c, const char *a, size_t alen, const char *b, size_t blen)
+{
+	int			r;
+
+	if (c->type == PARQUET_FIXED_LEN_BYTE_ARRAY &&
+		c->logical == PARQUET_LOGICAL_DECIMAL)
+	{
+		/* big-endian two's complement: the sign byte compares signed */
+		if ((int8) a[0] != (int8) b[0])
+			return (int8) a[0] < (int8) b[0] ? -1 : 1;
+		return memcmp(a + 1, b + 1, alen - 1);
+	}
+	r = memcmp(a, b, Min(alen, blen));
+	if (r != 0)
+		return r;
+	return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+static void
+stats_bytes(ParquetStats *c, const char *p, size_t len)
+{
+	if (c->stats_off)
+		return;
+	if (len > STATS_MAX_BYTES)
+	{
+		c->stats_off = true;
+		c->has_minmax = false;
+		return;
+	}
+	if (!c->has_minmax)
+	{
+		ParquetBufSet(c->cxt, &c->minb, p, len);
+		ParquetBufSet(c->cxt, &c->maxb, p, len);
+		c->has_minmax = true;
+		return;
+	}
+	if (compare_bytes(c, p, len, c->minb.data, c->minb.len) < 0)
+		ParquetBufSet(c->cxt, &c->minb, p, len);
+	else if (compare_bytes(c, p, len, c->maxb.data, c->maxb.len) > 0)
+		ParquetBufSet(c->cxt, &c->maxb, p, len);
+}
+
+/* Takes one non-null value (its bytes; no length prefix) into the statistics. */
+void
+ParquetStatsAdd(ParquetStats *c, const char *p, size_t len)
+{
+	switch (c->type)
+	{
+		case PARQUET_BOOLEAN:
+		case PARQUET_INT32:
+		case PARQUET_INT64:
+			{
+				int64		v;
+
+				if (c->type == PARQUET_INT64)
+					memcpy(&v, p, 8);
+				else if (c->type == PARQUET_INT32)
+				{
+					int32		v32;
+
+					memcpy(&v32, p, 4);
+					v = v32;
+				}
+				else
+					v = *(const uint8 *) p;
+				if (!c->has_minmax)
+				{
+					c->min.i = c->max.i = v;
+					c->has_minmax = true;
+				}
+				else if (v < c->min.i)
+					c->min.i = v;
+				else if (v > c->max.i)
+					c->max.i = v;
+				break;
+			}
+		case PARQUET_FLOAT:
+		case PARQUET_DOUBLE:
+			{
+				double		v;
+
+				if (c->type == PARQUET_DOUBLE)
+					memcpy(&v, p, 8);
+				else
+				{
+					float4		f;
+
+					memcpy(&f, p, 4);
+					v = f;
+				}
+				if (isnan(v))
+					break;		/* NaN takes no part in min/max */
+				if (!c->has_minmax)
+				{
+					c->min.d = c->max.d = v;
+					c->has_minmax = true;
+				}
+				else if (v < c->min.d)
+					c->min.d = v;
+				else if (v > c->max.d)
+					c->max.d = v;
+				break;
+			}
+		case PARQUET_BYTE_ARRAY:
+		case PARQUET_FIXED_LEN_BYTE_ARRAY:
+			stats_bytes(c, p, len);
+			break;
+	}
+}
+
+/* The PLAIN bytes of a min or max statistic. */
+static char *
+stat_bytes(ParquetStats *c, bool is_max, int32 *len)
+{
+	char	   *out;
+
+	switch (c->type)
+	{
+		case PARQUET_BOOLEAN:
+			out = MemoryContextAlloc(c->cxt, 1);
+			out[0] = (is_max ? c->max.i : c->min.i) ? 1 : 0;
+			*len = 1;
+			return out;
+		case PARQUET_INT32:
+			{
+				int32		v = (int32) (is_max ? c->max.i : c->min.i);
+
+				*len = 4;
+				return memcpy(MemoryContextAlloc(c->cxt, 4), &v, 4);
+			}
+		case PARQUET_INT64:
+			*len = 8;
+			return memcpy(MemoryContextAlloc(c->cxt, 8), is_max ? &c->max.i : &c->min.i, 8);
+		case PARQUET_FLOAT:
+		case PARQUET_DOUBLE:
+			{
+				double		d = is_max ? c->max.d : c->min.d;
+
+				/* the spec: a zero minimum is written -0.0, a zero maximum +0.0 */
+				if (d == 0)
+					d = is_max ? 0.0 : -0.0;
+				if (c->type == PARQUET_FLOAT)
+				{
+					float4		f = (float4) d;
+
+					*len = 4;
+					return memcpy(MemoryContextAlloc(c->cxt, 4), &f, 4);
+				}
+				*len = 8;
+				return memcpy(MemoryContextAlloc(c->cxt, 8), &d, 8);
+			}
+		case PARQUET_BYTE_ARRAY:
+		case PARQUET_FIXED_LEN_BYTE_ARRAY:
+			{
+				ParquetBuf	   *b = is_max ? &c->maxb : &c->minb;
+
+				*len = (int32) b->len;
+				out = MemoryContextAlloc(c->cxt, b->len + 1);
+				memcpy(out, b->data, b->len);
+				return out;
+			}
+	}
+	return NULL;
+}
+
+/*
+ * The PLAIN bytes of the min and max, allocated in the stats' context;
+ * false when there are none (no non-NaN value, or too long a byte array).
+ */
+bool
+ParquetStatsBytes(ParquetStats *c, MemoryContext cxt, char **min, int32 *minlen,
+				  char **max, int32 *maxlen)
+{
+	if (!c->has_minmax || c->stats_off)
+		return false;
+	*min = stat_bytes(c, false, minlen);
+	*max = stat_bytes(c, true, maxlen);
+	return true;
+}

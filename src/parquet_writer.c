@@ -1,0 +1,864 @@
+/*-------------------------------------------------------------------------
+ * parquet_writer.c
+ *		A Parquet file encoder: flat schemas, data page v1, dictionary or
+ *		PLAIN encoding, statistics, and snappy/gzip/zstd compression.
+ *
+ * It knows nothing of tuples or of where the bytes go: the caller declares
+ * a schema of ParquetColumnSpec, appends values column by column and ends
+ * each row, and the file's bytes leave through a write callback in order
+ * (a local file sink is provided; the export stage streams to Azure).
+ *
+ * The one invariant: at most one row group is buffered.  Values are kept
+ * per column (dictionary indices or PLAIN bytes, plus definition levels for
+ * nullable columns) until the plain size of the row group reaches
+ * row_group_bytes; then every column chunk is cut into pages, compressed
+ * (parquet_compress.c, on several threads) and written, the buffers are
+ * emptied (keeping their capacity), and only the chunk metadata needed for
+ * the footer is kept.  A PLAIN column does not wait for the end of the row
+ * group: each time it holds a page's worth, at a row boundary, that page is
+ * cut and compressed in the background while rows keep coming, and only the
+ * compressed page stays in memory until the chunk is written.
+ *
+ * A dictionary that grows past dictionary_bytes is turned back into PLAIN
+ * values for the rest of the row group, and later chunks of that column
+ * start as PLAIN.  Statistics (parquet_stats.c) are taken only when a
+ * value enters the dictionary, or for every value once in PLAIN.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include "common/hashfn.h"
+#include "utils/memutils.h"
+
+/* Encodings and page types, as parquet.thrift numbers them. */
+#define ENC_PLAIN			0
+#define ENC_RLE				3
+#define ENC_RLE_DICTIONARY	8
+#define PAGE_DATA			0
+#define PAGE_DICTIONARY		2
+
+typedef struct PqColumn
+{
+	ParquetColumnSpec spec;
+	int			width;			/* bytes per fixed-width value, 0 for BYTE_ARRAY */
+
+	/* the current chunk */
+	int64		nrows;
+	int64		nnull;
+	int64		nvalues;		/* non-null values */
+	uint8	   *defs;			/* one definition level per row (nullable) */
+	int64		defs_cap;
+	ParquetBuf		values;			/* PLAIN values (bools: one byte each) */
+
+	bool		dict_mode;
+	bool		dict_failed;	/* a dictionary overflowed once: stay PLAIN */
+	uint32	   *indices;
+	int64		indices_cap;
+	ParquetBuf		dict;			/* PLAIN-encoded dictionary entries */
+	uint32		ndict;
+	uint32	   *dict_off;		/* entry offsets in dict (BYTE_ARRAY) */
+	uint32	   *dict_hash;
+	uint32		dict_cap;
+	uint32	   *slots;			/* open addressing: entry + 1, 0 is free */
+	uint32		nslots;
+
+	ParquetStats stats;			/* of the current chunk */
+
+	/* pages cut before the end of the row group, compressing meanwhile */
+	int64		cut_rows;		/* rows of the chunk in these pages */
+	ParquetPage **early;
+	int			nearly;
+	int			nreaped;		/* early pages whose raw bytes are freed */
+	int			early_cap;
+
+	/* the chunks written so far, one per row group */
+	ParquetChunkMeta *chunks;
+	int			nchunks;
+	int			chunks_cap;
+} PqColumn;
+
+struct ParquetWriter
+{
+	MemoryContext cxt;
+	ParquetWriterOptions opts;
+	ParquetWriteFn write;
+	void	   *write_arg;
+	int			ncols;
+	PqColumn   *cols;
+	int64		offset;			/* bytes written so far */
+	int64		rg_rows;
+	int64		rg_bytes;		/* plain size of the buffered row group */
+	int64		total_rows;
+	int			nrowgroups;
+	int64	   *rg_nrows;
+	int			rg_cap;
+	bool		finished;
+	ParquetPageWindow *window;	/* pages on their way to compression */
+	ParquetChunkMeta *chunk;	/* the chunk being written */
+	ParquetCompressor *compressor;	/* NULL: no early pages */
+	bool		early_off;		/* the compressor could not start */
+	bool		cut_wanted;		/* some PLAIN column holds a page's worth */
+	ParquetBuf		levels;
+	ThriftBuf	hdr;
+};
+
+void
+ParquetWriterDefaults(ParquetWriterOptions *opts)
+{
+	memset(opts, 0, sizeof(ParquetWriterOptions));
+	opts->codec = PARQUET_CODEC_ZSTD;
+	opts->row_group_bytes = INT64CONST(128) * 1024 * 1024;
+	opts->page_bytes = 1024 * 1024;
+	opts->dictionary_bytes = 1024 * 1024;
+	opts->dictionary = true;
+	opts->threads = 2;
+}
+
+ParquetWriter *
+ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
+					const ParquetWriterOptions *opts,
+					ParquetWriteFn write, void *arg)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "iotstream parquet writer",
+											  ALLOCSET_DEFAULT_SIZES);
+	ParquetWriter *w = MemoryContextAllocZero(cxt, sizeof(ParquetWriter));
+	int			i;
+
+	w->cxt = cxt;
+	w->opts = *opts;
+	w->opts.kv_keys = MemoryContextAllocZero(cxt, sizeof(char *) * (opts->nkv + 1));
+	w->opts.kv_values = MemoryContextAllocZero(cxt, sizeof(char *) * (opts->nkv + 1));
+	for (i = 0; i < opts->nkv; i++)
+	{
+		w->opts.kv_keys[i] = MemoryContextStrdup(cxt, opts->kv_keys[i]);
+		w->opts.kv_values[i] = MemoryContextStrdup(cxt, opts->kv_values[i]);
+	}
+	if (w->opts.page_bytes <= 0)
+		w->opts.page_bytes = 1024 * 1024;
+	w->write = write;
+	w->write_arg = arg;
+	w->ncols = ncols;
+	w->cols = MemoryContextAllocZero(cxt, sizeof(PqColumn) * Max(ncols, 1));
+	for (i = 0; i < ncols; i++)
+	{
+		PqColumn   *c = &w->cols[i];
+
+		c->spec = cols[i];
+		c->spec.name = MemoryContextStrdup(cxt, cols[i].name);
+		switch (c->spec.type)
+		{
+			case PARQUET_BOOLEAN:
+				c->width = 1;
+				break;
+			case PARQUET_INT32:
+			case PARQUET_FLOAT:
+				c->width = 4;
+				break;
+			case PARQUET_INT64:
+			case PARQUET_DOUBLE:
+				c->width = 8;
+				break;
+			case PARQUET_FIXED_LEN_BYTE_ARRAY:
+				if (c->spec.type_length <= 0)
+					elog(ERROR, "parquet column \"%s\" has no fixed length", c->spec.name);
+				c->width = c->spec.type_length;
+				break;
+			case PARQUET_BYTE_ARRAY:
+				c->width = 0;
+				break;
+		}
+		c->dict_mode = opts->dictionary && c->spec.type != PARQUET_BOOLEAN;
+		ParquetStatsInit(&c->stats, &c->spec, cxt);
+	}
+	ThriftInit(&w->hdr, cxt);
+	w->window = ParquetPageWindowCreate(cxt, w->opts.codec, w->opts.level, w->opts.threads);
+	if (w->opts.threads > 1)
+		w->compressor = ParquetCompressorCreate(cxt, w->opts.codec, w->opts.level);
+	/* "PAR1" opens the file */
+	write(arg, "PAR1", 4);
+	w->offset = 4;
+	return w;
+}
+
+/* ---- buffering values ---- */
+
+static inline void
+add_def(ParquetWriter *w, PqColumn *c, uint8 level)
+{
+	if (!c->spec.nullable)
+		return;
+	if (c->nrows >= c->defs_cap)
+	{
+		int64		cap = Max(c->defs_cap * 2, 1024);
+
+		c->defs = c->defs ? repalloc_huge(c->defs, cap)
+			: MemoryContextAllocHuge(w->cxt, cap);
+		c->defs_cap = cap;
+	}
+	c->defs[c->nrows] = level;
+}
+
+static void
+dict_grow_slots(ParquetWriter *w, PqColumn *c)
+{
+	uint32		n = c->nslots ? c->nslots * 2 : 1024;
+	uint32		mask = n - 1;
+	uint32		e;
+
+	if (c->slots)
+		pfree(c->slots);
+	c->slots = MemoryContextAllocExtended(w->cxt, sizeof(uint32) * n,
+										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	c->nslots = n;
+	for (e = 0; e < c->ndict; e++)
+	{
+		uint32		s = c->dict_hash[e] & mask;
+
+		while (c->slots[s] != 0)
+			s = (s + 1) & mask;
+		c->slots[s] = e + 1;
+	}
+}
+
+/* Turns the buffered dictionary indices back into PLAIN values. */
+static void
+dict_fallback(ParquetWriter *w, PqColumn *c)
+{
+	int64		i;
+
+	c->values.len = 0;
+	for (i = 0; i < c->nvalues; i++)
+	{
+		uint32		e = c->indices[i];
+
+		if (c->width > 0)
+			ParquetBufAppend(w->cxt, &c->values, c->dict.data + (size_t) e * c->width, c->width);
+		else
+		{
+			uint32		len;
+
+			memcpy(&len, c->dict.data + c->dict_off[e], 4);
+			ParquetBufAppend(w->cxt, &c->values, c->dict.data + c->dict_off[e], 4 + len);
+		}
+	}
+	c->dict_mode = false;
+	c->dict_failed = true;
+	c->ndict = 0;
+	c->dict.len = 0;
+	memset(c->slots, 0, sizeof(uint32) * c->nslots);
+}
+
+/* Hash of a value for the dictionary: a cheap mix for 4 and 8 bytes. */
+static inline uint32
+value_hash(const char *v, size_t len, int width)
+{
+	if (width == 8)
+	{
+		uint64		x;
+
+		memcpy(&x, v, 8);
+		x ^= x >> 33;
+		x *= UINT64CONST(0xff51afd7ed558ccd);
+		x ^= x >> 33;
+		x *= UINT64CONST(0xc4ceb9fe1a85ec53);
+		x ^= x >> 33;
+		return (uint32) x;
+	}
+	if (width == 4)
+	{
+		uint32		x;
+
+		memcpy(&x, v, 4);
+		return murmurhash32(x);
+	}
+	return hash_bytes((const unsigned char *) v, len);
+}
+
+/*
+ * Buffers one non-null value: v/len is its bytes (for BYTE_ARRAY without the
+ * length prefix that its PLAIN form adds).
+ */
+static void
+add_value(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
+{
+	uint32		len32 = (uint32) len;
+	size_t		plain_len = c->width > 0 ? len : len + 4;
+
+	add_def(w, c, 1);
+	c->nrows++;
+	w->rg_bytes += plain_len;
+
+	if (c->dict_mode)
+	{
+		uint32		h;
+		uint32		mask,
+					s,
+					e;
+
+		/* sensor data repeats itself: first try the previous value */
+		if (c->nvalues > 0)
+		{
+			e = c->indices[c->nvalues - 1];
+			if (c->width > 0 ?
+				memcmp(c->dict.data + (size_t) e * c->width, v, len) == 0 :
+				(memcmp(c->dict.data + c->dict_off[e], &len32, 4) == 0 &&
+				 memcmp(c->dict.data + c->dict_off[e] + 4, v, len) == 0))
+				goto found;
+		}
+		h = value_hash(v, len, c->width);
+		if (c->ndict * 2 >= c->nslots)
+			dict_grow_slots(w, c);
+		mask = c->nslots - 1;
+		s = h & mask;
+		while ((e = c->slots[s]) != 0)
+		{
+			e--;
+			if (c->dict_hash[e] == h)
+			{
+				if (c->width > 0)
+				{
+					if (memcmp(c->dict.data + (size_t) e * c->width, v, len) == 0)
+						goto found;
+				}
+				else
+				{
+					const char *q = c->dict.data + c->dict_off[e];
+
+					if (memcmp(q, &len32, 4) == 0 && memcmp(q + 4, v, len) == 0)
+						goto found;
+				}
+			}
+			s = (s + 1) & mask;
+		}
+		/* a new entry */
+		if (c->dict.len + plain_len > (size_t) w->opts.dictionary_bytes)
+		{
+			dict_fallback(w, c);
+			goto plain;
+		}
+		e = c->ndict;
+		if (e >= c->dict_cap)
+		{
+			uint32		cap = Max(c->dict_cap * 2, 1024);
+
+			c->dict_hash = c->dict_hash ? repalloc_huge(c->dict_hash, sizeof(uint32) * cap)
+				: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
+			if (c->width == 0)
+				c->dict_off = c->dict_off ? repalloc_huge(c->dict_off, sizeof(uint32) * cap)
+					: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
+			c->dict_cap = cap;
+		}
+		c->dict_hash[e] = h;
+		if (c->width == 0)
+		{
+			c->dict_off[e] = (uint32) c->dict.len;
+			ParquetBufAppend(w->cxt, &c->dict, &len32, 4);
+		}
+		ParquetBufAppend(w->cxt, &c->dict, v, len);
+		c->slots[s] = e + 1;
+		c->ndict++;
+		ParquetStatsAdd(&c->stats, v, len);
+found:
+		if (c->nvalues >= c->indices_cap)
+		{
+			int64		cap = Max(c->indices_cap * 2, 1024);
+
+			c->indices = c->indices ? repalloc_huge(c->indices, sizeof(uint32) * cap)
+				: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
+			c->indices_cap = cap;
+		}
+		c->indices[c->nvalues++] = e;
+		return;
+	}
+plain:
+	if (c->width == 0)
+		ParquetBufAppend(w->cxt, &c->values, &len32, 4);
+	ParquetBufAppend(w->cxt, &c->values, v, len);
+	c->nvalues++;
+	ParquetStatsAdd(&c->stats, v, len);
+	if (c->values.len >= (size_t) w->opts.page_bytes && w->compressor && !w->early_off)
+		w->cut_wanted = true;
+}
+
+static inline PqColumn *
+column(ParquetWriter *w, int col, ParquetPhysicalType type)
+{
+	PqColumn   *c;
+
+	if (col < 0 || col >= w->ncols)
+		elog(ERROR, "parquet column %d out of range", col);
+	c = &w->cols[col];
+	if (type != c->spec.type)
+		elog(ERROR, "parquet column \"%s\" written with the wrong type", c->spec.name);
+	return c;
+}
+
+void
+ParquetWriteNull(ParquetWriter *w, int col)
+{
+	PqColumn   *c;
+
+	if (col < 0 || col >= w->ncols)
+		elog(ERROR, "parquet column %d out of range", col);
+	c = &w->cols[col];
+	if (!c->spec.nullable)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("null value in required parquet column \"%s\"", c->spec.name)));
+	add_def(w, c, 0);
+	c->nrows++;
+	c->nnull++;
+}
+
+void
+ParquetWriteBool(ParquetWriter *w, int col, bool v)
+{
+	PqColumn   *c = column(w, col, PARQUET_BOOLEAN);
+	char		b = v ? 1 : 0;
+
+	add_value(w, c, &b, 1);
+}
+
+void
+ParquetWriteInt32(ParquetWriter *w, int col, int32 v)
+{
+	add_value(w, column(w, col, PARQUET_INT32), (char *) &v, 4);
+}
+
+void
+ParquetWriteInt64(ParquetWriter *w, int col, int64 v)
+{
+	add_value(w, column(w, col, PARQUET_INT64), (char *) &v, 8);
+}
+
+void
+ParquetWriteFloat(ParquetWriter *w, int col, float4 v)
+{
+	add_value(w, column(w, col, PARQUET_FLOAT), (char *) &v, 4);
+}
+
+void
+ParquetWriteDouble(ParquetWriter *w, int col, float8 v)
+{
+	add_value(w, column(w, col, PARQUET_DOUBLE), (char *) &v, 8);
+}
+
+void
+ParquetWriteBytes(ParquetWriter *w, int col, const void *p, size_t len)
+{
+	PqColumn   *c;
+
+	if (col < 0 || col >= w->ncols)
+		elog(ERROR, "parquet column %d out of range", col);
+	c = &w->cols[col];
+	if (c->spec.type == PARQUET_FIXED_LEN_BYTE_ARRAY)
+	{
+		if (len != (size_t) c->width)
+			elog(ERROR, "parquet column \"%s\" takes %d bytes, not %zu",
+				 c->spec.name, c->width, len);
+		add_value(w, c, p, len);
+	}
+	else if (c->spec.type == PARQUET_BYTE_ARRAY)
+	{
+		if (len > (size_t) PG_INT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("value of %zu bytes is too long for parquet column \"%s\"",
+							len, c->spec.name)));
+		add_value(w, c, p, len);
+	}
+	else
+		elog(ERROR, "parquet column \"%s\" written with the wrong type", c->spec.name);
+}
+
+static void flush_row_group(ParquetWriter *w);
+static void cut_early_pages(ParquetWriter *w);
+
+void
+ParquetEndRow(ParquetWriter *w)
+{
+	w->rg_rows++;
+	w->total_rows++;
+	if (w->rg_bytes >= w->opts.row_group_bytes)
+		flush_row_group(w);
+	else if (w->cut_wanted)
+		cut_early_pages(w);
+}
+
+/* ---- encoding pages ---- */
+
+static void
+emit(ParquetWriter *w, const void *p, size_t len)
+{
+	w->write(w->write_arg, p, len);
+	w->offset += len;
+}
+
+/* Writes one page, compressed or not, of the chunk being written. */
+static void
+emit_page(void *arg, const ParquetPage *j, const char *body, size_t bodylen)
+{
+	ParquetWriter *w = (ParquetWriter *) arg;
+	ParquetChunkMeta *m = w->chunk;
+
+	if (j->dictionary)
+		m->dict_offset = w->offset;
+	else if (m->data_offset < 0)
+		m->data_offset = w->offset;
+	ThriftReset(&w->hdr);
+	ThriftFieldI32(&w->hdr, 1, j->dictionary ? PAGE_DICTIONARY : PAGE_DATA);
+	ThriftFieldI32(&w->hdr, 2, (int32) j->raw.len);
+	ThriftFieldI32(&w->hdr, 3, (int32) bodylen);
+	if (j->dictionary)
+	{
+		ThriftStructBegin(&w->hdr, 7);
+		ThriftFieldI32(&w->hdr, 1, j->num_values);
+		ThriftFieldI32(&w->hdr, 2, ENC_PLAIN);
+		ThriftStructEnd(&w->hdr);
+	}
+	else
+	{
+		ThriftStructBegin(&w->hdr, 5);
+		ThriftFieldI32(&w->hdr, 1, j->num_values);
+		ThriftFieldI32(&w->hdr, 2, j->encoding);
+		ThriftFieldI32(&w->hdr, 3, ENC_RLE);
+		ThriftFieldI32(&w->hdr, 4, ENC_RLE);
+		ThriftStructEnd(&w->hdr);
+	}
+	ThriftStructEnd(&w->hdr);
+	emit(w, w->hdr.data, w->hdr.len);
+	emit(w, body, bodylen);
+	m->uncompressed += w->hdr.len + j->raw.len;
+	m->compressed += w->hdr.len + bodylen;
+}
+
+/* The next page of the chunk to fill. */
+static ParquetBuf *
+next_page(ParquetWriter *w, bool dictionary, int32 num_values, int32 encoding)
+{
+	ParquetPage *j = ParquetPageWindowNext(w->window, emit_page, w);
+
+	j->dictionary = dictionary;
+	j->num_values = num_values;
+	j->encoding = encoding;
+	return &j->raw;
+}
+
+/*
+ * Appends to page the definition levels and values of buffered rows
+ * [r, r1), whose first non-null value is number v; *pos is the byte offset
+ * of that value in PLAIN byte-array buffers.  Returns the non-null count.
+ */
+static int64
+build_page(ParquetWriter *w, PqColumn *c, ParquetBuf *page, int64 r, int64 r1,
+		   bool use_dict, int bw, int64 v, size_t *pos)
+{
+	int64		n = r1 - r;
+	int64		nv = n;
+
+	if (c->spec.nullable)
+	{
+		int64		k;
+		uint32		len32;
+
+		nv = 0;
+		for (k = r; k < r1; k++)
+			nv += c->defs[k];
+		w->levels.len = 0;
+		ParquetRleEncode(w->cxt, &w->levels, c->defs + r, NULL, n, 1);
+		len32 = (uint32) w->levels.len;
+		ParquetBufAppend(w->cxt, page, &len32, 4);
+		ParquetBufAppend(w->cxt, page, w->levels.data, w->levels.len);
+	}
+	if (use_dict)
+	{
+		char		b = (char) bw;
+
+		ParquetBufAppend(w->cxt, page, &b, 1);
+		ParquetRleEncode(w->cxt, page, NULL, c->indices + v, nv, bw);
+	}
+	else if (c->spec.type == PARQUET_BOOLEAN)
+	{
+		int64		k;
+
+		ParquetBufReserve(w->cxt, page, (nv + 7) / 8);
+		memset(page->data + page->len, 0, (nv + 7) / 8);
+		for (k = 0; k < nv; k++)
+			if (c->values.data[v + k])
+				page->data[page->len + k / 8] |= (char) (1 << (k % 8));
+		page->len += (nv + 7) / 8;
+	}
+	else if (c->width > 0)
+		ParquetBufAppend(w->cxt, page, c->values.data + (size_t) v * c->width,
+				   (size_t) nv * c->width);
+	else
+	{
+		size_t		end = *pos;
+		int64		k;
+
+		for (k = 0; k < nv; k++)
+		{
+			uint32		len;
+
+			memcpy(&len, c->values.data + end, 4);
+			end += 4 + (size_t) len;
+		}
+		ParquetBufAppend(w->cxt, page, c->values.data + *pos, end - *pos);
+		*pos = end;
+	}
+	return nv;
+}
+
+/* Frees the raw bytes of early pages already compressed, in order. */
+static void
+reap_early_pages(PqColumn *c, ParquetCompressor *pc)
+{
+	while (c->nreaped < c->nearly && ParquetCompressorDone(pc, c->early[c->nreaped]))
+	{
+		ParquetPage *j = c->early[c->nreaped++];
+
+		pfree(j->raw.data);
+		j->raw.data = NULL;		/* raw.len stays: the header needs it */
+		j->raw.cap = 0;
+		if (j->outlen > 0 && j->outlen < j->out.cap)
+		{
+			j->out.data = repalloc(j->out.data, j->outlen);
+			j->out.cap = j->outlen;
+		}
+	}
+}
+
+/*
+ * Cuts the buffered rows of every PLAIN column holding a page's worth into
+ * a page and hands it to the background compressor, so that compression
+ * overlaps the production of the next rows.
+ */
+static void
+cut_early_pages(ParquetWriter *w)
+{
+	int			i;
+
+	w->cut_wanted = false;
+	for (i = 0; i < w->ncols; i++)
+	{
+		PqColumn   *c = &w->cols[i];
+		ParquetPage *j;
+		size_t		pos = 0;
+
+		if (c->dict_mode || c->values.len < (size_t) w->opts.page_bytes)
+			continue;
+		reap_early_pages(c, w->compressor);
+		if (c->nearly >= c->early_cap)
+		{
+			int			cap = Max(c->early_cap * 2, 16);
+
+			c->early = c->early ? repalloc(c->early, sizeof(ParquetPage *) * cap)
+				: MemoryContextAlloc(w->cxt, sizeof(ParquetPage *) * cap);
+			c->early_cap = cap;
+		}
+		j = MemoryContextAllocZero(w->cxt, sizeof(ParquetPage));
+		build_page(w, c, &j->raw, 0, c->nrows, false, 0, 0, &pos);
+		j->num_values = (int32) c->nrows;
+		j->encoding = ENC_PLAIN;
+		if (!ParquetCompressorSubmit(w->compressor, j))
+		{
+			/* no thread: keep buffering, compress at the end as usual */
+			pfree(j->raw.data);
+			pfree(j->out.data);
+			pfree(j);
+			w->early_off = true;
+			return;
+		}
+		c->early[c->nearly++] = j;
+		c->cut_rows += c->nrows;
+		c->nrows = 0;
+		c->nvalues = 0;
+		c->values.len = 0;
+	}
+}
+
+static void
+write_early_pages(ParquetWriter *w, PqColumn *c)
+{
+	int			i;
+
+	for (i = 0; i < c->nearly; i++)
+	{
+		ParquetPage *j = c->early[i];
+
+		ParquetCompressorWait(w->compressor, j);
+		emit_page(w, j, j->out.data, j->outlen);
+		if (j->raw.data)
+			pfree(j->raw.data);
+		pfree(j->out.data);
+		pfree(j);
+	}
+	c->nearly = 0;
+	c->nreaped = 0;
+}
+
+static void
+write_chunk(ParquetWriter *w, PqColumn *c)
+{
+	ParquetChunkMeta *m;
+	bool		use_dict = c->dict_mode && c->ndict > 0;
+	int			bw = use_dict ? ParquetBitWidth(c->ndict - 1) : 0;
+	int64		est,
+				npages,
+				rows_per_page,
+				r = 0,
+				v = 0;
+	size_t		pos = 0;
+
+	if (c->nchunks >= c->chunks_cap)
+	{
+		int			cap = Max(c->chunks_cap * 2, 8);
+
+		c->chunks = c->chunks ? repalloc(c->chunks, sizeof(ParquetChunkMeta) * cap)
+			: MemoryContextAlloc(w->cxt, sizeof(ParquetChunkMeta) * cap);
+		c->chunks_cap = cap;
+	}
+	m = &c->chunks[c->nchunks++];
+	w->chunk = m;
+	memset(m, 0, sizeof(ParquetChunkMeta));
+	m->offset = w->offset;
+	m->dict_offset = -1;
+	m->data_offset = -1;
+	m->num_values = c->cut_rows + c->nrows;
+	m->null_count = c->nnull;
+	m->dictionary = use_dict;
+
+	if (use_dict)
+	{
+		ParquetBuf *page = next_page(w, true, (int32) c->ndict, ENC_PLAIN);
+
+		ParquetBufAppend(w->cxt, page, c->dict.data, c->dict.len);
+		est = c->nvalues * bw / 8;
+	}
+	else if (c->spec.type == PARQUET_BOOLEAN)
+		est = c->nvalues / 8;
+	else
+		est = c->values.len;
+
+	/* the pages cut early come first (there is no dictionary then) */
+	write_early_pages(w, c);
+
+	npages = Max(1, (est + w->opts.page_bytes - 1) / w->opts.page_bytes);
+	rows_per_page = Max(1, (c->nrows + npages - 1) / npages);
+	if (c->nrows > 0 || m->data_offset < 0)
+	do
+	{
+		int64		r1 = Min(r + rows_per_page, c->nrows);
+		int64		n = r1 - r;
+		int64		nv = n;
+		ParquetBuf *page;
+
+		page = next_page(w, false, (int32) n,
+						 use_dict ? ENC_RLE_DICTIONARY : ENC_PLAIN);
+		nv = build_page(w, c, page, r, r1, use_dict, bw, v, &pos);
+		r = r1;
+		v += nv;
+	} while (r < c->nrows);
+	ParquetPageWindowFlush(w->window, emit_page, w);
+
+	m->has_minmax = ParquetStatsBytes(&c->stats, w->cxt, &m->min, &m->minlen,
+									  &m->max, &m->maxlen);
+
+	/* empty the buffers, keeping their memory for the next row group */
+	c->nrows = c->nnull = c->nvalues = 0;
+	c->cut_rows = 0;
+	c->values.len = 0;
+	c->dict.len = 0;
+	c->ndict = 0;
+	if (c->slots)
+		memset(c->slots, 0, sizeof(uint32) * c->nslots);
+	ParquetStatsReset(&c->stats);
+	c->dict_mode = w->opts.dictionary && !c->dict_failed &&
+		c->spec.type != PARQUET_BOOLEAN;
+}
+
+static void
+flush_row_group(ParquetWriter *w)
+{
+	int			i;
+
+	if (w->rg_rows == 0)
+		return;
+	for (i = 0; i < w->ncols; i++)
+		write_chunk(w, &w->cols[i]);
+	if (w->nrowgroups >= w->rg_cap)
+	{
+		int			cap = Max(w->rg_cap * 2, 8);
+
+		w->rg_nrows = w->rg_nrows ? repalloc(w->rg_nrows, sizeof(int64) * cap)
+			: MemoryContextAlloc(w->cxt, sizeof(int64) * cap);
+		w->rg_cap = cap;
+	}
+	w->rg_nrows[w->nrowgroups++] = w->rg_rows;
+	w->rg_rows = 0;
+	w->rg_bytes = 0;
+}
+
+/* Writes the last row group and the footer; the writer is then done. */
+void
+ParquetWriterFinish(ParquetWriter *w)
+{
+	if (w->finished)
+		return;
+	flush_row_group(w);
+	{
+		ParquetFooter f;
+		uint32		len32;
+		int			i;
+
+		f.cols = palloc(sizeof(ParquetColumnSpec) * Max(w->ncols, 1));
+		f.chunks = palloc(sizeof(ParquetChunkMeta *) * Max(w->ncols, 1));
+		for (i = 0; i < w->ncols; i++)
+		{
+			f.cols[i] = w->cols[i].spec;
+			f.chunks[i] = w->cols[i].chunks;
+		}
+		f.ncols = w->ncols;
+		f.nrowgroups = w->nrowgroups;
+		f.rg_nrows = w->rg_nrows;
+		f.total_rows = w->total_rows;
+		f.codec = w->opts.codec;
+		f.nkv = w->opts.nkv;
+		f.kv_keys = w->opts.kv_keys;
+		f.kv_values = w->opts.kv_values;
+		ThriftReset(&w->hdr);
+		ParquetEncodeFooter(&w->hdr, &f);
+		emit(w, w->hdr.data, w->hdr.len);
+		len32 = (uint32) w->hdr.len;
+		emit(w, &len32, 4);
+		emit(w, "PAR1", 4);
+		pfree(f.cols);
+		pfree(f.chunks);
+	}
+	w->finished = true;
+}
+
+int64
+ParquetWriterRows(ParquetWriter *w)
+{
+	return w->total_rows;
+}
+
+int64
+ParquetWriterBytes(ParquetWriter *w)
+{
+	return w->offset;
+}
+
+int
+ParquetWriterRowGroups(ParquetWriter *w)
+{
+	return w->nrowgroups;
+}
+
+void
+ParquetWriterDestroy(ParquetWriter *w)
+{
+	MemoryContextDelete(w->cxt);
+}

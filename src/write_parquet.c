@@ -1,0 +1,772 @@
+/*-------------------------------------------------------------------------
+ * write_parquet.c
+ *		iotstream.write_parquet(query, path, options): the result of any
+ *		query, written as a local Parquet file.
+ *
+ * The query runs through SPI with a DestReceiver that feeds each row to the
+ * writer as the executor produces it, so memory stays bounded by a few rows
+ * plus the one row group the writer buffers.  Each
+ * column's conversion is decided once from the result's tuple descriptor;
+ * the per-row loop does no catalog lookups.  The file is written as
+ * "<path>.tmp.<pid>" next to the target, fsynced, and renamed (durably)
+ * over it only when complete: a failed call removes its temporary file and
+ * leaves any previous file untouched (a server crash can leave the
+ * temporary file behind, never a partial <path>).
+ *
+ * Type mapping (Postgres -> Parquet):
+ *	bool -> BOOLEAN; int2 -> INT32 INT(16); int4 -> INT32 INT(32);
+ *	int8 -> INT64 INT(64); float4 -> FLOAT; float8 -> DOUBLE;
+ *	numeric(p,s) with 0 <= s <= p -> DECIMAL(p,s) as INT32 (p <= 9), INT64
+ *	(p <= 18) or FIXED_LEN_BYTE_ARRAY (p <= 38); NaN is an error.
+ *	numeric without a typmod, or wider than 38 digits -> STRING holding its
+ *	exact text form (lossless);
+ *	text, varchar, bpchar, name -> STRING; json, jsonb -> STRING (JSON);
+ *	uuid -> FIXED_LEN_BYTE_ARRAY(16) UUID; bytea -> BYTE_ARRAY;
+ *	timestamptz -> INT64 TIMESTAMP(MICROS, UTC); timestamp -> INT64
+ *	TIMESTAMP(MICROS, local); date -> INT32 DATE (infinite dates and
+ *	timestamps become the largest/smallest representable value, which
+ *	DuckDB reads as infinity);
+ *	anything else (domains map as their base type) -> STRING holding the
+ *	type's text output.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include <math.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "port.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#define MAX_METADATA 64
+
+/* How one result column becomes Parquet values. */
+typedef enum ConvKind
+{
+	CONV_BOOL,
+	CONV_INT2,
+	CONV_INT4,
+	CONV_INT8,
+	CONV_FLOAT4,
+	CONV_FLOAT8,
+	CONV_DECIMAL,
+	CONV_VARLENA,				/* text, varchar, bpchar, json, bytea: raw bytes */
+	CONV_NAME,
+	CONV_JSONB,
+	CONV_UUID,
+	CONV_TIMESTAMP,
+	CONV_DATE,
+	CONV_OUTPUT					/* the type's text output */
+} ConvKind;
+
+typedef struct ColumnConv
+{
+	ConvKind	kind;
+	bool		text;			/* a STRING: convert to UTF-8 if needed */
+	FmgrInfo	out;			/* CONV_OUTPUT, CONV_DECIMAL */
+} ColumnConv;
+
+typedef struct WriteOptions
+{
+	ParquetWriterOptions w;
+	const char *keys[MAX_METADATA];
+	const char *values[MAX_METADATA];
+} WriteOptions;
+
+static void
+bad_option(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid options for write_parquet"),
+			 errdetail("%s", detail),
+			 errhint("Valid options are compression (none, snappy, gzip, zstd), compression_level, compression_threads, row_group_size, page_size, dictionary, dictionary_size and metadata (an object of strings).")));
+}
+
+/* A size in bytes: a JSON number or a string with a unit such as "128MB". */
+static int64
+size_option(const char *key, JsonbValue *v)
+{
+	int			result;
+	const char *hint = NULL;
+	char	   *s;
+
+	if (v->type == jbvNumeric)
+		s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvString)
+		s = pnstrdup(v->val.string.val, v->val.string.len);
+	else
+		s = NULL;
+	if (s == NULL || !parse_int(s, &result, GUC_UNIT_BYTE, &hint) || result <= 0)
+		bad_option(psprintf("Option \"%s\" must be a positive size in bytes, such as 1048576 or \"128MB\", of at most 2GB.", key));
+	return result;
+}
+
+static char *
+string_option(const char *key, JsonbValue *v)
+{
+	if (v->type != jbvString)
+		bad_option(psprintf("Option \"%s\" must be a string.", key));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+static void
+parse_options(Jsonb *jb, WriteOptions *o)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken r;
+	bool		have_level = false;
+	int			level = 0;
+
+	ParquetWriterDefaults(&o->w);
+	o->keys[0] = "iotstream.version";
+	o->values[0] = IOTSTREAM_VERSION;
+	o->w.nkv = 1;
+	o->w.kv_keys = o->keys;
+	o->w.kv_values = o->values;
+
+	if (!JB_ROOT_IS_OBJECT(jb))
+		bad_option("The options must be a JSON object.");
+	it = JsonbIteratorInit(&jb->root);
+	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (r != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		r = JsonbIteratorNext(&it, &v, true);
+		if (strcmp(key, "compression") == 0)
+		{
+			char	   *c = string_option(key, &v);
+
+			if (strcmp(c, "none") == 0 || strcmp(c, "uncompressed") == 0)
+				o->w.codec = PARQUET_CODEC_NONE;
+			else if (strcmp(c, "snappy") == 0)
+				o->w.codec = PARQUET_CODEC_SNAPPY;
+			else if (strcmp(c, "gzip") == 0)
+				o->w.codec = PARQUET_CODEC_GZIP;
+			else if (strcmp(c, "zstd") == 0)
+				o->w.codec = PARQUET_CODEC_ZSTD;
+			else
+				bad_option(psprintf("Compression \"%s\" is not supported.", c));
+		}
+		else if (strcmp(key, "compression_level") == 0)
+		{
+			if (v.type != jbvNumeric)
+				bad_option("Option \"compression_level\" must be an integer.");
+			level = DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(v.val.numeric)));
+			have_level = true;
+		}
+		else if (strcmp(key, "row_group_size") == 0)
+			o->w.row_group_bytes = size_option(key, &v);
+		else if (strcmp(key, "page_size") == 0)
+			o->w.page_bytes = size_option(key, &v);
+		else if (strcmp(key, "dictionary_size") == 0)
+			o->w.dictionary_bytes = size_option(key, &v);
+		else if (strcmp(key, "compression_threads") == 0)
+		{
+			if (v.type != jbvNumeric)
+				bad_option("Option \"compression_threads\" must be an integer between 1 and 8.");
+			o->w.threads = DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(v.val.numeric)));
+			if (o->w.threads < 1 || o->w.threads > 8)
+				bad_option("Option \"compression_threads\" must be an integer between 1 and 8.");
+		}
+		else if (strcmp(key, "dictionary") == 0)
+		{
+			if (v.type != jbvBool)
+				bad_option("Option \"dictionary\" must be true or false.");
+			o->w.dictionary = v.val.boolean;
+		}
+		else if (strcmp(key, "metadata") == 0)
+		{
+			JsonbIterator *mit;
+			JsonbValue	mv;
+
+			if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+				bad_option("Option \"metadata\" must be an object of strings.");
+			mit = JsonbIteratorInit(v.val.binary.data);
+			while ((r = JsonbIteratorNext(&mit, &mv, true)) != WJB_DONE)
+			{
+				if (r != WJB_KEY)
+					continue;
+				if (o->w.nkv >= MAX_METADATA)
+					bad_option("Option \"metadata\" has too many keys.");
+				o->keys[o->w.nkv] = pnstrdup(mv.val.string.val, mv.val.string.len);
+				r = JsonbIteratorNext(&mit, &mv, true);
+				if (mv.type != jbvString)
+					bad_option(psprintf("Metadata value \"%s\" must be a string.", o->keys[o->w.nkv]));
+				o->values[o->w.nkv] = pnstrdup(mv.val.string.val, mv.val.string.len);
+				o->w.nkv++;
+			}
+		}
+		else
+			bad_option(psprintf("Option \"%s\" is not recognized.", key));
+	}
+
+	if (have_level)
+	{
+		if (o->w.codec == PARQUET_CODEC_ZSTD &&
+			(level < -7 || level > ZSTD_maxCLevel() || level == 0))
+			bad_option("A zstd compression_level is between -7 and 22, and not 0.");
+		else if (o->w.codec == PARQUET_CODEC_GZIP && (level < 1 || level > 9))
+			bad_option("A gzip compression_level is between 1 and 9.");
+		else if (o->w.codec != PARQUET_CODEC_ZSTD && o->w.codec != PARQUET_CODEC_GZIP)
+			bad_option("Option \"compression_level\" applies only to zstd and gzip.");
+		o->w.level = level;
+	}
+}
+
+/* Bytes of a FIXED_LEN_BYTE_ARRAY that holds any DECIMAL of p digits. */
+static int
+decimal_bytes(int p)
+{
+	return (int) ceil((p * log2(10.0) + 1) / 8);
+}
+
+/* Decides the Parquet column and the conversion for one result column. */
+static void
+map_column(Form_pg_attribute att, ParquetColumnSpec *spec, ColumnConv *conv)
+{
+	int32		typmod = att->atttypmod;
+	Oid			typid = getBaseTypeAndTypmod(att->atttypid, &typmod);
+
+	spec->nullable = true;
+	spec->logical = PARQUET_LOGICAL_NONE;
+	conv->text = false;
+	switch (typid)
+	{
+		case BOOLOID:
+			spec->type = PARQUET_BOOLEAN;
+			conv->kind = CONV_BOOL;
+			return;
+		case INT2OID:
+			spec->type = PARQUET_INT32;
+			spec->logical = PARQUET_LOGICAL_INT16;
+			conv->kind = CONV_INT2;
+			return;
+		case INT4OID:
+			spec->type = PARQUET_INT32;
+			spec->logical = PARQUET_LOGICAL_INT32;
+			conv->kind = CONV_INT4;
+			return;
+		case INT8OID:
+			spec->type = PARQUET_INT64;
+			spec->logical = PARQUET_LOGICAL_INT64;
+			conv->kind = CONV_INT8;
+			return;
+		case FLOAT4OID:
+			spec->type = PARQUET_FLOAT;
+			conv->kind = CONV_FLOAT4;
+			return;
+		case FLOAT8OID:
+			spec->type = PARQUET_DOUBLE;
+			conv->kind = CONV_FLOAT8;
+			return;
+		case NUMERICOID:
+			if (typmod >= (int32) VARHDRSZ)
+			{
+				int			p = ((typmod - VARHDRSZ) >> 16) & 0xffff;
+				int			s = (((typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024;
+
+				if (p >= 1 && p <= 38 && s >= 0 && s <= p)
+				{
+					spec->logical = PARQUET_LOGICAL_DECIMAL;
+					spec->precision = p;
+					spec->scale = s;
+					if (p <= 9)
+						spec->type = PARQUET_INT32;
+					else if (p <= 18)
+						spec->type = PARQUET_INT64;
+					else
+					{
+						spec->type = PARQUET_FIXED_LEN_BYTE_ARRAY;
+						spec->type_length = decimal_bytes(p);
+					}
+					conv->kind = CONV_DECIMAL;
+					fmgr_info(F_NUMERIC_OUT, &conv->out);
+					return;
+				}
+			}
+			break;				/* lossless as text */
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+			spec->type = PARQUET_BYTE_ARRAY;
+			spec->logical = PARQUET_LOGICAL_STRING;
+			conv->kind = CONV_VARLENA;
+			conv->text = true;
+			return;
+		case NAMEOID:
+			spec->type = PARQUET_BYTE_ARRAY;
+			spec->logical = PARQUET_LOGICAL_STRING;
+			conv->kind = CONV_NAME;
+			conv->text = true;
+			return;
+		case JSONOID:
+			spec->type = PARQUET_BYTE_ARRAY;
+			spec->logical = PARQUET_LOGICAL_JSON;
+			conv->kind = CONV_VARLENA;
+			conv->text = true;
+			return;
+		case JSONBOID:
+			spec->type = PARQUET_BYTE_ARRAY;
+			spec->logical = PARQUET_LOGICAL_JSON;
+			conv->kind = CONV_JSONB;
+			conv->text = true;
+			return;
+		case BYTEAOID:
+			spec->type = PARQUET_BYTE_ARRAY;
+			conv->kind = CONV_VARLENA;
+			return;
+		case UUIDOID:
+			spec->type = PARQUET_FIXED_LEN_BYTE_ARRAY;
+			spec->type_length = UUID_LEN;
+			spec->logical = PARQUET_LOGICAL_UUID;
+			conv->kind = CONV_UUID;
+			return;
+		case TIMESTAMPTZOID:
+		case TIMESTAMPOID:
+			spec->type = PARQUET_INT64;
+			spec->logical = typid == TIMESTAMPTZOID ? PARQUET_LOGICAL_TIMESTAMP_UTC
+				: PARQUET_LOGICAL_TIMESTAMP_LOCAL;
+			conv->kind = CONV_TIMESTAMP;
+			return;
+		case DATEOID:
+			spec->type = PARQUET_INT32;
+			spec->logical = PARQUET_LOGICAL_DATE;
+			conv->kind = CONV_DATE;
+			return;
+		default:
+			break;
+	}
+	/* everything else: the text output of the column's own type */
+	{
+		Oid			outfn;
+		bool		isvarlena;
+
+		getTypeOutputInfo(att->atttypid, &outfn, &isvarlena);
+		fmgr_info(outfn, &conv->out);
+		spec->type = PARQUET_BYTE_ARRAY;
+		spec->logical = PARQUET_LOGICAL_STRING;
+		conv->kind = CONV_OUTPUT;
+		conv->text = true;
+	}
+}
+
+/* A numeric(p,s) value as an unscaled integer: its text form, digit by digit. */
+static void
+write_decimal(ParquetWriter *w, int col, const ParquetColumnSpec *spec,
+			  ColumnConv *conv, Datum d)
+{
+	char	   *s = OutputFunctionCall(&conv->out, d);
+	char	   *p = s;
+	bool		neg = false;
+	int			frac = -1;
+	int			digits = 0;
+	int128		v = 0;
+
+	if (*p == '-')
+	{
+		neg = true;
+		p++;
+	}
+	if (!isdigit((unsigned char) *p))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("cannot write numeric value \"%s\" to parquet column \"%s\"", s, spec->name),
+				 errdetail("A Parquet DECIMAL holds neither NaN nor infinity."),
+				 errhint("Filter the value out, or cast the column to float8 or text in the query.")));
+	for (; *p; p++)
+	{
+		if (*p == '.')
+		{
+			frac = 0;
+			continue;
+		}
+		v = v * 10 + (*p - '0');
+		if (v != 0)
+			digits++;
+		if (frac >= 0)
+			frac++;
+	}
+	if (frac < 0)
+		frac = 0;
+	for (; frac < spec->scale; frac++)
+	{
+		v *= 10;
+		if (v != 0)
+			digits++;
+	}
+	if (frac > spec->scale || digits > spec->precision)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("numeric value \"%s\" does not fit parquet column \"%s\" of type decimal(%d,%d)",
+						s, spec->name, spec->precision, spec->scale)));
+	if (neg)
+		v = -v;
+	if (spec->type == PARQUET_INT32)
+		ParquetWriteInt32(w, col, (int32) v);
+	else if (spec->type == PARQUET_INT64)
+		ParquetWriteInt64(w, col, (int64) v);
+	else
+	{
+		/* big-endian two's complement, the low type_length bytes */
+		unsigned char be[16];
+		int			i;
+		uint128		u = (uint128) v;
+
+		for (i = 15; i >= 0; i--)
+		{
+			be[i] = (unsigned char) (u & 0xFF);
+			u >>= 8;
+		}
+		ParquetWriteBytes(w, col, be + 16 - spec->type_length, spec->type_length);
+	}
+	pfree(s);
+}
+
+static void
+write_string(ParquetWriter *w, int col, bool convert, const char *p, size_t len)
+{
+	if (convert)
+	{
+		char	   *u = pg_server_to_any(p, (int) len, PG_UTF8);
+
+		if (u != p)
+		{
+			ParquetWriteBytes(w, col, u, strlen(u));
+			pfree(u);
+			return;
+		}
+	}
+	ParquetWriteBytes(w, col, p, len);
+}
+
+static void
+write_value(ParquetWriter *w, int col, const ParquetColumnSpec *spec,
+			ColumnConv *conv, Datum d, bool convert, StringInfo scratch)
+{
+	switch (conv->kind)
+	{
+		case CONV_BOOL:
+			ParquetWriteBool(w, col, DatumGetBool(d));
+			break;
+		case CONV_INT2:
+			ParquetWriteInt32(w, col, DatumGetInt16(d));
+			break;
+		case CONV_INT4:
+			ParquetWriteInt32(w, col, DatumGetInt32(d));
+			break;
+		case CONV_INT8:
+			ParquetWriteInt64(w, col, DatumGetInt64(d));
+			break;
+		case CONV_FLOAT4:
+			ParquetWriteFloat(w, col, DatumGetFloat4(d));
+			break;
+		case CONV_FLOAT8:
+			ParquetWriteDouble(w, col, DatumGetFloat8(d));
+			break;
+		case CONV_DECIMAL:
+			write_decimal(w, col, spec, conv, d);
+			break;
+		case CONV_VARLENA:
+			{
+				struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+
+				write_string(w, col, convert && conv->text, VARDATA_ANY(v),
+							 VARSIZE_ANY_EXHDR(v));
+				break;
+			}
+		case CONV_NAME:
+			{
+				const char *n = NameStr(*DatumGetName(d));
+
+				write_string(w, col, convert, n, strlen(n));
+				break;
+			}
+		case CONV_JSONB:
+			{
+				Jsonb	   *jb = DatumGetJsonbP(d);
+
+				resetStringInfo(scratch);
+				JsonbToCString(scratch, &jb->root, VARSIZE(jb));
+				write_string(w, col, convert, scratch->data, scratch->len);
+				break;
+			}
+		case CONV_UUID:
+			ParquetWriteBytes(w, col, DatumGetUUIDP(d)->data, UUID_LEN);
+			break;
+		case CONV_TIMESTAMP:
+			{
+				int64		t = DatumGetInt64(d);
+				int64		u;
+
+				if (TIMESTAMP_IS_NOBEGIN(t))
+					u = -PG_INT64_MAX;
+				else if (TIMESTAMP_IS_NOEND(t))
+					u = PG_INT64_MAX;
+				else if (pg_add_s64_overflow(t, (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY, &u))
+					ereport(ERROR,
+							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+							 errmsg("timestamp out of range for parquet column \"%s\"", spec->name),
+							 errdetail("Parquet timestamps count microseconds since 1970 in 64 bits.")));
+				ParquetWriteInt64(w, col, u);
+				break;
+			}
+		case CONV_DATE:
+			{
+				DateADT		t = DatumGetDateADT(d);
+
+				if (DATE_IS_NOBEGIN(t))
+					ParquetWriteInt32(w, col, -PG_INT32_MAX);
+				else if (DATE_IS_NOEND(t))
+					ParquetWriteInt32(w, col, PG_INT32_MAX);
+				else
+					ParquetWriteInt32(w, col, t + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE));
+				break;
+			}
+		case CONV_OUTPUT:
+			{
+				char	   *s = OutputFunctionCall(&conv->out, d);
+
+				write_string(w, col, convert, s, strlen(s));
+				pfree(s);
+				break;
+			}
+	}
+}
+
+static void
+check_privileges(void)
+{
+	if (!superuser() && !has_privs_of_role(GetUserId(), ROLE_PG_WRITE_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to write parquet files on the server"),
+				 errdetail("iotstream.write_parquet writes files as the server's operating system user."),
+				 errhint("Only superusers and members of pg_write_server_files may call it; GRANT pg_write_server_files TO the role.")));
+}
+
+/*
+ * The executor hands each result row straight to the writer through this
+ * receiver: no tuple is copied or materialized, and per-row memory (detoasted
+ * values, text output) is released every ROWS_PER_RESET rows.
+ */
+#define ROWS_PER_RESET 1000
+
+typedef struct ParquetDest
+{
+	DestReceiver pub;
+	WriteOptions *opts;
+	ParquetFileSink *sink;
+	ParquetWriter *writer;
+	int			ncols;
+	ParquetColumnSpec *specs;
+	ColumnConv *convs;
+	bool		convert;		/* server encoding is not UTF-8 */
+	StringInfoData scratch;
+	MemoryContext cxt;			/* outlives the executor: the writer lives here */
+	MemoryContext row_cxt;
+	int			rows_in_cxt;
+} ParquetDest;
+
+static void
+dest_startup(DestReceiver *self, int operation, TupleDesc tupdesc)
+{
+	ParquetDest *d = (ParquetDest *) self;
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+	int			i;
+
+	d->ncols = tupdesc->natts;
+	if (d->ncols == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("write_parquet needs a query with at least one column")));
+	d->specs = palloc0(sizeof(ParquetColumnSpec) * d->ncols);
+	d->convs = palloc0(sizeof(ColumnConv) * d->ncols);
+	for (i = 0; i < d->ncols; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		int			j;
+
+		d->specs[i].name = pstrdup(NameStr(att->attname));
+		/* Parquet readers need distinct column names */
+		for (j = 0; j < i; j++)
+			if (strcmp(d->specs[j].name, d->specs[i].name) == 0)
+			{
+				d->specs[i].name = psprintf("%s_%d", NameStr(att->attname), i + 1);
+				j = -1;
+			}
+		map_column(att, &d->specs[i], &d->convs[i]);
+	}
+	d->writer = ParquetWriterCreate(d->specs, d->ncols, &d->opts->w,
+									ParquetFileSinkWrite, d->sink);
+	initStringInfo(&d->scratch);
+	d->row_cxt = AllocSetContextCreate(d->cxt, "write_parquet rows",
+									   ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(old);
+}
+
+static bool
+dest_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	ParquetDest *d = (ParquetDest *) self;
+	ParquetWriter *w = d->writer;
+	MemoryContext old = MemoryContextSwitchTo(d->row_cxt);
+	int			i;
+
+	slot_getallattrs(slot);
+	for (i = 0; i < d->ncols; i++)
+	{
+		if (slot->tts_isnull[i])
+			ParquetWriteNull(w, i);
+		else
+			write_value(w, i, &d->specs[i], &d->convs[i], slot->tts_values[i],
+						d->convert, &d->scratch);
+	}
+	ParquetEndRow(w);
+	MemoryContextSwitchTo(old);
+	if (++d->rows_in_cxt >= ROWS_PER_RESET)
+	{
+		MemoryContextReset(d->row_cxt);
+		d->rows_in_cxt = 0;
+	}
+	return true;
+}
+
+static void
+dest_shutdown(DestReceiver *self)
+{
+}
+
+static void
+dest_destroy(DestReceiver *self)
+{
+}
+
+/* Runs the query and writes every row; returns the finished writer. */
+static ParquetWriter *
+write_query(const char *query, WriteOptions *opts, ParquetFileSink *sink)
+{
+	SPIPlanPtr	plan;
+	SPIExecuteOptions exec;
+	ParquetDest dest;
+	int			rc;
+
+	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_NO_SCROLL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor failed: %s", SPI_result_code_string(SPI_result));
+	if (!SPI_is_cursor_plan(plan))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("write_parquet needs a query that returns rows"),
+				 errhint("Pass a SELECT, VALUES or TABLE query.")));
+
+	memset(&dest, 0, sizeof(dest));
+	dest.pub.receiveSlot = dest_receive;
+	dest.pub.rStartup = dest_startup;
+	dest.pub.rShutdown = dest_shutdown;
+	dest.pub.rDestroy = dest_destroy;
+	dest.pub.mydest = DestNone;
+	dest.opts = opts;
+	dest.sink = sink;
+	dest.cxt = CurrentMemoryContext;
+	dest.convert = GetDatabaseEncoding() != PG_UTF8 &&
+		GetDatabaseEncoding() != PG_SQL_ASCII;
+
+	memset(&exec, 0, sizeof(exec));
+	exec.read_only = true;
+	exec.must_return_tuples = true;
+	exec.dest = (DestReceiver *) &dest;
+	rc = SPI_execute_plan_extended(plan, &exec);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan_extended failed: %s", SPI_result_code_string(rc));
+	if (dest.writer == NULL)
+		elog(ERROR, "write_parquet: the query produced no result description");
+	ParquetWriterFinish(dest.writer);
+	return dest.writer;
+}
+
+PG_FUNCTION_INFO_V1(write_parquet);
+
+/*
+ * write_parquet(query text, path text, options jsonb,
+ *				 OUT rows bigint, OUT bytes bigint, OUT row_groups int)
+ */
+Datum
+write_parquet(PG_FUNCTION_ARGS)
+{
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Jsonb	   *options = PG_GETARG_JSONB_P(2);
+	WriteOptions opts;
+	char	   *tmppath;
+	ParquetFileSink *volatile sink = NULL;
+	ParquetWriter *volatile w = NULL;
+	TupleDesc	rettype;
+	Datum		result[3];
+	bool		isnull[3] = {false, false, false};
+
+	check_privileges();
+	if (get_call_result_type(fcinfo, NULL, &rettype) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (!is_absolute_path(path) || path[strlen(path) - 1] == '/')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parquet file path \"%s\" is not an absolute file name", path),
+				 errhint("Pass the full path of the file to create, such as /var/lib/exports/data.parquet.")));
+	parse_options(options, &opts);
+
+	/* same directory, so that the final rename is atomic */
+	tmppath = psprintf("%s.tmp.%d", path, MyProcPid);
+	(void) unlink(tmppath);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PG_TRY();
+	{
+		sink = ParquetFileSinkOpen(tmppath);
+		w = write_query(query, &opts, sink);
+		ParquetFileSinkClose(sink);
+		sink = NULL;
+		(void) durable_rename(tmppath, path, ERROR);
+	}
+	PG_CATCH();
+	{
+		/* no partial file stays behind; the fd is closed at abort */
+		(void) unlink(tmppath);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	result[0] = Int64GetDatum(ParquetWriterRows(w));
+	result[1] = Int64GetDatum(ParquetWriterBytes(w));
+	result[2] = Int32GetDatum(ParquetWriterRowGroups(w));
+	ParquetWriterDestroy(w);
+	SPI_finish();
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rettype, result, isnull)));
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# iotstream.write_parquet against DuckDB writing the same rows, same run.
+#
+#   test/bench/parquet.sh [rows]        (default 1000000)
+#
+# Data: seed-002-like events (1,000 devices over 2 days; complexData with 23
+# doubles as jsonb), generated in SQL.  Wide rows have every column, narrow
+# rows all but complex_data (copied into a table of their own).
+# Our figure: SELECT iotstream.write_parquet(query, file, codec) from the
+#   Postgres table, wall clock seen by psql (the query's scan, the jsonb to
+#   text conversion and the final fsync included).  Both sides use zstd
+#   level 3 (the default of each).
+# The peer: DuckDB (2 threads) writing the same rows from its own memory
+#   (loaded beforehand from our file, not timed) with COPY ... (FORMAT
+#   parquet, COMPRESSION codec).
+# For reference: COPY (query) TO a CSV file, the cost of reading the rows out.
+# Uses the cluster of PGHOST/PGPORT if set, else starts a throwaway one.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+N=${1:-1000000}
+
+if [ -z "${PGPORT:-}" ]; then
+  . tools/cluster.sh
+  if declare -f private_install >/dev/null; then
+    private_install >/dev/null
+  else
+    # one build installed into the system PostgreSQL at a time
+    exec 9>/tmp/iotstream-test.lock
+    flock 9
+    make -s install >/dev/null
+  fi
+  BENCH_CLUSTER=$ROOT/.tmp/bench-parquet
+  cluster_start "$BENCH_CLUSTER" iotstream_bench >/dev/null
+fi
+OUT=$(mktemp -d /tmp/iotstream-bench-parquet.XXXXXX)
+chown postgres: "$OUT" 2>/dev/null || chmod 777 "$OUT"
+cleanup() {
+  rm -rf "$OUT"
+  [ -n "${BENCH_CLUSTER:-}" ] && cluster_stop "$BENCH_CLUSTER"
+  [ -n "${PRIVATE_PG:-}" ] && rm -rf "$PRIVATE_PG"
+  return 0
+}
+trap cleanup EXIT
+
+pg() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+now_ns() { date +%s%N; }
+secs() { awk "BEGIN { printf \"%.2f\", ($2 - $1) / 1e9 }"; }
+mib() { awk "BEGIN { printf \"%.1f\", $(stat -c %s "$1") / 1048576 }"; }
+
+# 23 doubles between 40 and 50, written out so the row is built in one pass
+cd_expr="'{'"
+for k in $(seq 0 22); do
+  [ "$k" -gt 0 ] && cd_expr="$cd_expr || ','"
+  cd_expr="$cd_expr || '\"moreData$k\": ' || (40 + random() * 10)::text"
+done
+cd_expr="($cd_expr || '}')::jsonb"
+
+echo "generating $N events ..."
+pg <<SQL
+SELECT setseed(0.2);
+DROP TABLE IF EXISTS bench_events;
+CREATE TABLE bench_events (
+    event_id               uuid,
+    complex_data           jsonb,
+    value                  float8,
+    device_id              text,
+    device_sequence_number bigint,
+    type                   text,
+    created_at             timestamptz
+);
+INSERT INTO bench_events
+SELECT md5(g::text)::uuid,
+       $cd_expr,
+       random() * 100,
+       'contoso-device-id-' || lpad((g % 1000)::text, 6, '0'),
+       g / 1000,
+       CASE WHEN g % 2 = 1 THEN 'TEMP' ELSE 'CO2' END,
+       timestamptz '2026-01-01 00:00:00+00' + (g / 1000) * (interval '2 days' / ($N / 1000))
+FROM generate_series(0, $N - 1) g;
+-- narrow rows live in their own table, as a narrow stream table would
+DROP TABLE IF EXISTS bench_narrow;
+CREATE TABLE bench_narrow AS
+SELECT event_id, value, device_id, device_sequence_number, type, created_at FROM bench_events;
+VACUUM ANALYZE bench_events;
+VACUUM ANALYZE bench_narrow;
+SQL
+
+WIDE='SELECT event_id, complex_data, value, device_id, device_sequence_number, type, created_at FROM bench_events'
+NARROW='SELECT event_id, value, device_id, device_sequence_number, type, created_at FROM bench_narrow'
+
+# warm the cache the same way for everyone
+pg -c "COPY ($WIDE) TO '$OUT/warm.csv' (FORMAT csv)" -c "COPY ($NARROW) TO '$OUT/warm.csv' (FORMAT csv)"
+rm -f "$OUT/warm.csv"
+
+printf '%-7s %-7s %10s %10s %7s %10s %10s %7s %10s\n' \
+  shape codec iotstream_s duckdb_s ratio iots_MiB duck_MiB ratio copy_csv_s
+for shape in wide narrow; do
+  if [ $shape = wide ]; then Q=$WIDE; else Q=$NARROW; fi
+  a=$(now_ns)
+  pg -c "COPY ($Q) TO '$OUT/$shape.csv' (FORMAT csv)"
+  b=$(now_ns)
+  csv_s=$(secs "$a" "$b")
+  rm -f "$OUT/$shape.csv"
+  for codec in zstd snappy; do
+    f=$OUT/iot_${shape}_$codec.parquet
+    a=$(now_ns)
+    rows=$(pg -c "SELECT rows FROM iotstream.write_parquet(\$q\$$Q\$q\$, '$f', '{\"compression\": \"$codec\"}')")
+    b=$(now_ns)
+    [ "$rows" = "$N" ] || { echo "write_parquet wrote $rows of $N rows" >&2; exit 1; }
+    ours_s=$(secs "$a" "$b")
+
+    d=$OUT/duck_${shape}_$codec.parquet
+    times=$(cd test/node && node read_parquet.mjs duckdb-write \
+      "CREATE TABLE t AS SELECT * FROM read_parquet('$f')" \
+      "COPY t TO '$d' (FORMAT parquet, COMPRESSION $codec)")
+    duck_ms=$(echo "$times" | tail -1)
+    duck_s=$(awk "BEGIN { printf \"%.2f\", $duck_ms / 1000 }")
+    got=$(cd test/node && node read_parquet.mjs duckdb "SELECT count(*) FROM '$d'")
+    [ "$got" = "[\"$N\"]" ] || { echo "DuckDB wrote $got rows" >&2; exit 1; }
+
+    printf '%-7s %-7s %10s %10s %7.2f %10s %10s %7.2f %10s\n' "$shape" "$codec" \
+      "$ours_s" "$duck_s" "$(awk "BEGIN { print $ours_s / $duck_s }")" \
+      "$(mib "$f")" "$(mib "$d")" "$(awk "BEGIN { print $(stat -c %s "$f") / $(stat -c %s "$d") }")" \
+      "$csv_s"
+    rm -f "$f" "$d"
+  done
+done
+pg -c "DROP TABLE bench_events, bench_narrow"

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# write_parquet end to end: files written by the server are read back by two
+# independent readers (DuckDB and hyparquet) and compared value by value with
+# what Postgres returns for the same query; statistics, encodings, row groups,
+# codecs, metadata, atomicity and permissions are checked on the files.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$(pwd)
+NODE_DIR=$ROOT/test/node
+
+fail=0
+pass=0
+ok() { pass=$((pass + 1)); echo "ok - $*"; }
+not_ok() { fail=$((fail + 1)); echo "not ok - $*"; }
+check() { # check DESCRIPTION GOT WANT
+  if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1: got '$2', want '$3'"; fi
+}
+pg() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+rnode() { (cd "$NODE_DIR" && node read_parquet.mjs "$@"); }
+
+# The server writes as the postgres user: a directory it owns, removed at exit.
+OUT=$(mktemp -d /tmp/iotstream-parquet.XXXXXX)
+chown postgres: "$OUT" 2>/dev/null || chmod 777 "$OUT"
+trap 'rm -rf "$OUT"' EXIT
+
+pg <<'SQL' || exit 1
+DROP TABLE IF EXISTS pq_types;
+CREATE TABLE pq_types (
+    id      int PRIMARY KEY,
+    b       bool,
+    i2      int2,
+    i4      int4,
+    i8      int8,
+    f4      float4,
+    f8      float8,
+    n9      numeric(9,3),
+    n18     numeric(18,6),
+    n38     numeric(38,10),
+    nn      numeric,
+    lo      text,
+    hi      varchar(40),
+    bp      char(4),
+    u       uuid,
+    tstz    timestamptz,
+    ts      timestamp,
+    d       date,
+    jb      jsonb,
+    js      json,
+    by      bytea,
+    iv      interval,
+    arr     int[]
+);
+-- 5000 generated rows: every column NULL now and then, low- and
+-- high-cardinality text, multi-byte UTF-8, negative values.
+INSERT INTO pq_types
+SELECT g,
+       CASE WHEN g % 11 = 0 THEN NULL ELSE g % 3 = 0 END,
+       CASE WHEN g % 13 = 0 THEN NULL ELSE ((g * 37) % 65536 - 32768)::int2 END,
+       CASE WHEN g % 17 = 0 THEN NULL ELSE (g * 7919) % 2000003 - 1000000 END,
+       CASE WHEN g % 19 = 0 THEN NULL ELSE (g::int8 * 1000003) * (CASE WHEN g % 2 = 0 THEN -1 ELSE 1 END) * 1000000 END,
+       CASE WHEN g % 23 = 0 THEN NULL ELSE (g / 7.0)::float4 * (CASE WHEN g % 2 = 0 THEN -1 ELSE 1 END) END,
+       CASE WHEN g % 29 = 0 THEN NULL ELSE sin(g) * 1e6 END,
+       CASE WHEN g % 31 = 0 THEN NULL ELSE ((g * 12345) % 999999999 - 500000000) / 1000.0 END,
+       CASE WHEN g % 37 = 0 THEN NULL ELSE (g::numeric * 98765432109) / 1000000 * (CASE WHEN g % 2 = 0 THEN -1 ELSE 1 END) END,
+       CASE WHEN g % 41 = 0 THEN NULL ELSE (g::numeric * 1234567890123456789012345) / 10000000000 * (CASE WHEN g % 3 = 0 THEN -1 ELSE 1 END) END,
+       CASE WHEN g % 43 = 0 THEN NULL ELSE round(g::numeric / 7, g % 20) END,
+       CASE WHEN g % 47 = 0 THEN NULL ELSE (ARRAY['alpha', 'beta', 'gamma', 'délta', '', 'ζήτα'])[1 + g % 6] END,
+       CASE WHEN g % 53 = 0 THEN NULL ELSE md5(g::text) || '€' END,
+       CASE WHEN g % 59 = 0 THEN NULL ELSE (g % 100)::text END,
+       CASE WHEN g % 61 = 0 THEN NULL ELSE md5('u' || g)::uuid END,
+       CASE WHEN g % 67 = 0 THEN NULL ELSE timestamptz '2026-03-01 00:00:00+00' + g * interval '17 minutes 3.000123 seconds' END,
+       CASE WHEN g % 71 = 0 THEN NULL ELSE timestamp '1969-12-31 23:00:00' + g * interval '1 hour 0.5 seconds' END,
+       CASE WHEN g % 73 = 0 THEN NULL ELSE date '1960-01-01' + g * 3 END,
+       CASE WHEN g % 79 = 0 THEN NULL ELSE jsonb_build_object('device', 'dev-' || (g % 50), 'v', g / 3.0, 'tags', jsonb_build_array('a', g % 5), 'ü', true) END,
+       CASE WHEN g % 83 = 0 THEN NULL ELSE ('{"raw": ' || g || ',  "keep": "spacing"}')::json END,
+       CASE WHEN g % 89 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END,
+       CASE WHEN g % 97 = 0 THEN NULL ELSE g * interval '1 minute 1 second' END,
+       CASE WHEN g % 101 = 0 THEN NULL ELSE ARRAY[g, g + 1] END
+FROM generate_series(1, 5000) g;
+-- the edges: NaN, infinities, -0, empty strings, extreme times, wide decimals
+INSERT INTO pq_types (id, b, i2, i4, i8, f4, f8, n9, n18, n38, nn, lo, hi, bp, tstz, ts, d, jb, js, by) VALUES
+ (5001, true, 32767, 2147483647, 9223372036854775807, 'NaN', 'NaN', 999999.999, 999999999999.999999,
+  9999999999999999999999999999.9999999999, 'NaN', '', '', '', '4713-01-01 00:00:00+00 BC', '4713-01-01 00:00:00 BC',
+  '4713-01-01 BC', '{}', '[]', ''::bytea),
+ (5002, false, -32768, -2147483648, -9223372036854775808, 'Infinity', 'Infinity', -999999.999, -999999999999.999999,
+  -9999999999999999999999999999.9999999999, 'Infinity', '🦆 multi-byte ✓', 'Ω', 'x', '200000-12-31 23:59:59.999999+00',
+  '200000-12-31 23:59:59.999999', '200000-12-31', '{"a": [1, 2, {"b": null}]}', 'null', '\x00ff'),
+ (5003, NULL, 0, 0, 0, '-Infinity', '-Infinity', 0, 0.000001, 0.0000000001, '-Infinity', NULL, NULL, NULL,
+  'infinity', '-infinity', 'infinity', 'null', '"s"', NULL),
+ (5004, NULL, NULL, NULL, NULL, '-0', '-0', -0.001, -0.000001, -0.0000000001,
+  '123456789012345678901234567890.123456789012345678901234567890', NULL, NULL, NULL,
+  '-infinity', 'infinity', '-infinity', NULL, NULL, NULL);
+ANALYZE pq_types;
+SQL
+
+SRC='SELECT * FROM pq_types ORDER BY id'
+
+# write FILE OPTIONS [QUERY] -> "rows|bytes|row_groups"
+write() {
+  local q=${3:-$SRC}
+  pg -c "SELECT rows || '|' || bytes || '|' || row_groups FROM iotstream.write_parquet(\$q\$$q\$q\$, '$OUT/$1', '$2')"
+}
+
+# Every codec, both readers, every value.
+for spec in 'none|{"compression": "none"}' 'snappy|{"compression": "snappy"}' \
+  'gzip|{"compression": "gzip", "compression_level": 9}' 'zstd|{"compression": "zstd"}' \
+  'zstd19|{"compression": "zstd", "compression_level": 19}' \
+  'zstd1t|{"compression": "zstd", "compression_threads": 1}' \
+  'snappy4t|{"compression": "snappy", "compression_threads": 4, "page_size": "8kB"}' \
+  'zstdearly|{"compression": "zstd", "dictionary": false, "page_size": "8kB"}' \
+  'gzipmixed|{"compression": "gzip", "dictionary_size": "4kB", "page_size": "8kB", "row_group_size": "128kB"}'; do
+  name=${spec%%|*}
+  opts=${spec#*|}
+  res=$(write "types_$name.parquet" "$opts")
+  check "$name: rows returned" "${res%%|*}" 5004
+  size=$(stat -c %s "$OUT/types_$name.parquet")
+  bytes=$(echo "$res" | cut -d'|' -f2)
+  check "$name: bytes returned match the file size" "$bytes" "$size"
+  if out=$(rnode compare "$OUT/types_$name.parquet" "$SRC"); then
+    ok "$name: DuckDB and hyparquet read every value as Postgres has it"
+  else
+    not_ok "$name: readers disagree with Postgres: $out"
+  fi
+  codec=$(rnode duckdb "SELECT DISTINCT compression FROM parquet_metadata('$OUT/types_$name.parquet')")
+  want=$(echo "$name" | tr a-z A-Z | sed 's/NONE/UNCOMPRESSED/; s/ZSTD19/ZSTD/; s/ZSTD1T/ZSTD/; s/SNAPPY4T/SNAPPY/; s/ZSTDEARLY/ZSTD/; s/GZIPMIXED/GZIP/')
+  check "$name: column chunks are $want" "$codec" "[\"$want\"]"
+done
+
+F=$OUT/types_zstd.parquet
+# The Parquet types chosen for each Postgres type.
+schema=$(rnode duckdb "SELECT string_agg(name || ':' || type || ':' || coalesce(converted_type, '-') || ':' || coalesce(type_length::VARCHAR, '-'), ' ' ORDER BY name) FROM parquet_schema('$F') WHERE name <> 'schema'")
+check "schema: physical and converted types" "$schema" \
+  '["arr:BYTE_ARRAY:UTF8:- b:BOOLEAN:-:- bp:BYTE_ARRAY:UTF8:- by:BYTE_ARRAY:-:- d:INT32:DATE:- f4:FLOAT:-:- f8:DOUBLE:-:- hi:BYTE_ARRAY:UTF8:- i2:INT32:INT_16:- i4:INT32:INT_32:- i8:INT64:INT_64:- id:INT32:INT_32:- iv:BYTE_ARRAY:UTF8:- jb:BYTE_ARRAY:JSON:- js:BYTE_ARRAY:JSON:- lo:BYTE_ARRAY:UTF8:- n18:INT64:DECIMAL:- n38:FIXED_LEN_BYTE_ARRAY:DECIMAL:16 n9:INT32:DECIMAL:- nn:BYTE_ARRAY:UTF8:- ts:INT64:-:- tstz:INT64:TIMESTAMP_MICROS:- u:FIXED_LEN_BYTE_ARRAY:-:16"]'
+ltypes=$(rnode duckdb "SELECT string_agg(name || '=' || logical_type, ' ' ORDER BY name) FROM parquet_schema('$F') WHERE name IN ('u', 'ts', 'tstz', 'n38')")
+case "$ltypes" in
+  *"n38=DecimalType(scale=10, precision=38)"*"ts=TimestampType(isAdjustedToUTC=0"*"tstz=TimestampType(isAdjustedToUTC=1"*"u=UUIDType()"*)
+    ok "schema: logical types of decimal, timestamps and uuid" ;;
+  *) not_ok "schema: logical types: $ltypes" ;;
+esac
+dtypes=$(rnode duckdb "SELECT string_agg(column_name || ':' || column_type, ' ' ORDER BY column_name) FROM (DESCRIBE SELECT tstz, ts, d, u, n38, jb FROM '$F')")
+check "DuckDB sees the SQL types" "$dtypes" '["d:DATE jb:JSON n38:DECIMAL(38,10) ts:TIMESTAMP tstz:TIMESTAMP WITH TIME ZONE u:UUID"]'
+
+# Statistics: null counts equal Postgres's; min/max equal the values read
+# (which the comparison above tied to Postgres), NaN excluded.
+for c in b i2 i4 i8 f4 f8 n9 n18 n38 lo hi u tstz ts d by; do
+  want=$(pg -c "SELECT count(*) - count($c) FROM pq_types")
+  got=$(rnode duckdb "SELECT stats_null_count FROM parquet_metadata('$F') WHERE path_in_schema = '$c'")
+  check "stats: null_count of $c" "$got" "[\"$want\"]"
+done
+for c in b i2 i4 i8 n9 n18 n38 lo hi tstz ts d; do
+  got=$(rnode duckdb "SELECT (SELECT stats_min_value FROM parquet_metadata('$F') WHERE path_in_schema = '$c') = min($c)::VARCHAR AND (SELECT stats_max_value FROM parquet_metadata('$F') WHERE path_in_schema = '$c') = max($c)::VARCHAR FROM '$F'")
+  check "stats: min/max of $c" "$got" '[true]'
+done
+# Floats: NaN takes no part in min/max.  (DuckDB ignores float statistics
+# that hold an infinity, so this file leaves the infinite rows out.)
+write floats.parquet '{}' 'SELECT f4, f8 FROM pq_types WHERE id NOT IN (5002, 5003) ORDER BY id' >/dev/null
+for c in f4 f8; do
+  got=$(rnode duckdb "SELECT (SELECT stats_min_value FROM parquet_metadata('$OUT/floats.parquet') WHERE path_in_schema = '$c') = min($c)::VARCHAR AND (SELECT stats_max_value FROM parquet_metadata('$OUT/floats.parquet') WHERE path_in_schema = '$c') = max($c)::VARCHAR FROM '$OUT/floats.parquet' WHERE NOT isnan($c)")
+  check "stats: min/max of $c without NaN" "$got" '[true]'
+done
+got=$(rnode duckdb "SELECT count(*) FROM '$OUT/floats.parquet' WHERE isnan(f8)")
+check "stats: the NaN row is still in the data" "$got" '["1"]'
+want=$(pg -c "SELECT min(i8) || ' ' || max(i8) FROM pq_types")
+got=$(rnode duckdb "SELECT stats_min_value || ' ' || stats_max_value FROM parquet_metadata('$F') WHERE path_in_schema = 'i8'")
+check "stats: signed int64 order" "$got" "[\"$want\"]"
+want=$(pg -c "SELECT min(lo COLLATE \"C\") || '|' || max(lo COLLATE \"C\") FROM pq_types")
+got=$(rnode duckdb "SELECT stats_min_value || '|' || stats_max_value FROM parquet_metadata('$F') WHERE path_in_schema = 'lo'")
+check "stats: byte order of strings as Postgres's C collation" "$got" "[\"$want\"]"
+# pruning works: DuckDB skips the row group by its statistics
+got=$(rnode duckdb "SELECT count(*) FROM '$F' WHERE i4 > 2147483646")
+check "a filter on statistics finds the edge row" "$got" '["1"]'
+
+# Key-value metadata.
+res=$(write meta.parquet '{"metadata": {"iotstream.source_table": "public.pq_types", "iotstream.period": "2026-03-01T00:00:00Z/PT1H"}}')
+got=$(rnode duckdb "SELECT string_agg(decode(key) || '=' || decode(value), ' ' ORDER BY key) FROM parquet_kv_metadata('$OUT/meta.parquet')")
+check "key-value metadata" "$got" '["iotstream.period=2026-03-01T00:00:00Z/PT1H iotstream.source_table=public.pq_types iotstream.version=0.1.0"]'
+
+# Dictionary and its fallback: low-cardinality columns stay dictionary
+# encoded, high-cardinality ones fall back to PLAIN past dictionary_size.
+write dict.parquet '{"dictionary_size": "4kB"}' >/dev/null
+enc() { rnode duckdb "SELECT encodings FROM parquet_metadata('$1') WHERE path_in_schema = '$2'"; }
+check "dictionary: low-cardinality text keeps its dictionary" "$(enc "$OUT/dict.parquet" lo)" '["PLAIN, RLE, RLE_DICTIONARY"]'
+check "dictionary: high-cardinality text falls back to PLAIN" "$(enc "$OUT/dict.parquet" hi)" '["PLAIN, RLE"]'
+check "dictionary: unique ids fall back to PLAIN" "$(enc "$OUT/dict.parquet" id)" '["PLAIN, RLE"]'
+check "dictionary: booleans are PLAIN" "$(enc "$OUT/dict.parquet" b)" '["PLAIN, RLE"]'
+if out=$(rnode compare "$OUT/dict.parquet" "$SRC"); then ok "dictionary fallback: every value read back"; else not_ok "dictionary fallback: $out"; fi
+write nodict.parquet '{"dictionary": false, "compression": "snappy"}' >/dev/null
+check "dictionary: off when asked" "$(enc "$OUT/nodict.parquet" lo)" '["PLAIN, RLE"]'
+if out=$(rnode compare "$OUT/nodict.parquet" "$SRC"); then ok "no dictionary: every value read back"; else not_ok "no dictionary: $out"; fi
+
+# Row groups cut by bytes, and small pages: many of each.
+res=$(write rg.parquet '{"row_group_size": "256kB", "page_size": "16kB", "compression": "zstd"}')
+rgs=$(echo "$res" | cut -d'|' -f3)
+got=$(rnode duckdb "SELECT count(DISTINCT row_group_id) FROM parquet_metadata('$OUT/rg.parquet')")
+check "row groups: as many in the file as reported" "$got" "[\"$rgs\"]"
+[ "$rgs" -ge 4 ] && ok "row groups: $rgs row groups of 256kB" || not_ok "row groups: only $rgs"
+got=$(rnode duckdb "SELECT sum(row_group_num_rows) FROM (SELECT DISTINCT row_group_id, row_group_num_rows FROM parquet_metadata('$OUT/rg.parquet'))")
+check "row groups: rows add up" "$got" '["5004"]'
+if out=$(rnode compare "$OUT/rg.parquet" "$SRC"); then ok "row groups: every value read back"; else not_ok "row groups: $out"; fi
+got=$(rnode duckdb "SELECT bool_and(stats_min_value::INT <= stats_max_value::INT) AND count(DISTINCT stats_min_value) = count(*) FROM parquet_metadata('$OUT/rg.parquet') WHERE path_in_schema = 'id'")
+check "row groups: each has its own id range in its statistics" "$got" '[true]'
+
+# An empty result is a valid file with the schema and no rows.
+res=$(write empty.parquet '{}' 'SELECT * FROM pq_types WHERE false')
+check "empty: zero rows" "$res" "0|$(stat -c %s "$OUT/empty.parquet")|0"
+got=$(rnode duckdb "SELECT count(*) FROM '$OUT/empty.parquet'" "SELECT count(*) FROM parquet_schema('$OUT/empty.parquet')")
+check "empty: DuckDB reads no rows and all 24 schema elements" "$(echo $got)" '["0"] ["24"]'
+if out=$(rnode compare "$OUT/empty.parquet" 'SELECT * FROM pq_types WHERE false'); then ok "empty: hyparquet reads it too"; else not_ok "empty: $out"; fi
+
+# Only NULLs in a column, a required-free single column, duplicate names.
+res=$(write nulls.parquet '{}' 'SELECT g AS x, NULL::text AS x, NULL::int AS n FROM generate_series(1, 100) g ORDER BY g')
+check "all-NULL columns" "${res%%|*}" 100
+got=$(rnode duckdb "SELECT count(*), count(x_2), count(n) FROM '$OUT/nulls.parquet'")
+check "all-NULL columns read as NULL; a duplicate name gets a suffix" "$got" '["100","0","0"]'
+
+# Atomic: a query failing midway leaves neither the file nor a temporary one;
+# an existing file is replaced only by a complete new one.
+write atomic.parquet '{}' 'SELECT 1 AS one' >/dev/null
+if pg -c "SELECT * FROM iotstream.write_parquet('SELECT g, 1 / (g - 3000) FROM generate_series(1, 5000) g', '$OUT/atomic.parquet', '{\"row_group_size\": \"1kB\"}')" 2>/dev/null; then
+  not_ok "atomic: the failing query should fail"
+else
+  ok "atomic: the failing query fails"
+fi
+# the same while pages are being compressed in the background
+if pg -c "SELECT * FROM iotstream.write_parquet('SELECT g, repeat(md5(g::text), 4) AS t, 1 / (g - 30000) FROM generate_series(1, 50000) g', '$OUT/atomic.parquet', '{\"dictionary\": false, \"page_size\": \"8kB\"}')" 2>/dev/null; then
+  not_ok "atomic: the failing query should fail with compression under way"
+else
+  ok "atomic: the failing query fails with compression under way"
+fi
+check "atomic: the server is still up" "$(pg -c 'SELECT 1')" 1
+check "atomic: no temporary file is left" "$(ls "$OUT" | grep -c '\.tmp\.')" 0
+got=$(rnode duckdb "SELECT count(*), sum(one) FROM '$OUT/atomic.parquet'")
+check "atomic: the old file is intact" "$got" '["1","1"]'
+
+# A role granted pg_write_server_files may write; the file belongs to postgres.
+pg <<'SQL' >/dev/null
+DO $$BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'pq_writer') THEN
+        DROP OWNED BY pq_writer;
+        DROP ROLE pq_writer;
+    END IF;
+END$$;
+CREATE ROLE pq_writer LOGIN;
+GRANT pg_write_server_files TO pq_writer;
+GRANT USAGE ON SCHEMA iotstream TO pq_writer;
+GRANT SELECT ON pq_types TO pq_writer;
+SQL
+res=$(psql -X -q -A -t -U pq_writer -c "SELECT rows FROM iotstream.write_parquet('SELECT id FROM pq_types', '$OUT/granted.parquet')")
+check "a pg_write_server_files member writes a file" "$res" 5004
+check "the file is owned by the server's user" "$(stat -c %U "$OUT/granted.parquet")" postgres
+pg -c "DROP OWNED BY pq_writer; DROP ROLE pq_writer" >/dev/null
+
+echo "# $pass passed, $fail failed"
+[ "$fail" = 0 ]
