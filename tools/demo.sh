@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
-# make demo / make demo-stop: a local iotstream cluster that keeps running.
-#   tools/demo.sh start   install what is missing, start the cluster in
-#                         .tmp/demo, create a sample stream table
-#   tools/demo.sh stop    stop it
+# make demo / make demo-stop: the pipeline on this machine, kept running.
+#   tools/demo.sh start   install what is missing; start a cluster, the local
+#                         broker and the simulator; a source feeds the stream
+#                         table `telemetry`; detection queries to try
+#   tools/demo.sh stop    stop all of it
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEMO=.tmp/demo
+DEMO=$(pwd)/.tmp/demo
+. tools/cluster.sh
+
+stop_pidfile() {
+  local f=$1
+  [ -f "$f" ] || return 0
+  kill "$(cat "$f")" 2>/dev/null || true
+  rm -f "$f"
+}
 
 case "${1:-start}" in
 stop)
-  . tools/cluster.sh
+  stop_pidfile "$DEMO/sim.pid"
+  stop_pidfile "$DEMO/broker.pid"
   cluster_stop "$DEMO/cluster"
   echo "demo stopped"
   exit 0
@@ -21,38 +31,69 @@ start) ;;
   ;;
 esac
 
-tools/install-deps.sh
-. tools/cluster.sh
+tools/install-deps.sh --no-npm
+mkdir -p "$DEMO"
 if [ -e "$DEMO/cluster/env" ] && . "$DEMO/cluster/env" && psql -X -q -c 'SELECT 1' >/dev/null 2>&1; then
   echo "== the demo cluster is already running"
 else
   cluster_start "$DEMO/cluster" iotstream
 fi
 
-echo "== sample stream table: telemetry (seed-004 sensor readings)"
-psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+if [ -f "$DEMO/broker.pid" ] && kill -0 "$(cat "$DEMO/broker.pid")" 2>/dev/null; then
+  echo "== the broker is already running"
+else
+  echo "== starting the local broker (librdkafka's mock cluster: in memory, ~5 MiB per partition)"
+  rm -f "$DEMO/brokers"
+  nohup tools/bin/iotstream-broker --no-stdin --topic telemetry:4 --bootstrap-file "$DEMO/brokers" \
+    >"$DEMO/broker.log" 2>&1 &
+  echo $! >"$DEMO/broker.pid"
+  for _ in $(seq 1 50); do [ -s "$DEMO/brokers" ] && break; sleep 0.1; done
+fi
+BROKERS=$(cat "$DEMO/brokers")
+
+echo "== stream table telemetry, source demo (seed-004 sensor readings)"
+psql -X -q -v ON_ERROR_STOP=1 <<SQL
 SET client_min_messages = warning;
 SELECT iotstream.create_stream_table('telemetry',
-    'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text NOT NULL, value float8',
+    'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text NOT NULL, value float8 NOT NULL',
     'ts', partition_interval => '1 hour', premake => 3, retention => '7 days')
  WHERE to_regclass('telemetry') IS NULL;
 SELECT iotstream.schedule_maintenance('*/10 * * * *');
--- one day of readings from 20 sensors, one a minute; partitions first: a
--- statement cannot attach partitions to a table it is inserting into
-SELECT iotstream.ensure_partitions('telemetry', now() - interval '1 day', now());
-INSERT INTO telemetry
-SELECT t, 'sensor-' || s, 'temperature', 60 + 10 * sin(extract(epoch FROM t) / 3600) + random()
-  FROM generate_series(date_trunc('minute', now()) - interval '1 day', now(), interval '1 minute') t,
-       generate_series(1, 20) s
- WHERE NOT EXISTS (SELECT 1 FROM telemetry);
+SELECT iotstream.drop_source('demo') FROM iotstream.sources WHERE name = 'demo';
+SELECT iotstream.create_source('demo', '$BROKERS', ARRAY['telemetry'], 'telemetry',
+    '{"ts": "timestamp"}', '{"batch_ms": 100}');
+SELECT iotstream.start_source('demo');
 SQL
-psql -X -c "SELECT stream_table, partition_interval, retention, partitions, oldest_partition, newest_partition, total_size, row_estimate FROM iotstream.stream_tables"
+
+stop_pidfile "$DEMO/sim.pid"
+start=$(date -u -d '-6 hours' +%Y-%m-%dT%H:%M:00Z)
+burst=$(date -u -d '-2 hours' +%Y-%m-%dT%H:%M:00Z)
+echo "== simulator: six hours of history from 20 sensors, with a threshold burst at $burst"
+tools/bin/iotstream-sim --brokers "$BROKERS" --topic telemetry --format telemetry --devices 20 \
+  --count 7200 --time-step 60s --start-time "$start" --burst "3,$burst" --bad 0.005 \
+  --no-per-device >"$DEMO/backfill.json"
+echo "== simulator: a live stream of 20 sensors at 40 msg/s (stops with make demo-stop)"
+nohup tools/bin/iotstream-sim --brokers "$BROKERS" --topic telemetry --format telemetry --devices 20 \
+  --rate 40 --duration 86400 --time-step 500ms --seed 7 --no-per-device >"$DEMO/sim.log" 2>&1 &
+echo $! >"$DEMO/sim.pid"
+
+for _ in $(seq 1 100); do
+  [ "$(psql -X -At -c "SELECT count(*) >= 7200 FROM telemetry")" = t ] && break
+  sleep 0.2
+done
+psql -X -c "SELECT source, state, lag, round(messages_per_sec) AS msg_per_s, messages, rows, dead_letters FROM iotstream.source_status"
+psql -X -c "SELECT stream_table, partition_interval, retention, partitions, oldest_partition, newest_partition, total_size FROM iotstream.stream_tables"
+echo "== the seed-004 rule: sensors with more than 5 temperatures above 100 in a minute"
+psql -X -c "SELECT sensor_id, date_bin('1 minute', ts, 'epoch') AS minute, iotstream.threshold_count(value, 100) AS above
+              FROM telemetry WHERE metric_type = 'temperature'
+             GROUP BY 1, 2 HAVING iotstream.threshold_count(value, 100) > 5 ORDER BY 2"
 
 cat <<MSG
 == the demo is running
    connect:  psql "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
-   try:      SELECT * FROM iotstream.stream_tables;
-             SELECT date_bin('1 minute', ts, 'epoch'), sensor_id, count(*) FILTER (WHERE value > 100)
-               FROM telemetry GROUP BY 1, 2 ORDER BY 1 DESC LIMIT 10;
+   watch:    SELECT source, state, lag, messages_per_sec, rows, dead_letters FROM iotstream.source_status; \\watch 1
+   try:      SELECT sensor_id, iotstream.stats_agg(value) FROM telemetry
+               WHERE metric_type = 'temperature' GROUP BY 1;
+             SELECT reason, count(*) FROM iotstream.dead_letters GROUP BY 1;
    stop:     make demo-stop
 MSG
