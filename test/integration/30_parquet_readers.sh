@@ -18,6 +18,11 @@ check() { # check DESCRIPTION GOT WANT
 pg() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 rnode() { (cd "$NODE_DIR" && node read_parquet.mjs "$@"); }
 
+# hyparquet has no zstd decoder of its own and Node 20 none either: the
+# reader script decompresses zstd pages with the zstd command-line tool
+# (Debian package zstd).
+command -v zstd >/dev/null || { echo "not ok - the zstd command is missing: apt-get install zstd"; exit 1; }
+
 # The server writes as the postgres user: a directory it owns, removed at exit.
 OUT=$(mktemp -d /tmp/iotstream-parquet.XXXXXX)
 chown postgres: "$OUT" 2>/dev/null || chmod 777 "$OUT"
