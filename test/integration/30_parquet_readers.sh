@@ -237,6 +237,15 @@ check "atomic: no temporary file is left" "$(ls "$OUT" | grep -c '\.tmp\.')" 0
 got=$(rnode duckdb "SELECT count(*), sum(one) FROM '$OUT/atomic.parquet'")
 check "atomic: the old file is intact" "$got" '["1","1"]'
 
+# A LATIN1 database: STRING columns are converted to UTF-8 on the way out.
+pg -d postgres -c "DROP DATABASE IF EXISTS pq_latin1" -c "CREATE DATABASE pq_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" >/dev/null
+pg -d pq_latin1 -c "CREATE EXTENSION iotstream" >/dev/null
+res=$(PGCLIENTENCODING=UTF8 pg -d pq_latin1 -c "SELECT rows FROM iotstream.write_parquet(\$\$SELECT 'café ñ' AS t, 'Ä'::varchar AS v, '{\"k\": \"é\"}'::jsonb AS j\$\$, '$OUT/latin1.parquet')")
+check "latin1: one row written" "$res" 1
+got=$(rnode duckdb "SELECT t || '|' || v || '|' || j::VARCHAR FROM '$OUT/latin1.parquet'")
+check "latin1: text arrives as UTF-8" "$got" '["café ñ|Ä|{\"k\": \"é\"}"]'
+pg -d postgres -c "DROP DATABASE pq_latin1" >/dev/null
+
 # A role granted pg_write_server_files may write; the file belongs to postgres.
 pg <<'SQL' >/dev/null
 DO $$BEGIN
