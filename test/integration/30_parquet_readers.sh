@@ -18,6 +18,11 @@ check() { # check DESCRIPTION GOT WANT
 pg() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
 rnode() { (cd "$NODE_DIR" && node read_parquet.mjs "$@"); }
 
+# hyparquet has no zstd decoder of its own and Node 20 none either: the
+# reader script decompresses zstd pages with the zstd command-line tool
+# (Debian package zstd).
+command -v zstd >/dev/null || { echo "not ok - the zstd command is missing: apt-get install zstd"; exit 1; }
+
 # The server writes as the postgres user: a directory it owns, removed at exit.
 OUT=$(mktemp -d /tmp/iotstream-parquet.XXXXXX)
 chown postgres: "$OUT" 2>/dev/null || chmod 777 "$OUT"
@@ -231,6 +236,15 @@ check "atomic: the server is still up" "$(pg -c 'SELECT 1')" 1
 check "atomic: no temporary file is left" "$(ls "$OUT" | grep -c '\.tmp\.')" 0
 got=$(rnode duckdb "SELECT count(*), sum(one) FROM '$OUT/atomic.parquet'")
 check "atomic: the old file is intact" "$got" '["1","1"]'
+
+# A LATIN1 database: STRING columns are converted to UTF-8 on the way out.
+pg -d postgres -c "DROP DATABASE IF EXISTS pq_latin1" -c "CREATE DATABASE pq_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" >/dev/null
+pg -d pq_latin1 -c "CREATE EXTENSION iotstream" >/dev/null
+res=$(PGCLIENTENCODING=UTF8 pg -d pq_latin1 -c "SELECT rows FROM iotstream.write_parquet(\$\$SELECT 'café ñ' AS t, 'Ä'::varchar AS v, '{\"k\": \"é\"}'::jsonb AS j\$\$, '$OUT/latin1.parquet')")
+check "latin1: one row written" "$res" 1
+got=$(rnode duckdb "SELECT t || '|' || v || '|' || j::VARCHAR FROM '$OUT/latin1.parquet'")
+check "latin1: text arrives as UTF-8" "$got" '["café ñ|Ä|{\"k\": \"é\"}"]'
+pg -d postgres -c "DROP DATABASE pq_latin1" >/dev/null
 
 # A role granted pg_write_server_files may write; the file belongs to postgres.
 pg <<'SQL' >/dev/null
