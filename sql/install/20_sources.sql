@@ -73,6 +73,15 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION iotstream._is_secret_option(text) IS 'Internal: whether an option key holds a secret.';
 
+-- Options in two parts: what may be shown, and the secrets.
+CREATE FUNCTION iotstream._split_options(options jsonb, OUT public_options jsonb, OUT secret_options jsonb)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(jsonb_object_agg(key, value) FILTER (WHERE NOT iotstream._is_secret_option(key)), '{}'),
+           coalesce(jsonb_object_agg(key, value) FILTER (WHERE iotstream._is_secret_option(key)), '{}')
+      FROM jsonb_each(options)
+$$;
+COMMENT ON FUNCTION iotstream._split_options(jsonb) IS 'Internal: splits source options into the shown ones and the secrets.';
+
 -- Our own settings inside options, with their defaults and checks.
 CREATE FUNCTION iotstream._check_source_options(options jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -193,10 +202,7 @@ BEGIN
     END IF;
     PERFORM iotstream._check_source_options(options);
     PERFORM iotstream._validate_source(target, mapping, options);
-    SELECT coalesce(jsonb_object_agg(key, value) FILTER (WHERE NOT iotstream._is_secret_option(key)), '{}'),
-           coalesce(jsonb_object_agg(key, value) FILTER (WHERE iotstream._is_secret_option(key)), '{}')
-      INTO public_opts, secret_opts
-      FROM jsonb_each(options);
+    SELECT * INTO public_opts, secret_opts FROM iotstream._split_options(options);
     INSERT INTO iotstream.sources (name, brokers, topics, target, mapping, options, group_id)
     VALUES (name, brokers, topics, target, mapping, public_opts, 'iotstream-' || name)
     RETURNING source_id INTO id;
@@ -244,9 +250,7 @@ BEGIN
                                        s.options || coalesce(options, '{}'));
     IF options IS NOT NULL THEN
         PERFORM iotstream._check_source_options(options);
-        SELECT coalesce(jsonb_object_agg(key, value) FILTER (WHERE NOT iotstream._is_secret_option(key)), '{}'),
-               coalesce(jsonb_object_agg(key, value) FILTER (WHERE iotstream._is_secret_option(key)), '{}')
-          INTO public_opts, secret_opts FROM jsonb_each(options);
+        SELECT * INTO public_opts, secret_opts FROM iotstream._split_options(options);
         UPDATE iotstream.source_secrets x SET properties = x.properties || secret_opts WHERE x.source_id = id;
     END IF;
     UPDATE iotstream.sources x SET

@@ -8,8 +8,6 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
 # 16 partitions: the broker keeps ~5 MiB per partition, and nothing may be
 # evicted while the consumer is down

@@ -50,18 +50,8 @@ _lib_record_pid() {
   echo "$1" >>"$IOTSTREAM_PIDS"
 }
 
-# A loopback port nobody listens on (random, so parallel runs rarely meet).
-free_port() {
-  local p i
-  for i in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
+# free_port, as_pg and PGBIN come from the cluster helpers
+. "$IOTSTREAM_ROOT/tools/cluster.sh"
 
 assert_eq() {
   local actual=$1 expected=$2 msg=${3:-value}
