@@ -525,6 +525,7 @@ iotstream_source_main(Datum main_arg)
 	for (;;)
 	{
 		int			got;
+		int			base;
 		long		timeout;
 		const char *kerr;
 		int64		nerr;
@@ -537,10 +538,20 @@ iotstream_source_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		got = KafkaSourcePoll(MySource, msgs + pending, MyConfig->batch_size - pending);
-		if (got > 0 && pending == 0)
+		base = pending;
+		got = KafkaSourcePoll(MySource, msgs + base, MyConfig->batch_size - base);
+		if (pending != base)
+		{
+			/*
+			 * A revocation during the poll dropped the batch: what this poll
+			 * returned is all that is left, so it starts the batch.
+			 */
+			memmove(msgs, msgs + base, sizeof(KafkaMessage) * got);
+			base = 0;
+		}
+		if (got > 0 && base == 0)
 			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MyConfig->batch_ms);
-		pending += got;
+		pending = base + got;
 
 		kerr = KafkaSourceLastError(MySource, &nerr);
 		if (kerr && nerr != seen_err)

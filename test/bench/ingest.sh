@@ -9,6 +9,7 @@
 # each message's produce timestamp to its transaction's commit timestamp
 # (track_commit_timestamp, which make bench turns on).
 #   WIDE=200000 NARROW=1000000 test/bench/ingest.sh   (run by make bench)
+#   WORKERS=2 ...: the source uses two workers in one consumer group
 set -euo pipefail
 . "$(dirname "$0")/../integration/lib.sh"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
@@ -63,12 +64,12 @@ for shape in wide narrow; do
 
   # iotstream: from the first committed batch to the last row
   q "SELECT iotstream.create_source('bench_$shape', '$BROKERS', ARRAY['$shape'], 'bench.$shape', $mapping,
-       '{\"batch_size\": 10000, \"batch_ms\": 100}')" >/dev/null
+       '{\"batch_size\": 10000, \"batch_ms\": 100, \"workers\": ${WORKERS:-1}}')" >/dev/null
   q "SELECT iotstream.start_source('bench_$shape')" >/dev/null
   wait_for "SELECT EXISTS (SELECT 1 FROM bench.$shape)" 60
   t0=$(now_ms)
   c0=$(q "SELECT count(*) FROM bench.$shape")
-  wait_for "SELECT count(*) >= $n FROM bench.$shape" 600
+  wait_for "SELECT count(*) >= $n FROM bench.$shape" 240
   t1=$(now_ms)
   q "SELECT iotstream.stop_source('bench_$shape')" >/dev/null
   assert_eq "$(q "SELECT count(*) FROM bench.$shape")" "$n" "iotstream stored every $shape message"

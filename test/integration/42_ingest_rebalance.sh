@@ -20,7 +20,8 @@ SELECT iotstream.create_stream_table('it42.events',
   'created_at', max_past => '3650 days', max_future => '1 day', retention => NULL);
 SELECT iotstream.create_source('it42', '$BROKERS', ARRAY['rebal'], 'it42.events',
   '{"kafka_partition": "\$partition"}',
-  '{"workers": 2, "batch_size": 200, "batch_ms": 20, "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}');
+  -- long batches: a rebalance then usually lands while a batch is pending
+  '{"workers": 2, "batch_size": 5000, "batch_ms": 400, "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}');
 SELECT iotstream.start_source('it42');
 SQL
 
