@@ -24,7 +24,7 @@ private_install() {
   # build against the real headers, install into the copy
   make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config all >/dev/null || return 1
   PGBIN=$PRIVATE_PG/usr/lib/postgresql/15/bin
-  export PGBIN PRIVATE_PG
+  export PGBIN				# PRIVATE_PG stays ours: children must not remove it
   make -s PG_CONFIG="$PGBIN/pg_config" install >/dev/null
 }
 
@@ -119,9 +119,21 @@ ENV
 }
 
 cluster_stop() {
-  local dir=$1 data
+  local dir=$1 data pid i
   data=$dir/data
   [ -e "$data/postmaster.pid" ] || return 0
-  as_pg "$PGBIN/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
-    as_pg "$PGBIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+  as_pg "$PGBIN/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null 2>&1 && return 0
+  as_pg "$PGBIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 && return 0
+  # without pg_ctl (its binaries removed, say) signal the postmaster itself:
+  # a server must never outlive the run that started it
+  pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null) || return 0
+  kill -INT "$pid" 2>/dev/null || return 0
+  for i in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -QUIT "$pid" 2>/dev/null
+  sleep 1
+  kill -KILL "$pid" 2>/dev/null
+  return 0
 }

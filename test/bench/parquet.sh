@@ -24,6 +24,7 @@ if [ -z "${PGPORT:-}" ]; then
   . tools/cluster.sh
   if declare -f private_install >/dev/null; then
     private_install >/dev/null
+    OWN_PRIVATE_PG=$PRIVATE_PG
   else
     # one build installed into the system PostgreSQL at a time
     exec 9>/tmp/iotstream-test.lock
@@ -38,7 +39,8 @@ chown postgres: "$OUT" 2>/dev/null || chmod 777 "$OUT"
 cleanup() {
   rm -rf "$OUT"
   [ -n "${BENCH_CLUSTER:-}" ] && cluster_stop "$BENCH_CLUSTER"
-  [ -n "${PRIVATE_PG:-}" ] && rm -rf "$PRIVATE_PG"
+  # only a copy this script made: a runner's copy holds its running server
+  [ -n "${OWN_PRIVATE_PG:-}" ] && rm -rf "$OWN_PRIVATE_PG"
   return 0
 }
 trap cleanup EXIT
