@@ -85,6 +85,8 @@ typedef struct PartBuffer
 	ResultRelInfo *rri;
 	TupleDesc	desc;			/* an unpinned copy: slots made per batch
 								 * must not each pin the relcache's */
+	BulkInsertState bistate;	/* one per partition: a bulk-insert state
+								 * remembers a buffer by block number only */
 	TupleTableSlot *slots[MAX_BUFFERED_ROWS];
 	int			nslots;			/* slots created so far */
 	int			n;				/* slots holding rows */
@@ -97,7 +99,6 @@ typedef struct InsertState
 	ResultRelInfo *root;
 	PartitionTupleRouting *proute;
 	TupleTableSlot *rootslot;
-	BulkInsertState bistate;
 	CommandId	cid;
 	PartBuffer *bufs[MAX_BUFFERED_PARTS];
 	int			nbufs;
@@ -357,7 +358,6 @@ insert_begin(IngestTarget *t, InsertState *st)
 	st->cid = GetCurrentCommandId(true);
 	st->estate->es_output_cid = st->cid;
 	st->rootslot = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(rel), &TTSOpsVirtual);
-	st->bistate = GetBulkInsertState();
 }
 
 static void
@@ -367,7 +367,7 @@ flush_buffer(InsertState *st, PartBuffer *b)
 
 	if (b->n == 0)
 		return;
-	table_multi_insert(rri->ri_RelationDesc, b->slots, b->n, st->cid, 0, st->bistate);
+	table_multi_insert(rri->ri_RelationDesc, b->slots, b->n, st->cid, 0, b->bistate);
 	for (int i = 0; i < b->n; i++)
 	{
 		if (rri->ri_NumIndices > 0)
@@ -419,8 +419,11 @@ insert_row(InsertState *st, const Datum *values, const bool *nulls)
 		b = st->bufs[st->nbufs++];
 		if (b->rri != rri)
 		{
+			if (b->bistate)
+				FreeBulkInsertState(b->bistate);
 			b->rri = rri;
 			b->desc = CreateTupleDescCopy(RelationGetDescr(rel));
+			b->bistate = GetBulkInsertState();
 			b->nslots = 0;
 		}
 	}
@@ -445,15 +448,18 @@ insert_row(InsertState *st, const Datum *values, const bool *nulls)
 static void
 insert_end(InsertState *st)
 {
-	for (int i = 0; i < st->nbufs; i++)
-		flush_buffer(st, st->bufs[i]);
+	for (int i = 0; i < MAX_BUFFERED_PARTS && st->bufs[i]; i++)
+	{
+		if (i < st->nbufs)
+			flush_buffer(st, st->bufs[i]);
+		FreeBulkInsertState(st->bufs[i]->bistate);
+	}
 	AfterTriggerEndQuery(st->estate);
 	if (st->proute)
 		ExecCleanupTupleRouting(st->mtstate, st->proute);
 	ExecCloseResultRelations(st->estate);
 	ExecCloseRangeTableRelations(st->estate);
 	ExecResetTupleTable(st->estate->es_tupleTable, false);
-	FreeBulkInsertState(st->bistate);
 	FreeExecutorState(st->estate);
 }
 
