@@ -128,7 +128,6 @@ extern KafkaSource *KafkaSourceOpen(const KafkaProperty *props, int nprops,
 extern int	KafkaSourceFd(KafkaSource *ks);
 extern int	KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max);
 extern void KafkaSourceRelease(KafkaSource *ks);
-extern void KafkaSourceRewind(KafkaSource *ks, const KafkaPartition *parts, int n);
 extern void KafkaSourceCommit(KafkaSource *ks, const KafkaPartition *parts, int n);
 extern int64 KafkaSourceHighWatermark(KafkaSource *ks, const char *topic, int32 partition);
 extern const char *KafkaSourceLastError(KafkaSource *ks, int64 *count);

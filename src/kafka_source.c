@@ -41,6 +41,7 @@ struct KafkaSource
 	AssignedPartition *assigned;
 	int			nassigned;
 	int			maxassigned;
+	int			last_found;		/* messages come in runs from one partition */
 
 	/* messages handed out and not yet released */
 	rd_kafka_message_t **held;
@@ -54,10 +55,18 @@ struct KafkaSource
 static AssignedPartition *
 find_assigned(KafkaSource *ks, const char *topic, int32 partition)
 {
+	int			l = ks->last_found;
+
+	if (l < ks->nassigned && ks->assigned[l].partition == partition &&
+		strcmp(ks->assigned[l].topic, topic) == 0)
+		return &ks->assigned[l];
 	for (int i = 0; i < ks->nassigned; i++)
 		if (ks->assigned[i].partition == partition &&
 			strcmp(ks->assigned[i].topic, topic) == 0)
+		{
+			ks->last_found = i;
 			return &ks->assigned[i];
+		}
 	return NULL;
 }
 
@@ -312,30 +321,6 @@ KafkaSourceRelease(KafkaSource *ks)
 	for (int i = 0; i < ks->nheld; i++)
 		rd_kafka_message_destroy(ks->held[i]);
 	ks->nheld = 0;
-}
-
-/*
- * After a rollback, the positions of the messages that were not stored go
- * back to where storage says they are.
- */
-void
-KafkaSourceRewind(KafkaSource *ks, const KafkaPartition *parts, int n)
-{
-	for (int i = 0; i < n; i++)
-	{
-		AssignedPartition *ap = find_assigned(ks, parts[i].topic, parts[i].partition);
-		rd_kafka_topic_partition_list_t *l;
-
-		if (ap == NULL)
-			continue;
-		ap->position = parts[i].offset;
-		if (parts[i].offset < 0)
-			continue;
-		l = rd_kafka_topic_partition_list_new(1);
-		rd_kafka_topic_partition_list_add(l, parts[i].topic, parts[i].partition)->offset = parts[i].offset;
-		rd_kafka_error_destroy(rd_kafka_seek_partitions(ks->rk, l, 5000));
-		rd_kafka_topic_partition_list_destroy(l);
-	}
 }
 
 /* Tells the group what Postgres committed, so external lag tools work. */

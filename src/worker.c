@@ -85,6 +85,7 @@ static int	iotstream_max_workers = 16;
 static WorkerSlot *MySlot = NULL;
 static KafkaSource *MySource = NULL;
 static int	pending = 0;		/* messages read and not yet committed */
+static int64 seen_errors = 0;	/* consumer errors already reported */
 
 static Size
 shared_size(void)
@@ -341,14 +342,16 @@ pg_noinline static int
 batch_offsets(const KafkaMessage *msgs, int n, KafkaPartition *out)
 {
 	int			np = 0;
+	int			j = 0;
 
 	for (int i = 0; i < n; i++)
 	{
-		int			j;
-
-		for (j = 0; j < np; j++)
-			if (out[j].partition == msgs[i].partition && strcmp(out[j].topic, msgs[i].topic) == 0)
-				break;
+		/* messages come in runs from one partition: try the last one first */
+		if (j >= np || out[j].partition != msgs[i].partition ||
+			strcmp(out[j].topic, msgs[i].topic) != 0)
+			for (j = 0; j < np; j++)
+				if (out[j].partition == msgs[i].partition && strcmp(out[j].topic, msgs[i].topic) == 0)
+					break;
 		if (j == np)
 		{
 			out[np].topic = msgs[i].topic;
@@ -454,10 +457,7 @@ claim_slot(int source_id)
 		SpinLockAcquire(&s->mutex);
 		if (s->pid == 0 || kill(s->pid, 0) != 0)
 		{
-			int			keep_id = s->source_id;
-
 			memset((char *) s + sizeof(slock_t), 0, sizeof(WorkerSlot) - sizeof(slock_t));
-			(void) keep_id;
 			s->source_id = source_id;
 			s->pid = MyProcPid;
 			s->started_at = GetCurrentTimestamp();
@@ -529,7 +529,6 @@ iotstream_source_main(Datum main_arg)
 		long		timeout;
 		const char *kerr;
 		int64		nerr;
-		static int64 seen_err = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -554,9 +553,9 @@ iotstream_source_main(Datum main_arg)
 		pending = base + got;
 
 		kerr = KafkaSourceLastError(MySource, &nerr);
-		if (kerr && nerr != seen_err)
+		if (kerr && nerr != seen_errors)
 		{
-			seen_err = nerr;
+			seen_errors = nerr;
 			set_error(kerr);
 		}
 

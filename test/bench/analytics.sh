@@ -16,11 +16,9 @@ RUNS=${RUNS:-3}
 WORK=$ROOT/.tmp/bench-analytics-$$
 mkdir -p "$WORK"
 
-exec 9>/tmp/iotstream-test.lock
-flock 9
 . tools/cluster.sh
-make -s install >/dev/null
-trap 'cluster_stop "$WORK/cluster"; rm -rf "$WORK"' EXIT
+private_install >/dev/null
+trap 'cluster_stop "$WORK/cluster"; rm -rf "$WORK" "$PRIVATE_PG"' EXIT
 cluster_start "$WORK/cluster" iotstream_bench "${WORK_MEM:+work_mem = '$WORK_MEM'}" >/dev/null
 echo "work_mem: $(psql -X -A -t -c 'SHOW work_mem'), max_parallel_workers_per_gather: $(psql -X -A -t -c 'SHOW max_parallel_workers_per_gather')"
 

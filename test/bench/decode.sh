@@ -16,12 +16,10 @@ cd "$(dirname "$0")/../.."
 N=${N:-1000000}
 ROOT=$(pwd)
 
-exec 9>/tmp/iotstream-test.lock
-flock 9
-make -s install >/dev/null
 . tools/cluster.sh
+private_install >/dev/null
 WORK=$ROOT/.tmp/bench-decode-$$
-trap 'cluster_stop "$WORK/cluster"; rm -rf "$WORK"' EXIT
+trap 'cluster_stop "$WORK/cluster"; rm -rf "$WORK" "$PRIVATE_PG"' EXIT
 cluster_start "$WORK/cluster" iotstream_bench "shared_buffers = '1GB'" >/dev/null
 
 # 23 moreData fields with random values, as the seed-002 simulator sends

@@ -22,15 +22,8 @@ N=${1:-1000000}
 
 if [ -z "${PGPORT:-}" ]; then
   . tools/cluster.sh
-  if declare -f private_install >/dev/null; then
-    private_install >/dev/null
-    OWN_PRIVATE_PG=$PRIVATE_PG
-  else
-    # one build installed into the system PostgreSQL at a time
-    exec 9>/tmp/iotstream-test.lock
-    flock 9
-    make -s install >/dev/null
-  fi
+  private_install >/dev/null
+  OWN_PRIVATE_PG=$PRIVATE_PG
   BENCH_CLUSTER=$ROOT/.tmp/bench-parquet
   cluster_start "$BENCH_CLUSTER" iotstream_bench >/dev/null
 fi
