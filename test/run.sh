@@ -3,6 +3,7 @@
 # cluster, run pg_regress, the pgTAP suites and the integration scripts,
 # stop everything, and exit non-zero on any failure.
 # make bench (test/run.sh bench): the same cluster, running test/bench/*.sh.
+# ONLY=ingest test/run.sh bench, ONLY=40_ingest test/run.sh: a subset.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -42,9 +43,11 @@ psql -X -q -c "CREATE EXTENSION IF NOT EXISTS pgtap" || exit 1
 echo "   postgres on $PGHOST:$PGPORT, data in $CLUSTER_DATA"
 
 passed=0 failed=0
+# ONLY=substring runs just the suites whose name contains it
 suite() {
   local name=$1
   shift
+  case "$name" in *"${ONLY:-}"*) ;; *) return 0 ;; esac
   echo "== $name"
   if "$@"; then
     passed=$((passed + 1))
