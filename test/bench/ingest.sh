@@ -113,7 +113,15 @@ if [ "$LAT_SECONDS" -gt 0 ]; then
   rss0=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
   q "TRUNCATE bench.latency"
   "$IOTSTREAM_SIM" --brokers "$BROKERS" --topic latency --format telemetry --rate "$LAT_RATE" \
-    --duration "$LAT_SECONDS" --seed 10 --no-per-device >"$DATA/latency.json"
+    --duration "$LAT_SECONDS" --seed 10 --no-per-device >"$DATA/latency.json" &
+  sim=$!
+  # the worker's resident memory every 10 s while the stream runs
+  rss_samples=
+  while kill -0 $sim 2>/dev/null; do
+    rss_samples="$rss_samples $(awk '/VmRSS/ {print $2}' /proc/$pid/status)"
+    for _ in $(seq 50); do kill -0 $sim 2>/dev/null || break; sleep 0.2; done
+  done
+  wait $sim
   total=$(json_get "$(cat "$DATA/latency.json")" good)
   wait_for "SELECT count(*) >= $total FROM bench.latency" 60
   rss1=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
@@ -130,7 +138,7 @@ done
 echo
 if [ "$LAT_SECONDS" -gt 0 ]; then
   echo "latency at $LAT_RATE msg/s over $total messages: p50 ${p50} ms, p99 ${p99} ms, max ${pmax} ms"
-  echo "worker RSS: ${rss0} kB before, ${rss1} kB after $LAT_SECONDS s"
+  echo "worker RSS: ${rss0} kB before, ${rss1} kB after $LAT_SECONDS s; every 10 s (kB):$rss_samples"
 fi
 q "SELECT iotstream.drop_source(s) FROM unnest(ARRAY['bench_wide', 'bench_narrow', 'bench_latency']) s
   WHERE s IN (SELECT name FROM iotstream.sources)" >/dev/null
