@@ -187,6 +187,7 @@ typedef struct SourceConfig
 
 static SourceConfig *MyConfig = NULL;
 static IngestTarget *MyTarget = NULL;
+static DetectTarget *MyDetect = NULL;
 
 /*
  * Reads the source and its librdkafka properties, secrets included; runs in
@@ -400,8 +401,8 @@ store_offsets(const KafkaPartition *parts, int np)
 }
 
 /*
- * One transaction: the rows, the dead letters, the dedup keys and the
- * offsets.  If the fast path fails, the batch is retried row by row.
+ * One transaction: the rows, the dead letters, the dedup keys, what the
+ * rules and rollups make of the rows, and the offsets.  If the fast path fails, the batch is retried row by row.
  */
 static void
 process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
@@ -409,6 +410,7 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 	KafkaPartition *parts = palloc(sizeof(KafkaPartition) * n);
 	const int	np = batch_offsets(msgs, n, parts);
 	IngestCounts counts;
+	IngestedRows rows;
 
 	for (int attempt = 0; attempt < 2; attempt++)
 	{
@@ -419,7 +421,8 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 		PG_TRY();
 		{
 			MemoryContextSwitchTo(batch_cxt);
-			IngestBatch(MyTarget, msgs, n, attempt > 0, &counts);
+			IngestBatch(MyTarget, msgs, n, attempt > 0, &counts, &rows);
+			DetectBatch(MyDetect, &rows);
 			store_offsets(parts, np);
 			commit_xact();
 		}
@@ -506,6 +509,7 @@ iotstream_source_main(Datum main_arg)
 	}
 	MyTarget = IngestTargetCreate(MyConfig->target, MyConfig->mapping, MyConfig->options,
 								  MyConfig->name, source_id, long_cxt);
+	MyDetect = DetectTargetCreate(MyConfig->target, MyConfig->name, long_cxt);
 	commit_xact();
 	pgstat_report_appname(MyConfig->name);
 
