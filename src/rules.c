@@ -474,12 +474,15 @@ evaluate_range(const Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 	if (r->kind == RULE_SQL)
 	{
 		SPITupleTable *tt;
+		uint64		nfound;
 
 		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not evaluate rule \"%s\"", r->name ? r->name : r->detector);
+		nfound = SPI_processed;
 		MemoryContextSwitchTo(cxt);
 		tt = SPI_tuptable;
-		for (uint64 i = 0; i < SPI_processed; i++)
+		/* emit() runs statements of its own: SPI_processed changes */
+		for (uint64 i = 0; i < nfound; i++)
 		{
 			HeapTuple	tup = tt->vals[i];
 			bool		n2,
