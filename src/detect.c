@@ -145,8 +145,9 @@ batch_offsets_json(const IngestedRows *rows)
 /*
  * Merges the batch into the table's rollups and advances its rules.  Runs in
  * the batch's transaction; an error aborts the batch like an ingest error.
+ * Returns true if it raised anomalies that go to an alert topic.
  */
-void
+bool
 DetectBatch(DetectTarget *d, const IngestedRows *rows)
 {
 	bool		isnull;
@@ -157,6 +158,7 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows)
 	TimestampTz batch_min = 0;
 	TimestampTz batch_max = 0;
 	bool		any = false;
+	bool		alerts = false;
 	Datum		args[2];
 	ListCell   *lc;
 
@@ -169,7 +171,7 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows)
 	if (d->rules == NIL && d->rollups == NIL)
 	{
 		SPI_finish();
-		return;
+		return false;
 	}
 
 	for (int i = 0; i < rows->n; i++)
@@ -185,7 +187,7 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows)
 	if (!any)
 	{
 		SPI_finish();
-		return;					/* nothing stored: nothing moves */
+		return false;			/* nothing stored: nothing moves */
 	}
 
 	args[0] = ObjectIdGetDatum(d->relid);
@@ -194,7 +196,7 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows)
 	if (SPI_processed == 0)
 	{
 		SPI_finish();
-		return;					/* dropped since the definitions were read */
+		return false;			/* dropped since the definitions were read */
 	}
 	{
 		Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -222,7 +224,13 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows)
 		origin.source = d->source_name;
 		origin.offsets = batch_offsets_json(rows);
 		foreach(lc, d->rules)
-			RuleAdvance((Rule *) lfirst(lc), rows, new_wm, batch_min, &origin);
+		{
+			Rule	   *r = (Rule *) lfirst(lc);
+
+			if (RuleAdvance(r, rows, new_wm, batch_min, &origin) > 0 && RuleAlerts(r))
+				alerts = true;
+		}
 	}
 	SPI_finish();
+	return alerts;
 }

@@ -667,7 +667,7 @@ typedef struct DetectTarget DetectTarget;
 
 extern DetectTarget *DetectTargetCreate(Oid relid, const char *source_name,
 										MemoryContext cxt);
-extern void DetectBatch(DetectTarget *d, const IngestedRows *rows);
+extern bool DetectBatch(DetectTarget *d, const IngestedRows *rows);
 extern TimestampTz DetectDateBin(const Interval *width, TimestampTz t);
 extern int64 DetectIntervalUsecs(const Interval *i);
 
@@ -691,7 +691,23 @@ typedef struct DetectOrigin
 
 extern List *RulesLoad(Oid relid, MemoryContext cxt);
 extern void RulesRelease(List *rules);
-extern void RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
-						TimestampTz batch_min, const DetectOrigin *origin);
+extern int64 RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
+						 TimestampTz batch_min, const DetectOrigin *origin);
+extern bool RuleAlerts(const Rule *r);
+
+/* in kafka_sink.c */
+typedef struct KafkaSink KafkaSink;
+
+extern KafkaSink *KafkaSinkOpen(const KafkaProperty *props, int nprops,
+								char *errbuf, size_t errlen);
+extern bool KafkaSinkProduce(KafkaSink *ks, const char *topic, const char *key,
+							 size_t keylen, const char *payload, size_t len);
+extern int	KafkaSinkFlush(KafkaSink *ks, int timeout_ms);
+extern const char *KafkaSinkLastError(KafkaSink *ks);
+extern void KafkaSinkClose(KafkaSink *ks);
+
+/* in alerts.c */
+extern int	AlertsDrain(KafkaSink **sinkp, KafkaSink *(*open_sink) (void),
+						const char *source);
 
 #endif							/* IOTSTREAM_H */

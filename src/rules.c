@@ -710,9 +710,10 @@ store_anomaly(void *arg, const Anomaly *a)
 
 /*
  * Counts the batch's late rows and evaluates the windows the new watermark
- * seals.  Inside SPI, in the batch's transaction.
+ * seals; returns the anomalies raised.  Inside SPI, in the batch's
+ * transaction.
  */
-void
+int64
 RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
 			TimestampTz batch_min, const DetectOrigin *origin)
 {
@@ -733,7 +734,7 @@ RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
 	if (SPI_execute_plan(progress_read_plan, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the progress of rule \"%s\"", r->name);
 	if (SPI_processed == 0)
-		return;					/* dropped meanwhile */
+		return 0;				/* dropped meanwhile */
 	from = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	started = !isnull;
 	if (!started)
@@ -756,7 +757,7 @@ RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
 		windows = (horizon - from) / width;
 	}
 	else if (started && late == 0)
-		return;					/* nothing changes */
+		return 0;				/* nothing changes */
 
 	args[1] = TimestampTzGetDatum(Max(from, horizon));
 	args[2] = Int64GetDatum(windows);
@@ -765,6 +766,14 @@ RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
 	args[5] = Int64GetDatum(late);
 	if (SPI_execute_plan(progress_write_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not store the progress of rule \"%s\"", r->name);
+	return found;
+}
+
+/* Whether the rule's anomalies go to an alert topic. */
+bool
+RuleAlerts(const Rule *r)
+{
+	return r->alert_topic != NULL;
 }
 
 /* ---------------------------------------------------------------- backtest */
