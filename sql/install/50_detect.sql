@@ -558,21 +558,30 @@ END $$;
 COMMENT ON FUNCTION iotstream._rule(text) IS 'Internal: a rule''s definition, or an error with a hint.';
 
 CREATE FUNCTION iotstream.enable_rule(name text) RETURNS void
-LANGUAGE sql AS $$
-    UPDATE iotstream.rules SET enabled = true WHERE rule_id = (iotstream._rule(name)).rule_id
-$$;
+LANGUAGE plpgsql AS $$
+DECLARE
+    r iotstream.rules := iotstream._rule(name);
+BEGIN
+    UPDATE iotstream.rules SET enabled = true WHERE rule_id = r.rule_id;
+END $$;
 COMMENT ON FUNCTION iotstream.enable_rule(text) IS 'Resumes a rule; windows closed while it was disabled are evaluated at the next batch.';
 
 CREATE FUNCTION iotstream.disable_rule(name text) RETURNS void
-LANGUAGE sql AS $$
-    UPDATE iotstream.rules SET enabled = false WHERE rule_id = (iotstream._rule(name)).rule_id
-$$;
+LANGUAGE plpgsql AS $$
+DECLARE
+    r iotstream.rules := iotstream._rule(name);
+BEGIN
+    UPDATE iotstream.rules SET enabled = false WHERE rule_id = r.rule_id;
+END $$;
 COMMENT ON FUNCTION iotstream.disable_rule(text) IS 'Pauses a rule; its progress is kept.';
 
 CREATE FUNCTION iotstream.drop_rule(name text) RETURNS void
-LANGUAGE sql AS $$
-    DELETE FROM iotstream.rules WHERE rule_id = (iotstream._rule(name)).rule_id
-$$;
+LANGUAGE plpgsql AS $$
+DECLARE
+    r iotstream.rules := iotstream._rule(name);
+BEGIN
+    DELETE FROM iotstream.rules WHERE rule_id = r.rule_id;
+END $$;
 COMMENT ON FUNCTION iotstream.drop_rule(text) IS 'Drops a rule and its progress; its anomalies stay.';
 
 CREATE FUNCTION iotstream.alter_rule(
