@@ -39,7 +39,15 @@ struct DetectTarget
 	SPIPlanPtr	version_plan;
 	SPIPlanPtr	lock_plan;
 	SPIPlanPtr	update_plan;
+	TimestampTz last_evaluation;	/* wall clock, of this worker */
 };
+
+/*
+ * While a source works through a backlog (full batches), rules evaluate at
+ * most this often: one query then covers the windows of many batches.  A
+ * batch that is not full (a live stream) always evaluates at once.
+ */
+#define BACKLOG_EVALUATION_MS	1000
 
 DetectTarget *
 DetectTargetCreate(Oid relid, const char *source_name, MemoryContext cxt)
@@ -143,12 +151,13 @@ batch_offsets_json(const IngestedRows *rows)
 }
 
 /*
- * Merges the batch into the table's rollups and advances its rules.  Runs in
- * the batch's transaction; an error aborts the batch like an ingest error.
+ * Merges the batch into the table's rollups and advances its rules; backlog
+ * says more messages are waiting (see BACKLOG_EVALUATION_MS).  Runs in the
+ * batch's transaction; an error aborts the batch like an ingest error.
  * Returns true if it raised anomalies that go to an alert topic.
  */
 bool
-DetectBatch(DetectTarget *d, const IngestedRows *rows)
+DetectBatch(DetectTarget *d, const IngestedRows *rows, bool backlog)
 {
 	bool		isnull;
 	int64		version;
@@ -220,6 +229,9 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows)
 	if (d->rules != NIL)
 	{
 		DetectOrigin origin;
+		TimestampTz now = GetCurrentTimestamp();
+		bool		evaluate = !backlog ||
+			TimestampDifferenceExceeds(d->last_evaluation, now, BACKLOG_EVALUATION_MS);
 
 		origin.source = d->source_name;
 		origin.offsets = batch_offsets_json(rows);
@@ -227,9 +239,11 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows)
 		{
 			Rule	   *r = (Rule *) lfirst(lc);
 
-			if (RuleAdvance(r, rows, new_wm, batch_min, &origin) > 0 && RuleAlerts(r))
+			if (RuleAdvance(r, rows, new_wm, batch_min, &origin, evaluate) > 0 && RuleAlerts(r))
 				alerts = true;
 		}
+		if (evaluate)
+			d->last_evaluation = now;
 	}
 	SPI_finish();
 	return alerts;

@@ -667,7 +667,7 @@ typedef struct DetectTarget DetectTarget;
 
 extern DetectTarget *DetectTargetCreate(Oid relid, const char *source_name,
 										MemoryContext cxt);
-extern bool DetectBatch(DetectTarget *d, const IngestedRows *rows);
+extern bool DetectBatch(DetectTarget *d, const IngestedRows *rows, bool backlog);
 extern TimestampTz DetectDateBin(const Interval *width, TimestampTz t);
 extern int64 DetectIntervalUsecs(const Interval *i);
 
@@ -692,7 +692,8 @@ typedef struct DetectOrigin
 extern List *RulesLoad(Oid relid, MemoryContext cxt);
 extern void RulesRelease(List *rules);
 extern int64 RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
-						 TimestampTz batch_min, const DetectOrigin *origin);
+						 TimestampTz batch_min, const DetectOrigin *origin,
+						 bool evaluate);
 extern bool RuleAlerts(const Rule *r);
 
 /* in kafka_sink.c */

@@ -709,13 +709,13 @@ store_anomaly(void *arg, const Anomaly *a)
 }
 
 /*
- * Counts the batch's late rows and evaluates the windows the new watermark
- * seals; returns the anomalies raised.  Inside SPI, in the batch's
- * transaction.
+ * Counts the batch's late rows and, if evaluate, evaluates the windows the
+ * new watermark seals; returns the anomalies raised.  Inside SPI, in the
+ * batch's transaction.
  */
 int64
 RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
-			TimestampTz batch_min, const DetectOrigin *origin)
+			TimestampTz batch_min, const DetectOrigin *origin, bool evaluate)
 {
 	int64		lateness = DetectIntervalUsecs(&r->lateness);
 	int64		width = DetectIntervalUsecs(&r->window);
@@ -749,6 +749,8 @@ RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
 				late++;
 	}
 
+	if (!evaluate && started)
+		horizon = from;			/* later, with the windows of more batches */
 	if (horizon > from)
 	{
 		StoreArg	s = {r, origin};

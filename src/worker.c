@@ -499,7 +499,7 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 		{
 			MemoryContextSwitchTo(batch_cxt);
 			IngestBatch(MyTarget, msgs, n, attempt > 0, &counts, &rows);
-			if (DetectBatch(MyDetect, &rows))
+			if (DetectBatch(MyDetect, &rows, n >= MyConfig->batch_size))
 				alerts_pending = true;
 			store_offsets(parts, np);
 			commit_xact();
