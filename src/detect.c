@@ -40,6 +40,7 @@ struct DetectTarget
 	SPIPlanPtr	lock_plan;
 	SPIPlanPtr	update_plan;
 	TimestampTz last_evaluation;	/* wall clock, of this worker */
+	bool		deferred;		/* sealed windows wait for DetectCatchUp */
 };
 
 /*
@@ -244,7 +245,55 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows, bool backlog)
 		}
 		if (evaluate)
 			d->last_evaluation = now;
+		d->deferred = !evaluate;
 	}
+	SPI_finish();
+	return alerts;
+}
+
+/* Whether a backlog left sealed windows unevaluated (see DetectCatchUp). */
+bool
+DetectPending(DetectTarget *d)
+{
+	return d->deferred;
+}
+
+/*
+ * Evaluates the windows the stored watermark has sealed and a backlog left
+ * for later, once the source has caught up; in a transaction of its own.
+ * Returns true if it raised anomalies that go to an alert topic.
+ */
+bool
+DetectCatchUp(DetectTarget *d)
+{
+	IngestedRows none;
+	DetectOrigin origin = {d->source_name, "[]"};
+	Datum		args[1] = {ObjectIdGetDatum(d->relid)};
+	bool		isnull;
+	bool		alerts = false;
+	TimestampTz wm;
+	ListCell   *lc;
+
+	memset(&none, 0, sizeof(none));
+	d->deferred = false;
+	d->last_evaluation = GetCurrentTimestamp();
+	SPI_connect();
+	if (SPI_execute_plan(d->lock_plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the iotstream watermark");
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return false;
+	}
+	wm = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!isnull)
+		foreach(lc, d->rules)
+		{
+			Rule	   *r = (Rule *) lfirst(lc);
+
+			if (RuleAdvance(r, &none, wm, wm, &origin, true) > 0 && RuleAlerts(r))
+				alerts = true;
+		}
 	SPI_finish();
 	return alerts;
 }

@@ -668,6 +668,8 @@ typedef struct DetectTarget DetectTarget;
 extern DetectTarget *DetectTargetCreate(Oid relid, const char *source_name,
 										MemoryContext cxt);
 extern bool DetectBatch(DetectTarget *d, const IngestedRows *rows, bool backlog);
+extern bool DetectPending(DetectTarget *d);
+extern bool DetectCatchUp(DetectTarget *d);
 extern TimestampTz DetectDateBin(const Interval *width, TimestampTz t);
 extern int64 DetectIntervalUsecs(const Interval *i);
 

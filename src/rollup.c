@@ -3,10 +3,11 @@
  *		Merges each ingested batch into the rollups of its table.
  *
  * A rollup keeps iotstream.stats per key and bucket.  A batch is merged
- * with one statement per rollup: its rows go in as arrays (one per column,
- * in the column's own type), are aggregated with stats_agg per key and
- * bucket, and upserted with stats_combine (sql/install/50_detect.sql builds
- * the statement).  Nothing is rescanned.
+ * with one statement per rollup: its rows are summarized here per key and
+ * bucket (a hash table on the key columns' own hash and equality functions,
+ * StatsAdd per value), and the groups go in as arrays to one upsert that
+ * merges with stats_combine (sql/install/50_detect.sql builds it).  Nothing
+ * is rescanned.
  *
  * The invariant: a row is merged exactly once, or counted as late.  A row
  * is late when its bucket closed before the batch (bucket end <= watermark
@@ -17,14 +18,18 @@
  */
 #include "iotstream.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 struct Rollup
 {
@@ -39,6 +44,11 @@ struct Rollup
 	int16	   *typlen;
 	bool	   *typbyval;
 	char	   *typalign;
+	int64		bucket_usecs;
+	Oid			stats_type;
+	FmgrInfo   *eq;				/* per key column: equality and hash */
+	FmgrInfo   *hash;
+	Oid		   *collations;
 	SPIPlanPtr	upsert_plan;
 	SPIPlanPtr	progress_plan;
 };
@@ -104,19 +114,38 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 		r->typlen = palloc(sizeof(int16) * r->ncols);
 		r->typbyval = palloc(sizeof(bool) * r->ncols);
 		r->typalign = palloc(sizeof(char) * r->ncols);
+		r->bucket_usecs = DetectIntervalUsecs(&r->bucket);
+		r->stats_type = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("stats"),
+										ObjectIdGetDatum(get_namespace_oid("iotstream", false)));
+		r->eq = palloc(sizeof(FmgrInfo) * Max(1, nkeys));
+		r->hash = palloc(sizeof(FmgrInfo) * Max(1, nkeys));
+		r->collations = palloc(sizeof(Oid) * Max(1, nkeys));
 		for (int i = 0; i < nkeys; i++)
+		{
+			TypeCacheEntry *tc;
+
 			column_of(relid, TextDatumGetCString(keys[i]), r, i);
+			tc = lookup_type_cache(r->types[i], TYPECACHE_EQ_OPR_FINFO | TYPECACHE_HASH_PROC_FINFO);
+			if (!OidIsValid(tc->eq_opr_finfo.fn_oid) || !OidIsValid(tc->hash_proc_finfo.fn_oid))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_FUNCTION),
+						 errmsg("rollup \"%s\": key column \"%s\" has a type without hashing",
+								r->name, TextDatumGetCString(keys[i])),
+						 errhint("Use key columns of a type with a hash operator class, such as text or integers.")));
+			fmgr_info_copy(&r->eq[i], &tc->eq_opr_finfo, cxt);
+			fmgr_info_copy(&r->hash[i], &tc->hash_proc_finfo, cxt);
+			r->collations[i] = get_typcollation(r->types[i]);
+		}
 		for (int i = 0; i < nvals; i++)
 			column_of(relid, TextDatumGetCString(vals[i]), r, nkeys + i);
 
-		/* arguments: key arrays, the event times, value arrays */
+		/* arguments: key arrays, the buckets, stats arrays: one entry per group */
 		argt = palloc(sizeof(Oid) * (r->ncols + 1));
-		for (int i = 0, a = 0; i < r->ncols; i++)
-		{
-			if (i == nkeys)
-				argt[a++] = TIMESTAMPTZARRAYOID;
-			argt[a++] = get_array_type(r->types[i]);
-		}
+		for (int i = 0; i < nkeys; i++)
+			argt[i] = get_array_type(r->types[i]);
+		argt[nkeys] = TIMESTAMPTZARRAYOID;
+		for (int i = 0; i < nvals; i++)
+			argt[nkeys + 1 + i] = get_array_type(r->stats_type);
 		MemoryContextSwitchTo(old);
 		r->upsert_plan = SPI_prepare(sql, r->ncols + 1, argt);
 		if (r->upsert_plan == NULL)
@@ -150,64 +179,195 @@ RollupsRelease(List *rollups)
 	}
 }
 
-/* Merges the stored rows of a batch whose buckets are still open; inside SPI. */
+static float8
+value_float8(Datum d, Oid type)
+{
+	switch (type)
+	{
+		case FLOAT8OID:
+			return DatumGetFloat8(d);
+		case FLOAT4OID:
+			return (float8) DatumGetFloat4(d);
+		case INT2OID:
+			return (float8) DatumGetInt16(d);
+		case INT4OID:
+			return (float8) DatumGetInt32(d);
+		case INT8OID:
+			return (float8) DatumGetInt64(d);
+		case NUMERICOID:
+			return DatumGetFloat8(DirectFunctionCall1(numeric_float8, d));
+		default:
+			elog(ERROR, "rollup value of unexpected type %u", type);
+	}
+	return 0;
+}
+
+/* The start of t's bucket: date_bin(bucket, t, '2000-01-01'), without months. */
+static inline TimestampTz
+bucket_of(const Rollup *r, TimestampTz t)
+{
+	int64		m = t % r->bucket_usecs;
+
+	return m < 0 ? t - m - r->bucket_usecs : t - m;
+}
+
+static uint32
+group_hash(const Rollup *r, const IngestedRows *rows, int row, TimestampTz bucket)
+{
+	uint32		h = hash_bytes_uint32((uint32) bucket) ^ hash_bytes_uint32((uint32) (bucket >> 32));
+
+	for (int k = 0; k < r->nkeys; k++)
+	{
+		int			a = (r->attnos[k] - 1) + row * rows->natts;
+		uint32		kh = 0x9e3779b9;
+
+		if (!rows->nulls[a])
+			kh = DatumGetUInt32(FunctionCall1Coll(&r->hash[k], r->collations[k], rows->values[a]));
+		h = hash_combine(h, kh);
+	}
+	return h;
+}
+
+static bool
+same_keys(const Rollup *r, const IngestedRows *rows, int x, int y)
+{
+	for (int k = 0; k < r->nkeys; k++)
+	{
+		int			a = (r->attnos[k] - 1) + x * rows->natts;
+		int			b = (r->attnos[k] - 1) + y * rows->natts;
+
+		if (rows->nulls[a] || rows->nulls[b])
+		{
+			if (rows->nulls[a] != rows->nulls[b])
+				return false;
+			continue;
+		}
+		if (!DatumGetBool(FunctionCall2Coll(&r->eq[k], r->collations[k], rows->values[a], rows->values[b])))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Merges the stored rows of a batch whose buckets are still open; inside
+ * SPI.  The rows are summarized per key and bucket here (StatsAdd), so one
+ * upsert carries one row per group.
+ */
 void
 RollupMergeBatch(Rollup *r, const IngestedRows *rows, bool have_watermark,
 				 TimestampTz watermark)
 {
 	TimestampTz cutoff = PG_INT64_MIN;
-	int			n = 0;
+	int			nv = r->ncols - r->nkeys;
+	int			ngroups = 0;
+	int			merged = 0;
 	int64		late = 0;
-	int			ncols = r->ncols;
-	Datum	   *elems = palloc(sizeof(Datum) * rows->n);
-	bool	   *enulls = palloc(sizeof(bool) * rows->n);
-	int		   *take = palloc(sizeof(int) * rows->n);
-	Datum	   *args = palloc(sizeof(Datum) * (ncols + 1));
+	int			cap = 16;
+	int		   *slots;
+	int		   *group_row;
+	uint32	   *group_hashes;
+	TimestampTz *group_bucket;
+	StatsState *stats;
 	Datum		pargs[3];
-	int			dims[1];
-	int			lbs[1] = {1};
+
+	while (cap < rows->n * 2)
+		cap <<= 1;
+	slots = palloc(sizeof(int) * cap);
+	memset(slots, -1, sizeof(int) * cap);
+	group_row = palloc(sizeof(int) * rows->n);
+	group_hashes = palloc(sizeof(uint32) * rows->n);
+	group_bucket = palloc(sizeof(TimestampTz) * rows->n);
+	stats = palloc(sizeof(StatsState) * Max(1, rows->n) * nv);
 
 	if (have_watermark)
-		cutoff = DetectDateBin(&r->bucket, watermark - DetectIntervalUsecs(&r->lateness));
+		cutoff = bucket_of(r, watermark - DetectIntervalUsecs(&r->lateness));
 	for (int i = 0; i < rows->n; i++)
 	{
+		TimestampTz b;
+		uint32		h;
+		int			slot;
+		int			g = -1;
+
 		if (!rows->stored[i])
 			continue;
-		if (rows->ts[i] < cutoff)
+		b = bucket_of(r, rows->ts[i]);
+		if (b < cutoff)
+		{
 			late++;
-		else
-			take[n++] = i;
+			continue;
+		}
+		merged++;
+		h = group_hash(r, rows, i, b);
+		for (slot = h & (cap - 1); slots[slot] >= 0; slot = (slot + 1) & (cap - 1))
+		{
+			int			c = slots[slot];
+
+			if (group_hashes[c] == h && group_bucket[c] == b && same_keys(r, rows, group_row[c], i))
+			{
+				g = c;
+				break;
+			}
+		}
+		if (g < 0)
+		{
+			g = ngroups++;
+			slots[slot] = g;
+			group_row[g] = i;
+			group_hashes[g] = h;
+			group_bucket[g] = b;
+			for (int v = 0; v < nv; v++)
+				StatsInit(&stats[g * nv + v]);
+		}
+		for (int v = 0; v < nv; v++)
+		{
+			int			a = (r->attnos[r->nkeys + v] - 1) + i * rows->natts;
+
+			if (!rows->nulls[a])
+				StatsAdd(&stats[g * nv + v], value_float8(rows->values[a], r->types[r->nkeys + v]));
+		}
 	}
 
-	if (n > 0)
+	if (ngroups > 0)
 	{
-		dims[0] = n;
-		for (int c = 0, a = 0; c < ncols; c++)
-		{
-			int			att = r->attnos[c] - 1;
+		Datum	   *args = palloc(sizeof(Datum) * (r->ncols + 1));
+		Datum	   *elems = palloc(sizeof(Datum) * ngroups);
+		bool	   *enulls = palloc(sizeof(bool) * ngroups);
+		int			dims[1] = {ngroups};
+		int			lbs[1] = {1};
+		int			a = 0;
 
-			if (c == r->nkeys)
+		for (int k = 0; k < r->nkeys; k++)
+		{
+			for (int g = 0; g < ngroups; g++)
 			{
-				/* StreamTime is the representation of timestamptz */
-				for (int k = 0; k < n; k++)
-					elems[k] = TimestampTzGetDatum(rows->ts[take[k]]);
-				args[a++] = PointerGetDatum(construct_array(elems, n, TIMESTAMPTZOID, 8,
-															FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+				int			at = (r->attnos[k] - 1) + group_row[g] * rows->natts;
+
+				elems[g] = rows->values[at];
+				enulls[g] = rows->nulls[at];
 			}
-			for (int k = 0; k < n; k++)
+			args[a++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs, r->types[k],
+														   r->typlen[k], r->typbyval[k], r->typalign[k]));
+		}
+		for (int g = 0; g < ngroups; g++)
+			elems[g] = TimestampTzGetDatum(group_bucket[g]);
+		args[a++] = PointerGetDatum(construct_array(elems, ngroups, TIMESTAMPTZOID, 8,
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		for (int v = 0; v < nv; v++)
+		{
+			for (int g = 0; g < ngroups; g++)
 			{
-				elems[k] = rows->values[take[k] * rows->natts + att];
-				enulls[k] = rows->nulls[take[k] * rows->natts + att];
+				elems[g] = PointerGetDatum(&stats[g * nv + v]);
+				enulls[g] = stats[g * nv + v].n == 0;	/* like stats_agg over no values */
 			}
-			args[a++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs, r->types[c],
-														   r->typlen[c], r->typbyval[c], r->typalign[c]));
+			args[a++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs, r->stats_type,
+														   sizeof(StatsState), false, TYPALIGN_DOUBLE));
 		}
 		if (SPI_execute_plan(r->upsert_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not merge a batch into rollup \"%s\"", r->name);
 	}
 
 	pargs[0] = Int32GetDatum(r->rollup_id);
-	pargs[1] = Int64GetDatum(n);
+	pargs[1] = Int64GetDatum(merged);
 	pargs[2] = Int64GetDatum(late);
 	if (SPI_execute_plan(r->progress_plan, pargs, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not store the progress of rollup \"%s\"", r->name);

@@ -477,6 +477,32 @@ drain_alerts(MemoryContext cxt)
 	alerts_pending = false;
 }
 
+/* Evaluates the windows a backlog deferred, in a transaction of its own. */
+static void
+catch_up_rules(MemoryContext cxt)
+{
+	begin_xact("evaluating rules");
+	PG_TRY();
+	{
+		MemoryContextSwitchTo(cxt);
+		if (DetectCatchUp(MyDetect))
+			alerts_pending = true;
+		commit_xact();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		set_error(edata->message);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
 /*
  * One transaction: the rows, the dead letters, the dedup keys, what the
  * rules and rollups make of the rows, and the offsets.  If the fast path fails, the batch is retried row by row.
@@ -655,6 +681,12 @@ iotstream_source_main(Datum main_arg)
 		}
 		if (got > 0)
 			continue;			/* the queue may hold more */
+		/* idle: evaluate what a backlog left for later */
+		if (pending == 0 && DetectPending(MyDetect))
+		{
+			catch_up_rules(batch_cxt);
+			MemoryContextReset(batch_cxt);
+		}
 		/* idle: retry unsent alerts (and send those left by a crash) once a second */
 		if (alerts_pending && pending == 0 &&
 			TimestampDifferenceExceeds(alerts_tried_at, GetCurrentTimestamp(), 1000))

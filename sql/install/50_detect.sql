@@ -40,7 +40,7 @@ CREATE TABLE iotstream.rollups (
     value_columns text[] NOT NULL,
     bucket        interval NOT NULL CHECK (bucket > interval '0'),
     lateness      interval NOT NULL CHECK (lateness >= interval '0'),
-    upsert_sql    text NOT NULL,      -- merges one batch: $keys..., $times, $values...
+    upsert_sql    text NOT NULL,      -- merges one batch's groups: $keys..., $buckets, $stats...
     refresh_sql   text NOT NULL,      -- recomputes [$1, $2) from the source table
     created_at    timestamptz NOT NULL DEFAULT now()
 );
@@ -257,8 +257,7 @@ BEGIN
         sets := sets || format('%s%I = CASE WHEN r.%I IS NULL THEN excluded.%I WHEN excluded.%I IS NULL THEN r.%I'
                                ' ELSE iotstream.stats_combine(r.%I, excluded.%I) END',
                                CASE WHEN sets = '' THEN '' ELSE ', ' END, c, c, c, c, c, c, c);
-        unn := unn || format(', $%s::%s[]', n, (SELECT format_type(atttypid, NULL) FROM pg_attribute
-                                               WHERE attrelid = source_table AND attname = c));
+        unn := unn || format(', $%s::iotstream.stats[]', n);
     END LOOP;
     ukeys := keys || 'bucket_start';
     EXECUTE format('CREATE TABLE %s (%sbucket_start timestamptz NOT NULL, %s, UNIQUE NULLS NOT DISTINCT (%s))',
@@ -268,13 +267,10 @@ BEGIN
     INSERT INTO iotstream.rollups (name, source_table, rollup_table, key_columns, value_columns, bucket, lateness,
                                    upsert_sql, refresh_sql)
     VALUES (name, source_table, tbl, key_columns, value_columns, bucket, lateness,
-            format('INSERT INTO %s AS r (%s%s) SELECT %sdate_bin(%L, u._t, %L)%s FROM unnest(%s) AS u(%s_t, %s)'
-                   ' GROUP BY %s ON CONFLICT (%s) DO UPDATE SET %s',
+            format('INSERT INTO %s AS r (%s%s) SELECT * FROM unnest(%s)'
+                   ' ON CONFLICT (%s) DO UPDATE SET %s',
                    tbl, ukeys, (SELECT string_agg(format(', %I', v), '') FROM unnest(value_columns) v),
-                   keys, bucket, '2000-01-01 00:00:00+00', aggs, unn, keys,
-                   (SELECT string_agg(format('%I', v), ', ') FROM unnest(value_columns) v),
-                   (SELECT string_agg(g::text, ', ') FROM generate_series(1, cardinality(key_columns) + 1) g),
-                   ukeys, sets),
+                   unn, ukeys, sets),
             format('INSERT INTO %s (%s%s) SELECT %sdate_bin(%L, %I, %L)%s FROM %s WHERE %I >= $1 AND %I < $2 GROUP BY %s',
                    tbl, ukeys, (SELECT string_agg(format(', %I', v), '') FROM unnest(value_columns) v),
                    keys, bucket, tcol, '2000-01-01 00:00:00+00', aggs, source_table, tcol, tcol,
