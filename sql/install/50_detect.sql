@@ -696,3 +696,15 @@ SELECT r.name AS rollup, r.source_table, r.rollup_table, r.bucket, r.lateness, w
   JOIN iotstream.rollup_progress p USING (rollup_id)
   LEFT JOIN iotstream.watermarks w ON w.relid = r.source_table;
 COMMENT ON VIEW iotstream.rollup_status IS 'Per rollup: the watermark, rows merged, and late rows (counted, not merged until refresh_rollup).';
+
+-- Definitions, progress and anomalies are user data: pg_dump keeps them.
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rules', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rollups', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rule_progress', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rollup_progress', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rule_state', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.watermarks', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.anomalies', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rules_rule_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rollups_rollup_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.anomalies_id_seq', '');
