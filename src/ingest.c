@@ -538,7 +538,7 @@ store_dead_letter(IngestTarget *t, const KafkaMessage *m, const char *reason)
  */
 void
 IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
-			bool row_by_row, IngestCounts *counts)
+			bool row_by_row, IngestCounts *counts, IngestedRows *out)
 {
 	int			natts = t->natts;
 	Datum	   *values = palloc(sizeof(Datum) * natts * n);
@@ -700,6 +700,21 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 	if (defstate)
 		FreeExecutorState(defstate);
 	counts->messages += n;
+
+	if (out)
+	{
+		bool	   *stored = palloc(sizeof(bool) * n);
+
+		for (int i = 0; i < n; i++)
+			stored[i] = !skip[i] && reason[i] == NULL;
+		out->n = n;
+		out->natts = natts;
+		out->values = values;
+		out->nulls = nulls;
+		out->stored = stored;
+		out->ts = ts;
+		out->msgs = msgs;
+	}
 
 	/* once a minute, forget what the horizon no longer covers */
 	if (t->seen && TimestampDifferenceExceeds(t->last_expiry, GetCurrentTimestamp(), 60000))

@@ -13,6 +13,7 @@
 
 #include "access/attnum.h"
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
 #define IOTSTREAM_VERSION "0.1.0"
@@ -148,8 +149,25 @@ typedef struct IngestCounts
 extern IngestTarget *IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 										const char *source_name, int source_id,
 										MemoryContext cxt);
+/*
+ * What IngestBatch stored, for the stages after ingest: the decoded rows in
+ * the target's column order (natts values per message), which of them were
+ * inserted, and their event times.  Valid until the batch context resets.
+ */
+typedef struct IngestedRows
+{
+	int			n;				/* messages in the batch */
+	int			natts;
+	const Datum *values;		/* n * natts */
+	const bool *nulls;			/* n * natts */
+	const bool *stored;			/* row i was inserted */
+	const StreamTime *ts;		/* event time of row i, valid if stored */
+	const KafkaMessage *msgs;
+} IngestedRows;
+
 extern void IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
-						bool row_by_row, IngestCounts *counts);
+						bool row_by_row, IngestCounts *counts,
+						IngestedRows *out);
 extern void IngestDedupReset(IngestTarget *t);
 
 /*
@@ -641,5 +659,58 @@ typedef struct ParquetFileSink ParquetFileSink;
 extern ParquetFileSink *ParquetFileSinkOpen(const char *path);
 extern void ParquetFileSinkWrite(void *arg, const void *data, size_t len);
 extern void ParquetFileSinkClose(ParquetFileSink *sink);
+
+/* in detect.c */
+
+/* The rules and rollups of one stream table, as a source worker runs them. */
+typedef struct DetectTarget DetectTarget;
+
+extern DetectTarget *DetectTargetCreate(Oid relid, const char *source_name,
+										MemoryContext cxt);
+extern bool DetectBatch(DetectTarget *d, const IngestedRows *rows, bool backlog);
+extern bool DetectPending(DetectTarget *d);
+extern bool DetectCatchUp(DetectTarget *d);
+extern TimestampTz DetectDateBin(const Interval *width, TimestampTz t);
+extern int64 DetectIntervalUsecs(const Interval *i);
+
+/* in rollup.c */
+typedef struct Rollup Rollup;
+
+extern List *RollupsLoad(Oid relid, MemoryContext cxt);
+extern void RollupsRelease(List *rollups);
+extern void RollupMergeBatch(Rollup *r, const IngestedRows *rows,
+							 bool have_watermark, TimestampTz watermark);
+
+/* in rules.c */
+typedef struct Rule Rule;
+
+/* Where the batch that closes a window came from, for anomalies. */
+typedef struct DetectOrigin
+{
+	const char *source;
+	const char *offsets;		/* JSON array of {topic, partition, first, last} */
+} DetectOrigin;
+
+extern List *RulesLoad(Oid relid, MemoryContext cxt);
+extern void RulesRelease(List *rules);
+extern int64 RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
+						 TimestampTz batch_min, const DetectOrigin *origin,
+						 bool evaluate);
+extern bool RuleAlerts(const Rule *r);
+
+/* in kafka_sink.c */
+typedef struct KafkaSink KafkaSink;
+
+extern KafkaSink *KafkaSinkOpen(const KafkaProperty *props, int nprops,
+								char *errbuf, size_t errlen);
+extern bool KafkaSinkProduce(KafkaSink *ks, const char *topic, const char *key,
+							 size_t keylen, const char *payload, size_t len);
+extern int	KafkaSinkFlush(KafkaSink *ks, int timeout_ms);
+extern const char *KafkaSinkLastError(KafkaSink *ks);
+extern void KafkaSinkClose(KafkaSink *ks);
+
+/* in alerts.c */
+extern int	AlertsDrain(KafkaSink **sinkp, KafkaSink *(*open_sink) (void),
+						const char *source);
 
 #endif							/* IOTSTREAM_H */

@@ -187,6 +187,10 @@ typedef struct SourceConfig
 
 static SourceConfig *MyConfig = NULL;
 static IngestTarget *MyTarget = NULL;
+static DetectTarget *MyDetect = NULL;
+static KafkaSink *MySink = NULL;		/* alert topics, opened when needed */
+static bool alerts_pending = true;	/* the outbox may hold unsent anomalies */
+static TimestampTz alerts_tried_at = 0;
 
 /*
  * Reads the source and its librdkafka properties, secrets included; runs in
@@ -328,6 +332,8 @@ worker_exit(int code, Datum arg)
 {
 	KafkaSourceClose(MySource);
 	MySource = NULL;
+	KafkaSinkClose(MySink);
+	MySink = NULL;
 	if (MySlot)
 	{
 		SpinLockAcquire(&MySlot->mutex);
@@ -400,8 +406,106 @@ store_offsets(const KafkaPartition *parts, int np)
 }
 
 /*
- * One transaction: the rows, the dead letters, the dedup keys and the
- * offsets.  If the fast path fails, the batch is retried row by row.
+ * Alert topics use the source's connection: its bootstrap servers and its
+ * security settings, not its consumer settings.
+ */
+static KafkaSink *
+open_sink(void)
+{
+	KafkaProperty *props = palloc(sizeof(KafkaProperty) * MyConfig->nprops);
+	int			n = 0;
+	char		errbuf[512];
+	KafkaSink  *sink;
+
+	for (int i = 0; i < MyConfig->nprops; i++)
+	{
+		const char *name = MyConfig->props[i].name;
+
+		if (strcmp(name, "bootstrap.servers") == 0 || strcmp(name, "client.id") == 0 ||
+			strncmp(name, "security.", 9) == 0 || strncmp(name, "sasl.", 5) == 0 ||
+			strncmp(name, "ssl.", 4) == 0 || strncmp(name, "socket.", 7) == 0 ||
+			strcmp(name, "broker.address.family") == 0)
+			props[n++] = MyConfig->props[i];
+	}
+	sink = KafkaSinkOpen(props, n, errbuf, sizeof(errbuf));
+	if (sink == NULL)
+		set_error(psprintf("alert producer: %s", errbuf));
+	return sink;
+}
+
+/*
+ * Produces the anomalies this source raised for alert topics, after their
+ * batch committed (see alerts.c).  A failure keeps them for the next try.
+ */
+static void
+drain_alerts(MemoryContext cxt)
+{
+	alerts_tried_at = GetCurrentTimestamp();
+	for (;;)
+	{
+		volatile int sent = -1;
+
+		begin_xact("producing alerts");
+		PG_TRY();
+		{
+			MemoryContextSwitchTo(cxt);
+			sent = AlertsDrain(&MySink, open_sink, MyConfig->name);
+			commit_xact();
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			set_error(edata->message);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+		if (sent < 0)
+		{
+			const char *err = MySink ? KafkaSinkLastError(MySink) : NULL;
+
+			set_error(psprintf("alert topic: %s", err ? err : "not acknowledged"));
+			return;				/* alerts_pending stays set */
+		}
+		if (sent == 0)
+			break;
+	}
+	alerts_pending = false;
+}
+
+/* Evaluates the windows a backlog deferred, in a transaction of its own. */
+static void
+catch_up_rules(MemoryContext cxt)
+{
+	begin_xact("evaluating rules");
+	PG_TRY();
+	{
+		MemoryContextSwitchTo(cxt);
+		if (DetectCatchUp(MyDetect))
+			alerts_pending = true;
+		commit_xact();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		set_error(edata->message);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
+/*
+ * One transaction: the rows, the dead letters, the dedup keys, what the
+ * rules and rollups make of the rows, and the offsets.  If the fast path fails, the batch is retried row by row.
  */
 static void
 process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
@@ -409,6 +513,7 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 	KafkaPartition *parts = palloc(sizeof(KafkaPartition) * n);
 	const int	np = batch_offsets(msgs, n, parts);
 	IngestCounts counts;
+	IngestedRows rows;
 
 	for (int attempt = 0; attempt < 2; attempt++)
 	{
@@ -419,7 +524,9 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 		PG_TRY();
 		{
 			MemoryContextSwitchTo(batch_cxt);
-			IngestBatch(MyTarget, msgs, n, attempt > 0, &counts);
+			IngestBatch(MyTarget, msgs, n, attempt > 0, &counts, &rows);
+			if (DetectBatch(MyDetect, &rows, n >= MyConfig->batch_size))
+				alerts_pending = true;
 			store_offsets(parts, np);
 			commit_xact();
 		}
@@ -506,6 +613,7 @@ iotstream_source_main(Datum main_arg)
 	}
 	MyTarget = IngestTargetCreate(MyConfig->target, MyConfig->mapping, MyConfig->options,
 								  MyConfig->name, source_id, long_cxt);
+	MyDetect = DetectTargetCreate(MyConfig->target, MyConfig->name, long_cxt);
 	commit_xact();
 	pgstat_report_appname(MyConfig->name);
 
@@ -566,11 +674,26 @@ iotstream_source_main(Datum main_arg)
 
 			pending = 0;
 			process_batch(msgs, n, batch_cxt);
+			if (alerts_pending)
+				drain_alerts(batch_cxt);
 			MemoryContextReset(batch_cxt);
 			continue;
 		}
 		if (got > 0)
 			continue;			/* the queue may hold more */
+		/* idle: evaluate what a backlog left for later */
+		if (pending == 0 && DetectPending(MyDetect))
+		{
+			catch_up_rules(batch_cxt);
+			MemoryContextReset(batch_cxt);
+		}
+		/* idle: retry unsent alerts (and send those left by a crash) once a second */
+		if (alerts_pending && pending == 0 &&
+			TimestampDifferenceExceeds(alerts_tried_at, GetCurrentTimestamp(), 1000))
+		{
+			drain_alerts(batch_cxt);
+			MemoryContextReset(batch_cxt);
+		}
 
 		timeout = pending > 0 ?
 			Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline)) : 1000;

@@ -42,6 +42,17 @@ cluster_start "$IOTSTREAM_WORK/cluster" iotstream_test "$extra" || exit 1
 psql -X -q -c "CREATE EXTENSION IF NOT EXISTS pgtap" || exit 1
 echo "   postgres on $PGHOST:$PGPORT, data in $CLUSTER_DATA"
 
+# TESTS="60_detect 70_detect" runs only the suites whose file names contain
+# one of the words (pg_regress counts as "regress"); unset, everything runs.
+selected() {
+  local w
+  [ -z "${TESTS:-}" ] && return 0
+  for w in $TESTS; do
+    case "$1" in *"$w"*) return 0 ;; esac
+  done
+  return 1
+}
+
 passed=0 failed=0
 # ONLY=substring runs just the suites whose name contains it
 suite() {
@@ -73,10 +84,17 @@ regress() {
     return 1
   }
 }
-suite "pg_regress" regress
-suite "pgTAP" pg_prove --ext .sql -f test/pgtap/
+selected regress && suite "pg_regress" regress
+if [ -z "${TESTS:-}" ]; then
+  suite "pgTAP" pg_prove --ext .sql -f test/pgtap/
+else
+  taps=()
+  for t in test/pgtap/*.sql; do selected "$(basename "$t")" && taps+=("$t"); done
+  [ ${#taps[@]} -gt 0 ] && suite "pgTAP" pg_prove --ext .sql -f "${taps[@]}"
+fi
 for t in test/integration/[0-9]*.sh; do
   [ -e "$t" ] || continue
+  selected "$(basename "$t")" || continue
   suite "integration: $(basename "$t")" bash "$t"
 done
 

@@ -62,6 +62,14 @@ SELECT iotstream.schedule_maintenance('*/10 * * * *');
 SELECT iotstream.drop_source('demo') FROM iotstream.sources WHERE name = 'demo';
 SELECT iotstream.create_source('demo', '$BROKERS', ARRAY['telemetry'], 'telemetry',
     '{"ts": "timestamp"}', '{"batch_ms": 100}');
+-- the seed-004 rule and a 1-minute rollup, evaluated as the rows arrive
+SELECT iotstream.drop_rule(name) FROM iotstream.rules WHERE name = 'overheat';
+SELECT iotstream.drop_rollup(name) FROM iotstream.rollups WHERE name = 'telemetry_1m';
+SELECT iotstream.create_rule('overheat', 'telemetry', 'value', ARRAY['sensor_id'], 'threshold_count',
+    '{"threshold": 100, "min_count": 5}', filter => 'metric_type = ''temperature''',
+    lateness => '30 seconds', severity => 'critical');
+SELECT iotstream.create_rollup('telemetry_1m', 'telemetry', ARRAY['sensor_id', 'metric_type'], ARRAY['value'],
+    bucket => '1 minute', lateness => '5 minutes');
 SELECT iotstream.start_source('demo');
 SQL
 
@@ -72,9 +80,11 @@ echo "== simulator: six hours of history from 20 sensors, with a threshold burst
 tools/bin/iotstream-sim --brokers "$BROKERS" --topic telemetry --format telemetry --devices 20 \
   --count 7200 --time-step 60s --start-time "$start" --burst "3,$burst" --bad 0.005 \
   --no-per-device >"$DEMO/backfill.json"
-echo "== simulator: a live stream of 20 sensors at 40 msg/s (stops with make demo-stop)"
+live_burst=$(date -u -d '+2 minutes' +%Y-%m-%dT%H:%M:00Z)
+echo "== simulator: a live stream of 20 sensors at 40 msg/s, a burst at $live_burst (stops with make demo-stop)"
 nohup tools/bin/iotstream-sim --brokers "$BROKERS" --topic telemetry --format telemetry --devices 20 \
-  --rate 40 --duration 86400 --time-step 500ms --seed 7 --no-per-device >"$DEMO/sim.log" 2>&1 &
+  --rate 40 --duration 86400 --time-step 500ms --seed 7 --burst "5,$live_burst" \
+  --no-per-device >"$DEMO/sim.log" 2>&1 &
 echo $! >"$DEMO/sim.pid"
 
 for _ in $(seq 1 100); do
@@ -83,15 +93,23 @@ for _ in $(seq 1 100); do
 done
 psql -X -c "SELECT source, state, lag, round(messages_per_sec) AS msg_per_s, messages, rows, dead_letters FROM iotstream.source_status"
 psql -X -c "SELECT stream_table, partition_interval, retention, partitions, oldest_partition, newest_partition, total_size FROM iotstream.stream_tables"
-echo "== the seed-004 rule: sensors with more than 5 temperatures above 100 in a minute"
-psql -X -c "SELECT sensor_id, date_bin('1 minute', ts, 'epoch') AS minute, iotstream.threshold_count(value, 100) AS above
-              FROM telemetry WHERE metric_type = 'temperature'
-             GROUP BY 1, 2 HAVING iotstream.threshold_count(value, 100) > 5 ORDER BY 2"
+echo "== the seed-004 rule 'overheat': windows with at least 5 temperatures above 100, found as the rows arrived"
+for _ in $(seq 1 100); do
+  [ "$(psql -X -At -c "SELECT count(*) > 0 FROM iotstream.anomalies WHERE rule = 'overheat'")" = t ] && break
+  sleep 0.2
+done
+psql -X -c "SELECT id, key->>'sensor_id' AS sensor, window_start, value AS above, detected_at FROM iotstream.anomalies
+             WHERE rule = 'overheat' ORDER BY id"
+psql -X -c "SELECT rule, watermark, evaluated_until, windows_evaluated, anomalies, late_rows FROM iotstream.rule_status"
 
 cat <<MSG
 == the demo is running
    connect:  psql "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
    watch:    SELECT source, state, lag, messages_per_sec, rows, dead_letters FROM iotstream.source_status; \\watch 1
+   live:     LISTEN iotstream_anomaly;   -- the burst at $live_burst arrives about a minute after it
+             SELECT * FROM iotstream.anomalies ORDER BY id DESC;
+             SELECT sensor_id, iotstream.mean(value), iotstream.max(value) FROM telemetry_1m
+               WHERE metric_type = 'temperature' AND bucket_start > now() - interval '10 minutes' GROUP BY 1;
    try:      SELECT sensor_id, iotstream.stats_agg(value) FROM telemetry
                WHERE metric_type = 'temperature' GROUP BY 1;
              SELECT reason, count(*) FROM iotstream.dead_letters GROUP BY 1;

@@ -1,0 +1,710 @@
+-- Continuous detection: rollups and rules evaluated by the source workers in
+-- the transaction of each batch (src/detect.c, rollup.c, rules.c).
+--
+-- Definitions live in iotstream.rollups and iotstream.rules; what the
+-- workers have done lives in iotstream.watermarks, rollup_progress,
+-- rule_progress and rule_state, written in the batch's transaction, so a
+-- crash loses or repeats nothing.  A statement trigger bumps
+-- iotstream.detect_catalog.version on every definition change: workers
+-- compare it once per batch and reload their cached definitions.
+
+CREATE TABLE iotstream.detect_catalog (
+    version bigint NOT NULL
+);
+INSERT INTO iotstream.detect_catalog VALUES (1);
+COMMENT ON TABLE iotstream.detect_catalog IS 'One row: the version of the rule and rollup definitions, bumped on every change.';
+
+CREATE FUNCTION iotstream._detect_catalog_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE iotstream.detect_catalog SET version = version + 1;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION iotstream._detect_catalog_changed() IS 'Internal: bumps detect_catalog.version so workers reload their rules and rollups.';
+
+-- The newest event time ingested into each stream table that has rules or
+-- rollups.  Its row lock serializes detection for one table.
+CREATE TABLE iotstream.watermarks (
+    relid      regclass PRIMARY KEY,
+    watermark  timestamptz,
+    updated_at timestamptz
+);
+COMMENT ON TABLE iotstream.watermarks IS 'Per stream table with rules or rollups: the newest event time ingested (the watermark before any lateness).';
+
+CREATE TABLE iotstream.rollups (
+    rollup_id     serial PRIMARY KEY,
+    name          text NOT NULL UNIQUE,
+    source_table  regclass NOT NULL,
+    rollup_table  regclass NOT NULL,
+    key_columns   text[] NOT NULL,
+    value_columns text[] NOT NULL,
+    bucket        interval NOT NULL CHECK (bucket > interval '0'),
+    lateness      interval NOT NULL CHECK (lateness >= interval '0'),
+    upsert_sql    text NOT NULL,      -- merges one batch's groups: $keys..., $buckets, $stats...
+    refresh_sql   text NOT NULL,      -- recomputes [$1, $2) from the source table
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE iotstream.rollups IS 'Rollups: per key and bucket, iotstream.stats of value columns, kept up to date by the source workers.';
+
+CREATE TABLE iotstream.rollup_progress (
+    rollup_id   int PRIMARY KEY REFERENCES iotstream.rollups ON DELETE CASCADE,
+    rows_merged bigint NOT NULL DEFAULT 0,
+    late_rows   bigint NOT NULL DEFAULT 0,
+    updated_at  timestamptz
+);
+COMMENT ON TABLE iotstream.rollup_progress IS 'Per rollup: rows merged, and rows that came after their bucket closed (merged only by refresh_rollup).';
+
+CREATE TABLE iotstream.rules (
+    rule_id       serial PRIMARY KEY,
+    name          text NOT NULL UNIQUE,
+    source_table  regclass NOT NULL,
+    value_column  text NOT NULL,
+    key_columns   text[] NOT NULL DEFAULT '{}',
+    detector      text NOT NULL,
+    params        jsonb NOT NULL DEFAULT '{}',
+    window_size   interval NOT NULL CHECK (window_size > interval '0'),
+    filter        text,
+    lateness      interval NOT NULL CHECK (lateness >= interval '0'),
+    severity      text NOT NULL,
+    alert_topic   text,
+    enabled       boolean NOT NULL DEFAULT true,
+    eval_sql      text NOT NULL,      -- the rows or windows of [$1, $2)
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE iotstream.rules IS 'Detection rules evaluated on the stream by the source workers; see iotstream.create_rule().';
+
+CREATE TABLE iotstream.rule_progress (
+    rule_id           int PRIMARY KEY REFERENCES iotstream.rules ON DELETE CASCADE,
+    evaluated_until   timestamptz,    -- every window or row before this is done
+    windows_evaluated bigint NOT NULL DEFAULT 0,
+    rows_evaluated    bigint NOT NULL DEFAULT 0,
+    anomalies         bigint NOT NULL DEFAULT 0,
+    late_rows         bigint NOT NULL DEFAULT 0,
+    last_evaluation   timestamptz
+);
+COMMENT ON TABLE iotstream.rule_progress IS 'Per rule: how far it has evaluated, and its counters.';
+
+-- Per rule and key, the state of a row-by-row detector (a C struct).
+CREATE TABLE iotstream.rule_state (
+    rule_id int NOT NULL REFERENCES iotstream.rules ON DELETE CASCADE,
+    key     jsonb NOT NULL,
+    state   bytea NOT NULL,
+    PRIMARY KEY (rule_id, key)
+);
+COMMENT ON TABLE iotstream.rule_state IS 'Per rule and key: the detector state of row-by-row rules, saved with each evaluation.';
+
+CREATE TABLE iotstream.anomalies (
+    id             bigserial PRIMARY KEY,
+    rule_id        int,
+    rule           text NOT NULL,
+    key            jsonb NOT NULL,
+    window_start   timestamptz,
+    window_end     timestamptz,
+    event_time     timestamptz,
+    detector       text NOT NULL,
+    value          float8,
+    score          float8,
+    params         jsonb NOT NULL,
+    severity       text NOT NULL,
+    detected_at    timestamptz NOT NULL DEFAULT now(),
+    source         text,
+    source_offsets jsonb,             -- [{topic, partition, first, last}] of the batch that closed it
+    alert_topic    text,
+    alerted_at     timestamptz        -- produced to alert_topic (the outbox mark)
+);
+CREATE INDEX ON iotstream.anomalies (rule, window_start);
+CREATE INDEX ON iotstream.anomalies (id) WHERE alert_topic IS NOT NULL AND alerted_at IS NULL;
+COMMENT ON TABLE iotstream.anomalies IS 'Every anomaly raised by a rule, with the batch offsets that closed its window; announced by NOTIFY iotstream_anomaly.';
+
+CREATE FUNCTION iotstream._anomaly_payload(a iotstream.anomalies) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_strip_nulls(jsonb_build_object(
+        'id', a.id, 'rule', a.rule, 'key', a.key, 'window_start', a.window_start,
+        'window_end', a.window_end, 'event_time', a.event_time, 'detector', a.detector,
+        'value', a.value, 'score', a.score, 'severity', a.severity, 'detected_at', a.detected_at))
+$$;
+COMMENT ON FUNCTION iotstream._anomaly_payload(iotstream.anomalies) IS 'Internal: the JSON an anomaly is announced with (NOTIFY and alert topics).';
+
+CREATE FUNCTION iotstream._anomaly_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('iotstream_anomaly', iotstream._anomaly_payload(NEW)::text);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION iotstream._anomaly_notify() IS 'Internal: NOTIFY iotstream_anomaly for each new anomaly (delivered at commit).';
+CREATE TRIGGER notify AFTER INSERT ON iotstream.anomalies
+    FOR EACH ROW EXECUTE FUNCTION iotstream._anomaly_notify();
+
+CREATE TRIGGER catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON iotstream.rules
+    FOR EACH STATEMENT EXECUTE FUNCTION iotstream._detect_catalog_changed();
+CREATE TRIGGER catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON iotstream.rollups
+    FOR EACH STATEMENT EXECUTE FUNCTION iotstream._detect_catalog_changed();
+
+-- ---------------------------------------------------------------- helpers
+
+CREATE FUNCTION iotstream._time_column(tbl regclass) RETURNS name
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    col name;
+BEGIN
+    SELECT time_column INTO col FROM iotstream.stream_table_settings WHERE relid = tbl;
+    IF col IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+            MESSAGE = format('%s is not a stream table', coalesce(tbl::text, 'NULL')),
+            HINT = 'Rules and rollups read stream tables; create one with iotstream.create_stream_table().';
+    END IF;
+    RETURN col;
+END $$;
+COMMENT ON FUNCTION iotstream._time_column(regclass) IS 'Internal: the event-time column of a stream table, or an error with a hint.';
+
+CREATE FUNCTION iotstream._check_columns(tbl regclass, cols text[], what text, numeric_only boolean) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    c text;
+    typ regtype;
+BEGIN
+    IF cols IS NULL OR array_position(cols, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = format('%s must be an array of column names without NULLs', what),
+            HINT = 'Pass for example ARRAY[''sensor_id''], or ''{}'' for none.';
+    END IF;
+    FOREACH c IN ARRAY cols LOOP
+        SELECT atttypid INTO typ FROM pg_attribute
+         WHERE attrelid = tbl AND attname = c AND attnum > 0 AND NOT attisdropped;
+        IF typ IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+                MESSAGE = format('column %I of %s named in %s does not exist', c, tbl, what),
+                HINT = format('Name columns of %s.', tbl);
+        END IF;
+        IF numeric_only AND typ NOT IN ('int2'::regtype, 'int4', 'int8', 'float4', 'float8', 'numeric') THEN
+            RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+                MESSAGE = format('column %I named in %s is of type %s, not a number', c, what, typ),
+                HINT = 'Detectors and rollups summarize numeric columns (smallint to double precision, numeric).';
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION iotstream._check_columns(regclass, text[], text, boolean) IS 'Internal: errors with a hint unless every name is a column of tbl (numeric if asked).';
+
+CREATE FUNCTION iotstream._check_interval(v interval, what text, allow_zero boolean) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF v IS NULL OR v < interval '0' OR (NOT allow_zero AND v = interval '0')
+       OR extract(month FROM v) <> 0 OR extract(day FROM v) <> 0 AND v >= interval '1 month' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('%s must be a %s interval without months, not %s', what,
+                             CASE WHEN allow_zero THEN 'non-negative' ELSE 'positive' END, coalesce(v::text, 'NULL')),
+            HINT = 'Use for example ''1 minute'' or ''30 seconds''.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION iotstream._check_interval(interval, text, boolean) IS 'Internal: errors with a hint on a NULL, negative or month-based interval.';
+
+-- ---------------------------------------------------------------- rollups
+
+CREATE FUNCTION iotstream.create_rollup(
+    name          text,
+    source_table  regclass,
+    key_columns   text[],
+    value_columns text[],
+    bucket        interval DEFAULT '1 minute',
+    lateness      interval DEFAULT '5 minutes')
+RETURNS regclass LANGUAGE plpgsql AS $$
+DECLARE
+    tcol name := iotstream._time_column(source_table);
+    parts text[];
+    qname text;
+    cols text := '';
+    keys text := '';
+    ukeys text := '';
+    aggs text := '';
+    sets text := '';
+    unn text := '';
+    params text := '';
+    n int := 0;
+    c text;
+    tbl regclass;
+    id int;
+BEGIN
+    IF EXISTS (SELECT 1 FROM iotstream.rollups r WHERE r.name = create_rollup.name) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('rollup %L already exists', create_rollup.name),
+            HINT = 'Drop it with iotstream.drop_rollup() first.';
+    END IF;
+    PERFORM iotstream._check_columns(source_table, key_columns, 'key_columns', false);
+    PERFORM iotstream._check_columns(source_table, value_columns, 'value_columns', true);
+    IF cardinality(value_columns) = 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'value_columns must name at least one column',
+            HINT = 'Pass for example ARRAY[''value''].';
+    END IF;
+    PERFORM iotstream._check_interval(bucket, 'bucket', false);
+    PERFORM iotstream._check_interval(lateness, 'lateness', true);
+    parts := parse_ident(name);
+    qname := (SELECT string_agg(quote_ident(p), '.') FROM unnest(parts) p);
+
+    FOREACH c IN ARRAY key_columns LOOP
+        n := n + 1;
+        cols := cols || format('%I %s, ', c, (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                                              WHERE attrelid = source_table AND attname = c));
+        keys := keys || format('%I, ', c);
+        unn := unn || format('$%s::%s[], ', n, (SELECT format_type(atttypid, NULL) FROM pg_attribute
+                                               WHERE attrelid = source_table AND attname = c));
+    END LOOP;
+    n := n + 1;
+    unn := unn || format('$%s::timestamptz[]', n);
+    FOREACH c IN ARRAY value_columns LOOP
+        n := n + 1;
+        aggs := aggs || format(', iotstream.stats_agg(%I::float8)', c);
+        sets := sets || format('%s%I = CASE WHEN r.%I IS NULL THEN excluded.%I WHEN excluded.%I IS NULL THEN r.%I'
+                               ' ELSE iotstream.stats_combine(r.%I, excluded.%I) END',
+                               CASE WHEN sets = '' THEN '' ELSE ', ' END, c, c, c, c, c, c, c);
+        unn := unn || format(', $%s::iotstream.stats[]', n);
+    END LOOP;
+    ukeys := keys || 'bucket_start';
+    EXECUTE format('CREATE TABLE %s (%sbucket_start timestamptz NOT NULL, %s, UNIQUE NULLS NOT DISTINCT (%s))',
+                   qname, cols, (SELECT string_agg(format('%I iotstream.stats', v), ', ') FROM unnest(value_columns) v),
+                   ukeys);
+    tbl := qname::regclass;
+    INSERT INTO iotstream.rollups (name, source_table, rollup_table, key_columns, value_columns, bucket, lateness,
+                                   upsert_sql, refresh_sql)
+    VALUES (name, source_table, tbl, key_columns, value_columns, bucket, lateness,
+            format('INSERT INTO %s AS r (%s%s) SELECT * FROM unnest(%s)'
+                   ' ON CONFLICT (%s) DO UPDATE SET %s',
+                   tbl, ukeys, (SELECT string_agg(format(', %I', v), '') FROM unnest(value_columns) v),
+                   unn, ukeys, sets),
+            format('INSERT INTO %s (%s%s) SELECT %sdate_bin(%L, %I, %L)%s FROM %s WHERE %I >= $1 AND %I < $2 GROUP BY %s',
+                   tbl, ukeys, (SELECT string_agg(format(', %I', v), '') FROM unnest(value_columns) v),
+                   keys, bucket, tcol, '2000-01-01 00:00:00+00', aggs, source_table, tcol, tcol,
+                   (SELECT string_agg(g::text, ', ') FROM generate_series(1, cardinality(key_columns) + 1) g)))
+    RETURNING rollup_id INTO id;
+    INSERT INTO iotstream.rollup_progress (rollup_id) VALUES (id);
+    INSERT INTO iotstream.watermarks (relid) VALUES (source_table) ON CONFLICT DO NOTHING;
+    RETURN tbl;
+END $$;
+COMMENT ON FUNCTION iotstream.create_rollup(text, regclass, text[], text[], interval, interval) IS
+    'Creates table name (keys..., bucket_start, one iotstream.stats per value column), kept up to date from each ingested batch. Rows arriving after their bucket closed (watermark - lateness) are counted as late and merged only by refresh_rollup().';
+
+CREATE FUNCTION iotstream._rollup(name text) RETURNS iotstream.rollups
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r iotstream.rollups;
+BEGIN
+    SELECT * INTO r FROM iotstream.rollups x WHERE x.name = _rollup.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('rollup %L does not exist', name),
+            HINT = 'See SELECT name FROM iotstream.rollups.';
+    END IF;
+    RETURN r;
+END $$;
+COMMENT ON FUNCTION iotstream._rollup(text) IS 'Internal: a rollup''s definition, or an error with a hint.';
+
+CREATE FUNCTION iotstream.refresh_rollup(name text, from_time timestamptz, to_time timestamptz) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    r iotstream.rollups := iotstream._rollup(name);
+    lo timestamptz;
+    hi timestamptz;
+    n bigint;
+BEGIN
+    IF from_time IS NULL OR to_time IS NULL OR from_time > to_time THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'refresh_rollup needs from_time <= to_time',
+            HINT = 'Pass the event-time range whose buckets to recompute.';
+    END IF;
+    -- the workers hold this lock while they merge a batch
+    PERFORM 1 FROM iotstream.watermarks WHERE relid = r.source_table FOR UPDATE;
+    lo := date_bin(r.bucket, from_time, '2000-01-01 00:00:00+00');
+    hi := date_bin(r.bucket, to_time, '2000-01-01 00:00:00+00');
+    IF hi < to_time THEN
+        hi := hi + r.bucket;
+    END IF;
+    EXECUTE format('DELETE FROM %s WHERE bucket_start >= $1 AND bucket_start < $2', r.rollup_table) USING lo, hi;
+    EXECUTE r.refresh_sql USING lo, hi;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION iotstream.refresh_rollup(text, timestamptz, timestamptz) IS
+    'Recomputes the rollup''s buckets overlapping [from_time, to_time) from the source table, late rows included; returns the buckets written.';
+
+CREATE FUNCTION iotstream.drop_rollup(name text, keep_table boolean DEFAULT false) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r iotstream.rollups := iotstream._rollup(name);
+BEGIN
+    DELETE FROM iotstream.rollups WHERE rollup_id = r.rollup_id;
+    IF NOT keep_table AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.rollup_table) THEN
+        EXECUTE format('DROP TABLE %s', r.rollup_table);
+    END IF;
+END $$;
+COMMENT ON FUNCTION iotstream.drop_rollup(text, boolean) IS 'Stops a rollup and drops its table (unless keep_table).';
+
+-- ---------------------------------------------------------------- rules
+
+CREATE FUNCTION iotstream._param(params jsonb, key text, dflt float8, lo float8, hi float8, hint text) RETURNS float8
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    v jsonb := params -> key;
+BEGIN
+    IF v IS NULL THEN
+        IF dflt IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('params needs %s', key), HINT = hint;
+        END IF;
+        RETURN dflt;
+    END IF;
+    IF jsonb_typeof(v) <> 'number' OR (v #>> '{}')::float8 < lo OR (v #>> '{}')::float8 > hi THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('params.%s must be a number between %s and %s, not %s', key, lo, hi, v),
+            HINT = hint;
+    END IF;
+    RETURN (v #>> '{}')::float8;
+END $$;
+COMMENT ON FUNCTION iotstream._param(jsonb, text, float8, float8, float8, text) IS 'Internal: a numeric detector parameter, its default, or an error with a hint.';
+
+-- Rules read the rows of each newly sealed time range: without an index on
+-- the time column that is a scan of the whole partition per evaluation.  A
+-- BRIN index costs little to maintain on append-mostly stream tables.
+CREATE FUNCTION iotstream._ensure_time_index(tbl regclass) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    tcol name := iotstream._time_column(tbl);
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                    WHERE i.indrelid = tbl AND a.attname = tcol) THEN
+        EXECUTE format('CREATE INDEX ON %s USING brin (%I) WITH (pages_per_range = 16)', tbl, tcol);
+    END IF;
+END $$;
+COMMENT ON FUNCTION iotstream._ensure_time_index(regclass) IS
+    'Internal: gives a stream table a BRIN index on its time column unless an index already leads with it.';
+
+-- Checks params, fills in defaults, and returns the SQL that reads [$1, $2).
+-- Windowed detectors return (key, window_start, window_end, event_time, value,
+-- score), one row per anomaly; the others return the rows (key, grp, ts,
+-- value) in key and time order for the C detectors of rules.c.
+CREATE FUNCTION iotstream._rule_sql(
+    source_table regclass, value_column text, key_columns text[], detector text,
+    INOUT params jsonb, window_size interval, filter text, OUT eval_sql text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    tcol name := iotstream._time_column(source_table);
+    keyjson text;
+    keylist text;
+    keyorder text;
+    cond text;
+    h text := 'See the detector table under "Rules" in README.md.';
+    origin text := quote_literal('2000-01-01 00:00:00+00');
+    w text := quote_literal(window_size);
+BEGIN
+    PERFORM iotstream._check_columns(source_table, ARRAY[value_column], 'value_column', true);
+    PERFORM iotstream._check_columns(source_table, key_columns, 'key_columns', false);
+    PERFORM iotstream._check_interval(window_size, 'window', false);
+    IF params IS NULL OR jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'params must be a JSON object', HINT = 'Pass for example ''{"threshold": 100, "min_count": 5}''.';
+    END IF;
+    keyjson := CASE WHEN cardinality(key_columns) = 0 THEN '''{}''::jsonb'
+               ELSE 'jsonb_build_object(' || (SELECT string_agg(format('%L, %I', k, k), ', ') FROM unnest(key_columns) k) || ')' END;
+    keylist := (SELECT coalesce(string_agg(format('%I, ', k), ''), '') FROM unnest(key_columns) k);
+    keyorder := (SELECT coalesce(string_agg(format('%I COLLATE "C", ', k), ''), '') FROM unnest(key_columns) k);
+    cond := format('%I >= $1 AND %I < $2 AND %I IS NOT NULL', tcol, tcol, value_column);
+    IF filter IS NOT NULL THEN
+        cond := cond || ' AND (' || filter || ')';
+    END IF;
+
+    CASE detector
+    WHEN 'threshold_count' THEN
+        params := params || jsonb_build_object(
+            'threshold', iotstream._param(params, 'threshold', NULL, '-Infinity', 'Infinity', 'threshold_count needs {"threshold": t, "min_count": n}: windows with at least n values above t.'),
+            'min_count', iotstream._param(params, 'min_count', 1, 1, 1e9, 'min_count is the number of values above the threshold that flags a window (at least 1).'));
+        eval_sql := format('SELECT %s AS key, w AS window_start, w + %s::interval AS window_end, NULL::timestamptz AS event_time,'
+                           ' c::float8 AS value, c::float8 AS score FROM (SELECT %sdate_bin(%s, %I, %s) AS w,'
+                           ' iotstream.threshold_count(%I::float8, %s) AS c FROM %s WHERE %s GROUP BY %sw) s'
+                           ' WHERE c >= %s ORDER BY 2, 1',
+                           keyjson, w, keylist, w, tcol, origin, value_column, params->'threshold',
+                           source_table, cond, keylist, params->'min_count');
+    WHEN 'zscore' THEN
+        params := params || jsonb_build_object(
+            'threshold', iotstream._param(params, 'threshold', 3, 0, 'Infinity', 'threshold is the |z| of a window''s mean against the means of the key''s previous windows that flags it.'),
+            'history', iotstream._param(params, 'history', 10, 2, 100000, 'history is the number of previous windows the mean is compared with (at least 2).'),
+            'min_history', iotstream._param(params, 'min_history', 3, 2, 100000, 'min_history is how many previous windows must exist before a window can be flagged.'));
+        eval_sql := format('SELECT %s AS key, w AS window_start, w + %s::interval AS window_end, NULL::timestamptz AS event_time,'
+                           ' m AS value, z AS score FROM ('
+                           '  SELECT %sw, m, iotstream.zscore(h, m) AS z, iotstream.count(h) AS hn FROM ('
+                           '   SELECT %sw, m, iotstream.stats_agg(m) OVER (PARTITION BY %s ORDER BY w'
+                           '     RANGE BETWEEN %s::interval PRECEDING AND %s::interval PRECEDING) AS h FROM ('
+                           '    SELECT %sdate_bin(%s, %I, %s) AS w, avg(%I::float8) AS m FROM %s'
+                           '     WHERE %s GROUP BY %sw) g) x WHERE w >= $1) y'
+                           ' WHERE hn >= %s AND abs(z) > %s ORDER BY 2, 1',
+                           keyjson, w, keylist, keylist,
+                           CASE WHEN cardinality(key_columns) = 0 THEN 'true' ELSE rtrim(keylist, ', ') END,
+                           quote_literal(window_size * (params->>'history')::int), w,
+                           keylist, w, tcol, origin, value_column, source_table,
+                           replace(cond, '$1', format('($1 - %s::interval)', quote_literal(window_size * (params->>'history')::int))),
+                           keylist, params->'min_history', params->'threshold');
+    WHEN 'mad' THEN
+        params := params || jsonb_build_object(
+            'threshold', iotstream._param(params, 'threshold', 3.5, 0, 'Infinity', 'threshold is the |modified z-score| against the window''s values that flags a value (3.5 by default).'),
+            'min_count', iotstream._param(params, 'min_count', 5, 3, 1e9, 'min_count is the fewest values a window needs before its values are scored (at least 3).'));
+        eval_sql := format('SELECT %s AS key, date_bin(%s, %I, %s) AS grp, date_bin(%s, %I, %s) + %s::interval AS grp_end,'
+                           ' %I AS ts, %I::float8 AS value FROM %s WHERE %s ORDER BY %sgrp, ts, value',
+                           keyjson, w, tcol, origin, w, tcol, origin, w, tcol, value_column, source_table, cond, keyorder);
+    WHEN 'spike_dip', 'change_point', 'ewma', 'cusum' THEN
+        IF detector IN ('spike_dip', 'change_point') THEN
+            params := params || jsonb_build_object(
+                'confidence', iotstream._param(params, 'confidence', 99, 1, 100, 'confidence is a percentage between 1 and 100.'),
+                'history_size', iotstream._param(params, 'history_size', 100, 2, 100000, 'history_size is the number of previous values a value is compared with (at least 2).'));
+            IF detector = 'spike_dip' THEN
+                IF coalesce(params->>'mode', 'spikesanddips') NOT IN ('spikes', 'dips', 'spikesanddips') THEN
+                    RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                        MESSAGE = format('params.mode must be "spikes", "dips" or "spikesanddips", not %s', params->'mode'),
+                        HINT = 'mode chooses which tail of the p-value flags a value.';
+                END IF;
+                params := params || jsonb_build_object('mode', coalesce(params->>'mode', 'spikesanddips'));
+            END IF;
+        ELSIF detector = 'ewma' THEN
+            params := params || jsonb_build_object(
+                'lambda', iotstream._param(params, 'lambda', 0.2, 1e-9, 1, 'lambda is the EWMA weight, in (0, 1].'),
+                'L', iotstream._param(params, 'L', 3, 1e-9, 'Infinity', 'L is the width of the control limits in sigmas.'),
+                'warmup', iotstream._param(params, 'warmup', 30, 2, 1e9, 'warmup is the number of values mu and sigma are estimated from (at least 2).'));
+            IF (params ? 'mu') <> (params ? 'sigma') THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = 'params needs both mu and sigma, or neither',
+                    HINT = 'Without them the chart estimates both from the first warmup values of each key.';
+            END IF;
+            IF params ? 'mu' THEN
+                PERFORM iotstream._param(params, 'mu', NULL, '-Infinity', 'Infinity', h);
+                PERFORM iotstream._param(params, 'sigma', NULL, 0, 'Infinity', h);
+            END IF;
+        ELSE
+            params := params || jsonb_build_object(
+                'target', iotstream._param(params, 'target', NULL, '-Infinity', 'Infinity', 'cusum needs {"target": mean, "k": slack, "h": limit} in the value''s units.'),
+                'k', iotstream._param(params, 'k', NULL, 0, 'Infinity', 'k is the slack per value, in the value''s units (often half the shift to detect).'),
+                'h', iotstream._param(params, 'h', NULL, 0, 'Infinity', 'h is the decision limit, in the value''s units (often 4 to 5 standard deviations).'));
+        END IF;
+        eval_sql := format('SELECT %s AS key, NULL::timestamptz AS grp, NULL::timestamptz AS grp_end, %I AS ts,'
+                           ' %I::float8 AS value FROM %s WHERE %s'
+                           ' ORDER BY %sts, value',
+                           keyjson, tcol, value_column, source_table, cond, keyorder);
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('unknown detector %L', detector),
+            HINT = 'Use threshold_count, zscore, mad, ewma, cusum, spike_dip or change_point.';
+    END CASE;
+
+    -- a bad filter fails here, not in a worker
+    BEGIN
+        EXECUTE 'EXPLAIN ' || eval_sql USING now(), now();
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('the rule does not compile: %s', SQLERRM),
+            HINT = 'Check filter: it is a boolean SQL expression over the source table''s columns.';
+    END;
+END $$;
+COMMENT ON FUNCTION iotstream._rule_sql(regclass, text, text[], text, jsonb, interval, text) IS
+    'Internal: checks a rule''s detector and params (filling in defaults) and builds the query that evaluates [$1, $2).';
+
+CREATE FUNCTION iotstream.create_rule(
+    name         text,
+    source_table regclass,
+    value_column text,
+    key_columns  text[],
+    detector     text,
+    params       jsonb DEFAULT '{}',
+    "window"     interval DEFAULT '1 minute',
+    filter       text DEFAULT NULL,
+    lateness     interval DEFAULT '30 seconds',
+    severity     text DEFAULT 'warning',
+    alert_topic  text DEFAULT NULL)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    id int;
+BEGIN
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_name',
+            MESSAGE = format('invalid rule name %L', name),
+            HINT = 'Use up to 63 letters, digits, dots, dashes and underscores.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM iotstream.rules x WHERE x.name = create_rule.name) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('rule %L already exists', create_rule.name),
+            HINT = 'Change it with iotstream.alter_rule() or drop it with iotstream.drop_rule().';
+    END IF;
+    PERFORM iotstream._check_interval(lateness, 'lateness', true);
+    IF severity IS NULL OR severity NOT IN ('info', 'warning', 'critical') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('severity must be info, warning or critical, not %s', coalesce(severity, 'NULL')),
+            HINT = 'severity is copied to every anomaly the rule raises.';
+    END IF;
+    IF alert_topic IS NOT NULL AND alert_topic !~ '^[A-Za-z0-9._-]{1,249}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid alert topic %L', alert_topic),
+            HINT = 'A Kafka topic name has up to 249 letters, digits, dots, dashes and underscores.';
+    END IF;
+    r := iotstream._rule_sql(source_table, value_column, key_columns, detector, params, "window", filter);
+    INSERT INTO iotstream.rules (name, source_table, value_column, key_columns, detector, params, window_size,
+                                 filter, lateness, severity, alert_topic, eval_sql)
+    VALUES (name, source_table, value_column, key_columns, detector, r.params, "window",
+            filter, lateness, severity, alert_topic, r.eval_sql)
+    RETURNING rule_id INTO id;
+    INSERT INTO iotstream.rule_progress (rule_id) VALUES (id);
+    INSERT INTO iotstream.watermarks (relid) VALUES (source_table) ON CONFLICT DO NOTHING;
+    PERFORM iotstream._ensure_time_index(source_table);
+    RETURN id;
+END $$;
+COMMENT ON FUNCTION iotstream.create_rule(text, regclass, text, text[], text, jsonb, interval, text, interval, text, text) IS
+    'Defines a detection rule on a stream table, evaluated by the source workers as the watermark passes each window end plus lateness. Detectors: threshold_count, zscore, mad (per window); ewma, cusum, spike_dip, change_point (per row in event-time order).';
+
+CREATE FUNCTION iotstream._rule(name text) RETURNS iotstream.rules
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    r iotstream.rules;
+BEGIN
+    SELECT * INTO r FROM iotstream.rules x WHERE x.name = _rule.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('rule %L does not exist', name),
+            HINT = 'See SELECT name FROM iotstream.rules.';
+    END IF;
+    RETURN r;
+END $$;
+COMMENT ON FUNCTION iotstream._rule(text) IS 'Internal: a rule''s definition, or an error with a hint.';
+
+CREATE FUNCTION iotstream.enable_rule(name text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r iotstream.rules := iotstream._rule(name);
+BEGIN
+    UPDATE iotstream.rules SET enabled = true WHERE rule_id = r.rule_id;
+END $$;
+COMMENT ON FUNCTION iotstream.enable_rule(text) IS 'Resumes a rule; windows closed while it was disabled are evaluated at the next batch.';
+
+CREATE FUNCTION iotstream.disable_rule(name text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r iotstream.rules := iotstream._rule(name);
+BEGIN
+    UPDATE iotstream.rules SET enabled = false WHERE rule_id = r.rule_id;
+END $$;
+COMMENT ON FUNCTION iotstream.disable_rule(text) IS 'Pauses a rule; its progress is kept.';
+
+CREATE FUNCTION iotstream.drop_rule(name text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r iotstream.rules := iotstream._rule(name);
+BEGIN
+    DELETE FROM iotstream.rules WHERE rule_id = r.rule_id;
+END $$;
+COMMENT ON FUNCTION iotstream.drop_rule(text) IS 'Drops a rule and its progress; its anomalies stay.';
+
+CREATE FUNCTION iotstream.alter_rule(
+    name        text,
+    params      jsonb DEFAULT NULL,
+    "window"    interval DEFAULT NULL,
+    filter      text DEFAULT NULL,
+    lateness    interval DEFAULT NULL,
+    severity    text DEFAULT NULL,
+    alert_topic text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    old iotstream.rules := iotstream._rule(name);
+    r record;
+BEGIN
+    IF lateness IS NOT NULL THEN
+        PERFORM iotstream._check_interval(lateness, 'lateness', true);
+    END IF;
+    IF severity IS NOT NULL AND severity NOT IN ('info', 'warning', 'critical') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('severity must be info, warning or critical, not %s', severity),
+            HINT = 'severity is copied to every anomaly the rule raises.';
+    END IF;
+    r := iotstream._rule_sql(old.source_table, old.value_column, old.key_columns, old.detector,
+                             coalesce(old.params || alter_rule.params, old.params),
+                             coalesce("window", old.window_size), coalesce(filter, old.filter));
+    UPDATE iotstream.rules x
+       SET params = r.params, window_size = coalesce("window", old.window_size),
+           filter = coalesce(alter_rule.filter, old.filter), lateness = coalesce(alter_rule.lateness, old.lateness),
+           severity = coalesce(alter_rule.severity, old.severity),
+           alert_topic = coalesce(alter_rule.alert_topic, old.alert_topic), eval_sql = r.eval_sql
+     WHERE x.rule_id = old.rule_id;
+    -- detector state built with other parameters no longer applies
+    IF r.params IS DISTINCT FROM old.params THEN
+        DELETE FROM iotstream.rule_state WHERE rule_id = old.rule_id;
+    END IF;
+END $$;
+COMMENT ON FUNCTION iotstream.alter_rule(text, jsonb, interval, text, interval, text, text) IS
+    'Changes a rule; params are merged into the current ones. New settings apply from the next window; row detectors restart their state when params change.';
+
+CREATE FUNCTION iotstream._evaluate(detector text, params jsonb, eval_sql text,
+                                    from_time timestamptz, to_time timestamptz)
+RETURNS TABLE (key jsonb, window_start timestamptz, window_end timestamptz, event_time timestamptz,
+               value float8, score float8)
+AS 'MODULE_PATHNAME', 'iotstream_evaluate' LANGUAGE C;
+COMMENT ON FUNCTION iotstream._evaluate(text, jsonb, text, timestamptz, timestamptz) IS
+    'Internal: runs a rule''s evaluation over [from_time, to_time) with fresh detector state, the code path the workers use, and returns the anomalies.';
+
+CREATE FUNCTION iotstream.backtest_rule(name text, from_time timestamptz, to_time timestamptz)
+RETURNS TABLE (key jsonb, window_start timestamptz, window_end timestamptz, event_time timestamptz,
+               value float8, score float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r iotstream.rules := iotstream._rule(name);
+BEGIN
+    RETURN QUERY SELECT * FROM iotstream._evaluate(r.detector, r.params, r.eval_sql, from_time, to_time);
+END $$;
+COMMENT ON FUNCTION iotstream.backtest_rule(text, timestamptz, timestamptz) IS
+    'Runs rule name over the stored rows of [from_time, to_time) and returns the anomalies it would raise, writing nothing.';
+
+CREATE FUNCTION iotstream.backtest_rule(definition jsonb, from_time timestamptz, to_time timestamptz)
+RETURNS TABLE (key jsonb, window_start timestamptz, window_end timestamptz, event_time timestamptz,
+               value float8, score float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    IF definition IS NULL OR NOT definition ?& ARRAY['source_table', 'value_column', 'detector'] THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'a rule definition needs source_table, value_column and detector',
+            HINT = 'Pass the arguments of create_rule() as JSON, e.g. {"source_table": "readings", "value_column": "value", "key_columns": ["sensor_id"], "detector": "threshold_count", "params": {"threshold": 100, "min_count": 5}}.';
+    END IF;
+    r := iotstream._rule_sql((definition->>'source_table')::regclass, definition->>'value_column',
+                             coalesce(ARRAY(SELECT jsonb_array_elements_text(definition->'key_columns')), '{}'),
+                             definition->>'detector', coalesce(definition->'params', '{}'),
+                             coalesce((definition->>'window')::interval, '1 minute'), definition->>'filter');
+    RETURN QUERY SELECT * FROM iotstream._evaluate(definition->>'detector', r.params, r.eval_sql, from_time, to_time);
+END $$;
+COMMENT ON FUNCTION iotstream.backtest_rule(jsonb, timestamptz, timestamptz) IS
+    'Runs a rule given as JSON (create_rule''s arguments) over the stored rows of [from_time, to_time) and returns the anomalies, writing nothing. Use it to tune params.';
+
+CREATE VIEW iotstream.rule_status AS
+SELECT r.name AS rule, r.source_table, r.detector, r.enabled, r.window_size AS "window", r.lateness,
+       w.watermark,
+       w.watermark - r.lateness AS closable_until,
+       p.evaluated_until,
+       p.windows_evaluated, p.rows_evaluated, p.anomalies, p.late_rows, p.last_evaluation,
+       (w.watermark - r.lateness) - p.evaluated_until AS lag
+  FROM iotstream.rules r
+  JOIN iotstream.rule_progress p USING (rule_id)
+  LEFT JOIN iotstream.watermarks w ON w.relid = r.source_table;
+COMMENT ON VIEW iotstream.rule_status IS
+    'Per rule: the table''s watermark (newest event time), how far the rule has evaluated, windows and rows evaluated, anomalies, late rows (arrived after their window was evaluated), last evaluation, and lag (watermark - lateness - evaluated_until).';
+
+CREATE VIEW iotstream.rollup_status AS
+SELECT r.name AS rollup, r.source_table, r.rollup_table, r.bucket, r.lateness, w.watermark,
+       p.rows_merged, p.late_rows, p.updated_at
+  FROM iotstream.rollups r
+  JOIN iotstream.rollup_progress p USING (rollup_id)
+  LEFT JOIN iotstream.watermarks w ON w.relid = r.source_table;
+COMMENT ON VIEW iotstream.rollup_status IS 'Per rollup: the watermark, rows merged, and late rows (counted, not merged until refresh_rollup).';
+
+-- Definitions, progress and anomalies are user data: pg_dump keeps them.
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rules', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rollups', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rule_progress', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rollup_progress', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rule_state', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.watermarks', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.anomalies', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rules_rule_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.rollups_rollup_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('iotstream.anomalies_id_seq', '');

@@ -1,0 +1,844 @@
+/*-------------------------------------------------------------------------
+ * rules.c
+ *		Evaluates detection rules over event time, once per window.
+ *
+ * A rule has evaluated everything before rule_progress.evaluated_until.
+ * When the table's watermark minus the rule's lateness passes the end of
+ * one or more further windows, those windows are sealed: no row can still
+ * arrive for them within the lateness.  RuleAdvance then evaluates exactly
+ * [evaluated_until, new horizon) with the rule's query over the stream
+ * table and moves evaluated_until, all in the batch's transaction.  Rows
+ * that arrive for a range already evaluated are counted as late.
+ *
+ * Windowed detectors (threshold_count, zscore) are one query that returns
+ * the anomalies, built from the analytics aggregates.  The others read the
+ * rows in key and event-time order and feed them to the C detectors of
+ * detectors.c: mad per key and window (RobustZscore), and ewma, cusum,
+ * spike_dip and change_point per key across windows, with the state of each
+ * key kept in iotstream.rule_state.  backtest_rule() runs the same
+ * evaluation (evaluate_range) with fresh state and writes nothing.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "nodes/pg_list.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#define KEY_MAX			512		/* bytes of a key's JSON text */
+#define FETCH_ROWS		5000
+
+typedef enum RuleKind
+{
+	RULE_SQL,					/* the query returns the anomalies */
+	RULE_MAD,
+	RULE_SPIKE_DIP,
+	RULE_CHANGE_POINT,
+	RULE_EWMA,
+	RULE_CUSUM
+} RuleKind;
+
+struct Rule
+{
+	int			rule_id;
+	char	   *name;
+	char	   *detector;
+	char	   *params_text;
+	char	   *severity;
+	char	   *alert_topic;	/* NULL: none */
+	Interval	window;
+	Interval	lateness;
+	SPIPlanPtr	eval_plan;
+
+	RuleKind	kind;
+	float8		threshold;		/* mad */
+	int			min_count;		/* mad */
+	float8		confidence;		/* spike_dip, change_point */
+	int			history_size;
+	KdeMode		mode;
+	float8		lambda;			/* ewma */
+	float8		L;
+	int			warmup;
+	bool		have_mu_sigma;
+	float8		mu;
+	float8		sigma;
+	float8		target;			/* cusum */
+	float8		k;
+	float8		h;
+};
+
+/* One anomaly as evaluate_range reports it. */
+typedef struct Anomaly
+{
+	const char *key;			/* JSON text */
+	bool		has_window;
+	TimestampTz window_start;
+	TimestampTz window_end;
+	bool		has_time;
+	TimestampTz event_time;
+	float8		value;
+	float8		score;
+} Anomaly;
+
+typedef void (*EmitFn) (void *arg, const Anomaly *a);
+
+/* A key's detector state, in the hash of one evaluation. */
+typedef struct KeyState
+{
+	char		key[KEY_MAX];
+	void	   *state;
+	bool		changed;
+} KeyState;
+
+static SPIPlanPtr progress_read_plan = NULL;
+static SPIPlanPtr progress_write_plan = NULL;
+static SPIPlanPtr anomaly_plan = NULL;
+
+static float8
+param_number(Jsonb *params, const char *name, float8 dflt)
+{
+	JsonbValue	key;
+	JsonbValue *v;
+
+	key.type = jbvString;
+	key.val.string.val = (char *) name;
+	key.val.string.len = strlen(name);
+	v = findJsonbValueFromContainer(&params->root, JB_FOBJECT, &key);
+	if (v == NULL || v->type != jbvNumeric)
+		return dflt;
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+}
+
+static bool
+param_present(Jsonb *params, const char *name)
+{
+	JsonbValue	key;
+
+	key.type = jbvString;
+	key.val.string.val = (char *) name;
+	key.val.string.len = strlen(name);
+	return findJsonbValueFromContainer(&params->root, JB_FOBJECT, &key) != NULL;
+}
+
+/* The detector's settings from params, which _rule_sql() checked. */
+static void
+rule_setup(Rule *r, const char *detector, Jsonb *params)
+{
+	r->detector = pstrdup(detector);
+	r->threshold = param_number(params, "threshold", 3.5);
+	r->min_count = (int) param_number(params, "min_count", 5);
+	r->confidence = param_number(params, "confidence", 99);
+	r->history_size = (int) param_number(params, "history_size", 100);
+	r->lambda = param_number(params, "lambda", 0.2);
+	r->L = param_number(params, "L", 3);
+	r->warmup = (int) param_number(params, "warmup", 30);
+	r->have_mu_sigma = param_present(params, "mu") && param_present(params, "sigma");
+	r->mu = param_number(params, "mu", 0);
+	r->sigma = param_number(params, "sigma", 1);
+	r->target = param_number(params, "target", 0);
+	r->k = param_number(params, "k", 0);
+	r->h = param_number(params, "h", 0);
+	r->mode = KDE_SPIKES_AND_DIPS;
+	{
+		JsonbValue	key;
+		JsonbValue *v;
+
+		key.type = jbvString;
+		key.val.string.val = "mode";
+		key.val.string.len = 4;
+		v = findJsonbValueFromContainer(&params->root, JB_FOBJECT, &key);
+		if (v && v->type == jbvString && v->val.string.len == 6 &&
+			strncmp(v->val.string.val, "spikes", 6) == 0)
+			r->mode = KDE_SPIKES;
+		else if (v && v->type == jbvString && v->val.string.len == 4 &&
+				 strncmp(v->val.string.val, "dips", 4) == 0)
+			r->mode = KDE_DIPS;
+	}
+
+	if (strcmp(detector, "threshold_count") == 0 || strcmp(detector, "zscore") == 0)
+		r->kind = RULE_SQL;
+	else if (strcmp(detector, "mad") == 0)
+		r->kind = RULE_MAD;
+	else if (strcmp(detector, "spike_dip") == 0)
+		r->kind = RULE_SPIKE_DIP;
+	else if (strcmp(detector, "change_point") == 0)
+		r->kind = RULE_CHANGE_POINT;
+	else if (strcmp(detector, "ewma") == 0)
+		r->kind = RULE_EWMA;
+	else if (strcmp(detector, "cusum") == 0)
+		r->kind = RULE_CUSUM;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown detector \"%s\"", detector),
+				 errhint("Use threshold_count, zscore, mad, ewma, cusum, spike_dip or change_point.")));
+}
+
+static SPIPlanPtr
+prepare_eval(const char *sql, bool keep)
+{
+	Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+	SPIPlanPtr	plan = SPI_prepare(sql, 2, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare a rule's query: %s", SPI_result_code_string(SPI_result));
+	if (keep)
+		SPI_keepplan(plan);
+	return plan;
+}
+
+/* The enabled rules on relid, with their queries prepared; inside SPI. */
+List *
+RulesLoad(Oid relid, MemoryContext cxt)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	List	   *result = NIL;
+	SPITupleTable *tt;
+	uint64		nrows;
+
+	if (SPI_execute_with_args("SELECT rule_id, name, detector, params, severity, alert_topic,"
+							  "  window_size, lateness, eval_sql"
+							  " FROM iotstream.rules WHERE source_table = $1 AND enabled ORDER BY rule_id",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read iotstream.rules");
+	tt = SPI_tuptable;
+	nrows = SPI_processed;
+	for (uint64 row = 0; row < nrows; row++)
+	{
+		HeapTuple	tup = tt->vals[row];
+		TupleDesc	desc = tt->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		Rule	   *r = palloc0(sizeof(Rule));
+		bool		isnull;
+		char	   *sql;
+
+		r->rule_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		r->name = SPI_getvalue(tup, desc, 2);
+		rule_setup(r, SPI_getvalue(tup, desc, 3),
+				   DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull)));
+		r->params_text = SPI_getvalue(tup, desc, 4);
+		r->severity = SPI_getvalue(tup, desc, 5);
+		r->alert_topic = SPI_getvalue(tup, desc, 6);
+		r->window = *DatumGetIntervalP(SPI_getbinval(tup, desc, 7, &isnull));
+		r->lateness = *DatumGetIntervalP(SPI_getbinval(tup, desc, 8, &isnull));
+		sql = SPI_getvalue(tup, desc, 9);
+		result = lappend(result, r);
+		MemoryContextSwitchTo(old);
+		r->eval_plan = prepare_eval(sql, true);
+	}
+	return result;
+}
+
+void
+RulesRelease(List *rules)
+{
+	ListCell   *lc;
+
+	foreach(lc, rules)
+		SPI_freeplan(((Rule *) lfirst(lc))->eval_plan);
+}
+
+/* ---------------------------------------------------------------- states */
+
+static Size
+state_size(const Rule *r)
+{
+	switch (r->kind)
+	{
+		case RULE_SPIKE_DIP:
+		case RULE_CHANGE_POINT:
+			return KdeHistorySize(r->history_size);
+		case RULE_EWMA:
+			return sizeof(EwmaChartState);
+		case RULE_CUSUM:
+			return sizeof(CusumState);
+		default:
+			return 0;
+	}
+}
+
+static void
+state_init(const Rule *r, void *state)
+{
+	switch (r->kind)
+	{
+		case RULE_SPIKE_DIP:
+			KdeHistoryInit(state, r->history_size, r->confidence, r->mode);
+			break;
+		case RULE_CHANGE_POINT:
+			KdeHistoryInit(state, r->history_size, r->confidence, KDE_SPIKES_AND_DIPS);
+			break;
+		case RULE_EWMA:
+			EwmaChartInit(state, r->lambda, r->L, r->have_mu_sigma, r->mu, r->sigma, r->warmup);
+			break;
+		case RULE_CUSUM:
+			memset(state, 0, sizeof(CusumState));
+			break;
+		default:
+			break;
+	}
+}
+
+static HTAB *
+states_create(const Rule *r, bool load)
+{
+	HASHCTL		ctl;
+	HTAB	   *states;
+
+	ctl.keysize = KEY_MAX;
+	ctl.entrysize = sizeof(KeyState);
+	ctl.hcxt = CurrentMemoryContext;
+	states = hash_create("iotstream rule states", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	if (load && state_size(r) > 0)
+	{
+		Oid			argtypes[1] = {INT4OID};
+		Datum		args[1] = {Int32GetDatum(r->rule_id)};
+		Size		size = state_size(r);
+
+		if (SPI_execute_with_args("SELECT key::text, state FROM iotstream.rule_state WHERE rule_id = $1",
+								  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read iotstream.rule_state");
+		MemoryContextSwitchTo(ctl.hcxt);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+			bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			KeyState   *ks;
+
+			if (strlen(key) >= KEY_MAX || VARSIZE_ANY_EXHDR(b) != size)
+				continue;		/* from other parameters: start afresh */
+			ks = hash_search(states, key, HASH_ENTER, NULL);
+			ks->state = palloc(size);
+			memcpy(ks->state, VARDATA_ANY(b), size);
+			ks->changed = false;
+		}
+	}
+	return states;
+}
+
+static void
+states_save(const Rule *r, HTAB *states)
+{
+	HASH_SEQ_STATUS st;
+	KeyState   *ks;
+	Size		size = state_size(r);
+	List	   *keys = NIL;
+	List	   *vals = NIL;
+	Datum	   *kd;
+	Datum	   *vd;
+	int			n = 0;
+	Oid			argtypes[3] = {INT4OID, TEXTARRAYOID, BYTEAARRAYOID};
+	Datum		args[3];
+
+	hash_seq_init(&st, states);
+	while ((ks = hash_seq_search(&st)) != NULL)
+	{
+		bytea	   *b;
+
+		if (!ks->changed)
+			continue;
+		b = palloc(VARHDRSZ + size);
+		SET_VARSIZE(b, VARHDRSZ + size);
+		memcpy(VARDATA(b), ks->state, size);
+		keys = lappend(keys, (void *) DatumGetPointer(CStringGetTextDatum(ks->key)));
+		vals = lappend(vals, b);
+	}
+	if (keys == NIL)
+		return;
+	kd = palloc(sizeof(Datum) * list_length(keys));
+	vd = palloc(sizeof(Datum) * list_length(keys));
+	for (int i = 0; i < list_length(keys); i++)
+	{
+		kd[n] = PointerGetDatum(list_nth(keys, i));
+		vd[n++] = PointerGetDatum(list_nth(vals, i));
+	}
+	args[0] = Int32GetDatum(r->rule_id);
+	args[1] = PointerGetDatum(construct_array(kd, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(vd, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args("INSERT INTO iotstream.rule_state AS s (rule_id, key, state)"
+							  " SELECT $1, k::jsonb, v FROM unnest($2, $3) u(k, v)"
+							  " ON CONFLICT (rule_id, key) DO UPDATE SET state = excluded.state",
+							  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store iotstream.rule_state");
+}
+
+/* ---------------------------------------------------------------- evaluation */
+
+/*
+ * Feeds one value to a key's row detector.  ewma, cusum and change_point
+ * report the row where an alarm begins, spike_dip every spike.
+ */
+static bool
+detector_step(const Rule *r, void *state, float8 x, float8 *score)
+{
+	switch (r->kind)
+	{
+		case RULE_SPIKE_DIP:
+			{
+				KdeHistory *h = state;
+
+				KdeSpikeStep(h, x);
+				*score = h->score;
+				return h->alarm;
+			}
+		case RULE_CHANGE_POINT:
+			{
+				KdeHistory *h = state;
+				bool		was = h->alarm;
+
+				KdeChangePointStep(h, x);
+				*score = h->martingale;
+				return h->alarm && !was;
+			}
+		case RULE_EWMA:
+			{
+				EwmaChartState *s = state;
+				bool		was = s->alarm;
+
+				EwmaChartStep(s, x);
+				*score = s->z;
+				return s->alarm && !was;
+			}
+		case RULE_CUSUM:
+			{
+				CusumState *s = state;
+				bool		was = s->alarm;
+
+				CusumStep(s, x, r->target, r->k, r->h);
+				*score = Max(s->hi, s->lo);
+				return s->alarm && !was;
+			}
+		default:
+			return false;
+	}
+}
+
+/* mad: scores every value of one key's window against that window. */
+static int64
+mad_window(const Rule *r, const char *key, TimestampTz grp, TimestampTz grp_end,
+		   const float8 *v, const TimestampTz *t, int n, float8 *scratch,
+		   EmitFn emit, void *arg)
+{
+	int64		found = 0;
+
+	if (n < r->min_count)
+		return 0;
+	for (int i = 0; i < n; i++)
+	{
+		float8		median;
+		float8		mad;
+		float8		m;
+
+		memcpy(scratch, v, sizeof(float8) * n);
+		m = RobustZscore(scratch, n, v[i], &median, &mad);
+		if (fabs(m) > r->threshold)
+		{
+			Anomaly		a = {key, true, grp, grp_end, true, t[i], v[i], m};
+
+			emit(arg, &a);
+			found++;
+		}
+	}
+	return found;
+}
+
+/*
+ * Evaluates [from, to): emits each anomaly and returns how many; *nrows
+ * gets the rows read by row detectors.  With persist, row detectors start
+ * from and save iotstream.rule_state.  Inside SPI.
+ */
+static int64
+evaluate_range(const Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
+			   bool persist, EmitFn emit, void *arg, int64 *nrows)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "iotstream rule evaluation",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	Datum		args[2] = {TimestampTzGetDatum(from), TimestampTzGetDatum(to)};
+	int64		found = 0;
+
+	*nrows = 0;
+	if (r->kind == RULE_SQL)
+	{
+		SPITupleTable *tt;
+		uint64		nfound;
+
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not evaluate rule \"%s\"", r->name ? r->name : r->detector);
+		nfound = SPI_processed;
+		MemoryContextSwitchTo(cxt);
+		tt = SPI_tuptable;
+		/* emit() runs statements of its own: SPI_processed changes */
+		for (uint64 i = 0; i < nfound; i++)
+		{
+			HeapTuple	tup = tt->vals[i];
+			bool		n2,
+						n3,
+						n4,
+						n5,
+						n6;
+			Anomaly		a;
+
+			a.key = SPI_getvalue(tup, tt->tupdesc, 1);
+			a.window_start = DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 2, &n2));
+			a.window_end = DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 3, &n3));
+			a.event_time = DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 4, &n4));
+			a.value = DatumGetFloat8(SPI_getbinval(tup, tt->tupdesc, 5, &n5));
+			a.score = DatumGetFloat8(SPI_getbinval(tup, tt->tupdesc, 6, &n6));
+			a.has_window = !n2 && !n3;
+			a.has_time = !n4;
+			if (n5)
+				a.value = get_float8_nan();
+			if (n6)
+				a.score = get_float8_nan();
+			emit(arg, &a);
+			found++;
+		}
+		SPI_freetuptable(tt);
+	}
+	else
+	{
+		HTAB	   *states = states_create(r, persist);
+		Portal		portal = SPI_cursor_open(NULL, plan, args, NULL, false);
+		MemoryContext rowcxt = AllocSetContextCreate(cxt, "iotstream rule rows", ALLOCSET_DEFAULT_SIZES);
+		char		cur_key[KEY_MAX] = "";
+		KeyState   *cur = NULL;
+		bool		have_group = false;
+		TimestampTz grp = 0;
+		TimestampTz grp_end = 0;
+		int			gn = 0;
+		int			gcap = 256;
+		float8	   *gv = palloc(sizeof(float8) * gcap);
+		TimestampTz *gt = palloc(sizeof(TimestampTz) * gcap);
+		float8	   *scratch = palloc(sizeof(float8) * gcap);
+		Size		size = state_size(r);
+
+		for (;;)
+		{
+			SPITupleTable *tt;
+			uint64		got;
+
+			SPI_cursor_fetch(portal, true, FETCH_ROWS);
+			tt = SPI_tuptable;
+			got = SPI_processed;
+			if (got == 0)
+				break;
+			MemoryContextSwitchTo(rowcxt);
+			for (uint64 i = 0; i < got; i++)
+			{
+				HeapTuple	tup = tt->vals[i];
+				bool		isnull;
+				char	   *key = SPI_getvalue(tup, tt->tupdesc, 1);
+				Datum		g = SPI_getbinval(tup, tt->tupdesc, 2, &isnull);
+				TimestampTz ts = DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
+				float8		x = DatumGetFloat8(SPI_getbinval(tup, tt->tupdesc, 5, &isnull));
+				bool		new_key = strcmp(key, cur_key) != 0;
+
+				(*nrows)++;
+				if (strlen(key) >= KEY_MAX)
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("rule \"%s\": key %s is longer than %d bytes", r->name ? r->name : r->detector,
+									key, KEY_MAX - 1),
+							 errhint("Use shorter key columns.")));
+				if (r->kind == RULE_MAD)
+				{
+					TimestampTz gi = DatumGetTimestampTz(g);
+
+					if (have_group && (new_key || gi != grp))
+					{
+						MemoryContextSwitchTo(cxt);
+						found += mad_window(r, cur_key, grp, grp_end, gv, gt, gn, scratch, emit, arg);
+						MemoryContextSwitchTo(rowcxt);
+						gn = 0;
+					}
+					if (new_key)
+						strlcpy(cur_key, key, KEY_MAX);
+					have_group = true;
+					grp = gi;
+					grp_end = DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 3, &isnull));
+					if (gn == gcap)
+					{
+						gcap *= 2;
+						gv = repalloc(gv, sizeof(float8) * gcap);
+						gt = repalloc(gt, sizeof(TimestampTz) * gcap);
+						scratch = repalloc(scratch, sizeof(float8) * gcap);
+					}
+					gv[gn] = x;
+					gt[gn++] = ts;
+				}
+				else
+				{
+					float8		score;
+
+					if (new_key || cur == NULL)
+					{
+						bool		exists;
+
+						strlcpy(cur_key, key, KEY_MAX);
+						cur = hash_search(states, cur_key, HASH_ENTER, &exists);
+						if (!exists)
+						{
+							cur->state = MemoryContextAlloc(cxt, size);
+							state_init(r, cur->state);
+						}
+					}
+					cur->changed = true;
+					if (detector_step(r, cur->state, x, &score))
+					{
+						Anomaly		a = {cur_key, false, 0, 0, true, ts, x, score};
+
+						emit(arg, &a);
+						found++;
+					}
+				}
+			}
+			MemoryContextSwitchTo(cxt);
+			MemoryContextReset(rowcxt);
+			SPI_freetuptable(tt);
+		}
+		SPI_cursor_close(portal);
+		if (r->kind == RULE_MAD && have_group)
+			found += mad_window(r, cur_key, grp, grp_end, gv, gt, gn, scratch, emit, arg);
+		if (persist && size > 0)
+			states_save(r, states);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return found;
+}
+
+/* ---------------------------------------------------------------- the worker's side */
+
+typedef struct StoreArg
+{
+	const Rule *rule;
+	const DetectOrigin *origin;
+} StoreArg;
+
+static void
+prepare_static_plans(void)
+{
+	if (progress_read_plan == NULL)
+	{
+		Oid			t1[1] = {INT4OID};
+
+		progress_read_plan = SPI_prepare("SELECT evaluated_until FROM iotstream.rule_progress WHERE rule_id = $1",
+										 1, t1);
+		if (progress_read_plan == NULL)
+			elog(ERROR, "could not prepare the progress read of iotstream rules");
+		SPI_keepplan(progress_read_plan);
+	}
+	if (progress_write_plan == NULL)
+	{
+		Oid			t2[6] = {INT4OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID};
+
+		progress_write_plan = SPI_prepare("UPDATE iotstream.rule_progress"
+										  " SET evaluated_until = $2,"
+										  "     windows_evaluated = windows_evaluated + $3,"
+										  "     rows_evaluated = rows_evaluated + $4,"
+										  "     anomalies = anomalies + $5, late_rows = late_rows + $6,"
+										  "     last_evaluation = CASE WHEN $3 > 0 THEN now() ELSE last_evaluation END"
+										  " WHERE rule_id = $1", 6, t2);
+		if (progress_write_plan == NULL)
+			elog(ERROR, "could not prepare the progress write of iotstream rules");
+		SPI_keepplan(progress_write_plan);
+	}
+	if (anomaly_plan == NULL)
+	{
+		Oid			t3[14] = {INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+		TEXTOID, FLOAT8OID, FLOAT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+
+		anomaly_plan = SPI_prepare("INSERT INTO iotstream.anomalies (rule_id, rule, key, window_start, window_end,"
+								   "  event_time, detector, value, score, params, severity, source, source_offsets,"
+								   "  alert_topic)"
+								   " VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12,"
+								   "  $13::jsonb, $14)", 14, t3);
+		if (anomaly_plan == NULL)
+			elog(ERROR, "could not prepare the anomaly insert of iotstream rules");
+		SPI_keepplan(anomaly_plan);
+	}
+}
+
+static void
+store_anomaly(void *arg, const Anomaly *a)
+{
+	StoreArg   *s = arg;
+	const Rule *r = s->rule;
+	MemoryContext old = CurrentMemoryContext;
+	Datum		v[14];
+	char		n[14];
+
+	memset(n, ' ', sizeof(n));
+	v[0] = Int32GetDatum(r->rule_id);
+	v[1] = CStringGetTextDatum(r->name);
+	v[2] = CStringGetTextDatum(a->key);
+	v[3] = TimestampTzGetDatum(a->window_start);
+	v[4] = TimestampTzGetDatum(a->window_end);
+	if (!a->has_window)
+		n[3] = n[4] = 'n';
+	v[5] = TimestampTzGetDatum(a->event_time);
+	if (!a->has_time)
+		n[5] = 'n';
+	v[6] = CStringGetTextDatum(r->detector);
+	v[7] = Float8GetDatum(a->value);
+	v[8] = Float8GetDatum(a->score);
+	v[9] = CStringGetTextDatum(r->params_text);
+	v[10] = CStringGetTextDatum(r->severity);
+	v[11] = CStringGetTextDatum(s->origin->source);
+	v[12] = CStringGetTextDatum(s->origin->offsets);
+	v[13] = r->alert_topic ? CStringGetTextDatum(r->alert_topic) : (Datum) 0;
+	if (r->alert_topic == NULL)
+		n[13] = 'n';
+	if (SPI_execute_plan(anomaly_plan, v, n, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store an anomaly of rule \"%s\"", r->name);
+	MemoryContextSwitchTo(old);		/* SPI leaves us in its procedure context */
+}
+
+/*
+ * Counts the batch's late rows and, if evaluate, evaluates the windows the
+ * new watermark seals; returns the anomalies raised.  Inside SPI, in the
+ * batch's transaction.
+ */
+int64
+RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
+			TimestampTz batch_min, const DetectOrigin *origin, bool evaluate)
+{
+	int64		lateness = DetectIntervalUsecs(&r->lateness);
+	int64		width = DetectIntervalUsecs(&r->window);
+	TimestampTz horizon = DetectDateBin(&r->window, watermark - lateness);
+	TimestampTz from;
+	bool		started;
+	bool		isnull;
+	int64		late = 0;
+	int64		windows = 0;
+	int64		nrows = 0;
+	int64		found = 0;
+	Datum		args[6];
+
+	prepare_static_plans();
+	args[0] = Int32GetDatum(r->rule_id);
+	if (SPI_execute_plan(progress_read_plan, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the progress of rule \"%s\"", r->name);
+	if (SPI_processed == 0)
+		return 0;				/* dropped meanwhile */
+	from = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	started = !isnull;
+	if (!started)
+	{
+		/* the first batch: rows up to the lateness older may still come */
+		from = DetectDateBin(&r->window, Min(batch_min, watermark) - lateness);
+	}
+	else
+	{
+		for (int i = 0; i < rows->n; i++)
+			if (rows->stored[i] && rows->ts[i] < from)
+				late++;
+	}
+
+	if (!evaluate && started)
+		horizon = from;			/* later, with the windows of more batches */
+	if (horizon > from)
+	{
+		StoreArg	s = {r, origin};
+
+		found = evaluate_range(r, r->eval_plan, from, horizon, true, store_anomaly, &s, &nrows);
+		windows = (horizon - from) / width;
+	}
+	else if (started && late == 0)
+		return 0;				/* nothing changes */
+
+	args[1] = TimestampTzGetDatum(Max(from, horizon));
+	args[2] = Int64GetDatum(windows);
+	args[3] = Int64GetDatum(nrows);
+	args[4] = Int64GetDatum(found);
+	args[5] = Int64GetDatum(late);
+	if (SPI_execute_plan(progress_write_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not store the progress of rule \"%s\"", r->name);
+	return found;
+}
+
+/* Whether the rule's anomalies go to an alert topic. */
+bool
+RuleAlerts(const Rule *r)
+{
+	return r->alert_topic != NULL;
+}
+
+/* ---------------------------------------------------------------- backtest */
+
+typedef struct BacktestArg
+{
+	Tuplestorestate *store;
+	TupleDesc	desc;
+} BacktestArg;
+
+static void
+backtest_row(void *arg, const Anomaly *a)
+{
+	BacktestArg *b = arg;
+	Datum		v[6];
+	bool		n[6] = {false, !a->has_window, !a->has_window, !a->has_time, false, false};
+
+	v[0] = DirectFunctionCall1(jsonb_in, CStringGetDatum(a->key));
+	v[1] = TimestampTzGetDatum(a->window_start);
+	v[2] = TimestampTzGetDatum(a->window_end);
+	v[3] = TimestampTzGetDatum(a->event_time);
+	v[4] = Float8GetDatum(a->value);
+	v[5] = Float8GetDatum(a->score);
+	tuplestore_putvalues(b->store, b->desc, v, n);
+}
+
+/*
+ * iotstream._evaluate(detector, params, eval_sql, from, to): the anomalies
+ * a rule raises over stored rows, from fresh detector state, unwritten.
+ */
+PG_FUNCTION_INFO_V1(iotstream_evaluate);
+Datum
+iotstream_evaluate(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Rule		r;
+	BacktestArg b;
+	int64		nrows;
+	TimestampTz from;
+	TimestampTz to;
+
+	for (int i = 0; i < 5; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("a backtest needs a rule and a time range"),
+					 errhint("Pass from_time and to_time, e.g. now() - interval '1 day' and now().")));
+	from = PG_GETARG_TIMESTAMPTZ(3);
+	to = PG_GETARG_TIMESTAMPTZ(4);
+	if (from > to)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("from_time is after to_time"),
+				 errhint("Pass the earlier time first.")));
+	InitMaterializedSRF(fcinfo, 0);
+	b.store = rsinfo->setResult;
+	b.desc = rsinfo->setDesc;
+
+	memset(&r, 0, sizeof(r));
+	rule_setup(&r, text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_JSONB_P(1));
+	SPI_connect();
+	evaluate_range(&r, prepare_eval(text_to_cstring(PG_GETARG_TEXT_PP(2)), false),
+				   from, to, false, backtest_row, &b, &nrows);
+	SPI_finish();
+	return (Datum) 0;
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Continuous detection, against the same ingestion without it, in this run:
+#  1. ingest rate of the narrow seed-004 stream into a table with no rules
+#     and into one with 3 rules (threshold_count, zscore, spike_dip) and 1
+#     rollup, from the same topic; prints both and the ratio (target >= 0.85);
+#  2. alert latency at a steady 10,000 msg/s: from the moment a window
+#     became closable (the produce time of the first message whose event
+#     time passes window end + lateness) to the commit of its anomaly row,
+#     which is when NOTIFY is delivered (track_commit_timestamp, which
+#     make bench turns on).
+#   DETECT_N=400000 LAT_RATE=10000 LAT_SECONDS=30 test/bench/detect.sh
+set -euo pipefail
+. "$(dirname "$0")/../integration/lib.sh"
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+N=${DETECT_N:-400000}
+DEVICES=${DETECT_DEVICES:-200}
+LAT_RATE=${LAT_RATE:-10000}
+LAT_SECONDS=${LAT_SECONDS:-30}
+
+start_broker --brokers 1 --topic dnarrow:16 --topic dlatency:8
+DATA=$(mktemp -d /tmp/iotstream-bench.XXXXXX)
+trap 'rm -rf "$DATA"; _lib_cleanup' EXIT
+
+psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SET client_min_messages = warning;
+SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name LIKE 'dbench%';
+SELECT iotstream.drop_rule(name) FROM iotstream.rules WHERE name LIKE 'dbench%';
+SELECT iotstream.drop_rollup(name) FROM iotstream.rollups WHERE name LIKE 'dbench%';
+DELETE FROM iotstream.anomalies WHERE rule LIKE 'dbench%';
+DROP SCHEMA IF EXISTS dbench CASCADE;
+CREATE SCHEMA dbench;
+SELECT iotstream.create_stream_table('dbench.' || t,
+  'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text NOT NULL, value float8, produced_at timestamptz',
+  'ts', max_past => '3650 days', retention => NULL)
+  FROM unnest(ARRAY['plain', 'detect', 'latency']) t;
+SELECT iotstream.ensure_partitions('dbench.' || t, '2026-11-01', '2026-11-02')
+  FROM unnest(ARRAY['plain', 'detect', 'latency']) t;
+SELECT iotstream.create_rule('dbench_seed004', 'dbench.detect', 'value', ARRAY['sensor_id'], 'threshold_count',
+  '{"threshold": 100, "min_count": 5}', filter => 'metric_type = ''temperature''', lateness => '10 minutes');
+SELECT iotstream.create_rule('dbench_zscore', 'dbench.detect', 'value', ARRAY['sensor_id'], 'zscore',
+  '{"threshold": 5, "history": 10}', filter => 'metric_type = ''temperature''', lateness => '10 minutes');
+SELECT iotstream.create_rule('dbench_spike', 'dbench.detect', 'value', ARRAY['sensor_id'], 'spike_dip',
+  '{"confidence": 99.9, "history_size": 100}', filter => 'metric_type = ''temperature''', lateness => '10 minutes');
+SELECT iotstream.create_rollup('dbench.detect_1m', 'dbench.detect', ARRAY['sensor_id', 'metric_type'],
+  ARRAY['value'], bucket => '1 minute', lateness => '10 minutes');
+SELECT iotstream.create_rule('dbench_latency', 'dbench.latency', 'value', ARRAY['sensor_id'], 'threshold_count',
+  '{"threshold": 100, "min_count": 5}', filter => 'metric_type = ''temperature''', lateness => '5 seconds');
+SQL
+
+echo "== ingest: $N narrow seed-004 messages, $DEVICES sensors at 1 s, bursts and spikes"
+bursts=()
+for m in 1 3 5 7; do bursts+=(--burst "$m,2026-11-01T00:0$m:00Z"); done
+"$IOTSTREAM_SIM" --brokers "$BROKERS" --topic dnarrow --format telemetry --count "$N" --devices "$DEVICES" \
+  --start-time 2026-11-01T00:00:00Z "${bursts[@]}" --spike 5,2026-11-01T00:04:00Z --no-per-device >"$DATA/narrow.json"
+good=$(json_get "$(cat "$DATA/narrow.json")" good)
+
+# One broker and small fetches per partition keep the 16 partitions' event
+# times close together, as a live stream's are (a consumer that drains one
+# partition's backlog first moves the watermark past the others and makes
+# their rows late); both contenders use the same options.
+# The table without rules is measured before and after the one with them.
+declare -A rate
+for run in plain detect plain2; do
+  t=${run%2}
+  [ "$run" = plain2 ] && q "TRUNCATE dbench.plain"
+  q "SELECT iotstream.create_source('dbench_$run', '$BROKERS', ARRAY['dnarrow'], 'dbench.$t', '{\"ts\": \"timestamp\"}',
+       '{\"batch_size\": 10000, \"batch_ms\": 100, \"max.partition.fetch.bytes\": \"16384\"}')" >/dev/null
+  q "SELECT iotstream.start_source('dbench_$run')" >/dev/null
+  wait_for "SELECT EXISTS (SELECT 1 FROM dbench.$t)" 60
+  t0=$(now_ms)
+  c0=$(q "SELECT count(*) FROM dbench.$t")
+  wait_for "SELECT count(*) >= $good FROM dbench.$t" 300
+  t1=$(now_ms)
+  q "SELECT iotstream.stop_source('dbench_$run')" >/dev/null
+  assert_eq "$(q "SELECT count(*) FROM dbench.$t")" "$good" "$run: every message stored"
+  rate[$run]=$(( (good - c0) * 1000 / (t1 - t0) ))
+done
+plain=$(( (rate[plain] + rate[plain2]) / 2 ))
+echo "rules: $(q "SELECT string_agg(format('%s %s windows, %s anomalies, %s late', rule, windows_evaluated, anomalies, late_rows), '; ' ORDER BY rule)
+                 FROM iotstream.rule_status WHERE rule LIKE 'dbench%' AND rule <> 'dbench_latency'")"
+echo "rollup: $(q "SELECT format('%s rows merged, %s late', rows_merged, late_rows) FROM iotstream.rollup_status
+                  WHERE rollup = 'dbench.detect_1m'")"
+
+echo "== alert latency: $LAT_RATE msg/s for $LAT_SECONDS s, 1000 sensors at 1 s, window 1 minute, lateness 5 s"
+q "SELECT iotstream.create_source('dbench_latency', '$BROKERS', ARRAY['dlatency'], 'dbench.latency',
+     '{\"ts\": \"timestamp\", \"produced_at\": \"\$timestamp\"}', '{\"batch_size\": 10000, \"batch_ms\": 20}')" >/dev/null
+q "SELECT iotstream.start_source('dbench_latency')" >/dev/null
+# the group join takes a few seconds: let it settle before the clock starts
+"$IOTSTREAM_SIM" --brokers "$BROKERS" --topic dlatency --format telemetry --count 100 --devices 1000 \
+  --time-step 1s --start-time 2026-11-01T00:00:00Z --seed 9 >/dev/null
+wait_for "SELECT count(*) >= 100 FROM dbench.latency" 60
+# event time runs 10x the wall clock (1000 sensors every second at 10,000 msg/s): a window closes every 6 s
+bursts=()
+for m in 1 2 3 4; do for d in 11 22 33 44 55; do bursts+=(--burst "$d,2026-11-01T00:0$m:30Z"); done; done
+"$IOTSTREAM_SIM" --brokers "$BROKERS" --topic dlatency --format telemetry --rate "$LAT_RATE" \
+  --duration "$LAT_SECONDS" --devices 1000 --time-step 1s --start-time 2026-11-01T00:00:10Z --seed 10 \
+  "${bursts[@]}" --no-per-device >"$DATA/latency.json"
+total=$(json_get "$(cat "$DATA/latency.json")" good)
+wait_for "SELECT count(*) >= $total + 100 FROM dbench.latency" 60
+wait_for "SELECT evaluated_until >= '2026-11-01 00:05' FROM iotstream.rule_status WHERE rule = 'dbench_latency'" 30
+read -r nlat p50 p99 pmax <<<"$(q "
+  SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY l)), round(percentile_cont(0.99) WITHIN GROUP (ORDER BY l)),
+         round(max(l))
+    FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(a.xmin) -
+                 (SELECT min(produced_at) FROM dbench.latency t WHERE t.ts >= a.window_end + interval '5 seconds')) * 1000 AS l
+            FROM iotstream.anomalies a WHERE rule = 'dbench_latency') x" | tr '|' ' ')"
+assert_eq "$nlat" 20 "every injected burst raised its anomaly"
+
+printf '\n%-34s %12s\n' "narrow seed-004 ingest" "rows/s"
+printf '%-34s %12d\n' "no rules (before)" "${rate[plain]}" "3 rules + 1 rollup" "${rate[detect]}" \
+  "no rules (after)" "${rate[plain2]}"
+printf '%-34s %12s\n' "ratio to the mean without rules" "$(awk "BEGIN {printf \"%.2fx\", ${rate[detect]} / $plain}")" \
+  "(target >= 0.85)" ""
+
+echo
+echo "alert latency (window closable -> anomaly committed and NOTIFY sent) at $LAT_RATE msg/s over $nlat windows:"
+echo "  p50 ${p50} ms, p99 ${p99} ms, max ${pmax} ms (target p99 < 1000 ms)"
+q "SELECT iotstream.drop_source(s) FROM unnest(ARRAY['dbench_plain', 'dbench_detect', 'dbench_plain2', 'dbench_latency']) s" >/dev/null
