@@ -33,10 +33,18 @@ esac
 
 tools/install-deps.sh --no-npm
 mkdir -p "$DEMO"
-if [ -e "$DEMO/cluster/env" ] && . "$DEMO/cluster/env" && psql -X -q -c 'SELECT 1' >/dev/null 2>&1; then
+# the demo's data is throwaway: a cluster built with another version of the
+# extension (there are no upgrade scripts before the first release) starts over
+script_sum=$(cat sql/iotstream--*.sql | md5sum | cut -d' ' -f1)
+if [ -e "$DEMO/cluster/env" ] && . "$DEMO/cluster/env" && psql -X -q -c 'SELECT 1' >/dev/null 2>&1 &&
+   [ "$(cat "$DEMO/extension.md5" 2>/dev/null)" = "$script_sum" ]; then
   echo "== the demo cluster is already running"
 else
+  stop_pidfile "$DEMO/sim.pid"
+  cluster_stop "$DEMO/cluster" 2>/dev/null || true
+  rm -rf "$DEMO/cluster"
   cluster_start "$DEMO/cluster" iotstream
+  echo "$script_sum" >"$DEMO/extension.md5"
 fi
 
 if [ -f "$DEMO/broker.pid" ] && kill -0 "$(cat "$DEMO/broker.pid")" 2>/dev/null; then
