@@ -140,6 +140,26 @@ CREATE TRIGGER catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON i
 CREATE TRIGGER catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON iotstream.rollups
     FOR EACH STATEMENT EXECUTE FUNCTION iotstream._detect_catalog_changed();
 
+-- Definitions name their tables by OID: when a table goes, so do the rules
+-- and rollups that read it (as its indexes would), and a rollup whose table
+-- was dropped.  Anomalies stay: they are history.
+CREATE FUNCTION iotstream._detect_on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM iotstream.rules r
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = r.source_table::oid;
+    DELETE FROM iotstream.rollups r
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+       AND d.objid IN (r.source_table::oid, r.rollup_table::oid);
+    DELETE FROM iotstream.watermarks w
+     USING pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = w.relid::oid;
+END $$;
+COMMENT ON FUNCTION iotstream._detect_on_sql_drop() IS 'Internal: forgets the rules and rollups of dropped tables.';
+CREATE EVENT TRIGGER iotstream_detect_sql_drop ON sql_drop EXECUTE FUNCTION iotstream._detect_on_sql_drop();
+
 -- ---------------------------------------------------------------- helpers
 
 CREATE FUNCTION iotstream._time_column(tbl regclass) RETURNS name

@@ -2,7 +2,7 @@
 -- stored rows (checked against plain SQL), rule_status, enable/disable/
 -- alter/drop, and refresh_rollup against GROUP BY.
 BEGIN;
-SELECT plan(43);
+SELECT plan(45);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -129,6 +129,17 @@ SELECT is_empty($$
   EXCEPT
   SELECT sensor_id, metric_type, bucket_start, iotstream.count(value), iotstream.min(value), iotstream.max(value) FROM r70$$,
   'the refreshed rollup equals GROUP BY');
+
+-- dropping a table drops the definitions that read it
+SELECT iotstream.create_stream_table('public.gone70', 'ts timestamptz NOT NULL, sensor_id text NOT NULL, value float8',
+  'ts', retention => NULL);
+SELECT iotstream.create_rule('gone_rule', 'gone70', 'value', ARRAY['sensor_id'], 'threshold_count', '{"threshold": 1}');
+SELECT iotstream.create_rollup('public.gone70_1m', 'gone70', ARRAY['sensor_id'], ARRAY['value']);
+DROP TABLE public.gone70;
+SELECT is((SELECT count(*) FROM iotstream.rules WHERE name = 'gone_rule'), 0::bigint,
+  'DROP TABLE removes the rules on the table');
+SELECT is((SELECT count(*) FROM iotstream.rollups WHERE name LIKE '%gone70_1m'), 0::bigint,
+  'DROP TABLE removes the rollups of the table');
 
 SELECT * FROM finish();
 ROLLBACK;
