@@ -668,8 +668,14 @@ RETURNS TABLE (key jsonb, window_start timestamptz, window_end timestamptz, even
                value float8, score float8)
 LANGUAGE plpgsql AS $$
 DECLARE
-    r iotstream.rules := iotstream._rule(name);
+    r iotstream.rules;
 BEGIN
+    -- a quoted literal resolves to this text version: a JSON object is a definition
+    IF ltrim(name) LIKE '{%' THEN
+        RETURN QUERY SELECT * FROM iotstream.backtest_rule(name::jsonb, from_time, to_time);
+        RETURN;
+    END IF;
+    r := iotstream._rule(name);
     RETURN QUERY SELECT * FROM iotstream._evaluate(r.detector, r.params, r.eval_sql, from_time, to_time);
 END $$;
 COMMENT ON FUNCTION iotstream.backtest_rule(text, timestamptz, timestamptz) IS

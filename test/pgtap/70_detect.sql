@@ -2,7 +2,7 @@
 -- stored rows (checked against plain SQL), rule_status, enable/disable/
 -- alter/drop, and refresh_rollup against GROUP BY.
 BEGIN;
-SELECT plan(45);
+SELECT plan(46);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -90,6 +90,11 @@ SELECT is((SELECT string_agg(format('%s %s', key->>'sensor_id', window_start), '
                                            "detector": "threshold_count", "params": {"threshold": 100, "min_count": 4},
                                            "filter": "metric_type = ''temperature''"}'::jsonb, '2026-11-01', '2026-11-01 01:00')),
   's1 2026-11-01 00:10:00+00,s2 2026-11-01 00:20:00+00', 'a definition as JSON can be backtested (min_count 4)');
+SELECT is((SELECT count(*)::int
+             FROM iotstream.backtest_rule('{"source_table": "t70", "value_column": "value", "key_columns": ["sensor_id"],
+                                           "detector": "threshold_count", "params": {"threshold": 100, "min_count": 4},
+                                           "filter": "metric_type = ''temperature''"}', '2026-11-01', '2026-11-01 01:00')),
+  2, 'a definition as an uncast JSON literal is backtested too');
 SELECT is((SELECT string_agg(format('%s %s %s', key->>'sensor_id', event_time, value), ',')
              FROM iotstream.backtest_rule('{"source_table": "t70", "value_column": "value", "key_columns": ["sensor_id"],
                                            "detector": "spike_dip", "params": {"confidence": 99.9, "history_size": 50, "mode": "spikes"},
