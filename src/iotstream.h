@@ -642,4 +642,21 @@ extern ParquetFileSink *ParquetFileSinkOpen(const char *path);
 extern void ParquetFileSinkWrite(void *arg, const void *data, size_t len);
 extern void ParquetFileSinkClose(ParquetFileSink *sink);
 
+/* in write_parquet.c */
+
+/* The files ParquetWriteQuery writes, opened one after another. */
+typedef struct ParquetQuerySinks
+{
+	/* opens file number fileno and says where its bytes go */
+	void		(*open) (void *arg, int fileno, ParquetWriteFn *write, void **write_arg);
+	/* the file's footer is written: make the file complete */
+	void		(*close) (void *arg, int fileno, ParquetWriter *w);
+	void	   *arg;
+	int64		file_bytes;		/* start a new file past this size; 0: one file */
+} ParquetQuerySinks;
+
+extern void ParquetParseOptions(Jsonb *jb, ParquetWriterOptions *w);
+extern int	ParquetWriteQuery(const char *query, const ParquetWriterOptions *opts,
+							  ParquetQuerySinks *sinks, int64 *rows, int64 *bytes);
+
 #endif							/* IOTSTREAM_H */

@@ -3,6 +3,9 @@
 # cluster, run pg_regress, the pgTAP suites and the integration scripts,
 # stop everything, and exit non-zero on any failure.
 # make bench (test/run.sh bench): the same cluster, running test/bench/*.sh.
+# test/run.sh bench export | pgtap 70_export | integration 50_export: only the
+# benchmarks, pgTAP suites or integration scripts whose name contains the
+# filter (all of that kind without one).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -54,9 +57,12 @@ suite() {
   fi
 }
 
-if [ "${1:-}" = bench ]; then
+kind=${1:-}
+filter=${2:-}
+if [ "$kind" = bench ]; then
   for b in test/bench/*.sh; do
     [ -e "$b" ] || continue
+    case "$(basename "$b")" in *"$filter"*) ;; *) continue ;; esac
     suite "bench: $(basename "$b")" bash "$b"
   done
   echo "$passed passed, $failed failed"
@@ -70,10 +76,21 @@ regress() {
     return 1
   }
 }
-suite "pg_regress" regress
-suite "pgTAP" pg_prove --ext .sql -f test/pgtap/
+if [ "$kind" = pgtap ]; then
+  for t in test/pgtap/*"$filter"*.sql; do
+    [ -e "$t" ] && suite "pgTAP: $(basename "$t")" pg_prove -f "$t"
+  done
+  echo "$passed passed, $failed failed"
+  [ "$failed" = 0 ]
+  exit
+fi
+if [ "$kind" != integration ]; then
+  suite "pg_regress" regress
+  suite "pgTAP" pg_prove --ext .sql -f test/pgtap/
+fi
 for t in test/integration/[0-9]*.sh; do
   [ -e "$t" ] || continue
+  case "$(basename "$t")" in *"$filter"*) ;; *) continue ;; esac
   suite "integration: $(basename "$t")" bash "$t"
 done
 
