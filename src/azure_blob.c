@@ -291,9 +291,9 @@ request_failed(BlobClient *c, BlobSlot *s, CURLcode rc, long status)
 	if (status == 403)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("azure storage refused %s of \"%s\": account \"%s\", container \"%s\", credential \"%s\"%s",
+				 errmsg("azure storage answered 403 (forbidden) to %s of \"%s\": account \"%s\", container \"%s\", credential \"%s\"%s",
 						s->what, s->path, c->loc.account, c->loc.container, cred, error_code(s)),
-				 errdetail("The service answered 403: the signature, token or SAS was not accepted, or it lacks write permission."),
+				 errdetail("The signature, token or SAS was not accepted, or it lacks write permission."),
 				 errhint("Check the key, token or SAS of credential \"%s\" with iotstream.create_storage_credential(), and that it grants write and delete on the container.", cred)));
 	if (status == 404)
 		ereport(ERROR,

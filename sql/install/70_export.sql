@@ -425,7 +425,7 @@ BEGIN
                 'iotstream.export', e.name,
                 'iotstream.period_start', to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
                 'iotstream.period_end', to_char(to_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                'iotstream.version', version::text));
+                'iotstream.export_version', version::text));
         upload_opts := upload_opts || jsonb_build_object('target_file_size', e.target_file_size);
         SELECT * INTO w FROM iotstream._export_write_files(
             format('SELECT * FROM %s WHERE %s', e.source_table,
