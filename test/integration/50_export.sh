@@ -16,15 +16,24 @@ command -v zstd >/dev/null || fail "the zstd command is missing (hyparquet needs
 
 W=$(mktemp -d "$IOTSTREAM_WORK/export.XXXXXX")
 chmod 777 "$W"
+# what this script starts besides Azurite goes at exit too
+OWN_PIDS=()
+_export_cleanup() {
+  local p
+  for p in "${OWN_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  _lib_cleanup
+}
+trap _export_cleanup EXIT
 
 # blob_proxy PORTFILE LOG [args]: start test/node/blob_proxy.mjs, print its port
 blob_proxy() {
   local pf=$1 log=$2 i
   shift 2
   rm -f "$pf"
-  (cd "$NODE_DIR" && exec node blob_proxy.mjs --port-file "$pf" --log "$log" "$@") &
-  _lib_record_pid $!
+  (cd "$NODE_DIR" && exec node blob_proxy.mjs --port-file "$pf" --log "$log" "$@" >"$log.out" 2>&1) &
   PROXY_PID=$!
+  _lib_record_pid $PROXY_PID
+  OWN_PIDS+=($PROXY_PID)
   for i in $(seq 1 100); do [ -s "$pf" ] && break; sleep 0.1; done
   [ -s "$pf" ] || fail "blob_proxy did not start"
 }
@@ -32,7 +41,7 @@ blob_proxy() {
 # blob names in a container (committed blobs only), one a line, sorted
 list_blobs() {
   azurite_request GET "/$1?comp=list&restype=container" | head -n -1 |
-    grep -o '<Name>[^<]*</Name>' | sed 's/<[^>]*>//g' | LC_ALL=C sort
+    { grep -o '<Name>[^<]*</Name>' || true; } | sed 's/<[^>]*>//g' | LC_ALL=C sort
 }
 
 # download CONTAINER PREFIX DIR: every committed blob under PREFIX into DIR
@@ -64,7 +73,10 @@ SIG=$(printf '%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n' "$AZURITE_ACCOUNT" rwdlac b 
 SAS="sv=2019-12-12&ss=b&srt=sco&sp=rwdlac&se=${SE//:/%3A}&sig=$(node -e 'process.stdout.write(encodeURIComponent(process.argv[1]))' "$SIG")"
 
 # --- source: three hours of yesterday, one row every 2 s, every type kind
-pg <<SQL
+pg <<SQL >/dev/null
+-- a rerun on the same cluster starts clean
+SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('sk', 'sas', 'bad', 'retry', 'outage', 'sp', 'mi');
+DELETE FROM iotstream.storage_credentials WHERE name IN ('azurite_key', 'azurite_sas', 'wrong', 'sp', 'mi');
 DROP TABLE IF EXISTS exp_src;
 SELECT iotstream.create_stream_table('exp_src',
   'ts timestamptz NOT NULL, device text, n int8, v float8, flag bool, payload jsonb, id uuid', 'ts', '1 day');
@@ -172,6 +184,7 @@ start_az2() {
     >>"$AZ2_DIR/log" 2>&1) &
   AZ2_PID=$!
   _lib_record_pid $AZ2_PID
+  OWN_PIDS+=($AZ2_PID)
   for i in $(seq 1 150); do
     curl -s -o /dev/null "http://127.0.0.1:$AZ2_PORT/$AZURITE_ACCOUNT?comp=list" && return 0
     sleep 0.2
@@ -187,7 +200,7 @@ pg -c "SELECT iotstream.create_export('outage', 'exp_src', 'http://127.0.0.1:$PS
 pg -c "SELECT status FROM iotstream.run_export('outage')" >"$W/outage.out" 2>&1 &
 RUN_PID=$!
 for i in $(seq 1 200); do
-  [ "$(grep -c 'comp=block ' "$W/slow.log" 2>/dev/null)" -ge 2 ] && break
+  [ "$(cat "$W/slow.log" 2>/dev/null | grep -c 'comp=block ')" -ge 2 ] && break
   sleep 0.1
 done
 [ "$(grep -c 'comp=block ' "$W/slow.log")" -ge 2 ] || fail "the export did not start uploading"
@@ -217,7 +230,7 @@ SQL
 got=$(pg -c "SELECT count(*) FILTER (WHERE status = 'exported' AND rows > 0) FROM iotstream.run_export('sp')" \
          -c "UPDATE exp_src SET n = n + 1 WHERE ts = (SELECT min(ts) FROM exp_src)" -c "SELECT pg_stat_force_next_flush()" \
          -c "SELECT count(*) FROM iotstream.run_export('sp')" \
-         -c "SELECT count(*) FILTER (WHERE status = 'exported' AND rows > 0) FROM iotstream.run_export('mi')" | tr '\n' ' ')
+         -c "SELECT count(*) FILTER (WHERE status = 'exported' AND rows > 0) FROM iotstream.run_export('mi')" | grep -v '^$' | tr '\n' ' ')
 assert_eq "$got" "3 1 3 " "service principal and managed identity exports (and a re-export)"
 assert_eq "$(grep -c 'oauth2/v2.0/token 200 grant_type=client_credentials scope=https://storage.azure.com/.default client_id=app-1 secret_ok=true' "$W/oauth.log")" 1 \
   "one client-credentials token request, cached for the next run"
