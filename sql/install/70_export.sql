@@ -142,7 +142,7 @@ BEGIN
         secret := '{}';
     ELSE
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('unknown storage credential kind %L', kind),
+            MESSAGE = format('unknown storage credential kind "%s"', kind),
             HINT = 'The kinds are shared_key (account, key), sas (token), service_principal (tenant, client_id, client_secret) and managed_identity (optional client_id).';
     END CASE;
     IF missing IS NOT NULL THEN
@@ -152,7 +152,7 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM iotstream.storage_credentials c WHERE c.name = create_storage_credential.name) THEN
         RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
-            MESSAGE = format('storage credential %L already exists', name),
+            MESSAGE = format('storage credential "%s" already exists', name),
             HINT = 'Drop it with iotstream.drop_storage_credential() first, or pick another name.';
     END IF;
     INSERT INTO iotstream.storage_credentials (name, kind, account, options) VALUES (name, kind, account, opts);
@@ -167,13 +167,13 @@ BEGIN
     PERFORM iotstream._export_require_superuser('drop storage credentials');
     IF EXISTS (SELECT 1 FROM iotstream.exports e WHERE e.credential = drop_storage_credential.name) THEN
         RAISE EXCEPTION USING ERRCODE = 'dependent_objects_still_exist',
-            MESSAGE = format('storage credential %L is used by an export', name),
+            MESSAGE = format('storage credential "%s" is used by an export', name),
             HINT = 'Drop the export or give it another credential with iotstream.alter_export() first.';
     END IF;
     DELETE FROM iotstream.storage_credentials c WHERE c.name = drop_storage_credential.name;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('storage credential %L does not exist', name),
+            MESSAGE = format('storage credential "%s" does not exist', name),
             HINT = 'See iotstream.storage_credential_info for the credentials that exist.';
     END IF;
 END $$;
@@ -210,12 +210,12 @@ BEGIN
     IF e.period IS NULL OR secs <= 0 OR secs > 86400 OR 86400 % secs <> 0
        OR extract(month FROM e.period) <> 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('invalid export period %L', e.period),
+            MESSAGE = format('invalid export period "%s"', e.period),
             HINT = 'A period divides a day evenly: ''15 minutes'', ''1 hour'', ''6 hours'' or ''1 day''.';
     END IF;
     IF e.lateness IS NULL OR e.lateness < interval '0' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('invalid export lateness %L', e.lateness),
+            MESSAGE = format('invalid export lateness "%s"', e.lateness),
             HINT = 'Lateness is how long after its end a period is sealed, such as ''10 minutes''.';
     END IF;
     IF e.target_file_size IS NULL OR e.target_file_size < 1024 * 1024 THEN
@@ -225,7 +225,7 @@ BEGIN
     END IF;
     IF e.compression NOT IN ('zstd', 'snappy', 'gzip', 'none') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('unknown compression %L', e.compression),
+            MESSAGE = format('unknown compression "%s"', e.compression),
             HINT = 'Use zstd, snappy, gzip or none.';
     END IF;
     d := iotstream.parse_destination(e.destination);
@@ -233,17 +233,17 @@ BEGIN
         SELECT * INTO cred FROM iotstream.storage_credentials c WHERE c.name = e.credential;
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-                MESSAGE = format('storage credential %L does not exist', e.credential),
+                MESSAGE = format('storage credential "%s" does not exist', e.credential),
                 HINT = 'Create it with iotstream.create_storage_credential().';
         END IF;
         IF cred.account IS NOT NULL AND d.account IS NOT NULL AND cred.account <> d.account THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('storage credential %L is for account %L, not %L', e.credential, cred.account, d.account),
+                MESSAGE = format('storage credential "%s" is for account "%s", not "%s"', e.credential, cred.account, d.account),
                 HINT = 'Use a credential of the destination''s storage account.';
         END IF;
     ELSIF d.kind = 'blob' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('destination %L needs a credential', e.destination),
+            MESSAGE = format('destination "%s" needs a credential', e.destination),
             HINT = 'Create one with iotstream.create_storage_credential() and pass credential => its name.';
     END IF;
 END $$;
@@ -276,12 +276,12 @@ BEGIN
     PERFORM iotstream._export_require_superuser('create exports');
     IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]+$' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('invalid export name %L', name),
+            MESSAGE = format('invalid export name "%s"', name),
             HINT = 'Use letters, digits, underscores, dots and hyphens.';
     END IF;
     IF EXISTS (SELECT 1 FROM iotstream.exports x WHERE x.name = create_export.name) THEN
         RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
-            MESSAGE = format('export %L already exists', name),
+            MESSAGE = format('export "%s" already exists', name),
             HINT = 'Change it with iotstream.alter_export(), or drop it with iotstream.drop_export().';
     END IF;
     e := ROW(name, source_table, destination, period, lateness, pg_catalog.pg_size_bytes(target_file_size),
@@ -304,7 +304,7 @@ BEGIN
     PERFORM iotstream._export_require_superuser('alter exports');
     SELECT * INTO e FROM iotstream.exports x WHERE x.name = alter_export.name FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = format('export %L does not exist', name),
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = format('export "%s" does not exist', name),
             HINT = 'Create it with iotstream.create_export().';
     END IF;
     e.destination := coalesce(destination, e.destination);
@@ -329,7 +329,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM iotstream._export_require_superuser('drop exports');
     IF NOT EXISTS (SELECT 1 FROM iotstream.exports x WHERE x.name = drop_export.name) THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = format('export %L does not exist', name),
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = format('export "%s" does not exist', name),
             HINT = 'See iotstream.exports for the exports that exist.';
     END IF;
     PERFORM iotstream._schedule_export(name, NULL);
@@ -489,7 +489,7 @@ BEGIN
     PERFORM iotstream._export_require_superuser('run exports');
     SELECT * INTO e FROM iotstream.exports x WHERE x.name = run_export.name;
     IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = format('export %L does not exist', name),
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = format('export "%s" does not exist', name),
             HINT = 'Create it with iotstream.create_export().';
     END IF;
     -- one run at a time per export (the cron job and a manual call)
