@@ -2,7 +2,8 @@
 # make demo / make demo-stop: the pipeline on this machine, kept running.
 #   tools/demo.sh start   install what is missing; start a cluster, the local
 #                         broker and the simulator; a source feeds the stream
-#                         table `telemetry`; detection queries to try
+#                         table `telemetry`; detection queries to try; sealed
+#                         hours exported as Parquet to .tmp/demo/lake
 #   tools/demo.sh stop    stop all of it
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,10 +89,36 @@ psql -X -c "SELECT sensor_id, date_bin('1 minute', ts, 'epoch') AS minute, iotst
               FROM telemetry WHERE metric_type = 'temperature'
              GROUP BY 1, 2 HAVING iotstream.threshold_count(value, 100) > 5 ORDER BY 2"
 
+echo "== export: sealed hours of telemetry as Parquet in $DEMO/lake (pg_cron runs it every 5 minutes)"
+mkdir -p "$DEMO/lake"
+chown postgres: "$DEMO/lake" 2>/dev/null || chmod 777 "$DEMO/lake"
+psql -X -q -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
+SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('demo_lake', 'demo_azurite');
+SELECT iotstream.create_export('demo_lake', 'telemetry', 'file://$DEMO/lake', lateness => '5 minutes');
+SQL
+# AZURITE_BLOB_URL=http://127.0.0.1:10000/devstoreaccount1 (a running Azurite
+# with a container "lake") adds an export there, signed with its well-known key
+if [ -n "${AZURITE_BLOB_URL:-}" ] && curl -s -o /dev/null "$AZURITE_BLOB_URL?comp=list"; then
+  psql -X -q -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
+DELETE FROM iotstream.storage_credentials WHERE name = 'demo_azurite';
+SELECT iotstream.create_storage_credential('demo_azurite', 'shared_key', account => 'devstoreaccount1',
+    key => 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==');
+SELECT iotstream.create_export('demo_azurite', 'telemetry', '$AZURITE_BLOB_URL/lake/demo', lateness => '5 minutes',
+    credential => 'demo_azurite');
+SQL
+  psql -X -c "SELECT period_start, files, rows, status FROM iotstream.run_export('demo_azurite') WHERE rows > 0"
+fi
+psql -X -c "SELECT period_start, files, rows, bytes, status FROM iotstream.run_export('demo_lake') WHERE rows > 0"
+psql -X -c "SELECT export, period_start, version, rows, bytes, status, cardinality(files) AS files FROM iotstream.export_log WHERE rows > 0 ORDER BY export, period_start"
+find "$DEMO/lake" -name '*.parquet' | sort | head -8
+
 cat <<MSG
 == the demo is running
    connect:  psql "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
    watch:    SELECT source, state, lag, messages_per_sec, rows, dead_letters FROM iotstream.source_status; \\watch 1
+   lake:     $DEMO/lake; SELECT * FROM iotstream.export_status;
    try:      SELECT sensor_id, iotstream.stats_agg(value) FROM telemetry
                WHERE metric_type = 'temperature' GROUP BY 1;
              SELECT reason, count(*) FROM iotstream.dead_letters GROUP BY 1;
