@@ -1,7 +1,7 @@
 -- Exports and storage credentials: argument errors (errcode and hint),
 -- secrets kept out of sight, destinations, the ledger's shape.
 BEGIN;
-SELECT plan(38);
+SELECT plan(42);
 
 -- SQLSTATE, message and hint of the error a statement raises.
 CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -110,6 +110,18 @@ SELECT alike(pg_temp.err($$SELECT iotstream.drop_storage_credential('tap_key')$$
     '2BP01: storage credential "tap_key" is used by an export | %', 'a credential in use cannot be dropped');
 SELECT alike(pg_temp.err($$SELECT * FROM iotstream.run_export('nope')$$),
     '42704: export "nope" does not exist | Create it with iotstream.create_export().', 'run_export of an unknown export');
+
+-- the pg_cron job follows the export
+SELECT lives_ok($$SELECT iotstream.create_export('tap_cron', 'tap_exp', 'file:///tmp/x', schedule => '*/5 * * * *')$$,
+    'an export with a schedule');
+SELECT is((SELECT schedule || ' ' || command FROM cron.job WHERE jobname = 'iotstream_export_tap_cron'),
+    '*/5 * * * * SELECT count(*) FROM iotstream.run_export(''tap_cron'')', 'create_export registers the pg_cron job');
+SELECT iotstream.alter_export('tap_cron', schedule => '0 * * * *');
+SELECT is((SELECT schedule FROM cron.job WHERE jobname = 'iotstream_export_tap_cron'), '0 * * * *',
+    'alter_export changes the schedule');
+SELECT iotstream.drop_export('tap_cron');
+SELECT is((SELECT count(*) FROM cron.job WHERE jobname = 'iotstream_export_tap_cron'), 0::bigint,
+    'drop_export removes the job');
 
 SELECT * FROM finish();
 ROLLBACK;
