@@ -370,12 +370,21 @@ COMMENT ON FUNCTION iotstream._export_range(regclass, name, timestamptz, timesta
 CREATE FUNCTION iotstream._period_summary(relid regclass, time_column name, from_ts timestamptz, to_ts timestamptz,
     OUT rows bigint, OUT checksum bigint, OUT min_time timestamptz, OUT max_time timestamptz)
 LANGUAGE plpgsql AS $$
+DECLARE
+    tc text;
 BEGIN
     -- a sum of row hashes (numeric, folded into bigint): independent of row
     -- order, changed by any insert, update or delete
+    -- timestamp and date columns hold UTC wall-clock times
+    IF (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = relid AND a.attname = time_column)
+       = 'timestamptz'::regtype THEN
+        tc := format('%I', time_column);
+    ELSE
+        tc := format('(%I::timestamp AT TIME ZONE ''UTC'')', time_column);
+    END IF;
     EXECUTE format('SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)) %% 9223372036854775807, 0)::bigint, '
-                   'min(%I)::timestamptz, max(%I)::timestamptz FROM %s t WHERE %s',
-                   time_column, time_column, relid, iotstream._export_range(relid, time_column, from_ts, to_ts))
+                   'min(%s), max(%s) FROM %s t WHERE %s',
+                   tc, tc, relid, iotstream._export_range(relid, time_column, from_ts, to_ts))
       INTO rows, checksum, min_time, max_time;
 END $$;
 COMMENT ON FUNCTION iotstream._period_summary(regclass, name, timestamptz, timestamptz) IS
@@ -511,16 +520,28 @@ BEGIN
     -- differs (late rows), then sealed periods never exported.
     FOR todo IN
         WITH parts AS (
-            SELECT p.range_start, p.range_end FROM iotstream.partitions(e.source_table) p WHERE p.range_start < cutoff),
+            -- statistics are read once per run and cached for the transaction
+            SELECT p.range_start, p.range_end,
+                   pg_catalog.pg_stat_get_tuples_inserted(p.partition)
+                   + pg_catalog.pg_stat_get_tuples_updated(p.partition)
+                   + pg_catalog.pg_stat_get_tuples_deleted(p.partition) AS sig
+              FROM iotstream.partitions(e.source_table) p),
         periods AS (
             SELECT DISTINCT g AS ps
               FROM parts, generate_series(date_bin(e.period, parts.range_start, 'epoch'),
                                           parts.range_end - interval '1 microsecond', e.period) g
-             WHERE g + e.period <= cutoff)
-        SELECT x AS old, x.period_start AS ps FROM iotstream.export_log x
-         WHERE x.export = e.name AND x.status = 'exported'
-           AND iotstream._change_signal(e.source_table, x.period_start, x.period_end) IS DISTINCT FROM x.change_signal
-           AND iotstream._change_signal(e.source_table, x.period_start, x.period_end) IS NOT NULL
+             WHERE parts.range_start < cutoff AND g + e.period <= cutoff),
+        exported AS (
+            -- as _change_signal(): NULL unless partitions cover the whole period
+            SELECT x, x.period_start AS ps,
+                   (SELECT CASE WHEN sum(least(pp.range_end, x.period_end) - greatest(pp.range_start, x.period_start))
+                                     >= x.period_end - x.period_start
+                                THEN sum(pp.sig)::bigint END
+                      FROM parts pp WHERE pp.range_start < x.period_end AND pp.range_end > x.period_start) AS sig
+              FROM iotstream.export_log x
+             WHERE x.export = e.name AND x.status = 'exported')
+        SELECT exported.x AS old, exported.ps FROM exported
+         WHERE exported.sig IS NOT NULL AND exported.sig IS DISTINCT FROM (exported.x).change_signal
         UNION ALL
         SELECT NULL, periods.ps FROM periods
          WHERE NOT EXISTS (SELECT 1 FROM iotstream.export_log x

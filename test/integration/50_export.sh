@@ -104,7 +104,7 @@ for e in sk sas; do
 done
 pg -c "SELECT iotstream.alter_export('sk', unschedule => true)"
 pg -c "SELECT iotstream.alter_export('sas', unschedule => true)"
-assert_eq "$(pg -c "SELECT count(*) FROM cron.job WHERE jobname LIKE 'iotstream_export_%'")" 0 "alter_export(unschedule) removes the jobs"
+assert_eq "$(pg -c "SELECT count(*) FROM cron.job WHERE jobname IN ('iotstream_export_sk', 'iotstream_export_sas')")" 0 "alter_export(unschedule) removes the jobs"
 
 # the folder layout, by event time
 day=$(pg -c "SELECT to_char(now() - interval '1 day', 'YYYY-MM-DD')")
