@@ -729,3 +729,21 @@ BlobParseLocation(const char *url)
 		loc->path[--n] = '\0';
 	return loc;
 }
+
+/* Deletes the blob of an upload (a committed one that must go again). */
+void
+BlobDeleteUpload(BlobUpload *u)
+{
+	BlobClient *c = u->client;
+	BlobSlot   *s;
+
+	/* one try: this runs after a failure, when storage is likely down */
+	c->opts.max_retries = 0;
+	s = free_slot(c);
+	s->method = "DELETE";
+	s->path = u->path;
+	s->ok_404 = true;
+	snprintf(s->what, sizeof(s->what), "delete");
+	start_request(c, s);
+	drive(c, 0);
+}

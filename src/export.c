@@ -126,6 +126,7 @@ typedef struct ExportFiles
 	BlobUpload *uploads[MAX_EXPORT_FILES];
 	ParquetFileSink *sink;		/* local: the open file */
 	bool		renamed[MAX_EXPORT_FILES];
+	int			committed;		/* blobs whose block list is committed */
 } ExportFiles;
 
 static char *
@@ -191,7 +192,41 @@ files_commit(ExportFiles *f)
 			f->renamed[i] = true;
 		}
 		else
+		{
 			BlobUploadCommit(f->uploads[i]);
+			f->committed = i + 1;
+		}
+	}
+}
+
+/*
+ * After a failure between the block-list commits of a multi-file period,
+ * deletes the files already committed, so that the attempt leaves nothing
+ * visible; best effort, one try each (storage is likely failing).
+ */
+static void
+files_uncommit(ExportFiles *f)
+{
+	volatile int i;
+
+	for (i = 0; i < f->committed; i++)
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+
+		PG_TRY();
+		{
+			BlobDeleteUpload(f->uploads[i]);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			FlushErrorState();
+			ereport(WARNING,
+					(errmsg("could not delete \"%s\", committed by a failed export attempt",
+							f->names[i]),
+					 errhint("Delete it by hand; the export ledger does not list it.")));
+		}
+		PG_END_TRY();
 	}
 }
 
@@ -241,6 +276,7 @@ export_write_files(PG_FUNCTION_ARGS)
 	bool		isnull[3] = {false, false, false};
 	Datum	   *urls;
 	int			i;
+	MemoryContext callcxt;
 
 	check_privileges("export files");
 	if (query == NULL || destination == NULL || folder == NULL || file_id == NULL)
@@ -279,6 +315,7 @@ export_write_files(PG_FUNCTION_ARGS)
 	sinks.arg = f;
 	sinks.file_bytes = target;
 
+	callcxt = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PG_TRY();
@@ -290,9 +327,21 @@ export_write_files(PG_FUNCTION_ARGS)
 	{
 		/* local temporaries go; blob uploads were never committed */
 		if (f->client == NULL)
+		{
 			for (i = 0; i < f->n; i++)
 				if (!f->renamed[i])
 					(void) unlink(tmp_name(f, i));
+		}
+		else if (f->committed > 0 && !QueryCancelPending && !ProcDiePending)
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(callcxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			files_uncommit(f);
+			ReThrowError(edata);
+		}
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -712,6 +712,7 @@ extern void BlobUploadFinishBlocks(BlobUpload *u);
 extern void BlobUploadCommit(BlobUpload *u);
 extern int64 BlobUploadBytes(BlobUpload *u);
 extern void BlobDelete(BlobClient *c, const char *blob);
+extern void BlobDeleteUpload(BlobUpload *u);
 
 /* in azure_auth.c */
 extern void AzureAuthLoad(const char *name, const BlobLocation *loc, BlobAuth *auth);

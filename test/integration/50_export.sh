@@ -75,7 +75,7 @@ SAS="sv=2019-12-12&ss=b&srt=sco&sp=rwdlac&se=${SE//:/%3A}&sig=$(node -e 'process
 # --- source: three hours of yesterday, one row every 2 s, every type kind
 pg <<SQL >/dev/null
 -- a rerun on the same cluster starts clean
-SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('sk', 'sas', 'bad', 'retry', 'outage', 'sp', 'mi');
+SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('sk', 'sas', 'bad', 'retry', 'multi', 'outage', 'sp', 'mi');
 DELETE FROM iotstream.storage_credentials WHERE name IN ('azurite_key', 'azurite_sas', 'wrong', 'sp', 'mi');
 DROP TABLE IF EXISTS exp_src;
 SELECT iotstream.create_stream_table('exp_src',
@@ -174,6 +174,26 @@ assert_eq "$(grep -c ' 503$' "$W/p503.log")" 3 "the proxy answered 503 three tim
 [ "$ms" -ge 1000 ] || fail "the retries did not wait for Retry-After (${ms} ms)"
 echo "ok - Retry-After honoured (${ms} ms)"
 assert_eq "$(list_blobs lake | grep -c '^retry/')" 3 "all files committed after retries"
+
+# --- a failure between the block lists of a multi-file period: the files
+# already committed are deleted again, nothing of the attempt stays visible
+pg <<SQL >/dev/null
+DROP TABLE IF EXISTS exp_multi;
+SELECT iotstream.create_stream_table('exp_multi', 'ts timestamptz NOT NULL, v float8, w float8', 'ts', '1 day');
+SELECT iotstream.ensure_partitions('exp_multi', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO exp_multi SELECT date_trunc('day', now()) - interval '1 day' + g * interval '10 ms', random(), random()
+  FROM generate_series(0, 299999) g;
+SQL
+blob_proxy "$W/rej.port" "$W/rej.log" --upstream "$AZURITE_PORT" --reject-blocklist 2
+PREJ=$(cat "$W/rej.port")
+pg -c "SELECT iotstream.create_export('multi', 'exp_multi', 'http://127.0.0.1:$PREJ/$AZURITE_ACCOUNT/lake/multi', credential => 'azurite_key', target_file_size => '1MB', compression => 'none', schedule => NULL, options => '{\"row_group_size\": \"256kB\"}')"
+got=$(pg -c "SELECT string_agg(status, ',') FROM iotstream.run_export('multi')" 2>/dev/null)
+assert_eq "$got" "failed" "a rejected second block list fails the period"
+assert_eq "$(grep -c 'comp=blocklist 201' "$W/rej.log")" 1 "the first file had been committed"
+assert_eq "$(list_blobs lake | grep -c '^multi/' || true)" 0 "and was deleted again"
+got=$(pg -c "SELECT files FROM iotstream.run_export('multi') WHERE rows > 0")
+[ "$got" -ge 3 ] || fail "the period should be several files, got $got"
+assert_eq "$(list_blobs lake | grep -c '^multi/')" "$got" "the next run commits all $got files"
 
 # --- Azurite stopped mid-export: nothing committed, ledger unchanged; restart completes
 AZ2_DIR=$W/az2 && mkdir -p "$AZ2_DIR"

@@ -7,6 +7,7 @@
 //   --upstream PORT   forward every request to Azurite on 127.0.0.1:PORT
 //   --fail-first N    answer the first N requests with 503 and Retry-After
 //   --delay-ms D      hold each request D ms before forwarding it
+//   --reject-blocklist N  answer the Nth Put Block List with 400 (once)
 //   --bearer TOKEN    act as blob storage itself: 201/202 to requests that
 //                     carry "Authorization: Bearer TOKEN", 403 to others
 //   also always:      POST /<tenant>/oauth2/v2.0/token and
@@ -26,6 +27,8 @@ const upstream = args.upstream ? Number(args.upstream) : null
 let failLeft = Number(args['fail-first'] || 0)
 const retryAfter = args['retry-after'] || '1'
 const delayMs = Number(args['delay-ms'] || 0)
+const rejectBlocklist = Number(args['reject-blocklist'] || 0)
+let blocklists = 0
 const bearer = args.bearer || 'test-token'
 const agent = new http.Agent({ keepAlive: true })
 const log = (line) => fs.appendFileSync(args.log, line + '\n')
@@ -53,6 +56,15 @@ const server = http.createServer((req, res) => {
       log(`${what} 503`)
       res.writeHead(503, { 'Retry-After': retryAfter, 'Content-Type': 'application/xml' })
       res.end('<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code><Message>injected</Message></Error>')
+    })
+    return
+  }
+  if (comp === 'blocklist' && ++blocklists === rejectBlocklist) {
+    req.resume()
+    req.on('end', () => {
+      log(`${what} 400`)
+      res.writeHead(400, { 'Content-Type': 'application/xml' })
+      res.end('<?xml version="1.0" encoding="utf-8"?><Error><Code>InvalidBlockList</Code><Message>injected</Message></Error>')
     })
     return
   }
