@@ -198,17 +198,29 @@ assert_eq "$(list_blobs lake | grep -c '^multi/')" "$got" "the next run commits 
 # --- Azurite stopped mid-export: nothing committed, ledger unchanged; restart completes
 AZ2_DIR=$W/az2 && mkdir -p "$AZ2_DIR"
 AZ2_PORT=$(free_port)
+# start_az2 [fixed]: a second Azurite that keeps its data on disk across a
+# restart; the first start retries on another port if the one picked was
+# taken meanwhile (other runs share the machine), a restart keeps its port
 start_az2() {
-  (cd "$AZ2_DIR" && exec node "$NODE_DIR/node_modules/azurite/dist/src/blob/main.js" --blobHost 127.0.0.1 \
-    --blobPort "$AZ2_PORT" --location "$AZ2_DIR/data" --disableTelemetry --silent --skipApiVersionCheck \
-    >>"$AZ2_DIR/log" 2>&1) &
-  AZ2_PID=$!
-  _lib_record_pid $AZ2_PID
-  OWN_PIDS+=($AZ2_PID)
-  for i in $(seq 1 150); do
-    curl -s -o /dev/null "http://127.0.0.1:$AZ2_PORT/$AZURITE_ACCOUNT?comp=list" && return 0
-    sleep 0.2
+  local try i
+  for try in 1 2 3; do
+    (cd "$AZ2_DIR" && exec node "$NODE_DIR/node_modules/azurite/dist/src/blob/main.js" --blobHost 127.0.0.1 \
+      --blobPort "$AZ2_PORT" --location "$AZ2_DIR/data" --disableTelemetry --silent --skipApiVersionCheck \
+      >>"$AZ2_DIR/log" 2>&1) &
+    AZ2_PID=$!
+    _lib_record_pid $AZ2_PID
+    OWN_PIDS+=($AZ2_PID)
+    for i in $(seq 1 150); do
+      kill -0 "$AZ2_PID" 2>/dev/null || break
+      # our Azurite, not whatever else may listen there
+      curl -s -D - -o /dev/null "http://127.0.0.1:$AZ2_PORT/$AZURITE_ACCOUNT?comp=list" | grep -qi '^server: azurite' &&
+        kill -0 "$AZ2_PID" 2>/dev/null && return 0
+      sleep 0.2
+    done
+    [ "${1:-}" = fixed ] && break
+    AZ2_PORT=$(free_port)
   done
+  tail -5 "$AZ2_DIR/log" >&2
   fail "second azurite did not start"
 }
 start_az2
@@ -230,7 +242,7 @@ wait "$RUN_PID" || true
 echo "   run_export during the outage: $(tr '\n' ' ' <"$W/outage.out")"
 assert_eq "$(pg -c "SELECT count(*) FROM iotstream.export_log WHERE export = 'outage' AND status = 'exported' AND rows > 0")" 0 "the ledger did not advance"
 assert_eq "$(pg -c "SELECT count(*) FROM iotstream.export_log WHERE export = 'outage' AND status = 'failed'")" 1 "the failure is recorded"
-start_az2
+start_az2 fixed
 blobs=$(AZURITE_BLOB_URL=http://127.0.0.1:$AZ2_PORT/$AZURITE_ACCOUNT list_blobs lake2 | wc -l)
 assert_eq "$blobs" 0 "no blob was committed"
 assert_eq "$(pg -c "SELECT count(*) FILTER (WHERE status = 'exported' AND rows > 0) FROM iotstream.run_export('outage')")" 1 "after the restart the export completes"
