@@ -548,6 +548,7 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 	StreamTime *ts = palloc(sizeof(StreamTime) * n);
 	StreamRowVerdict *verdicts = palloc(sizeof(StreamRowVerdict) * n);
 	int64	   *new_keys = NULL;
+	int		   *new_rows = NULL;	/* the message each new key came from */
 	int			nnew = 0;
 	Relation	rel;
 	EState	   *defstate = NULL;	/* evaluates defaults, made when needed */
@@ -609,6 +610,7 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 		if (!t->seen_loaded)
 			dedup_load(t);
 		new_keys = palloc(sizeof(int64) * n);
+		new_rows = palloc(sizeof(int) * n);
 		for (int i = 0; i < n; i++)
 		{
 			bool		usable;
@@ -629,6 +631,7 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 				continue;
 			}
 			e->seen_at = GetCurrentTransactionStartTimestamp();
+			new_rows[nnew] = i;
 			new_keys[nnew++] = (int64) h;
 		}
 	}
@@ -665,6 +668,24 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 			store_dead_letter(t, &msgs[i], reason[i]);
 			counts->dead++;
 		}
+	if (row_by_row && nnew > 0)
+	{
+		/* a key whose row was not stored was not seen: a redelivery may store it */
+		int			kept = 0;
+
+		for (int k = 0; k < nnew; k++)
+		{
+			if (reason[new_rows[k]] == NULL)
+				new_keys[kept++] = new_keys[k];
+			else
+			{
+				uint64		h = (uint64) new_keys[k];
+
+				hash_search(t->seen, &h, HASH_REMOVE, NULL);
+			}
+		}
+		nnew = kept;
+	}
 	if (nnew > 0)
 	{
 		Datum		args[2];

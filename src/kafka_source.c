@@ -172,7 +172,15 @@ KafkaSourceOpen(const KafkaProperty *props, int nprops,
 		rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", errbuf, errlen) != RD_KAFKA_CONF_OK ||
 		rd_kafka_conf_set(conf, "enable.partition.eof", "false", errbuf, errlen) != RD_KAFKA_CONF_OK ||
 	/* latency: Kafka's 500 ms default is what a broker may hold an empty fetch */
-		rd_kafka_conf_set(conf, "fetch.wait.max.ms", "20", errbuf, errlen) != RD_KAFKA_CONF_OK)
+		rd_kafka_conf_set(conf, "fetch.wait.max.ms", "20", errbuf, errlen) != RD_KAFKA_CONF_OK ||
+	/*
+	 * throughput: with librdkafka's 1 MiB fetches and 100k queued messages
+	 * a worker storing ~500k narrow rows/s spends a third of its time
+	 * waiting for the fetcher.  Prefetch up to queued.max.messages.kbytes
+	 * (64 MiB) instead, which also bounds the memory this costs.
+	 */
+		rd_kafka_conf_set(conf, "fetch.message.max.bytes", "8388608", errbuf, errlen) != RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_set(conf, "queued.min.messages", "1000000", errbuf, errlen) != RD_KAFKA_CONF_OK)
 		goto fail_conf;
 	for (int i = 0; i < nprops; i++)
 	{

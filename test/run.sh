@@ -3,9 +3,7 @@
 # cluster, run pg_regress, the pgTAP suites and the integration scripts,
 # stop everything, and exit non-zero on any failure.
 # make bench (test/run.sh bench): the same cluster, running test/bench/*.sh.
-# test/run.sh bench export | pgtap 70_export | integration 50_export: only the
-# benchmarks, pgTAP suites or integration scripts whose name contains the
-# filter (all of that kind without one).
+# ONLY=ingest test/run.sh bench, ONLY=40_ingest test/run.sh: a subset.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -45,9 +43,11 @@ psql -X -q -c "CREATE EXTENSION IF NOT EXISTS pgtap" || exit 1
 echo "   postgres on $PGHOST:$PGPORT, data in $CLUSTER_DATA"
 
 passed=0 failed=0
+# ONLY=substring runs just the suites whose name contains it
 suite() {
   local name=$1
   shift
+  case "$name" in *"${ONLY:-}"*) ;; *) return 0 ;; esac
   echo "== $name"
   if "$@"; then
     passed=$((passed + 1))
@@ -57,12 +57,9 @@ suite() {
   fi
 }
 
-kind=${1:-}
-filter=${2:-}
-if [ "$kind" = bench ]; then
+if [ "${1:-}" = bench ]; then
   for b in test/bench/*.sh; do
     [ -e "$b" ] || continue
-    case "$(basename "$b")" in *"$filter"*) ;; *) continue ;; esac
     suite "bench: $(basename "$b")" bash "$b"
   done
   echo "$passed passed, $failed failed"
@@ -76,21 +73,10 @@ regress() {
     return 1
   }
 }
-if [ "$kind" = pgtap ]; then
-  for t in test/pgtap/*"$filter"*.sql; do
-    [ -e "$t" ] && suite "pgTAP: $(basename "$t")" pg_prove -f "$t"
-  done
-  echo "$passed passed, $failed failed"
-  [ "$failed" = 0 ]
-  exit
-fi
-if [ "$kind" != integration ]; then
-  suite "pg_regress" regress
-  suite "pgTAP" pg_prove --ext .sql -f test/pgtap/
-fi
+suite "pg_regress" regress
+suite "pgTAP" pg_prove --ext .sql -f test/pgtap/
 for t in test/integration/[0-9]*.sh; do
   [ -e "$t" ] || continue
-  case "$(basename "$t")" in *"$filter"*) ;; *) continue ;; esac
   suite "integration: $(basename "$t")" bash "$t"
 done
 

@@ -2,14 +2,15 @@
 # Ingestion through the real broker, from the simulator's messages:
 #  - seed-002 events with 0.1% duplicates, deduplicated by eventId;
 #  - seed-004 telemetry with a corpus of every kind of bad message;
-#  - one source with two topics and a second source into the same table.
+#  - one source with two topics and a second source into the same table;
+#  - a dedup key is only remembered for a row that was stored.
 # Every count and checksum is compared with what the simulator produced.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
 start_broker --topic events:4 --topic telemetry:4 --topic site1.temperature:2 \
-  --topic site1.humidity:2 --topic site2.temperature:2
+  --topic site1.humidity:2 --topic site2.temperature:2 --topic checked:1
 
 psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
@@ -111,6 +112,31 @@ assert_eq "$(q "SELECT sum((p->>'next_offset')::bigint) FROM iotstream.source_st
 assert_eq "$(q "SELECT state FROM iotstream.source_status WHERE source = 'it40_tel'")" running "status: running"
 assert_eq "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'iotstream source worker'")" 4 \
   "one worker per source in pg_stat_activity"
+
+# a row the table refuses (CHECK) is a dead letter, and its dedup key is not
+# remembered: once the constraint is gone, a redelivery is stored
+q "SELECT iotstream.create_stream_table('it40.checked',
+     'ts timestamptz NOT NULL, event_id uuid NOT NULL, value float8 CONSTRAINT small CHECK (value < 1000)',
+     'ts', max_past => '3650 days', max_future => '1 day', retention => NULL)" >/dev/null
+q "SELECT iotstream.create_source('it40_checked', '$BROKERS', ARRAY['checked'], 'it40.checked',
+     '{\"ts\": \"createdAt\", \"event_id\": \"eventId\"}',
+     '{\"batch_ms\": 50, \"dedup_key\": \"eventId\", \"dedup_horizon\": \"1 hour\"}')" >/dev/null
+q "SELECT iotstream.start_source('it40_checked')" >/dev/null
+big='{"eventId":"00000000-0000-4000-8000-000000000001","value":5000,"createdAt":"2026-11-01T00:00:00Z"}'
+ok='{"eventId":"00000000-0000-4000-8000-000000000002","value":5,"createdAt":"2026-11-01T00:00:01Z"}'
+printf '%s\n%s\n' "$big" "$ok" | kcat -P -b "$BROKERS" -t checked
+wait_for "SELECT count(*) = 1 FROM iotstream.dead_letters WHERE source = 'it40_checked'" 30
+assert_eq "$(q "SELECT string_agg(event_id::text, ',') FROM it40.checked")" \
+  "00000000-0000-4000-8000-000000000002" "checked: the good row is stored, the refused one is not"
+q "ALTER TABLE it40.checked DROP CONSTRAINT small"
+printf '%s\n%s\n' "$big" "$ok" | kcat -P -b "$BROKERS" -t checked
+wait_for "SELECT sum((p->>'next_offset')::bigint) = 4 FROM iotstream.source_status, jsonb_array_elements(partitions) p
+            WHERE source = 'it40_checked'" 30
+assert_eq "$(q "SELECT count(*) || ' ' || sum(value) FROM it40.checked")" "2 5005" \
+  "checked: the redelivered row is stored once the table accepts it; the other is a duplicate"
+assert_eq "$(q "SELECT duplicates FROM iotstream.source_status WHERE source = 'it40_checked'")" 1 \
+  "checked: only the row that was stored counts as seen"
+q "SELECT iotstream.drop_source('it40_checked')" >/dev/null
 
 # stop within a second
 pid=$(q "SELECT pids[1] FROM iotstream.source_status WHERE source = 'it40_site2'")
