@@ -38,6 +38,8 @@
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_CAP_MS 10000
 #define RETRY_AFTER_CAP_MS 60000
+/* while a block fills, let curl send every this many bytes appended */
+#define PUMP_EVERY (256 * 1024)
 
 typedef enum SlotState
 {
@@ -77,6 +79,7 @@ struct BlobClient
 	CURLM	   *multi;
 	BlobSlot   *slots;
 	int			nbusy;
+	struct BlobUpload *uploads;
 };
 
 struct BlobUpload
@@ -86,8 +89,11 @@ struct BlobUpload
 	char	   *path;			/* URL path of the blob, encoded */
 	char	   *cur;			/* the block being filled */
 	size_t		curlen;
+	size_t		pumped;			/* curlen when requests were last moved along */
+	EVP_MD_CTX *md5;			/* of the block being filled */
 	int			nblocks;		/* sent or being sent */
 	int64		bytes;
+	struct BlobUpload *next;	/* the client's uploads */
 };
 
 static bool curl_ready = false;
@@ -117,6 +123,8 @@ client_release(void *arg)
 	if (c->multi)
 		curl_multi_cleanup(c->multi);
 	c->multi = NULL;
+	for (; c->uploads; c->uploads = c->uploads->next)
+		EVP_MD_CTX_free(c->uploads->md5);
 }
 
 static size_t
@@ -253,6 +261,8 @@ start_request(BlobClient *c, BlobSlot *s)
 		/* the body stays in the slot until the request is done, retries too */
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, s->body ? s->body : "");
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) s->len);
+		/* large sends: fewer system calls per block */
+		curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
 	}
 	pfree(url.data);
 
@@ -355,43 +365,56 @@ request_done(BlobClient *c, BlobSlot *s, CURLcode rc)
 	request_failed(c, s, rc, status);
 }
 
+/*
+ * Moves every request along as far as it goes without waiting: starts the
+ * retries that are due and handles finished requests.  Returns how long a
+ * wait may last before a retry falls due (at most 100 ms).
+ */
+static long
+pump(BlobClient *c)
+{
+	int			running;
+	CURLMsg    *msg;
+	int			left;
+	long		wait_ms = 100;
+	TimestampTz now = GetCurrentTimestamp();
+	int			i;
+
+	for (i = 0; i < c->opts.parallel; i++)
+	{
+		BlobSlot   *s = &c->slots[i];
+
+		if (s->state != SLOT_WAITING)
+			continue;
+		if (s->retry_at <= now)
+			start_request(c, s);
+		else
+			wait_ms = Min(wait_ms, (long) ((s->retry_at - now) / 1000) + 1);
+	}
+	if (curl_multi_perform(c->multi, &running) != CURLM_OK)
+		elog(ERROR, "curl_multi_perform failed");
+	while ((msg = curl_multi_info_read(c->multi, &left)) != NULL)
+	{
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		for (i = 0; i < c->opts.parallel; i++)
+			if (c->slots[i].easy == msg->easy_handle && c->slots[i].state == SLOT_RUNNING)
+			{
+				request_done(c, &c->slots[i], msg->data.result);
+				break;
+			}
+	}
+	return wait_ms;
+}
+
 /* Runs requests until fewer than `busy_limit` are busy (0: until all done). */
 static void
 drive(BlobClient *c, int busy_limit)
 {
 	while (c->nbusy > 0 && c->nbusy >= Max(busy_limit, 1))
 	{
-		int			running;
-		CURLMsg    *msg;
-		int			left;
-		long		wait_ms = 100;
-		TimestampTz now = GetCurrentTimestamp();
-		int			i;
+		long		wait_ms = pump(c);
 
-		for (i = 0; i < c->opts.parallel; i++)
-		{
-			BlobSlot   *s = &c->slots[i];
-
-			if (s->state != SLOT_WAITING)
-				continue;
-			if (s->retry_at <= now)
-				start_request(c, s);
-			else
-				wait_ms = Min(wait_ms, (long) ((s->retry_at - now) / 1000) + 1);
-		}
-		if (curl_multi_perform(c->multi, &running) != CURLM_OK)
-			elog(ERROR, "curl_multi_perform failed");
-		while ((msg = curl_multi_info_read(c->multi, &left)) != NULL)
-		{
-			if (msg->msg != CURLMSG_DONE)
-				continue;
-			for (i = 0; i < c->opts.parallel; i++)
-				if (c->slots[i].easy == msg->easy_handle && c->slots[i].state == SLOT_RUNNING)
-				{
-					request_done(c, &c->slots[i], msg->data.result);
-					break;
-				}
-		}
 		if (c->nbusy > 0 && c->nbusy >= Max(busy_limit, 1))
 			curl_multi_poll(c->multi, NULL, 0, (int) wait_ms, NULL);
 		CHECK_FOR_INTERRUPTS();
@@ -480,6 +503,12 @@ BlobUploadBegin(BlobClient *c, const char *blob)
 	u->blob = pstrdup(blob);
 	u->path = psprintf("%s/%s/%s", c->loc.path_prefix, c->loc.container, encode_path(blob));
 	u->cur = palloc(c->opts.block_size);
+	u->md5 = EVP_MD_CTX_new();
+	if (u->md5 == NULL || !EVP_DigestInit_ex(u->md5, EVP_md5(), NULL))
+		elog(ERROR, "MD5 failed");
+	/* the digest context is released with the client, also on ERROR */
+	u->next = c->uploads;
+	c->uploads = u;
 	MemoryContextSwitchTo(old);
 	return u;
 }
@@ -499,7 +528,8 @@ send_block(BlobUpload *u)
 	/* equal-length ids; twelve digits make base64 with neither '+', '/' nor '=' */
 	snprintf(id, sizeof(id), "%012d", u->nblocks);
 	to_base64((unsigned char *) id, 12, id64);
-	if (!EVP_Digest(u->cur, u->curlen, md5, &md5len, EVP_md5(), NULL))
+	if (!EVP_DigestFinal_ex(u->md5, md5, &md5len) ||
+		!EVP_DigestInit_ex(u->md5, EVP_md5(), NULL))
 		elog(ERROR, "MD5 failed");
 	to_base64(md5, md5len, s->md5);
 
@@ -516,6 +546,7 @@ send_block(BlobUpload *u)
 	s->len = u->curlen;
 	u->cur = swap;
 	u->curlen = 0;
+	u->pumped = 0;
 
 	s->method = "PUT";
 	s->path = u->path;
@@ -540,11 +571,19 @@ BlobUploadWrite(void *arg, const void *data, size_t len)
 		size_t		n = Min(len, bs - u->curlen);
 
 		memcpy(u->cur + u->curlen, p, n);
+		if (!EVP_DigestUpdate(u->md5, p, n))
+			elog(ERROR, "MD5 failed");
 		u->curlen += n;
 		p += n;
 		len -= n;
 		if (u->curlen == bs)
 			send_block(u);
+		else if (u->client->nbusy > 0 && u->curlen - u->pumped >= PUMP_EVERY)
+		{
+			/* curl moves data only when called: keep the sockets busy */
+			pump(u->client);
+			u->pumped = u->curlen;
+		}
 	}
 }
 
