@@ -62,6 +62,7 @@ typedef struct BlobSlot
 	const char *content_type;
 	char		md5[32];		/* base64 Content-MD5, or empty */
 	bool		ok_404;			/* Delete Blob: already gone is success */
+	long		status;			/* HTTP status of the last answer */
 	int			attempts;
 	TimestampTz retry_at;
 	struct curl_slist *headers;
@@ -340,6 +341,7 @@ request_done(BlobClient *c, BlobSlot *s, CURLcode rc)
 	s->state = SLOT_FREE;
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+	s->status = status;
 	if (rc == CURLE_OK && ((status >= 200 && status < 300) || (status == 404 && s->ok_404)))
 	{
 		c->nbusy--;
@@ -644,8 +646,9 @@ BlobUploadBytes(BlobUpload *u)
 	return u->bytes;
 }
 
-/* Delete Blob; a blob that is already gone counts as deleted. */
-void
+/* Delete Blob; a blob that is already gone counts as deleted.  Returns
+ * whether it was there. */
+bool
 BlobDelete(BlobClient *c, const char *blob)
 {
 	BlobSlot   *s = free_slot(c);
@@ -657,6 +660,7 @@ BlobDelete(BlobClient *c, const char *blob)
 	snprintf(s->what, sizeof(s->what), "delete");
 	start_request(c, s);
 	drive(c, 0);
+	return s->status != 404;
 }
 
 static void

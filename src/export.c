@@ -129,6 +129,8 @@ typedef struct ExportFiles
 	int			committed;		/* blobs whose block list is committed */
 } ExportFiles;
 
+static char *blob_name(ExportFiles *f, const char *name);
+
 static char *
 tmp_name(ExportFiles *f, int i)
 {
@@ -155,10 +157,7 @@ files_open(void *arg, int fileno, ParquetWriteFn *write, void **write_arg)
 	}
 	else
 	{
-		char	   *blob = f->loc->path[0] ? psprintf("%s/%s/%s", f->loc->path, f->folder, f->names[fileno])
-			: psprintf("%s/%s", f->folder, f->names[fileno]);
-
-		f->uploads[fileno] = BlobUploadBegin(f->client, blob);
+		f->uploads[fileno] = BlobUploadBegin(f->client, blob_name(f, f->names[fileno]));
 		*write = BlobUploadWrite;
 		*write_arg = f->uploads[fileno];
 	}
@@ -196,6 +195,47 @@ files_commit(ExportFiles *f)
 			BlobUploadCommit(f->uploads[i]);
 			f->committed = i + 1;
 		}
+	}
+}
+
+static char *
+blob_name(ExportFiles *f, const char *name)
+{
+	return f->loc->path[0] ? psprintf("%s/%s/%s", f->loc->path, f->folder, name)
+		: psprintf("%s/%s", f->folder, name);
+}
+
+/*
+ * Removes files numbered past the last one written, left by an attempt with
+ * the same name pattern whose transaction rolled back after committing its
+ * files (a cancelled or crashed run): names are derived from the export,
+ * period and version, so a rerun overwrites that attempt's files, and this
+ * removes any it wrote beyond this attempt's count.
+ */
+static void
+files_sweep(ExportFiles *f)
+{
+	int			i;
+
+	for (i = f->n; i < MAX_EXPORT_FILES; i++)
+	{
+		char	   *name = psprintf(f->name_fmt, i);
+
+		if (f->client == NULL)
+		{
+			char	   *path = psprintf("%s/%s", f->dir, name);
+
+			if (unlink(path) != 0)
+			{
+				if (errno == ENOENT)
+					break;
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not remove stale file \"%s\": %m", path)));
+			}
+		}
+		else if (!BlobDelete(f->client, blob_name(f, name)))
+			break;
 	}
 }
 
@@ -322,6 +362,7 @@ export_write_files(PG_FUNCTION_ARGS)
 	{
 		(void) ParquetWriteQuery(query, &popts, &sinks, &rows, &bytes);
 		files_commit(f);
+		files_sweep(f);
 	}
 	PG_CATCH();
 	{

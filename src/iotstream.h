@@ -711,7 +711,7 @@ extern void BlobUploadWrite(void *arg, const void *data, size_t len);
 extern void BlobUploadFinishBlocks(BlobUpload *u);
 extern void BlobUploadCommit(BlobUpload *u);
 extern int64 BlobUploadBytes(BlobUpload *u);
-extern void BlobDelete(BlobClient *c, const char *blob);
+extern bool BlobDelete(BlobClient *c, const char *blob);
 extern void BlobDeleteUpload(BlobUpload *u);
 
 /* in azure_auth.c */

@@ -439,7 +439,10 @@ BEGIN
         SELECT * INTO w FROM iotstream._export_write_files(
             format('SELECT * FROM %s WHERE %s', e.source_table,
                    iotstream._export_range(e.source_table, time_column, from_ts, to_ts)),
-            e.destination, folder, gen_random_uuid()::text, e.credential, writer_opts, upload_opts);
+            -- named by export, period and version: a rerun of a rolled-back
+            -- attempt overwrites its files instead of duplicating them
+            e.destination, folder, md5(format('%s|%s|%s', e.name, from_ts, version))::uuid::text,
+            e.credential, writer_opts, upload_opts);
         l.files := w.files;
         l.rows := w.rows;
         l.bytes := w.bytes;

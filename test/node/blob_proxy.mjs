@@ -8,7 +8,8 @@
 //   --fail-first N    answer the first N requests with 503 and Retry-After
 //   --delay-ms D      hold each request D ms before forwarding it
 //   --reject-blocklist N  answer the Nth Put Block List with 400 (once)
-//   --bearer TOKEN    act as blob storage itself: 201/202 to requests that
+//   --bearer TOKEN    act as blob storage itself (without keeping the data):
+//                     201, or for Delete Blob 202 or 404, to requests that
 //                     carry "Authorization: Bearer TOKEN", 403 to others
 //   also always:      POST /<tenant>/oauth2/v2.0/token and
 //                     GET /metadata/identity/oauth2/token answer
@@ -29,6 +30,7 @@ const retryAfter = args['retry-after'] || '1'
 const delayMs = Number(args['delay-ms'] || 0)
 const rejectBlocklist = Number(args['reject-blocklist'] || 0)
 let blocklists = 0
+const stored = new Set()
 const bearer = args.bearer || 'test-token'
 const agent = new http.Agent({ keepAlive: true })
 const log = (line) => fs.appendFileSync(args.log, line + '\n')
@@ -72,7 +74,9 @@ const server = http.createServer((req, res) => {
     req.resume()
     req.on('end', () => {
       const ok = req.headers.authorization === `Bearer ${bearer}`
-      const status = !ok ? 403 : req.method === 'DELETE' ? 202 : 201
+      // committed blobs are remembered, so a delete of anything else is 404
+      if (ok && comp === 'blocklist') stored.add(path)
+      const status = !ok ? 403 : req.method !== 'DELETE' ? 201 : stored.delete(path) ? 202 : 404
       log(`${what} ${status} auth=${(req.headers.authorization || '').split(' ')[0]}`)
       res.writeHead(status, { 'Content-Type': 'application/xml' })
       res.end(ok ? '' : '<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code></Error>')
