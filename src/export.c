@@ -72,12 +72,16 @@ upload_options(Jsonb *jb, BlobOptions *o, int64 *target)
 		{
 			int64		bytes;
 
-			/* sizes may exceed int: read them in kilobytes when large */
-			if (parse_int(s, &val, GUC_UNIT_KB, &hint) && val > 0 && strpbrk(s, "kKMGT") != NULL)
+			/* a JSON number is bytes (create_export stores bigint); a string has a unit */
+			if (v.type == jbvNumeric)
+				bytes = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v.val.numeric)));
+			else if (parse_int(s, &val, GUC_UNIT_KB, &hint) && val > 0 && strpbrk(s, "kKMGT") != NULL)
 				bytes = (int64) val * 1024;
 			else if (parse_int(s, &val, GUC_UNIT_BYTE, &hint) && val > 0)
 				bytes = val;
 			else
+				bytes = 0;
+			if (bytes <= 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("invalid %s \"%s\"", key, s),
@@ -541,4 +545,19 @@ parse_destination(PG_FUNCTION_ARGS)
 	}
 	v[4] = CStringGetTextDatum(loc->path);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rettype, v, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(export_check_options);
+
+/* _export_check_options(writer_options, upload_options): errors early. */
+Datum
+export_check_options(PG_FUNCTION_ARGS)
+{
+	ParquetWriterOptions popts;
+	BlobOptions bopts;
+	int64		target;
+
+	ParquetParseOptions(PG_GETARG_JSONB_P(0), &popts);
+	upload_options(PG_GETARG_JSONB_P(1), &bopts, &target);
+	PG_RETURN_VOID();
 }

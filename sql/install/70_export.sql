@@ -195,6 +195,10 @@ CREATE FUNCTION iotstream._export_upload_keys() RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['block_size', 'parallel_uploads', 'max_retries', 'request_timeout_ms'] $$;
 COMMENT ON FUNCTION iotstream._export_upload_keys() IS 'Internal: the export options that configure uploads.';
 
+CREATE FUNCTION iotstream._export_check_options(writer_options jsonb, upload_options jsonb) RETURNS void
+AS 'MODULE_PATHNAME', 'export_check_options' LANGUAGE C STRICT;
+COMMENT ON FUNCTION iotstream._export_check_options(jsonb, jsonb) IS 'Internal: validates export options before they are stored.';
+
 CREATE FUNCTION iotstream._check_export(e iotstream.exports) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -228,6 +232,16 @@ BEGIN
             MESSAGE = format('unknown compression "%s"', e.compression),
             HINT = 'Use zstd, snappy, gzip or none.';
     END IF;
+    IF jsonb_typeof(e.options) <> 'object' OR e.options ? 'compression' OR e.options ? 'target_file_size' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'invalid export options',
+            HINT = 'Options are a JSON object; compression and target_file_size are arguments of their own.';
+    END IF;
+    PERFORM iotstream._export_check_options(
+        (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(e.options)
+          WHERE key <> ALL (iotstream._export_upload_keys())),
+        (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(e.options)
+          WHERE key = ANY (iotstream._export_upload_keys())));
     d := iotstream.parse_destination(e.destination);
     IF e.credential IS NOT NULL THEN
         SELECT * INTO cred FROM iotstream.storage_credentials c WHERE c.name = e.credential;

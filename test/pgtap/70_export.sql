@@ -1,7 +1,7 @@
 -- Exports and storage credentials: argument errors (errcode and hint),
 -- secrets kept out of sight, destinations, the ledger's shape.
 BEGIN;
-SELECT plan(42);
+SELECT plan(45);
 
 -- SQLSTATE, message and hint of the error a statement raises.
 CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -102,6 +102,12 @@ SELECT alike(pg_temp.err($$SELECT iotstream.create_export('e', 'tap_exp', 'https
     '22023: storage credential "tap_key" is for account "acct1", not "acct2" | %', 'a credential of another account');
 SELECT alike(pg_temp.err($$SELECT iotstream.create_export('e', 'tap_exp', 'file:///tmp/x', credential => 'nope', schedule => NULL)$$),
     '42704: storage credential "nope" does not exist | Create it with iotstream.create_storage_credential().', 'an unknown credential');
+SELECT alike(pg_temp.err($$SELECT iotstream.create_export('e', 'tap_exp', 'file:///tmp/x', schedule => NULL, options => '{"compresion_level": 3}')$$),
+    '22023: invalid options for write_parquet | Valid options are %', 'a misspelt writer option');
+SELECT alike(pg_temp.err($$SELECT iotstream.create_export('e', 'tap_exp', 'file:///tmp/x', schedule => NULL, options => '{"parallel_uploads": 0}')$$),
+    '22023: invalid parallel_uploads "0" | parallel_uploads is 1 to 32%', 'an upload option out of range');
+SELECT alike(pg_temp.err($$SELECT iotstream.create_export('e', 'tap_exp', 'file:///tmp/x', schedule => NULL, options => '{"compression": "zstd"}')$$),
+    '22023: invalid export options | %compression and target_file_size are arguments of their own.', 'compression is an argument, not an option');
 SELECT lives_ok($$SELECT iotstream.create_export('tap_e', 'tap_exp', 'abfss://lake@acct1.dfs.core.windows.net/raw', credential => 'tap_key', schedule => NULL)$$,
     'a valid export');
 SELECT alike(pg_temp.err($$SELECT iotstream.create_export('tap_e', 'tap_exp', 'file:///tmp/x', schedule => NULL)$$),
