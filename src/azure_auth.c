@@ -140,8 +140,9 @@ fetch_token(const char *credential, const char *url, const char *form,
 						url, status, credential, code ? ": " : "", code ? code : ""),
 				 errhint("Check the tenant, client id and secret (or the identity) of the credential.")));
 	}
-	token = json_member(body.data, "access_token");
-	expires_in = json_member(body.data, "expires_in");
+	/* an answer that is not a JSON object is no token either */
+	token = body.len > 0 && body.data[0] == '{' ? json_member(body.data, "access_token") : NULL;
+	expires_in = token ? json_member(body.data, "expires_in") : NULL;
 	if (token == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
