@@ -7,8 +7,9 @@
  * managed_identity become OAuth2 bearer tokens for the scope
  * https://storage.azure.com/.default: a client-credentials grant against
  * the Microsoft identity platform (authority host overridable), the
- * instance metadata service (IMDS), or, when AZURE_FEDERATED_TOKEN_FILE is
- * set, workload identity (a client assertion grant with the federated
+ * instance metadata service (IMDS), or, when the credential names a
+ * federated_token_file or AZURE_FEDERATED_TOKEN_FILE is set, workload
+ * identity (a client assertion grant with the federated
  * token).  Tokens are cached per backend until five minutes before they
  * expire, keyed by the credential's name and row version, so a changed
  * credential never reuses an old token.
@@ -217,21 +218,32 @@ bearer_token(const char *name, const char *kind, const char *version,
 									 form_escape(STORAGE_SCOPE)),
 							false, &expires);
 	}
-	else if (getenv("AZURE_FEDERATED_TOKEN_FILE") != NULL)
+	else if (json_member(optjson, "federated_token_file") != NULL ||
+			 getenv("AZURE_FEDERATED_TOKEN_FILE") != NULL)
 	{
-		/* workload identity (AKS): exchange the projected token */
+		/*
+		 * workload identity (AKS): exchange the projected token; the
+		 * credential's settings win over the environment AKS injects
+		 */
 		const char *authority = json_member(optjson, "authority_host");
-		const char *tenant = getenv("AZURE_TENANT_ID");
+		const char *file = json_member(optjson, "federated_token_file");
+		const char *tenant = json_member(optjson, "tenant");
 		const char *cid = client_id ? client_id : getenv("AZURE_CLIENT_ID");
-		char	   *assertion = read_text_file(getenv("AZURE_FEDERATED_TOKEN_FILE"), name);
+		char	   *assertion;
+
+		if (file == NULL)
+			file = getenv("AZURE_FEDERATED_TOKEN_FILE");
+		if (tenant == NULL)
+			tenant = getenv("AZURE_TENANT_ID");
+		assertion = read_text_file(file, name);
 
 		if (authority == NULL)
 			authority = getenv("AZURE_AUTHORITY_HOST") ? getenv("AZURE_AUTHORITY_HOST") : DEFAULT_AUTHORITY;
 		if (tenant == NULL || cid == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-					 errmsg("workload identity for storage credential \"%s\" needs AZURE_TENANT_ID and AZURE_CLIENT_ID", name),
-					 errhint("Set them in the server's environment, or give the credential a client_id.")));
+					 errmsg("workload identity for storage credential \"%s\" needs a tenant and a client id", name),
+					 errhint("Set AZURE_TENANT_ID and AZURE_CLIENT_ID in the server's environment, or give the credential tenant and client_id.")));
 		token = fetch_token(name,
 							psprintf("%s%s%s/oauth2/v2.0/token", authority,
 									 authority[strlen(authority) - 1] == '/' ? "" : "/", tenant),

@@ -114,12 +114,13 @@ COMMENT ON FUNCTION iotstream._export_require_superuser(text) IS 'Internal: erro
 CREATE FUNCTION iotstream.create_storage_credential(
     name text, kind text, account text DEFAULT NULL, key text DEFAULT NULL, token text DEFAULT NULL,
     tenant text DEFAULT NULL, client_id text DEFAULT NULL, client_secret text DEFAULT NULL,
-    authority_host text DEFAULT NULL, endpoint text DEFAULT NULL)
+    authority_host text DEFAULT NULL, endpoint text DEFAULT NULL, federated_token_file text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     secret jsonb;
     opts jsonb := jsonb_strip_nulls(jsonb_build_object('tenant', tenant, 'client_id', client_id,
-                                    'authority_host', rtrim(authority_host, '/'), 'endpoint', endpoint));
+                                    'authority_host', rtrim(authority_host, '/'), 'endpoint', endpoint,
+                                    'federated_token_file', federated_token_file));
     missing text;
 BEGIN
     PERFORM iotstream._export_require_superuser('create storage credentials');
@@ -158,8 +159,8 @@ BEGIN
     INSERT INTO iotstream.storage_credentials (name, kind, account, options) VALUES (name, kind, account, opts);
     INSERT INTO iotstream.storage_credential_secrets (name, secret) VALUES (name, secret);
 END $$;
-COMMENT ON FUNCTION iotstream.create_storage_credential(text, text, text, text, text, text, text, text, text, text) IS
-    'Creates a storage credential for exports: shared_key (account, key), sas (token), service_principal (tenant, client_id, client_secret; authority_host overrides https://login.microsoftonline.com) or managed_identity (IMDS with optional client_id and endpoint; workload identity when AZURE_FEDERATED_TOKEN_FILE is set in the server''s environment). The secret is readable by superusers only.';
+COMMENT ON FUNCTION iotstream.create_storage_credential(text, text, text, text, text, text, text, text, text, text, text) IS
+    'Creates a storage credential for exports: shared_key (account, key), sas (token), service_principal (tenant, client_id, client_secret; authority_host overrides https://login.microsoftonline.com) or managed_identity (IMDS with optional client_id and endpoint; workload identity with federated_token_file, tenant and client_id, or AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID and AZURE_CLIENT_ID in the server''s environment). The secret is readable by superusers only.';
 
 CREATE FUNCTION iotstream.drop_storage_credential(name text) RETURNS void
 LANGUAGE plpgsql AS $$

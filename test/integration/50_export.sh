@@ -21,6 +21,7 @@ OWN_PIDS=()
 _export_cleanup() {
   local p
   for p in "${OWN_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "${FED:-}" ] && rm -rf "$FED"
   _lib_cleanup
 }
 trap _export_cleanup EXIT
@@ -75,8 +76,8 @@ SAS="sv=2019-12-12&ss=b&srt=sco&sp=rwdlac&se=${SE//:/%3A}&sig=$(node -e 'process
 # --- source: three hours of yesterday, one row every 2 s, every type kind
 pg <<SQL >/dev/null
 -- a rerun on the same cluster starts clean
-SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('sk', 'sas', 'rb', 'bad', 'retry', 'multi', 'outage', 'sp', 'mi');
-DELETE FROM iotstream.storage_credentials WHERE name IN ('azurite_key', 'azurite_sas', 'wrong', 'sp', 'mi');
+SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('sk', 'sas', 'rb', 'bad', 'retry', 'multi', 'outage', 'sp', 'mi', 'wi');
+DELETE FROM iotstream.storage_credentials WHERE name IN ('azurite_key', 'azurite_sas', 'wrong', 'sp', 'mi', 'wi');
 DROP TABLE IF EXISTS exp_src;
 SELECT iotstream.create_stream_table('exp_src',
   'ts timestamptz NOT NULL, device text, n int8, v float8, flag bool, payload jsonb, id uuid', 'ts', '1 day');
@@ -263,12 +264,20 @@ assert_eq "$(AZURITE_BLOB_URL=http://127.0.0.1:$AZ2_PORT/$AZURITE_ACCOUNT list_b
 
 # --- service principal and managed identity: OAuth2 tokens as bearer
 blob_proxy "$W/oauth.port" "$W/oauth.log" --bearer tok-123
+# the server reads the token file: a directory its user can reach
+FED=$(mktemp -d /tmp/iotstream-fed.XXXXXX)
+chmod 755 "$FED"
+echo "fed-jwt-1" >"$FED/federated.jwt"
+chmod 644 "$FED/federated.jwt"
 PO=$(cat "$W/oauth.port")
 pg <<SQL
 SELECT iotstream.create_storage_credential('sp', 'service_principal', tenant => 'tenant-1', client_id => 'app-1',
        client_secret => 'sp-secret', authority_host => 'http://127.0.0.1:$PO');
 SELECT iotstream.create_storage_credential('mi', 'managed_identity', client_id => 'mi-1',
        endpoint => 'http://127.0.0.1:$PO/metadata/identity/oauth2/token');
+SELECT iotstream.create_storage_credential('wi', 'managed_identity', tenant => 'tenant-2', client_id => 'wi-app',
+       authority_host => 'http://127.0.0.1:$PO', federated_token_file => '$FED/federated.jwt');
+SELECT iotstream.create_export('wi', 'exp_src', 'http://127.0.0.1:$PO/$AZURITE_ACCOUNT/lake/wi', credential => 'wi', schedule => NULL);
 SELECT iotstream.create_export('sp', 'exp_src', 'http://127.0.0.1:$PO/$AZURITE_ACCOUNT/lake/sp', credential => 'sp', schedule => NULL);
 SELECT iotstream.create_export('mi', 'exp_src', 'http://127.0.0.1:$PO/$AZURITE_ACCOUNT/lake/mi', credential => 'mi', schedule => NULL);
 SQL
@@ -281,6 +290,9 @@ assert_eq "$(grep -c 'oauth2/v2.0/token 200 grant_type=client_credentials scope=
   "one client-credentials token request, cached for the next run"
 assert_eq "$(grep -c 'GET /metadata/identity/oauth2/token 200 grant_type= scope=https://storage.azure.com/ client_id=mi-1 secret_ok=false metadata=true' "$W/oauth.log")" 1 \
   "one IMDS token request with the client id"
+assert_eq "$(pg -c "SELECT count(*) FILTER (WHERE status = 'exported' AND rows > 0) FROM iotstream.run_export('wi')")" 3 "workload identity export"
+assert_eq "$(grep -c 'POST /tenant-2/oauth2/v2.0/token 200 grant_type=client_credentials scope=https://storage.azure.com/.default client_id=wi-app secret_ok=false metadata= assertion=fed-jwt-1' "$W/oauth.log")" 1 \
+  "one workload identity token request with the federated token as client assertion"
 assert_eq "$(grep -c ' 403 ' "$W/oauth.log")" 0 "every storage request carried the bearer token"
 assert_eq "$(grep -c 'DELETE .* 202 ' "$W/oauth.log")" 1 "the replaced file was deleted with the token"
 

@@ -45,7 +45,7 @@ const server = http.createServer((req, res) => {
     req.on('data', (d) => { body += d })
     req.on('end', () => {
       const form = new URLSearchParams(req.method === 'POST' ? body : query)
-      log(`${what} 200 grant_type=${form.get('grant_type') || ''} scope=${form.get('scope') || form.get('resource') || ''} client_id=${form.get('client_id') || ''} secret_ok=${form.get('client_secret') === 'sp-secret'} metadata=${req.headers.metadata || ''}`)
+      log(`${what} 200 grant_type=${form.get('grant_type') || ''} scope=${form.get('scope') || form.get('resource') || ''} client_id=${form.get('client_id') || ''} secret_ok=${form.get('client_secret') === 'sp-secret'} metadata=${req.headers.metadata || ''} assertion=${form.get('client_assertion') || ''}`)
       res.writeHead(200, { 'Content-Type': 'application/json' })
       res.end(JSON.stringify({ access_token: bearer, expires_in: '3600', token_type: 'Bearer' }))
     })

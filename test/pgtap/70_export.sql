@@ -21,7 +21,7 @@ SELECT has_function('iotstream', 'create_export',
     ARRAY['text', 'regclass', 'text', 'interval', 'interval', 'text', 'text', 'text', 'text', 'jsonb']);
 SELECT has_function('iotstream', 'run_export', ARRAY['text']);
 SELECT has_function('iotstream', 'create_storage_credential',
-    ARRAY['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text']);
+    ARRAY['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text']);
 
 -- the ledger's shape
 SELECT columns_are('iotstream', 'export_log', ARRAY['id', 'export', 'period_start', 'period_end', 'version',
