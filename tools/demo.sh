@@ -89,13 +89,20 @@ psql -X -c "SELECT sensor_id, date_bin('1 minute', ts, 'epoch') AS minute, iotst
               FROM telemetry WHERE metric_type = 'temperature'
              GROUP BY 1, 2 HAVING iotstream.threshold_count(value, 100) > 5 ORDER BY 2"
 
-echo "== export: sealed hours of telemetry as Parquet in $DEMO/lake (pg_cron runs it every 5 minutes)"
-mkdir -p "$DEMO/lake"
-chown postgres: "$DEMO/lake" 2>/dev/null || chmod 777 "$DEMO/lake"
+# the server writes the lake: below a project the postgres user cannot
+# reach (under /root, say) it goes to /tmp instead
+LAKE=$DEMO/lake
+mkdir -p "$LAKE"
+chown postgres: "$LAKE" 2>/dev/null || chmod 777 "$LAKE"
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -w "$LAKE"; then
+  LAKE=/tmp/iotstream-demo-lake
+  mkdir -p "$LAKE" && chown postgres: "$LAKE"
+fi
+echo "== export: sealed hours of telemetry as Parquet in $LAKE (pg_cron runs it every 5 minutes)"
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 SET client_min_messages = warning;
 SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('demo_lake', 'demo_azurite');
-SELECT iotstream.create_export('demo_lake', 'telemetry', 'file://$DEMO/lake', lateness => '5 minutes');
+SELECT iotstream.create_export('demo_lake', 'telemetry', 'file://$LAKE', lateness => '5 minutes');
 SQL
 # AZURITE_BLOB_URL=http://127.0.0.1:10000/devstoreaccount1 (a running Azurite
 # with a container "lake") adds an export there, signed with its well-known key
@@ -112,13 +119,13 @@ SQL
 fi
 psql -X -c "SELECT period_start, files, rows, bytes, status FROM iotstream.run_export('demo_lake') WHERE rows > 0"
 psql -X -c "SELECT export, period_start, version, rows, bytes, status, cardinality(files) AS files FROM iotstream.export_log WHERE rows > 0 ORDER BY export, period_start"
-find "$DEMO/lake" -name '*.parquet' | sort | head -8
+find "$LAKE" -name '*.parquet' | sort | head -8
 
 cat <<MSG
 == the demo is running
    connect:  psql "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
    watch:    SELECT source, state, lag, messages_per_sec, rows, dead_letters FROM iotstream.source_status; \\watch 1
-   lake:     $DEMO/lake; SELECT * FROM iotstream.export_status;
+   lake:     $LAKE; SELECT * FROM iotstream.export_status;
    try:      SELECT sensor_id, iotstream.stats_agg(value) FROM telemetry
                WHERE metric_type = 'temperature' GROUP BY 1;
              SELECT reason, count(*) FROM iotstream.dead_letters GROUP BY 1;
