@@ -3,7 +3,7 @@
 #   tools/demo.sh start   install what is missing; start a cluster, the local
 #                         broker and the simulator; a source feeds the stream
 #                         table `telemetry`; detection queries to try; sealed
-#                         hours exported as Parquet to .tmp/demo/lake
+#                         hours exported as Parquet to a local lake folder
 #   tools/demo.sh stop    stop all of it
 set -euo pipefail
 cd "$(dirname "$0")/.."
