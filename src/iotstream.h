@@ -713,4 +713,79 @@ extern void KafkaSinkClose(KafkaSink *ks);
 extern int	AlertsDrain(KafkaSink **sinkp, KafkaSink *(*open_sink) (void),
 						const char *source);
 
+/* in write_parquet.c */
+
+/* The files ParquetWriteQuery writes, opened one after another. */
+typedef struct ParquetQuerySinks
+{
+	/* opens file number fileno and says where its bytes go */
+	void		(*open) (void *arg, int fileno, ParquetWriteFn *write, void **write_arg);
+	/* the file's footer is written: make the file complete */
+	void		(*close) (void *arg, int fileno, ParquetWriter *w);
+	void	   *arg;
+	int64		file_bytes;		/* start a new file past this size; 0: one file */
+} ParquetQuerySinks;
+
+extern void ParquetParseOptions(Jsonb *jb, ParquetWriterOptions *w);
+extern int	ParquetWriteQuery(const char *query, const ParquetWriterOptions *opts,
+							  ParquetQuerySinks *sinks, int64 *rows, int64 *bytes);
+
+/* in azure_blob.c */
+
+/* Where an export writes: a local directory or a blob container. */
+typedef struct BlobLocation
+{
+	bool		local;			/* file://: path is an absolute directory */
+	char	   *base;			/* scheme://host[:port] */
+	char	   *path_prefix;	/* "/account" on emulators, "" on Azure */
+	char	   *account;
+	char	   *container;
+	char	   *path;			/* folder inside the container, no '/' at either end */
+} BlobLocation;
+
+typedef enum BlobAuthKind
+{
+	BLOB_AUTH_NONE,
+	BLOB_AUTH_SHARED_KEY,
+	BLOB_AUTH_SAS,
+	BLOB_AUTH_BEARER
+} BlobAuthKind;
+
+/* How requests are authorized; the secrets never leave this struct. */
+typedef struct BlobAuth
+{
+	BlobAuthKind kind;
+	const char *credential;		/* its name, for messages */
+	unsigned char key[128];		/* SharedKey, base64-decoded */
+	int			keylen;
+	const char *sas;			/* query string without '?' */
+	const char *bearer;			/* OAuth2 access token */
+} BlobAuth;
+
+typedef struct BlobOptions
+{
+	int			parallel;		/* concurrent Put Block requests */
+	size_t		block_size;
+	int			max_retries;
+	int			timeout_ms;		/* per request */
+} BlobOptions;
+
+typedef struct BlobClient BlobClient;
+typedef struct BlobUpload BlobUpload;
+
+extern BlobLocation *BlobParseLocation(const char *url);
+extern BlobClient *BlobClientCreate(const BlobLocation *loc, const BlobAuth *auth,
+									const BlobOptions *opts);
+extern void BlobClientDestroy(BlobClient *c);
+extern BlobUpload *BlobUploadBegin(BlobClient *c, const char *blob);
+extern void BlobUploadWrite(void *arg, const void *data, size_t len);
+extern void BlobUploadFinishBlocks(BlobUpload *u);
+extern void BlobUploadCommit(BlobUpload *u);
+extern int64 BlobUploadBytes(BlobUpload *u);
+extern bool BlobDelete(BlobClient *c, const char *blob);
+extern void BlobDeleteUpload(BlobUpload *u);
+
+/* in azure_auth.c */
+extern void AzureAuthLoad(const char *name, const BlobLocation *loc, BlobAuth *auth);
+
 #endif							/* IOTSTREAM_H */

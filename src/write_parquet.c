@@ -91,8 +91,8 @@ typedef struct ColumnConv
 typedef struct WriteOptions
 {
 	ParquetWriterOptions w;
-	const char *keys[MAX_METADATA];
-	const char *values[MAX_METADATA];
+	const char **keys;
+	const char **values;
 } WriteOptions;
 
 static void
@@ -142,6 +142,8 @@ parse_options(Jsonb *jb, WriteOptions *o)
 	int			level = 0;
 
 	ParquetWriterDefaults(&o->w);
+	o->keys = palloc0(sizeof(char *) * MAX_METADATA);
+	o->values = palloc0(sizeof(char *) * MAX_METADATA);
 	o->keys[0] = "iotstream.version";
 	o->values[0] = IOTSTREAM_VERSION;
 	o->w.nkv = 1;
@@ -238,6 +240,16 @@ parse_options(Jsonb *jb, WriteOptions *o)
 			bad_option("Option \"compression_level\" applies only to zstd and gzip.");
 		o->w.level = level;
 	}
+}
+
+/* Writer options from write_parquet's options object (exports share them). */
+void
+ParquetParseOptions(Jsonb *jb, ParquetWriterOptions *w)
+{
+	WriteOptions o;
+
+	parse_options(jb, &o);
+	*w = o.w;
 }
 
 /* Bytes of a FIXED_LEN_BYTE_ARRAY that holds any DECIMAL of p digits. */
@@ -581,9 +593,12 @@ check_privileges(void)
 typedef struct ParquetDest
 {
 	DestReceiver pub;
-	WriteOptions *opts;
-	ParquetFileSink *sink;
-	ParquetWriter *writer;
+	const ParquetWriterOptions *opts;
+	ParquetQuerySinks *sinks;
+	ParquetWriter *writer;		/* of the file being written; NULL between files */
+	int			nfiles;
+	int64		rows;			/* of finished files */
+	int64		bytes;
 	int			ncols;
 	ParquetColumnSpec *specs;
 	ColumnConv *convs;
@@ -593,6 +608,31 @@ typedef struct ParquetDest
 	MemoryContext row_cxt;
 	int			rows_in_cxt;
 } ParquetDest;
+
+static void
+dest_open_file(ParquetDest *d)
+{
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+	ParquetWriteFn write;
+	void	   *write_arg;
+
+	d->sinks->open(d->sinks->arg, d->nfiles, &write, &write_arg);
+	d->writer = ParquetWriterCreate(d->specs, d->ncols, d->opts, write, write_arg);
+	MemoryContextSwitchTo(old);
+}
+
+/* Finishes the current file: footer, then the sink makes it complete. */
+static void
+dest_close_file(ParquetDest *d)
+{
+	ParquetWriterFinish(d->writer);
+	d->sinks->close(d->sinks->arg, d->nfiles, d->writer);
+	d->rows += ParquetWriterRows(d->writer);
+	d->bytes += ParquetWriterBytes(d->writer);
+	d->nfiles++;
+	ParquetWriterDestroy(d->writer);
+	d->writer = NULL;
+}
 
 static void
 dest_startup(DestReceiver *self, int operation, TupleDesc tupdesc)
@@ -623,22 +663,26 @@ dest_startup(DestReceiver *self, int operation, TupleDesc tupdesc)
 			}
 		map_column(att, &d->specs[i], &d->convs[i]);
 	}
-	d->writer = ParquetWriterCreate(d->specs, d->ncols, &d->opts->w,
-									ParquetFileSinkWrite, d->sink);
 	initStringInfo(&d->scratch);
 	d->row_cxt = AllocSetContextCreate(d->cxt, "write_parquet rows",
 									   ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(old);
+	/* the first file exists even if the query returns no rows */
+	dest_open_file(d);
 }
 
 static bool
 dest_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	ParquetDest *d = (ParquetDest *) self;
-	ParquetWriter *w = d->writer;
-	MemoryContext old = MemoryContextSwitchTo(d->row_cxt);
+	ParquetWriter *w;
+	MemoryContext old;
 	int			i;
 
+	if (d->writer == NULL)
+		dest_open_file(d);
+	w = d->writer;
+	old = MemoryContextSwitchTo(d->row_cxt);
 	slot_getallattrs(slot);
 	for (i = 0; i < d->ncols; i++)
 	{
@@ -650,6 +694,9 @@ dest_receive(TupleTableSlot *slot, DestReceiver *self)
 	}
 	ParquetEndRow(w);
 	MemoryContextSwitchTo(old);
+	/* bytes reach the sink a row group at a time: files end on a row group */
+	if (d->sinks->file_bytes > 0 && ParquetWriterBytes(w) >= d->sinks->file_bytes)
+		dest_close_file(d);
 	if (++d->rows_in_cxt >= ROWS_PER_RESET)
 	{
 		MemoryContextReset(d->row_cxt);
@@ -668,9 +715,14 @@ dest_destroy(DestReceiver *self)
 {
 }
 
-/* Runs the query and writes every row; returns the finished writer. */
-static ParquetWriter *
-write_query(const char *query, WriteOptions *opts, ParquetFileSink *sink)
+/*
+ * Runs the query and writes every row to the files sinks opens, starting a
+ * new file whenever the current one has reached sinks->file_bytes.  Returns
+ * the number of files (at least one) and the rows and bytes written.
+ */
+int
+ParquetWriteQuery(const char *query, const ParquetWriterOptions *opts,
+				  ParquetQuerySinks *sinks, int64 *rows, int64 *bytes)
 {
 	SPIPlanPtr	plan;
 	SPIExecuteOptions exec;
@@ -693,7 +745,7 @@ write_query(const char *query, WriteOptions *opts, ParquetFileSink *sink)
 	dest.pub.rDestroy = dest_destroy;
 	dest.pub.mydest = DestNone;
 	dest.opts = opts;
-	dest.sink = sink;
+	dest.sinks = sinks;
 	dest.cxt = CurrentMemoryContext;
 	dest.convert = GetDatabaseEncoding() != PG_UTF8 &&
 		GetDatabaseEncoding() != PG_SQL_ASCII;
@@ -705,10 +757,41 @@ write_query(const char *query, WriteOptions *opts, ParquetFileSink *sink)
 	rc = SPI_execute_plan_extended(plan, &exec);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan_extended failed: %s", SPI_result_code_string(rc));
-	if (dest.writer == NULL)
+	if (dest.specs == NULL)
 		elog(ERROR, "write_parquet: the query produced no result description");
-	ParquetWriterFinish(dest.writer);
-	return dest.writer;
+	if (dest.writer != NULL)
+		dest_close_file(&dest);
+	*rows = dest.rows;
+	*bytes = dest.bytes;
+	return dest.nfiles;
+}
+
+/* write_parquet writes one local file through a ParquetFileSink. */
+typedef struct LocalFile
+{
+	const char *path;
+	ParquetFileSink *sink;
+	int			row_groups;
+} LocalFile;
+
+static void
+local_open(void *arg, int fileno, ParquetWriteFn *write, void **write_arg)
+{
+	LocalFile  *f = (LocalFile *) arg;
+
+	f->sink = ParquetFileSinkOpen(f->path);
+	*write = ParquetFileSinkWrite;
+	*write_arg = f->sink;
+}
+
+static void
+local_close(void *arg, int fileno, ParquetWriter *w)
+{
+	LocalFile  *f = (LocalFile *) arg;
+
+	ParquetFileSinkClose(f->sink);
+	f->sink = NULL;
+	f->row_groups = ParquetWriterRowGroups(w);
 }
 
 PG_FUNCTION_INFO_V1(write_parquet);
@@ -725,8 +808,10 @@ write_parquet(PG_FUNCTION_ARGS)
 	Jsonb	   *options = PG_GETARG_JSONB_P(2);
 	WriteOptions opts;
 	char	   *tmppath;
-	ParquetFileSink *volatile sink = NULL;
-	ParquetWriter *volatile w = NULL;
+	LocalFile	file;
+	ParquetQuerySinks sinks;
+	int64		rows;
+	int64		bytes;
 	TupleDesc	rettype;
 	Datum		result[3];
 	bool		isnull[3] = {false, false, false};
@@ -744,15 +829,18 @@ write_parquet(PG_FUNCTION_ARGS)
 	/* same directory, so that the final rename is atomic */
 	tmppath = psprintf("%s.tmp.%d", path, MyProcPid);
 	(void) unlink(tmppath);
+	memset(&file, 0, sizeof(file));
+	file.path = tmppath;
+	memset(&sinks, 0, sizeof(sinks));
+	sinks.open = local_open;
+	sinks.close = local_close;
+	sinks.arg = &file;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PG_TRY();
 	{
-		sink = ParquetFileSinkOpen(tmppath);
-		w = write_query(query, &opts, sink);
-		ParquetFileSinkClose(sink);
-		sink = NULL;
+		(void) ParquetWriteQuery(query, &opts.w, &sinks, &rows, &bytes);
 		(void) durable_rename(tmppath, path, ERROR);
 	}
 	PG_CATCH();
@@ -763,10 +851,9 @@ write_parquet(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	result[0] = Int64GetDatum(ParquetWriterRows(w));
-	result[1] = Int64GetDatum(ParquetWriterBytes(w));
-	result[2] = Int32GetDatum(ParquetWriterRowGroups(w));
-	ParquetWriterDestroy(w);
+	result[0] = Int64GetDatum(rows);
+	result[1] = Int64GetDatum(bytes);
+	result[2] = Int32GetDatum(file.row_groups);
 	SPI_finish();
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rettype, result, isnull)));
 }

@@ -2,7 +2,8 @@
 # make demo / make demo-stop: the pipeline on this machine, kept running.
 #   tools/demo.sh start   install what is missing; start a cluster, the local
 #                         broker and the simulator; a source feeds the stream
-#                         table `telemetry`; detection queries to try
+#                         table `telemetry`; detection queries to try; sealed
+#                         hours exported as Parquet to a local lake folder
 #   tools/demo.sh stop    stop all of it
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -110,6 +111,38 @@ psql -X -c "SELECT id, key->>'sensor_id' AS sensor, window_start, value AS above
              WHERE rule = 'overheat' ORDER BY id"
 psql -X -c "SELECT rule, watermark, evaluated_until, windows_evaluated, anomalies, late_rows FROM iotstream.rule_status"
 
+# the server writes the lake: below a project the postgres user cannot
+# reach (under /root, say) it goes to /tmp instead
+LAKE=$DEMO/lake
+mkdir -p "$LAKE"
+chown postgres: "$LAKE" 2>/dev/null || chmod 777 "$LAKE"
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -w "$LAKE"; then
+  LAKE=/tmp/iotstream-demo-lake
+  mkdir -p "$LAKE" && chown postgres: "$LAKE"
+fi
+echo "== export: sealed hours of telemetry as Parquet in $LAKE (pg_cron runs it every 5 minutes)"
+psql -X -q -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
+SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('demo_lake', 'demo_azurite');
+SELECT iotstream.create_export('demo_lake', 'telemetry', 'file://$LAKE', lateness => '5 minutes');
+SQL
+# AZURITE_BLOB_URL=http://127.0.0.1:10000/devstoreaccount1 (a running Azurite
+# with a container "lake") adds an export there, signed with its well-known key
+if [ -n "${AZURITE_BLOB_URL:-}" ] && curl -s -o /dev/null "$AZURITE_BLOB_URL?comp=list"; then
+  psql -X -q -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
+DELETE FROM iotstream.storage_credentials WHERE name = 'demo_azurite';
+SELECT iotstream.create_storage_credential('demo_azurite', 'shared_key', account => 'devstoreaccount1',
+    key => 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==');
+SELECT iotstream.create_export('demo_azurite', 'telemetry', '$AZURITE_BLOB_URL/lake/demo', lateness => '5 minutes',
+    credential => 'demo_azurite');
+SQL
+  psql -X -c "SELECT period_start, files, rows, status FROM iotstream.run_export('demo_azurite') WHERE rows > 0"
+fi
+psql -X -c "SELECT period_start, files, rows, bytes, status FROM iotstream.run_export('demo_lake') WHERE rows > 0"
+psql -X -c "SELECT export, period_start, version, rows, bytes, status, cardinality(files) AS files FROM iotstream.export_log WHERE rows > 0 ORDER BY export, period_start"
+find "$LAKE" -name '*.parquet' | sort | head -8
+
 cat <<MSG
 == the demo is running
    connect:  psql "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
@@ -118,6 +151,7 @@ cat <<MSG
              SELECT * FROM iotstream.anomalies ORDER BY id DESC;
              SELECT sensor_id, iotstream.mean(value), iotstream.max(value) FROM telemetry_1m
                WHERE metric_type = 'temperature' AND bucket_start > now() - interval '10 minutes' GROUP BY 1;
+   lake:     $LAKE; SELECT * FROM iotstream.export_status;
    try:      SELECT sensor_id, iotstream.stats_agg(value) FROM telemetry
                WHERE metric_type = 'temperature' GROUP BY 1;
              SELECT reason, count(*) FROM iotstream.dead_letters GROUP BY 1;
