@@ -279,6 +279,34 @@ value_hash(const char *v, size_t len, int width)
  * Buffers one non-null value: v/len is its bytes (for BYTE_ARRAY without the
  * length prefix that its PLAIN form adds).
  */
+/*
+ * Whether dictionary entry e holds v.  Fixed widths compare with constant
+ * sizes, which the compiler turns into a load and a compare: a library
+ * memcmp per probe was an eighth of the time of a narrow export.
+ */
+static inline bool
+dict_entry_equals(const PqColumn *c, uint32 e, const char *v, size_t len)
+{
+	const char *q;
+	uint32		qlen;
+
+	switch (c->width)
+	{
+		case 4:
+			return memcmp(c->dict.data + (size_t) e * 4, v, 4) == 0;
+		case 8:
+			return memcmp(c->dict.data + (size_t) e * 8, v, 8) == 0;
+		case 16:
+			return memcmp(c->dict.data + (size_t) e * 16, v, 16) == 0;
+		case 0:
+			q = c->dict.data + c->dict_off[e];
+			memcpy(&qlen, q, 4);
+			return qlen == len && memcmp(q + 4, v, len) == 0;
+		default:
+			return memcmp(c->dict.data + (size_t) e * c->width, v, len) == 0;
+	}
+}
+
 static void
 add_value(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
 {
@@ -300,10 +328,7 @@ add_value(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
 		if (c->nvalues > 0)
 		{
 			e = c->indices[c->nvalues - 1];
-			if (c->width > 0 ?
-				memcmp(c->dict.data + (size_t) e * c->width, v, len) == 0 :
-				(memcmp(c->dict.data + c->dict_off[e], &len32, 4) == 0 &&
-				 memcmp(c->dict.data + c->dict_off[e] + 4, v, len) == 0))
+			if (dict_entry_equals(c, e, v, len))
 				goto found;
 		}
 		h = value_hash(v, len, c->width);
@@ -314,21 +339,8 @@ add_value(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
 		while ((e = c->slots[s]) != 0)
 		{
 			e--;
-			if (c->dict_hash[e] == h)
-			{
-				if (c->width > 0)
-				{
-					if (memcmp(c->dict.data + (size_t) e * c->width, v, len) == 0)
-						goto found;
-				}
-				else
-				{
-					const char *q = c->dict.data + c->dict_off[e];
-
-					if (memcmp(q, &len32, 4) == 0 && memcmp(q + 4, v, len) == 0)
-						goto found;
-				}
-			}
+			if (c->dict_hash[e] == h && dict_entry_equals(c, e, v, len))
+				goto found;
 			s = (s + 1) & mask;
 		}
 		/* a new entry */

@@ -434,6 +434,44 @@ open_sink(void)
 }
 
 /*
+ * Runs work(arg) in a transaction of its own; an error is kept as the
+ * source's last error and rolled back, and the worker carries on.
+ */
+static bool
+run_in_xact(const char *activity, void (*work) (void *), void *arg, MemoryContext cxt)
+{
+	volatile bool ok = true;
+
+	begin_xact(activity);
+	PG_TRY();
+	{
+		MemoryContextSwitchTo(cxt);
+		work(arg);
+		commit_xact();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		set_error(edata->message);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return ok;
+}
+
+static void
+drain_alerts_once(void *arg)
+{
+	*(int *) arg = AlertsDrain(&MySink, open_sink, MyConfig->name);
+}
+
+/*
  * Produces the anomalies this source raised for alert topics, after their
  * batch committed (see alerts.c).  A failure keeps them for the next try.
  */
@@ -443,27 +481,10 @@ drain_alerts(MemoryContext cxt)
 	alerts_tried_at = GetCurrentTimestamp();
 	for (;;)
 	{
-		volatile int sent = -1;
+		int			sent = -1;
 
-		begin_xact("producing alerts");
-		PG_TRY();
-		{
-			MemoryContextSwitchTo(cxt);
-			sent = AlertsDrain(&MySink, open_sink, MyConfig->name);
-			commit_xact();
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			set_error(edata->message);
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(cxt);
+		if (!run_in_xact("producing alerts", drain_alerts_once, &sent, cxt))
+			sent = -1;
 		if (sent < 0)
 		{
 			const char *err = MySink ? KafkaSinkLastError(MySink) : NULL;
@@ -477,30 +498,18 @@ drain_alerts(MemoryContext cxt)
 	alerts_pending = false;
 }
 
+static void
+catch_up_rules_once(void *arg)
+{
+	if (DetectCatchUp(MyDetect))
+		alerts_pending = true;
+}
+
 /* Evaluates the windows a backlog deferred, in a transaction of its own. */
 static void
 catch_up_rules(MemoryContext cxt)
 {
-	begin_xact("evaluating rules");
-	PG_TRY();
-	{
-		MemoryContextSwitchTo(cxt);
-		if (DetectCatchUp(MyDetect))
-			alerts_pending = true;
-		commit_xact();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		set_error(edata->message);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
+	(void) run_in_xact("evaluating rules", catch_up_rules_once, NULL, cxt);
 }
 
 /*
