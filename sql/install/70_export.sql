@@ -353,6 +353,18 @@ END $$;
 COMMENT ON FUNCTION iotstream.drop_export(text) IS
     'Removes an export, its ledger and its pg_cron job. Files already exported stay where they are.';
 
+-- Exports name their table by OID: when the table goes, so do its exports
+-- and their pg_cron jobs (which would otherwise fail every few minutes).
+CREATE FUNCTION iotstream._export_on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    PERFORM iotstream.drop_export(e.name)
+       FROM iotstream.exports e, pg_event_trigger_dropped_objects() d
+      WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = e.source_table::oid;
+END $$;
+COMMENT ON FUNCTION iotstream._export_on_sql_drop() IS 'Internal: drops the exports (and their pg_cron jobs) of dropped tables.';
+CREATE EVENT TRIGGER iotstream_export_sql_drop ON sql_drop EXECUTE FUNCTION iotstream._export_on_sql_drop();
+
 -- The change signal of [from_ts, to_ts): inserted + updated + deleted tuples
 -- of the partitions overlapping it, from the cumulative statistics.  NULL
 -- when partitions do not cover the whole range (dropped or detached by

@@ -1,7 +1,7 @@
 -- Exports and storage credentials: argument errors (errcode and hint),
 -- secrets kept out of sight, destinations, the ledger's shape.
 BEGIN;
-SELECT plan(45);
+SELECT plan(47);
 
 -- SQLSTATE, message and hint of the error a statement raises.
 CREATE FUNCTION pg_temp.err(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -128,6 +128,15 @@ SELECT is((SELECT schedule FROM cron.job WHERE jobname = 'iotstream_export_tap_c
 SELECT iotstream.drop_export('tap_cron');
 SELECT is((SELECT count(*) FROM cron.job WHERE jobname = 'iotstream_export_tap_cron'), 0::bigint,
     'drop_export removes the job');
+
+-- dropping the table drops its exports and their jobs
+SELECT iotstream.create_stream_table('tap_gone', 'ts timestamptz NOT NULL, v int', 'ts', '1 day');
+SELECT iotstream.create_export('tap_gone_x', 'tap_gone', 'file:///tmp/x', schedule => '*/5 * * * *');
+DROP TABLE tap_gone;
+SELECT is((SELECT count(*) FROM iotstream.exports WHERE name = 'tap_gone_x'), 0::bigint,
+    'DROP TABLE removes the exports of the table');
+SELECT is((SELECT count(*) FROM cron.job WHERE jobname = 'iotstream_export_tap_gone_x'), 0::bigint,
+    'and their pg_cron jobs');
 
 SELECT * FROM finish();
 ROLLBACK;
