@@ -539,6 +539,16 @@ DecodeUseDefault(const DecodePlan *plan)
 	return plan->use_default;
 }
 
+/* Whether a column takes $headers: the consumer parses headers only then. */
+bool
+DecodeNeedsHeaders(const DecodePlan *plan)
+{
+	for (int i = 0; i < plan->natts; i++)
+		if (plan->cols[i].source == DS_HEADERS)
+			return true;
+	return false;
+}
+
 static char *
 column_reason(const DecodeColumn *col, const char *why)
 {

@@ -250,6 +250,13 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 }
 
 /* The dedup hashes in memory are only a cache of iotstream.source_dedup. */
+/* Whether the mapping reads Kafka headers (see DecodeNeedsHeaders). */
+bool
+IngestNeedsHeaders(const IngestTarget *t)
+{
+	return DecodeNeedsHeaders(t->plan);
+}
+
 void
 IngestDedupReset(IngestTarget *t)
 {

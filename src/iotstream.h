@@ -124,7 +124,7 @@ typedef struct KafkaSourceCallbacks
 
 extern KafkaSource *KafkaSourceOpen(const KafkaProperty *props, int nprops,
 									const char *const *topics, int ntopics,
-									const KafkaSourceCallbacks *cb,
+									const KafkaSourceCallbacks *cb, bool headers,
 									char *errbuf, size_t errlen);
 extern int	KafkaSourceFd(KafkaSource *ks);
 extern int	KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max);
@@ -149,6 +149,7 @@ typedef struct IngestCounts
 extern IngestTarget *IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 										const char *source_name, int source_id,
 										MemoryContext cxt);
+extern bool IngestNeedsHeaders(const IngestTarget *t);
 /*
  * What IngestBatch stored, for the stages after ingest: the decoded rows in
  * the target's column order (natts values per message), which of them were
@@ -177,6 +178,7 @@ extern void IngestDedupReset(IngestTarget *t);
  * instead of storing the NULL in nulls[].  Valid until the next call.
  */
 extern const bool *DecodeUseDefault(const DecodePlan *plan);
+extern bool DecodeNeedsHeaders(const DecodePlan *plan);
 
 /* in json_scan.c */
 

@@ -48,6 +48,11 @@ struct KafkaSource
 	int			nheld;
 	int			maxheld;
 
+	/* what one poll returns, kept across polls */
+	rd_kafka_message_t **polled;
+	int			maxpolled;
+	bool		headers;		/* parse headers: a column takes $headers */
+
 	char		last_error[256];
 	int64		error_count;
 };
@@ -157,7 +162,8 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 KafkaSource *
 KafkaSourceOpen(const KafkaProperty *props, int nprops,
 				const char *const *topics, int ntopics,
-				const KafkaSourceCallbacks *cb, char *errbuf, size_t errlen)
+				const KafkaSourceCallbacks *cb, bool headers,
+				char *errbuf, size_t errlen)
 {
 	KafkaSource *ks = calloc(1, sizeof(KafkaSource));
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -165,6 +171,7 @@ KafkaSourceOpen(const KafkaProperty *props, int nprops,
 	rd_kafka_resp_err_t err;
 
 	ks->cb = *cb;
+	ks->headers = headers;
 	ks->pipefd[0] = ks->pipefd[1] = -1;
 
 	/* iotstream owns offset handling: never let librdkafka commit */
@@ -248,7 +255,7 @@ KafkaSourceFd(KafkaSource *ks)
 int
 KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max)
 {
-	rd_kafka_message_t **msgs = palloc(sizeof(rd_kafka_message_t *) * max);
+	rd_kafka_message_t **msgs;
 	char		drain[64];
 	ssize_t		got;
 	int			n = 0;
@@ -256,6 +263,16 @@ KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max)
 	/* the pipe only signals empty -> non-empty: drain it, then the queue */
 	while (read(ks->pipefd[0], drain, sizeof(drain)) > 0)
 		;
+	if (max > ks->maxpolled)
+	{
+		rd_kafka_message_t **p = realloc(ks->polled, sizeof(rd_kafka_message_t *) * max);
+
+		if (p == NULL)
+			elog(ERROR, "out of memory");
+		ks->polled = p;
+		ks->maxpolled = max;
+	}
+	msgs = ks->polled;
 	got = rd_kafka_consume_batch_queue(ks->queue, 0, msgs, max);
 	if (ks->nheld + got > ks->maxheld)
 	{
@@ -301,7 +318,7 @@ KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max)
 		out[n].timestamp_ms = rd_kafka_message_timestamp(m, NULL);
 		out[n].nheaders = 0;
 		out[n].headers = NULL;
-		if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		if (ks->headers && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			size_t		cnt = rd_kafka_header_cnt(hdrs);
 			KafkaHeader *h = palloc(sizeof(KafkaHeader) * cnt);
@@ -318,7 +335,6 @@ KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max)
 		}
 		n++;
 	}
-	pfree(msgs);
 	return n;
 }
 
@@ -388,5 +404,6 @@ KafkaSourceClose(KafkaSource *ks)
 		free(ks->assigned[i].topic);
 	free(ks->assigned);
 	free(ks->held);
+	free(ks->polled);
 	free(ks);
 }

@@ -104,6 +104,23 @@ helper_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Sizes a page's output buffer for its compressed bytes, in the backend:
+ * helper threads must not allocate.
+ */
+static void
+prepare_output(MemoryContext cxt, ParquetCodec codec, ParquetPage *j)
+{
+	if (j->raw.len > (size_t) PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("parquet page of %zu bytes is too large", j->raw.len),
+				 errhint("Lower the page_size option.")));
+	j->out.len = 0;
+	if (codec != PARQUET_CODEC_NONE)
+		ParquetBufReserve(cxt, &j->out, ParquetCompressBound(codec, j->raw.len));
+}
+
 /* Compresses the pages of the window and emits them in order. */
 void
 ParquetPageWindowFlush(ParquetPageWindow *win, ParquetPageEmitFn emit, void *arg)
@@ -115,18 +132,7 @@ ParquetPageWindowFlush(ParquetPageWindow *win, ParquetPageEmitFn emit, void *arg
 	if (win->npages == 0)
 		return;
 	for (i = 0; i < win->npages; i++)
-	{
-		ParquetPage *j = &win->pages[i];
-
-		if (j->raw.len > (size_t) PG_INT32_MAX)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("parquet page of %zu bytes is too large", j->raw.len),
-					 errhint("Lower the page_size option.")));
-		j->out.len = 0;
-		if (win->codec != PARQUET_CODEC_NONE)
-			ParquetBufReserve(win->cxt, &j->out, ParquetCompressBound(win->codec, j->raw.len));
-	}
+		prepare_output(win->cxt, win->codec, &win->pages[i]);
 
 	if (win->codec != PARQUET_CODEC_NONE)
 	{
@@ -295,13 +301,7 @@ ParquetCompressorCreate(MemoryContext cxt, ParquetCodec codec, int level)
 bool
 ParquetCompressorSubmit(ParquetCompressor *pc, ParquetPage *j)
 {
-	if (j->raw.len > (size_t) PG_INT32_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("parquet page of %zu bytes is too large", j->raw.len),
-				 errhint("Lower the page_size option.")));
-	j->out.len = 0;
-	ParquetBufReserve(pc->cxt, &j->out, ParquetCompressBound(pc->codec, j->raw.len));
+	prepare_output(pc->cxt, pc->codec, j);
 	j->done = false;
 	j->next = NULL;
 	if (!pc->started)

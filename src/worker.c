@@ -628,7 +628,7 @@ iotstream_source_main(Datum main_arg)
 
 	MySource = KafkaSourceOpen(MyConfig->props, MyConfig->nprops,
 							   (const char *const *) MyConfig->topics, MyConfig->ntopics,
-							   &cb, errbuf, sizeof(errbuf));
+							   &cb, IngestNeedsHeaders(MyTarget), errbuf, sizeof(errbuf));
 	if (MySource == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),

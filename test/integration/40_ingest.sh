@@ -10,7 +10,7 @@ set -euo pipefail
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
 start_broker --topic events:4 --topic telemetry:4 --topic site1.temperature:2 \
-  --topic site1.humidity:2 --topic site2.temperature:2 --topic checked:1
+  --topic site1.humidity:2 --topic site2.temperature:2 --topic checked:1 --topic hdrs:1
 
 psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
@@ -137,6 +137,17 @@ assert_eq "$(q "SELECT count(*) || ' ' || sum(value) FROM it40.checked")" "2 500
 assert_eq "$(q "SELECT duplicates FROM iotstream.source_status WHERE source = 'it40_checked'")" 1 \
   "checked: only the row that was stored counts as seen"
 q "SELECT iotstream.drop_source('it40_checked')" >/dev/null
+
+# Kafka headers reach a $headers column (the consumer parses them only then)
+q "SELECT iotstream.create_stream_table('it40.hdr', 'ts timestamptz NOT NULL, h jsonb', 'ts',
+     max_past => '3650 days', max_future => '1 day', retention => NULL)" >/dev/null
+q "SELECT iotstream.create_source('it40_hdr', '$BROKERS', ARRAY['hdrs'], 'it40.hdr',
+     '{\"ts\": \"createdAt\", \"h\": \"\$headers\"}', '{\"batch_ms\": 50}')" >/dev/null
+q "SELECT iotstream.start_source('it40_hdr')" >/dev/null
+echo '{"createdAt":"2026-11-01T00:00:00Z"}' | kcat -P -b "$BROKERS" -t hdrs -H device=d-7 -H site=north
+wait_for "SELECT count(*) = 1 FROM it40.hdr" 30
+assert_eq "$(q "SELECT h->>'device' || ' ' || (h->>'site') FROM it40.hdr")" "d-7 north" "headers: stored as jsonb"
+q "SELECT iotstream.drop_source('it40_hdr')" >/dev/null
 
 # stop within a second
 pid=$(q "SELECT pids[1] FROM iotstream.source_status WHERE source = 'it40_site2'")
