@@ -2,10 +2,11 @@
  * alerts.c
  *		Produces anomalies to their rule's alert topic: the outbox.
  *
- * Anomalies are written with the batch that raised them and carry their
- * alert_topic; alerted_at stays NULL until the broker has acknowledged the
- * message.  After each batch commits, the source worker calls AlertsDrain
- * in a transaction of its own: it locks the unsent anomalies of its source,
+ * Anomalies are written with the evaluation that raised them and carry
+ * their alert_topic; alerted_at stays NULL until the broker has
+ * acknowledged the message.  After each evaluation commits, the detection
+ * worker calls AlertsDrain in a transaction of its own: it locks the unsent
+ * anomalies of the table's source (whose connection it uses),
  * produces each keyed by its id, waits for the acknowledgements, and only
  * then marks them sent.  A crash in between sends them again: at least
  * once, and consumers de-duplicate by key.
@@ -24,11 +25,12 @@
 /*
  * Produces up to ALERTS_PER_DRAIN unsent anomalies of source; returns how
  * many were sent, or -1 if the broker did not acknowledge them all (they
- * stay unsent).  The producer (*sinkp) is opened with open_sink the first
- * time there is something to send.  Inside a transaction.
+ * stay unsent).  The producer (*sinkp) is opened on the connection of
+ * source_id the first time there is something to send.  Inside a
+ * transaction.
  */
 int
-AlertsDrain(KafkaSink **sinkp, KafkaSink *(*open_sink) (void), const char *source)
+AlertsDrain(KafkaSink **sinkp, int source_id, const char *source)
 {
 	KafkaSink  *sink;
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
@@ -52,10 +54,19 @@ AlertsDrain(KafkaSink **sinkp, KafkaSink *(*open_sink) (void), const char *sourc
 		SPI_finish();
 		return 0;
 	}
-	if (*sinkp == NULL && (*sinkp = open_sink()) == NULL)
+	if (*sinkp == NULL)
 	{
-		SPI_finish();
-		return -1;
+		char		errbuf[512];
+
+		*sinkp = SourceOpenAlertSink(source_id, errbuf, sizeof(errbuf));
+		if (*sinkp == NULL)
+		{
+			ereport(WARNING,
+					(errmsg("iotstream could not open the alert producer of source \"%s\": %s",
+							source, errbuf)));
+			SPI_finish();
+			return -1;
+		}
 	}
 	sink = *sinkp;
 	ids = palloc(sizeof(Datum) * n);

@@ -1,36 +1,41 @@
 /*-------------------------------------------------------------------------
  * detect.c
- *		Runs the rules and rollups of a stream table on each ingested batch.
+ *		Runs the rules and rollups of a stream table: the source workers'
+ *		part in each batch, and the detection worker's part after it.
  *
- * The stage after ingest: a source worker calls DetectBatch with the rows
- * IngestBatch stored, in the batch's transaction, before the offsets are
- * stored.  So the rollup merges, the rule progress, the detector state and
- * the anomalies commit together with the rows and the offsets they come
- * from, or not at all: after a crash the batch is read again and does
- * everything again, once.
+ * A source worker calls DetectBatch with the rows IngestBatch stored, in
+ * the batch's transaction, before the offsets are stored.  It moves the
+ * table's watermark (iotstream.watermarks: the newest event time ingested;
+ * its row lock, taken first, serializes the batches of one table), counts
+ * the rows that came later than each rule's and rollup's lateness, and
+ * writes each rollup's groups of the batch as one delta row.  That is all
+ * a batch pays for detection: a few statements, none per row.
  *
- * The watermark of a table is the newest event time ingested into it
- * (iotstream.watermarks).  Its row lock, taken first, serializes detection
- * among the sources feeding one table.  Definitions are cached per worker
- * and reloaded when iotstream.detect_catalog.version changes (one cheap
- * query per batch, none per row).
+ * The table's detection worker calls DetectRun in transactions of its own,
+ * woken after each batch commits.  It folds the waiting deltas into the
+ * rollup tables and evaluates each rule over what the committed watermark
+ * has sealed, storing the anomalies, the detector state and the rule's
+ * progress together.  Rows a batch counted as late for a rule are before
+ * the rule's horizon at that batch, which is at or past anything the
+ * detection worker had evaluated: a row is evaluated exactly once or
+ * counted as late, whatever the two workers' interleaving.
+ *
+ * Definitions are cached per worker and reloaded when
+ * iotstream.detect_catalog.version changes (one cheap query per step).
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 struct DetectTarget
 {
 	Oid			relid;
-	char	   *source_name;
 	int64		version;		/* of the definitions loaded, 0 = none */
 	MemoryContext cxt;			/* the worker's */
 	MemoryContext defs_cxt;		/* definitions, rebuilt on reload */
@@ -39,37 +44,47 @@ struct DetectTarget
 	SPIPlanPtr	version_plan;
 	SPIPlanPtr	lock_plan;
 	SPIPlanPtr	update_plan;
-	TimestampTz last_evaluation;	/* wall clock, of this worker */
-	bool		deferred;		/* sealed windows wait for DetectCatchUp */
+	SPIPlanPtr	read_plan;
+	SPIPlanPtr	origin_plan;
+	int			source_id;		/* the table's first source: alerts use it */
+	char	   *source_name;
 };
 
-/*
- * While a source works through a backlog (full batches), rules evaluate at
- * most this often: one query then covers the windows of many batches.  A
- * batch that is not full (a live stream) always evaluates at once.
- */
-#define BACKLOG_EVALUATION_MS	1000
+static SPIPlanPtr
+prepare(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare an iotstream detection statement: %s",
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
 
 DetectTarget *
-DetectTargetCreate(Oid relid, const char *source_name, MemoryContext cxt)
+DetectTargetCreate(Oid relid, MemoryContext cxt)
 {
 	DetectTarget *d = MemoryContextAllocZero(cxt, sizeof(DetectTarget));
 	Oid			argtypes[2] = {OIDOID, TIMESTAMPTZOID};
 
 	d->relid = relid;
-	d->source_name = MemoryContextStrdup(cxt, source_name);
 	d->cxt = cxt;
 	SPI_connect();
-	d->version_plan = SPI_prepare("SELECT version FROM iotstream.detect_catalog", 0, NULL);
-	d->lock_plan = SPI_prepare("SELECT watermark FROM iotstream.watermarks WHERE relid = $1 FOR UPDATE",
-							   1, argtypes);
-	d->update_plan = SPI_prepare("UPDATE iotstream.watermarks SET watermark = $2, updated_at = now()"
-								 " WHERE relid = $1", 2, argtypes);
-	if (d->version_plan == NULL || d->lock_plan == NULL || d->update_plan == NULL)
-		elog(ERROR, "could not prepare iotstream detection statements");
-	SPI_keepplan(d->version_plan);
-	SPI_keepplan(d->lock_plan);
-	SPI_keepplan(d->update_plan);
+	d->version_plan = prepare("SELECT version FROM iotstream.detect_catalog", 0, NULL);
+	d->lock_plan = prepare("SELECT watermark FROM iotstream.watermarks WHERE relid = $1 FOR UPDATE",
+						   1, argtypes);
+	d->update_plan = prepare("UPDATE iotstream.watermarks SET watermark = $2, updated_at = now()"
+							 " WHERE relid = $1", 2, argtypes);
+	d->read_plan = prepare("SELECT watermark FROM iotstream.watermarks WHERE relid = $1", 1, argtypes);
+	d->origin_plan = prepare("SELECT s.source_id, s.name,"
+							 "  (SELECT coalesce(jsonb_agg(jsonb_build_object('topic', o.topic,"
+							 "     'partition', o.partition, 'next_offset', o.next_offset)"
+							 "     ORDER BY o.topic, o.partition), '[]')"
+							 "   FROM iotstream.source_offsets o JOIN iotstream.sources x USING (source_id)"
+							 "   WHERE x.target = $1)::text"
+							 " FROM iotstream.sources s WHERE s.target = $1 ORDER BY s.source_id LIMIT 1",
+							 1, argtypes);
 	SPI_finish();
 	return d;
 }
@@ -105,79 +120,45 @@ reload(DetectTarget *d, int64 version)
 	d->rollups = RollupsLoad(d->relid, d->defs_cxt);
 	d->rules = RulesLoad(d->relid, d->defs_cxt);
 	d->version = version;
-	elog(DEBUG1, "iotstream source \"%s\": %d rules and %d rollups",
-		 d->source_name, list_length(d->rules), list_length(d->rollups));
+	elog(DEBUG1, "iotstream detection of %u: %d rules and %d rollups",
+		 d->relid, list_length(d->rules), list_length(d->rollups));
 }
 
-/* [{"topic":..., "partition":..., "first":..., "last":...}] of the batch. */
-static char *
-batch_offsets_json(const IngestedRows *rows)
-{
-	StringInfoData buf;
-	int			np = 0;
-	int64	   *first = palloc(sizeof(int64) * rows->n);
-	int64	   *last = palloc(sizeof(int64) * rows->n);
-	const KafkaMessage **head = palloc(sizeof(KafkaMessage *) * rows->n);
-
-	for (int i = 0; i < rows->n; i++)
-	{
-		const KafkaMessage *m = &rows->msgs[i];
-		int			j;
-
-		for (j = np - 1; j >= 0; j--)
-			if (head[j]->partition == m->partition && strcmp(head[j]->topic, m->topic) == 0)
-				break;
-		if (j < 0)
-		{
-			j = np++;
-			head[j] = m;
-			first[j] = last[j] = m->offset;
-		}
-		first[j] = Min(first[j], m->offset);
-		last[j] = Max(last[j], m->offset);
-	}
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '[');
-	for (int j = 0; j < np; j++)
-	{
-		if (j > 0)
-			appendStringInfoChar(&buf, ',');
-		appendStringInfoString(&buf, "{\"topic\":");
-		escape_json(&buf, head[j]->topic ? head[j]->topic : "");
-		appendStringInfo(&buf, ",\"partition\":%d,\"first\":" INT64_FORMAT ",\"last\":" INT64_FORMAT "}",
-						 head[j]->partition, first[j], last[j]);
-	}
-	appendStringInfoChar(&buf, ']');
-	return buf.data;
-}
-
-/*
- * Merges the batch into the table's rollups and advances its rules; backlog
- * says more messages are waiting (see BACKLOG_EVALUATION_MS).  Runs in the
- * batch's transaction; an error aborts the batch like an ingest error.
- * Returns true if it raised anomalies that go to an alert topic.
- */
-bool
-DetectBatch(DetectTarget *d, const IngestedRows *rows, bool backlog)
+/* Reloads the definitions if they changed; inside SPI. */
+static void
+check_version(DetectTarget *d)
 {
 	bool		isnull;
 	int64		version;
+
+	if (SPI_execute_plan(d->version_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read iotstream.detect_catalog");
+	version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (version != d->version)
+		reload(d, version);
+}
+
+/*
+ * The batch's part: moves the watermark, counts late rows and writes the
+ * rollup deltas.  Runs in the batch's transaction; an error aborts the
+ * batch like an ingest error.  Returns true if the detection worker has
+ * something new to do once the batch commits.
+ */
+bool
+DetectBatch(DetectTarget *d, const IngestedRows *rows)
+{
+	bool		isnull;
 	bool		have_wm;
 	TimestampTz old_wm = 0;
 	TimestampTz new_wm;
 	TimestampTz batch_min = 0;
 	TimestampTz batch_max = 0;
 	bool		any = false;
-	bool		alerts = false;
 	Datum		args[2];
 	ListCell   *lc;
 
 	SPI_connect();
-	if (SPI_execute_plan(d->version_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not read iotstream.detect_catalog");
-	version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (version != d->version)
-		reload(d, version);
+	check_version(d);
 	if (d->rules == NIL && d->rollups == NIL)
 	{
 		SPI_finish();
@@ -227,73 +208,86 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows, bool backlog)
 			elog(ERROR, "could not store the iotstream watermark");
 	}
 
-	if (d->rules != NIL)
-	{
-		DetectOrigin origin;
-		TimestampTz now = GetCurrentTimestamp();
-		bool		evaluate = !backlog ||
-			TimestampDifferenceExceeds(d->last_evaluation, now, BACKLOG_EVALUATION_MS);
-
-		origin.source = d->source_name;
-		origin.offsets = batch_offsets_json(rows);
-		foreach(lc, d->rules)
-		{
-			Rule	   *r = (Rule *) lfirst(lc);
-
-			if (RuleAdvance(r, rows, new_wm, batch_min, &origin, evaluate) > 0 && RuleAlerts(r))
-				alerts = true;
-		}
-		if (evaluate)
-			d->last_evaluation = now;
-		d->deferred = !evaluate;
-	}
+	foreach(lc, d->rules)
+		RuleNoteBatch((Rule *) lfirst(lc), rows, have_wm, old_wm, new_wm, batch_min);
 	SPI_finish();
-	return alerts;
-}
-
-/* Whether a backlog left sealed windows unevaluated (see DetectCatchUp). */
-bool
-DetectPending(DetectTarget *d)
-{
-	return d->deferred;
+	return true;
 }
 
 /*
- * Evaluates the windows the stored watermark has sealed and a backlog left
- * for later, once the source has caught up; in a transaction of its own.
- * Returns true if it raised anomalies that go to an alert topic.
+ * The detection worker's part: folds the rollup deltas in and evaluates
+ * what the committed watermark has sealed.  Runs in a transaction of its
+ * own.  Sets *alerts if it raised anomalies that go to an alert topic;
+ * returns true if a rule put off work that is due (see RuleEvaluate).
  */
 bool
-DetectCatchUp(DetectTarget *d)
+DetectRun(DetectTarget *d, bool *alerts)
 {
-	IngestedRows none;
-	DetectOrigin origin = {d->source_name, "[]"};
-	Datum		args[1] = {ObjectIdGetDatum(d->relid)};
+	bool		deferred = false;
 	bool		isnull;
-	bool		alerts = false;
+	Datum		args[1] = {ObjectIdGetDatum(d->relid)};
 	TimestampTz wm;
+	DetectOrigin origin;
 	ListCell   *lc;
 
-	memset(&none, 0, sizeof(none));
-	d->deferred = false;
-	d->last_evaluation = GetCurrentTimestamp();
+	*alerts = false;
 	SPI_connect();
-	if (SPI_execute_plan(d->lock_plan, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock the iotstream watermark");
+	check_version(d);
+	foreach(lc, d->rollups)
+		RollupApply((Rollup *) lfirst(lc));
+	if (d->rules == NIL)
+	{
+		SPI_finish();
+		return false;
+	}
+
+	if (SPI_execute_plan(d->read_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the iotstream watermark");
 	if (SPI_processed == 0)
 	{
 		SPI_finish();
 		return false;
 	}
 	wm = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (!isnull)
-		foreach(lc, d->rules)
-		{
-			Rule	   *r = (Rule *) lfirst(lc);
+	if (isnull)
+	{
+		SPI_finish();
+		return false;			/* nothing ingested yet */
+	}
 
-			if (RuleAdvance(r, &none, wm, wm, &origin, true) > 0 && RuleAlerts(r))
-				alerts = true;
+	if (SPI_execute_plan(d->origin_plan, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the sources of an iotstream table");
+	origin.source = NULL;
+	origin.offsets = "[]";
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		int			id = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (id != d->source_id)
+		{
+			d->source_id = id;
+			d->source_name = MemoryContextStrdup(d->cxt, SPI_getvalue(tup, SPI_tuptable->tupdesc, 2));
 		}
+		origin.source = d->source_name;
+		origin.offsets = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
+	}
+
+	foreach(lc, d->rules)
+	{
+		Rule	   *r = (Rule *) lfirst(lc);
+
+		if (RuleEvaluate(r, wm, &origin, &deferred) > 0 && RuleAlerts(r))
+			*alerts = true;
+	}
 	SPI_finish();
-	return alerts;
+	return deferred;
+}
+
+/* The table's first source, whose connection alert topics use; 0 if none. */
+int
+DetectSource(DetectTarget *d, const char **name)
+{
+	*name = d->source_name;
+	return d->source_id;
 }

@@ -94,6 +94,11 @@ extern bool DecodeMessage(DecodePlan *plan, const KafkaMessage *msg,
 
 /* in worker.c */
 extern void WorkerInit(void);
+extern char *iotstream_database;
+extern void WorkerBeginXact(const char *activity);
+extern void WorkerCommitXact(void);
+extern void DetectWorkerAttach(Oid relid);
+extern void DetectWorkerWake(Oid relid);
 
 /* in kafka_source.c */
 
@@ -664,14 +669,17 @@ extern void ParquetFileSinkClose(ParquetFileSink *sink);
 
 /* in detect.c */
 
-/* The rules and rollups of one stream table, as a source worker runs them. */
+/*
+ * The rules and rollups of one stream table.  A source worker calls
+ * DetectBatch in each batch's transaction; the table's detection worker
+ * calls DetectRun in transactions of its own.
+ */
 typedef struct DetectTarget DetectTarget;
 
-extern DetectTarget *DetectTargetCreate(Oid relid, const char *source_name,
-										MemoryContext cxt);
-extern bool DetectBatch(DetectTarget *d, const IngestedRows *rows, bool backlog);
-extern bool DetectPending(DetectTarget *d);
-extern bool DetectCatchUp(DetectTarget *d);
+extern DetectTarget *DetectTargetCreate(Oid relid, MemoryContext cxt);
+extern bool DetectBatch(DetectTarget *d, const IngestedRows *rows);
+extern bool DetectRun(DetectTarget *d, bool *alerts);
+extern int	DetectSource(DetectTarget *d, const char **name);
 extern TimestampTz DetectDateBin(const Interval *width, TimestampTz t);
 extern int64 DetectIntervalUsecs(const Interval *i);
 
@@ -682,23 +690,29 @@ extern List *RollupsLoad(Oid relid, MemoryContext cxt);
 extern void RollupsRelease(List *rollups);
 extern void RollupMergeBatch(Rollup *r, const IngestedRows *rows,
 							 bool have_watermark, TimestampTz watermark);
+extern void RollupApply(Rollup *r);
 
 /* in rules.c */
 typedef struct Rule Rule;
 
-/* Where the batch that closes a window came from, for anomalies. */
+/* Where a rule's rows came from, for its anomalies. */
 typedef struct DetectOrigin
 {
 	const char *source;
-	const char *offsets;		/* JSON array of {topic, partition, first, last} */
+	const char *offsets;		/* JSON array of {topic, partition, next_offset} */
 } DetectOrigin;
 
 extern List *RulesLoad(Oid relid, MemoryContext cxt);
 extern void RulesRelease(List *rules);
-extern int64 RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
-						 TimestampTz batch_min, const DetectOrigin *origin,
-						 bool evaluate);
+extern void RuleNoteBatch(Rule *r, const IngestedRows *rows, bool have_watermark,
+						  TimestampTz old_watermark, TimestampTz new_watermark,
+						  TimestampTz batch_min);
+extern int64 RuleEvaluate(Rule *r, TimestampTz watermark, const DetectOrigin *origin,
+						  bool *deferred);
 extern bool RuleAlerts(const Rule *r);
+
+/* in detect_worker.c */
+PGDLLEXPORT void iotstream_detect_main(Datum main_arg);
 
 /* in kafka_sink.c */
 typedef struct KafkaSink KafkaSink;
@@ -712,8 +726,10 @@ extern const char *KafkaSinkLastError(KafkaSink *ks);
 extern void KafkaSinkClose(KafkaSink *ks);
 
 /* in alerts.c */
-extern int	AlertsDrain(KafkaSink **sinkp, KafkaSink *(*open_sink) (void),
-						const char *source);
+extern int	AlertsDrain(KafkaSink **sinkp, int source_id, const char *source);
+
+/* in worker.c */
+extern KafkaSink *SourceOpenAlertSink(int source_id, char *errbuf, size_t errlen);
 
 /* in write_parquet.c */
 

@@ -2,12 +2,17 @@
  * rollup.c
  *		Merges each ingested batch into the rollups of its table.
  *
- * A rollup keeps iotstream.stats per key and bucket.  A batch is merged
- * with one statement per rollup: its rows are summarized here per key and
- * bucket (a hash table on the key columns' own hash and equality functions,
- * StatsAdd per value), and the groups go in as arrays to one upsert that
- * merges with stats_combine (sql/install/50_detect.sql builds it).  Nothing
- * is rescanned.
+ * A rollup keeps iotstream.stats per key and bucket.  A batch's rows are
+ * summarized here per key and bucket (a hash table on the key columns' own
+ * hash and equality functions, StatsAdd per value), and the groups go in as
+ * arrays to one insert into the rollup's delta table: one row per batch,
+ * in the batch's transaction.  The detection worker's RollupApply then
+ * folds every waiting delta into the rollup table with one upsert that
+ * merges with stats_combine, and deletes them, in one statement (sql/
+ * install/50_detect.sql builds both).  Upserting a few thousand groups per
+ * batch cost the batch more than ingesting it; the delta costs one row, and
+ * a backlog's deltas fold into the same groups together.  Nothing is
+ * rescanned.
  *
  * The invariant: a row is merged exactly once, or counted as late.  A row
  * is late when its bucket closed before the batch (bucket end <= watermark
@@ -49,7 +54,8 @@ struct Rollup
 	FmgrInfo   *eq;				/* per key column: equality and hash */
 	FmgrInfo   *hash;
 	Oid		   *collations;
-	SPIPlanPtr	upsert_plan;
+	SPIPlanPtr	delta_plan;
+	SPIPlanPtr	apply_plan;
 	SPIPlanPtr	progress_plan;
 };
 
@@ -77,7 +83,8 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 	uint64		nrows;
 	SPITupleTable *tt;
 
-	if (SPI_execute_with_args("SELECT rollup_id, name, key_columns, value_columns, bucket, lateness, upsert_sql"
+	if (SPI_execute_with_args("SELECT rollup_id, name, key_columns, value_columns, bucket, lateness, delta_sql,"
+							  "  upsert_sql"
 							  " FROM iotstream.rollups WHERE source_table = $1 ORDER BY rollup_id",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read iotstream.rollups");
@@ -96,6 +103,7 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 		int			nvals;
 		Oid		   *argt;
 		char	   *sql;
+		char	   *apply_sql;
 		Oid			ptypes[4] = {INT4OID, INT8OID, INT8OID};
 
 		r->rollup_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
@@ -107,6 +115,7 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 		r->bucket = *DatumGetIntervalP(SPI_getbinval(tup, desc, 5, &isnull));
 		r->lateness = *DatumGetIntervalP(SPI_getbinval(tup, desc, 6, &isnull));
 		sql = SPI_getvalue(tup, desc, 7);
+		apply_sql = SPI_getvalue(tup, desc, 8);
 		r->nkeys = nkeys;
 		r->ncols = nkeys + nvals;
 		r->attnos = palloc(sizeof(AttrNumber) * r->ncols);
@@ -147,11 +156,13 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 		for (int i = 0; i < nvals; i++)
 			argt[nkeys + 1 + i] = get_array_type(r->stats_type);
 		MemoryContextSwitchTo(old);
-		r->upsert_plan = SPI_prepare(sql, r->ncols + 1, argt);
-		if (r->upsert_plan == NULL)
+		r->delta_plan = SPI_prepare(sql, r->ncols + 1, argt);
+		r->apply_plan = SPI_prepare(apply_sql, 0, NULL);
+		if (r->delta_plan == NULL || r->apply_plan == NULL)
 			elog(ERROR, "could not prepare the merge of rollup \"%s\": %s", r->name,
 				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(r->upsert_plan);
+		SPI_keepplan(r->delta_plan);
+		SPI_keepplan(r->apply_plan);
 		r->progress_plan = SPI_prepare("UPDATE iotstream.rollup_progress"
 									   " SET rows_merged = rows_merged + $2, late_rows = late_rows + $3,"
 									   "     updated_at = now() WHERE rollup_id = $1", 3, ptypes);
@@ -174,7 +185,8 @@ RollupsRelease(List *rollups)
 	{
 		Rollup	   *r = lfirst(lc);
 
-		SPI_freeplan(r->upsert_plan);
+		SPI_freeplan(r->delta_plan);
+		SPI_freeplan(r->apply_plan);
 		SPI_freeplan(r->progress_plan);
 	}
 }
@@ -249,9 +261,8 @@ same_keys(const Rollup *r, const IngestedRows *rows, int x, int y)
 }
 
 /*
- * Merges the stored rows of a batch whose buckets are still open; inside
- * SPI.  The rows are summarized per key and bucket here (StatsAdd), so one
- * upsert carries one row per group.
+ * Stores the groups of the batch's rows whose buckets are still open as one
+ * delta; inside SPI, in the batch's transaction.
  */
 void
 RollupMergeBatch(Rollup *r, const IngestedRows *rows, bool have_watermark,
@@ -362,8 +373,8 @@ RollupMergeBatch(Rollup *r, const IngestedRows *rows, bool have_watermark,
 			args[a++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs, r->stats_type,
 														   sizeof(StatsState), false, TYPALIGN_DOUBLE));
 		}
-		if (SPI_execute_plan(r->upsert_plan, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not merge a batch into rollup \"%s\"", r->name);
+		if (SPI_execute_plan(r->delta_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not store a batch's groups for rollup \"%s\"", r->name);
 	}
 
 	pargs[0] = Int32GetDatum(r->rollup_id);
@@ -371,4 +382,21 @@ RollupMergeBatch(Rollup *r, const IngestedRows *rows, bool have_watermark,
 	pargs[2] = Int64GetDatum(late);
 	if (SPI_execute_plan(r->progress_plan, pargs, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not store the progress of rollup \"%s\"", r->name);
+}
+
+/*
+ * Folds the waiting deltas into the rollup table; inside SPI, in the
+ * detection worker's transaction.  refresh_rollup() takes the same lock.
+ */
+void
+RollupApply(Rollup *r)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(r->rollup_id)};
+
+	if (SPI_execute_with_args("SELECT pg_advisory_xact_lock(1769238101, $1)", 1, types, args,
+							  NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock rollup \"%s\"", r->name);
+	if (SPI_execute_plan(r->apply_plan, NULL, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not fold the batches into rollup \"%s\"", r->name);
 }

@@ -3,12 +3,15 @@
  *		Evaluates detection rules over event time, once per window.
  *
  * A rule has evaluated everything before rule_progress.evaluated_until.
- * When the table's watermark minus the rule's lateness passes the end of
- * one or more further windows, those windows are sealed: no row can still
- * arrive for them within the lateness.  RuleAdvance then evaluates exactly
- * [evaluated_until, new horizon) with the rule's query over the stream
- * table and moves evaluated_until, all in the batch's transaction.  Rows
- * that arrive for a range already evaluated are counted as late.
+ * Its horizon is the watermark minus the rule's lateness: no row before it
+ * can still arrive within the lateness.  Windowed detectors seal a window
+ * when the horizon passes its end; row detectors take every row before the
+ * horizon.  The detection worker's RuleEvaluate evaluates exactly
+ * [evaluated_until, horizon) with the rule's query over the stream table
+ * and moves evaluated_until, in one transaction with the anomalies and the
+ * detector state.  In each batch's transaction RuleNoteBatch counts the
+ * rows before the horizon the batch started from as late, and starts the
+ * rule at its first batch.
  *
  * Windowed detectors (threshold_count, zscore) are one query that returns
  * the anomalies, built from the analytics aggregates.  The others read the
@@ -60,6 +63,8 @@ struct Rule
 	Interval	window;
 	Interval	lateness;
 	SPIPlanPtr	eval_plan;
+	bool		started;		/* evaluated_until is set */
+	TimestampTz last_evaluation;	/* wall clock, in this worker */
 
 	RuleKind	kind;
 	float8		threshold;		/* mad */
@@ -103,6 +108,7 @@ typedef struct KeyState
 
 static SPIPlanPtr progress_read_plan = NULL;
 static SPIPlanPtr progress_write_plan = NULL;
+static SPIPlanPtr late_plan = NULL;
 static SPIPlanPtr anomaly_plan = NULL;
 
 static float8
@@ -208,9 +214,10 @@ RulesLoad(Oid relid, MemoryContext cxt)
 	SPITupleTable *tt;
 	uint64		nrows;
 
-	if (SPI_execute_with_args("SELECT rule_id, name, detector, params, severity, alert_topic,"
-							  "  window_size, lateness, eval_sql"
-							  " FROM iotstream.rules WHERE source_table = $1 AND enabled ORDER BY rule_id",
+	if (SPI_execute_with_args("SELECT r.rule_id, name, detector, params, severity, alert_topic,"
+							  "  window_size, lateness, eval_sql, p.evaluated_until IS NOT NULL"
+							  " FROM iotstream.rules r JOIN iotstream.rule_progress p USING (rule_id)"
+							  " WHERE source_table = $1 AND enabled ORDER BY rule_id",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read iotstream.rules");
 	tt = SPI_tuptable;
@@ -234,6 +241,7 @@ RulesLoad(Oid relid, MemoryContext cxt)
 		r->window = *DatumGetIntervalP(SPI_getbinval(tup, desc, 7, &isnull));
 		r->lateness = *DatumGetIntervalP(SPI_getbinval(tup, desc, 8, &isnull));
 		sql = SPI_getvalue(tup, desc, 9);
+		r->started = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
 		result = lappend(result, r);
 		MemoryContextSwitchTo(old);
 		r->eval_plan = prepare_eval(sql, true);
@@ -651,11 +659,21 @@ prepare_static_plans(void)
 										  "     windows_evaluated = windows_evaluated + $3,"
 										  "     rows_evaluated = rows_evaluated + $4,"
 										  "     anomalies = anomalies + $5, late_rows = late_rows + $6,"
-										  "     last_evaluation = CASE WHEN $3 > 0 THEN now() ELSE last_evaluation END"
+										  "     last_evaluation = now()"
 										  " WHERE rule_id = $1", 6, t2);
 		if (progress_write_plan == NULL)
 			elog(ERROR, "could not prepare the progress write of iotstream rules");
 		SPI_keepplan(progress_write_plan);
+	}
+	if (late_plan == NULL)
+	{
+		Oid			t4[2] = {INT4OID, INT8OID};
+
+		late_plan = SPI_prepare("UPDATE iotstream.rule_progress SET late_rows = late_rows + $2"
+								" WHERE rule_id = $1", 2, t4);
+		if (late_plan == NULL)
+			elog(ERROR, "could not prepare the late count of iotstream rules");
+		SPI_keepplan(late_plan);
 	}
 	if (anomaly_plan == NULL)
 	{
@@ -708,26 +726,86 @@ store_anomaly(void *arg, const Anomaly *a)
 	MemoryContextSwitchTo(old);		/* SPI leaves us in its procedure context */
 }
 
+/* Row detectors run at most this often: each run saves every key's state. */
+#define ROW_EVALUATION_MS	200
+
+static bool
+row_detector(const Rule *r)
+{
+	return r->kind == RULE_SPIKE_DIP || r->kind == RULE_CHANGE_POINT ||
+		r->kind == RULE_EWMA || r->kind == RULE_CUSUM;
+}
+
 /*
- * Counts the batch's late rows and, if evaluate, evaluates the windows the
- * new watermark seals; returns the anomalies raised.  Inside SPI, in the
- * batch's transaction.
+ * What the watermark lets the rule evaluate: everything before
+ * watermark - lateness, down to a window boundary for windowed detectors.
+ */
+static TimestampTz
+rule_horizon(const Rule *r, TimestampTz watermark)
+{
+	TimestampTz t = watermark - DetectIntervalUsecs(&r->lateness);
+
+	return row_detector(r) ? t : DetectDateBin(&r->window, t);
+}
+
+/*
+ * The batch's part, in its transaction: the batch's rows before the
+ * horizon of the watermark it started from are late.  The first batch a
+ * rule sees starts it, from the horizon of its oldest row.  Inside SPI.
+ */
+void
+RuleNoteBatch(Rule *r, const IngestedRows *rows, bool have_watermark,
+			  TimestampTz old_watermark, TimestampTz new_watermark, TimestampTz batch_min)
+{
+	Oid			types[2] = {INT4OID, TIMESTAMPTZOID};
+	Datum		args[2];
+	int64		late = 0;
+	TimestampTz cutoff;
+
+	prepare_static_plans();
+	args[0] = Int32GetDatum(r->rule_id);
+	if (!r->started)
+	{
+		/* rows up to the lateness older than the first may still come */
+		args[1] = TimestampTzGetDatum(rule_horizon(r, Min(batch_min, new_watermark)));
+		if (SPI_execute_with_args("UPDATE iotstream.rule_progress SET evaluated_until = $2"
+								  " WHERE rule_id = $1 AND evaluated_until IS NULL",
+								  2, types, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not start rule \"%s\"", r->name);
+		r->started = true;
+		return;
+	}
+	if (!have_watermark)
+		return;
+	cutoff = rule_horizon(r, old_watermark);
+	for (int i = 0; i < rows->n; i++)
+		if (rows->stored[i] && rows->ts[i] < cutoff)
+			late++;
+	if (late == 0)
+		return;
+	args[1] = Int64GetDatum(late);
+	if (SPI_execute_plan(late_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not count the late rows of rule \"%s\"", r->name);
+}
+
+/*
+ * The detection worker's part: evaluates [evaluated_until, horizon) and
+ * stores the anomalies, the state and the progress; returns the anomalies
+ * raised.  A row detector that ran less than ROW_EVALUATION_MS ago waits,
+ * and sets *deferred.  Inside SPI, in the worker's transaction.
  */
 int64
-RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
-			TimestampTz batch_min, const DetectOrigin *origin, bool evaluate)
+RuleEvaluate(Rule *r, TimestampTz watermark, const DetectOrigin *origin, bool *deferred)
 {
-	int64		lateness = DetectIntervalUsecs(&r->lateness);
-	int64		width = DetectIntervalUsecs(&r->window);
-	TimestampTz horizon = DetectDateBin(&r->window, watermark - lateness);
+	TimestampTz horizon = rule_horizon(r, watermark);
+	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz from;
-	bool		started;
 	bool		isnull;
-	int64		late = 0;
 	int64		windows = 0;
 	int64		nrows = 0;
-	int64		found = 0;
+	int64		found;
 	Datum		args[6];
+	StoreArg	s = {r, origin};
 
 	prepare_static_plans();
 	args[0] = Int32GetDatum(r->rule_id);
@@ -736,36 +814,24 @@ RuleAdvance(Rule *r, const IngestedRows *rows, TimestampTz watermark,
 	if (SPI_processed == 0)
 		return 0;				/* dropped meanwhile */
 	from = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	started = !isnull;
-	if (!started)
+	if (isnull || horizon <= from)
+		return 0;				/* not started, or nothing sealed */
+	if (row_detector(r) && !TimestampDifferenceExceeds(r->last_evaluation, now, ROW_EVALUATION_MS))
 	{
-		/* the first batch: rows up to the lateness older may still come */
-		from = DetectDateBin(&r->window, Min(batch_min, watermark) - lateness);
-	}
-	else
-	{
-		for (int i = 0; i < rows->n; i++)
-			if (rows->stored[i] && rows->ts[i] < from)
-				late++;
+		*deferred = true;
+		return 0;
 	}
 
-	if (!evaluate && started)
-		horizon = from;			/* later, with the windows of more batches */
-	if (horizon > from)
-	{
-		StoreArg	s = {r, origin};
+	found = evaluate_range(r, r->eval_plan, from, horizon, true, store_anomaly, &s, &nrows);
+	if (!row_detector(r))
+		windows = (horizon - from) / DetectIntervalUsecs(&r->window);
+	r->last_evaluation = now;
 
-		found = evaluate_range(r, r->eval_plan, from, horizon, true, store_anomaly, &s, &nrows);
-		windows = (horizon - from) / width;
-	}
-	else if (started && late == 0)
-		return 0;				/* nothing changes */
-
-	args[1] = TimestampTzGetDatum(Max(from, horizon));
+	args[1] = TimestampTzGetDatum(horizon);
 	args[2] = Int64GetDatum(windows);
 	args[3] = Int64GetDatum(nrows);
 	args[4] = Int64GetDatum(found);
-	args[5] = Int64GetDatum(late);
+	args[5] = Int64GetDatum(0);
 	if (SPI_execute_plan(progress_write_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not store the progress of rule \"%s\"", r->name);
 	return found;

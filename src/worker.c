@@ -4,8 +4,9 @@
  *
  * The launcher, started by shared_preload_libraries, connects to
  * iotstream.database and keeps one dynamic background worker per running
- * source (or `workers` of them, sharing the consumer group), restarting
- * failed ones with exponential backoff.  A worker consumes batches of up to
+ * source (or `workers` of them, sharing the consumer group), and one
+ * detection worker per stream table with enabled rules or rollups
+ * (detect_worker.c), restarting failed ones with exponential backoff.  A worker consumes batches of up to
  * batch_size messages or batch_ms milliseconds and stores each batch with
  * the next offset of every partition it read, in one transaction; only
  * after Postgres commits does it tell the group.  On (re)assignment it seeks
@@ -66,11 +67,21 @@ typedef struct WorkerSlot
 	char		last_error[256];
 } WorkerSlot;
 
+/* A detection worker, for source workers to wake after their commits. */
+typedef struct DetectSlot
+{
+	Oid			relid;			/* InvalidOid: free */
+	pid_t		pid;
+	Latch	   *latch;
+} DetectSlot;
+
 typedef struct IotstreamShared
 {
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
+	slock_t		detect_mutex;
 	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
+	/* then iotstream_max_workers DetectSlots: see detect_slots() */
 } IotstreamShared;
 
 static IotstreamShared *Shared = NULL;
@@ -78,7 +89,7 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* GUCs */
-static char *iotstream_database = NULL;
+char	   *iotstream_database = NULL;
 static int	iotstream_max_workers = 16;
 
 /* worker state */
@@ -90,8 +101,9 @@ static int64 seen_errors = 0;	/* consumer errors already reported */
 static Size
 shared_size(void)
 {
-	return add_size(offsetof(IotstreamShared, slots),
-					mul_size(sizeof(WorkerSlot), iotstream_max_workers));
+	return add_size(add_size(offsetof(IotstreamShared, slots),
+							 mul_size(sizeof(WorkerSlot), iotstream_max_workers)),
+					mul_size(sizeof(DetectSlot), iotstream_max_workers));
 }
 
 static void
@@ -116,8 +128,15 @@ iotstream_shmem_startup(void)
 		memset(Shared, 0, shared_size());
 		for (int i = 0; i < iotstream_max_workers; i++)
 			SpinLockInit(&Shared->slots[i].mutex);
+		SpinLockInit(&Shared->detect_mutex);
 	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+static inline DetectSlot *
+detect_slots(void)
+{
+	return (DetectSlot *) &Shared->slots[iotstream_max_workers];
 }
 
 static void
@@ -188,9 +207,6 @@ typedef struct SourceConfig
 static SourceConfig *MyConfig = NULL;
 static IngestTarget *MyTarget = NULL;
 static DetectTarget *MyDetect = NULL;
-static KafkaSink *MySink = NULL;		/* alert topics, opened when needed */
-static bool alerts_pending = true;	/* the outbox may hold unsent anomalies */
-static TimestampTz alerts_tried_at = 0;
 
 /*
  * Reads the source and its librdkafka properties, secrets included; runs in
@@ -198,11 +214,11 @@ static TimestampTz alerts_tried_at = 0;
  * librdkafka; the others are ours.
  */
 static SourceConfig *
-load_config(int source_id, MemoryContext cxt)
+load_config(int source_id, bool running, MemoryContext cxt)
 {
 	SourceConfig *c = MemoryContextAllocZero(cxt, sizeof(SourceConfig));
-	Oid			argtypes[1] = {INT4OID};
-	Datum		args[1] = {Int32GetDatum(source_id)};
+	Oid			argtypes[2] = {INT4OID, BOOLOID};
+	Datum		args[2] = {Int32GetDatum(source_id), BoolGetDatum(running)};
 	MemoryContext old;
 	HeapTuple	tup;
 	TupleDesc	desc;
@@ -217,8 +233,8 @@ load_config(int source_id, MemoryContext cxt)
 							  "  coalesce((s.options->>'batch_ms')::int, 100),"
 							  "  s.topics, s.brokers, s.group_id,"
 							  "  coalesce(s.options->>'start', 'earliest')"
-							  " FROM iotstream.sources s WHERE s.source_id = $1 AND s.running",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+							  " FROM iotstream.sources s WHERE s.source_id = $1 AND (s.running OR NOT $2)",
+							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read iotstream.sources");
 	if (SPI_processed == 0)
 	{
@@ -272,8 +288,8 @@ load_config(int source_id, MemoryContext cxt)
 	return c;
 }
 
-static void
-begin_xact(const char *activity)
+void
+WorkerBeginXact(const char *activity)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -281,8 +297,8 @@ begin_xact(const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
-static void
-commit_xact(void)
+void
+WorkerCommitXact(void)
 {
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -297,7 +313,7 @@ on_assign(void *arg, KafkaPartition *parts, int n)
 	Oid			argtypes[1] = {INT4OID};
 	Datum		args[1] = {Int32GetDatum(MyConfig->source_id)};
 
-	begin_xact("reading stored offsets");
+	WorkerBeginXact("reading stored offsets");
 	SPI_connect();
 	SPI_execute_with_args("SELECT topic, partition, next_offset FROM iotstream.source_offsets"
 						  " WHERE source_id = $1", 1, argtypes, args, NULL, true, 0);
@@ -314,7 +330,7 @@ on_assign(void *arg, KafkaPartition *parts, int n)
 				parts[i].offset = next;
 	}
 	SPI_finish();
-	commit_xact();
+	WorkerCommitXact();
 	MemoryContextSwitchTo(old);
 	elog(LOG, "iotstream source \"%s\": assigned %d partitions", MyConfig->name, n);
 }
@@ -332,8 +348,6 @@ worker_exit(int code, Datum arg)
 {
 	KafkaSourceClose(MySource);
 	MySource = NULL;
-	KafkaSinkClose(MySink);
-	MySink = NULL;
 	if (MySlot)
 	{
 		SpinLockAcquire(&MySlot->mutex);
@@ -406,113 +420,6 @@ store_offsets(const KafkaPartition *parts, int np)
 }
 
 /*
- * Alert topics use the source's connection: its bootstrap servers and its
- * security settings, not its consumer settings.
- */
-static KafkaSink *
-open_sink(void)
-{
-	KafkaProperty *props = palloc(sizeof(KafkaProperty) * MyConfig->nprops);
-	int			n = 0;
-	char		errbuf[512];
-	KafkaSink  *sink;
-
-	for (int i = 0; i < MyConfig->nprops; i++)
-	{
-		const char *name = MyConfig->props[i].name;
-
-		if (strcmp(name, "bootstrap.servers") == 0 || strcmp(name, "client.id") == 0 ||
-			strncmp(name, "security.", 9) == 0 || strncmp(name, "sasl.", 5) == 0 ||
-			strncmp(name, "ssl.", 4) == 0 || strncmp(name, "socket.", 7) == 0 ||
-			strcmp(name, "broker.address.family") == 0)
-			props[n++] = MyConfig->props[i];
-	}
-	sink = KafkaSinkOpen(props, n, errbuf, sizeof(errbuf));
-	if (sink == NULL)
-		set_error(psprintf("alert producer: %s", errbuf));
-	return sink;
-}
-
-/*
- * Runs work(arg) in a transaction of its own; an error is kept as the
- * source's last error and rolled back, and the worker carries on.
- */
-static bool
-run_in_xact(const char *activity, void (*work) (void *), void *arg, MemoryContext cxt)
-{
-	volatile bool ok = true;
-
-	begin_xact(activity);
-	PG_TRY();
-	{
-		MemoryContextSwitchTo(cxt);
-		work(arg);
-		commit_xact();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		set_error(edata->message);
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	return ok;
-}
-
-static void
-drain_alerts_once(void *arg)
-{
-	*(int *) arg = AlertsDrain(&MySink, open_sink, MyConfig->name);
-}
-
-/*
- * Produces the anomalies this source raised for alert topics, after their
- * batch committed (see alerts.c).  A failure keeps them for the next try.
- */
-static void
-drain_alerts(MemoryContext cxt)
-{
-	alerts_tried_at = GetCurrentTimestamp();
-	for (;;)
-	{
-		int			sent = -1;
-
-		if (!run_in_xact("producing alerts", drain_alerts_once, &sent, cxt))
-			sent = -1;
-		if (sent < 0)
-		{
-			const char *err = MySink ? KafkaSinkLastError(MySink) : NULL;
-
-			set_error(psprintf("alert topic: %s", err ? err : "not acknowledged"));
-			return;				/* alerts_pending stays set */
-		}
-		if (sent == 0)
-			break;
-	}
-	alerts_pending = false;
-}
-
-static void
-catch_up_rules_once(void *arg)
-{
-	if (DetectCatchUp(MyDetect))
-		alerts_pending = true;
-}
-
-/* Evaluates the windows a backlog deferred, in a transaction of its own. */
-static void
-catch_up_rules(MemoryContext cxt)
-{
-	(void) run_in_xact("evaluating rules", catch_up_rules_once, NULL, cxt);
-}
-
-/*
  * One transaction: the rows, the dead letters, the dedup keys, what the
  * rules and rollups make of the rows, and the offsets.  If the fast path fails, the batch is retried row by row.
  */
@@ -527,17 +434,19 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 	for (int attempt = 0; attempt < 2; attempt++)
 	{
 		volatile bool ok = true;
+		bool		wake;
 
 		memset(&counts, 0, sizeof(counts));
-		begin_xact(attempt == 0 ? "ingesting a batch" : "ingesting a batch row by row");
+		WorkerBeginXact(attempt == 0 ? "ingesting a batch" : "ingesting a batch row by row");
 		PG_TRY();
 		{
 			MemoryContextSwitchTo(batch_cxt);
 			IngestBatch(MyTarget, msgs, n, attempt > 0, &counts, &rows);
-			if (DetectBatch(MyDetect, &rows, n >= MyConfig->batch_size))
-				alerts_pending = true;
+			wake = DetectBatch(MyDetect, &rows);
 			store_offsets(parts, np);
-			commit_xact();
+			WorkerCommitXact();
+			if (wake)
+				DetectWorkerWake(MyConfig->target);
 		}
 		PG_CATCH();
 		{
@@ -613,17 +522,17 @@ iotstream_source_main(Datum main_arg)
 	claim_slot(source_id);
 	before_shmem_exit(worker_exit, (Datum) 0);
 
-	begin_xact("loading source");
-	MyConfig = load_config(source_id, long_cxt);
+	WorkerBeginXact("loading source");
+	MyConfig = load_config(source_id, true, long_cxt);
 	if (MyConfig == NULL)
 	{
-		commit_xact();
+		WorkerCommitXact();
 		proc_exit(0);			/* stopped or dropped meanwhile */
 	}
 	MyTarget = IngestTargetCreate(MyConfig->target, MyConfig->mapping, MyConfig->options,
 								  MyConfig->name, source_id, long_cxt);
-	MyDetect = DetectTargetCreate(MyConfig->target, MyConfig->name, long_cxt);
-	commit_xact();
+	MyDetect = DetectTargetCreate(MyConfig->target, long_cxt);
+	WorkerCommitXact();
 	pgstat_report_appname(MyConfig->name);
 
 	MySource = KafkaSourceOpen(MyConfig->props, MyConfig->nprops,
@@ -683,26 +592,11 @@ iotstream_source_main(Datum main_arg)
 
 			pending = 0;
 			process_batch(msgs, n, batch_cxt);
-			if (alerts_pending)
-				drain_alerts(batch_cxt);
 			MemoryContextReset(batch_cxt);
 			continue;
 		}
 		if (got > 0)
 			continue;			/* the queue may hold more */
-		/* idle: evaluate what a backlog left for later */
-		if (pending == 0 && DetectPending(MyDetect))
-		{
-			catch_up_rules(batch_cxt);
-			MemoryContextReset(batch_cxt);
-		}
-		/* idle: retry unsent alerts (and send those left by a crash) once a second */
-		if (alerts_pending && pending == 0 &&
-			TimestampDifferenceExceeds(alerts_tried_at, GetCurrentTimestamp(), 1000))
-		{
-			drain_alerts(batch_cxt);
-			MemoryContextReset(batch_cxt);
-		}
 
 		timeout = pending > 0 ?
 			Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline)) : 1000;
@@ -714,12 +608,114 @@ iotstream_source_main(Datum main_arg)
 }
 
 /* ---------------------------------------------------------------------
+ * Detection workers: their slots, and what they borrow from sources
+ * ---------------------------------------------------------------------
+ */
+
+static void
+detect_detach(int code, Datum arg)
+{
+	DetectSlot *slots = detect_slots();
+
+	SpinLockAcquire(&Shared->detect_mutex);
+	for (int i = 0; i < iotstream_max_workers; i++)
+		if (slots[i].pid == MyProcPid)
+			slots[i].relid = InvalidOid;
+	SpinLockRelease(&Shared->detect_mutex);
+}
+
+/* The detection worker of relid takes a slot, so batches can wake it. */
+void
+DetectWorkerAttach(Oid relid)
+{
+	DetectSlot *slots = detect_slots();
+	int			free_slot = -1;
+
+	SpinLockAcquire(&Shared->detect_mutex);
+	for (int i = 0; i < iotstream_max_workers; i++)
+	{
+		if (slots[i].relid == relid ||
+			(free_slot < 0 && (slots[i].relid == InvalidOid || kill(slots[i].pid, 0) != 0)))
+			free_slot = i;
+		if (slots[i].relid == relid)
+			break;
+	}
+	if (free_slot >= 0)
+	{
+		slots[free_slot].relid = relid;
+		slots[free_slot].pid = MyProcPid;
+		slots[free_slot].latch = MyLatch;
+	}
+	SpinLockRelease(&Shared->detect_mutex);
+	if (free_slot >= 0)
+		before_shmem_exit(detect_detach, (Datum) 0);
+	if (free_slot < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("no free iotstream detection worker slot"),
+				 errhint("Raise iotstream.max_workers and restart the server.")));
+}
+
+/* After a batch into relid commits: its detection worker has work. */
+void
+DetectWorkerWake(Oid relid)
+{
+	DetectSlot *slots = detect_slots();
+	Latch	   *latch = NULL;
+
+	SpinLockAcquire(&Shared->detect_mutex);
+	for (int i = 0; i < iotstream_max_workers; i++)
+		if (slots[i].relid == relid)
+		{
+			latch = slots[i].latch;
+			break;
+		}
+	SpinLockRelease(&Shared->detect_mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * A producer for alert topics on the connection of source source_id: its
+ * bootstrap servers and security settings, not its consumer settings.
+ * NULL (with the reason in errbuf) if it cannot be opened.  In a
+ * transaction.
+ */
+KafkaSink *
+SourceOpenAlertSink(int source_id, char *errbuf, size_t errlen)
+{
+	SourceConfig *c = load_config(source_id, false, CurrentMemoryContext);
+	KafkaProperty *props;
+	int			n = 0;
+
+	if (c == NULL)
+	{
+		snprintf(errbuf, errlen, "source %d no longer exists", source_id);
+		return NULL;
+	}
+	props = palloc(sizeof(KafkaProperty) * c->nprops);
+	for (int i = 0; i < c->nprops; i++)
+	{
+		const char *name = c->props[i].name;
+
+		if (strcmp(name, "bootstrap.servers") == 0 || strcmp(name, "client.id") == 0 ||
+			strncmp(name, "security.", 9) == 0 || strncmp(name, "sasl.", 5) == 0 ||
+			strncmp(name, "ssl.", 4) == 0 || strncmp(name, "socket.", 7) == 0 ||
+			strcmp(name, "broker.address.family") == 0)
+			props[n++] = c->props[i];
+	}
+	return KafkaSinkOpen(props, n, errbuf, errlen);
+}
+
+/* ---------------------------------------------------------------------
  * The launcher
  * ---------------------------------------------------------------------
  */
 
 typedef struct LaunchedWorker
 {
+	bool		detect;			/* a detection worker, of relid */
+	Oid			relid;
 	int			source_id;
 	int			index;			/* of the source's workers */
 	char	   *version;		/* the source row as text: a change restarts */
@@ -734,12 +730,43 @@ static LaunchedWorker *launched = NULL;
 static int	nlaunched = 0;
 
 static LaunchedWorker *
-find_launched(int source_id, int index)
+find_launched(bool detect, Oid relid, int source_id, int index)
 {
 	for (int i = 0; i < nlaunched; i++)
-		if (launched[i].source_id == source_id && launched[i].index == index)
+		if (launched[i].detect == detect && launched[i].relid == relid &&
+			launched[i].source_id == source_id && launched[i].index == index)
 			return &launched[i];
 	return NULL;
+}
+
+/* Marks the worker wanted, with version: a changed version restarts it. */
+static void
+want(bool detect, Oid relid, int id, int index, const char *version)
+{
+	LaunchedWorker *w = find_launched(detect, relid, id, index);
+
+	if (w == NULL)
+	{
+		launched = launched ? repalloc(launched, sizeof(LaunchedWorker) * (nlaunched + 1)) :
+			MemoryContextAlloc(TopMemoryContext, sizeof(LaunchedWorker));
+		w = &launched[nlaunched++];
+		memset(w, 0, sizeof(LaunchedWorker));
+		w->detect = detect;
+		w->relid = relid;
+		w->source_id = id;
+		w->index = index;
+	}
+	if (w->version && strcmp(w->version, version) != 0 && w->handle)
+	{
+		/* settings changed: restart with the new ones */
+		TerminateBackgroundWorker(w->handle);
+		w->failures = 0;
+		w->next_start = 0;
+	}
+	if (w->version)
+		pfree(w->version);
+	w->version = MemoryContextStrdup(TopMemoryContext, version);
+	w->wanted = true;
 }
 
 static void
@@ -752,10 +779,20 @@ start_worker(LaunchedWorker *w)
 	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	bgw.bgw_restart_time = BGW_NEVER_RESTART;	/* we restart it, with backoff */
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "iotstream");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "iotstream_source_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "iotstream source %d worker %d", w->source_id, w->index);
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "iotstream source worker");
-	bgw.bgw_main_arg = Int32GetDatum(w->source_id);
+	if (w->detect)
+	{
+		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "iotstream_detect_main");
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "iotstream detection of %s", w->version);
+		snprintf(bgw.bgw_type, BGW_MAXLEN, "iotstream detection worker");
+		bgw.bgw_main_arg = ObjectIdGetDatum(w->relid);
+	}
+	else
+	{
+		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "iotstream_source_main");
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "iotstream source %d worker %d", w->source_id, w->index);
+		snprintf(bgw.bgw_type, BGW_MAXLEN, "iotstream source worker");
+		bgw.bgw_main_arg = Int32GetDatum(w->source_id);
+	}
 	bgw.bgw_notify_pid = MyProcPid;
 	if (!RegisterDynamicBackgroundWorker(&bgw, &w->handle))
 	{
@@ -778,7 +815,7 @@ launcher_reconcile(void)
 	for (int i = 0; i < nlaunched; i++)
 		launched[i].wanted = false;
 
-	begin_xact("reading sources");
+	WorkerBeginXact("reading sources");
 	if (OidIsValid(get_namespace_oid("iotstream", true)) &&
 		OidIsValid(get_relname_relid("sources", get_namespace_oid("iotstream", true))))
 	{
@@ -792,33 +829,22 @@ launcher_reconcile(void)
 			bool		isnull;
 			int			id = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 			int			index = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-			char	   *version = SPI_getvalue(tup, SPI_tuptable->tupdesc, 3);
-			LaunchedWorker *w = find_launched(id, index);
+			want(false, InvalidOid, id, index, SPI_getvalue(tup, SPI_tuptable->tupdesc, 3));
+		}
+		/* a detection worker per table with enabled rules or rollups */
+		SPI_execute("SELECT t::oid, t::text FROM (SELECT source_table FROM iotstream.rules WHERE enabled"
+					" UNION SELECT source_table FROM iotstream.rollups) x(t)", true, 0);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			bool		isnull;
+			Oid			relid = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 
-			if (w == NULL)
-			{
-				launched = launched ? repalloc(launched, sizeof(LaunchedWorker) * (nlaunched + 1)) :
-					MemoryContextAlloc(TopMemoryContext, sizeof(LaunchedWorker));
-				w = &launched[nlaunched++];
-				memset(w, 0, sizeof(LaunchedWorker));
-				w->source_id = id;
-				w->index = index;
-			}
-			if (w->version && strcmp(w->version, version) != 0 && w->handle)
-			{
-				/* settings changed: restart with the new ones */
-				TerminateBackgroundWorker(w->handle);
-				w->failures = 0;
-				w->next_start = 0;
-			}
-			if (w->version)
-				pfree(w->version);
-			w->version = MemoryContextStrdup(TopMemoryContext, version);
-			w->wanted = true;
+			want(true, relid, 0, 0, SPI_getvalue(tup, SPI_tuptable->tupdesc, 2));
 		}
 		SPI_finish();
 	}
-	commit_xact();
+	WorkerCommitXact();
 	MemoryContextSwitchTo(cxt);
 
 	for (int i = 0; i < nlaunched; i++)

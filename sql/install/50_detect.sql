@@ -1,12 +1,16 @@
--- Continuous detection: rollups and rules evaluated by the source workers in
--- the transaction of each batch (src/detect.c, rollup.c, rules.c).
+-- Continuous detection: rollups and rules (src/detect.c, rollup.c, rules.c,
+-- detect_worker.c).
 --
--- Definitions live in iotstream.rollups and iotstream.rules; what the
--- workers have done lives in iotstream.watermarks, rollup_progress,
--- rule_progress and rule_state, written in the batch's transaction, so a
--- crash loses or repeats nothing.  A statement trigger bumps
+-- Two kinds of worker share the work.  A source worker, in the transaction
+-- of each batch, moves the table's watermark, counts late rows, and writes
+-- the batch's rollup groups as one delta row.  A detection worker per
+-- table (started by the launcher) folds the deltas into the rollup tables
+-- and evaluates the rules as the watermark seals windows, each in one
+-- transaction with its progress, detector state and anomalies.  Either
+-- way, what a step reads and what it records commit together, so a crash
+-- loses or repeats nothing.  A statement trigger bumps
 -- iotstream.detect_catalog.version on every definition change: workers
--- compare it once per batch and reload their cached definitions.
+-- compare it once per step and reload their cached definitions.
 
 CREATE TABLE iotstream.detect_catalog (
     version bigint NOT NULL
@@ -18,12 +22,14 @@ CREATE FUNCTION iotstream._detect_catalog_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE iotstream.detect_catalog SET version = version + 1;
+    PERFORM iotstream._wake_launcher();     -- it starts and stops detection workers
     RETURN NULL;
 END $$;
 COMMENT ON FUNCTION iotstream._detect_catalog_changed() IS 'Internal: bumps detect_catalog.version so workers reload their rules and rollups.';
 
 -- The newest event time ingested into each stream table that has rules or
--- rollups.  Its row lock serializes detection for one table.
+-- rollups.  Its row lock serializes the batches of one table (and
+-- refresh_rollup with them).
 CREATE TABLE iotstream.watermarks (
     relid      regclass PRIMARY KEY,
     watermark  timestamptz,
@@ -40,7 +46,9 @@ CREATE TABLE iotstream.rollups (
     value_columns text[] NOT NULL,
     bucket        interval NOT NULL CHECK (bucket > interval '0'),
     lateness      interval NOT NULL CHECK (lateness >= interval '0'),
-    upsert_sql    text NOT NULL,      -- merges one batch's groups: $keys..., $buckets, $stats...
+    delta_table   regclass NOT NULL,  -- batches' groups waiting to be folded in
+    delta_sql     text NOT NULL,      -- stores one batch's groups: $keys..., $buckets, $stats...
+    upsert_sql    text NOT NULL,      -- folds every waiting delta into rollup_table
     refresh_sql   text NOT NULL,      -- recomputes [$1, $2) from the source table
     created_at    timestamptz NOT NULL DEFAULT now()
 );
@@ -108,13 +116,13 @@ CREATE TABLE iotstream.anomalies (
     severity       text NOT NULL,
     detected_at    timestamptz NOT NULL DEFAULT now(),
     source         text,
-    source_offsets jsonb,             -- [{topic, partition, first, last}] of the batch that closed it
+    source_offsets jsonb,             -- [{topic, partition, next_offset}]: the consumers' positions when it was raised
     alert_topic    text,
     alerted_at     timestamptz        -- produced to alert_topic (the outbox mark)
 );
 CREATE INDEX ON iotstream.anomalies (rule, window_start);
 CREATE INDEX ON iotstream.anomalies (id) WHERE alert_topic IS NOT NULL AND alerted_at IS NULL;
-COMMENT ON TABLE iotstream.anomalies IS 'Every anomaly raised by a rule, with the batch offsets that closed its window; announced by NOTIFY iotstream_anomaly.';
+COMMENT ON TABLE iotstream.anomalies IS 'Every anomaly raised by a rule, with the positions of the table''s consumers when it was raised (its rows are before them); announced by NOTIFY iotstream_anomaly.';
 
 CREATE FUNCTION iotstream._anomaly_payload(a iotstream.anomalies) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
@@ -145,14 +153,23 @@ CREATE TRIGGER catalog_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON i
 -- was dropped.  Anomalies stay: they are history.
 CREATE FUNCTION iotstream._detect_on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    delta oid;
 BEGIN
     DELETE FROM iotstream.rules r
      USING pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = r.source_table::oid;
-    DELETE FROM iotstream.rollups r
-     USING pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
-       AND d.objid IN (r.source_table::oid, r.rollup_table::oid);
+    FOR delta IN
+        DELETE FROM iotstream.rollups r
+         USING pg_event_trigger_dropped_objects() d
+         WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+           AND d.objid IN (r.source_table::oid, r.rollup_table::oid)
+        RETURNING r.delta_table::oid
+    LOOP
+        IF EXISTS (SELECT 1 FROM pg_class WHERE oid = delta) THEN
+            EXECUTE format('DROP TABLE %s', delta::regclass);
+        END IF;
+    END LOOP;
     DELETE FROM iotstream.watermarks w
      USING pg_event_trigger_dropped_objects() d
      WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = w.relid::oid;
@@ -238,6 +255,10 @@ DECLARE
     aggs text := '';
     sets text := '';
     unn text := '';
+    dcols text := '';
+    uaggs text := '';
+    allcols text;
+    delta text;
     params text := '';
     n int := 0;
     c text;
@@ -265,37 +286,55 @@ BEGIN
         n := n + 1;
         cols := cols || format('%I %s, ', c, (SELECT format_type(atttypid, atttypmod) FROM pg_attribute
                                               WHERE attrelid = source_table AND attname = c));
+        dcols := dcols || format('%I %s[], ', c, (SELECT format_type(atttypid, NULL) FROM pg_attribute
+                                                 WHERE attrelid = source_table AND attname = c));
         keys := keys || format('%I, ', c);
+        ukeys := ukeys || format('u.%I, ', c);
         unn := unn || format('$%s::%s[], ', n, (SELECT format_type(atttypid, NULL) FROM pg_attribute
                                                WHERE attrelid = source_table AND attname = c));
     END LOOP;
     n := n + 1;
     unn := unn || format('$%s::timestamptz[]', n);
+    dcols := dcols || 'bucket_start timestamptz[]';
+    ukeys := ukeys || 'u.bucket_start';
     FOREACH c IN ARRAY value_columns LOOP
         n := n + 1;
         aggs := aggs || format(', iotstream.stats_agg(%I::float8)', c);
+        uaggs := uaggs || format(', iotstream.rollup(u.%I)', c);
+        dcols := dcols || format(', %I iotstream.stats[]', c);
         sets := sets || format('%s%I = CASE WHEN r.%I IS NULL THEN excluded.%I WHEN excluded.%I IS NULL THEN r.%I'
                                ' ELSE iotstream.stats_combine(r.%I, excluded.%I) END',
                                CASE WHEN sets = '' THEN '' ELSE ', ' END, c, c, c, c, c, c, c);
         unn := unn || format(', $%s::iotstream.stats[]', n);
     END LOOP;
-    ukeys := keys || 'bucket_start';
+    allcols := keys || 'bucket_start' || (SELECT string_agg(format(', %I', v), '') FROM unnest(value_columns) v);
     EXECUTE format('CREATE TABLE %s (%sbucket_start timestamptz NOT NULL, %s, UNIQUE NULLS NOT DISTINCT (%s))',
                    qname, cols, (SELECT string_agg(format('%I iotstream.stats', v), ', ') FROM unnest(value_columns) v),
-                   ukeys);
+                   keys || 'bucket_start');
     tbl := qname::regclass;
-    INSERT INTO iotstream.rollups (name, source_table, rollup_table, key_columns, value_columns, bucket, lateness,
-                                   upsert_sql, refresh_sql)
-    VALUES (name, source_table, tbl, key_columns, value_columns, bucket, lateness,
-            format('INSERT INTO %s AS r (%s%s) SELECT * FROM unnest(%s)'
+    -- the groups of each batch, until the detection worker folds them in;
+    -- stored out of line uncompressed: compressing them costs the batch more
+    -- than the bytes save
+    id := nextval(pg_get_serial_sequence('iotstream.rollups', 'rollup_id'));
+    delta := format('iotstream.%I', '_rollup_delta_' || id);
+    EXECUTE format('CREATE TABLE %s (%s)', delta, dcols);
+    EXECUTE format('ALTER TABLE %s %s', delta,
+                   (SELECT string_agg(format('ALTER COLUMN %I SET STORAGE EXTERNAL', attname), ', ')
+                      FROM pg_attribute WHERE attrelid = delta::regclass AND attnum > 0));
+    INSERT INTO iotstream.rollups (rollup_id, name, source_table, rollup_table, key_columns, value_columns, bucket,
+                                   lateness, delta_table, delta_sql, upsert_sql, refresh_sql)
+    VALUES (id, name, source_table, tbl, key_columns, value_columns, bucket, lateness, delta::regclass,
+            format('INSERT INTO %s VALUES (%s)', delta, unn),
+            format('WITH d AS (DELETE FROM %s RETURNING *)'
+                   ' INSERT INTO %s AS r (%s) SELECT %s%s FROM d, unnest(%s) u(%s) GROUP BY %s'
                    ' ON CONFLICT (%s) DO UPDATE SET %s',
-                   tbl, ukeys, (SELECT string_agg(format(', %I', v), '') FROM unnest(value_columns) v),
-                   unn, ukeys, sets),
-            format('INSERT INTO %s (%s%s) SELECT %sdate_bin(%L, %I, %L)%s FROM %s WHERE %I >= $1 AND %I < $2 GROUP BY %s',
-                   tbl, ukeys, (SELECT string_agg(format(', %I', v), '') FROM unnest(value_columns) v),
-                   keys, bucket, tcol, '2000-01-01 00:00:00+00', aggs, source_table, tcol, tcol,
-                   (SELECT string_agg(g::text, ', ') FROM generate_series(1, cardinality(key_columns) + 1) g)))
-    RETURNING rollup_id INTO id;
+                   delta, tbl, allcols, ukeys, uaggs,
+                   (SELECT string_agg('d.' || quote_ident(x), ', ') FROM unnest(key_columns || 'bucket_start'::text || value_columns) x),
+                   allcols, ukeys,
+                   keys || 'bucket_start', sets),
+            format('INSERT INTO %s (%s) SELECT %sdate_bin(%L, %I, %L)%s FROM %s WHERE %I >= $1 AND %I < $2 GROUP BY %s',
+                   tbl, allcols, keys, bucket, tcol, '2000-01-01 00:00:00+00', aggs, source_table, tcol, tcol,
+                   (SELECT string_agg(g::text, ', ') FROM generate_series(1, cardinality(key_columns) + 1) g)));
     INSERT INTO iotstream.rollup_progress (rollup_id) VALUES (id);
     INSERT INTO iotstream.watermarks (relid) VALUES (source_table) ON CONFLICT DO NOTHING;
     RETURN tbl;
@@ -318,6 +357,35 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION iotstream._rollup(text) IS 'Internal: a rollup''s definition, or an error with a hint.';
 
+-- Folds the waiting deltas into the rollup table; the detection worker
+-- does the same (RollupApply), under the same lock.
+CREATE FUNCTION iotstream._rollup_apply(id int) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    r iotstream.rollups;
+    n bigint;
+BEGIN
+    SELECT * INTO r FROM iotstream.rollups WHERE rollup_id = id;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    PERFORM pg_advisory_xact_lock(1769238101, id);
+    EXECUTE r.upsert_sql;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION iotstream._rollup_apply(int) IS 'Internal: folds a rollup''s waiting batch deltas into its table; returns the groups written.';
+
+CREATE FUNCTION iotstream._rollup_pending(id int) RETURNS bigint
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    n bigint;
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %s', (SELECT delta_table FROM iotstream.rollups WHERE rollup_id = id)) INTO n;
+    RETURN n;
+END $$;
+COMMENT ON FUNCTION iotstream._rollup_pending(int) IS 'Internal: how many batch deltas of a rollup wait to be folded in.';
+
 CREATE FUNCTION iotstream.refresh_rollup(name text, from_time timestamptz, to_time timestamptz) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -331,8 +399,10 @@ BEGIN
             MESSAGE = 'refresh_rollup needs from_time <= to_time',
             HINT = 'Pass the event-time range whose buckets to recompute.';
     END IF;
-    -- the workers hold this lock while they merge a batch
+    -- batches hold this lock until they commit: from here on every
+    -- committed row's delta is visible, and no new one commits before us
     PERFORM 1 FROM iotstream.watermarks WHERE relid = r.source_table FOR UPDATE;
+    PERFORM iotstream._rollup_apply(r.rollup_id);
     lo := date_bin(r.bucket, from_time, '2000-01-01 00:00:00+00');
     hi := date_bin(r.bucket, to_time, '2000-01-01 00:00:00+00');
     IF hi < to_time THEN
@@ -351,7 +421,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r iotstream.rollups := iotstream._rollup(name);
 BEGIN
+    PERFORM iotstream._rollup_apply(r.rollup_id);
     DELETE FROM iotstream.rollups WHERE rollup_id = r.rollup_id;
+    EXECUTE format('DROP TABLE IF EXISTS %s', r.delta_table);
     IF NOT keep_table AND EXISTS (SELECT 1 FROM pg_class WHERE oid = r.rollup_table) THEN
         EXECUTE format('DROP TABLE %s', r.rollup_table);
     END IF;
@@ -717,11 +789,12 @@ COMMENT ON VIEW iotstream.rule_status IS
 
 CREATE VIEW iotstream.rollup_status AS
 SELECT r.name AS rollup, r.source_table, r.rollup_table, r.bucket, r.lateness, w.watermark,
-       p.rows_merged, p.late_rows, p.updated_at
+       p.rows_merged, p.late_rows, p.updated_at,
+       iotstream._rollup_pending(r.rollup_id) AS pending_batches
   FROM iotstream.rollups r
   JOIN iotstream.rollup_progress p USING (rollup_id)
   LEFT JOIN iotstream.watermarks w ON w.relid = r.source_table;
-COMMENT ON VIEW iotstream.rollup_status IS 'Per rollup: the watermark, rows merged, and late rows (counted, not merged until refresh_rollup).';
+COMMENT ON VIEW iotstream.rollup_status IS 'Per rollup: the watermark, rows merged, late rows (counted, not merged until refresh_rollup), and batches whose groups wait for the detection worker to fold them into the table (pending_batches).';
 
 -- Definitions, progress and anomalies are user data: pg_dump keeps them.
 SELECT pg_catalog.pg_extension_config_dump('iotstream.rules', '');

@@ -81,6 +81,7 @@ setup b
 wait_for "SELECT count(*) = $good FROM it61.b" 120
 wait_for "SELECT (SELECT evaluated_until FROM iotstream.rule_status WHERE rule = 'it61_seed004_b')
                  = (SELECT evaluated_until FROM iotstream.rule_status WHERE rule = 'it61_seed004_a')" 30
+wait_detected 'it61%'
 
 anoms() {
   q "SELECT count(*) || ' ' || md5(string_agg(a, ',' ORDER BY a)) FROM (

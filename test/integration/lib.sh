@@ -89,6 +89,17 @@ wait_for() {
   done
 }
 
+# Waits until the detection worker has caught up with the watermark for the
+# rules and rollups whose names match a LIKE pattern: every rule evaluated
+# up to its horizon, every rollup's batch deltas folded in.
+wait_detected() {
+  local like=$1 timeout=${2:-30}
+  wait_for "SELECT coalesce(bool_and(evaluated_until = CASE WHEN detector IN ('spike_dip', 'change_point', 'ewma', 'cusum')
+                    THEN watermark - lateness ELSE date_bin(\"window\", watermark - lateness, '2000-01-01') END), true)
+              FROM iotstream.rule_status WHERE rule LIKE '$like' AND enabled" "$timeout"
+  wait_for "SELECT coalesce(sum(pending_batches), 0) = 0 FROM iotstream.rollup_status WHERE rollup LIKE '$like'" "$timeout"
+}
+
 # --- broker ---------------------------------------------------------------
 # The broker reads commands on a FIFO that this shell keeps open on fd
 # $BROKER_FD, and answers one line per command into $BROKER_DIR/out, whose

@@ -1,0 +1,159 @@
+/*-------------------------------------------------------------------------
+ * detect_worker.c
+ *		The detection worker of one stream table.
+ *
+ * The launcher keeps one per table with enabled rules or rollups.  Source
+ * workers wake it after each batch that stored rows commits; it then runs
+ * DetectRun in a transaction of its own: it folds the rollup deltas into
+ * the rollup tables and evaluates what the watermark has sealed (see
+ * detect.c).  So detection takes the second core, not the ingest worker's
+ * time.  After an evaluation raised anomalies for alert topics it drains
+ * the outbox (alerts.c) on the connection of the table's first source.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#define RETRY_MS	1000		/* after an error, and between alert retries */
+#define IDLE_MS		1000		/* definition changes are noticed this fast */
+#define DEFER_MS	200			/* a row detector that waited runs again */
+
+static DetectTarget *MyDetect = NULL;
+static KafkaSink *MySink = NULL;
+
+static void
+detect_exit(int code, Datum arg)
+{
+	KafkaSinkClose(MySink);
+	MySink = NULL;
+}
+
+/* Runs one step in a transaction; false (the error logged) if it failed. */
+static bool
+run_step(const char *activity, bool (*step) (bool *out), bool *out, bool *result,
+		 MemoryContext cxt)
+{
+	volatile bool ok = true;
+
+	WorkerBeginXact(activity);
+	PG_TRY();
+	{
+		MemoryContextSwitchTo(cxt);
+		*result = step(out);
+		WorkerCommitXact();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(WARNING,
+				(errmsg("iotstream detection worker: %s failed: %s", activity, edata->message),
+				 errhint("It tries again in a second.")));
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return ok;
+}
+
+static bool
+detect_step(bool *alerts)
+{
+	return DetectRun(MyDetect, alerts);
+}
+
+/* Produces one round of unsent alerts; *out: all of them went. */
+static bool
+alerts_step(bool *done)
+{
+	const char *name;
+	int			id = DetectSource(MyDetect, &name);
+	int			sent;
+
+	*done = true;
+	if (id == 0)
+		return false;			/* no source: no connection to send on */
+	sent = AlertsDrain(&MySink, id, name);
+	*done = sent == 0;
+	return sent >= 0;
+}
+
+void
+iotstream_detect_main(Datum main_arg)
+{
+	Oid			relid = DatumGetObjectId(main_arg);
+	MemoryContext long_cxt;
+	MemoryContext step_cxt;
+	bool		alerts_pending = true;	/* a crash may have left some */
+	TimestampTz alerts_tried_at = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(iotstream_database, NULL, 0);
+	pgstat_report_appname("iotstream detection");
+
+	long_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream detection", ALLOCSET_DEFAULT_SIZES);
+	step_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream detection step", ALLOCSET_DEFAULT_SIZES);
+	DetectWorkerAttach(relid);
+	before_shmem_exit(detect_exit, (Datum) 0);
+	WorkerBeginXact("loading detection");
+	MyDetect = DetectTargetCreate(relid, long_cxt);
+	WorkerCommitXact();
+	elog(LOG, "iotstream detection worker of table %u started", relid);
+
+	MemoryContextSwitchTo(step_cxt);
+	for (;;)
+	{
+		bool		alerts = false;
+		bool		deferred = false;
+		bool		ok;
+		long		timeout;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		/* a batch committing from here on wakes the next round */
+		ResetLatch(MyLatch);
+
+		ok = run_step("evaluating rules", detect_step, &alerts, &deferred, step_cxt);
+		if (alerts)
+			alerts_pending = true;
+		if (alerts_pending &&
+			(alerts || TimestampDifferenceExceeds(alerts_tried_at, GetCurrentTimestamp(), RETRY_MS)))
+		{
+			bool		done = false;
+			bool		sent = true;
+
+			alerts_tried_at = GetCurrentTimestamp();
+			while (sent && !done)
+				if (!run_step("producing alerts", alerts_step, &done, &sent, step_cxt))
+					sent = false;
+			alerts_pending = !done;
+		}
+		MemoryContextReset(step_cxt);
+
+		timeout = !ok ? RETRY_MS : deferred ? DEFER_MS : alerts_pending ? RETRY_MS : IDLE_MS;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+	}
+}
