@@ -4,9 +4,9 @@
  *		part in each batch, and the detection worker's part after it.
  *
  * A source worker calls DetectBatch with the rows IngestBatch stored, in
- * the batch's transaction, before the offsets are stored.  It moves the
- * table's watermark (iotstream.watermarks: the newest event time ingested;
- * its row lock, taken first, serializes the batches of one table), counts
+ * the batch's transaction, after the offsets are stored.  It moves the
+ * table's watermark (iotstream.watermarks; its row lock, taken first,
+ * serializes the batches of one table), counts
  * the rows that came later than each rule's and rollup's lateness, and
  * writes each rollup's groups of the batch as one delta row.  That is all
  * a batch pays for detection: a few statements, none per row.
@@ -19,6 +19,15 @@
  * the rule's horizon at that batch, which is at or past anything the
  * detection worker had evaluated: a row is evaluated exactly once or
  * counted as late, whatever the two workers' interleaving.
+ *
+ * The watermark is made of the partitions' own: the newest event time
+ * stored from each partition (source_offsets.max_event_time).  It is the
+ * oldest of those among the partitions still behind their high watermark,
+ * but no newer than the newest of all; partitions not heard from for
+ * IDLE_PARTITION (a stopped source) do not count.  So while a consumer
+ * works through a backlog, one partition read ahead of the others does not
+ * make their rows late; once every partition has caught up, it is the
+ * newest event time ingested.  It never goes back.
  *
  * Definitions are cached per worker and reloaded when
  * iotstream.detect_catalog.version changes (one cheap query per step).
@@ -33,6 +42,8 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#define IDLE_PARTITION	"1 minute"
+
 struct DetectTarget
 {
 	Oid			relid;
@@ -45,6 +56,7 @@ struct DetectTarget
 	SPIPlanPtr	lock_plan;
 	SPIPlanPtr	update_plan;
 	SPIPlanPtr	read_plan;
+	SPIPlanPtr	partitions_plan;
 	SPIPlanPtr	origin_plan;
 	int			source_id;		/* the table's first source: alerts use it */
 	char	   *source_name;
@@ -77,6 +89,11 @@ DetectTargetCreate(Oid relid, MemoryContext cxt)
 	d->update_plan = prepare("UPDATE iotstream.watermarks SET watermark = $2, updated_at = now()"
 							 " WHERE relid = $1", 2, argtypes);
 	d->read_plan = prepare("SELECT watermark FROM iotstream.watermarks WHERE relid = $1", 1, argtypes);
+	d->partitions_plan = prepare("SELECT least(min(o.max_event_time) FILTER (WHERE o.next_offset < o.high_watermark),"
+								 "  max(o.max_event_time))"
+								 " FROM iotstream.source_offsets o JOIN iotstream.sources s USING (source_id)"
+								 " WHERE s.target = $1 AND o.updated_at > now() - interval '" IDLE_PARTITION "'",
+								 1, argtypes);
 	d->origin_plan = prepare("SELECT s.source_id, s.name,"
 							 "  (SELECT coalesce(jsonb_agg(jsonb_build_object('topic', o.topic,"
 							 "     'partition', o.partition, 'next_offset', o.next_offset)"
@@ -200,7 +217,16 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows)
 	foreach(lc, d->rollups)
 		RollupMergeBatch((Rollup *) lfirst(lc), rows, have_wm, old_wm);
 
-	new_wm = have_wm ? Max(old_wm, batch_max) : batch_max;
+	new_wm = batch_max;
+	if (SPI_execute_plan(d->partitions_plan, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			new_wm = DatumGetTimestampTz(w);
+	}
+	if (have_wm)
+		new_wm = Max(old_wm, new_wm);
 	if (!have_wm || new_wm != old_wm)
 	{
 		args[1] = TimestampTzGetDatum(new_wm);

@@ -384,15 +384,26 @@ batch_offsets(const KafkaMessage *msgs, int n, KafkaPartition *out)
 	return np;
 }
 
+/*
+ * The offsets, in the batch's transaction, with each partition's high
+ * watermark and newest event time stored (which detection's watermark is
+ * made of).
+ */
 static void
-store_offsets(const KafkaPartition *parts, int np)
+store_offsets(const KafkaPartition *parts, int np, const IngestedRows *rows)
 {
 	Datum	   *topics = palloc(sizeof(Datum) * np);
 	Datum	   *partitions = palloc(sizeof(Datum) * np);
 	Datum	   *offsets = palloc(sizeof(Datum) * np);
 	Datum	   *highs = palloc(sizeof(Datum) * np);
-	Oid			argtypes[5] = {INT4OID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-	Datum		args[5];
+	Datum	   *newest = palloc(sizeof(Datum) * np);
+	bool	   *none = palloc(sizeof(bool) * np);
+	Oid			argtypes[6] = {INT4OID, TEXTARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+	TIMESTAMPTZARRAYOID};
+	Datum		args[6];
+	int			dims[1] = {np};
+	int			lbs[1] = {1};
+	int			p = 0;
 
 	for (int i = 0; i < np; i++)
 	{
@@ -400,21 +411,40 @@ store_offsets(const KafkaPartition *parts, int np)
 		partitions[i] = Int32GetDatum(parts[i].partition);
 		offsets[i] = Int64GetDatum(parts[i].offset);
 		highs[i] = Int64GetDatum(KafkaSourceHighWatermark(MySource, parts[i].topic, parts[i].partition));
+		none[i] = true;
+	}
+	for (int i = 0; i < rows->n; i++)
+	{
+		const KafkaMessage *m = &rows->msgs[i];
+
+		if (!rows->stored[i])
+			continue;
+		/* a batch holds runs of one partition: try the last one first */
+		if (parts[p].partition != m->partition || strcmp(parts[p].topic, m->topic) != 0)
+			for (p = 0; p < np - 1; p++)
+				if (parts[p].partition == m->partition && strcmp(parts[p].topic, m->topic) == 0)
+					break;
+		if (none[p] || rows->ts[i] > DatumGetTimestampTz(newest[p]))
+			newest[p] = TimestampTzGetDatum(rows->ts[i]);
+		none[p] = false;
 	}
 	args[0] = Int32GetDatum(MyConfig->source_id);
 	args[1] = PointerGetDatum(construct_array(topics, np, TEXTOID, -1, false, TYPALIGN_INT));
 	args[2] = PointerGetDatum(construct_array(partitions, np, INT4OID, 4, true, TYPALIGN_INT));
 	args[3] = PointerGetDatum(construct_array(offsets, np, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[4] = PointerGetDatum(construct_array(highs, np, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[5] = PointerGetDatum(construct_md_array(newest, none, 1, dims, lbs, TIMESTAMPTZOID, 8,
+												 FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	SPI_connect();
 	if (SPI_execute_with_args("INSERT INTO iotstream.source_offsets AS o"
-							  " (source_id, topic, partition, next_offset, high_watermark, updated_at)"
-							  " SELECT $1, t, p, n, nullif(h, -1), now() FROM unnest($2, $3, $4, $5) u(t, p, n, h)"
+							  " (source_id, topic, partition, next_offset, high_watermark, max_event_time, updated_at)"
+							  " SELECT $1, t, p, n, nullif(h, -1), e, now() FROM unnest($2, $3, $4, $5, $6) u(t, p, n, h, e)"
 							  " ON CONFLICT (source_id, topic, partition) DO UPDATE"
 							  " SET next_offset = excluded.next_offset,"
 							  "     high_watermark = coalesce(excluded.high_watermark, o.high_watermark),"
+							  "     max_event_time = greatest(o.max_event_time, excluded.max_event_time),"
 							  "     updated_at = excluded.updated_at",
-							  5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+							  6, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store offsets");
 	SPI_finish();
 }
@@ -442,8 +472,8 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 		{
 			MemoryContextSwitchTo(batch_cxt);
 			IngestBatch(MyTarget, msgs, n, attempt > 0, &counts, &rows);
+			store_offsets(parts, np, &rows);
 			wake = DetectBatch(MyDetect, &rows);
-			store_offsets(parts, np);
 			WorkerCommitXact();
 			if (wake)
 				DetectWorkerWake(MyConfig->target);

@@ -32,10 +32,11 @@ CREATE TABLE iotstream.source_offsets (
     partition      int NOT NULL,
     next_offset    bigint NOT NULL,
     high_watermark bigint,
+    max_event_time timestamptz,       -- the newest event time stored from the partition
     updated_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source_id, topic, partition)
 );
-COMMENT ON TABLE iotstream.source_offsets IS 'Per source and partition: the next offset to consume, committed with the rows; and the last high watermark seen.';
+COMMENT ON TABLE iotstream.source_offsets IS 'Per source and partition: the next offset to consume, committed with the rows; the last high watermark seen; and the newest event time stored (the partition''s watermark).';
 
 -- Dedup keys seen within the horizon, per source.
 CREATE TABLE iotstream.source_dedup (
