@@ -22,6 +22,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -107,7 +108,6 @@ iotstream_detect_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(iotstream_database, NULL, 0);
-	pgstat_report_appname("iotstream detection");
 
 	long_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream detection", ALLOCSET_DEFAULT_SIZES);
 	step_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream detection step", ALLOCSET_DEFAULT_SIZES);
@@ -115,6 +115,11 @@ iotstream_detect_main(Datum main_arg)
 	before_shmem_exit(detect_exit, (Datum) 0);
 	WorkerBeginXact("loading detection");
 	MyDetect = DetectTargetCreate(relid, long_cxt);
+	{
+		char	   *rel = get_rel_name(relid);
+
+		pgstat_report_appname(psprintf("iotstream detection of %s", rel ? rel : "?"));
+	}
 	WorkerCommitXact();
 	elog(LOG, "iotstream detection worker of table %u started", relid);
 

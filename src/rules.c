@@ -13,12 +13,14 @@
  * rows before the horizon the batch started from as late, and starts the
  * rule at its first batch.
  *
- * Windowed detectors (threshold_count, zscore) are one query that returns
- * the anomalies, built from the analytics aggregates.  The others read the
- * rows in key and event-time order and feed them to the C detectors of
- * detectors.c: mad per key and window (RobustZscore), and ewma, cusum,
- * spike_dip and change_point per key across windows, with the state of each
- * key kept in iotstream.rule_state.  backtest_rule() runs the same
+ * threshold_count is one query that returns the anomalies, built from the
+ * analytics aggregates.  The others read rows in key and event-time order
+ * and feed them to C: zscore gets each key's window means and compares each
+ * with the key's previous windows' means (the ring of them is the key's
+ * state); mad scores each value against its key and window (RobustZscore);
+ * ewma, cusum, spike_dip and change_point are the detectors of detectors.c,
+ * per key across windows.  The state of each key is kept in
+ * iotstream.rule_state.  backtest_rule() runs the same
  * evaluation (evaluate_range) with fresh state and writes nothing.
  *-------------------------------------------------------------------------
  */
@@ -45,6 +47,7 @@
 typedef enum RuleKind
 {
 	RULE_SQL,					/* the query returns the anomalies */
+	RULE_ZSCORE,
 	RULE_MAD,
 	RULE_SPIKE_DIP,
 	RULE_CHANGE_POINT,
@@ -67,8 +70,10 @@ struct Rule
 	TimestampTz last_evaluation;	/* wall clock, in this worker */
 
 	RuleKind	kind;
-	float8		threshold;		/* mad */
+	float8		threshold;		/* mad, zscore */
 	int			min_count;		/* mad */
+	int			history;		/* zscore: windows */
+	int			min_history;
 	float8		confidence;		/* spike_dip, change_point */
 	int			history_size;
 	KdeMode		mode;
@@ -146,6 +151,8 @@ rule_setup(Rule *r, const char *detector, Jsonb *params)
 	r->min_count = (int) param_number(params, "min_count", 5);
 	r->confidence = param_number(params, "confidence", 99);
 	r->history_size = (int) param_number(params, "history_size", 100);
+	r->history = (int) param_number(params, "history", 10);
+	r->min_history = (int) param_number(params, "min_history", 3);
 	r->lambda = param_number(params, "lambda", 0.2);
 	r->L = param_number(params, "L", 3);
 	r->warmup = (int) param_number(params, "warmup", 30);
@@ -172,8 +179,10 @@ rule_setup(Rule *r, const char *detector, Jsonb *params)
 			r->mode = KDE_DIPS;
 	}
 
-	if (strcmp(detector, "threshold_count") == 0 || strcmp(detector, "zscore") == 0)
+	if (strcmp(detector, "threshold_count") == 0)
 		r->kind = RULE_SQL;
+	else if (strcmp(detector, "zscore") == 0)
+		r->kind = RULE_ZSCORE;
 	else if (strcmp(detector, "mad") == 0)
 		r->kind = RULE_MAD;
 	else if (strcmp(detector, "spike_dip") == 0)
@@ -260,6 +269,20 @@ RulesRelease(List *rules)
 
 /* ---------------------------------------------------------------- states */
 
+/* zscore: a key's last window means, oldest first from head. */
+typedef struct ZscoreWindow
+{
+	TimestampTz start;
+	float8		mean;
+} ZscoreWindow;
+
+typedef struct ZscoreState
+{
+	int32		n;
+	int32		head;
+	ZscoreWindow w[FLEXIBLE_ARRAY_MEMBER];
+} ZscoreState;
+
 static Size
 state_size(const Rule *r)
 {
@@ -272,6 +295,8 @@ state_size(const Rule *r)
 			return sizeof(EwmaChartState);
 		case RULE_CUSUM:
 			return sizeof(CusumState);
+		case RULE_ZSCORE:
+			return offsetof(ZscoreState, w) + sizeof(ZscoreWindow) * r->history;
 		default:
 			return 0;
 	}
@@ -293,6 +318,9 @@ state_init(const Rule *r, void *state)
 			break;
 		case RULE_CUSUM:
 			memset(state, 0, sizeof(CusumState));
+			break;
+		case RULE_ZSCORE:
+			memset(state, 0, state_size(r));
 			break;
 		default:
 			break;
@@ -434,6 +462,48 @@ detector_step(const Rule *r, void *state, float8 x, float8 *score)
 	}
 }
 
+/*
+ * zscore: the z-score of a window's mean against the means of the key's
+ * windows that started within history windows before it (the SQL
+ * `stats_agg(mean) OVER (RANGE BETWEEN history PRECEDING AND 1 PRECEDING)`);
+ * then the window joins them.  True if it is flagged.
+ */
+static bool
+zscore_step(const Rule *r, ZscoreState *s, TimestampTz start, float8 mean, float8 *score)
+{
+	TimestampTz oldest = start - DetectIntervalUsecs(&r->window) * r->history;
+	StatsState h;
+	bool		flagged = false;
+
+	StatsInit(&h);
+	for (int i = 0; i < s->n; i++)
+	{
+		const ZscoreWindow *e = &s->w[(s->head + i) % r->history];
+
+		if (e->start >= oldest && e->start < start)
+			StatsAdd(&h, e->mean);
+	}
+	*score = get_float8_nan();
+	if (h.n >= r->min_history && h.n > 1)
+	{
+		float8		sd = sqrt(StatsVariance(&h, true));
+
+		if (sd != 0.0)
+		{
+			*score = (mean - StatsMean(&h)) / sd;
+			flagged = fabs(*score) > r->threshold;
+		}
+	}
+	if (s->n < r->history)
+		s->w[(s->head + s->n++) % r->history] = (ZscoreWindow) {start, mean};
+	else
+	{
+		s->w[s->head] = (ZscoreWindow) {start, mean};
+		s->head = (s->head + 1) % r->history;
+	}
+	return flagged;
+}
+
 /* mad: scores every value of one key's window against that window. */
 static int64
 mad_window(const Rule *r, const char *key, TimestampTz grp, TimestampTz grp_end,
@@ -520,8 +590,8 @@ evaluate_range(const Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 	else
 	{
 		HTAB	   *states = states_create(r, persist);
-		Portal		portal = SPI_cursor_open(NULL, plan, args, NULL, false);
-		MemoryContext rowcxt = AllocSetContextCreate(cxt, "iotstream rule rows", ALLOCSET_DEFAULT_SIZES);
+		Portal		portal;
+		MemoryContext rowcxt;
 		char		cur_key[KEY_MAX] = "";
 		KeyState   *cur = NULL;
 		bool		have_group = false;
@@ -534,6 +604,11 @@ evaluate_range(const Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 		float8	   *scratch = palloc(sizeof(float8) * gcap);
 		Size		size = state_size(r);
 
+		/* zscore without saved state reads the history before from too */
+		if (r->kind == RULE_ZSCORE && hash_get_num_entries(states) == 0)
+			args[0] = TimestampTzGetDatum(from - DetectIntervalUsecs(&r->window) * r->history);
+		portal = SPI_cursor_open(NULL, plan, args, NULL, false);
+		rowcxt = AllocSetContextCreate(cxt, "iotstream rule rows", ALLOCSET_DEFAULT_SIZES);
 		for (;;)
 		{
 			SPITupleTable *tt;
@@ -605,7 +680,21 @@ evaluate_range(const Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 						}
 					}
 					cur->changed = true;
-					if (detector_step(r, cur->state, x, &score))
+					if (r->kind == RULE_ZSCORE)
+					{
+						TimestampTz gi = DatumGetTimestampTz(g);
+
+						if (zscore_step(r, cur->state, gi, x, &score) && gi >= from)
+						{
+							Anomaly		a = {cur_key, true, gi,
+								DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 3, &isnull)),
+							false, 0, x, score};
+
+							emit(arg, &a);
+							found++;
+						}
+					}
+					else if (detector_step(r, cur->state, x, &score))
 					{
 						Anomaly		a = {cur_key, false, 0, 0, true, ts, x, score};
 

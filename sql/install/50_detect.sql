@@ -519,20 +519,12 @@ BEGIN
             'threshold', iotstream._param(params, 'threshold', 3, 0, 'Infinity', 'threshold is the |z| of a window''s mean against the means of the key''s previous windows that flags it.'),
             'history', iotstream._param(params, 'history', 10, 2, 100000, 'history is the number of previous windows the mean is compared with (at least 2).'),
             'min_history', iotstream._param(params, 'min_history', 3, 2, 100000, 'min_history is how many previous windows must exist before a window can be flagged.'));
-        eval_sql := format('SELECT %s AS key, w AS window_start, w + %s::interval AS window_end, NULL::timestamptz AS event_time,'
-                           ' m AS value, z AS score FROM ('
-                           '  SELECT %sw, m, iotstream.zscore(h, m) AS z, iotstream.count(h) AS hn FROM ('
-                           '   SELECT %sw, m, iotstream.stats_agg(m) OVER (PARTITION BY %s ORDER BY w'
-                           '     RANGE BETWEEN %s::interval PRECEDING AND %s::interval PRECEDING) AS h FROM ('
-                           '    SELECT %sdate_bin(%s, %I, %s) AS w, avg(%I::float8) AS m FROM %s'
-                           '     WHERE %s GROUP BY %sw) g) x WHERE w >= $1) y'
-                           ' WHERE hn >= %s AND abs(z) > %s ORDER BY 2, 1',
-                           keyjson, w, keylist, keylist,
-                           CASE WHEN cardinality(key_columns) = 0 THEN 'true' ELSE rtrim(keylist, ', ') END,
-                           quote_literal(window_size * (params->>'history')::int), w,
-                           keylist, w, tcol, origin, value_column, source_table,
-                           replace(cond, '$1', format('($1 - %s::interval)', quote_literal(window_size * (params->>'history')::int))),
-                           keylist, params->'min_history', params->'threshold');
+        -- each key's window means, in order: rules.c compares each with the
+        -- key's previous windows (its saved state)
+        eval_sql := format('SELECT %s AS key, w AS grp, w + %s::interval AS grp_end, NULL::timestamptz AS ts,'
+                           ' avg(%I::float8) AS value FROM (SELECT *, date_bin(%s, %I, %s) AS w FROM %s WHERE %s) s'
+                           ' GROUP BY %sw ORDER BY %sw',
+                           keyjson, w, value_column, w, tcol, origin, source_table, cond, keylist, keyorder);
     WHEN 'mad' THEN
         params := params || jsonb_build_object(
             'threshold', iotstream._param(params, 'threshold', 3.5, 0, 'Infinity', 'threshold is the |modified z-score| against the window''s values that flags a value (3.5 by default).'),

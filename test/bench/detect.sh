@@ -65,7 +65,10 @@ good=$(json_get "$(cat "$DATA/narrow.json")" good)
 # partition's backlog first moves the watermark past the others and makes
 # their rows late); both contenders use the same options.
 # The table without rules is measured before and after the one with them.
-declare -A rate
+# CPU time of a process in ms (utime + stime): what each worker costs,
+# whatever else shares the two cores
+cpu_ms() { [ -n "$1" ] && awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+declare -A rate cpu dcpu
 for run in plain detect plain2; do
   t=${run%2}
   [ "$run" = plain2 ] && q "TRUNCATE dbench.plain"
@@ -79,8 +82,16 @@ for run in plain detect plain2; do
   wait_for "SELECT ($consumed) > 0" 60
   t0=$(now_ms)
   c0=$(q "$consumed")
+  wpid=$(q "SELECT pids[1] FROM iotstream.source_status WHERE source = 'dbench_$run'")
+  dpid=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'iotstream detection of detect'")
+  [ "$t" = detect ] || dpid=
+  w0=$(cpu_ms "$wpid"); d0=$(cpu_ms "$dpid")
   wait_for "SELECT ($consumed) >= $(json_get "$(cat "$DATA/narrow.json")" produced)" 300
   t1=$(now_ms)
+  [ "$t" = detect ] && wait_detected 'dbench\_%' 120
+  w1=$(cpu_ms "$wpid"); d1=$(cpu_ms "$dpid")
+  cpu[$run]=$(( (w1 - w0) * 100000 / (good - c0) ))
+  dcpu[$run]=$(( (d1 - d0) * 100000 / (good - c0) ))
   q "SELECT iotstream.stop_source('dbench_$run')" >/dev/null
   assert_eq "$(q "SELECT count(*) FROM dbench.$t")" "$good" "$run: every message stored"
   rate[$run]=$(( (good - c0) * 1000 / (t1 - t0) ))
@@ -96,6 +107,8 @@ printf '%-34s %12d\n' "no rules (before)" "${rate[plain]}" "with:$PARTS" "${rate
   "no rules (after)" "${rate[plain2]}"
 printf '%-34s %12s\n' "ratio to the mean without rules" "$(awk "BEGIN {printf \"%.2fx\", ${rate[detect]} / $plain}")" \
   "(target >= 0.85)" ""
+echo "CPU per 100,000 rows: source worker ${cpu[plain]} / ${cpu[detect]} / ${cpu[plain2]} ms (no rules, with, no rules);" \
+  "detection worker ${dcpu[detect]} ms"
 
 if [ "$LAT_SECONDS" -gt 0 ]; then
   echo "== alert latency: $LAT_RATE msg/s for $LAT_SECONDS s, 1000 sensors at 1 s, window 1 minute, lateness 5 s"
