@@ -44,6 +44,9 @@
 
 #define IDLE_PARTITION	"1 minute"
 
+/* Rollup deltas are folded in at most this often, several batches at once. */
+#define APPLY_MS		200
+
 struct DetectTarget
 {
 	Oid			relid;
@@ -58,6 +61,7 @@ struct DetectTarget
 	SPIPlanPtr	read_plan;
 	SPIPlanPtr	partitions_plan;
 	SPIPlanPtr	origin_plan;
+	TimestampTz last_apply;
 	int			source_id;		/* the table's first source: alerts use it */
 	char	   *source_name;
 };
@@ -244,7 +248,8 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows)
  * The detection worker's part: folds the rollup deltas in and evaluates
  * what the committed watermark has sealed.  Runs in a transaction of its
  * own.  Sets *alerts if it raised anomalies that go to an alert topic;
- * returns true if a rule put off work that is due (see RuleEvaluate).
+ * returns true if it put off work that is due (see APPLY_MS and
+ * RuleEvaluate): the worker comes back soon.
  */
 bool
 DetectRun(DetectTarget *d, bool *alerts)
@@ -259,12 +264,23 @@ DetectRun(DetectTarget *d, bool *alerts)
 	*alerts = false;
 	SPI_connect();
 	check_version(d);
-	foreach(lc, d->rollups)
-		RollupApply((Rollup *) lfirst(lc));
+	if (d->rollups != NIL)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (TimestampDifferenceExceeds(d->last_apply, now, APPLY_MS))
+		{
+			foreach(lc, d->rollups)
+				RollupApply((Rollup *) lfirst(lc));
+			d->last_apply = now;
+		}
+		else
+			deferred = true;
+	}
 	if (d->rules == NIL)
 	{
 		SPI_finish();
-		return false;
+		return deferred;
 	}
 
 	if (SPI_execute_plan(d->read_plan, args, NULL, true, 1) != SPI_OK_SELECT)

@@ -9,9 +9,16 @@
  * detect.c).  So detection takes the second core, not the ingest worker's
  * time.  After an evaluation raised anomalies for alert topics it drains
  * the outbox (alerts.c) on the connection of the table's first source.
+ *
+ * It runs at a lower CPU priority than the source workers (DETECT_NICE):
+ * when the cores are saturated, ingestion keeps pace with the topics and
+ * detection catches up afterwards (rule_status.lag shows by how much);
+ * nothing is skipped, since it always resumes from its stored progress.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+
+#include <sys/resource.h>
 
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -28,7 +35,8 @@
 
 #define RETRY_MS	1000		/* after an error, and between alert retries */
 #define IDLE_MS		1000		/* definition changes are noticed this fast */
-#define DEFER_MS	200			/* a row detector that waited runs again */
+#define DEFER_MS	100			/* work put off is looked at again */
+#define DETECT_NICE	5			/* added to the worker's nice value */
 
 static DetectTarget *MyDetect = NULL;
 static KafkaSink *MySink = NULL;
@@ -111,6 +119,9 @@ iotstream_detect_main(Datum main_arg)
 
 	long_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream detection", ALLOCSET_DEFAULT_SIZES);
 	step_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream detection step", ALLOCSET_DEFAULT_SIZES);
+	errno = 0;
+	if (setpriority(PRIO_PROCESS, 0, getpriority(PRIO_PROCESS, 0) + DETECT_NICE) != 0)
+		elog(LOG, "iotstream detection worker could not lower its priority: %m");
 	DetectWorkerAttach(relid);
 	before_shmem_exit(detect_exit, (Datum) 0);
 	WorkerBeginXact("loading detection");

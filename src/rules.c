@@ -815,8 +815,12 @@ store_anomaly(void *arg, const Anomaly *a)
 	MemoryContextSwitchTo(old);		/* SPI leaves us in its procedure context */
 }
 
-/* Row detectors run at most this often: each run saves every key's state. */
-#define ROW_EVALUATION_MS	200
+/*
+ * A rule evaluates at most this often: a window that seals sooner after the
+ * last evaluation waits that long (a backlog seals one every few batches),
+ * so one query and one save of the keys' state cover several.
+ */
+#define EVALUATION_MS	200
 
 static bool
 row_detector(const Rule *r)
@@ -880,8 +884,8 @@ RuleNoteBatch(Rule *r, const IngestedRows *rows, bool have_watermark,
 /*
  * The detection worker's part: evaluates [evaluated_until, horizon) and
  * stores the anomalies, the state and the progress; returns the anomalies
- * raised.  A row detector that ran less than ROW_EVALUATION_MS ago waits,
- * and sets *deferred.  Inside SPI, in the worker's transaction.
+ * raised.  A rule that ran less than EVALUATION_MS ago waits, and sets
+ * *deferred.  Inside SPI, in the worker's transaction.
  */
 int64
 RuleEvaluate(Rule *r, TimestampTz watermark, const DetectOrigin *origin, bool *deferred)
@@ -905,7 +909,7 @@ RuleEvaluate(Rule *r, TimestampTz watermark, const DetectOrigin *origin, bool *d
 	from = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (isnull || horizon <= from)
 		return 0;				/* not started, or nothing sealed */
-	if (row_detector(r) && !TimestampDifferenceExceeds(r->last_evaluation, now, ROW_EVALUATION_MS))
+	if (!TimestampDifferenceExceeds(r->last_evaluation, now, EVALUATION_MS))
 	{
 		*deferred = true;
 		return 0;
