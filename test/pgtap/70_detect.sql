@@ -2,7 +2,7 @@
 -- stored rows (checked against plain SQL), rule_status, enable/disable/
 -- alter/drop, and refresh_rollup against GROUP BY.
 BEGIN;
-SELECT plan(46);
+SELECT plan(51);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -135,12 +135,36 @@ SELECT is_empty($$
   SELECT sensor_id, metric_type, bucket_start, iotstream.count(value), iotstream.min(value), iotstream.max(value) FROM r70$$,
   'the refreshed rollup equals GROUP BY');
 
+-- a batch's groups wait as one delta row until they are folded in (the
+-- detection worker calls the same statement); groups of one key and bucket
+-- from several deltas merge
+SELECT is((SELECT pending_batches FROM iotstream.rollup_status WHERE rollup = 'public.r70'), 0::bigint,
+  'no batch waits to be folded in');
+DO $$
+DECLARE
+    r iotstream.rollups;
+BEGIN
+    SELECT * INTO r FROM iotstream.rollups WHERE name = 'public.r70';
+    EXECUTE r.delta_sql USING ARRAY['s9', 's9'], ARRAY['temperature', 'temperature'],
+        ARRAY['2026-11-02 00:00+00', '2026-11-02 00:00+00']::timestamptz[],
+        ARRAY[(SELECT iotstream.stats_agg(x) FROM unnest(ARRAY[1.0, 2.0]::float8[]) x),
+              (SELECT iotstream.stats_agg(x) FROM unnest(ARRAY[6.0]::float8[]) x)];
+END $$;
+SELECT is((SELECT pending_batches FROM iotstream.rollup_status WHERE rollup = 'public.r70'), 1::bigint,
+  'a batch delta waits');
+SELECT is(iotstream._rollup_apply((SELECT rollup_id FROM iotstream.rollups WHERE name = 'public.r70')), 1::bigint,
+  'folding writes one group');
+SELECT is((SELECT format('%s %s %s', iotstream.count(value), iotstream.mean(value), iotstream.max(value))
+             FROM r70 WHERE sensor_id = 's9'), '3 3 6', 'the folded group merges both entries');
+
 -- dropping a table drops the definitions that read it
 SELECT iotstream.create_stream_table('public.gone70', 'ts timestamptz NOT NULL, sensor_id text NOT NULL, value float8',
   'ts', retention => NULL);
 SELECT iotstream.create_rule('gone_rule', 'gone70', 'value', ARRAY['sensor_id'], 'threshold_count', '{"threshold": 1}');
 SELECT iotstream.create_rollup('public.gone70_1m', 'gone70', ARRAY['sensor_id'], ARRAY['value']);
+SELECT delta_table::text AS gone_delta FROM iotstream.rollups WHERE name LIKE '%gone70_1m' \gset
 DROP TABLE public.gone70;
+SELECT is(to_regclass(:'gone_delta'), NULL, 'DROP TABLE drops the rollup''s delta table too');
 SELECT is((SELECT count(*) FROM iotstream.rules WHERE name = 'gone_rule'), 0::bigint,
   'DROP TABLE removes the rules on the table');
 SELECT is((SELECT count(*) FROM iotstream.rollups WHERE name LIKE '%gone70_1m'), 0::bigint,
