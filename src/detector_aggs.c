@@ -273,24 +273,53 @@ Datum
 outliers_finalfn(PG_FUNCTION_ARGS)
 {
 	OutliersState *st = PG_ARGISNULL(0) ? NULL : (OutliersState *) PG_GETARG_POINTER(0);
-	StatsState	stats;
-	float8		mean,
+	const float8 *v;
+	float8		sx,
+				sxx,
+				mean,
 				limit;
-	int64		i,
+	int64		n,
+				i,
 				count = 0;
 
 	if (st == NULL)
 		PG_RETURN_NULL();
-	if (st->n < 2)
+	n = st->n;
+	v = st->values;
+	if (n < 2)
 		PG_RETURN_INT64(0);
-	StatsInit(&stats);
-	for (i = 0; i < st->n; i++)
-		StatsAdd(&stats, st->values[i]);
-	mean = StatsMean(&stats);
-	limit = st->k * sqrt(StatsVariance(&stats, true));
-	for (i = 0; i < st->n; i++)
-		if (fabs(st->values[i] - mean) > limit)
-			count++;
+
+	/*
+	 * The sum and the squared deviations exactly as StatsAdd (and so
+	 * PostgreSQL's float8_accum) builds them, without its per-value checks;
+	 * StatsAdd itself runs only when something is not finite, for its NaN
+	 * and overflow rules.
+	 */
+	sx = 0.0 + v[0];
+	sxx = 0.0;
+	for (i = 1; i < n; i++)
+	{
+		float8		m = (float8) (i + 1);
+		float8		tmp;
+
+		sx += v[i];
+		tmp = v[i] * m - sx;
+		sxx += tmp * tmp / (m * (float8) i);
+	}
+	if (unlikely(!isfinite(sx) || !isfinite(sxx)))
+	{
+		StatsState	stats;
+
+		StatsInit(&stats);
+		for (i = 0; i < n; i++)
+			StatsAdd(&stats, v[i]);
+		sx = stats.sx;
+		sxx = stats.sxx;
+	}
+	mean = sx / (float8) n;
+	limit = st->k * sqrt(sxx / ((float8) n - 1.0));
+	for (i = 0; i < n; i++)
+		count += fabs(v[i] - mean) > limit;
 	PG_RETURN_INT64(count);
 }
 
