@@ -135,7 +135,7 @@ erf_poly(const float8 *c, float8 t)
 		t4 * ((c[4] + c[5] * t) + t2 * (c[6] + c[7] * t));
 }
 
-/* erf(z) for finite z. */
+/* erf(z) for z that is not NaN. */
 static inline float8
 fast_erf(float8 z)
 {
