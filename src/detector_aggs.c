@@ -16,7 +16,7 @@
 
 #include "fmgr.h"
 #include "funcapi.h"
-#include "libpq/pqformat.h"
+#include "port/pg_bitutils.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/memutils.h"
@@ -124,41 +124,58 @@ threshold_count_invfn(PG_FUNCTION_ARGS)
 
 /* ---- outliers(value, k): values kept for the final pass ---- */
 
+/*
+ * The state is one allocation, a 16-byte header followed by the values, and
+ * its size is always the smallest power of two (PostgreSQL's chunk sizes) of
+ * at least 64 bytes that holds them: a window of 20 values is one 256-byte
+ * chunk, and its capacity follows from n alone.  Serializing it for a
+ * parallel plan is one memcpy.
+ */
 typedef struct OutliersState
 {
 	float8		k;
 	int64		n;
-	int64		cap;
-	float8	   *values;
+	float8		values[FLEXIBLE_ARRAY_MEMBER];
 } OutliersState;
 
-static OutliersState *
-outliers_new(MemoryContext cxt, float8 k, int64 cap)
+#define OUTLIERS_HEADER		offsetof(OutliersState, values)
+#define OUTLIERS_MIN_SIZE	64
+#define OUTLIERS_MAX_VALUES \
+	((int64) ((MaxAllocHugeSize / 2 - OUTLIERS_HEADER) / sizeof(float8)))
+
+static Size
+outliers_size(int64 n)
 {
-	OutliersState *st = MemoryContextAlloc(cxt, sizeof(OutliersState));
+	if (n > OUTLIERS_MAX_VALUES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many values in one outliers() group"),
+				 errhint("Group by a shorter window or by more keys.")));
+	return Max(OUTLIERS_MIN_SIZE,
+			   pg_nextpower2_64(OUTLIERS_HEADER + n * sizeof(float8)));
+}
+
+/* A state that holds no value yet but has room for n. */
+static OutliersState *
+outliers_new(MemoryContext cxt, float8 k, int64 n)
+{
+	OutliersState *st = MemoryContextAllocExtended(cxt, outliers_size(n),
+												   MCXT_ALLOC_HUGE);
 
 	st->k = k;
 	st->n = 0;
-	st->cap = Max(cap, 16);
-	st->values = MemoryContextAlloc(cxt, st->cap * sizeof(float8));
 	return st;
 }
 
-static void
+/* Room for `more` values, by doubling; the state may move. */
+static inline OutliersState *
 outliers_reserve(OutliersState *st, int64 more)
 {
-	int64		cap = st->cap;
+	Size		size = outliers_size(st->n + more);
 
-	if (st->n + more <= cap)
-		return;
-	while (cap < st->n + more)
-		cap *= 2;
-	if ((Size) cap * sizeof(float8) > MaxAllocHugeSize)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many values in one outliers() group")));
-	st->values = repalloc_huge(st->values, cap * sizeof(float8));
-	st->cap = cap;
+	if (size == outliers_size(st->n))
+		return st;
+	return repalloc_huge(st, size);
 }
 
 Datum
@@ -166,6 +183,7 @@ outliers_transfn(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggctx = agg_context(fcinfo, "outliers_transfn");
 	OutliersState *st = PG_ARGISNULL(0) ? NULL : (OutliersState *) PG_GETARG_POINTER(0);
+	int64		n;
 
 	if (PG_ARGISNULL(1))
 	{
@@ -180,13 +198,21 @@ outliers_transfn(PG_FUNCTION_ARGS)
 		if (!(k > 0.0) || isinf(k))
 			bad_argument("k must be a positive number of standard deviations",
 						 "Use 3 to count values beyond mean +/- 3 standard deviations.");
-		st = outliers_new(aggctx, k, 16);
+		st = outliers_new(aggctx, k, 0);
 	}
-	outliers_reserve(st, 1);
-	st->values[st->n++] = PG_GETARG_FLOAT8(1);
+	n = st->n;
+	/* full when n + header/8 reaches a power of two (6, 14, 30, ... values) */
+	if (unlikely(n >= 6 && ((n + 2) & (n + 1)) == 0))
+		st = outliers_reserve(st, 1);
+	st->values[n] = PG_GETARG_FLOAT8(1);
+	st->n = n + 1;
 	PG_RETURN_POINTER(st);
 }
 
+/*
+ * b comes from outliers_deserialize (short-lived memory) or from another
+ * aggregate's state: it is copied, never kept.
+ */
 Datum
 outliers_combine(PG_FUNCTION_ARGS)
 {
@@ -201,56 +227,44 @@ outliers_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(a);
 	}
 	if (a == NULL)
-	{
-		/* b may live in a shorter-lived context: copy it into ours */
 		a = outliers_new(aggctx, b->k, b->n);
-	}
-	outliers_reserve(a, b->n);
+	else
+		a = outliers_reserve(a, b->n);
 	memcpy(a->values + a->n, b->values, b->n * sizeof(float8));
 	a->n += b->n;
 	PG_RETURN_POINTER(a);
 }
 
+/* The header and the values as they are in memory (same server, same byte order). */
 Datum
 outliers_serialize(PG_FUNCTION_ARGS)
 {
 	OutliersState *st = (OutliersState *) PG_GETARG_POINTER(0);
-	StringInfoData buf;
-	int64		i;
+	Size		len = OUTLIERS_HEADER + st->n * sizeof(float8);
+	bytea	   *b;
 
 	agg_context(fcinfo, "outliers_serialize");
-	pq_begintypsend(&buf);
-	pq_sendfloat8(&buf, st->k);
-	pq_sendint64(&buf, st->n);
-	for (i = 0; i < st->n; i++)
-		pq_sendfloat8(&buf, st->values[i]);
-	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+	b = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), st, len);
+	PG_RETURN_BYTEA_P(b);
 }
 
+/* Into the current (per-tuple) memory: outliers_combine copies what it keeps. */
 Datum
 outliers_deserialize(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = agg_context(fcinfo, "outliers_deserialize");
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	StringInfoData buf;
+	Size		len = VARSIZE_ANY_EXHDR(b);
 	OutliersState *st;
-	float8		k;
-	int64		n,
-				i;
 
-	buf.data = VARDATA_ANY(b);
-	buf.len = VARSIZE_ANY_EXHDR(b);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
-	k = pq_getmsgfloat8(&buf);
-	n = pq_getmsgint64(&buf);
-	if (n < 0 || n > (buf.len - buf.cursor) / (int64) sizeof(float8))
+	agg_context(fcinfo, "outliers_deserialize");
+	if (len < OUTLIERS_HEADER || (len - OUTLIERS_HEADER) % sizeof(float8) != 0)
 		elog(ERROR, "invalid serialized outliers state");
-	st = outliers_new(aggctx, k, n);
-	for (i = 0; i < n; i++)
-		st->values[i] = pq_getmsgfloat8(&buf);
-	st->n = n;
-	pq_getmsgend(&buf);
+	st = palloc_extended(len, MCXT_ALLOC_HUGE);
+	memcpy(st, VARDATA_ANY(b), len);
+	if (st->n != (int64) ((len - OUTLIERS_HEADER) / sizeof(float8)) || !(st->k > 0.0))
+		elog(ERROR, "invalid serialized outliers state");
 	PG_RETURN_POINTER(st);
 }
 
@@ -259,24 +273,53 @@ Datum
 outliers_finalfn(PG_FUNCTION_ARGS)
 {
 	OutliersState *st = PG_ARGISNULL(0) ? NULL : (OutliersState *) PG_GETARG_POINTER(0);
-	StatsState	stats;
-	float8		mean,
+	const float8 *v;
+	float8		sx,
+				sxx,
+				mean,
 				limit;
-	int64		i,
+	int64		n,
+				i,
 				count = 0;
 
 	if (st == NULL)
 		PG_RETURN_NULL();
-	if (st->n < 2)
+	n = st->n;
+	v = st->values;
+	if (n < 2)
 		PG_RETURN_INT64(0);
-	StatsInit(&stats);
-	for (i = 0; i < st->n; i++)
-		StatsAdd(&stats, st->values[i]);
-	mean = StatsMean(&stats);
-	limit = st->k * sqrt(StatsVariance(&stats, true));
-	for (i = 0; i < st->n; i++)
-		if (fabs(st->values[i] - mean) > limit)
-			count++;
+
+	/*
+	 * The sum and the squared deviations exactly as StatsAdd (and so
+	 * PostgreSQL's float8_accum) builds them, without its per-value checks;
+	 * StatsAdd itself runs only when something is not finite, for its NaN
+	 * and overflow rules.
+	 */
+	sx = 0.0 + v[0];
+	sxx = 0.0;
+	for (i = 1; i < n; i++)
+	{
+		float8		m = (float8) (i + 1);
+		float8		tmp;
+
+		sx += v[i];
+		tmp = v[i] * m - sx;
+		sxx += tmp * tmp / (m * (float8) i);
+	}
+	if (unlikely(!isfinite(sx) || !isfinite(sxx)))
+	{
+		StatsState	stats;
+
+		StatsInit(&stats);
+		for (i = 0; i < n; i++)
+			StatsAdd(&stats, v[i]);
+		sx = stats.sx;
+		sxx = stats.sxx;
+	}
+	mean = sx / (float8) n;
+	limit = st->k * sqrt(sxx / ((float8) n - 1.0));
+	for (i = 0; i < n; i++)
+		count += fabs(v[i] - mean) > limit;
 	PG_RETURN_INT64(count);
 }
 

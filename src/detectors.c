@@ -33,6 +33,10 @@
 #include "iotstream.h"
 
 #include <math.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define ERF_SUM_AVX2
+#endif
 
 #include "utils/float.h"
 
@@ -41,57 +45,232 @@
 
 /*
  * erf() is most of the cost of a kernel-density p-value (history_size calls
- * per row).  A table of erf and its derivative 2/sqrt(pi) exp(-z^2) on a
- * grid of 1/512 over [0, 6), filled from libm once per backend, with cubic
- * Hermite interpolation between grid points, is accurate to about 1e-13
- * (h^4/384 times the bound of the fourth derivative) and several times
- * faster.  Beyond 6, erf is 1 to double precision.
+ * per row).  On [0, 6) it is a degree-7 polynomial on each of 192 intervals
+ * of width 1/32: the Taylor expansion of erf about the interval's centre c,
+ * whose coefficients follow from libm's erf(c) and the Hermite polynomials,
+ *   d^m/dz^m erf(z) = 2/sqrt(pi) (-1)^(m-1) H_(m-1)(z) exp(-z^2),
+ * computed once per backend.  The truncation error is below 1e-17; the
+ * result is within 2.4e-16 of erf (checked against long double erfl on a
+ * 2^-16 grid over [-7, 7]), where the cubic table this replaced was within
+ * 1.7e-13.  A row of coefficients is one 64-byte cache line, the polynomial
+ * is evaluated in Estrin's form (short dependency chains), and a last row
+ * (1, 0, ..., 0) gives erf = 1 from 6 on (erf(6) = 1 - 2e-17), so no value
+ * takes a branch.  Values go through SIMD registers: four at a time with
+ * AVX2 and FMA when the CPU has them (checked once per backend), else two
+ * at a time (SSE2, NEON).  Gather instructions are avoided on purpose: on
+ * CPUs with the Gather Data Sampling mitigation they are slower than the
+ * four row loads and the 4x4 transpose used here.
  */
-#define ERF_GRID		512
+#define ERF_PER_UNIT	32
 #define ERF_LIMIT		6
-#define ERF_POINTS		(ERF_LIMIT * ERF_GRID + 1)
+#define ERF_INTERVALS	(ERF_LIMIT * ERF_PER_UNIT)
+#define ERF_DEGREE		7
 
-static float8 erf_value[ERF_POINTS];
-static float8 erf_slope[ERF_POINTS];	/* derivative times the grid step */
+static float8 erf_coef[ERF_INTERVALS + 1][ERF_DEGREE + 1] pg_attribute_aligned(64);
 static bool erf_ready = false;
+
+static float8 erf_sum_pairs(const float8 *v, int n, float8 x, float8 scale);
+static float8 (*erf_sum) (const float8 *v, int n, float8 x, float8 scale) = erf_sum_pairs;
+
+#ifdef ERF_SUM_AVX2
+static float8 erf_sum_avx2(const float8 *v, int n, float8 x, float8 scale);
+#endif
 
 static void
 erf_table_fill(void)
 {
-	int			i;
+	int			j,
+				m;
 
-	for (i = 0; i < ERF_POINTS; i++)
+	for (j = 0; j < ERF_INTERVALS; j++)
 	{
-		float8		z = (float8) i / ERF_GRID;
+		float8		c = (j + 0.5) / ERF_PER_UNIT;
+		float8		g = M_2_SQRTPI * exp(-c * c);
+		float8		h_prev = 0.0;	/* H_(m-2)(c) */
+		float8		h = 1.0;		/* H_(m-1)(c) */
+		float8		factorial = 1.0;
 
-		erf_value[i] = erf(z);
-		erf_slope[i] = M_2_SQRTPI * exp(-z * z) / ERF_GRID;
+		erf_coef[j][0] = erf(c);
+		for (m = 1; m <= ERF_DEGREE; m++)
+		{
+			float8		h_next = 2.0 * c * h - 2.0 * (m - 1) * h_prev;
+
+			factorial *= m;
+			erf_coef[j][m] = ((m - 1) % 2 ? -g : g) * h / factorial;
+			h_prev = h;
+			h = h_next;
+		}
 	}
+	erf_coef[ERF_INTERVALS][0] = 1.0;
+	for (m = 1; m <= ERF_DEGREE; m++)
+		erf_coef[ERF_INTERVALS][m] = 0.0;
+#ifdef ERF_SUM_AVX2
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		erf_sum = erf_sum_avx2;
+#endif
 	erf_ready = true;
 }
 
+/* The interval of |z| (the last one from ERF_LIMIT on) and |z|'s offset from its centre. */
+static inline int
+erf_interval(float8 z, float8 *t)
+{
+	float8		a = fabs(z);
+	int			j;
+
+	a = a < ERF_LIMIT ? a : ERF_LIMIT;
+	j = (int) (a * ERF_PER_UNIT);
+	*t = a - (j + 0.5) * (1.0 / ERF_PER_UNIT);
+	return j;
+}
+
+static inline float8
+erf_poly(const float8 *c, float8 t)
+{
+	float8		t2 = t * t;
+	float8		t4 = t2 * t2;
+
+	return (c[0] + c[1] * t) + t2 * (c[2] + c[3] * t) +
+		t4 * ((c[4] + c[5] * t) + t2 * (c[6] + c[7] * t));
+}
+
+/* erf(z) for z that is not NaN. */
 static inline float8
 fast_erf(float8 z)
 {
-	float8		a = fabs(z);
-	float8		u,
-				t,
-				t2,
-				t3,
-				r;
+	float8		t;
+	int			j = erf_interval(z, &t);
+
+	return copysign(erf_poly(erf_coef[j], t), z);
+}
+
+/*
+ * sum_i erf((x - v_i) * scale), for x and v_i that give no NaN (the caller
+ * checks that x and the sum of the v_i are finite).
+ */
+static float8
+erf_sum_pairs(const float8 *v, int n, float8 x, float8 scale)
+{
+	float8		sum = 0.0;
+	int			i = 0;
+
+#if defined(__GNUC__)
+	typedef float8 pair __attribute__((vector_size(16)));
+	typedef int64 pair_bits __attribute__((vector_size(16)));
+	const pair_bits sign_bit = {INT64_MIN, INT64_MIN};
+	pair		acc = {0.0, 0.0};
+
+	for (; i + 2 <= n; i += 2)
+	{
+		float8		z0 = (x - v[i]) * scale;
+		float8		z1 = (x - v[i + 1]) * scale;
+		float8		t0,
+					t1;
+		const float8 *c0 = erf_coef[erf_interval(z0, &t0)];
+		const float8 *c1 = erf_coef[erf_interval(z1, &t1)];
+		pair		t = {t0, t1};
+		pair		t2 = t * t;
+		pair		t4 = t2 * t2;
+		pair		r;
+		pair_bits	sign = (pair_bits) ((pair) {z0, z1}) & sign_bit;
+
+		r = ((pair) {c0[0], c1[0]} + (pair) {c0[1], c1[1]} * t) +
+			t2 * ((pair) {c0[2], c1[2]} + (pair) {c0[3], c1[3]} * t) +
+			t4 * (((pair) {c0[4], c1[4]} + (pair) {c0[5], c1[5]} * t) +
+				  t2 * ((pair) {c0[6], c1[6]} + (pair) {c0[7], c1[7]} * t));
+		acc += (pair) ((pair_bits) r | sign);
+	}
+	sum = acc[0] + acc[1];
+#endif
+	for (; i < n; i++)
+		sum += fast_erf((x - v[i]) * scale);
+	return sum;
+}
+
+#ifdef ERF_SUM_AVX2
+/*
+ * erf_sum_pairs four values at a time.  Each value's row of coefficients is
+ * two 32-byte loads (c0..c3, c4..c7); a 4x4 transpose turns the four rows
+ * into one register per coefficient.
+ */
+__attribute__((target("avx2,fma")))
+static float8
+erf_sum_avx2(const float8 *v, int n, float8 x, float8 scale)
+{
+	const __m256d sign_bit = _mm256_set1_pd(-0.0);
+	const __m256d limit = _mm256_set1_pd(ERF_LIMIT);
+	const __m256d per_unit = _mm256_set1_pd(ERF_PER_UNIT);
+	const __m256d half = _mm256_set1_pd(0.5);
+	const __m256d step = _mm256_set1_pd(1.0 / ERF_PER_UNIT);
+	__m256d		vx = _mm256_set1_pd(x);
+	__m256d		vscale = _mm256_set1_pd(scale);
+	__m256d		acc = _mm256_setzero_pd();
+	float8		lanes[4];
+	float8		sum;
 	int			i;
 
-	if (!(a < ERF_LIMIT))
-		return isnan(z) ? z : copysign(1.0, z);
-	u = a * ERF_GRID;
-	i = (int) u;
-	t = u - i;
-	t2 = t * t;
-	t3 = t2 * t;
-	r = (2 * t3 - 3 * t2 + 1) * erf_value[i] + (t3 - 2 * t2 + t) * erf_slope[i] +
-		(3 * t2 - 2 * t3) * erf_value[i + 1] + (t3 - t2) * erf_slope[i + 1];
-	return copysign(r, z);
+	for (i = 0; i + 4 <= n; i += 4)
+	{
+		__m256d		z = _mm256_mul_pd(_mm256_sub_pd(vx, _mm256_loadu_pd(v + i)), vscale);
+		__m256d		a = _mm256_min_pd(_mm256_andnot_pd(sign_bit, z), limit);
+		__m128i		j = _mm256_cvttpd_epi32(_mm256_mul_pd(a, per_unit));
+		__m256d		t = _mm256_sub_pd(a, _mm256_mul_pd(_mm256_add_pd(_mm256_cvtepi32_pd(j), half), step));
+		const float8 *r0 = erf_coef[_mm_extract_epi32(j, 0)];
+		const float8 *r1 = erf_coef[_mm_extract_epi32(j, 1)];
+		const float8 *r2 = erf_coef[_mm_extract_epi32(j, 2)];
+		const float8 *r3 = erf_coef[_mm_extract_epi32(j, 3)];
+		__m256d		lo01,
+					hi01,
+					lo23,
+					hi23,
+					c0,
+					c1,
+					c2,
+					c3,
+					c4,
+					c5,
+					c6,
+					c7,
+					t2,
+					t4,
+					r;
+
+		/* c0..c3 of the four rows */
+		lo01 = _mm256_unpacklo_pd(_mm256_load_pd(r0), _mm256_load_pd(r1));
+		hi01 = _mm256_unpackhi_pd(_mm256_load_pd(r0), _mm256_load_pd(r1));
+		lo23 = _mm256_unpacklo_pd(_mm256_load_pd(r2), _mm256_load_pd(r3));
+		hi23 = _mm256_unpackhi_pd(_mm256_load_pd(r2), _mm256_load_pd(r3));
+		c0 = _mm256_permute2f128_pd(lo01, lo23, 0x20);
+		c1 = _mm256_permute2f128_pd(hi01, hi23, 0x20);
+		c2 = _mm256_permute2f128_pd(lo01, lo23, 0x31);
+		c3 = _mm256_permute2f128_pd(hi01, hi23, 0x31);
+		/* c4..c7 */
+		lo01 = _mm256_unpacklo_pd(_mm256_load_pd(r0 + 4), _mm256_load_pd(r1 + 4));
+		hi01 = _mm256_unpackhi_pd(_mm256_load_pd(r0 + 4), _mm256_load_pd(r1 + 4));
+		lo23 = _mm256_unpacklo_pd(_mm256_load_pd(r2 + 4), _mm256_load_pd(r3 + 4));
+		hi23 = _mm256_unpackhi_pd(_mm256_load_pd(r2 + 4), _mm256_load_pd(r3 + 4));
+		c4 = _mm256_permute2f128_pd(lo01, lo23, 0x20);
+		c5 = _mm256_permute2f128_pd(hi01, hi23, 0x20);
+		c6 = _mm256_permute2f128_pd(lo01, lo23, 0x31);
+		c7 = _mm256_permute2f128_pd(hi01, hi23, 0x31);
+
+		t2 = _mm256_mul_pd(t, t);
+		t4 = _mm256_mul_pd(t2, t2);
+		r = _mm256_fmadd_pd(_mm256_fmadd_pd(_mm256_fmadd_pd(c7, t, c6), t2,
+											_mm256_fmadd_pd(c5, t, c4)),
+							t4,
+							_mm256_fmadd_pd(_mm256_fmadd_pd(c3, t, c2), t2,
+											_mm256_fmadd_pd(c1, t, c0)));
+		acc = _mm256_add_pd(acc, _mm256_or_pd(r, _mm256_and_pd(z, sign_bit)));
+	}
+	_mm256_storeu_pd(lanes, acc);
+	sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+	for (; i < n; i++)
+		sum += fast_erf((x - v[i]) * scale);
+	return sum;
 }
+#endif
 
 void
 EwmaStep(EwmaState *s, float8 alpha, float8 x)
@@ -178,33 +357,91 @@ KdeHistoryInit(KdeHistory *h, int32 size, float8 confidence, KdeMode mode)
 	h->martingale = get_float8_nan();
 }
 
+/*
+ * The sum of the n values and the sum of their squared deviations from
+ * their mean (two passes, as accurate as the data allows), on four
+ * accumulators: four short chains of additions instead of one long one.
+ */
+static void
+kde_moments(const float8 *v, int n, float8 *sum, float8 *m2)
+{
+	float8		total,
+				mean;
+	int			i = 0;
+
+#if defined(__GNUC__)
+	typedef float8 pair __attribute__((vector_size(16)));
+	pair		s0 = {0.0, 0.0},
+				s1 = {0.0, 0.0},
+				a,
+				b,
+				vmean;
+
+	for (; i + 4 <= n; i += 4)
+	{
+		memcpy(&a, v + i, sizeof(pair));
+		memcpy(&b, v + i + 2, sizeof(pair));
+		s0 += a;
+		s1 += b;
+	}
+	total = (s0[0] + s1[0]) + (s0[1] + s1[1]);
+	for (; i < n; i++)
+		total += v[i];
+	mean = total / n;
+	vmean = (pair) {mean, mean};
+	s0 = s1 = (pair) {0.0, 0.0};
+	for (i = 0; i + 4 <= n; i += 4)
+	{
+		memcpy(&a, v + i, sizeof(pair));
+		memcpy(&b, v + i + 2, sizeof(pair));
+		a -= vmean;
+		b -= vmean;
+		s0 += a * a;
+		s1 += b * b;
+	}
+	*m2 = (s0[0] + s1[0]) + (s0[1] + s1[1]);
+#else
+	total = 0.0;
+	for (; i < n; i++)
+		total += v[i];
+	mean = total / n;
+	*m2 = 0.0;
+	i = 0;
+#endif
+	for (; i < n; i++)
+		*m2 += (v[i] - mean) * (v[i] - mean);
+	*sum = total;
+}
+
 /* The one-sided p-value of x against the history: small when x is high. */
 float8
 KdePValue(const KdeHistory *h, float8 x)
 {
 	int			n = h->nvalues;
 	const float8 *v = h->values;
-	float8		mean = 0.0;
-	float8		m2 = 0.0;
-	float8		bw;
-	float8		sum = 0.0;
+	float8		sum,
+				m2,
+				bw;
 	int			i;
 
 	if (n == 0)
 		return 0.5;
-	for (i = 0; i < n; i++)
-		mean += v[i];
-	mean /= n;
-	for (i = 0; i < n; i++)
-		m2 += (v[i] - mean) * (v[i] - mean);
+	kde_moments(v, n, &sum, &m2);
 	bw = M_SQRT2 * sqrt(m2 / n);
 	if (!(bw >= KDE_MIN_BANDWIDTH))
 		bw = KDE_MIN_BANDWIDTH;
 	if (unlikely(!erf_ready))
 		erf_table_fill();
 	bw = 1.0 / bw;
-	for (i = 0; i < n; i++)
-		sum += fast_erf((x - v[i]) * bw);
+	if (likely(isfinite(sum) && isfinite(x)))
+		sum = erf_sum(v, n, x, bw);
+	else
+	{
+		/* an infinite or NaN value: libm's erf gives erf(+-Inf) and NaN */
+		sum = 0.0;
+		for (i = 0; i < n; i++)
+			sum += erf((x - v[i]) * bw);
+	}
 	return 0.5 - sum / (2.0 * n);
 }
 
