@@ -93,7 +93,9 @@ for run in plain detect plain2; do
   cpu[$run]=$(( (w1 - w0) * 100000 / (good - c0) ))
   dcpu[$run]=$(( (d1 - d0) * 100000 / (good - c0) ))
   q "SELECT iotstream.stop_source('dbench_$run')" >/dev/null
-  assert_eq "$(q "SELECT count(*) FROM dbench.$t")" "$good" "$run: every message stored"
+  stored=$(q "SELECT count(*) FROM dbench.$t")
+  [ "$stored" = "$good" ] || q "SELECT 'dead letters: ' || reason || ': ' || count(*) FROM iotstream.dead_letters GROUP BY reason"
+  assert_eq "$stored" "$good" "$run: every message stored"
   rate[$run]=$(( (good - c0) * 1000 / (t1 - t0) ))
 done
 plain=$(( (rate[plain] + rate[plain2]) / 2 ))
