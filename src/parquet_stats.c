@@ -15,6 +15,8 @@
 
 #include <math.h>
 
+#include "port/pg_bswap.h"
+
 #define STATS_MAX_BYTES 512
 
 void
@@ -24,6 +26,12 @@ ParquetStatsInit(ParquetStats *c, const ParquetColumnSpec *spec, MemoryContext c
 	c->type = spec->type;
 	c->logical = spec->logical;
 	c->cxt = cxt;
+	/* room for the longest tracked min and max: ParquetStatsAdd never allocates */
+	if (c->type == PARQUET_BYTE_ARRAY || c->type == PARQUET_FIXED_LEN_BYTE_ARRAY)
+	{
+		ParquetBufReserve(cxt, &c->minb, STATS_MAX_BYTES);
+		ParquetBufReserve(cxt, &c->maxb, STATS_MAX_BYTES);
+	}
 }
 
 void
@@ -45,6 +53,17 @@ compare_bytes(ParquetStats *c, const char *a, size_t alen, const char *b, size_t
 		if ((int8) a[0] != (int8) b[0])
 			return (int8) a[0] < (int8) b[0] ? -1 : 1;
 		return memcmp(a + 1, b + 1, alen - 1);
+	}
+	if (alen >= 8 && blen >= 8)
+	{
+		/* most values differ in their first 8 bytes: one compare decides */
+		uint64		x,
+					y;
+
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return pg_ntoh64(x) < pg_ntoh64(y) ? -1 : 1;
 	}
 	r = memcmp(a, b, Min(alen, blen));
 	if (r != 0)
@@ -76,7 +95,11 @@ stats_bytes(ParquetStats *c, const char *p, size_t len)
 		ParquetBufSet(c->cxt, &c->maxb, p, len);
 }
 
-/* Takes one non-null value (its bytes; no length prefix) into the statistics. */
+/*
+ * Takes one non-null value (its bytes; no length prefix) into the
+ * statistics.  It allocates nothing and touches no Postgres state, so the
+ * writer's dictionary thread may call it.
+ */
 void
 ParquetStatsAdd(ParquetStats *c, const char *p, size_t len)
 {
