@@ -715,6 +715,9 @@ extern void KafkaSinkClose(KafkaSink *ks);
 extern int	AlertsDrain(KafkaSink **sinkp, KafkaSink *(*open_sink) (void),
 						const char *source);
 
+/* in jsonb_text.c */
+extern void JsonbAppendText(StringInfo out, JsonbContainer *root);
+
 /* in write_parquet.c */
 
 /* The files ParquetWriteQuery writes, opened one after another. */
