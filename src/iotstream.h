@@ -589,6 +589,7 @@ typedef struct ParquetCompressor ParquetCompressor;
 extern ParquetCompressor *ParquetCompressorCreate(MemoryContext cxt, ParquetCodec codec,
 												  int level);
 extern bool ParquetCompressorSubmit(ParquetCompressor *pc, ParquetPage *page);
+extern void ParquetCompressorHelp(ParquetCompressor *pc, int keep);
 extern bool ParquetCompressorDone(ParquetCompressor *pc, ParquetPage *page);
 extern void ParquetCompressorWait(ParquetCompressor *pc, ParquetPage *page);
 

@@ -499,6 +499,9 @@ add_value(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
 
 /* ---- the dictionary thread ---- */
 
+/* early pages queued for the compressor before the backend lends a hand */
+#define EARLY_BACKLOG 2
+
 /* rows per batch handed to the dictionary thread */
 #define DICT_BATCH_ROWS 16384
 
@@ -633,6 +636,18 @@ dict_prepare(ParquetWriter *w, PqColumn *c, int b)
 	if (c->nvalues + n > c->indices_cap)
 	{
 		int64		cap = Max(c->indices_cap * 2, Max(c->nvalues + n, 1024));
+
+		/*
+		 * Room for the rows a row group will likely hold, at once: growing
+		 * by doubling copied the array again and again (a fifth of a narrow
+		 * export's page faults).  Pages never touched cost nothing.
+		 */
+		if (w->rg_bytes > 0)
+		{
+			double		rows = (double) w->rg_rows * w->opts.row_group_bytes / w->rg_bytes;
+
+			cap = Max(cap, (int64) Min(rows + DICT_BATCH_ROWS, (double) (64 * 1024 * 1024)));
+		}
 
 		c->indices = c->indices ? repalloc_huge(c->indices, sizeof(uint32) * cap)
 			: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
@@ -1074,6 +1089,8 @@ cut_early_pages(ParquetWriter *w)
 			return;
 		}
 		c->early[c->nearly++] = j;
+		/* the thread is behind: the backend compresses some pages too */
+		ParquetCompressorHelp(w->compressor, EARLY_BACKLOG);
 		c->cut_rows += c->nrows;
 		c->nrows = 0;
 		c->defs_kept = false;
@@ -1086,6 +1103,9 @@ static void
 write_early_pages(ParquetWriter *w, PqColumn *c)
 {
 	int			i;
+
+	if (c->nearly > 0)
+		ParquetCompressorHelp(w->compressor, 0);
 
 	for (i = 0; i < c->nearly; i++)
 	{
