@@ -409,7 +409,6 @@ dict_encode_values(PqColumn *c, size_t dictionary_bytes, const char *buf,
 		c->dict.len += plain_len;
 		c->slots[s] = e + 1;
 		ndict++;
-		c->ndict = ndict;		/* dict_entry_equals does not read it */
 		ParquetStatsAdd(&c->stats, v, vlen);
 found:
 		indices[nv++] = e;
