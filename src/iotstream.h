@@ -610,6 +610,9 @@ typedef struct ParquetStats
 	}			min, max;
 	ParquetBuf	minb;			/* byte arrays and FIXED */
 	ParquetBuf	maxb;
+	bool		prefix_ok;		/* min8/max8 hold the first 8 bytes of both */
+	uint64		min8;			/* big-endian: they compare as the bytes do */
+	uint64		max8;
 } ParquetStats;
 
 extern void ParquetStatsInit(ParquetStats *c, const ParquetColumnSpec *spec, MemoryContext cxt);

@@ -39,6 +39,7 @@ ParquetStatsReset(ParquetStats *c)
 {
 	c->has_minmax = false;
 	c->stats_off = false;
+	c->prefix_ok = false;
 }
 
 static int
@@ -71,6 +72,28 @@ compare_bytes(ParquetStats *c, const char *a, size_t alen, const char *b, size_t
 	return alen < blen ? -1 : (alen > blen ? 1 : 0);
 }
 
+static inline uint64
+first8(const char *p)
+{
+	uint64		x;
+
+	memcpy(&x, p, 8);
+	return pg_ntoh64(x);
+}
+
+/* After min or max changed: their first 8 bytes, when both have 8. */
+static void
+stats_prefixes(ParquetStats *c)
+{
+	c->prefix_ok = c->logical != PARQUET_LOGICAL_DECIMAL &&
+		c->minb.len >= 8 && c->maxb.len >= 8;
+	if (c->prefix_ok)
+	{
+		c->min8 = first8(c->minb.data);
+		c->max8 = first8(c->maxb.data);
+	}
+}
+
 static void
 stats_bytes(ParquetStats *c, const char *p, size_t len)
 {
@@ -87,12 +110,27 @@ stats_bytes(ParquetStats *c, const char *p, size_t len)
 		ParquetBufSet(c->cxt, &c->minb, p, len);
 		ParquetBufSet(c->cxt, &c->maxb, p, len);
 		c->has_minmax = true;
+		stats_prefixes(c);
 		return;
 	}
+	if (c->prefix_ok && len >= 8)
+	{
+		/* strictly between min and max by its first 8 bytes: neither changes */
+		uint64		x = first8(p);
+
+		if (x > c->min8 && x < c->max8)
+			return;
+	}
 	if (compare_bytes(c, p, len, c->minb.data, c->minb.len) < 0)
+	{
 		ParquetBufSet(c->cxt, &c->minb, p, len);
+		stats_prefixes(c);
+	}
 	else if (compare_bytes(c, p, len, c->maxb.data, c->maxb.len) > 0)
+	{
 		ParquetBufSet(c->cxt, &c->maxb, p, len);
+		stats_prefixes(c);
+	}
 }
 
 /*

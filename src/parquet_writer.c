@@ -465,7 +465,7 @@ add_plain_values(ParquetWriter *w, PqColumn *c, const char *buf, size_t len, int
  * length prefix that its PLAIN form adds).  A dictionary column only queues
  * it for the dictionary (dict_submit); a PLAIN column takes it at once.
  */
-static inline void
+static pg_attribute_always_inline void
 add_value(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
 {
 	add_def(w, c, 1);
