@@ -9,7 +9,9 @@
  * handle, which keeps connections alive from block to block and file to
  * file.  Memory is bounded by (parallel + 1) blocks.  Nothing is visible in
  * the container until BlobUploadCommit() sends Put Block List, so a failure
- * before it leaves only uncommitted blocks, which the service discards.
+ * before it leaves only uncommitted blocks, which the service discards.  A
+ * blob that fits in one block is kept until then and sent whole with one
+ * Put Blob instead (as atomic, one request instead of two).
  *
  * Transient failures (curl errors such as refused connections and
  * timeouts; HTTP 408, 429, 500, 502, 503, 504) are retried with exponential
@@ -60,6 +62,7 @@ typedef struct BlobSlot
 	size_t		len;
 	size_t		cap;
 	const char *content_type;
+	bool		put_blob;		/* Put Blob: sends x-ms-blob-type: BlockBlob */
 	char		md5[32];		/* base64 Content-MD5, or empty */
 	bool		ok_404;			/* Delete Blob: already gone is success */
 	long		status;			/* HTTP status of the last answer */
@@ -186,6 +189,9 @@ shared_key_header(BlobClient *c, BlobSlot *s, const char *date)
 	initStringInfo(&sts);
 	appendStringInfo(&sts, "%s\n\n\n%s\n%s\n%s\n\n\n\n\n\n\n",
 					 s->method, lenbuf, s->md5, s->content_type ? s->content_type : "");
+	/* the x-ms-* headers, in name order */
+	if (s->put_blob)
+		appendStringInfoString(&sts, "x-ms-blob-type:BlockBlob\n");
 	appendStringInfo(&sts, "x-ms-date:%s\nx-ms-version:%s\n", date, BLOB_API_VERSION);
 	appendStringInfo(&sts, "/%s%s", c->loc.account, s->path);
 	if (s->query)
@@ -236,6 +242,8 @@ start_request(BlobClient *c, BlobSlot *s)
 
 	s->headers = curl_slist_append(s->headers, psprintf("x-ms-date: %s", date));
 	s->headers = curl_slist_append(s->headers, "x-ms-version: " BLOB_API_VERSION);
+	if (s->put_blob)
+		s->headers = curl_slist_append(s->headers, "x-ms-blob-type: BlockBlob");
 	/* no 100-continue round trip before each block */
 	s->headers = curl_slist_append(s->headers, "Expect:");
 	if (s->content_type)
@@ -438,6 +446,7 @@ free_slot(BlobClient *c)
 			s->attempts = 0;
 			s->ok_404 = false;
 			s->md5[0] = '\0';
+			s->put_blob = false;
 			s->query = NULL;
 			s->content_type = NULL;
 			s->len = 0;
@@ -515,27 +524,24 @@ BlobUploadBegin(BlobClient *c, const char *blob)
 	return u;
 }
 
-/* Sends the block being filled as Put Block number u->nblocks. */
-static void
-send_block(BlobUpload *u)
+/*
+ * Hands the bytes being filled, with their Content-MD5, to a free slot as
+ * the body of its next request; the upload goes on in the slot's old buffer.
+ */
+static BlobSlot *
+take_buffer(BlobUpload *u)
 {
 	BlobClient *c = u->client;
 	BlobSlot   *s = free_slot(c);
-	char		id[16];
-	char		id64[24];
 	unsigned char md5[EVP_MAX_MD_SIZE];
 	unsigned int md5len;
 	char	   *swap;
 
-	/* equal-length ids; twelve digits make base64 with neither '+', '/' nor '=' */
-	snprintf(id, sizeof(id), "%012d", u->nblocks);
-	to_base64((unsigned char *) id, 12, id64);
 	if (!EVP_DigestFinal_ex(u->md5, md5, &md5len) ||
 		!EVP_DigestInit_ex(u->md5, EVP_md5(), NULL))
 		elog(ERROR, "MD5 failed");
 	to_base64(md5, md5len, s->md5);
 
-	/* the slot takes the full buffer; the upload goes on in the slot's old one */
 	if (s->cap < c->opts.block_size)
 	{
 		if (s->body)
@@ -549,11 +555,25 @@ send_block(BlobUpload *u)
 	u->cur = swap;
 	u->curlen = 0;
 	u->pumped = 0;
-
 	s->method = "PUT";
 	s->path = u->path;
-	s->query = MemoryContextStrdup(c->cxt, psprintf("blockid=%s&comp=block", id64));
 	s->content_type = "application/octet-stream";
+	return s;
+}
+
+/* Sends the block being filled as Put Block number u->nblocks. */
+static void
+send_block(BlobUpload *u)
+{
+	BlobClient *c = u->client;
+	BlobSlot   *s = take_buffer(u);
+	char		id[16];
+	char		id64[24];
+
+	/* equal-length ids; twelve digits make base64 with neither '+', '/' nor '=' */
+	snprintf(id, sizeof(id), "%012d", u->nblocks);
+	to_base64((unsigned char *) id, 12, id64);
+	s->query = MemoryContextStrdup(c->cxt, psprintf("blockid=%s&comp=block", id64));
 	snprintf(s->what, sizeof(s->what), "put block %d", u->nblocks);
 	u->nblocks++;
 	start_request(c, s);
@@ -589,16 +609,25 @@ BlobUploadWrite(void *arg, const void *data, size_t len)
 	}
 }
 
-/* Sends the last partial block and waits until every block is stored. */
+/*
+ * Sends the last partial block and waits until every block is stored.  A
+ * blob that fits in one block sends nothing yet: BlobUploadCommit() sends it
+ * whole with one Put Blob.
+ */
 void
 BlobUploadFinishBlocks(BlobUpload *u)
 {
-	if (u->curlen > 0)
+	if (u->curlen > 0 && u->nblocks > 0)
 		send_block(u);
 	drive(u->client, 0);
 }
 
-/* Put Block List: the blob becomes visible, whole, in one request. */
+/*
+ * The blob becomes visible, whole, in one request: Put Block List, or for
+ * a blob that fits in one block, Put Blob of its bytes (one request instead
+ * of two; the service checks its Content-MD5 too, and Put Blob is as atomic
+ * as a block list).
+ */
 void
 BlobUploadCommit(BlobUpload *u)
 {
@@ -608,6 +637,15 @@ BlobUploadCommit(BlobUpload *u)
 	int			i;
 
 	BlobUploadFinishBlocks(u);
+	if (u->nblocks == 0)
+	{
+		s = take_buffer(u);
+		s->put_blob = true;
+		snprintf(s->what, sizeof(s->what), "put blob");
+		start_request(c, s);
+		drive(c, 0);
+		return;
+	}
 	initStringInfo(&xml);
 	appendStringInfoString(&xml, "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
 	for (i = 0; i < u->nblocks; i++)

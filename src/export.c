@@ -43,7 +43,7 @@ upload_options(Jsonb *jb, BlobOptions *o, int64 *target)
 	JsonbIteratorToken r;
 
 	o->parallel = 4;
-	o->block_size = 8 * 1024 * 1024;
+	o->block_size = 16 * 1024 * 1024;
 	o->max_retries = 6;
 	o->timeout_ms = 120000;
 	if (target)

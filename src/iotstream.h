@@ -594,6 +594,7 @@ typedef struct ParquetCompressor ParquetCompressor;
 extern ParquetCompressor *ParquetCompressorCreate(MemoryContext cxt, ParquetCodec codec,
 												  int level);
 extern bool ParquetCompressorSubmit(ParquetCompressor *pc, ParquetPage *page);
+extern void ParquetCompressorHelp(ParquetCompressor *pc, int keep);
 extern bool ParquetCompressorDone(ParquetCompressor *pc, ParquetPage *page);
 extern void ParquetCompressorWait(ParquetCompressor *pc, ParquetPage *page);
 
@@ -614,6 +615,9 @@ typedef struct ParquetStats
 	}			min, max;
 	ParquetBuf	minb;			/* byte arrays and FIXED */
 	ParquetBuf	maxb;
+	bool		prefix_ok;		/* min8/max8 hold the first 8 bytes of both */
+	uint64		min8;			/* big-endian: they compare as the bytes do */
+	uint64		max8;
 } ParquetStats;
 
 extern void ParquetStatsInit(ParquetStats *c, const ParquetColumnSpec *spec, MemoryContext cxt);
@@ -730,6 +734,9 @@ extern int	AlertsDrain(KafkaSink **sinkp, int source_id, const char *source);
 
 /* in worker.c */
 extern KafkaSink *SourceOpenAlertSink(int source_id, char *errbuf, size_t errlen);
+
+/* in jsonb_text.c */
+extern void JsonbAppendText(StringInfo out, JsonbContainer *root);
 
 /* in write_parquet.c */
 

@@ -11,6 +11,8 @@
  * buffers reserved beforehand: they touch no Postgres state (no palloc, no
  * ereport), block every signal so that the backend's handlers keep running
  * on the main thread, and are joined before anything can raise an error.
+ * When the background compressor falls behind, the backend compresses
+ * queued pages itself (ParquetCompressorHelp) rather than wait for them.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
@@ -204,10 +206,12 @@ struct ParquetCompressor
 	ParquetCodec codec;
 	int			level;
 	ZSTD_CCtx  *zstd;
+	ZSTD_CCtx  *zstd_backend;	/* for pages the backend takes back */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	ParquetPage *head;			/* queue of pages to compress */
 	ParquetPage *tail;
+	int			nqueued;
 	bool		started;
 	bool		stop;
 	pthread_t	tid;
@@ -234,6 +238,7 @@ compressor_main(void *arg)
 		pc->head = j->next;
 		if (pc->head == NULL)
 			pc->tail = NULL;
+		pc->nqueued--;
 		pthread_mutex_unlock(&pc->lock);
 
 		j->outlen = ParquetCompressRaw(pc->codec, pc->level, pc->zstd, j->raw.data,
@@ -266,6 +271,9 @@ compressor_release(void *arg)
 	if (pc->zstd)
 		ZSTD_freeCCtx(pc->zstd);
 	pc->zstd = NULL;
+	if (pc->zstd_backend)
+		ZSTD_freeCCtx(pc->zstd_backend);
+	pc->zstd_backend = NULL;
 }
 
 /* A compressor for codec; NULL for PARQUET_CODEC_NONE. */
@@ -324,9 +332,59 @@ ParquetCompressorSubmit(ParquetCompressor *pc, ParquetPage *j)
 	else
 		pc->head = j;
 	pc->tail = j;
+	pc->nqueued++;
 	pthread_cond_broadcast(&pc->cond);
 	pthread_mutex_unlock(&pc->lock);
 	return true;
+}
+
+/*
+ * The backend compresses queued pages itself while more than `keep` wait:
+ * when rows come faster than one thread compresses (wide JSON rows with
+ * zstd), the backend shares the work instead of piling up pages and then
+ * waiting for them at the end of the row group.
+ */
+void
+ParquetCompressorHelp(ParquetCompressor *pc, int keep)
+{
+	for (;;)
+	{
+		ParquetPage *j;
+
+		pthread_mutex_lock(&pc->lock);
+		if (pc->nqueued <= keep)
+		{
+			pthread_mutex_unlock(&pc->lock);
+			return;
+		}
+		j = pc->head;
+		pc->head = j->next;
+		if (pc->head == NULL)
+			pc->tail = NULL;
+		pc->nqueued--;
+		pthread_mutex_unlock(&pc->lock);
+
+		if (pc->codec == PARQUET_CODEC_ZSTD && pc->zstd_backend == NULL &&
+			(pc->zstd_backend = ZSTD_createCCtx()) == NULL)
+		{
+			/* no context: leave the page to the thread */
+			pthread_mutex_lock(&pc->lock);
+			j->next = pc->head;
+			pc->head = j;
+			if (pc->tail == NULL)
+				pc->tail = j;
+			pc->nqueued++;
+			pthread_cond_broadcast(&pc->cond);
+			pthread_mutex_unlock(&pc->lock);
+			return;
+		}
+		j->outlen = ParquetCompressRaw(pc->codec, pc->level, pc->zstd_backend, j->raw.data,
+									   j->raw.len, j->out.data, j->out.cap);
+		pthread_mutex_lock(&pc->lock);
+		j->done = true;
+		pthread_cond_broadcast(&pc->cond);
+		pthread_mutex_unlock(&pc->lock);
+	}
 }
 
 /* Whether a submitted page is compressed (without waiting). */

@@ -47,39 +47,46 @@ buf_varint(MemoryContext cxt, ParquetBuf *b, uint64 v)
 	b->data[b->len++] = (char) v;
 }
 
-static inline uint32
-get_level(const uint8 *v8, const uint32 *v32, int64 i)
-{
-	return v8 ? v8[i] : v32[i];
-}
+/*
+ * The encoder below is written once and instantiated for each source type
+ * (definition levels as bytes, dictionary indices as uint32): with the
+ * type a compile-time constant, the per-value loads need no branch.
+ */
+#define LEVEL(is32, v8, v32, i) ((is32) ? (v32)[i] : (uint32) (v8)[i])
 
-/* One bit-packed run of the hybrid encoding, zero-padded to a group of 8. */
-static void
+/*
+ * One bit-packed run of the hybrid encoding, zero-padded to a group of 8.
+ * Only the last run of a page can end short of a group, and it ends at n.
+ */
+static pg_attribute_always_inline void
 rle_literals(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v32,
-			 int64 start, int64 count, int64 n, int bw)
+			 int64 start, int64 count, int bw, bool is32)
 {
 	int64		groups = (count + 7) / 8;
 	int64		j;
 	uint64		acc = 0;
 	int			nbits = 0;
+	char	   *o;
 
 	if (count == 0)
 		return;
 	buf_varint(cxt, out, ((uint64) groups << 1) | 1);
 	ParquetBufReserve(cxt, out, groups * bw + 8);
+	o = out->data + out->len;
 	for (j = 0; j < groups * 8; j++)
 	{
-		uint64		val = (start + j < n) ? get_level(v8, v32, start + j) : 0;
+		uint64		val = j < count ? LEVEL(is32, v8, v32, start + j) : 0;
 
 		acc |= val << nbits;
 		nbits += bw;
 		while (nbits >= 8)
 		{
-			out->data[out->len++] = (char) (acc & 0xFF);
+			*o++ = (char) (acc & 0xFF);
 			acc >>= 8;
 			nbits -= 8;
 		}
 	}
+	out->len = o - out->data;
 }
 
 /*
@@ -88,9 +95,9 @@ rle_literals(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *
  * borrowing from the next run to fill a group so that only the last
  * bit-packed run is padded.
  */
-void
-ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v32,
-		   int64 n, int bw)
+static pg_attribute_always_inline void
+rle_encode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v32,
+		   int64 n, int bw, bool is32)
 {
 	int64		i = 0,
 				lit_start = 0,
@@ -98,10 +105,10 @@ ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint
 
 	while (i < n)
 	{
-		uint32		v = get_level(v8, v32, i);
+		uint32		v = LEVEL(is32, v8, v32, i);
 		int64		r = 1;
 
-		while (i + r < n && get_level(v8, v32, i + r) == v)
+		while (i + r < n && LEVEL(is32, v8, v32, i + r) == v)
 			r++;
 		if (r >= 8 && lit_count % 8 != 0)
 		{
@@ -115,7 +122,7 @@ ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint
 		{
 			int			k;
 
-			rle_literals(cxt, out, v8, v32, lit_start, lit_count, n, bw);
+			rle_literals(cxt, out, v8, v32, lit_start, lit_count, bw, is32);
 			buf_varint(cxt, out, (uint64) r << 1);
 			ParquetBufReserve(cxt, out, 4);
 			for (k = 0; k < (bw + 7) / 8; k++)
@@ -130,7 +137,18 @@ ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint
 			i += r;
 		}
 	}
-	rle_literals(cxt, out, v8, v32, lit_start, lit_count, n, bw);
+	rle_literals(cxt, out, v8, v32, lit_start, lit_count, bw, is32);
+}
+
+/* The hybrid encoding of v8 (levels) or else v32 (indices). */
+void
+ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v32,
+				 int64 n, int bw)
+{
+	if (v8)
+		rle_encode(cxt, out, v8, NULL, n, bw, false);
+	else
+		rle_encode(cxt, out, NULL, v32, n, bw, true);
 }
 
 int

@@ -15,6 +15,8 @@
 
 #include <math.h>
 
+#include "port/pg_bswap.h"
+
 #define STATS_MAX_BYTES 512
 
 void
@@ -24,6 +26,12 @@ ParquetStatsInit(ParquetStats *c, const ParquetColumnSpec *spec, MemoryContext c
 	c->type = spec->type;
 	c->logical = spec->logical;
 	c->cxt = cxt;
+	/* room for the longest tracked min and max: ParquetStatsAdd never allocates */
+	if (c->type == PARQUET_BYTE_ARRAY || c->type == PARQUET_FIXED_LEN_BYTE_ARRAY)
+	{
+		ParquetBufReserve(cxt, &c->minb, STATS_MAX_BYTES);
+		ParquetBufReserve(cxt, &c->maxb, STATS_MAX_BYTES);
+	}
 }
 
 void
@@ -31,6 +39,7 @@ ParquetStatsReset(ParquetStats *c)
 {
 	c->has_minmax = false;
 	c->stats_off = false;
+	c->prefix_ok = false;
 }
 
 static int
@@ -46,10 +55,43 @@ compare_bytes(ParquetStats *c, const char *a, size_t alen, const char *b, size_t
 			return (int8) a[0] < (int8) b[0] ? -1 : 1;
 		return memcmp(a + 1, b + 1, alen - 1);
 	}
+	if (alen >= 8 && blen >= 8)
+	{
+		/* most values differ in their first 8 bytes: one compare decides */
+		uint64		x,
+					y;
+
+		memcpy(&x, a, 8);
+		memcpy(&y, b, 8);
+		if (x != y)
+			return pg_ntoh64(x) < pg_ntoh64(y) ? -1 : 1;
+	}
 	r = memcmp(a, b, Min(alen, blen));
 	if (r != 0)
 		return r;
 	return alen < blen ? -1 : (alen > blen ? 1 : 0);
+}
+
+static inline uint64
+first8(const char *p)
+{
+	uint64		x;
+
+	memcpy(&x, p, 8);
+	return pg_ntoh64(x);
+}
+
+/* After min or max changed: their first 8 bytes, when both have 8. */
+static void
+stats_prefixes(ParquetStats *c)
+{
+	c->prefix_ok = c->logical != PARQUET_LOGICAL_DECIMAL &&
+		c->minb.len >= 8 && c->maxb.len >= 8;
+	if (c->prefix_ok)
+	{
+		c->min8 = first8(c->minb.data);
+		c->max8 = first8(c->maxb.data);
+	}
 }
 
 static void
@@ -68,15 +110,34 @@ stats_bytes(ParquetStats *c, const char *p, size_t len)
 		ParquetBufSet(c->cxt, &c->minb, p, len);
 		ParquetBufSet(c->cxt, &c->maxb, p, len);
 		c->has_minmax = true;
+		stats_prefixes(c);
 		return;
 	}
+	if (c->prefix_ok && len >= 8)
+	{
+		/* strictly between min and max by its first 8 bytes: neither changes */
+		uint64		x = first8(p);
+
+		if (x > c->min8 && x < c->max8)
+			return;
+	}
 	if (compare_bytes(c, p, len, c->minb.data, c->minb.len) < 0)
+	{
 		ParquetBufSet(c->cxt, &c->minb, p, len);
+		stats_prefixes(c);
+	}
 	else if (compare_bytes(c, p, len, c->maxb.data, c->maxb.len) > 0)
+	{
 		ParquetBufSet(c->cxt, &c->maxb, p, len);
+		stats_prefixes(c);
+	}
 }
 
-/* Takes one non-null value (its bytes; no length prefix) into the statistics. */
+/*
+ * Takes one non-null value (its bytes; no length prefix) into the
+ * statistics.  It allocates nothing and touches no Postgres state, so the
+ * writer's dictionary thread may call it.
+ */
 void
 ParquetStatsAdd(ParquetStats *c, const char *p, size_t len)
 {

@@ -19,6 +19,10 @@
  * cut and compressed in the background while rows keep coming, and only the
  * compressed page stays in memory until the chunk is written.
  *
+ * Dictionaries are built off the backend's thread: values of dictionary
+ * columns are queued in batches of DICT_BATCH_ROWS rows, and a helper
+ * thread looks them up and indexes them while the backend produces the next
+ * batch (on memory the backend reserved, so the thread never allocates).
  * A dictionary that grows past dictionary_bytes is turned back into PLAIN
  * values for the rest of the row group, and later chunks of that column
  * start as PLAIN.  Statistics (parquet_stats.c) are taken only when a
@@ -26,6 +30,9 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+
+#include <pthread.h>
+#include <signal.h>
 
 #include "common/hashfn.h"
 #include "utils/memutils.h"
@@ -48,6 +55,9 @@ typedef struct PqColumn
 	int64		nvalues;		/* non-null values */
 	uint8	   *defs;			/* one definition level per row (nullable) */
 	int64		defs_cap;
+	bool		defs_kept;		/* defs holds the buffered rows; until a
+								 * null comes, every level is 1 and none is
+								 * stored */
 	ParquetBuf		values;			/* PLAIN values (bools: one byte each) */
 
 	bool		dict_mode;
@@ -63,6 +73,18 @@ typedef struct PqColumn
 	uint32		nslots;
 
 	ParquetStats stats;			/* of the current chunk */
+
+	/*
+	 * While in dict_mode, values wait here (PLAIN form) for the dictionary
+	 * thread: the backend fills batch[cur_batch] while the thread encodes
+	 * the other one.
+	 */
+	ParquetBuf	batch[2];
+	int64		batch_n[2];
+	bool		in_job;			/* its batch is being encoded */
+	int64		overflow_n;		/* values of that batch encoded before the
+								 * dictionary overflowed, -1 if it did not */
+	size_t		overflow_pos;	/* and their bytes */
 
 	/* pages cut before the end of the row group, compressing meanwhile */
 	int64		cut_rows;		/* rows of the chunk in these pages */
@@ -100,6 +122,10 @@ struct ParquetWriter
 	bool		cut_wanted;		/* some PLAIN column holds a page's worth */
 	ParquetBuf		levels;
 	ThriftBuf	hdr;
+	int			cur_batch;		/* the batch the backend fills */
+	int			batch_rows;
+	struct PqDictThread *dthread;	/* NULL: dictionaries built on the backend */
+	bool		dthread_off;	/* the dictionary thread could not start */
 };
 
 void
@@ -186,15 +212,21 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 static inline void
 add_def(ParquetWriter *w, PqColumn *c, uint8 level)
 {
-	if (!c->spec.nullable)
+	if (!c->spec.nullable || (level == 1 && !c->defs_kept))
 		return;
 	if (c->nrows >= c->defs_cap)
 	{
-		int64		cap = Max(c->defs_cap * 2, 1024);
+		int64		cap = Max(c->defs_cap * 2, Max(c->nrows + 1, 1024));
 
 		c->defs = c->defs ? repalloc_huge(c->defs, cap)
 			: MemoryContextAllocHuge(w->cxt, cap);
 		c->defs_cap = cap;
+	}
+	if (!c->defs_kept)
+	{
+		/* the first null: the rows before it were all present */
+		memset(c->defs, 1, c->nrows);
+		c->defs_kept = true;
 	}
 	c->defs[c->nrows] = level;
 }
@@ -276,10 +308,6 @@ value_hash(const char *v, size_t len, int width)
 }
 
 /*
- * Buffers one non-null value: v/len is its bytes (for BYTE_ARRAY without the
- * length prefix that its PLAIN form adds).
- */
-/*
  * Whether dictionary entry e holds v.  Fixed widths compare with constant
  * sizes, which the compiler turns into a load and a compare: a library
  * memcmp per probe was an eighth of the time of a narrow export.
@@ -307,90 +335,448 @@ dict_entry_equals(const PqColumn *c, uint32 e, const char *v, size_t len)
 	}
 }
 
+/*
+ * Takes n PLAIN values (buf, len bytes) into the dictionary of c, appending
+ * their indices.  The backend reserved room for all of them beforehand
+ * (dict_prepare), so this allocates nothing and may run on the dictionary
+ * thread.  If the dictionary would outgrow dictionary_bytes it stops there
+ * and records how far it got in overflow_n/overflow_pos; the backend then
+ * turns the column to PLAIN (dict_settle).
+ */
 static void
-add_value(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
+dict_encode_values(PqColumn *c, size_t dictionary_bytes, const char *buf,
+				   size_t len, int64 n)
 {
-	uint32		len32 = (uint32) len;
-	size_t		plain_len = c->width > 0 ? len : len + 4;
+	const char *p = buf;
+	uint32	   *indices = c->indices;
+	int64		nv = c->nvalues;
+	uint32		ndict = c->ndict;
+	uint32		mask = c->nslots - 1;
+	int64		i;
 
-	add_def(w, c, 1);
-	c->nrows++;
-	w->rg_bytes += plain_len;
-
-	if (c->dict_mode)
+	c->overflow_n = -1;
+	for (i = 0; i < n; i++)
 	{
-		uint32		h;
-		uint32		mask,
+		const char *v;
+		size_t		vlen;
+		size_t		plain_len;
+		uint32		h,
 					s,
 					e;
 
-		/* sensor data repeats itself: first try the previous value */
-		if (c->nvalues > 0)
+		if (c->width > 0)
 		{
-			e = c->indices[c->nvalues - 1];
-			if (dict_entry_equals(c, e, v, len))
+			v = p;
+			vlen = plain_len = c->width;
+		}
+		else
+		{
+			uint32		len32;
+
+			memcpy(&len32, p, 4);
+			v = p + 4;
+			vlen = len32;
+			plain_len = vlen + 4;
+		}
+		/* sensor data repeats itself: first try the previous value */
+		if (nv > 0)
+		{
+			e = indices[nv - 1];
+			if (dict_entry_equals(c, e, v, vlen))
 				goto found;
 		}
-		h = value_hash(v, len, c->width);
-		if (c->ndict * 2 >= c->nslots)
-			dict_grow_slots(w, c);
-		mask = c->nslots - 1;
+		h = value_hash(v, vlen, c->width);
 		s = h & mask;
 		while ((e = c->slots[s]) != 0)
 		{
 			e--;
-			if (c->dict_hash[e] == h && dict_entry_equals(c, e, v, len))
+			if (c->dict_hash[e] == h && dict_entry_equals(c, e, v, vlen))
 				goto found;
 			s = (s + 1) & mask;
 		}
 		/* a new entry */
-		if (c->dict.len + plain_len > (size_t) w->opts.dictionary_bytes)
+		if (c->dict.len + plain_len > dictionary_bytes)
 		{
-			dict_fallback(w, c);
-			goto plain;
+			c->overflow_n = i;
+			c->overflow_pos = p - buf;
+			break;
 		}
-		e = c->ndict;
-		if (e >= c->dict_cap)
-		{
-			uint32		cap = Max(c->dict_cap * 2, 1024);
-
-			c->dict_hash = c->dict_hash ? repalloc_huge(c->dict_hash, sizeof(uint32) * cap)
-				: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
-			if (c->width == 0)
-				c->dict_off = c->dict_off ? repalloc_huge(c->dict_off, sizeof(uint32) * cap)
-					: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
-			c->dict_cap = cap;
-		}
+		e = ndict;
 		c->dict_hash[e] = h;
 		if (c->width == 0)
-		{
 			c->dict_off[e] = (uint32) c->dict.len;
-			ParquetBufAppend(w->cxt, &c->dict, &len32, 4);
-		}
-		ParquetBufAppend(w->cxt, &c->dict, v, len);
+		memcpy(c->dict.data + c->dict.len, p, plain_len);
+		c->dict.len += plain_len;
 		c->slots[s] = e + 1;
-		c->ndict++;
-		ParquetStatsAdd(&c->stats, v, len);
+		ndict++;
+		ParquetStatsAdd(&c->stats, v, vlen);
 found:
-		if (c->nvalues >= c->indices_cap)
-		{
-			int64		cap = Max(c->indices_cap * 2, 1024);
-
-			c->indices = c->indices ? repalloc_huge(c->indices, sizeof(uint32) * cap)
-				: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
-			c->indices_cap = cap;
-		}
-		c->indices[c->nvalues++] = e;
-		return;
+		indices[nv++] = e;
+		p += plain_len;
 	}
-plain:
+	c->nvalues = nv;
+	c->ndict = ndict;
+}
+
+/* Appends one non-null value as PLAIN, on the backend. */
+static inline void
+add_plain(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
+{
 	if (c->width == 0)
+	{
+		uint32		len32 = (uint32) len;
+
 		ParquetBufAppend(w->cxt, &c->values, &len32, 4);
+	}
 	ParquetBufAppend(w->cxt, &c->values, v, len);
 	c->nvalues++;
 	ParquetStatsAdd(&c->stats, v, len);
 	if (c->values.len >= (size_t) w->opts.page_bytes && w->compressor && !w->early_off)
 		w->cut_wanted = true;
+}
+
+/* Appends n values in PLAIN form (len bytes) as PLAIN values. */
+static void
+add_plain_values(ParquetWriter *w, PqColumn *c, const char *buf, size_t len, int64 n)
+{
+	const char *p = buf;
+	int64		i;
+
+	ParquetBufAppend(w->cxt, &c->values, buf, len);
+	for (i = 0; i < n; i++)
+	{
+		uint32		vlen = c->width;
+
+		if (c->width == 0)
+		{
+			memcpy(&vlen, p, 4);
+			p += 4;
+		}
+		ParquetStatsAdd(&c->stats, p, vlen);
+		p += vlen;
+	}
+	c->nvalues += n;
+	if (c->values.len >= (size_t) w->opts.page_bytes && w->compressor && !w->early_off)
+		w->cut_wanted = true;
+}
+
+/*
+ * Buffers one non-null value: v/len is its bytes (for BYTE_ARRAY without the
+ * length prefix that its PLAIN form adds).  A dictionary column only queues
+ * it for the dictionary (dict_submit); a PLAIN column takes it at once.
+ */
+static pg_attribute_always_inline void
+add_value(ParquetWriter *w, PqColumn *c, const char *v, size_t len)
+{
+	add_def(w, c, 1);
+	c->nrows++;
+	if (c->dict_mode)
+	{
+		ParquetBuf *b = &c->batch[w->cur_batch];
+
+		if (c->width == 0)
+		{
+			uint32		len32 = (uint32) len;
+
+			ParquetBufReserve(w->cxt, b, len + 4);
+			memcpy(b->data + b->len, &len32, 4);
+			memcpy(b->data + b->len + 4, v, len);
+			b->len += len + 4;
+			w->rg_bytes += len + 4;
+		}
+		else
+		{
+			ParquetBufAppend(w->cxt, b, v, len);
+			w->rg_bytes += len;
+		}
+		c->batch_n[w->cur_batch]++;
+		return;
+	}
+	w->rg_bytes += c->width > 0 ? len : len + 4;
+	add_plain(w, c, v, len);
+}
+
+/* ---- the dictionary thread ---- */
+
+/* early pages queued for the compressor before the backend lends a hand */
+#define EARLY_BACKLOG 2
+
+/* rows per batch handed to the dictionary thread */
+#define DICT_BATCH_ROWS 16384
+
+/*
+ * One helper thread builds the dictionaries of a batch of rows while the
+ * backend produces the next batch.  Like the compression helpers, it runs
+ * nothing but dict_encode_values() on memory reserved beforehand: no
+ * palloc, no ereport, every signal blocked.  It is stopped and joined by a
+ * reset callback of the writer's memory context, before that memory goes
+ * away (including at abort).
+ */
+typedef struct PqDictThread
+{
+	ParquetWriter *w;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool		started;
+	bool		stop;
+	bool		busy;			/* a batch is being encoded */
+	int			job;			/* which batch */
+	pthread_t	tid;
+} PqDictThread;
+
+/* Encodes batch b of every column queued for it. */
+static void
+encode_batch(ParquetWriter *w, int b)
+{
+	int			i;
+
+	for (i = 0; i < w->ncols; i++)
+	{
+		PqColumn   *c = &w->cols[i];
+
+		if (c->in_job)
+			dict_encode_values(c, (size_t) w->opts.dictionary_bytes,
+							   c->batch[b].data, c->batch[b].len, c->batch_n[b]);
+	}
+}
+
+static void *
+dict_thread_main(void *arg)
+{
+	PqDictThread *t = (PqDictThread *) arg;
+
+	pthread_mutex_lock(&t->lock);
+	for (;;)
+	{
+		while (!t->busy && !t->stop)
+			pthread_cond_wait(&t->cond, &t->lock);
+		if (t->stop)
+			break;
+		pthread_mutex_unlock(&t->lock);
+		encode_batch(t->w, t->job);
+		pthread_mutex_lock(&t->lock);
+		t->busy = false;
+		pthread_cond_broadcast(&t->cond);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+static void
+dict_thread_release(void *arg)
+{
+	PqDictThread *t = (PqDictThread *) arg;
+
+	if (t->started)
+	{
+		/* a batch under way finishes first: its memory is still there */
+		pthread_mutex_lock(&t->lock);
+		t->stop = true;
+		pthread_cond_broadcast(&t->cond);
+		pthread_mutex_unlock(&t->lock);
+		pthread_join(t->tid, NULL);
+		t->started = false;
+	}
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->cond);
+}
+
+/* A dictionary thread, started; NULL if it could not start. */
+static PqDictThread *
+dict_thread_start(ParquetWriter *w)
+{
+	PqDictThread *t = MemoryContextAllocZero(w->cxt, sizeof(PqDictThread));
+	MemoryContextCallback *cb = MemoryContextAllocZero(w->cxt, sizeof(MemoryContextCallback));
+	sigset_t	all,
+				old;
+	int			rc;
+
+	t->w = w;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cond, NULL);
+	cb->func = dict_thread_release;
+	cb->arg = t;
+	MemoryContextRegisterResetCallback(w->cxt, cb);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&t->tid, NULL, dict_thread_main, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		return NULL;
+	t->started = true;
+	return t;
+}
+
+/* Waits until the dictionary thread has no batch. */
+static void
+dict_wait(ParquetWriter *w)
+{
+	PqDictThread *t = w->dthread;
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->lock);
+	while (t->busy)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/*
+ * Reserves what encoding batch b of c may need, so that the dictionary
+ * thread never allocates: an index per value, an entry per value, the
+ * dictionary bytes (at most the batch's), and a hash table at most half full.
+ */
+static void
+dict_prepare(ParquetWriter *w, PqColumn *c, int b)
+{
+	int64		n = c->batch_n[b];
+	uint32		need = c->ndict + (uint32) n;
+
+	if (c->nvalues + n > c->indices_cap)
+	{
+		int64		cap = Max(c->indices_cap * 2, Max(c->nvalues + n, 1024));
+
+		/*
+		 * Room for the rows a row group will likely hold, at once: growing
+		 * by doubling copied the array again and again (a fifth of a narrow
+		 * export's page faults).  Pages never touched cost nothing.
+		 */
+		if (w->rg_bytes > 0)
+		{
+			double		rows = (double) w->rg_rows * w->opts.row_group_bytes / w->rg_bytes;
+
+			cap = Max(cap, (int64) Min(rows + DICT_BATCH_ROWS, (double) (64 * 1024 * 1024)));
+		}
+
+		c->indices = c->indices ? repalloc_huge(c->indices, sizeof(uint32) * cap)
+			: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
+		c->indices_cap = cap;
+	}
+	if (need > c->dict_cap)
+	{
+		uint32		cap = Max(c->dict_cap * 2, Max(need, 1024));
+
+		c->dict_hash = c->dict_hash ? repalloc_huge(c->dict_hash, sizeof(uint32) * cap)
+			: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
+		if (c->width == 0)
+			c->dict_off = c->dict_off ? repalloc_huge(c->dict_off, sizeof(uint32) * cap)
+				: MemoryContextAllocHuge(w->cxt, sizeof(uint32) * cap);
+		c->dict_cap = cap;
+	}
+	ParquetBufReserve(w->cxt, &c->dict,
+					  Min(c->batch[b].len, (size_t) w->opts.dictionary_bytes));
+	while ((uint64) need * 2 >= c->nslots)
+		dict_grow_slots(w, c);
+}
+
+/*
+ * After batch b of the columns queued for it was encoded: a column whose
+ * dictionary overflowed becomes PLAIN, with the rest of that batch and the
+ * other batch (newer rows) appended as PLAIN values.
+ */
+static void
+dict_settle(ParquetWriter *w, int b)
+{
+	int			i;
+
+	for (i = 0; i < w->ncols; i++)
+	{
+		PqColumn   *c = &w->cols[i];
+
+		if (!c->in_job)
+			continue;
+		c->in_job = false;
+		if (c->overflow_n >= 0)
+		{
+			ParquetBuf *other = &c->batch[b ^ 1];
+
+			dict_fallback(w, c);
+			add_plain_values(w, c, c->batch[b].data + c->overflow_pos,
+							 c->batch[b].len - c->overflow_pos,
+							 c->batch_n[b] - c->overflow_n);
+			add_plain_values(w, c, other->data, other->len, c->batch_n[b ^ 1]);
+			other->len = 0;
+			c->batch_n[b ^ 1] = 0;
+		}
+		c->batch[b].len = 0;
+		c->batch_n[b] = 0;
+	}
+}
+
+/* Queues batch b of every dictionary column that has values in it. */
+static bool
+dict_queue(ParquetWriter *w, int b)
+{
+	bool		any = false;
+	int			i;
+
+	for (i = 0; i < w->ncols; i++)
+	{
+		PqColumn   *c = &w->cols[i];
+
+		if (c->dict_mode && c->batch_n[b] > 0)
+		{
+			dict_prepare(w, c, b);
+			c->in_job = true;
+			any = true;
+		}
+	}
+	return any;
+}
+
+/*
+ * Every DICT_BATCH_ROWS rows: settles the batch the thread finished and
+ * hands it the one just filled; the backend goes on with the other.
+ * Without a thread, the batch is encoded here.
+ */
+static void
+dict_submit(ParquetWriter *w)
+{
+	PqDictThread *t;
+	int			b = w->cur_batch;
+
+	w->batch_rows = 0;
+	if (w->dthread == NULL && w->opts.threads > 1 && !w->dthread_off)
+	{
+		w->dthread = dict_thread_start(w);
+		if (w->dthread == NULL)
+			w->dthread_off = true;	/* no thread to be had: stay on the backend */
+	}
+	t = w->dthread;
+	dict_wait(w);
+	if (t)
+		dict_settle(w, b ^ 1);
+	if (!dict_queue(w, b))
+		return;
+	if (t == NULL)
+	{
+		encode_batch(w, b);
+		dict_settle(w, b);
+		return;
+	}
+	pthread_mutex_lock(&t->lock);
+	t->job = b;
+	t->busy = true;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	w->cur_batch = b ^ 1;
+}
+
+/* Before a row group is written: every queued value is in its dictionary. */
+static void
+dict_drain(ParquetWriter *w)
+{
+	int			b = w->cur_batch;
+
+	w->batch_rows = 0;
+	dict_wait(w);
+	if (w->dthread)
+		dict_settle(w, b ^ 1);
+	if (dict_queue(w, b))
+	{
+		encode_batch(w, b);
+		dict_settle(w, b);
+	}
 }
 
 static inline PqColumn *
@@ -492,6 +878,8 @@ ParquetEndRow(ParquetWriter *w)
 {
 	w->rg_rows++;
 	w->total_rows++;
+	if (++w->batch_rows >= DICT_BATCH_ROWS)
+		dict_submit(w);
 	if (w->rg_bytes >= w->opts.row_group_bytes)
 		flush_row_group(w);
 	else if (w->cut_wanted)
@@ -574,11 +962,28 @@ build_page(ParquetWriter *w, PqColumn *c, ParquetBuf *page, int64 r, int64 r1,
 		int64		k;
 		uint32		len32;
 
-		nv = 0;
-		for (k = r; k < r1; k++)
-			nv += c->defs[k];
 		w->levels.len = 0;
-		ParquetRleEncode(w->cxt, &w->levels, c->defs + r, NULL, n, 1);
+		if (c->defs_kept)
+		{
+			nv = 0;
+			for (k = r; k < r1; k++)
+				nv += c->defs[k];
+			ParquetRleEncode(w->cxt, &w->levels, c->defs + r, NULL, n, 1);
+		}
+		else if (n > 0)
+		{
+			/* no null among these rows: one RLE run of level 1 */
+			uint64		hdr = (uint64) n << 1;
+
+			ParquetBufReserve(w->cxt, &w->levels, 11);
+			while (hdr >= 0x80)
+			{
+				w->levels.data[w->levels.len++] = (char) ((hdr & 0x7F) | 0x80);
+				hdr >>= 7;
+			}
+			w->levels.data[w->levels.len++] = (char) hdr;
+			w->levels.data[w->levels.len++] = 1;
+		}
 		len32 = (uint32) w->levels.len;
 		ParquetBufAppend(w->cxt, page, &len32, 4);
 		ParquetBufAppend(w->cxt, page, w->levels.data, w->levels.len);
@@ -683,8 +1088,11 @@ cut_early_pages(ParquetWriter *w)
 			return;
 		}
 		c->early[c->nearly++] = j;
+		/* the thread is behind: the backend compresses some pages too */
+		ParquetCompressorHelp(w->compressor, EARLY_BACKLOG);
 		c->cut_rows += c->nrows;
 		c->nrows = 0;
+		c->defs_kept = false;
 		c->nvalues = 0;
 		c->values.len = 0;
 	}
@@ -694,6 +1102,9 @@ static void
 write_early_pages(ParquetWriter *w, PqColumn *c)
 {
 	int			i;
+
+	if (c->nearly > 0)
+		ParquetCompressorHelp(w->compressor, 0);
 
 	for (i = 0; i < c->nearly; i++)
 	{
@@ -779,6 +1190,7 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 
 	/* empty the buffers, keeping their memory for the next row group */
 	c->nrows = c->nnull = c->nvalues = 0;
+	c->defs_kept = false;
 	c->cut_rows = 0;
 	c->values.len = 0;
 	c->dict.len = 0;
@@ -797,6 +1209,7 @@ flush_row_group(ParquetWriter *w)
 
 	if (w->rg_rows == 0)
 		return;
+	dict_drain(w);
 	for (i = 0; i < w->ncols; i++)
 		write_chunk(w, &w->cols[i]);
 	if (w->nrowgroups >= w->rg_cap)

@@ -525,7 +525,7 @@ write_value(ParquetWriter *w, int col, const ParquetColumnSpec *spec,
 				Jsonb	   *jb = DatumGetJsonbP(d);
 
 				resetStringInfo(scratch);
-				JsonbToCString(scratch, &jb->root, VARSIZE(jb));
+				JsonbAppendText(scratch, &jb->root);
 				write_string(w, col, convert, scratch->data, scratch->len);
 				break;
 			}

@@ -306,7 +306,7 @@ BEGIN
     PERFORM iotstream._schedule_export(name, schedule);
 END $$;
 COMMENT ON FUNCTION iotstream.create_export(text, regclass, text, interval, interval, text, text, text, text, jsonb) IS
-    'Creates an export of a stream table: every sealed period (end + lateness < now()) becomes about ceil(bytes / target_file_size) Parquet files at destination/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN-<uuid>.parquet, by event time. Registers the pg_cron job iotstream_export_<name> running iotstream.run_export(name) (schedule => NULL: none). Options: the writer options of write_parquet (compression_level, row_group_size, ...) and block_size (8MB), parallel_uploads (4), max_retries (6), request_timeout_ms (120000).';
+    'Creates an export of a stream table: every sealed period (end + lateness < now()) becomes about ceil(bytes / target_file_size) Parquet files at destination/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN-<uuid>.parquet, by event time. Registers the pg_cron job iotstream_export_<name> running iotstream.run_export(name) (schedule => NULL: none). Options: the writer options of write_parquet (compression_level, row_group_size, ...) and block_size (16MB), parallel_uploads (4), max_retries (6), request_timeout_ms (120000).';
 
 CREATE FUNCTION iotstream.alter_export(
     name text, destination text DEFAULT NULL, lateness interval DEFAULT NULL,

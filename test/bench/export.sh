@@ -5,15 +5,15 @@
 #   test/bench/export.sh [MiB]        (default 256)
 #
 # Ours: iotstream._export_upload_file(file, url, credential), the block path
-#   every export uses (8 MiB Put Block requests with Content-MD5, 4 in
+#   every export uses (16 MiB Put Block requests with Content-MD5, 4 in
 #   parallel on kept-alive connections, then Put Block List), wall clock
 #   seen by psql.
 # The peer: one `curl` Put Blob of the same file (SharedKey signed), the
 #   anchor FACTS.md gives (~137 MiB/s for 256 MiB here).
-# A second peer speaks our protocol: `curl` Put Block of each 8 MiB piece in
-#   turn, then Put Block List (Azurite's block path is much slower per byte
-#   than its Put Blob path; a streaming export cannot use Put Blob, which
-#   needs the length up front and is one request).
+# A second peer speaks our protocol: `curl` Put Block of each 16 MiB piece in
+#   turn, then Put Block List.  A streaming export sends a file with one
+#   Put Blob only when it fits in one block (the length and Content-MD5 are
+#   known only once it is complete); a 256 MiB file takes the block path.
 # Each side runs twice, alternating; the best of each is reported.
 # Then, for reference, run_export of 1,000,000 narrow rows (one hourly
 # period) to a local folder and to Azurite.
@@ -55,7 +55,7 @@ DELETE FROM iotstream.storage_credentials WHERE name = 'bench_azurite';
 SELECT iotstream.create_storage_credential('bench_azurite', 'shared_key', account => '$AZURITE_ACCOUNT', key => '$AZURITE_KEY');
 SQL
 
-split -b $((8 * 1024 * 1024)) -d -a 4 "$OUT/data.bin" "$OUT/piece."
+split -b $((16 * 1024 * 1024)) -d -a 4 "$OUT/data.bin" "$OUT/piece."
 # curl_blocks NAME: every piece with Put Block, then Put Block List
 curl_blocks() {
   local name=$1 f id xml='<?xml version="1.0" encoding="utf-8"?><BlockList>'

@@ -188,6 +188,9 @@ assert_eq "$(grep -c ' 503$' "$W/p503.log")" 3 "the proxy answered 503 three tim
 [ "$ms" -ge 1000 ] || fail "the retries did not wait for Retry-After (${ms} ms)"
 echo "ok - Retry-After honoured (${ms} ms)"
 assert_eq "$(list_blobs lake | grep -c '^retry/')" 3 "all files committed after retries"
+# these files fit in one block: each is one Put Blob, no block and no list
+assert_eq "$(grep -c '^PUT [^ ]*\.parquet 201$' "$W/p503.log")" 3 "a one-block file is sent with one Put Blob"
+assert_eq "$(grep -c 'comp=block' "$W/p503.log" || true)" 0 "and no Put Block or Put Block List"
 
 # --- a failure between the block lists of a multi-file period: the files
 # already committed are deleted again, nothing of the attempt stays visible
@@ -200,7 +203,7 @@ INSERT INTO exp_multi SELECT date_trunc('day', now()) - interval '1 day' + g * i
 SQL
 blob_proxy "$W/rej.port" "$W/rej.log" --upstream "$AZURITE_PORT" --reject-blocklist 2
 PREJ=$(cat "$W/rej.port")
-pg -c "SELECT iotstream.create_export('multi', 'exp_multi', 'http://127.0.0.1:$PREJ/$AZURITE_ACCOUNT/lake/multi', credential => 'azurite_key', target_file_size => '1MB', compression => 'none', schedule => NULL, options => '{\"row_group_size\": \"256kB\"}')"
+pg -c "SELECT iotstream.create_export('multi', 'exp_multi', 'http://127.0.0.1:$PREJ/$AZURITE_ACCOUNT/lake/multi', credential => 'azurite_key', target_file_size => '1MB', compression => 'none', schedule => NULL, options => '{\"row_group_size\": \"256kB\", \"block_size\": \"256kB\"}')"
 got=$(pg -c "SELECT string_agg(status, ',') FROM iotstream.run_export('multi')" 2>/dev/null)
 assert_eq "$got" "failed" "a rejected second block list fails the period"
 assert_eq "$(grep -c 'comp=blocklist 201' "$W/rej.log")" 1 "the first file had been committed"

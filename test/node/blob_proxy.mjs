@@ -74,8 +74,9 @@ const server = http.createServer((req, res) => {
     req.resume()
     req.on('end', () => {
       const ok = req.headers.authorization === `Bearer ${bearer}`
-      // committed blobs are remembered, so a delete of anything else is 404
-      if (ok && comp === 'blocklist') stored.add(path)
+      // committed blobs (Put Block List, or Put Blob: a PUT without comp)
+      // are remembered, so a delete of anything else is 404
+      if (ok && req.method === 'PUT' && (comp === 'blocklist' || comp === '')) stored.add(path)
       const status = !ok ? 403 : req.method !== 'DELETE' ? 201 : stored.delete(path) ? 202 : 404
       log(`${what} ${status} auth=${(req.headers.authorization || '').split(' ')[0]}`)
       res.writeHead(status, { 'Content-Type': 'application/xml' })
