@@ -94,7 +94,7 @@ for run in plain detect plain2; do
   dcpu[$run]=$(( (d1 - d0) * 100000 / (good - c0) ))
   q "SELECT iotstream.stop_source('dbench_$run')" >/dev/null
   stored=$(q "SELECT count(*) FROM dbench.$t")
-  [ "$stored" = "$good" ] || q "SELECT 'dead letters: ' || reason || ': ' || count(*) FROM iotstream.dead_letters GROUP BY reason"
+  [ "$stored" = "$good" ] || q "SELECT 'dead letters: ' || reason || ': ' || count(*) FROM iotstream.dead_letters GROUP BY reason UNION ALL SELECT format('status: %s', s) FROM iotstream.source_status s WHERE source = 'dbench_$run' UNION ALL SELECT format('ts range %s %s', min(ts), max(ts)) FROM dbench.$t"
   assert_eq "$stored" "$good" "$run: every message stored"
   rate[$run]=$(( (good - c0) * 1000 / (t1 - t0) ))
 done
