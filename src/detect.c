@@ -24,7 +24,9 @@
  * stored from each partition (source_offsets.max_event_time).  It is the
  * oldest of those among the partitions still behind their high watermark,
  * but no newer than the newest of all; partitions not heard from for
- * IDLE_PARTITION (a stopped source) do not count.  So while a consumer
+ * IDLE_PARTITION (a stopped source) do not count, and while one of its
+ * assigned partitions has not been heard from at all, a source worker
+ * holds the watermark where it is (worker.c, HOLD_MS).  So while a consumer
  * works through a backlog, one partition read ahead of the others does not
  * make their rows late; once every partition has caught up, it is the
  * newest event time ingested.  It never goes back.
@@ -160,13 +162,13 @@ check_version(DetectTarget *d)
 }
 
 /*
- * The batch's part: moves the watermark, counts late rows and writes the
- * rollup deltas.  Runs in the batch's transaction; an error aborts the
+ * The batch's part: moves the watermark (unless hold), counts late rows
+ * and writes the rollup deltas.  Runs in the batch's transaction; an error aborts the
  * batch like an ingest error.  Returns true if the detection worker has
  * something new to do once the batch commits.
  */
 bool
-DetectBatch(DetectTarget *d, const IngestedRows *rows)
+DetectBatch(DetectTarget *d, const IngestedRows *rows, bool hold)
 {
 	bool		isnull;
 	bool		have_wm;
@@ -222,7 +224,9 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows)
 		RollupMergeBatch((Rollup *) lfirst(lc), rows, have_wm, old_wm);
 
 	new_wm = batch_max;
-	if (SPI_execute_plan(d->partitions_plan, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	if (hold)
+		new_wm = have_wm ? old_wm : batch_min;	/* a partition has not been heard from */
+	else if (SPI_execute_plan(d->partitions_plan, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 

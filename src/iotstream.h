@@ -136,6 +136,7 @@ extern int	KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max);
 extern void KafkaSourceRelease(KafkaSource *ks);
 extern void KafkaSourceCommit(KafkaSource *ks, const KafkaPartition *parts, int n);
 extern int64 KafkaSourceHighWatermark(KafkaSource *ks, const char *topic, int32 partition);
+extern bool KafkaSourcePartitionEmpty(KafkaSource *ks, const char *topic, int32 partition);
 extern const char *KafkaSourceLastError(KafkaSource *ks, int64 *count);
 extern void KafkaSourceClose(KafkaSource *ks);
 
@@ -681,7 +682,7 @@ extern void ParquetFileSinkClose(ParquetFileSink *sink);
 typedef struct DetectTarget DetectTarget;
 
 extern DetectTarget *DetectTargetCreate(Oid relid, MemoryContext cxt);
-extern bool DetectBatch(DetectTarget *d, const IngestedRows *rows);
+extern bool DetectBatch(DetectTarget *d, const IngestedRows *rows, bool hold);
 extern bool DetectRun(DetectTarget *d, bool *alerts);
 extern int	DetectSource(DetectTarget *d, const char **name);
 extern TimestampTz DetectDateBin(const Interval *width, TimestampTz t);

@@ -371,6 +371,18 @@ KafkaSourceHighWatermark(KafkaSource *ks, const char *topic, int32 partition)
 	return hi;
 }
 
+/* Whether the partition is known to hold no message (as last seen). */
+bool
+KafkaSourcePartitionEmpty(KafkaSource *ks, const char *topic, int32 partition)
+{
+	int64_t		lo,
+				hi;
+
+	if (rd_kafka_get_watermark_offsets(ks->rk, topic, partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return false;
+	return lo >= 0 && hi >= 0 && lo == hi;
+}
+
 const char *
 KafkaSourceLastError(KafkaSource *ks, int64 *count)
 {

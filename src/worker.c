@@ -209,6 +209,20 @@ static IngestTarget *MyTarget = NULL;
 static DetectTarget *MyDetect = NULL;
 
 /*
+ * The partitions assigned, and which of them this worker has stored rows
+ * or offsets of.  Until each is heard from (or known empty), for at most
+ * HOLD_MS after the assignment, batches do not move the watermark: a
+ * partition whose fetch starts late would otherwise find it moved past its
+ * rows by the partitions that started first.
+ */
+#define HOLD_MS		30000
+static KafkaPartition *MyAssigned = NULL;
+static bool *MyHeard = NULL;
+static int	nassigned = 0;
+static int	nheard = 0;
+static TimestampTz assigned_at = 0;
+
+/*
  * Reads the source and its librdkafka properties, secrets included; runs in
  * a transaction.  Options with a dot in their name (and "debug") go to
  * librdkafka; the others are ours.
@@ -332,6 +346,26 @@ on_assign(void *arg, KafkaPartition *parts, int n)
 	SPI_finish();
 	WorkerCommitXact();
 	MemoryContextSwitchTo(old);
+
+	for (int i = 0; i < nassigned; i++)
+		pfree((char *) MyAssigned[i].topic);
+	if (MyAssigned)
+	{
+		pfree(MyAssigned);
+		pfree(MyHeard);
+	}
+	MyAssigned = MemoryContextAlloc(TopMemoryContext, sizeof(KafkaPartition) * Max(1, n));
+	MyHeard = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * Max(1, n));
+	nheard = 0;
+	for (int i = 0; i < n; i++)
+	{
+		MyAssigned[i] = parts[i];
+		MyAssigned[i].topic = MemoryContextStrdup(TopMemoryContext, parts[i].topic);
+		MyHeard[i] = parts[i].offset >= 0;	/* stored before: its row is there */
+		nheard += MyHeard[i];
+	}
+	nassigned = n;
+	assigned_at = GetCurrentTimestamp();
 	elog(LOG, "iotstream source \"%s\": assigned %d partitions", MyConfig->name, n);
 }
 
@@ -340,6 +374,7 @@ on_revoke(void *arg)
 {
 	/* nothing is committed until the batch is: drop it, the next owner reads it */
 	pending = 0;
+	nassigned = nheard = 0;
 	KafkaSourceRelease(MySource);
 }
 
@@ -405,6 +440,14 @@ store_offsets(const KafkaPartition *parts, int np, const IngestedRows *rows)
 	int			lbs[1] = {1};
 	int			p = 0;
 
+	for (int i = 0; i < np && nheard < nassigned; i++)
+		for (int j = 0; j < nassigned; j++)
+			if (!MyHeard[j] && MyAssigned[j].partition == parts[i].partition &&
+				strcmp(MyAssigned[j].topic, parts[i].topic) == 0)
+			{
+				MyHeard[j] = true;
+				nheard++;
+			}
 	for (int i = 0; i < np; i++)
 	{
 		topics[i] = CStringGetTextDatum(parts[i].topic);
@@ -449,6 +492,19 @@ store_offsets(const KafkaPartition *parts, int np, const IngestedRows *rows)
 	SPI_finish();
 }
 
+/* Whether an assigned partition has not been heard from yet (see HOLD_MS). */
+static bool
+holding_watermark(void)
+{
+	if (nheard >= nassigned ||
+		TimestampDifferenceExceeds(assigned_at, GetCurrentTimestamp(), HOLD_MS))
+		return false;
+	for (int j = 0; j < nassigned; j++)
+		if (!MyHeard[j] && !KafkaSourcePartitionEmpty(MySource, MyAssigned[j].topic, MyAssigned[j].partition))
+			return true;
+	return false;
+}
+
 /*
  * One transaction: the rows, the dead letters, the dedup keys, what the
  * rules and rollups make of the rows, and the offsets.  If the fast path fails, the batch is retried row by row.
@@ -473,7 +529,7 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 			MemoryContextSwitchTo(batch_cxt);
 			IngestBatch(MyTarget, msgs, n, attempt > 0, &counts, &rows);
 			store_offsets(parts, np, &rows);
-			wake = DetectBatch(MyDetect, &rows);
+			wake = DetectBatch(MyDetect, &rows, holding_watermark());
 			WorkerCommitXact();
 			if (wake)
 				DetectWorkerWake(MyConfig->target);
