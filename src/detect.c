@@ -22,7 +22,8 @@
  *
  * The watermark is made of the partitions' own: the newest event time
  * stored from each partition (source_offsets.max_event_time).  It is the
- * oldest of those among the partitions still behind their high watermark,
+ * oldest of those among the partitions still behind their high watermark
+ * (or whose high watermark the consumer has not seen yet),
  * but no newer than the newest of all; partitions not heard from for
  * IDLE_PARTITION (a stopped source) do not count, and while one of its
  * assigned partitions has not been heard from at all, a source worker
@@ -95,7 +96,8 @@ DetectTargetCreate(Oid relid, MemoryContext cxt)
 	d->update_plan = prepare("UPDATE iotstream.watermarks SET watermark = $2, updated_at = now()"
 							 " WHERE relid = $1", 2, argtypes);
 	d->read_plan = prepare("SELECT watermark FROM iotstream.watermarks WHERE relid = $1", 1, argtypes);
-	d->partitions_plan = prepare("SELECT least(min(o.max_event_time) FILTER (WHERE o.next_offset < o.high_watermark),"
+	d->partitions_plan = prepare("SELECT least(min(o.max_event_time)"
+								 "  FILTER (WHERE o.high_watermark IS NULL OR o.next_offset < o.high_watermark),"
 								 "  max(o.max_event_time))"
 								 " FROM iotstream.source_offsets o JOIN iotstream.sources s USING (source_id)"
 								 " WHERE s.target = $1 AND o.updated_at > now() - interval '" IDLE_PARTITION "'",
@@ -226,7 +228,8 @@ DetectBatch(DetectTarget *d, const IngestedRows *rows, bool hold)
 	new_wm = batch_max;
 	if (hold)
 		new_wm = have_wm ? old_wm : batch_min;	/* a partition has not been heard from */
-	else if (SPI_execute_plan(d->partitions_plan, args, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	/* not read-only: it must see the offsets this batch just stored */
+	else if (SPI_execute_plan(d->partitions_plan, args, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		Datum		w = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
