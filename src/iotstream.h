@@ -319,6 +319,7 @@ extern bool StatsRemove(StatsState *s, float8 x);
 extern void StatsMerge(StatsState *into, const StatsState *from);
 extern float8 StatsMean(const StatsState *s);
 extern float8 StatsVariance(const StatsState *s, bool sample);
+extern bool StatsZscore(const StatsState *s, float8 x, float8 *z);
 
 /* in detectors.c */
 

@@ -359,6 +359,13 @@ KafkaSourceCommit(KafkaSource *ks, const KafkaPartition *parts, int n)
 	rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* The partition's low and high watermarks as last seen by the consumer. */
+static bool
+watermarks(KafkaSource *ks, const char *topic, int32 partition, int64_t *lo, int64_t *hi)
+{
+	return rd_kafka_get_watermark_offsets(ks->rk, topic, partition, lo, hi) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 /* The broker's high watermark as last seen by the consumer, or -1. */
 int64
 KafkaSourceHighWatermark(KafkaSource *ks, const char *topic, int32 partition)
@@ -366,9 +373,7 @@ KafkaSourceHighWatermark(KafkaSource *ks, const char *topic, int32 partition)
 	int64_t		lo,
 				hi;
 
-	if (rd_kafka_get_watermark_offsets(ks->rk, topic, partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return -1;
-	return hi;
+	return watermarks(ks, topic, partition, &lo, &hi) ? hi : -1;
 }
 
 /* Whether the partition is known to hold no message (as last seen). */
@@ -378,9 +383,7 @@ KafkaSourcePartitionEmpty(KafkaSource *ks, const char *topic, int32 partition)
 	int64_t		lo,
 				hi;
 
-	if (rd_kafka_get_watermark_offsets(ks->rk, topic, partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
-		return false;
-	return lo >= 0 && hi >= 0 && lo == hi;
+	return watermarks(ks, topic, partition, &lo, &hi) && lo >= 0 && hi >= 0 && lo == hi;
 }
 
 const char *

@@ -217,6 +217,31 @@ struct ParquetCompressor
 	pthread_t	tid;
 };
 
+/* Takes the oldest queued page; with pc->lock held and a page queued. */
+static ParquetPage *
+take_page(ParquetCompressor *pc)
+{
+	ParquetPage *j = pc->head;
+
+	pc->head = j->next;
+	if (pc->head == NULL)
+		pc->tail = NULL;
+	pc->nqueued--;
+	return j;
+}
+
+/* Compresses a taken page with the zstd context zstd, and marks it done. */
+static void
+compress_page(ParquetCompressor *pc, ParquetPage *j, ZSTD_CCtx *zstd)
+{
+	j->outlen = ParquetCompressRaw(pc->codec, pc->level, zstd, j->raw.data,
+								   j->raw.len, j->out.data, j->out.cap);
+	pthread_mutex_lock(&pc->lock);
+	j->done = true;
+	pthread_cond_broadcast(&pc->cond);
+	pthread_mutex_unlock(&pc->lock);
+}
+
 static void *
 compressor_main(void *arg)
 {
@@ -234,20 +259,9 @@ compressor_main(void *arg)
 			pthread_mutex_unlock(&pc->lock);
 			return NULL;
 		}
-		j = pc->head;
-		pc->head = j->next;
-		if (pc->head == NULL)
-			pc->tail = NULL;
-		pc->nqueued--;
+		j = take_page(pc);
 		pthread_mutex_unlock(&pc->lock);
-
-		j->outlen = ParquetCompressRaw(pc->codec, pc->level, pc->zstd, j->raw.data,
-									   j->raw.len, j->out.data, j->out.cap);
-
-		pthread_mutex_lock(&pc->lock);
-		j->done = true;
-		pthread_cond_broadcast(&pc->cond);
-		pthread_mutex_unlock(&pc->lock);
+		compress_page(pc, j, pc->zstd);
 	}
 }
 
@@ -347,6 +361,10 @@ ParquetCompressorSubmit(ParquetCompressor *pc, ParquetPage *j)
 void
 ParquetCompressorHelp(ParquetCompressor *pc, int keep)
 {
+	/* no context of its own: the thread keeps the pages */
+	if (pc->codec == PARQUET_CODEC_ZSTD && pc->zstd_backend == NULL &&
+		(pc->zstd_backend = ZSTD_createCCtx()) == NULL)
+		return;
 	for (;;)
 	{
 		ParquetPage *j;
@@ -357,33 +375,9 @@ ParquetCompressorHelp(ParquetCompressor *pc, int keep)
 			pthread_mutex_unlock(&pc->lock);
 			return;
 		}
-		j = pc->head;
-		pc->head = j->next;
-		if (pc->head == NULL)
-			pc->tail = NULL;
-		pc->nqueued--;
+		j = take_page(pc);
 		pthread_mutex_unlock(&pc->lock);
-
-		if (pc->codec == PARQUET_CODEC_ZSTD && pc->zstd_backend == NULL &&
-			(pc->zstd_backend = ZSTD_createCCtx()) == NULL)
-		{
-			/* no context: leave the page to the thread */
-			pthread_mutex_lock(&pc->lock);
-			j->next = pc->head;
-			pc->head = j;
-			if (pc->tail == NULL)
-				pc->tail = j;
-			pc->nqueued++;
-			pthread_cond_broadcast(&pc->cond);
-			pthread_mutex_unlock(&pc->lock);
-			return;
-		}
-		j->outlen = ParquetCompressRaw(pc->codec, pc->level, pc->zstd_backend, j->raw.data,
-									   j->raw.len, j->out.data, j->out.cap);
-		pthread_mutex_lock(&pc->lock);
-		j->done = true;
-		pthread_cond_broadcast(&pc->cond);
-		pthread_mutex_unlock(&pc->lock);
+		compress_page(pc, j, pc->zstd_backend);
 	}
 }
 

@@ -55,7 +55,7 @@ struct Rollup
 	FmgrInfo   *hash;
 	Oid		   *collations;
 	SPIPlanPtr	delta_plan;
-	SPIPlanPtr	apply_plan;
+	SPIPlanPtr	apply_plan;		/* iotstream._rollup_apply($1) */
 	SPIPlanPtr	progress_plan;
 };
 
@@ -83,8 +83,7 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 	uint64		nrows;
 	SPITupleTable *tt;
 
-	if (SPI_execute_with_args("SELECT rollup_id, name, key_columns, value_columns, bucket, lateness, delta_sql,"
-							  "  upsert_sql"
+	if (SPI_execute_with_args("SELECT rollup_id, name, key_columns, value_columns, bucket, lateness, delta_sql"
 							  " FROM iotstream.rollups WHERE source_table = $1 ORDER BY rollup_id",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read iotstream.rollups");
@@ -103,7 +102,6 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 		int			nvals;
 		Oid		   *argt;
 		char	   *sql;
-		char	   *apply_sql;
 		Oid			ptypes[4] = {INT4OID, INT8OID, INT8OID};
 
 		r->rollup_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
@@ -115,7 +113,6 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 		r->bucket = *DatumGetIntervalP(SPI_getbinval(tup, desc, 5, &isnull));
 		r->lateness = *DatumGetIntervalP(SPI_getbinval(tup, desc, 6, &isnull));
 		sql = SPI_getvalue(tup, desc, 7);
-		apply_sql = SPI_getvalue(tup, desc, 8);
 		r->nkeys = nkeys;
 		r->ncols = nkeys + nvals;
 		r->attnos = palloc(sizeof(AttrNumber) * r->ncols);
@@ -157,7 +154,7 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 			argt[nkeys + 1 + i] = get_array_type(r->stats_type);
 		MemoryContextSwitchTo(old);
 		r->delta_plan = SPI_prepare(sql, r->ncols + 1, argt);
-		r->apply_plan = SPI_prepare(apply_sql, 0, NULL);
+		r->apply_plan = SPI_prepare("SELECT iotstream._rollup_apply($1)", 1, ptypes);
 		if (r->delta_plan == NULL || r->apply_plan == NULL)
 			elog(ERROR, "could not prepare the merge of rollup \"%s\": %s", r->name,
 				 SPI_result_code_string(SPI_result));
@@ -385,18 +382,15 @@ RollupMergeBatch(Rollup *r, const IngestedRows *rows, bool have_watermark,
 }
 
 /*
- * Folds the waiting deltas into the rollup table; inside SPI, in the
- * detection worker's transaction.  refresh_rollup() takes the same lock.
+ * Folds the waiting deltas into the rollup table with _rollup_apply(), the
+ * statement refresh_rollup() uses too; inside SPI, in the detection
+ * worker's transaction.
  */
 void
 RollupApply(Rollup *r)
 {
-	Oid			types[1] = {INT4OID};
 	Datum		args[1] = {Int32GetDatum(r->rollup_id)};
 
-	if (SPI_execute_with_args("SELECT pg_advisory_xact_lock(1769238101, $1)", 1, types, args,
-							  NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock rollup \"%s\"", r->name);
-	if (SPI_execute_plan(r->apply_plan, NULL, NULL, false, 0) != SPI_OK_INSERT)
+	if (SPI_execute_plan(r->apply_plan, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not fold the batches into rollup \"%s\"", r->name);
 }

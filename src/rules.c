@@ -484,16 +484,8 @@ zscore_step(const Rule *r, ZscoreState *s, TimestampTz start, float8 mean, float
 			StatsAdd(&h, e->mean);
 	}
 	*score = get_float8_nan();
-	if (h.n >= r->min_history && h.n > 1)
-	{
-		float8		sd = sqrt(StatsVariance(&h, true));
-
-		if (sd != 0.0)
-		{
-			*score = (mean - StatsMean(&h)) / sd;
-			flagged = fabs(*score) > r->threshold;
-		}
-	}
+	if (h.n >= r->min_history && StatsZscore(&h, mean, score))
+		flagged = fabs(*score) > r->threshold;
 	if (s->n < r->history)
 		s->w[(s->head + s->n++) % r->history] = (ZscoreWindow) {start, mean};
 	else

@@ -457,18 +457,31 @@ stats_max(PG_FUNCTION_ARGS)
 	PG_RETURN_FLOAT8(s->max);
 }
 
-/* (x - mean) / sample stddev; NULL when the stddev is undefined or zero. */
-Datum
-stats_zscore(PG_FUNCTION_ARGS)
+/*
+ * (x - mean) / sample stddev into *z; false when the stddev is undefined
+ * (fewer than two values) or zero.
+ */
+bool
+StatsZscore(const StatsState *s, float8 x, float8 *z)
 {
-	const StatsState *s = STATS_ARG();
-	float8		x = PG_GETARG_FLOAT8(1);
 	float8		sd;
 
 	if (s->n <= 1)
-		PG_RETURN_NULL();
+		return false;
 	sd = sqrt(StatsVariance(s, true));
 	if (sd == 0.0)
+		return false;
+	*z = (x - StatsMean(s)) / sd;
+	return true;
+}
+
+/* zscore(stats, x): StatsZscore, NULL when it is undefined. */
+Datum
+stats_zscore(PG_FUNCTION_ARGS)
+{
+	float8		z;
+
+	if (!StatsZscore(STATS_ARG(), PG_GETARG_FLOAT8(1), &z))
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT8((x - StatsMean(s)) / sd);
+	PG_RETURN_FLOAT8(z);
 }

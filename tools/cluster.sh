@@ -137,3 +137,20 @@ cluster_stop() {
   kill -KILL "$pid" 2>/dev/null
   return 0
 }
+
+# For a benchmark run on its own (make bench gives it PGHOST/PGPORT): without
+# PGPORT, install this build privately and start .tmp/bench-NAME; the stop
+# undoes only what the start did (a runner's private copy holds its server).
+bench_cluster_start() {
+  [ -n "${PGPORT:-}" ] && return 0
+  private_install >/dev/null
+  OWN_PRIVATE_PG=$PRIVATE_PG
+  BENCH_CLUSTER=$(pwd)/.tmp/bench-$1
+  cluster_start "$BENCH_CLUSTER" iotstream_bench >/dev/null
+}
+
+bench_cluster_stop() {
+  [ -n "${BENCH_CLUSTER:-}" ] && cluster_stop "$BENCH_CLUSTER"
+  [ -n "${OWN_PRIVATE_PG:-}" ] && rm -rf "$OWN_PRIVATE_PG"
+  return 0
+}

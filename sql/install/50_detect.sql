@@ -52,7 +52,7 @@ CREATE TABLE iotstream.rollups (
     refresh_sql   text NOT NULL,      -- recomputes [$1, $2) from the source table
     created_at    timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE iotstream.rollups IS 'Rollups: per key and bucket, iotstream.stats of value columns, kept up to date by the source workers.';
+COMMENT ON TABLE iotstream.rollups IS 'Rollups: per key and bucket, iotstream.stats of value columns; batches store their groups as deltas, the detection worker folds them in.';
 
 CREATE TABLE iotstream.rollup_progress (
     rollup_id   int PRIMARY KEY REFERENCES iotstream.rollups ON DELETE CASCADE,
@@ -79,7 +79,7 @@ CREATE TABLE iotstream.rules (
     eval_sql      text NOT NULL,      -- the rows or windows of [$1, $2)
     created_at    timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE iotstream.rules IS 'Detection rules evaluated on the stream by the source workers; see iotstream.create_rule().';
+COMMENT ON TABLE iotstream.rules IS 'Detection rules evaluated on the stream by the detection worker of their table; see iotstream.create_rule().';
 
 CREATE TABLE iotstream.rule_progress (
     rule_id           int PRIMARY KEY REFERENCES iotstream.rules ON DELETE CASCADE,
@@ -340,7 +340,7 @@ BEGIN
     RETURN tbl;
 END $$;
 COMMENT ON FUNCTION iotstream.create_rollup(text, regclass, text[], text[], interval, interval) IS
-    'Creates table name (keys..., bucket_start, one iotstream.stats per value column), kept up to date from each ingested batch. Rows arriving after their bucket closed (watermark - lateness) are counted as late and merged only by refresh_rollup().';
+    'Creates table name (keys..., bucket_start, one iotstream.stats per value column), kept up to date from each ingested batch (through deltas the detection worker folds in). Rows arriving after their bucket closed (watermark - lateness) are counted as late and merged only by refresh_rollup().';
 
 CREATE FUNCTION iotstream._rollup(name text) RETURNS iotstream.rollups
 LANGUAGE plpgsql STABLE AS $$
@@ -357,8 +357,8 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION iotstream._rollup(text) IS 'Internal: a rollup''s definition, or an error with a hint.';
 
--- Folds the waiting deltas into the rollup table; the detection worker
--- does the same (RollupApply), under the same lock.
+-- Folds the waiting deltas into the rollup table, under a lock per rollup;
+-- the detection worker (RollupApply) and refresh_rollup call it.
 CREATE FUNCTION iotstream._rollup_apply(id int) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -637,7 +637,7 @@ BEGIN
     RETURN id;
 END $$;
 COMMENT ON FUNCTION iotstream.create_rule(text, regclass, text, text[], text, jsonb, interval, text, interval, text, text) IS
-    'Defines a detection rule on a stream table, evaluated by the source workers as the watermark passes each window end plus lateness. Detectors: threshold_count, zscore, mad (per window); ewma, cusum, spike_dip, change_point (per row in event-time order).';
+    'Defines a detection rule on a stream table, evaluated by the table''s detection worker as the watermark passes each window end (each row, for row detectors) plus lateness. Detectors: threshold_count, zscore, mad (per window); ewma, cusum, spike_dip, change_point (per row in event-time order).';
 
 CREATE FUNCTION iotstream._rule(name text) RETURNS iotstream.rules
 LANGUAGE plpgsql STABLE AS $$
@@ -661,7 +661,7 @@ DECLARE
 BEGIN
     UPDATE iotstream.rules SET enabled = true WHERE rule_id = r.rule_id;
 END $$;
-COMMENT ON FUNCTION iotstream.enable_rule(text) IS 'Resumes a rule; windows closed while it was disabled are evaluated at the next batch.';
+COMMENT ON FUNCTION iotstream.enable_rule(text) IS 'Resumes a rule; windows closed while it was disabled are evaluated when its detection worker next runs.';
 
 CREATE FUNCTION iotstream.disable_rule(name text) RETURNS void
 LANGUAGE plpgsql AS $$

@@ -20,25 +20,16 @@
 # Uses the cluster of PGHOST/PGPORT if set, else starts a throwaway one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
 MB=${1:-256}
 
-if [ -z "${PGPORT:-}" ]; then
-  . tools/cluster.sh
-  private_install >/dev/null
-  OWN_PRIVATE_PG=$PRIVATE_PG
-  BENCH_CLUSTER=$ROOT/.tmp/bench-export
-  cluster_start "$BENCH_CLUSTER" iotstream_bench >/dev/null
-fi
+[ -n "${PGPORT:-}" ] || { . tools/cluster.sh; bench_cluster_start export; }
 . test/integration/lib.sh
 OUT=$(mktemp -d /tmp/iotstream-bench-export.XXXXXX)
 chown postgres: "$OUT" 2>/dev/null || chmod 777 "$OUT"
 cleanup() {
   stop_azurite
   rm -rf "$OUT"
-  [ -n "${BENCH_CLUSTER:-}" ] && cluster_stop "$BENCH_CLUSTER"
-  [ -n "${OWN_PRIVATE_PG:-}" ] && rm -rf "$OWN_PRIVATE_PG"
-  return 0
+  [ -z "${BENCH_CLUSTER:-}" ] || bench_cluster_stop
 }
 trap cleanup EXIT
 

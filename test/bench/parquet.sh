@@ -17,24 +17,14 @@
 # Uses the cluster of PGHOST/PGPORT if set, else starts a throwaway one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ROOT=$(pwd)
 N=${1:-1000000}
 
-if [ -z "${PGPORT:-}" ]; then
-  . tools/cluster.sh
-  private_install >/dev/null
-  OWN_PRIVATE_PG=$PRIVATE_PG
-  BENCH_CLUSTER=$ROOT/.tmp/bench-parquet
-  cluster_start "$BENCH_CLUSTER" iotstream_bench >/dev/null
-fi
+[ -n "${PGPORT:-}" ] || { . tools/cluster.sh; bench_cluster_start parquet; }
 OUT=$(mktemp -d /tmp/iotstream-bench-parquet.XXXXXX)
 chown postgres: "$OUT" 2>/dev/null || chmod 777 "$OUT"
 cleanup() {
   rm -rf "$OUT"
-  [ -n "${BENCH_CLUSTER:-}" ] && cluster_stop "$BENCH_CLUSTER"
-  # only a copy this script made: a runner's copy holds its running server
-  [ -n "${OWN_PRIVATE_PG:-}" ] && rm -rf "$OWN_PRIVATE_PG"
-  return 0
+  [ -z "${BENCH_CLUSTER:-}" ] || bench_cluster_stop
 }
 trap cleanup EXIT
 
