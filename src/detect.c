@@ -42,6 +42,7 @@
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -269,6 +270,18 @@ DetectRun(DetectTarget *d, bool *alerts)
 	ListCell   *lc;
 
 	*alerts = false;
+
+	/*
+	 * A step that stores no anomaly commits without waiting for its WAL to
+	 * reach disk, so the source workers' commits do not queue behind it.
+	 * A crash may lose such a step, and only with every later transaction
+	 * (WAL is replayed in order): the worker then repeats it from the
+	 * stored progress.  store_anomaly turns the wait
+	 * back on, so no NOTIFY or alert announces an anomaly a crash could
+	 * take back.
+	 */
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	SPI_connect();
 	check_version(d);
 	if (d->rollups != NIL)

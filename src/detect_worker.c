@@ -122,6 +122,16 @@ iotstream_detect_main(Datum main_arg)
 	errno = 0;
 	if (setpriority(PRIO_PROCESS, 0, getpriority(PRIO_PROCESS, 0) + DETECT_NICE) != 0)
 		elog(LOG, "iotstream detection worker could not lower its priority: %m");
+	/*
+	 * Every rule reads a time range of its table that the table's BRIN
+	 * index on the time column finds.  Early in a partition's life its
+	 * statistics say nothing yet and the planner would read all of it
+	 * for each range (a backlog evaluated in steps then reads the
+	 * partition again at every step).  The same statements run every
+	 * fraction of a second: compiling them (JIT) costs more than it saves.
+	 */
+	SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	DetectWorkerAttach(relid);
 	before_shmem_exit(detect_exit, (Datum) 0);
 	WorkerBeginXact("loading detection");

@@ -35,6 +35,7 @@
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -42,6 +43,9 @@
 #include "utils/tuplestore.h"
 
 #define KEY_MAX			512		/* bytes of a key's JSON text */
+#define RAW_KEY_MAX		120		/* bytes of a key's binary form that key_names caches */
+#define RULE_KEYS_MAX	32		/* key columns of a row or zscore rule */
+#define KEY_NAMES_MAX	100000	/* entries of key_names before it starts afresh */
 #define FETCH_ROWS		5000
 
 typedef enum RuleKind
@@ -66,6 +70,12 @@ struct Rule
 	Interval	window;
 	Interval	lateness;
 	SPIPlanPtr	eval_plan;
+	MemoryContext cxt;			/* where the rule lives */
+	bool		keep_plans;		/* a worker's rule, not a backtest's */
+	SPIPlanPtr	key_plan;		/* key columns -> the key's JSON text */
+	Oid			key_types[RULE_KEYS_MAX];
+	int			nkeys;
+	HTAB	   *key_names;		/* KeyName: raw key -> JSON text */
 	bool		started;		/* evaluated_until is set */
 	TimestampTz last_evaluation;	/* wall clock, in this worker */
 
@@ -110,6 +120,20 @@ typedef struct KeyState
 	void	   *state;
 	bool		changed;
 } KeyState;
+
+/*
+ * A key's JSON text by its binary form (the key columns' datums, each
+ * after a null flag and, for a varlena, its length).  The queries of row
+ * detectors, mad and zscore return the raw key columns, sorted: the JSON
+ * text is only looked up when the key changes, and made by SQL
+ * (jsonb_build_object, as the anomalies and rule_state spell keys) only
+ * the first time the worker sees the key.
+ */
+typedef struct KeyName
+{
+	char		raw[RAW_KEY_MAX];
+	char		json[KEY_MAX];
+} KeyName;
 
 static SPIPlanPtr progress_read_plan = NULL;
 static SPIPlanPtr progress_write_plan = NULL;
@@ -241,6 +265,8 @@ RulesLoad(Oid relid, MemoryContext cxt)
 		char	   *sql;
 
 		r->rule_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		r->cxt = cxt;
+		r->keep_plans = true;
 		r->name = SPI_getvalue(tup, desc, 2);
 		rule_setup(r, SPI_getvalue(tup, desc, 3),
 				   DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull)));
@@ -264,7 +290,13 @@ RulesRelease(List *rules)
 	ListCell   *lc;
 
 	foreach(lc, rules)
-		SPI_freeplan(((Rule *) lfirst(lc))->eval_plan);
+	{
+		Rule	   *r = (Rule *) lfirst(lc);
+
+		SPI_freeplan(r->eval_plan);
+		if (r->key_plan)
+			SPI_freeplan(r->key_plan);
+	}
 }
 
 /* ---------------------------------------------------------------- states */
@@ -411,6 +443,142 @@ states_save(const Rule *r, HTAB *states)
 		elog(ERROR, "could not store iotstream.rule_state");
 }
 
+/* ---------------------------------------------------------------- keys */
+
+/* The binary form of the key in columns first.. of a row (see KeyName). */
+static void
+key_raw(TupleDesc desc, int first, const Datum *values, const bool *nulls, StringInfo raw)
+{
+	resetStringInfo(raw);
+	for (int i = first; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		char		present = nulls[i] ? 0 : 1;
+
+		appendBinaryStringInfo(raw, &present, 1);
+		if (nulls[i])
+			continue;
+		if (att->attbyval)
+			appendBinaryStringInfo(raw, (const char *) &values[i], sizeof(Datum));
+		else if (att->attlen > 0)
+			appendBinaryStringInfo(raw, DatumGetPointer(values[i]), att->attlen);
+		else if (att->attlen == -1)
+		{
+			struct varlena *v = pg_detoast_datum_packed((struct varlena *) DatumGetPointer(values[i]));
+			uint32		len = VARSIZE_ANY_EXHDR(v);
+
+			appendBinaryStringInfo(raw, (const char *) &len, sizeof(len));
+			appendBinaryStringInfo(raw, VARDATA_ANY(v), len);
+		}
+		else
+			appendBinaryStringInfo(raw, DatumGetCString(values[i]),
+								   strlen(DatumGetCString(values[i])) + 1);
+	}
+}
+
+/*
+ * Prepares the statement that spells a key: jsonb_build_object over the
+ * key columns (named as the rule's query names them), as text.
+ */
+static void
+key_plan_prepare(Rule *r, TupleDesc desc, int first)
+{
+	StringInfoData sql;
+	int			nkeys = desc->natts - first;
+	SPIPlanPtr	plan;
+
+	if (nkeys > RULE_KEYS_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("rule \"%s\" has %d key columns, more than %d", r->name ? r->name : r->detector,
+						nkeys, RULE_KEYS_MAX),
+				 errhint("Key the rule on fewer columns.")));
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, nkeys == 0 ? "SELECT '{}'::jsonb::text" : "SELECT jsonb_build_object(");
+	for (int i = 0; i < nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, first + i);
+
+		appendStringInfo(&sql, "%s%s, $%d", i > 0 ? ", " : "",
+						 quote_literal_cstr(NameStr(att->attname)), i + 1);
+		r->key_types[i] = att->atttypid;
+	}
+	if (nkeys > 0)
+		appendStringInfoString(&sql, ")::text");
+	plan = SPI_prepare(sql.data, nkeys, r->key_types);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the key of rule \"%s\": %s", r->name ? r->name : r->detector,
+			 SPI_result_code_string(SPI_result));
+	if (r->key_plan && r->keep_plans)
+		SPI_freeplan(r->key_plan);
+	if (r->keep_plans)
+		SPI_keepplan(plan);
+	r->key_plan = plan;
+	r->nkeys = nkeys;
+	if (r->key_names)
+		hash_destroy(r->key_names);
+	r->key_names = NULL;
+}
+
+/*
+ * The JSON text of the row's key (columns first..), whose binary form is
+ * raw: from key_names, or made by SQL and remembered.  The result lives in
+ * key_names or in the current memory context.
+ */
+static const char *
+key_json(Rule *r, TupleDesc desc, int first, Datum *values, bool *nulls, StringInfo raw)
+{
+	int			nkeys = desc->natts - first;
+	KeyName    *kn;
+	char	   *json;
+	char		nullflags[RULE_KEYS_MAX];
+	char		probe[RAW_KEY_MAX];
+	bool		stale = r->key_plan == NULL || r->nkeys != nkeys;
+
+	for (int i = 0; !stale && i < nkeys; i++)
+		stale = r->key_types[i] != TupleDescAttr(desc, first + i)->atttypid;
+	if (stale)
+		key_plan_prepare(r, desc, first);
+	if (raw->len <= RAW_KEY_MAX)
+	{
+		if (r->key_names == NULL || hash_get_num_entries(r->key_names) >= KEY_NAMES_MAX)
+		{
+			HASHCTL		ctl;
+
+			if (r->key_names)
+				hash_destroy(r->key_names);
+			ctl.keysize = RAW_KEY_MAX;
+			ctl.entrysize = sizeof(KeyName);
+			ctl.hcxt = r->cxt;
+			r->key_names = hash_create("iotstream rule keys", 256, &ctl,
+									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		}
+		memset(probe, 0, sizeof(probe));
+		memcpy(probe, raw->data, raw->len);
+		kn = hash_search(r->key_names, probe, HASH_FIND, NULL);
+		if (kn)
+			return kn->json;
+	}
+	for (int i = 0; i < nkeys; i++)
+		nullflags[i] = nulls[first + i] ? 'n' : ' ';
+	if (SPI_execute_plan(r->key_plan, values + first, nullflags, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not spell a key of rule \"%s\"", r->name ? r->name : r->detector);
+	json = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	SPI_freetuptable(SPI_tuptable);
+	if (strlen(json) >= KEY_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("rule \"%s\": key %s is longer than %d bytes", r->name ? r->name : r->detector,
+						json, KEY_MAX - 1),
+				 errhint("Use shorter key columns.")));
+	if (raw->len > RAW_KEY_MAX)
+		return json;
+	kn = hash_search(r->key_names, probe, HASH_ENTER, NULL);
+	strlcpy(kn->json, json, KEY_MAX);
+	return kn->json;
+}
+
 /* ---------------------------------------------------------------- evaluation */
 
 /*
@@ -531,7 +699,7 @@ mad_window(const Rule *r, const char *key, TimestampTz grp, TimestampTz grp_end,
  * from and save iotstream.rule_state.  Inside SPI.
  */
 static int64
-evaluate_range(const Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
+evaluate_range(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 			   bool persist, EmitFn emit, void *arg, int64 *nrows)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext, "iotstream rule evaluation",
@@ -595,6 +763,24 @@ evaluate_range(const Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 		TimestampTz *gt = palloc(sizeof(TimestampTz) * gcap);
 		float8	   *scratch = palloc(sizeof(float8) * gcap);
 		Size		size = state_size(r);
+		Datum	   *values = NULL;
+		bool	   *nulls = NULL;
+		StringInfoData raw;
+		StringInfoData cur_raw;
+
+		/*
+		 * The query's fixed columns, then the key columns (see _rule_sql):
+		 * row detectors (ts, value), zscore (grp, grp_end, value), mad
+		 * (grp, grp_end, ts, value).
+		 */
+		int			nfixed = r->kind == RULE_MAD ? 4 : r->kind == RULE_ZSCORE ? 3 : 2;
+		int			at_grp = r->kind == RULE_MAD || r->kind == RULE_ZSCORE ? 0 : -1;
+		int			at_ts = r->kind == RULE_MAD ? 2 : r->kind == RULE_ZSCORE ? -1 : 0;
+		int			at_value = nfixed - 1;
+
+		initStringInfo(&raw);
+		initStringInfo(&cur_raw);
+		cur_raw.len = -1;		/* no key yet */
 
 		/* zscore without saved state reads the history before from too */
 		if (r->kind == RULE_ZSCORE && hash_get_num_entries(states) == 0)
@@ -612,23 +798,34 @@ evaluate_range(const Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 			if (got == 0)
 				break;
 			MemoryContextSwitchTo(rowcxt);
+			if (values == NULL)
+			{
+				values = MemoryContextAlloc(cxt, sizeof(Datum) * tt->tupdesc->natts);
+				nulls = MemoryContextAlloc(cxt, sizeof(bool) * tt->tupdesc->natts);
+			}
 			for (uint64 i = 0; i < got; i++)
 			{
-				HeapTuple	tup = tt->vals[i];
-				bool		isnull;
-				char	   *key = SPI_getvalue(tup, tt->tupdesc, 1);
-				Datum		g = SPI_getbinval(tup, tt->tupdesc, 2, &isnull);
-				TimestampTz ts = DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 4, &isnull));
-				float8		x = DatumGetFloat8(SPI_getbinval(tup, tt->tupdesc, 5, &isnull));
-				bool		new_key = strcmp(key, cur_key) != 0;
+				const char *key = cur_key;
+				bool		new_key;
+				Datum		g;
+				TimestampTz ts;
+				float8		x;
+
+				heap_deform_tuple(tt->vals[i], tt->tupdesc, values, nulls);
+				g = at_grp >= 0 ? values[at_grp] : 0;
+				ts = at_ts >= 0 ? DatumGetTimestampTz(values[at_ts]) : 0;
+				x = DatumGetFloat8(values[at_value]);
+				key_raw(tt->tupdesc, nfixed, values, nulls, &raw);
+				if (cur_raw.len < 0 || raw.len != cur_raw.len ||
+					memcmp(raw.data, cur_raw.data, raw.len) != 0)
+				{
+					key = key_json(r, tt->tupdesc, nfixed, values, nulls, &raw);
+					resetStringInfo(&cur_raw);
+					appendBinaryStringInfo(&cur_raw, raw.data, raw.len);
+				}
+				new_key = strcmp(key, cur_key) != 0;
 
 				(*nrows)++;
-				if (strlen(key) >= KEY_MAX)
-					ereport(ERROR,
-							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-							 errmsg("rule \"%s\": key %s is longer than %d bytes", r->name ? r->name : r->detector,
-									key, KEY_MAX - 1),
-							 errhint("Use shorter key columns.")));
 				if (r->kind == RULE_MAD)
 				{
 					TimestampTz gi = DatumGetTimestampTz(g);
@@ -644,7 +841,7 @@ evaluate_range(const Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 						strlcpy(cur_key, key, KEY_MAX);
 					have_group = true;
 					grp = gi;
-					grp_end = DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 3, &isnull));
+					grp_end = DatumGetTimestampTz(values[at_grp + 1]);
 					if (gn == gcap)
 					{
 						gcap *= 2;
@@ -678,8 +875,7 @@ evaluate_range(const Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 
 						if (zscore_step(r, cur->state, gi, x, &score) && gi >= from)
 						{
-							Anomaly		a = {cur_key, true, gi,
-								DatumGetTimestampTz(SPI_getbinval(tup, tt->tupdesc, 3, &isnull)),
+							Anomaly		a = {cur_key, true, gi, DatumGetTimestampTz(values[at_grp + 1]),
 							false, 0, x, score};
 
 							emit(arg, &a);
@@ -804,6 +1000,9 @@ store_anomaly(void *arg, const Anomaly *a)
 		n[13] = 'n';
 	if (SPI_execute_plan(anomaly_plan, v, n, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store an anomaly of rule \"%s\"", r->name);
+	/* its NOTIFY and alert go out once the anomaly is durable: see DetectRun */
+	(void) set_config_option("synchronous_commit", "on", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	MemoryContextSwitchTo(old);		/* SPI leaves us in its procedure context */
 }
 
@@ -954,7 +1153,7 @@ backtest_row(void *arg, const Anomaly *a)
 }
 
 /*
- * iotstream._evaluate(detector, params, eval_sql, from, to): the anomalies
+ * iotstream._evaluate(detector, params, eval_sql, window, from, to): the anomalies
  * a rule raises over stored rows, from fresh detector state, unwritten.
  */
 PG_FUNCTION_INFO_V1(iotstream_evaluate);
@@ -968,14 +1167,14 @@ iotstream_evaluate(PG_FUNCTION_ARGS)
 	TimestampTz from;
 	TimestampTz to;
 
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 6; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("a backtest needs a rule and a time range"),
 					 errhint("Pass from_time and to_time, e.g. now() - interval '1 day' and now().")));
-	from = PG_GETARG_TIMESTAMPTZ(3);
-	to = PG_GETARG_TIMESTAMPTZ(4);
+	from = PG_GETARG_TIMESTAMPTZ(4);
+	to = PG_GETARG_TIMESTAMPTZ(5);
 	if (from > to)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -986,6 +1185,8 @@ iotstream_evaluate(PG_FUNCTION_ARGS)
 	b.desc = rsinfo->setDesc;
 
 	memset(&r, 0, sizeof(r));
+	r.cxt = CurrentMemoryContext;
+	r.window = *PG_GETARG_INTERVAL_P(3);	/* zscore's history is in windows */
 	rule_setup(&r, text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_JSONB_P(1));
 	SPI_connect();
 	evaluate_range(&r, prepare_eval(text_to_cstring(PG_GETARG_TEXT_PP(2)), false),

@@ -473,6 +473,14 @@ COMMENT ON FUNCTION iotstream._ensure_time_index(regclass) IS
 -- Windowed detectors return (key, window_start, window_end, event_time, value,
 -- score), one row per anomaly; the others return the rows (key, grp, ts,
 -- value) in key and time order for the C detectors of rules.c.
+-- "n+1, n+2, ..., " for the key columns that follow n fixed columns.
+CREATE FUNCTION iotstream._key_positions(key_columns text[], n int) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT coalesce(string_agg((n + o)::text || ', ', '' ORDER BY o), '')
+      FROM unnest(key_columns) WITH ORDINALITY u(k, o)
+$$;
+COMMENT ON FUNCTION iotstream._key_positions(text[], int) IS 'Internal: the ORDER BY positions of a rule query''s key columns.';
+
 CREATE FUNCTION iotstream._rule_sql(
     source_table regclass, value_column text, key_columns text[], detector text,
     INOUT params jsonb, window_size interval, filter text, OUT eval_sql text)
@@ -481,7 +489,7 @@ DECLARE
     tcol name := iotstream._time_column(source_table);
     keyjson text;
     keylist text;
-    keyorder text;
+    keytail text;
     cond text;
     h text := 'See the detector table under "Rules" in README.md.';
     origin text := quote_literal('2000-01-01 00:00:00+00');
@@ -497,7 +505,14 @@ BEGIN
     keyjson := CASE WHEN cardinality(key_columns) = 0 THEN '''{}''::jsonb'
                ELSE 'jsonb_build_object(' || (SELECT string_agg(format('%L, %I', k, k), ', ') FROM unnest(key_columns) k) || ')' END;
     keylist := (SELECT coalesce(string_agg(format('%I, ', k), ''), '') FROM unnest(key_columns) k);
-    keyorder := (SELECT coalesce(string_agg(format('%I COLLATE "C", ', k), ''), '') FROM unnest(key_columns) k);
+    -- The queries rules.c reads row by row return their fixed columns
+    -- first, then the key columns, bytewise-collated, and sort by position:
+    -- the sort compares columns at known offsets, with no NULL and no
+    -- extra sort column, and rules.c spells a key as JSON only when it
+    -- changes.
+    keytail := (SELECT coalesce(string_agg(format(', %I%s AS %I', k, CASE WHEN a.attcollation <> 0 THEN ' COLLATE "C"' ELSE '' END, k), '' ORDER BY o), '')
+                   FROM unnest(key_columns) WITH ORDINALITY u(k, o)
+                   JOIN pg_attribute a ON a.attrelid = source_table AND a.attname = u.k);
     cond := format('%I >= $1 AND %I < $2 AND %I IS NOT NULL', tcol, tcol, value_column);
     IF filter IS NOT NULL THEN
         cond := cond || ' AND (' || filter || ')';
@@ -521,17 +536,19 @@ BEGIN
             'min_history', iotstream._param(params, 'min_history', 3, 2, 100000, 'min_history is how many previous windows must exist before a window can be flagged.'));
         -- each key's window means, in order: rules.c compares each with the
         -- key's previous windows (its saved state)
-        eval_sql := format('SELECT %s AS key, w AS grp, w + %s::interval AS grp_end, NULL::timestamptz AS ts,'
-                           ' avg(%I::float8) AS value FROM (SELECT *, date_bin(%s, %I, %s) AS w FROM %s WHERE %s) s'
-                           ' GROUP BY %sw ORDER BY %sw',
-                           keyjson, w, value_column, w, tcol, origin, source_table, cond, keylist, keyorder);
+        eval_sql := format('SELECT w AS grp, w + %s::interval AS grp_end, avg(%I::float8) AS value%s'
+                           ' FROM (SELECT *, date_bin(%s, %I, %s) AS w FROM %s WHERE %s) s'
+                           ' GROUP BY %sw ORDER BY %s1',
+                           w, value_column, keytail, w, tcol, origin, source_table, cond, keylist,
+                           iotstream._key_positions(key_columns, 3));
     WHEN 'mad' THEN
         params := params || jsonb_build_object(
             'threshold', iotstream._param(params, 'threshold', 3.5, 0, 'Infinity', 'threshold is the |modified z-score| against the window''s values that flags a value (3.5 by default).'),
             'min_count', iotstream._param(params, 'min_count', 5, 3, 1e9, 'min_count is the fewest values a window needs before its values are scored (at least 3).'));
-        eval_sql := format('SELECT %s AS key, date_bin(%s, %I, %s) AS grp, date_bin(%s, %I, %s) + %s::interval AS grp_end,'
-                           ' %I AS ts, %I::float8 AS value FROM %s WHERE %s ORDER BY %sgrp, ts, value',
-                           keyjson, w, tcol, origin, w, tcol, origin, w, tcol, value_column, source_table, cond, keyorder);
+        eval_sql := format('SELECT date_bin(%s, %I, %s) AS grp, date_bin(%s, %I, %s) + %s::interval AS grp_end,'
+                           ' %I AS ts, %I::float8 AS value%s FROM %s WHERE %s ORDER BY %s1, 3, 4',
+                           w, tcol, origin, w, tcol, origin, w, tcol, value_column, keytail, source_table, cond,
+                           iotstream._key_positions(key_columns, 4));
     WHEN 'spike_dip', 'change_point', 'ewma', 'cusum' THEN
         IF detector IN ('spike_dip', 'change_point') THEN
             params := params || jsonb_build_object(
@@ -565,10 +582,8 @@ BEGIN
                 'k', iotstream._param(params, 'k', NULL, 0, 'Infinity', 'k is the slack per value, in the value''s units (often half the shift to detect).'),
                 'h', iotstream._param(params, 'h', NULL, 0, 'Infinity', 'h is the decision limit, in the value''s units (often 4 to 5 standard deviations).'));
         END IF;
-        eval_sql := format('SELECT %s AS key, NULL::timestamptz AS grp, NULL::timestamptz AS grp_end, %I AS ts,'
-                           ' %I::float8 AS value FROM %s WHERE %s'
-                           ' ORDER BY %sts, value',
-                           keyjson, tcol, value_column, source_table, cond, keyorder);
+        eval_sql := format('SELECT %I AS ts, %I::float8 AS value%s FROM %s WHERE %s ORDER BY %s1, 2',
+                           tcol, value_column, keytail, source_table, cond, iotstream._key_positions(key_columns, 2));
     ELSE
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('unknown detector %L', detector),
@@ -719,12 +734,12 @@ END $$;
 COMMENT ON FUNCTION iotstream.alter_rule(text, jsonb, interval, text, interval, text, text) IS
     'Changes a rule; params are merged into the current ones. New settings apply from the next window; row detectors restart their state when params change.';
 
-CREATE FUNCTION iotstream._evaluate(detector text, params jsonb, eval_sql text,
+CREATE FUNCTION iotstream._evaluate(detector text, params jsonb, eval_sql text, window_size interval,
                                     from_time timestamptz, to_time timestamptz)
 RETURNS TABLE (key jsonb, window_start timestamptz, window_end timestamptz, event_time timestamptz,
                value float8, score float8)
 AS 'MODULE_PATHNAME', 'iotstream_evaluate' LANGUAGE C;
-COMMENT ON FUNCTION iotstream._evaluate(text, jsonb, text, timestamptz, timestamptz) IS
+COMMENT ON FUNCTION iotstream._evaluate(text, jsonb, text, interval, timestamptz, timestamptz) IS
     'Internal: runs a rule''s evaluation over [from_time, to_time) with fresh detector state, the code path the workers use, and returns the anomalies.';
 
 CREATE FUNCTION iotstream.backtest_rule(name text, from_time timestamptz, to_time timestamptz)
@@ -740,7 +755,7 @@ BEGIN
         RETURN;
     END IF;
     r := iotstream._rule(name);
-    RETURN QUERY SELECT * FROM iotstream._evaluate(r.detector, r.params, r.eval_sql, from_time, to_time);
+    RETURN QUERY SELECT * FROM iotstream._evaluate(r.detector, r.params, r.eval_sql, r.window_size, from_time, to_time);
 END $$;
 COMMENT ON FUNCTION iotstream.backtest_rule(text, timestamptz, timestamptz) IS
     'Runs rule name over the stored rows of [from_time, to_time) and returns the anomalies it would raise, writing nothing.';
@@ -761,7 +776,8 @@ BEGIN
                              coalesce(ARRAY(SELECT jsonb_array_elements_text(definition->'key_columns')), '{}'),
                              definition->>'detector', coalesce(definition->'params', '{}'),
                              coalesce((definition->>'window')::interval, '1 minute'), definition->>'filter');
-    RETURN QUERY SELECT * FROM iotstream._evaluate(definition->>'detector', r.params, r.eval_sql, from_time, to_time);
+    RETURN QUERY SELECT * FROM iotstream._evaluate(definition->>'detector', r.params, r.eval_sql,
+                                                   coalesce((definition->>'window')::interval, '1 minute'), from_time, to_time);
 END $$;
 COMMENT ON FUNCTION iotstream.backtest_rule(jsonb, timestamptz, timestamptz) IS
     'Runs a rule given as JSON (create_rule''s arguments) over the stored rows of [from_time, to_time) and returns the anomalies, writing nothing. Use it to tune params.';

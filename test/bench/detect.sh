@@ -9,6 +9,8 @@
 #     which is when NOTIFY is delivered (track_commit_timestamp, which
 #     make bench turns on).
 #   DETECT_N=400000 LAT_RATE=10000 LAT_SECONDS=30 test/bench/detect.sh
+# PERF_OUT=/tmp/p records perf profiles of the workers while they ingest
+# (/tmp/p.plain: the source worker; /tmp/p.detect: it and the detection worker).
 set -euo pipefail
 . "$(dirname "$0")/../integration/lib.sh"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
@@ -86,10 +88,14 @@ for run in plain detect plain2; do
   dpid=$(q "SELECT pid FROM pg_stat_activity WHERE application_name = 'iotstream detection of detect'")
   [ "$t" = detect ] || dpid=
   w0=$(cpu_ms "$wpid"); d0=$(cpu_ms "$dpid")
+  if [ -n "${PERF_OUT:-}" ] && [ "$run" != plain2 ]; then
+    perf record -q -g -p "$wpid,$dpid" -o "$PERF_OUT.$run" >/dev/null 2>&1 & perf_pid=$!
+  fi
   wait_for "SELECT ($consumed) >= $(json_get "$(cat "$DATA/narrow.json")" produced)" 300
   t1=$(now_ms)
   [ "$t" = detect ] && wait_detected 'dbench\_%' 120
   w1=$(cpu_ms "$wpid"); d1=$(cpu_ms "$dpid")
+  if [ -n "${perf_pid:-}" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; perf_pid=; fi
   cpu[$run]=$(( (w1 - w0) * 100000 / (good - c0) ))
   dcpu[$run]=$(( (d1 - d0) * 100000 / (good - c0) ))
   q "SELECT iotstream.stop_source('dbench_$run')" >/dev/null
@@ -142,4 +148,4 @@ if [ "$LAT_SECONDS" -gt 0 ]; then
   echo "alert latency (window closable -> anomaly committed and NOTIFY sent) at $LAT_RATE msg/s over $nlat windows:"
   echo "  p50 ${p50} ms, p99 ${p99} ms, max ${pmax} ms (target p99 < 1000 ms)"
 fi
-q "SELECT iotstream.drop_source(s) FROM unnest(ARRAY['dbench_plain', 'dbench_detect', 'dbench_plain2', 'dbench_latency']) s" >/dev/null
+q "SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name LIKE 'dbench%'" >/dev/null

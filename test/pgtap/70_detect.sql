@@ -2,7 +2,7 @@
 -- stored rows (checked against plain SQL), rule_status, enable/disable/
 -- alter/drop, and refresh_rollup against GROUP BY.
 BEGIN;
-SELECT plan(51);
+SELECT plan(54);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -104,6 +104,25 @@ SELECT is((SELECT string_agg(format('%s %s %s', key->>'sensor_id', event_time, v
 SELECT is((SELECT count(*)::int FROM iotstream.backtest_rule('{"source_table": "t70", "value_column": "value",
               "key_columns": ["sensor_id"], "detector": "mad", "params": {"threshold": 6}, "filter": "metric_type = ''temperature''"}'::jsonb,
               '2026-11-01', '2026-11-01 01:00') WHERE value = 500), 1, 'mad scores values against their window');
+-- keys of any type, several columns, and a key column named like a
+-- column of the rule's query: each key keeps its own state and its JSON
+SELECT iotstream.create_stream_table('public.t70k', 'ts timestamptz NOT NULL, dev int NOT NULL, value text, x float8',
+  'ts', partition_interval => '1 hour', max_past => '3650 days', max_future => '1 day', retention => NULL);
+SELECT iotstream.ensure_partitions('t70k', '2026-11-01', '2026-11-01 01:00');
+INSERT INTO t70k SELECT '2026-11-01'::timestamptz + (g / 4) * interval '1 second', g % 2, CASE WHEN g % 4 < 2 THEN 'a' ELSE 'b' END,
+                        60 + (g * 7919 % 23) + CASE WHEN g = 2001 THEN 400 ELSE 0 END FROM generate_series(0, 3999) g;
+SELECT is((SELECT string_agg(format('%s %s %s', key, event_time, value), ',')
+             FROM iotstream.backtest_rule('{"source_table": "t70k", "value_column": "x", "key_columns": ["dev", "value"],
+                                           "detector": "spike_dip", "params": {"confidence": 99.9, "history_size": 50, "mode": "spikes"}}'::jsonb,
+                                       '2026-11-01', '2026-11-01 01:00')),
+  '{"dev": 1, "value": "a"} 2026-11-01 00:08:20+00 460', 'a spike is found under an int and text key, one key among four');
+SELECT is((SELECT count(DISTINCT key)::int FROM iotstream.backtest_rule('{"source_table": "t70k", "value_column": "x",
+              "key_columns": ["dev", "value"], "detector": "ewma", "params": {"L": 0.01}}'::jsonb, '2026-11-01', '2026-11-01 01:00')),
+  4, 'each of the four keys has its own chart');
+SELECT is((SELECT string_agg(format('%s %s', key, window_start), ',')
+             FROM iotstream.backtest_rule('{"source_table": "t70k", "value_column": "x", "key_columns": ["dev"],
+                                           "detector": "zscore", "params": {"threshold": 3}}'::jsonb, '2026-11-01', '2026-11-01 00:16')),
+  '{"dev": 1} 2026-11-01 00:08:00+00', 'zscore keyed on an int column flags the window of the spike (full windows only)');
 SELECT throws_ok($$SELECT * FROM iotstream.backtest_rule('seed004_70', '2026-11-02', '2026-11-01')$$, '22023',
   'from_time is after to_time', 'a reversed range');
 
