@@ -38,6 +38,12 @@
 #include "common/hashfn.h"
 #include "utils/memutils.h"
 
+/*
+ * Raw buffers of early pages kept for the next pages once compressed: memory
+ * already faulted in, instead of a fresh megabyte for every page.
+ */
+#define SPARE_PAGES 4
+
 /* Encodings and page types, as parquet.thrift numbers them. */
 #define ENC_PLAIN			0
 #define ENC_RLE				3
@@ -122,6 +128,8 @@ struct ParquetWriter
 	bool		early_off;		/* the compressor could not start */
 	bool		cut_wanted;		/* some PLAIN column holds a page's worth */
 	ParquetBuf		levels;
+	ParquetBuf	spare[SPARE_PAGES];	/* raw buffers of compressed early pages */
+	int			nspare;
 	ThriftBuf	hdr;
 	int			cur_batch;		/* the batch the backend fills */
 	int			batch_rows;
@@ -260,6 +268,37 @@ dict_fallback(ParquetWriter *w, PqColumn *c)
 	memset(c->slots, 0, sizeof(uint32) * c->nslots);
 }
 
+/*
+ * Hash of a byte string for the dictionary, 8 bytes at a time: short keys
+ * such as device names cost a few multiplies (hash_bytes was a quarter of
+ * the dictionary thread's time).
+ */
+static inline uint32
+bytes_hash(const char *v, size_t len)
+{
+	uint64		h = (uint64) len * UINT64CONST(0x9e3779b97f4a7c15);
+	uint64		x;
+
+	while (len >= 8)
+	{
+		memcpy(&x, v, 8);
+		h = (h ^ x) * UINT64CONST(0xbf58476d1ce4e5b9);
+		h ^= h >> 31;
+		v += 8;
+		len -= 8;
+	}
+	if (len > 0)
+	{
+		x = 0;
+		memcpy(&x, v, len);
+		h = (h ^ x) * UINT64CONST(0xbf58476d1ce4e5b9);
+		h ^= h >> 31;
+	}
+	h *= UINT64CONST(0x94d049bb133111eb);
+	h ^= h >> 32;
+	return (uint32) h;
+}
+
 /* Hash of a value for the dictionary: a cheap mix for 4 and 8 bytes. */
 static inline uint32
 value_hash(const char *v, size_t len, int width)
@@ -283,7 +322,7 @@ value_hash(const char *v, size_t len, int width)
 		memcpy(&x, v, 4);
 		return murmurhash32(x);
 	}
-	return hash_bytes((const unsigned char *) v, len);
+	return bytes_hash(v, len);
 }
 
 /*
@@ -915,15 +954,24 @@ build_page(ParquetWriter *w, PqColumn *c, ParquetBuf *page, int64 r, int64 r1,
 	return nv;
 }
 
-/* Frees the raw bytes of early pages already compressed, in order. */
+/*
+ * Frees (or keeps for the next pages) the raw bytes of early pages already
+ * compressed, in order.
+ */
 static void
-reap_early_pages(PqColumn *c, ParquetCompressor *pc)
+reap_early_pages(ParquetWriter *w, PqColumn *c)
 {
-	while (c->nreaped < c->nearly && ParquetCompressorDone(pc, c->early[c->nreaped]))
+	while (c->nreaped < c->nearly && ParquetCompressorDone(w->compressor, c->early[c->nreaped]))
 	{
 		ParquetPage *j = c->early[c->nreaped++];
 
-		pfree(j->raw.data);
+		if (w->nspare < SPARE_PAGES)
+		{
+			w->spare[w->nspare] = j->raw;
+			w->spare[w->nspare++].len = 0;
+		}
+		else
+			pfree(j->raw.data);
 		j->raw.data = NULL;		/* raw.len stays: the header needs it */
 		j->raw.cap = 0;
 		if (j->outlen > 0 && j->outlen < j->out.cap)
@@ -953,7 +1001,7 @@ cut_early_pages(ParquetWriter *w)
 
 		if (c->dict_mode || c->values.len < (size_t) w->opts.page_bytes)
 			continue;
-		reap_early_pages(c, w->compressor);
+		reap_early_pages(w, c);
 		if (c->nearly >= c->early_cap)
 		{
 			int			cap = Max(c->early_cap * 2, 16);
@@ -963,6 +1011,10 @@ cut_early_pages(ParquetWriter *w)
 			c->early_cap = cap;
 		}
 		j = MemoryContextAllocZero(w->cxt, sizeof(ParquetPage));
+		if (w->nspare > 0)
+			j->raw = w->spare[--w->nspare];
+		/* the whole page at once: growing it by doubling copied it again and again */
+		ParquetBufReserve(w->cxt, &j->raw, c->values.len + (c->defs_kept ? c->nrows / 4 : 0) + 32);
 		build_page(w, c, &j->raw, 0, c->nrows, false, 0, 0, &pos);
 		j->num_values = (int32) c->nrows;
 		j->encoding = ENC_PLAIN;
