@@ -530,6 +530,35 @@ write_string(MemoryContext cxt, ParquetBuf *b, bool convert, const char *p, size
 	batch_bytes(cxt, b, p, len);
 }
 
+/*
+ * A jsonb value's text, written straight into the batch after room for its
+ * length (the text is most of a wide row: no copy through a scratch
+ * buffer).  The batch buffer serves as a StringInfo meanwhile; a batch is
+ * far below the 1GB a StringInfo may hold.
+ */
+static void
+write_jsonb(MemoryContext cxt, ParquetBuf *b, Jsonb *jb)
+{
+	size_t		start = b->len;
+	StringInfoData si;
+	uint32		len32;
+
+	/* the text is seldom much longer than the binary form */
+	batch_room(cxt, b, 4 + 2 * (size_t) VARSIZE(jb) + 64);
+	si.data = b->data;
+	si.len = (int) (start + 4);
+	si.maxlen = (int) Min(b->cap, (size_t) MaxAllocSize);
+	si.cursor = 0;
+	/* enlargeStringInfo's repalloc keeps the buffer in its own context */
+	JsonbAppendText(&si, &jb->root);
+	b->data = si.data;
+	if ((size_t) si.maxlen > b->cap)
+		b->cap = si.maxlen;
+	len32 = (uint32) (si.len - start - 4);
+	memcpy(b->data + start, &len32, 4);
+	b->len = si.len;
+}
+
 /* Appends the PLAIN form of one non-null value to its column's batch. */
 static pg_attribute_always_inline void
 write_value(MemoryContext cxt, ParquetBuf *b, const ParquetColumnSpec *spec,
@@ -588,9 +617,14 @@ write_value(MemoryContext cxt, ParquetBuf *b, const ParquetColumnSpec *spec,
 			{
 				Jsonb	   *jb = DatumGetJsonbP(d);
 
-				resetStringInfo(scratch);
-				JsonbAppendText(scratch, &jb->root);
-				write_string(cxt, b, convert, scratch->data, scratch->len);
+				if (convert)
+				{
+					resetStringInfo(scratch);
+					JsonbAppendText(scratch, &jb->root);
+					write_string(cxt, b, convert, scratch->data, scratch->len);
+				}
+				else
+					write_jsonb(cxt, b, jb);
 				break;
 			}
 		case CONV_UUID:
