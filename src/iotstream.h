@@ -802,6 +802,8 @@ extern BlobClient *BlobClientCreate(const BlobLocation *loc, const BlobAuth *aut
 extern void BlobClientDestroy(BlobClient *c);
 extern BlobUpload *BlobUploadBegin(BlobClient *c, const char *blob);
 extern void BlobUploadWrite(void *arg, const void *data, size_t len);
+extern char *BlobUploadRoom(BlobUpload *u, size_t *room);
+extern void BlobUploadAppended(BlobUpload *u, size_t n);
 extern void BlobUploadFinishBlocks(BlobUpload *u);
 extern void BlobUploadCommit(BlobUpload *u);
 extern int64 BlobUploadBytes(BlobUpload *u);
