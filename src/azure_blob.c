@@ -610,6 +610,38 @@ BlobUploadWrite(void *arg, const void *data, size_t len)
 }
 
 /*
+ * Room to fill in place, for a caller that reads its bytes from somewhere
+ * (a file): the free part of the block being filled, at least one byte.
+ * BlobUploadAppended() then takes the n bytes written there.  Saves the
+ * copy BlobUploadWrite() makes.
+ */
+char *
+BlobUploadRoom(BlobUpload *u, size_t *room)
+{
+	*room = u->client->opts.block_size - u->curlen;
+	return u->cur + u->curlen;
+}
+
+void
+BlobUploadAppended(BlobUpload *u, size_t n)
+{
+	BlobClient *c = u->client;
+
+	Assert(n <= c->opts.block_size - u->curlen);
+	if (!EVP_DigestUpdate(u->md5, u->cur + u->curlen, n))
+		elog(ERROR, "MD5 failed");
+	u->bytes += n;
+	u->curlen += n;
+	if (u->curlen == c->opts.block_size)
+		send_block(u);
+	else if (c->nbusy > 0 && u->curlen - u->pumped >= PUMP_EVERY)
+	{
+		pump(c);
+		u->pumped = u->curlen;
+	}
+}
+
+/*
  * Sends the last partial block and waits until every block is stored.  A
  * blob that fits in one block sends nothing yet: BlobUploadCommit() sends it
  * whole with one Put Blob.

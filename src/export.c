@@ -490,7 +490,6 @@ export_upload_file(PG_FUNCTION_ARGS)
 	BlobClient *client;
 	BlobUpload *u;
 	FILE	   *fp;
-	char	   *buf;
 	size_t		n;
 	int64		total;
 
@@ -509,9 +508,21 @@ export_upload_file(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\": %m", path)));
-	buf = palloc(1024 * 1024);
-	while ((n = fread(buf, 1, 1024 * 1024, fp)) > 0)
-		BlobUploadWrite(u, buf, n);
+	/* straight into the block being filled, a megabyte at a time */
+	for (;;)
+	{
+		size_t		room;
+		char	   *buf = BlobUploadRoom(u, &room);
+
+		n = fread(buf, 1, Min(room, 1024 * 1024), fp);
+		if (n == 0)
+			break;
+		BlobUploadAppended(u, n);
+	}
+	if (ferror(fp))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", path)));
 	FreeFile(fp);
 	BlobUploadCommit(u);
 	total = BlobUploadBytes(u);

@@ -518,14 +518,9 @@ extern void ParquetWriterDefaults(ParquetWriterOptions *opts);
 extern ParquetWriter *ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 										  const ParquetWriterOptions *opts,
 										  ParquetWriteFn write, void *arg);
-extern void ParquetWriteNull(ParquetWriter *w, int col);
-extern void ParquetWriteBool(ParquetWriter *w, int col, bool v);
-extern void ParquetWriteInt32(ParquetWriter *w, int col, int32 v);
-extern void ParquetWriteInt64(ParquetWriter *w, int col, int64 v);
-extern void ParquetWriteFloat(ParquetWriter *w, int col, float4 v);
-extern void ParquetWriteDouble(ParquetWriter *w, int col, float8 v);
-extern void ParquetWriteBytes(ParquetWriter *w, int col, const void *p, size_t len);
-extern void ParquetEndRow(ParquetWriter *w);
+extern void ParquetWriteColumn(ParquetWriter *w, int col, const char *plain, size_t len,
+							   int64 nvalues, const uint8 *defs, int64 nrows);
+extern void ParquetEndRows(ParquetWriter *w, int64 nrows);
 extern void ParquetWriterFinish(ParquetWriter *w);
 extern int64 ParquetWriterRows(ParquetWriter *w);
 extern int64 ParquetWriterBytes(ParquetWriter *w);
@@ -625,6 +620,7 @@ typedef struct ParquetStats
 extern void ParquetStatsInit(ParquetStats *c, const ParquetColumnSpec *spec, MemoryContext cxt);
 extern void ParquetStatsReset(ParquetStats *c);
 extern void ParquetStatsAdd(ParquetStats *c, const char *p, size_t len);
+extern void ParquetStatsAddPlain(ParquetStats *c, const char *plain, size_t len, int64 n);
 extern bool ParquetStatsBytes(ParquetStats *c, MemoryContext cxt, char **min, int32 *minlen,
 							  char **max, int32 *maxlen);
 
@@ -806,6 +802,8 @@ extern BlobClient *BlobClientCreate(const BlobLocation *loc, const BlobAuth *aut
 extern void BlobClientDestroy(BlobClient *c);
 extern BlobUpload *BlobUploadBegin(BlobClient *c, const char *blob);
 extern void BlobUploadWrite(void *arg, const void *data, size_t len);
+extern char *BlobUploadRoom(BlobUpload *u, size_t *room);
+extern void BlobUploadAppended(BlobUpload *u, size_t n);
 extern void BlobUploadFinishBlocks(BlobUpload *u);
 extern void BlobUploadCommit(BlobUpload *u);
 extern int64 BlobUploadBytes(BlobUpload *u);

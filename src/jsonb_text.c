@@ -38,6 +38,36 @@
 #define NUM_DSCALE_MASK		0x3FFF
 #define NBASE_DIGITS		4
 
+/* "0000" to "9999": a base-10000 digit group is one 4-byte copy */
+static char group_text[10000][NBASE_DIGITS];
+static bool group_text_ready = false;
+
+static void
+init_group_text(void)
+{
+	int			i;
+
+	for (i = 0; i < 10000; i++)
+	{
+		group_text[i][0] = '0' + i / 1000;
+		group_text[i][1] = '0' + (i / 100) % 10;
+		group_text[i][2] = '0' + (i / 10) % 10;
+		group_text[i][3] = '0' + i % 10;
+	}
+	group_text_ready = true;
+}
+
+/* Appends len bytes, the StringInfo way but inline: separators and quotes. */
+static inline void
+append_bytes(StringInfo out, const char *p, int len)
+{
+	if (out->len + len >= out->maxlen)
+		enlargeStringInfo(out, len);
+	memcpy(out->data + out->len, p, len);
+	out->len += len;
+	out->data[out->len] = '\0';
+}
+
 static inline int
 get_digit(const char *digits, int i)
 {
@@ -102,24 +132,28 @@ append_numeric(StringInfo out, Numeric num)
 		*cp++ = '-';
 	if (weight < 0)
 		*cp++ = '0';
+	if (!group_text_ready)
+		init_group_text();
 	for (pos = weight; pos >= 0; pos--)
 	{
 		int			i = weight - pos;
 		int			dig = i < ndigits ? get_digit(digits, i) : 0;
-		int			d1000 = dig / 1000,
-					d100 = (dig / 100) % 10,
-					d10 = (dig / 10) % 10;
 
 		if (dig < 0 || dig >= 10000)
 			goto fallback;
-		/* the first group is written without leading zeros */
-		if (pos < weight || d1000 > 0)
-			*cp++ = '0' + d1000;
-		if (pos < weight || d1000 + d100 > 0)
-			*cp++ = '0' + d100;
-		if (pos < weight || d1000 + d100 + d10 > 0)
-			*cp++ = '0' + d10;
-		*cp++ = '0' + dig % 10;
+		if (pos < weight)
+		{
+			memcpy(cp, group_text[dig], NBASE_DIGITS);
+			cp += NBASE_DIGITS;
+		}
+		else
+		{
+			/* the first group is written without leading zeros */
+			int			skip = dig >= 1000 ? 0 : dig >= 100 ? 1 : dig >= 10 ? 2 : 3;
+
+			memcpy(cp, group_text[dig] + skip, NBASE_DIGITS - skip);
+			cp += NBASE_DIGITS - skip;
+		}
 	}
 	if (dscale > 0)
 	{
@@ -134,10 +168,7 @@ append_numeric(StringInfo out, Numeric num)
 
 			if (dig < 0 || dig >= 10000)
 				goto fallback;
-			cp[0] = '0' + dig / 1000;
-			cp[1] = '0' + (dig / 100) % 10;
-			cp[2] = '0' + (dig / 10) % 10;
-			cp[3] = '0' + dig % 10;
+			memcpy(cp, group_text[dig], NBASE_DIGITS);
 			cp += NBASE_DIGITS;
 		}
 		cp = end;
@@ -157,9 +188,21 @@ append_string(StringInfo out, const char *s, int len)
 {
 	const char *end = s + len;
 
-	/* at most 6 bytes (\u00XX) per byte, plus the quotes */
+	/* room for the common case: no escapes, plus the quotes */
 	enlargeStringInfo(out, len + 2);
 	out->data[out->len++] = '"';
+	while (s < end && (unsigned char) *s >= 0x20 && *s != '"' && *s != '\\')
+		s++;
+	if (s == end)
+	{
+		/* nothing to escape: one copy */
+		memcpy(out->data + out->len, end - len, len);
+		out->data[out->len + len] = '"';
+		out->len += len + 1;
+		out->data[out->len] = '\0';
+		return;
+	}
+	s = end - len;
 	while (s < end)
 	{
 		const char *run = s;
@@ -245,45 +288,45 @@ JsonbAppendText(StringInfo out, JsonbContainer *root)
 		{
 			case WJB_BEGIN_ARRAY:
 				if (!first)
-					appendBinaryStringInfo(out, ", ", 2);
+					append_bytes(out, ", ", 2);
 				if (depth == 0 && v.val.array.rawScalar)
 					raw_scalar = true;
 				else
-					appendStringInfoChar(out, '[');
+					append_bytes(out, "[", 1);
 				first = true;
 				depth++;
 				break;
 			case WJB_BEGIN_OBJECT:
 				if (!first)
-					appendBinaryStringInfo(out, ", ", 2);
-				appendStringInfoChar(out, '{');
+					append_bytes(out, ", ", 2);
+				append_bytes(out, "{", 1);
 				first = true;
 				depth++;
 				break;
 			case WJB_KEY:
 				if (!first)
-					appendBinaryStringInfo(out, ", ", 2);
+					append_bytes(out, ", ", 2);
 				append_string(out, v.val.string.val, v.val.string.len);
-				appendBinaryStringInfo(out, ": ", 2);
+				append_bytes(out, ": ", 2);
 				/* the value follows without a separator */
 				first = true;
 				break;
 			case WJB_VALUE:
 			case WJB_ELEM:
 				if (!first)
-					appendBinaryStringInfo(out, ", ", 2);
+					append_bytes(out, ", ", 2);
 				append_scalar(out, &v);
 				first = false;
 				break;
 			case WJB_END_ARRAY:
 				depth--;
 				if (!(depth == 0 && raw_scalar))
-					appendStringInfoChar(out, ']');
+					append_bytes(out, "]", 1);
 				first = false;
 				break;
 			case WJB_END_OBJECT:
 				depth--;
-				appendStringInfoChar(out, '}');
+				append_bytes(out, "}", 1);
 				first = false;
 				break;
 			default:

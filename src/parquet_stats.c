@@ -205,6 +205,89 @@ ParquetStatsAdd(ParquetStats *c, const char *p, size_t len)
 	}
 }
 
+/*
+ * Takes n non-null values in PLAIN form (len bytes) into the statistics:
+ * numbers in a loop of their own type, byte arrays one by one.
+ */
+void
+ParquetStatsAddPlain(ParquetStats *c, const char *plain, size_t len, int64 n)
+{
+	const char *p = plain;
+	int64		i;
+
+	if (n <= 0)
+		return;
+	if (c->type == PARQUET_INT64 || c->type == PARQUET_DOUBLE)
+	{
+		int64		k = 0;
+
+		if (!c->has_minmax)
+		{
+			/* the first value that counts (not NaN) seeds min and max */
+			for (; k < n && !c->has_minmax; k++)
+				ParquetStatsAdd(c, p + k * 8, 8);
+		}
+		if (c->type == PARQUET_INT64)
+		{
+			int64		mn = c->min.i,
+						mx = c->max.i;
+
+			for (; k < n; k++)
+			{
+				int64		v;
+
+				memcpy(&v, p + k * 8, 8);
+				mn = v < mn ? v : mn;
+				mx = v > mx ? v : mx;
+			}
+			c->min.i = mn;
+			c->max.i = mx;
+		}
+		else
+		{
+			double		mn = c->min.d,
+						mx = c->max.d;
+
+			/* comparisons with NaN are false: NaN changes neither */
+			for (; k < n; k++)
+			{
+				double		v;
+
+				memcpy(&v, p + k * 8, 8);
+				mn = v < mn ? v : mn;
+				mx = v > mx ? v : mx;
+			}
+			c->min.d = mn;
+			c->max.d = mx;
+		}
+		return;
+	}
+	for (i = 0; i < n; i++)
+	{
+		uint32		vlen;
+
+		switch (c->type)
+		{
+			case PARQUET_BOOLEAN:
+				vlen = 1;
+				break;
+			case PARQUET_INT32:
+			case PARQUET_FLOAT:
+				vlen = 4;
+				break;
+			case PARQUET_BYTE_ARRAY:
+				memcpy(&vlen, p, 4);
+				p += 4;
+				break;
+			default:
+				vlen = (uint32) (len / n);	/* FIXED_LEN_BYTE_ARRAY */
+				break;
+		}
+		ParquetStatsAdd(c, p, vlen);
+		p += vlen;
+	}
+}
+
 /* The PLAIN bytes of a min or max statistic. */
 static char *
 stat_bytes(ParquetStats *c, bool is_max, int32 *len)

@@ -3,11 +3,12 @@
  *		iotstream.write_parquet(query, path, options): the result of any
  *		query, written as a local Parquet file.
  *
- * The query runs through SPI with a DestReceiver that feeds each row to the
- * writer as the executor produces it, so memory stays bounded by a few rows
- * plus the one row group the writer buffers.  Each
+ * The query runs through SPI with a DestReceiver that converts each row as
+ * the executor produces it into per-column batches of PLAIN bytes, and hands
+ * the writer BATCH_ROWS rows at a time, one column at a time; memory stays
+ * bounded by a batch plus the one row group the writer buffers.  Each
  * column's conversion is decided once from the result's tuple descriptor;
- * the per-row loop does no catalog lookups.  The file is written as
+ * the per-row loop does no catalog lookups and no allocation.  The file is written as
  * "<path>.tmp.<pid>" next to the target, fsynced, and renamed (durably)
  * over it only when complete: a failed call removes its temporary file and
  * leaves any previous file untouched (a server crash can leave the
@@ -389,9 +390,58 @@ map_column(Form_pg_attribute att, ParquetColumnSpec *spec, ColumnConv *conv)
 	}
 }
 
+/* One column's values of the rows in the current batch, in PLAIN form. */
+typedef struct ColumnBatch
+{
+	ParquetBuf	plain;
+	uint8	   *defs;			/* a definition level per row */
+	int64		nvalues;
+	bool		any_null;
+} ColumnBatch;
+
+/* Room for extra more bytes in a batch buffer (it lives in cxt). */
+static pg_attribute_always_inline char *
+batch_room(MemoryContext cxt, ParquetBuf *b, size_t extra)
+{
+	if (b->len + extra > b->cap)
+		ParquetBufReserve(cxt, b, extra);
+	return b->data + b->len;
+}
+
+static pg_attribute_always_inline void
+batch_int32(MemoryContext cxt, ParquetBuf *b, int32 v)
+{
+	memcpy(batch_room(cxt, b, 4), &v, 4);
+	b->len += 4;
+}
+
+static pg_attribute_always_inline void
+batch_int64(MemoryContext cxt, ParquetBuf *b, int64 v)
+{
+	memcpy(batch_room(cxt, b, 8), &v, 8);
+	b->len += 8;
+}
+
+/* A BYTE_ARRAY value: its length, then its bytes. */
+static pg_attribute_always_inline void
+batch_bytes(MemoryContext cxt, ParquetBuf *b, const char *p, size_t len)
+{
+	char	   *o;
+	uint32		len32 = (uint32) len;
+
+	if (len > (size_t) PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("value of %zu bytes is too long for a parquet column", len)));
+	o = batch_room(cxt, b, len + 4);
+	memcpy(o, &len32, 4);
+	memcpy(o + 4, p, len);
+	b->len += len + 4;
+}
+
 /* A numeric(p,s) value as an unscaled integer: its text form, digit by digit. */
 static void
-write_decimal(ParquetWriter *w, int col, const ParquetColumnSpec *spec,
+write_decimal(MemoryContext cxt, ParquetBuf *b, const ParquetColumnSpec *spec,
 			  ColumnConv *conv, Datum d)
 {
 	char	   *s = OutputFunctionCall(&conv->out, d);
@@ -441,9 +491,9 @@ write_decimal(ParquetWriter *w, int col, const ParquetColumnSpec *spec,
 	if (neg)
 		v = -v;
 	if (spec->type == PARQUET_INT32)
-		ParquetWriteInt32(w, col, (int32) v);
+		batch_int32(cxt, b, (int32) v);
 	else if (spec->type == PARQUET_INT64)
-		ParquetWriteInt64(w, col, (int64) v);
+		batch_int64(cxt, b, (int64) v);
 	else
 	{
 		/* big-endian two's complement, the low type_length bytes */
@@ -456,13 +506,15 @@ write_decimal(ParquetWriter *w, int col, const ParquetColumnSpec *spec,
 			be[i] = (unsigned char) (u & 0xFF);
 			u >>= 8;
 		}
-		ParquetWriteBytes(w, col, be + 16 - spec->type_length, spec->type_length);
+		memcpy(batch_room(cxt, b, spec->type_length), be + 16 - spec->type_length,
+			   spec->type_length);
+		b->len += spec->type_length;
 	}
 	pfree(s);
 }
 
 static void
-write_string(ParquetWriter *w, int col, bool convert, const char *p, size_t len)
+write_string(MemoryContext cxt, ParquetBuf *b, bool convert, const char *p, size_t len)
 {
 	if (convert)
 	{
@@ -470,46 +522,87 @@ write_string(ParquetWriter *w, int col, bool convert, const char *p, size_t len)
 
 		if (u != p)
 		{
-			ParquetWriteBytes(w, col, u, strlen(u));
+			batch_bytes(cxt, b, u, strlen(u));
 			pfree(u);
 			return;
 		}
 	}
-	ParquetWriteBytes(w, col, p, len);
+	batch_bytes(cxt, b, p, len);
 }
 
+/*
+ * A jsonb value's text, written straight into the batch after room for its
+ * length (the text is most of a wide row: no copy through a scratch
+ * buffer).  The batch buffer serves as a StringInfo meanwhile; a batch is
+ * far below the 1GB a StringInfo may hold.
+ */
 static void
-write_value(ParquetWriter *w, int col, const ParquetColumnSpec *spec,
+write_jsonb(MemoryContext cxt, ParquetBuf *b, Jsonb *jb)
+{
+	size_t		start = b->len;
+	StringInfoData si;
+	uint32		len32;
+
+	/* the text is seldom much longer than the binary form */
+	batch_room(cxt, b, 4 + 2 * (size_t) VARSIZE(jb) + 64);
+	si.data = b->data;
+	si.len = (int) (start + 4);
+	si.maxlen = (int) Min(b->cap, (size_t) MaxAllocSize);
+	si.cursor = 0;
+	/* enlargeStringInfo's repalloc keeps the buffer in its own context */
+	JsonbAppendText(&si, &jb->root);
+	b->data = si.data;
+	if ((size_t) si.maxlen > b->cap)
+		b->cap = si.maxlen;
+	len32 = (uint32) (si.len - start - 4);
+	memcpy(b->data + start, &len32, 4);
+	b->len = si.len;
+}
+
+/* Appends the PLAIN form of one non-null value to its column's batch. */
+static pg_attribute_always_inline void
+write_value(MemoryContext cxt, ParquetBuf *b, const ParquetColumnSpec *spec,
 			ColumnConv *conv, Datum d, bool convert, StringInfo scratch)
 {
 	switch (conv->kind)
 	{
 		case CONV_BOOL:
-			ParquetWriteBool(w, col, DatumGetBool(d));
+			*batch_room(cxt, b, 1) = DatumGetBool(d) ? 1 : 0;
+			b->len++;
 			break;
 		case CONV_INT2:
-			ParquetWriteInt32(w, col, DatumGetInt16(d));
+			batch_int32(cxt, b, DatumGetInt16(d));
 			break;
 		case CONV_INT4:
-			ParquetWriteInt32(w, col, DatumGetInt32(d));
+			batch_int32(cxt, b, DatumGetInt32(d));
 			break;
 		case CONV_INT8:
-			ParquetWriteInt64(w, col, DatumGetInt64(d));
-			break;
-		case CONV_FLOAT4:
-			ParquetWriteFloat(w, col, DatumGetFloat4(d));
+			batch_int64(cxt, b, DatumGetInt64(d));
 			break;
 		case CONV_FLOAT8:
-			ParquetWriteDouble(w, col, DatumGetFloat8(d));
-			break;
+			{
+				float8		f = DatumGetFloat8(d);
+
+				memcpy(batch_room(cxt, b, 8), &f, 8);
+				b->len += 8;
+				break;
+			}
+		case CONV_FLOAT4:
+			{
+				float4		f = DatumGetFloat4(d);
+
+				memcpy(batch_room(cxt, b, 4), &f, 4);
+				b->len += 4;
+				break;
+			}
 		case CONV_DECIMAL:
-			write_decimal(w, col, spec, conv, d);
+			write_decimal(cxt, b, spec, conv, d);
 			break;
 		case CONV_VARLENA:
 			{
 				struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
 
-				write_string(w, col, convert && conv->text, VARDATA_ANY(v),
+				write_string(cxt, b, convert && conv->text, VARDATA_ANY(v),
 							 VARSIZE_ANY_EXHDR(v));
 				break;
 			}
@@ -517,20 +610,26 @@ write_value(ParquetWriter *w, int col, const ParquetColumnSpec *spec,
 			{
 				const char *n = NameStr(*DatumGetName(d));
 
-				write_string(w, col, convert, n, strlen(n));
+				write_string(cxt, b, convert, n, strlen(n));
 				break;
 			}
 		case CONV_JSONB:
 			{
 				Jsonb	   *jb = DatumGetJsonbP(d);
 
-				resetStringInfo(scratch);
-				JsonbAppendText(scratch, &jb->root);
-				write_string(w, col, convert, scratch->data, scratch->len);
+				if (convert)
+				{
+					resetStringInfo(scratch);
+					JsonbAppendText(scratch, &jb->root);
+					write_string(cxt, b, convert, scratch->data, scratch->len);
+				}
+				else
+					write_jsonb(cxt, b, jb);
 				break;
 			}
 		case CONV_UUID:
-			ParquetWriteBytes(w, col, DatumGetUUIDP(d)->data, UUID_LEN);
+			memcpy(batch_room(cxt, b, UUID_LEN), DatumGetUUIDP(d)->data, UUID_LEN);
+			b->len += UUID_LEN;
 			break;
 		case CONV_TIMESTAMP:
 			{
@@ -546,7 +645,7 @@ write_value(ParquetWriter *w, int col, const ParquetColumnSpec *spec,
 							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 							 errmsg("timestamp out of range for parquet column \"%s\"", spec->name),
 							 errdetail("Parquet timestamps count microseconds since 1970 in 64 bits.")));
-				ParquetWriteInt64(w, col, u);
+				batch_int64(cxt, b, u);
 				break;
 			}
 		case CONV_DATE:
@@ -554,18 +653,18 @@ write_value(ParquetWriter *w, int col, const ParquetColumnSpec *spec,
 				DateADT		t = DatumGetDateADT(d);
 
 				if (DATE_IS_NOBEGIN(t))
-					ParquetWriteInt32(w, col, -PG_INT32_MAX);
+					batch_int32(cxt, b, -PG_INT32_MAX);
 				else if (DATE_IS_NOEND(t))
-					ParquetWriteInt32(w, col, PG_INT32_MAX);
+					batch_int32(cxt, b, PG_INT32_MAX);
 				else
-					ParquetWriteInt32(w, col, t + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE));
+					batch_int32(cxt, b, t + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE));
 				break;
 			}
 		case CONV_OUTPUT:
 			{
 				char	   *s = OutputFunctionCall(&conv->out, d);
 
-				write_string(w, col, convert, s, strlen(s));
+				write_string(cxt, b, convert, s, strlen(s));
 				pfree(s);
 				break;
 			}
@@ -584,11 +683,14 @@ check_privileges(void)
 }
 
 /*
- * The executor hands each result row straight to the writer through this
- * receiver: no tuple is copied or materialized, and per-row memory (detoasted
- * values, text output) is released every ROWS_PER_RESET rows.
+ * The executor hands each result row to this receiver, which converts it
+ * into the column batches at once (no tuple is copied or materialized);
+ * every BATCH_ROWS rows, or BATCH_BYTES of values, the batch goes to the
+ * writer column by column, and per-row memory (detoasted values, text
+ * output) is released.
  */
-#define ROWS_PER_RESET 1000
+#define BATCH_ROWS 1024
+#define BATCH_BYTES (4 * 1024 * 1024)
 
 typedef struct ParquetDest
 {
@@ -602,11 +704,12 @@ typedef struct ParquetDest
 	int			ncols;
 	ParquetColumnSpec *specs;
 	ColumnConv *convs;
+	ColumnBatch *batch;
+	int			nbatch;			/* rows in the batch */
 	bool		convert;		/* server encoding is not UTF-8 */
 	StringInfoData scratch;
 	MemoryContext cxt;			/* outlives the executor: the writer lives here */
 	MemoryContext row_cxt;
-	int			rows_in_cxt;
 } ParquetDest;
 
 static void
@@ -634,6 +737,34 @@ dest_close_file(ParquetDest *d)
 	d->writer = NULL;
 }
 
+/* Hands the batch to the writer; a file that has grown big enough ends. */
+static void
+dest_flush_batch(ParquetDest *d)
+{
+	int			i;
+
+	if (d->nbatch == 0)
+		return;
+	if (d->writer == NULL)
+		dest_open_file(d);
+	for (i = 0; i < d->ncols; i++)
+	{
+		ColumnBatch *b = &d->batch[i];
+
+		ParquetWriteColumn(d->writer, i, b->plain.data, b->plain.len, b->nvalues,
+						   b->any_null ? b->defs : NULL, d->nbatch);
+		b->plain.len = 0;
+		b->nvalues = 0;
+		b->any_null = false;
+	}
+	ParquetEndRows(d->writer, d->nbatch);
+	d->nbatch = 0;
+	MemoryContextReset(d->row_cxt);
+	/* bytes reach the sink a row group at a time: files end on a row group */
+	if (d->sinks->file_bytes > 0 && ParquetWriterBytes(d->writer) >= d->sinks->file_bytes)
+		dest_close_file(d);
+}
+
 static void
 dest_startup(DestReceiver *self, int operation, TupleDesc tupdesc)
 {
@@ -648,6 +779,7 @@ dest_startup(DestReceiver *self, int operation, TupleDesc tupdesc)
 				 errmsg("write_parquet needs a query with at least one column")));
 	d->specs = palloc0(sizeof(ParquetColumnSpec) * d->ncols);
 	d->convs = palloc0(sizeof(ColumnConv) * d->ncols);
+	d->batch = palloc0(sizeof(ColumnBatch) * d->ncols);
 	for (i = 0; i < d->ncols; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
@@ -662,6 +794,7 @@ dest_startup(DestReceiver *self, int operation, TupleDesc tupdesc)
 				j = -1;
 			}
 		map_column(att, &d->specs[i], &d->convs[i]);
+		d->batch[i].defs = palloc(BATCH_ROWS);
 	}
 	initStringInfo(&d->scratch);
 	d->row_cxt = AllocSetContextCreate(d->cxt, "write_parquet rows",
@@ -675,33 +808,33 @@ static bool
 dest_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	ParquetDest *d = (ParquetDest *) self;
-	ParquetWriter *w;
 	MemoryContext old;
+	int			row = d->nbatch;
+	bool		full = false;
 	int			i;
 
-	if (d->writer == NULL)
-		dest_open_file(d);
-	w = d->writer;
 	old = MemoryContextSwitchTo(d->row_cxt);
 	slot_getallattrs(slot);
 	for (i = 0; i < d->ncols; i++)
 	{
+		ColumnBatch *b = &d->batch[i];
+
 		if (slot->tts_isnull[i])
-			ParquetWriteNull(w, i);
-		else
-			write_value(w, i, &d->specs[i], &d->convs[i], slot->tts_values[i],
-						d->convert, &d->scratch);
+		{
+			b->defs[row] = 0;
+			b->any_null = true;
+			continue;
+		}
+		b->defs[row] = 1;
+		b->nvalues++;
+		write_value(d->cxt, &b->plain, &d->specs[i], &d->convs[i],
+					slot->tts_values[i], d->convert, &d->scratch);
+		/* only byte arrays can fill a batch before its rows do */
+		full |= b->plain.len >= BATCH_BYTES;
 	}
-	ParquetEndRow(w);
 	MemoryContextSwitchTo(old);
-	/* bytes reach the sink a row group at a time: files end on a row group */
-	if (d->sinks->file_bytes > 0 && ParquetWriterBytes(w) >= d->sinks->file_bytes)
-		dest_close_file(d);
-	if (++d->rows_in_cxt >= ROWS_PER_RESET)
-	{
-		MemoryContextReset(d->row_cxt);
-		d->rows_in_cxt = 0;
-	}
+	if (++d->nbatch >= BATCH_ROWS || full)
+		dest_flush_batch(d);
 	return true;
 }
 
@@ -759,6 +892,7 @@ ParquetWriteQuery(const char *query, const ParquetWriterOptions *opts,
 		elog(ERROR, "SPI_execute_plan_extended failed: %s", SPI_result_code_string(rc));
 	if (dest.specs == NULL)
 		elog(ERROR, "write_parquet: the query produced no result description");
+	dest_flush_batch(&dest);
 	if (dest.writer != NULL)
 		dest_close_file(&dest);
 	*rows = dest.rows;

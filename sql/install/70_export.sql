@@ -274,10 +274,16 @@ BEGIN
         RETURN;
     END IF;
     PERFORM iotstream._require_pg_cron();
+    -- DROP EXTENSION cannot reach pg_cron's table, so the job cleans up
+    -- after it: once iotstream is gone, its next run unschedules it
+    -- (PL/pgSQL parses the run_export call only when it runs)
     EXECUTE 'SELECT cron.schedule($1, $2, $3)'
-      USING 'iotstream_export_' || name, schedule, format('SELECT count(*) FROM iotstream.run_export(%L)', name);
+      USING 'iotstream_export_' || name, schedule,
+            format('DO $iotstream_job$BEGIN IF to_regprocedure(%L) IS NULL THEN PERFORM cron.unschedule(%L); '
+                   'ELSE PERFORM count(*) FROM iotstream.run_export(%L); END IF; END$iotstream_job$',
+                   'iotstream.run_export(text)', 'iotstream_export_' || name, name);
 END $$;
-COMMENT ON FUNCTION iotstream._schedule_export(text, text) IS 'Internal: registers (or with NULL removes) the pg_cron job iotstream_export_<name>.';
+COMMENT ON FUNCTION iotstream._schedule_export(text, text) IS 'Internal: registers (or with NULL removes) the pg_cron job iotstream_export_<name>, which unschedules itself once the extension is dropped.';
 
 CREATE FUNCTION iotstream.create_export(
     name text, source_table regclass, destination text,

@@ -121,7 +121,9 @@ SELECT alike(pg_temp.err($$SELECT * FROM iotstream.run_export('nope')$$),
 SELECT lives_ok($$SELECT iotstream.create_export('tap_cron', 'tap_exp', 'file:///tmp/x', schedule => '*/5 * * * *')$$,
     'an export with a schedule');
 SELECT is((SELECT schedule || ' ' || command FROM cron.job WHERE jobname = 'iotstream_export_tap_cron'),
-    '*/5 * * * * SELECT count(*) FROM iotstream.run_export(''tap_cron'')', 'create_export registers the pg_cron job');
+    '*/5 * * * * DO $iotstream_job$BEGIN IF to_regprocedure(''iotstream.run_export(text)'') IS NULL THEN '
+    'PERFORM cron.unschedule(''iotstream_export_tap_cron''); ELSE PERFORM count(*) FROM iotstream.run_export(''tap_cron''); '
+    'END IF; END$iotstream_job$', 'create_export registers the pg_cron job');
 SELECT iotstream.alter_export('tap_cron', schedule => '0 * * * *');
 SELECT is((SELECT schedule FROM cron.job WHERE jobname = 'iotstream_export_tap_cron'), '0 * * * *',
     'alter_export changes the schedule');
