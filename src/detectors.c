@@ -59,7 +59,7 @@
  * AVX2 and FMA when the CPU has them (checked once per backend), else two
  * at a time (SSE2, NEON).  Gather instructions are avoided on purpose: on
  * CPUs with the Gather Data Sampling mitigation they are slower than the
- * four row loads and the 4x4 transpose used here.
+ * row loads and the transpose used here.
  */
 #define ERF_PER_UNIT	32
 #define ERF_LIMIT		6
@@ -190,10 +190,22 @@ erf_sum_pairs(const float8 *v, int n, float8 x, float8 scale)
 
 #ifdef ERF_SUM_AVX2
 /*
- * erf_sum_pairs four values at a time.  Each value's row of coefficients is
- * two 32-byte loads (c0..c3, c4..c7); a 4x4 transpose turns the four rows
- * into one register per coefficient.
+ * erf_sum_pairs four values at a time.  The four rows of coefficients are
+ * transposed into one register per coefficient with half the shuffles of a
+ * register-to-register 4x4 transpose: each register is first filled from
+ * memory with the 16-byte halves of two rows (a load and an insert, which
+ * do not use the shuffle unit), so one unpack per coefficient finishes the
+ * job.  The interval numbers go through memory too, rather than four
+ * extracts: shuffles, not arithmetic, are what limits this loop.
  */
+__attribute__((target("avx2,fma")))
+static inline __m256d
+erf_rows_pair(const float8 *ra, const float8 *rb)
+{
+	return _mm256_insertf128_pd(_mm256_castpd128_pd256(_mm_load_pd(ra)),
+								_mm_load_pd(rb), 1);
+}
+
 __attribute__((target("avx2,fma")))
 static float8
 erf_sum_avx2(const float8 *v, int n, float8 x, float8 scale)
@@ -206,6 +218,7 @@ erf_sum_avx2(const float8 *v, int n, float8 x, float8 scale)
 	__m256d		vx = _mm256_set1_pd(x);
 	__m256d		vscale = _mm256_set1_pd(scale);
 	__m256d		acc = _mm256_setzero_pd();
+	int32		idx[4] pg_attribute_aligned(16);
 	float8		lanes[4];
 	float8		sum;
 	int			i;
@@ -216,14 +229,12 @@ erf_sum_avx2(const float8 *v, int n, float8 x, float8 scale)
 		__m256d		a = _mm256_min_pd(_mm256_andnot_pd(sign_bit, z), limit);
 		__m128i		j = _mm256_cvttpd_epi32(_mm256_mul_pd(a, per_unit));
 		__m256d		t = _mm256_sub_pd(a, _mm256_mul_pd(_mm256_add_pd(_mm256_cvtepi32_pd(j), half), step));
-		const float8 *r0 = erf_coef[_mm_extract_epi32(j, 0)];
-		const float8 *r1 = erf_coef[_mm_extract_epi32(j, 1)];
-		const float8 *r2 = erf_coef[_mm_extract_epi32(j, 2)];
-		const float8 *r3 = erf_coef[_mm_extract_epi32(j, 3)];
-		__m256d		lo01,
-					hi01,
-					lo23,
-					hi23,
+		const float8 *r0,
+				   *r1,
+				   *r2,
+				   *r3;
+		__m256d		p,
+					q,
 					c0,
 					c1,
 					c2,
@@ -236,24 +247,29 @@ erf_sum_avx2(const float8 *v, int n, float8 x, float8 scale)
 					t4,
 					r;
 
-		/* c0..c3 of the four rows */
-		lo01 = _mm256_unpacklo_pd(_mm256_load_pd(r0), _mm256_load_pd(r1));
-		hi01 = _mm256_unpackhi_pd(_mm256_load_pd(r0), _mm256_load_pd(r1));
-		lo23 = _mm256_unpacklo_pd(_mm256_load_pd(r2), _mm256_load_pd(r3));
-		hi23 = _mm256_unpackhi_pd(_mm256_load_pd(r2), _mm256_load_pd(r3));
-		c0 = _mm256_permute2f128_pd(lo01, lo23, 0x20);
-		c1 = _mm256_permute2f128_pd(hi01, hi23, 0x20);
-		c2 = _mm256_permute2f128_pd(lo01, lo23, 0x31);
-		c3 = _mm256_permute2f128_pd(hi01, hi23, 0x31);
-		/* c4..c7 */
-		lo01 = _mm256_unpacklo_pd(_mm256_load_pd(r0 + 4), _mm256_load_pd(r1 + 4));
-		hi01 = _mm256_unpackhi_pd(_mm256_load_pd(r0 + 4), _mm256_load_pd(r1 + 4));
-		lo23 = _mm256_unpacklo_pd(_mm256_load_pd(r2 + 4), _mm256_load_pd(r3 + 4));
-		hi23 = _mm256_unpackhi_pd(_mm256_load_pd(r2 + 4), _mm256_load_pd(r3 + 4));
-		c4 = _mm256_permute2f128_pd(lo01, lo23, 0x20);
-		c5 = _mm256_permute2f128_pd(hi01, hi23, 0x20);
-		c6 = _mm256_permute2f128_pd(lo01, lo23, 0x31);
-		c7 = _mm256_permute2f128_pd(hi01, hi23, 0x31);
+		_mm_store_si128((__m128i *) idx, j);
+		r0 = erf_coef[idx[0]];
+		r1 = erf_coef[idx[1]];
+		r2 = erf_coef[idx[2]];
+		r3 = erf_coef[idx[3]];
+
+		/* (r0[m], r0[m+1], r2[m], r2[m+1]) and the same of r1, r3: unpack */
+		p = erf_rows_pair(r0, r2);
+		q = erf_rows_pair(r1, r3);
+		c0 = _mm256_unpacklo_pd(p, q);
+		c1 = _mm256_unpackhi_pd(p, q);
+		p = erf_rows_pair(r0 + 2, r2 + 2);
+		q = erf_rows_pair(r1 + 2, r3 + 2);
+		c2 = _mm256_unpacklo_pd(p, q);
+		c3 = _mm256_unpackhi_pd(p, q);
+		p = erf_rows_pair(r0 + 4, r2 + 4);
+		q = erf_rows_pair(r1 + 4, r3 + 4);
+		c4 = _mm256_unpacklo_pd(p, q);
+		c5 = _mm256_unpackhi_pd(p, q);
+		p = erf_rows_pair(r0 + 6, r2 + 6);
+		q = erf_rows_pair(r1 + 6, r3 + 6);
+		c6 = _mm256_unpacklo_pd(p, q);
+		c7 = _mm256_unpackhi_pd(p, q);
 
 		t2 = _mm256_mul_pd(t, t);
 		t4 = _mm256_mul_pd(t2, t2);
