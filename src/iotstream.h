@@ -11,6 +11,8 @@
 
 #include "postgres.h"
 
+#include <pthread.h>
+
 #include "access/attnum.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
@@ -591,6 +593,9 @@ typedef struct ParquetCompressor ParquetCompressor;
 extern ParquetCompressor *ParquetCompressorCreate(MemoryContext cxt, ParquetCodec codec,
 												  int level);
 extern bool ParquetCompressorSubmit(ParquetCompressor *pc, ParquetPage *page);
+extern bool ParquetThreadStart(pthread_t *tid, void *(*fn) (void *), void *arg);
+extern void ParquetThreadStop(pthread_t tid, pthread_mutex_t *lock, pthread_cond_t *cond,
+							  bool *stop);
 extern void ParquetCompressorHelp(ParquetCompressor *pc, int keep);
 extern bool ParquetCompressorDone(ParquetCompressor *pc, ParquetPage *page);
 extern void ParquetCompressorWait(ParquetCompressor *pc, ParquetPage *page);

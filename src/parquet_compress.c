@@ -139,8 +139,6 @@ ParquetPageWindowFlush(ParquetPageWindow *win, ParquetPageEmitFn emit, void *arg
 	if (win->codec != PARQUET_CODEC_NONE)
 	{
 		int			want = Min(win->threads - 1, win->npages - 1);
-		sigset_t	all,
-					old;
 
 		for (i = 1; i <= want; i++)
 			if (win->codec == PARQUET_CODEC_ZSTD && win->zstd[i] == NULL &&
@@ -148,17 +146,14 @@ ParquetPageWindowFlush(ParquetPageWindow *win, ParquetPageEmitFn emit, void *arg
 				break;
 		want = i - 1;
 		win->next = 0;
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
 		for (i = 0; i < want; i++)
 		{
 			helpers[nhelpers].win = win;
 			helpers[nhelpers].zstd = win->zstd[i + 1];
-			if (pthread_create(&helpers[nhelpers].tid, NULL, helper_main, &helpers[nhelpers]) != 0)
+			if (!ParquetThreadStart(&helpers[nhelpers].tid, helper_main, &helpers[nhelpers]))
 				break;			/* fewer helpers, same result */
 			nhelpers++;
 		}
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		compress_pages(win, win->zstd[0]);
 		for (i = 0; i < nhelpers; i++)
 			pthread_join(helpers[i].tid, NULL);
@@ -217,6 +212,35 @@ struct ParquetCompressor
 	pthread_t	tid;
 };
 
+/*
+ * Starts fn(arg) on a thread of its own, with every signal blocked: the
+ * backend's signal handlers must only ever run on the backend's thread.
+ */
+bool
+ParquetThreadStart(pthread_t *tid, void *(*fn) (void *), void *arg)
+{
+	sigset_t	all,
+				old;
+	int			rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(tid, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc == 0;
+}
+
+/* Sets *stop under lock, wakes the thread waiting on cond and joins it. */
+void
+ParquetThreadStop(pthread_t tid, pthread_mutex_t *lock, pthread_cond_t *cond, bool *stop)
+{
+	pthread_mutex_lock(lock);
+	*stop = true;
+	pthread_cond_broadcast(cond);
+	pthread_mutex_unlock(lock);
+	pthread_join(tid, NULL);
+}
+
 /* Takes the oldest queued page; with pc->lock held and a page queued. */
 static ParquetPage *
 take_page(ParquetCompressor *pc)
@@ -273,11 +297,7 @@ compressor_release(void *arg)
 	if (pc->started)
 	{
 		/* stop before the pages' memory goes away; queued pages are dropped */
-		pthread_mutex_lock(&pc->lock);
-		pc->stop = true;
-		pthread_cond_broadcast(&pc->cond);
-		pthread_mutex_unlock(&pc->lock);
-		pthread_join(pc->tid, NULL);
+		ParquetThreadStop(pc->tid, &pc->lock, &pc->cond, &pc->stop);
 		pc->started = false;
 	}
 	pthread_mutex_destroy(&pc->lock);
@@ -328,15 +348,7 @@ ParquetCompressorSubmit(ParquetCompressor *pc, ParquetPage *j)
 	j->next = NULL;
 	if (!pc->started)
 	{
-		sigset_t	all,
-					old;
-		int			rc;
-
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		rc = pthread_create(&pc->tid, NULL, compressor_main, pc);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (rc != 0)
+		if (!ParquetThreadStart(&pc->tid, compressor_main, pc))
 			return false;
 		pc->started = true;
 	}

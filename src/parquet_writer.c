@@ -33,7 +33,6 @@
 #include "iotstream.h"
 
 #include <pthread.h>
-#include <signal.h>
 
 #include "common/hashfn.h"
 #include "utils/memutils.h"
@@ -521,11 +520,7 @@ dict_thread_release(void *arg)
 	if (t->started)
 	{
 		/* a batch under way finishes first: its memory is still there */
-		pthread_mutex_lock(&t->lock);
-		t->stop = true;
-		pthread_cond_broadcast(&t->cond);
-		pthread_mutex_unlock(&t->lock);
-		pthread_join(t->tid, NULL);
+		ParquetThreadStop(t->tid, &t->lock, &t->cond, &t->stop);
 		t->started = false;
 	}
 	pthread_mutex_destroy(&t->lock);
@@ -538,9 +533,6 @@ dict_thread_start(ParquetWriter *w)
 {
 	PqDictThread *t = MemoryContextAllocZero(w->cxt, sizeof(PqDictThread));
 	MemoryContextCallback *cb = MemoryContextAllocZero(w->cxt, sizeof(MemoryContextCallback));
-	sigset_t	all,
-				old;
-	int			rc;
 
 	t->w = w;
 	pthread_mutex_init(&t->lock, NULL);
@@ -548,11 +540,7 @@ dict_thread_start(ParquetWriter *w)
 	cb->func = dict_thread_release;
 	cb->arg = t;
 	MemoryContextRegisterResetCallback(w->cxt, cb);
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&t->tid, NULL, dict_thread_main, t);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
+	if (!ParquetThreadStart(&t->tid, dict_thread_main, t))
 		return NULL;
 	t->started = true;
 	return t;

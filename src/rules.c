@@ -780,7 +780,6 @@ evaluate_range(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 
 		initStringInfo(&raw);
 		initStringInfo(&cur_raw);
-		cur_raw.len = -1;		/* no key yet */
 
 		/* zscore without saved state reads the history before from too */
 		if (r->kind == RULE_ZSCORE && hash_get_num_entries(states) == 0)
@@ -816,7 +815,7 @@ evaluate_range(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 				ts = at_ts >= 0 ? DatumGetTimestampTz(values[at_ts]) : 0;
 				x = DatumGetFloat8(values[at_value]);
 				key_raw(tt->tupdesc, nfixed, values, nulls, &raw);
-				if (cur_raw.len < 0 || raw.len != cur_raw.len ||
+				if (cur_key[0] == '\0' || raw.len != cur_raw.len ||
 					memcmp(raw.data, cur_raw.data, raw.len) != 0)
 				{
 					key = key_json(r, tt->tupdesc, nfixed, values, nulls, &raw);
