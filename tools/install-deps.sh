@@ -15,6 +15,7 @@ for a in "$@"; do
 done
 
 pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
+      libtap-parser-sourcehandler-pgtap-perl
       librdkafka-dev kcat libcurl4-openssl-dev libssl-dev libsnappy-dev libzstd-dev
       zlib1g-dev zstd make gcc nodejs npm)
 missing=()
