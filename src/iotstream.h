@@ -142,6 +142,12 @@ extern bool KafkaSourcePartitionEmpty(KafkaSource *ks, const char *topic, int32 
 extern const char *KafkaSourceLastError(KafkaSource *ks, int64 *count);
 extern void KafkaSourceClose(KafkaSource *ks);
 
+/* in index_batch.c */
+struct ResultRelInfo;
+struct TupleTableSlot;
+extern bool IndexBatchUsable(struct ResultRelInfo *rri);
+extern void IndexBatchInsert(struct ResultRelInfo *rri, struct TupleTableSlot **slots, int n);
+
 /* in ingest.c */
 
 typedef struct IngestTarget IngestTarget;

@@ -1,0 +1,144 @@
+/*-------------------------------------------------------------------------
+ * index_batch.c
+ *		Index maintenance for one multi-insert of a stream table partition,
+ *		with one BRIN insert per page range instead of one per row.
+ *
+ * Stream tables carry a minmax BRIN index on their time column (rules read
+ * sealed time ranges through it).  PostgreSQL 15 maintains it row by row:
+ * each brininsert maps the revmap, finds the range's summary and compares,
+ * which cost a quarter of the ingest worker's time.  A minmax summary is
+ * the smallest and largest value of its range (and whether it holds
+ * nulls), so inserting the smallest and the largest of the rows a batch
+ * put into a range, and one null if it put any, leaves exactly the summary
+ * that inserting every row leaves.  Those are real rows, inserted through
+ * index_insert like any other: a concurrent summarization's placeholder
+ * is widened by them as by any insert.  The first row of a new range is
+ * inserted too, so that autosummarize still hears of the range.
+ *
+ * This is used only when every index of the partition is such a minmax
+ * BRIN on a plain column; any other index (a btree, an expression, a
+ * partial or a bloom BRIN) leaves the partition on ExecInsertIndexTuples.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include "access/brin.h"
+#include "access/brin_internal.h"
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "catalog/pg_am_d.h"
+#include "executor/executor.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+/* Whether the index is a minmax BRIN on one plain column, ready for inserts. */
+static bool
+minmax_brin(Relation idx, IndexInfo *ii)
+{
+	return idx->rd_rel->relam == BRIN_AM_OID &&
+		ii->ii_NumIndexAttrs == 1 &&
+		ii->ii_IndexAttrNumbers[0] > 0 &&
+		ii->ii_Expressions == NIL &&
+		ii->ii_Predicate == NIL &&
+		index_getprocid(idx, 1, BRIN_PROCNUM_OPCINFO) == F_BRIN_MINMAX_OPCINFO;
+}
+
+/* True if IndexBatchInsert can maintain every index of the partition. */
+bool
+IndexBatchUsable(ResultRelInfo *rri)
+{
+	if (rri->ri_NumIndices == 0)
+		return false;
+	for (int j = 0; j < rri->ri_NumIndices; j++)
+		if (!minmax_brin(rri->ri_IndexRelationDescs[j], rri->ri_IndexRelationInfo[j]))
+			return false;
+	return true;
+}
+
+static void
+index_one(Relation idx, IndexInfo *ii, Relation heap, TupleTableSlot *slot, AttrNumber attno)
+{
+	bool		isnull;
+	Datum		value = slot_getattr(slot, attno, &isnull);
+
+	index_insert(idx, &value, &isnull, &slot->tts_tid, heap, UNIQUE_CHECK_NO, false, ii);
+}
+
+/*
+ * The index entries of n rows just multi-inserted (their slots hold their
+ * TIDs), for a partition IndexBatchUsable() accepted.
+ */
+void
+IndexBatchInsert(ResultRelInfo *rri, TupleTableSlot **slots, int n)
+{
+	Relation	heap = rri->ri_RelationDesc;
+
+	for (int j = 0; j < rri->ri_NumIndices; j++)
+	{
+		Relation	idx = rri->ri_IndexRelationDescs[j];
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[j];
+		AttrNumber	attno = ii->ii_IndexAttrNumbers[0];
+		BlockNumber per_range = BrinGetPagesPerRange(idx);
+		Oid			type = idx->rd_opcintype[0];
+		Oid			less_op;
+		FmgrInfo	less;
+		int			i = 0;
+
+		if (!ii->ii_ReadyForInserts)
+			continue;			/* being built concurrently: as ExecInsertIndexTuples */
+		less_op = get_opfamily_member(idx->rd_opfamily[0], type, type, BTLessStrategyNumber);
+		if (!OidIsValid(less_op))
+			elog(ERROR, "no less-than operator for the BRIN index \"%s\"",
+				 RelationGetRelationName(idx));
+		fmgr_info(get_opcode(less_op), &less);
+
+		/* each run of rows in one page range: its smallest, largest, a null */
+		while (i < n)
+		{
+			BlockNumber range = ItemPointerGetBlockNumber(&slots[i]->tts_tid) / per_range;
+			int			lo = -1,
+						hi = -1,
+						null = -1;
+			Datum		lo_v = 0,
+						hi_v = 0;
+
+			for (; i < n && ItemPointerGetBlockNumber(&slots[i]->tts_tid) / per_range == range; i++)
+			{
+				ItemPointer tid = &slots[i]->tts_tid;
+				bool		isnull;
+				Datum		v = slot_getattr(slots[i], attno, &isnull);
+
+				if (ItemPointerGetBlockNumber(tid) % per_range == 0 &&
+					ItemPointerGetOffsetNumber(tid) == FirstOffsetNumber)
+				{
+					index_one(idx, ii, heap, slots[i], attno); /* autosummarize */
+					continue;
+				}
+				if (isnull)
+					null = i;
+				else if (lo < 0)
+				{
+					lo = hi = i;
+					lo_v = hi_v = v;
+				}
+				else if (DatumGetBool(FunctionCall2Coll(&less, idx->rd_indcollation[0], v, lo_v)))
+				{
+					lo = i;
+					lo_v = v;
+				}
+				else if (DatumGetBool(FunctionCall2Coll(&less, idx->rd_indcollation[0], hi_v, v)))
+				{
+					hi = i;
+					hi_v = v;
+				}
+			}
+			if (lo >= 0)
+				index_one(idx, ii, heap, slots[lo], attno);
+			if (hi >= 0 && hi != lo)
+				index_one(idx, ii, heap, slots[hi], attno);
+			if (null >= 0)
+				index_one(idx, ii, heap, slots[null], attno);
+		}
+	}
+}
