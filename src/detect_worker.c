@@ -10,10 +10,14 @@
  * time.  After an evaluation raised anomalies for alert topics it drains
  * the outbox (alerts.c) on the connection of the table's first source.
  *
- * It runs at a lower CPU priority than the source workers (DETECT_NICE):
- * when the cores are saturated, ingestion keeps pace with the topics and
- * detection catches up afterwards (rule_status.lag shows by how much);
- * nothing is skipped, since it always resumes from its stored progress.
+ * Ingestion goes first.  It runs at a lower CPU priority than the source
+ * workers (DETECT_NICE), and while the table's sources drain a backlog
+ * (they commit full batches) it waits, up to iotstream.detection_yield
+ * at a time, then runs one step and waits again: on a small machine every
+ * core detection takes slows the drain, and the broker may not keep a
+ * backlog for long, while the table keeps every row for detection to
+ * catch up on afterwards (rule_status.lag shows by how much).  Nothing is
+ * skipped, since it always resumes from its stored progress.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
@@ -37,6 +41,8 @@
 #define IDLE_MS		1000		/* definition changes are noticed this fast */
 #define DEFER_MS	100			/* work put off is looked at again */
 #define DETECT_NICE	5			/* added to the worker's nice value */
+#define BACKLOG_MS	500			/* a backlog is over this long after the last
+								 * full batch */
 
 static DetectTarget *MyDetect = NULL;
 static KafkaSink *MySink = NULL;
@@ -111,6 +117,7 @@ iotstream_detect_main(Datum main_arg)
 	MemoryContext step_cxt;
 	bool		alerts_pending = true;	/* a crash may have left some */
 	TimestampTz alerts_tried_at = 0;
+	TimestampTz yield_since = 0;	/* 0: not waiting for a backlog */
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -160,6 +167,27 @@ iotstream_detect_main(Datum main_arg)
 		}
 		/* a batch committing from here on wakes the next round */
 		ResetLatch(MyLatch);
+
+		if (iotstream_detection_yield > 0)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+			TimestampTz backlog = DetectWorkerBacklogAt(relid);
+
+			if (backlog != 0 && !TimestampDifferenceExceeds(backlog, now, BACKLOG_MS) &&
+				(yield_since == 0 ||
+				 !TimestampDifferenceExceeds(yield_since, now, iotstream_detection_yield)))
+			{
+				if (yield_since == 0)
+				{
+					yield_since = now;
+					pgstat_report_activity(STATE_IDLE, "waiting while the sources drain a backlog");
+				}
+				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 BACKLOG_MS, PG_WAIT_EXTENSION);
+				continue;
+			}
+			yield_since = 0;
+		}
 
 		ok = run_step("evaluating rules", detect_step, &alerts, &deferred, step_cxt);
 		if (alerts)

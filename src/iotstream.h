@@ -99,8 +99,10 @@ extern void WorkerInit(void);
 extern char *iotstream_database;
 extern void WorkerBeginXact(const char *activity);
 extern void WorkerCommitXact(void);
+extern int	iotstream_detection_yield;
 extern void DetectWorkerAttach(Oid relid);
-extern void DetectWorkerWake(Oid relid);
+extern void DetectWorkerWake(Oid relid, bool full);
+extern TimestampTz DetectWorkerBacklogAt(Oid relid);
 
 /* in kafka_source.c */
 

@@ -30,6 +30,7 @@
 #include "nodes/pg_list.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -54,6 +55,8 @@ struct Rollup
 	FmgrInfo   *eq;				/* per key column: equality and hash */
 	FmgrInfo   *hash;
 	Oid		   *collations;
+	bool	   *bytes_key;		/* text under a deterministic collation:
+								 * equal exactly when the bytes are */
 	SPIPlanPtr	delta_plan;
 	SPIPlanPtr	apply_plan;		/* iotstream._rollup_apply($1) */
 	SPIPlanPtr	progress_plan;
@@ -126,6 +129,7 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 		r->eq = palloc(sizeof(FmgrInfo) * Max(1, nkeys));
 		r->hash = palloc(sizeof(FmgrInfo) * Max(1, nkeys));
 		r->collations = palloc(sizeof(Oid) * Max(1, nkeys));
+		r->bytes_key = palloc(sizeof(bool) * Max(1, nkeys));
 		for (int i = 0; i < nkeys; i++)
 		{
 			TypeCacheEntry *tc;
@@ -141,6 +145,8 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 			fmgr_info_copy(&r->eq[i], &tc->eq_opr_finfo, cxt);
 			fmgr_info_copy(&r->hash[i], &tc->hash_proc_finfo, cxt);
 			r->collations[i] = get_typcollation(r->types[i]);
+			r->bytes_key[i] = r->eq[i].fn_oid == F_TEXTEQ &&
+				OidIsValid(r->collations[i]) && get_collation_isdeterministic(r->collations[i]);
 		}
 		for (int i = 0; i < nvals; i++)
 			column_of(relid, TextDatumGetCString(vals[i]), r, nkeys + i);
@@ -230,7 +236,15 @@ group_hash(const Rollup *r, const IngestedRows *rows, int row, TimestampTz bucke
 		int			a = (r->attnos[k] - 1) + row * rows->natts;
 		uint32		kh = 0x9e3779b9;
 
-		if (!rows->nulls[a])
+		if (rows->nulls[a])
+			;
+		else if (r->bytes_key[k])
+		{
+			text	   *t = DatumGetTextPP(rows->values[a]);
+
+			kh = hash_bytes((const unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		}
+		else
 			kh = DatumGetUInt32(FunctionCall1Coll(&r->hash[k], r->collations[k], rows->values[a]));
 		h = hash_combine(h, kh);
 	}
@@ -251,7 +265,16 @@ same_keys(const Rollup *r, const IngestedRows *rows, int x, int y)
 				return false;
 			continue;
 		}
-		if (!DatumGetBool(FunctionCall2Coll(&r->eq[k], r->collations[k], rows->values[a], rows->values[b])))
+		if (r->bytes_key[k])
+		{
+			text	   *ta = DatumGetTextPP(rows->values[a]);
+			text	   *tb = DatumGetTextPP(rows->values[b]);
+
+			if (VARSIZE_ANY_EXHDR(ta) != VARSIZE_ANY_EXHDR(tb) ||
+				memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(ta)) != 0)
+				return false;
+		}
+		else if (!DatumGetBool(FunctionCall2Coll(&r->eq[k], r->collations[k], rows->values[a], rows->values[b])))
 			return false;
 	}
 	return true;

@@ -73,6 +73,7 @@ typedef struct DetectSlot
 	Oid			relid;			/* InvalidOid: free */
 	pid_t		pid;
 	Latch	   *latch;
+	TimestampTz backlog_at;		/* commit of the last full batch, 0: none */
 } DetectSlot;
 
 typedef struct IotstreamShared
@@ -90,6 +91,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* GUCs */
 char	   *iotstream_database = NULL;
+int			iotstream_detection_yield = 10000;
 static int	iotstream_max_workers = 16;
 
 /* worker state */
@@ -532,7 +534,7 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 			wake = DetectBatch(MyDetect, &rows, holding_watermark());
 			WorkerCommitXact();
 			if (wake)
-				DetectWorkerWake(MyConfig->target);
+				DetectWorkerWake(MyConfig->target, n >= MyConfig->batch_size);
 		}
 		PG_CATCH();
 		{
@@ -731,6 +733,7 @@ DetectWorkerAttach(Oid relid)
 		slots[free_slot].relid = relid;
 		slots[free_slot].pid = MyProcPid;
 		slots[free_slot].latch = MyLatch;
+		slots[free_slot].backlog_at = 0;
 	}
 	SpinLockRelease(&Shared->detect_mutex);
 	if (free_slot >= 0)
@@ -742,23 +745,47 @@ DetectWorkerAttach(Oid relid)
 				 errhint("Raise iotstream.max_workers and restart the server.")));
 }
 
-/* After a batch into relid commits: its detection worker has work. */
+/*
+ * After a batch into relid commits: its detection worker has work.  A full
+ * batch (batch_size messages) says the source is draining a backlog.
+ */
 void
-DetectWorkerWake(Oid relid)
+DetectWorkerWake(Oid relid, bool full)
 {
 	DetectSlot *slots = detect_slots();
 	Latch	   *latch = NULL;
+	TimestampTz now = full ? GetCurrentTimestamp() : 0;
 
 	SpinLockAcquire(&Shared->detect_mutex);
 	for (int i = 0; i < iotstream_max_workers; i++)
 		if (slots[i].relid == relid)
 		{
 			latch = slots[i].latch;
+			if (full)
+				slots[i].backlog_at = now;
 			break;
 		}
 	SpinLockRelease(&Shared->detect_mutex);
 	if (latch)
 		SetLatch(latch);
+}
+
+/* For the detection worker of relid: when a source last committed a full batch. */
+TimestampTz
+DetectWorkerBacklogAt(Oid relid)
+{
+	DetectSlot *slots = detect_slots();
+	TimestampTz at = 0;
+
+	SpinLockAcquire(&Shared->detect_mutex);
+	for (int i = 0; i < iotstream_max_workers; i++)
+		if (slots[i].relid == relid && slots[i].pid == MyProcPid)
+		{
+			at = slots[i].backlog_at;
+			break;
+		}
+	SpinLockRelease(&Shared->detect_mutex);
+	return at;
 }
 
 /*
@@ -1099,6 +1126,12 @@ WorkerInit(void)
 							   "Database whose sources the iotstream launcher runs.",
 							   NULL, &iotstream_database, "postgres",
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("iotstream.detection_yield",
+							"Longest time a detection worker waits while its table's sources drain a backlog.",
+							"While sources commit full batches, detection waits so that ingestion gets the CPU, "
+							"then runs one step and waits again; 0 never waits.",
+							&iotstream_detection_yield, 10000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("iotstream.max_workers",
 							"Maximum number of iotstream source workers.",
 							"Each also needs a slot in max_worker_processes.",

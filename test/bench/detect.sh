@@ -8,7 +8,7 @@
 #     time passes window end + lateness) to the commit of its anomaly row,
 #     which is when NOTIFY is delivered (track_commit_timestamp, which
 #     make bench turns on).
-#   DETECT_N=400000 LAT_RATE=10000 LAT_SECONDS=30 test/bench/detect.sh
+#   DETECT_N=1500000 LAT_RATE=10000 LAT_SECONDS=30 test/bench/detect.sh
 # PERF_OUT=/tmp/p records perf profiles of the workers while they ingest
 # (/tmp/p.plain: the source worker; /tmp/p.detect: it and the detection worker).
 set -euo pipefail
@@ -16,14 +16,17 @@ set -euo pipefail
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-N=${DETECT_N:-400000}
+# The mock broker keeps about 5 MiB per partition (FACTS.md): 64 partitions
+# hold 1.5M narrow messages, enough for a few seconds of ingest per contender
+# (the 0.2 s polls that start and stop each clock then matter little).
+N=${DETECT_N:-1500000}
 DEVICES=${DETECT_DEVICES:-200}
 LAT_RATE=${LAT_RATE:-10000}
 LAT_SECONDS=${LAT_SECONDS:-30}
 # which of the detection parts to run on the detect table (all by default)
 PARTS=" ${DETECT_PARTS:-seed004 zscore spike rollup} "
 
-start_broker --brokers 1 --topic dnarrow:16 --topic dlatency:8
+start_broker --brokers 1 --topic dnarrow:${DETECT_PARTITIONS:-64} --topic dlatency:8
 DATA=$(mktemp -d /tmp/iotstream-bench.XXXXXX)
 trap 'rm -rf "$DATA"; _lib_cleanup' EXIT
 
@@ -89,7 +92,7 @@ for run in plain detect plain2; do
   [ "$t" = detect ] || dpid=
   w0=$(cpu_ms "$wpid"); d0=$(cpu_ms "$dpid")
   if [ -n "${PERF_OUT:-}" ] && [ "$run" != plain2 ]; then
-    perf record -q -g -p "$wpid,$dpid" -o "$PERF_OUT.$run" >/dev/null 2>&1 & perf_pid=$!
+    perf record -q -g -p "$wpid${dpid:+,$dpid}" -o "$PERF_OUT.$run" >/dev/null 2>&1 & perf_pid=$!
   fi
   wait_for "SELECT ($consumed) >= $(json_get "$(cat "$DATA/narrow.json")" produced)" 300
   t1=$(now_ms)
