@@ -267,37 +267,6 @@ dict_fallback(ParquetWriter *w, PqColumn *c)
 	memset(c->slots, 0, sizeof(uint32) * c->nslots);
 }
 
-/*
- * Hash of a byte string for the dictionary, 8 bytes at a time: short keys
- * such as device names cost a few multiplies (hash_bytes was a quarter of
- * the dictionary thread's time).
- */
-static inline uint32
-bytes_hash(const char *v, size_t len)
-{
-	uint64		h = (uint64) len * UINT64CONST(0x9e3779b97f4a7c15);
-	uint64		x;
-
-	while (len >= 8)
-	{
-		memcpy(&x, v, 8);
-		h = (h ^ x) * UINT64CONST(0xbf58476d1ce4e5b9);
-		h ^= h >> 31;
-		v += 8;
-		len -= 8;
-	}
-	if (len > 0)
-	{
-		x = 0;
-		memcpy(&x, v, len);
-		h = (h ^ x) * UINT64CONST(0xbf58476d1ce4e5b9);
-		h ^= h >> 31;
-	}
-	h *= UINT64CONST(0x94d049bb133111eb);
-	h ^= h >> 32;
-	return (uint32) h;
-}
-
 /* Hash of a value for the dictionary: a cheap mix for 4 and 8 bytes. */
 static inline uint32
 value_hash(const char *v, size_t len, int width)
@@ -321,7 +290,7 @@ value_hash(const char *v, size_t len, int width)
 		memcpy(&x, v, 4);
 		return murmurhash32(x);
 	}
-	return bytes_hash(v, len);
+	return BytesHash(v, len);
 }
 
 /*

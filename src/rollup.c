@@ -242,7 +242,7 @@ group_hash(const Rollup *r, const IngestedRows *rows, int row, TimestampTz bucke
 		{
 			text	   *t = DatumGetTextPP(rows->values[a]);
 
-			kh = hash_bytes((const unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			kh = BytesHash(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 		}
 		else
 			kh = DatumGetUInt32(FunctionCall1Coll(&r->hash[k], r->collations[k], rows->values[a]));
