@@ -226,10 +226,22 @@ bucket_of(const Rollup *r, TimestampTz t)
 	return m < 0 ? t - m - r->bucket_usecs : t - m;
 }
 
+/* A key's text as stored: decoded values are neither compressed nor external. */
+static inline text *
+key_text(Datum d)
+{
+	struct varlena *p = (struct varlena *) DatumGetPointer(d);
+
+	if (unlikely(VARATT_IS_COMPRESSED(p) || VARATT_IS_EXTERNAL(p)))
+		p = pg_detoast_datum_packed(p);
+	return (text *) p;
+}
+
 static uint32
 group_hash(const Rollup *r, const IngestedRows *rows, int row, TimestampTz bucket)
 {
-	uint32		h = hash_bytes_uint32((uint32) bucket) ^ hash_bytes_uint32((uint32) (bucket >> 32));
+	uint64		bx = (uint64) bucket * UINT64CONST(0x9e3779b97f4a7c15);
+	uint32		h = (uint32) (bx ^ (bx >> 32));
 
 	for (int k = 0; k < r->nkeys; k++)
 	{
@@ -240,7 +252,7 @@ group_hash(const Rollup *r, const IngestedRows *rows, int row, TimestampTz bucke
 			;
 		else if (r->bytes_key[k])
 		{
-			text	   *t = DatumGetTextPP(rows->values[a]);
+			text	   *t = key_text(rows->values[a]);
 
 			kh = BytesHash(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 		}
@@ -267,8 +279,8 @@ same_keys(const Rollup *r, const IngestedRows *rows, int x, int y)
 		}
 		if (r->bytes_key[k])
 		{
-			text	   *ta = DatumGetTextPP(rows->values[a]);
-			text	   *tb = DatumGetTextPP(rows->values[b]);
+			text	   *ta = key_text(rows->values[a]);
+			text	   *tb = key_text(rows->values[b]);
 
 			if (VARSIZE_ANY_EXHDR(ta) != VARSIZE_ANY_EXHDR(tb) ||
 				memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(ta)) != 0)
@@ -298,6 +310,7 @@ RollupMergeBatch(Rollup *r, const IngestedRows *rows, bool have_watermark,
 	int		   *group_row;
 	uint32	   *group_hashes;
 	TimestampTz *group_bucket;
+	TimestampTz last_bucket = PG_INT64_MAX;
 	StatsState *stats;
 	Datum		pargs[3];
 
@@ -321,7 +334,11 @@ RollupMergeBatch(Rollup *r, const IngestedRows *rows, bool have_watermark,
 
 		if (!rows->stored[i])
 			continue;
-		b = bucket_of(r, rows->ts[i]);
+		/* a batch's rows mostly share a few buckets: skip the division */
+		if (rows->ts[i] >= last_bucket && rows->ts[i] - last_bucket < r->bucket_usecs)
+			b = last_bucket;
+		else
+			b = last_bucket = bucket_of(r, rows->ts[i]);
 		if (b < cutoff)
 		{
 			late++;
