@@ -10,13 +10,9 @@ W=$IOTSTREAM_WORK
 
 start_broker --topic tel62:1 --topic alerts62:1
 
+fresh_schema it62
 psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
-SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name LIKE 'it62%';
-SELECT iotstream.drop_rule(name) FROM iotstream.rules WHERE name LIKE 'it62%';
-DELETE FROM iotstream.anomalies WHERE rule LIKE 'it62%';
-DROP SCHEMA IF EXISTS it62 CASCADE;
-CREATE SCHEMA it62;
 SELECT iotstream.create_stream_table('it62.tel',
   'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text NOT NULL, value float8 NOT NULL',
   'ts', partition_interval => '1 hour', max_past => '3650 days', max_future => '1 day', retention => NULL);

@@ -14,13 +14,9 @@ start_broker --brokers 2 --topic wm63:2
 broker_cmd "leader wm63 0 1"
 broker_cmd "leader wm63 1 2"
 
+fresh_schema it63
 psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
-SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name LIKE 'it63%';
-SELECT iotstream.drop_rule(name) FROM iotstream.rules WHERE name LIKE 'it63%';
-SELECT iotstream.drop_rollup(name) FROM iotstream.rollups WHERE name LIKE 'it63%';
-DROP SCHEMA IF EXISTS it63 CASCADE;
-CREATE SCHEMA it63;
 SELECT iotstream.create_stream_table('it63.tel', 'ts timestamptz NOT NULL, sensor_id text NOT NULL, value float8',
   'ts', partition_interval => '1 day', max_past => '3650 days', retention => NULL);
 SELECT iotstream.create_rule('it63_count', 'it63.tel', 'value', ARRAY['sensor_id'], 'threshold_count',

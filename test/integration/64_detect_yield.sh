@@ -14,13 +14,9 @@ q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 start_broker --brokers 1 --topic y64:1
 reset_yield() { psql -X -q -c "ALTER SYSTEM RESET iotstream.detection_yield" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true; }
 trap 'reset_yield; _lib_cleanup' EXIT	# the cluster is shared with the other tests
+fresh_schema it64
 psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
-SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name LIKE 'it64%';
-SELECT iotstream.drop_rule(name) FROM iotstream.rules WHERE name LIKE 'it64%';
-DELETE FROM iotstream.anomalies WHERE rule LIKE 'it64%';
-DROP SCHEMA IF EXISTS it64 CASCADE;
-CREATE SCHEMA it64;
 SELECT iotstream.create_stream_table('it64.tel',
   'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text NOT NULL, value float8',
   'ts', partition_interval => '1 day', max_past => '3650 days', retention => NULL);

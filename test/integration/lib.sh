@@ -89,6 +89,21 @@ wait_for() {
   done
 }
 
+# Drops what an earlier run of a test left (its sources, rules, rollups and
+# anomalies, named PREFIX..., and schema PREFIX) and creates the schema anew.
+fresh_schema() {
+  local p=$1
+  psql -X -q -v ON_ERROR_STOP=1 >/dev/null <<SQL
+SET client_min_messages = warning;
+SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name LIKE '$p%';
+SELECT iotstream.drop_rule(name) FROM iotstream.rules WHERE name LIKE '$p%';
+SELECT iotstream.drop_rollup(name) FROM iotstream.rollups WHERE name LIKE '$p%';
+DELETE FROM iotstream.anomalies WHERE rule LIKE '$p%';
+DROP SCHEMA IF EXISTS $p CASCADE;
+CREATE SCHEMA $p;
+SQL
+}
+
 # Waits until the detection worker has caught up with the watermark for the
 # rules and rollups whose names match a LIKE pattern: every rule evaluated
 # up to its horizon, every rollup's batch deltas folded in.
