@@ -12,12 +12,14 @@
  *
  * Ingestion goes first.  It runs at a lower CPU priority than the source
  * workers (DETECT_NICE), and while the table's sources drain a backlog
- * (they commit full batches) it waits, up to iotstream.detection_yield
- * at a time, then runs one step and waits again: on a small machine every
- * core detection takes slows the drain, and the broker may not keep a
- * backlog for long, while the table keeps every row for detection to
- * catch up on afterwards (rule_status.lag shows by how much).  Nothing is
- * skipped, since it always resumes from its stored progress.
+ * (they commit full batches with more waiting behind them) it waits, up
+ * to iotstream.detection_yield at a time, then runs one step and waits
+ * again: on a small machine every core detection takes slows the drain,
+ * and the broker may not keep a backlog for long, while the table keeps
+ * every row for detection to catch up on afterwards (rule_status.lag
+ * shows by how much).  A fast live stream fills its batches too but keeps
+ * up with them, and is evaluated as it arrives.  Nothing is skipped, since
+ * it always resumes from its stored progress.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
@@ -41,8 +43,8 @@
 #define IDLE_MS		1000		/* definition changes are noticed this fast */
 #define DEFER_MS	100			/* work put off is looked at again */
 #define DETECT_NICE	5			/* added to the worker's nice value */
-#define BACKLOG_MS	500			/* a backlog is over this long after the last
-								 * full batch */
+#define BACKLOG_MS	500			/* a backlog is over this long after its
+								 * last batch */
 
 static DetectTarget *MyDetect = NULL;
 static KafkaSink *MySink = NULL;

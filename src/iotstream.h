@@ -101,7 +101,7 @@ extern void WorkerBeginXact(const char *activity);
 extern void WorkerCommitXact(void);
 extern int	iotstream_detection_yield;
 extern void DetectWorkerAttach(Oid relid);
-extern void DetectWorkerWake(Oid relid, bool full);
+extern void DetectWorkerWake(Oid relid, bool backlog);
 extern TimestampTz DetectWorkerBacklogAt(Oid relid);
 
 /* in kafka_source.c */

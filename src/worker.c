@@ -73,7 +73,7 @@ typedef struct DetectSlot
 	Oid			relid;			/* InvalidOid: free */
 	pid_t		pid;
 	Latch	   *latch;
-	TimestampTz backlog_at;		/* commit of the last full batch, 0: none */
+	TimestampTz backlog_at;		/* last batch of a backlog committed, 0: none */
 } DetectSlot;
 
 typedef struct IotstreamShared
@@ -508,6 +508,28 @@ holding_watermark(void)
 }
 
 /*
+ * Whether the source is draining a backlog: the batch was full and its
+ * partitions hold at least another batch behind it.  A fast live stream
+ * fills its batches too, but keeps up with them.
+ */
+static bool
+draining_backlog(int n, const KafkaPartition *parts, int np)
+{
+	int64		behind = 0;
+
+	if (n < MyConfig->batch_size)
+		return false;
+	for (int i = 0; i < np; i++)
+	{
+		int64		high = KafkaSourceHighWatermark(MySource, parts[i].topic, parts[i].partition);
+
+		if (high > parts[i].offset)
+			behind += high - parts[i].offset;
+	}
+	return behind >= MyConfig->batch_size;
+}
+
+/*
  * One transaction: the rows, the dead letters, the dedup keys, what the
  * rules and rollups make of the rows, and the offsets.  If the fast path fails, the batch is retried row by row.
  */
@@ -534,7 +556,7 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 			wake = DetectBatch(MyDetect, &rows, holding_watermark());
 			WorkerCommitXact();
 			if (wake)
-				DetectWorkerWake(MyConfig->target, n >= MyConfig->batch_size);
+				DetectWorkerWake(MyConfig->target, draining_backlog(n, parts, np));
 		}
 		PG_CATCH();
 		{
@@ -746,22 +768,22 @@ DetectWorkerAttach(Oid relid)
 }
 
 /*
- * After a batch into relid commits: its detection worker has work.  A full
- * batch (batch_size messages) says the source is draining a backlog.
+ * After a batch into relid commits: its detection worker has work.
+ * backlog: the source is draining one (see draining_backlog).
  */
 void
-DetectWorkerWake(Oid relid, bool full)
+DetectWorkerWake(Oid relid, bool backlog)
 {
 	DetectSlot *slots = detect_slots();
 	Latch	   *latch = NULL;
-	TimestampTz now = full ? GetCurrentTimestamp() : 0;
+	TimestampTz now = backlog ? GetCurrentTimestamp() : 0;
 
 	SpinLockAcquire(&Shared->detect_mutex);
 	for (int i = 0; i < iotstream_max_workers; i++)
 		if (slots[i].relid == relid)
 		{
 			latch = slots[i].latch;
-			if (full)
+			if (backlog)
 				slots[i].backlog_at = now;
 			break;
 		}
@@ -770,7 +792,7 @@ DetectWorkerWake(Oid relid, bool full)
 		SetLatch(latch);
 }
 
-/* For the detection worker of relid: when a source last committed a full batch. */
+/* For the detection worker of relid: when a source last committed a batch of a backlog. */
 TimestampTz
 DetectWorkerBacklogAt(Oid relid)
 {
@@ -1128,8 +1150,8 @@ WorkerInit(void)
 							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("iotstream.detection_yield",
 							"Longest time a detection worker waits while its table's sources drain a backlog.",
-							"While sources commit full batches, detection waits so that ingestion gets the CPU, "
-							"then runs one step and waits again; 0 never waits.",
+							"While sources commit full batches with more waiting behind them, detection waits so "
+							"that ingestion gets the CPU, then runs one step and waits again; 0 never waits.",
 							&iotstream_detection_yield, 10000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("iotstream.max_workers",
