@@ -111,6 +111,31 @@ alerts_step(bool *done)
 	return sent >= 0;
 }
 
+/*
+ * Whether to wait instead of running a step: a source is draining a
+ * backlog and the wait that began at *since (0: none yet) is shorter than
+ * iotstream.detection_yield.  A step that runs ends the wait.
+ */
+static bool
+yield_to_backlog(TimestampTz *since)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz backlog = iotstream_detection_yield > 0 ? DetectWorkerBacklogAt() : 0;
+
+	if (backlog == 0 || TimestampDifferenceExceeds(backlog, now, BACKLOG_MS) ||
+		(*since != 0 && TimestampDifferenceExceeds(*since, now, iotstream_detection_yield)))
+	{
+		*since = 0;
+		return false;
+	}
+	if (*since == 0)
+	{
+		*since = now;
+		pgstat_report_activity(STATE_IDLE, "waiting while the sources drain a backlog");
+	}
+	return true;
+}
+
 void
 iotstream_detect_main(Datum main_arg)
 {
@@ -170,25 +195,11 @@ iotstream_detect_main(Datum main_arg)
 		/* a batch committing from here on wakes the next round */
 		ResetLatch(MyLatch);
 
-		if (iotstream_detection_yield > 0)
+		if (yield_to_backlog(&yield_since))
 		{
-			TimestampTz now = GetCurrentTimestamp();
-			TimestampTz backlog = DetectWorkerBacklogAt(relid);
-
-			if (backlog != 0 && !TimestampDifferenceExceeds(backlog, now, BACKLOG_MS) &&
-				(yield_since == 0 ||
-				 !TimestampDifferenceExceeds(yield_since, now, iotstream_detection_yield)))
-			{
-				if (yield_since == 0)
-				{
-					yield_since = now;
-					pgstat_report_activity(STATE_IDLE, "waiting while the sources drain a backlog");
-				}
-				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 BACKLOG_MS, PG_WAIT_EXTENSION);
-				continue;
-			}
-			yield_since = 0;
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 BACKLOG_MS, PG_WAIT_EXTENSION);
+			continue;
 		}
 
 		ok = run_step("evaluating rules", detect_step, &alerts, &deferred, step_cxt);

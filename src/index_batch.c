@@ -32,7 +32,22 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-/* Whether the index is a minmax BRIN on one plain column, ready for inserts. */
+/* What one index needs for its inserts, looked up once per partition and batch. */
+typedef struct IndexBatchColumn
+{
+	AttrNumber	attno;			/* in the partition */
+	BlockNumber per_range;
+	Oid			collation;
+	FmgrInfo	less;			/* the opfamily's < on the column's type */
+} IndexBatchColumn;
+
+struct IndexBatch
+{
+	int			n;
+	IndexBatchColumn cols[FLEXIBLE_ARRAY_MEMBER];	/* per index of the partition */
+};
+
+/* Whether the index is a minmax BRIN on one plain column. */
 static bool
 minmax_brin(Relation idx, IndexInfo *ii)
 {
@@ -44,75 +59,86 @@ minmax_brin(Relation idx, IndexInfo *ii)
 		index_getprocid(idx, 1, BRIN_PROCNUM_OPCINFO) == F_BRIN_MINMAX_OPCINFO;
 }
 
-/* True if IndexBatchInsert can maintain every index of the partition. */
-bool
-IndexBatchUsable(ResultRelInfo *rri)
+/*
+ * The per-index state IndexBatchInsert needs, in the current memory
+ * context, or NULL if some index of the partition is not such a BRIN (or
+ * it has none): then ExecInsertIndexTuples maintains them.
+ */
+IndexBatch *
+IndexBatchCreate(ResultRelInfo *rri)
 {
+	IndexBatch *ib;
+
 	if (rri->ri_NumIndices == 0)
-		return false;
+		return NULL;
 	for (int j = 0; j < rri->ri_NumIndices; j++)
 		if (!minmax_brin(rri->ri_IndexRelationDescs[j], rri->ri_IndexRelationInfo[j]))
-			return false;
-	return true;
+			return NULL;
+	ib = palloc(offsetof(IndexBatch, cols) + sizeof(IndexBatchColumn) * rri->ri_NumIndices);
+	ib->n = rri->ri_NumIndices;
+	for (int j = 0; j < ib->n; j++)
+	{
+		Relation	idx = rri->ri_IndexRelationDescs[j];
+		Oid			type = idx->rd_opcintype[0];
+		Oid			less_op = get_opfamily_member(idx->rd_opfamily[0], type, type, BTLessStrategyNumber);
+		IndexBatchColumn *c = &ib->cols[j];
+
+		if (!OidIsValid(less_op))
+			elog(ERROR, "no less-than operator for the BRIN index \"%s\"",
+				 RelationGetRelationName(idx));
+		c->attno = rri->ri_IndexRelationInfo[j]->ii_IndexAttrNumbers[0];
+		c->per_range = BrinGetPagesPerRange(idx);
+		c->collation = idx->rd_indcollation[0];
+		fmgr_info(get_opcode(less_op), &c->less);
+	}
+	return ib;
 }
 
 static void
-index_one(Relation idx, IndexInfo *ii, Relation heap, TupleTableSlot *slot, AttrNumber attno)
+index_one(Relation idx, IndexInfo *ii, Relation heap, TupleTableSlot *slot, Datum value, bool isnull)
 {
-	bool		isnull;
-	Datum		value = slot_getattr(slot, attno, &isnull);
-
 	index_insert(idx, &value, &isnull, &slot->tts_tid, heap, UNIQUE_CHECK_NO, false, ii);
 }
 
 /*
  * The index entries of n rows just multi-inserted (their slots hold their
- * TIDs), for a partition IndexBatchUsable() accepted.
+ * TIDs), for a partition IndexBatchCreate() accepted.
  */
 void
-IndexBatchInsert(ResultRelInfo *rri, TupleTableSlot **slots, int n)
+IndexBatchInsert(IndexBatch *ib, ResultRelInfo *rri, TupleTableSlot **slots, int n)
 {
 	Relation	heap = rri->ri_RelationDesc;
 
-	for (int j = 0; j < rri->ri_NumIndices; j++)
+	for (int j = 0; j < ib->n; j++)
 	{
 		Relation	idx = rri->ri_IndexRelationDescs[j];
 		IndexInfo  *ii = rri->ri_IndexRelationInfo[j];
-		AttrNumber	attno = ii->ii_IndexAttrNumbers[0];
-		BlockNumber per_range = BrinGetPagesPerRange(idx);
-		Oid			type = idx->rd_opcintype[0];
-		Oid			less_op;
-		FmgrInfo	less;
+		IndexBatchColumn *c = &ib->cols[j];
 		int			i = 0;
 
 		if (!ii->ii_ReadyForInserts)
 			continue;			/* being built concurrently: as ExecInsertIndexTuples */
-		less_op = get_opfamily_member(idx->rd_opfamily[0], type, type, BTLessStrategyNumber);
-		if (!OidIsValid(less_op))
-			elog(ERROR, "no less-than operator for the BRIN index \"%s\"",
-				 RelationGetRelationName(idx));
-		fmgr_info(get_opcode(less_op), &less);
 
 		/* each run of rows in one page range: its smallest, largest, a null */
 		while (i < n)
 		{
-			BlockNumber range = ItemPointerGetBlockNumber(&slots[i]->tts_tid) / per_range;
+			BlockNumber range = ItemPointerGetBlockNumber(&slots[i]->tts_tid) / c->per_range;
 			int			lo = -1,
 						hi = -1,
 						null = -1;
 			Datum		lo_v = 0,
 						hi_v = 0;
 
-			for (; i < n && ItemPointerGetBlockNumber(&slots[i]->tts_tid) / per_range == range; i++)
+			for (; i < n && ItemPointerGetBlockNumber(&slots[i]->tts_tid) / c->per_range == range; i++)
 			{
 				ItemPointer tid = &slots[i]->tts_tid;
 				bool		isnull;
-				Datum		v = slot_getattr(slots[i], attno, &isnull);
+				Datum		v = slot_getattr(slots[i], c->attno, &isnull);
 
-				if (ItemPointerGetBlockNumber(tid) % per_range == 0 &&
+				if (ItemPointerGetBlockNumber(tid) % c->per_range == 0 &&
 					ItemPointerGetOffsetNumber(tid) == FirstOffsetNumber)
 				{
-					index_one(idx, ii, heap, slots[i], attno); /* autosummarize */
+					index_one(idx, ii, heap, slots[i], v, isnull);	/* autosummarize */
 					continue;
 				}
 				if (isnull)
@@ -122,23 +148,23 @@ IndexBatchInsert(ResultRelInfo *rri, TupleTableSlot **slots, int n)
 					lo = hi = i;
 					lo_v = hi_v = v;
 				}
-				else if (DatumGetBool(FunctionCall2Coll(&less, idx->rd_indcollation[0], v, lo_v)))
+				else if (DatumGetBool(FunctionCall2Coll(&c->less, c->collation, v, lo_v)))
 				{
 					lo = i;
 					lo_v = v;
 				}
-				else if (DatumGetBool(FunctionCall2Coll(&less, idx->rd_indcollation[0], hi_v, v)))
+				else if (DatumGetBool(FunctionCall2Coll(&c->less, c->collation, hi_v, v)))
 				{
 					hi = i;
 					hi_v = v;
 				}
 			}
 			if (lo >= 0)
-				index_one(idx, ii, heap, slots[lo], attno);
+				index_one(idx, ii, heap, slots[lo], lo_v, false);
 			if (hi >= 0 && hi != lo)
-				index_one(idx, ii, heap, slots[hi], attno);
+				index_one(idx, ii, heap, slots[hi], hi_v, false);
 			if (null >= 0)
-				index_one(idx, ii, heap, slots[null], attno);
+				index_one(idx, ii, heap, slots[null], (Datum) 0, true);
 		}
 	}
 }

@@ -87,7 +87,7 @@ typedef struct PartBuffer
 								 * must not each pin the relcache's */
 	BulkInsertState bistate;	/* one per partition: a bulk-insert state
 								 * remembers a buffer by block number only */
-	bool		batch_index;	/* indexes maintained by IndexBatchInsert */
+	IndexBatch *index_batch;	/* NULL: indexes maintained row by row */
 	TupleTableSlot *slots[MAX_BUFFERED_ROWS];
 	int			nslots;			/* slots created so far */
 	int			n;				/* slots holding rows */
@@ -376,11 +376,11 @@ flush_buffer(InsertState *st, PartBuffer *b)
 	if (b->n == 0)
 		return;
 	table_multi_insert(rri->ri_RelationDesc, b->slots, b->n, st->cid, 0, b->bistate);
-	if (b->batch_index)
-		IndexBatchInsert(rri, b->slots, b->n);
+	if (b->index_batch)
+		IndexBatchInsert(b->index_batch, rri, b->slots, b->n);
 	for (int i = 0; i < b->n; i++)
 	{
-		if (rri->ri_NumIndices > 0 && !b->batch_index)
+		if (rri->ri_NumIndices > 0 && !b->index_batch)
 			list_free(ExecInsertIndexTuples(rri, b->slots[i], st->estate,
 											false, false, NULL, NIL));
 		if (rri->ri_TrigDesc && rri->ri_TrigDesc->trig_insert_after_row)
@@ -434,7 +434,7 @@ insert_row(InsertState *st, const Datum *values, const bool *nulls)
 			b->rri = rri;
 			b->desc = CreateTupleDescCopy(RelationGetDescr(rel));
 			b->bistate = GetBulkInsertState();
-			b->batch_index = IndexBatchUsable(rri);
+			b->index_batch = IndexBatchCreate(rri);
 			b->nslots = 0;
 		}
 	}

@@ -23,6 +23,40 @@
 /* in iotstream.c */
 extern void _PG_init(void);
 
+/* shared by rollup.c and parquet_writer.c */
+
+/*
+ * Hash of a short byte string, 8 bytes at a time: device names and metric
+ * types cost a few multiplies (hash_bytes was a quarter of the Parquet
+ * dictionary thread's time).  For in-memory tables only: it is not stable
+ * across versions.
+ */
+static inline uint32
+BytesHash(const char *v, size_t len)
+{
+	uint64		h = (uint64) len * UINT64CONST(0x9e3779b97f4a7c15);
+	uint64		x;
+
+	while (len >= 8)
+	{
+		memcpy(&x, v, 8);
+		h = (h ^ x) * UINT64CONST(0xbf58476d1ce4e5b9);
+		h ^= h >> 31;
+		v += 8;
+		len -= 8;
+	}
+	if (len > 0)
+	{
+		x = 0;
+		memcpy(&x, v, len);
+		h = (h ^ x) * UINT64CONST(0xbf58476d1ce4e5b9);
+		h ^= h >> 31;
+	}
+	h *= UINT64CONST(0x94d049bb133111eb);
+	h ^= h >> 32;
+	return (uint32) h;
+}
+
 /* in stream_table.c */
 
 /*
@@ -102,7 +136,7 @@ extern void WorkerCommitXact(void);
 extern int	iotstream_detection_yield;
 extern void DetectWorkerAttach(Oid relid);
 extern void DetectWorkerWake(Oid relid, bool backlog);
-extern TimestampTz DetectWorkerBacklogAt(Oid relid);
+extern TimestampTz DetectWorkerBacklogAt(void);
 
 /* in kafka_source.c */
 
@@ -144,43 +178,14 @@ extern bool KafkaSourcePartitionEmpty(KafkaSource *ks, const char *topic, int32 
 extern const char *KafkaSourceLastError(KafkaSource *ks, int64 *count);
 extern void KafkaSourceClose(KafkaSource *ks);
 
-/*
- * Hash of a short byte string, 8 bytes at a time: device names and metric
- * types cost a few multiplies (hash_bytes was a quarter of the Parquet
- * dictionary thread's time).  For in-memory tables only: it is not stable
- * across versions.
- */
-static inline uint32
-BytesHash(const char *v, size_t len)
-{
-	uint64		h = (uint64) len * UINT64CONST(0x9e3779b97f4a7c15);
-	uint64		x;
-
-	while (len >= 8)
-	{
-		memcpy(&x, v, 8);
-		h = (h ^ x) * UINT64CONST(0xbf58476d1ce4e5b9);
-		h ^= h >> 31;
-		v += 8;
-		len -= 8;
-	}
-	if (len > 0)
-	{
-		x = 0;
-		memcpy(&x, v, len);
-		h = (h ^ x) * UINT64CONST(0xbf58476d1ce4e5b9);
-		h ^= h >> 31;
-	}
-	h *= UINT64CONST(0x94d049bb133111eb);
-	h ^= h >> 32;
-	return (uint32) h;
-}
-
 /* in index_batch.c */
 struct ResultRelInfo;
 struct TupleTableSlot;
-extern bool IndexBatchUsable(struct ResultRelInfo *rri);
-extern void IndexBatchInsert(struct ResultRelInfo *rri, struct TupleTableSlot **slots, int n);
+typedef struct IndexBatch IndexBatch;
+
+extern IndexBatch *IndexBatchCreate(struct ResultRelInfo *rri);
+extern void IndexBatchInsert(IndexBatch *ib, struct ResultRelInfo *rri,
+							 struct TupleTableSlot **slots, int n);
 
 /* in ingest.c */
 

@@ -86,6 +86,7 @@ typedef struct IotstreamShared
 } IotstreamShared;
 
 static IotstreamShared *Shared = NULL;
+static DetectSlot *MyDetectSlot = NULL;	/* a detection worker's own */
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -424,9 +425,10 @@ batch_offsets(const KafkaMessage *msgs, int n, KafkaPartition *out)
 /*
  * The offsets, in the batch's transaction, with each partition's high
  * watermark and newest event time stored (which detection's watermark is
- * made of).
+ * made of).  Returns how many messages the batch's partitions hold behind
+ * it, as far as their high watermarks are known.
  */
-static void
+static int64
 store_offsets(const KafkaPartition *parts, int np, const IngestedRows *rows)
 {
 	Datum	   *topics = palloc(sizeof(Datum) * np);
@@ -441,6 +443,7 @@ store_offsets(const KafkaPartition *parts, int np, const IngestedRows *rows)
 	int			dims[1] = {np};
 	int			lbs[1] = {1};
 	int			p = 0;
+	int64		behind = 0;
 
 	for (int i = 0; i < np && nheard < nassigned; i++)
 		for (int j = 0; j < nassigned; j++)
@@ -452,10 +455,14 @@ store_offsets(const KafkaPartition *parts, int np, const IngestedRows *rows)
 			}
 	for (int i = 0; i < np; i++)
 	{
+		int64		high = KafkaSourceHighWatermark(MySource, parts[i].topic, parts[i].partition);
+
 		topics[i] = CStringGetTextDatum(parts[i].topic);
 		partitions[i] = Int32GetDatum(parts[i].partition);
 		offsets[i] = Int64GetDatum(parts[i].offset);
-		highs[i] = Int64GetDatum(KafkaSourceHighWatermark(MySource, parts[i].topic, parts[i].partition));
+		highs[i] = Int64GetDatum(high);
+		if (high > parts[i].offset)
+			behind += high - parts[i].offset;
 		none[i] = true;
 	}
 	for (int i = 0; i < rows->n; i++)
@@ -492,6 +499,7 @@ store_offsets(const KafkaPartition *parts, int np, const IngestedRows *rows)
 							  6, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store offsets");
 	SPI_finish();
+	return behind;
 }
 
 /* Whether an assigned partition has not been heard from yet (see HOLD_MS). */
@@ -505,28 +513,6 @@ holding_watermark(void)
 		if (!MyHeard[j] && !KafkaSourcePartitionEmpty(MySource, MyAssigned[j].topic, MyAssigned[j].partition))
 			return true;
 	return false;
-}
-
-/*
- * Whether the source is draining a backlog: the batch was full and its
- * partitions hold at least another batch behind it.  A fast live stream
- * fills its batches too, but keeps up with them.
- */
-static bool
-draining_backlog(int n, const KafkaPartition *parts, int np)
-{
-	int64		behind = 0;
-
-	if (n < MyConfig->batch_size)
-		return false;
-	for (int i = 0; i < np; i++)
-	{
-		int64		high = KafkaSourceHighWatermark(MySource, parts[i].topic, parts[i].partition);
-
-		if (high > parts[i].offset)
-			behind += high - parts[i].offset;
-	}
-	return behind >= MyConfig->batch_size;
 }
 
 /*
@@ -545,6 +531,7 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 	{
 		volatile bool ok = true;
 		bool		wake;
+		int64		behind;
 
 		memset(&counts, 0, sizeof(counts));
 		WorkerBeginXact(attempt == 0 ? "ingesting a batch" : "ingesting a batch row by row");
@@ -552,11 +539,18 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 		{
 			MemoryContextSwitchTo(batch_cxt);
 			IngestBatch(MyTarget, msgs, n, attempt > 0, &counts, &rows);
-			store_offsets(parts, np, &rows);
+			behind = store_offsets(parts, np, &rows);
 			wake = DetectBatch(MyDetect, &rows, holding_watermark());
 			WorkerCommitXact();
+
+			/*
+			 * A backlog: the batch was full and at least another one waits
+			 * behind it (a fast live stream fills its batches too, but
+			 * keeps up with them).
+			 */
 			if (wake)
-				DetectWorkerWake(MyConfig->target, draining_backlog(n, parts, np));
+				DetectWorkerWake(MyConfig->target,
+								 n >= MyConfig->batch_size && behind >= MyConfig->batch_size);
 		}
 		PG_CATCH();
 		{
@@ -756,6 +750,7 @@ DetectWorkerAttach(Oid relid)
 		slots[free_slot].pid = MyProcPid;
 		slots[free_slot].latch = MyLatch;
 		slots[free_slot].backlog_at = 0;
+		MyDetectSlot = &slots[free_slot];
 	}
 	SpinLockRelease(&Shared->detect_mutex);
 	if (free_slot >= 0)
@@ -769,7 +764,7 @@ DetectWorkerAttach(Oid relid)
 
 /*
  * After a batch into relid commits: its detection worker has work.
- * backlog: the source is draining one (see draining_backlog).
+ * backlog: the source is draining one (see process_batch).
  */
 void
 DetectWorkerWake(Oid relid, bool backlog)
@@ -792,20 +787,14 @@ DetectWorkerWake(Oid relid, bool backlog)
 		SetLatch(latch);
 }
 
-/* For the detection worker of relid: when a source last committed a batch of a backlog. */
+/* For the detection worker: when a source last committed a batch of a backlog. */
 TimestampTz
-DetectWorkerBacklogAt(Oid relid)
+DetectWorkerBacklogAt(void)
 {
-	DetectSlot *slots = detect_slots();
-	TimestampTz at = 0;
+	TimestampTz at;
 
 	SpinLockAcquire(&Shared->detect_mutex);
-	for (int i = 0; i < iotstream_max_workers; i++)
-		if (slots[i].relid == relid && slots[i].pid == MyProcPid)
-		{
-			at = slots[i].backlog_at;
-			break;
-		}
+	at = MyDetectSlot->backlog_at;
 	SpinLockRelease(&Shared->detect_mutex);
 	return at;
 }

@@ -32,14 +32,9 @@ start_broker --brokers 1 --topic dnarrow:${DETECT_PARTITIONS:-64} --topic dlaten
 DATA=$(mktemp -d /tmp/iotstream-bench.XXXXXX)
 trap 'rm -rf "$DATA"; _lib_cleanup' EXIT
 
+fresh_schema dbench
 psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
-SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name LIKE 'dbench%';
-SELECT iotstream.drop_rule(name) FROM iotstream.rules WHERE name LIKE 'dbench%';
-SELECT iotstream.drop_rollup(name) FROM iotstream.rollups WHERE name LIKE 'dbench%';
-DELETE FROM iotstream.anomalies WHERE rule LIKE 'dbench%';
-DROP SCHEMA IF EXISTS dbench CASCADE;
-CREATE SCHEMA dbench;
 SELECT iotstream.create_stream_table('dbench.' || t,
   'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text NOT NULL, value float8, produced_at timestamptz',
   'ts', max_past => '3650 days', retention => NULL)
@@ -47,14 +42,23 @@ SELECT iotstream.create_stream_table('dbench.' || t,
 SELECT iotstream.ensure_partitions('dbench.' || t, '2026-11-01', '2026-11-02')
   FROM unnest(ARRAY['plain', 'detect', 'detect2', 'latency']) t;
 SQL
-part() { case "$PARTS" in *" $1 "*) q "$2" >/dev/null; q "$(sed "s/'dbench_\([a-z0-9]*\)'/'dbench_\1_2'/; s/dbench\.detect/dbench.detect2/g" <<<"$2")" >/dev/null ;; esac; }
-part seed004 "SELECT iotstream.create_rule('dbench_seed004', 'dbench.detect', 'value', ARRAY['sensor_id'], 'threshold_count',
+# part NAME SQL: one of the detection parts, on both tables with rules; in
+# SQL, @t is the table (detect, detect2) and @s the suffix of names ('', _2)
+part() {
+  local t s
+  case "$PARTS" in *" $1 "*) ;; *) return 0 ;; esac
+  for t in detect detect2; do
+    s=${t#detect}
+    q "$(sed "s/@t/$t/g; s/@s/${s:+_$s}/g" <<<"$2")" >/dev/null
+  done
+}
+part seed004 "SELECT iotstream.create_rule('dbench_seed004@s', 'dbench.@t', 'value', ARRAY['sensor_id'], 'threshold_count',
   '{\"threshold\": 100, \"min_count\": 5}', filter => 'metric_type = ''temperature''', lateness => '10 minutes')"
-part zscore "SELECT iotstream.create_rule('dbench_zscore', 'dbench.detect', 'value', ARRAY['sensor_id'], 'zscore',
+part zscore "SELECT iotstream.create_rule('dbench_zscore@s', 'dbench.@t', 'value', ARRAY['sensor_id'], 'zscore',
   '{\"threshold\": 5, \"history\": 10}', filter => 'metric_type = ''temperature''', lateness => '10 minutes')"
-part spike "SELECT iotstream.create_rule('dbench_spike', 'dbench.detect', 'value', ARRAY['sensor_id'], 'spike_dip',
+part spike "SELECT iotstream.create_rule('dbench_spike@s', 'dbench.@t', 'value', ARRAY['sensor_id'], 'spike_dip',
   '{\"confidence\": 99.9, \"history_size\": 100}', filter => 'metric_type = ''temperature''', lateness => '10 minutes')"
-part rollup "SELECT iotstream.create_rollup('dbench.detect_1m', 'dbench.detect', ARRAY['sensor_id', 'metric_type'],
+part rollup "SELECT iotstream.create_rollup('dbench.@t_1m', 'dbench.@t', ARRAY['sensor_id', 'metric_type'],
   ARRAY['value'], bucket => '1 minute', lateness => '10 minutes')"
 q "SELECT iotstream.create_rule('dbench_latency', 'dbench.latency', 'value', ARRAY['sensor_id'], 'threshold_count',
   '{\"threshold\": 100, \"min_count\": 5}', filter => 'metric_type = ''temperature''', lateness => '5 seconds')" >/dev/null

@@ -21,14 +21,9 @@ trap 'touch "$W/stop_listen"; _lib_cleanup' EXIT
 # test controls (--shuffle), not the interleaving of partitions
 start_broker --topic ordered:1 --topic shuffled:1 --topic shift:1
 
+fresh_schema it60
 psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
-SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name LIKE 'it60%';
-SELECT iotstream.drop_rule(name) FROM iotstream.rules WHERE name LIKE 'it60%';
-SELECT iotstream.drop_rollup(name) FROM iotstream.rollups WHERE name LIKE 'it60%';
-DELETE FROM iotstream.anomalies WHERE rule LIKE 'it60%';
-DROP SCHEMA IF EXISTS it60 CASCADE;
-CREATE SCHEMA it60;
 DO \$\$
 DECLARE t text;
 BEGIN

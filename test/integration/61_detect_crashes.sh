@@ -34,15 +34,7 @@ SELECT iotstream.start_source('it61_$t');
 SQL
 }
 
-psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
-SET client_min_messages = warning;
-SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name LIKE 'it61%';
-SELECT iotstream.drop_rule(name) FROM iotstream.rules WHERE name LIKE 'it61%';
-SELECT iotstream.drop_rollup(name) FROM iotstream.rollups WHERE name LIKE 'it61%';
-DELETE FROM iotstream.anomalies WHERE rule LIKE 'it61%';
-DROP SCHEMA IF EXISTS it61 CASCADE;
-CREATE SCHEMA it61;
-SQL
+fresh_schema it61
 setup a
 
 total=30000

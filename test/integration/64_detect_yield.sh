@@ -16,17 +16,24 @@ q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 start_broker --brokers 1 --topic y64:1
 reset_yield() { psql -X -q -c "ALTER SYSTEM RESET iotstream.detection_yield" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true; }
 trap 'reset_yield; _lib_cleanup' EXIT	# the cluster is shared with the other tests
-fresh_schema it64
-psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+# seed004_table TABLE RULE SOURCE TOPIC: stream table it64.TABLE with the
+# seed-004 rule, fed from TOPIC in batches of 5, started
+seed004_table() {
+  psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
-SELECT iotstream.create_stream_table('it64.tel',
+SELECT iotstream.create_stream_table('it64.$1',
   'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text NOT NULL, value float8',
   'ts', partition_interval => '1 day', max_past => '3650 days', retention => NULL);
-SELECT iotstream.create_rule('it64_seed004', 'it64.tel', 'value', ARRAY['sensor_id'], 'threshold_count',
+SELECT iotstream.create_rule('$2', 'it64.$1', 'value', ARRAY['sensor_id'], 'threshold_count',
   '{"threshold": 100, "min_count": 5}', filter => 'metric_type = ''temperature''', lateness => '1 minute');
-ALTER SYSTEM SET iotstream.detection_yield = '1h';
-SELECT pg_reload_conf();
+SELECT iotstream.create_source('$3', '$BROKERS', ARRAY['$4'], 'it64.$1', '{"ts": "timestamp"}',
+  '{"batch_size": 5, "batch_ms": 1000}');
+SELECT iotstream.start_source('$3');
 SQL
+}
+
+fresh_schema it64
+psql -X -q -c "ALTER SYSTEM SET iotstream.detection_yield = '1h'" -c "SELECT pg_reload_conf()" >/dev/null
 assert_eq "$(q "SHOW iotstream.detection_yield")" 1h "the yield is set"
 
 W=$IOTSTREAM_WORK
@@ -35,9 +42,7 @@ W=$IOTSTREAM_WORK
   --time-step 15s --seed 64 --start-time 2026-11-01T00:00:00Z --burst 3,2026-11-01T03:30:00Z \
   --no-per-device >"$W/y64.json"
 good=$(json_get "$(cat "$W/y64.json")" good)
-q "SELECT iotstream.create_source('it64', '$BROKERS', ARRAY['y64'], 'it64.tel', '{\"ts\": \"timestamp\"}',
-     '{\"batch_size\": 5, \"batch_ms\": 1000}')" >/dev/null
-q "SELECT iotstream.start_source('it64')" >/dev/null
+seed004_table tel it64_seed004 it64 y64
 
 wait_for "SELECT count(*) >= $good / 6 FROM it64.tel" 120
 read -r stored evaluated watermark <<<"$(q "SELECT (SELECT count(*) FROM it64.tel), windows_evaluated, watermark > '2026-11-01 00:30+00'
@@ -59,17 +64,7 @@ q "SELECT iotstream.drop_source('it64')" >/dev/null
 # live: 200 msg/s of 10 sensors every second (event time runs 20x the wall
 # clock), batches of 5 full in 25 ms, the source keeping up
 broker_cmd "create y64live 1"
-psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
-SET client_min_messages = warning;
-SELECT iotstream.create_stream_table('it64.live',
-  'ts timestamptz NOT NULL, sensor_id text NOT NULL, metric_type text NOT NULL, value float8',
-  'ts', partition_interval => '1 day', max_past => '3650 days', retention => NULL);
-SELECT iotstream.create_rule('it64_live', 'it64.live', 'value', ARRAY['sensor_id'], 'threshold_count',
-  '{"threshold": 100, "min_count": 5}', filter => 'metric_type = ''temperature''', lateness => '1 minute');
-SELECT iotstream.create_source('it64_live', '$BROKERS', ARRAY['y64live'], 'it64.live', '{"ts": "timestamp"}',
-  '{"batch_size": 5, "batch_ms": 1000}');
-SELECT iotstream.start_source('it64_live');
-SQL
+seed004_table live it64_live it64_live y64live
 "$IOTSTREAM_SIM" --brokers "$BROKERS" --topic y64live --format telemetry --rate 200 --duration 30 --devices 10 \
   --time-step 1s --seed 65 --start-time 2026-11-02T00:00:00Z --no-per-device >"$W/live.json" &
 sim=$!
