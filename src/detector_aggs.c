@@ -28,6 +28,7 @@ PG_FUNCTION_INFO_V1(outliers_combine);
 PG_FUNCTION_INFO_V1(outliers_serialize);
 PG_FUNCTION_INFO_V1(outliers_deserialize);
 PG_FUNCTION_INFO_V1(outliers_finalfn);
+PG_FUNCTION_INFO_V1(outlier_summary_finalfn);
 PG_FUNCTION_INFO_V1(robust_zscore_transfn);
 PG_FUNCTION_INFO_V1(robust_zscore_invfn);
 PG_FUNCTION_INFO_V1(robust_zscore_finalfn);
@@ -268,32 +269,36 @@ outliers_deserialize(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
-/* The number of values with |x - mean| > k * (sample standard deviation). */
-Datum
-outliers_finalfn(PG_FUNCTION_ARGS)
+/*
+ * Summarizes a state: s gets n, the sum, the squared deviations, min and max
+ * exactly as stats_agg over the same values in the same order would (the
+ * mean and standard deviation of the two agree to the last bit in a serial
+ * plan), and the result is the number of values with |x - mean| > k * (sample
+ * standard deviation), 0 below 2 values.
+ */
+static int64
+outliers_summarize(const OutliersState *st, StatsState *s)
 {
-	OutliersState *st = PG_ARGISNULL(0) ? NULL : (OutliersState *) PG_GETARG_POINTER(0);
-	const float8 *v;
-	float8		sx,
-				sxx,
-				mean,
-				limit;
-	int64		n,
+	const float8 *v = st->values;
+	int64		n = st->n,
 				i,
 				count = 0;
+	float8		sx,
+				sxx,
+				min,
+				max,
+				mean,
+				limit;
 
-	if (st == NULL)
-		PG_RETURN_NULL();
-	n = st->n;
-	v = st->values;
-	if (n < 2)
-		PG_RETURN_INT64(0);
+	StatsInit(s);
+	if (n == 0)
+		return 0;
 
 	/*
-	 * The sum and the squared deviations exactly as StatsAdd (and so
-	 * PostgreSQL's float8_accum) builds them, without its per-value checks;
-	 * StatsAdd itself runs only when something is not finite, for its NaN
-	 * and overflow rules.
+	 * The sum and the squared deviations as StatsAdd (and so PostgreSQL's
+	 * float8_accum) builds them, without its per-value checks; StatsAdd
+	 * itself runs only when something is not finite, for its NaN and
+	 * overflow rules.
 	 */
 	sx = 0.0 + v[0];
 	sxx = 0.0;
@@ -308,19 +313,74 @@ outliers_finalfn(PG_FUNCTION_ARGS)
 	}
 	if (unlikely(!isfinite(sx) || !isfinite(sxx)))
 	{
-		StatsState	stats;
-
-		StatsInit(&stats);
 		for (i = 0; i < n; i++)
-			StatsAdd(&stats, v[i]);
-		sx = stats.sx;
-		sxx = stats.sxx;
+			StatsAdd(s, v[i]);
+		sx = s->sx;
+		sxx = s->sxx;
 	}
+	else
+	{
+		/* all finite: no NaN to order */
+		min = max = v[0];
+		for (i = 1; i < n; i++)
+		{
+			min = Min(min, v[i]);
+			max = Max(max, v[i]);
+		}
+		s->n = n;
+		s->sx = sx;
+		s->sxx = sxx;
+		s->min = min;
+		s->max = max;
+	}
+	if (n < 2)
+		return 0;
 	mean = sx / (float8) n;
 	limit = st->k * sqrt(sxx / ((float8) n - 1.0));
 	for (i = 0; i < n; i++)
 		count += fabs(v[i] - mean) > limit;
-	PG_RETURN_INT64(count);
+	return count;
+}
+
+/* The number of values with |x - mean| > k * (sample standard deviation). */
+Datum
+outliers_finalfn(PG_FUNCTION_ARGS)
+{
+	StatsState	s;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(outliers_summarize((OutliersState *) PG_GETARG_POINTER(0), &s));
+}
+
+/*
+ * outlier_summary(value, k): the same state as outliers(value, k), so one
+ * pass and one state per group give what stats_agg and outliers give
+ * together: (n, mean, stddev, min, max, outliers).
+ */
+Datum
+outlier_summary_finalfn(PG_FUNCTION_ARGS)
+{
+	StatsState	s;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+	int64		count;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	count = outliers_summarize((OutliersState *) PG_GETARG_POINTER(0), &s);
+	if (s.n == 0)
+		PG_RETURN_NULL();
+	values[0] = Int64GetDatum(s.n);
+	values[1] = Float8GetDatum(StatsMean(&s));
+	if (s.n < 2)
+		nulls[2] = true;
+	else
+		values[2] = Float8GetDatum(sqrt(StatsVariance(&s, true)));
+	values[3] = Float8GetDatum(s.min);
+	values[4] = Float8GetDatum(s.max);
+	values[5] = Int64GetDatum(count);
+	PG_RETURN_DATUM(composite_result(fcinfo, values, nulls));
 }
 
 /* ---- robust_zscore(value, threshold): a deque of the frame's values ---- */

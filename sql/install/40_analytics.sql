@@ -202,6 +202,25 @@ CREATE AGGREGATE iotstream.outliers(value float8, k float8) (
 COMMENT ON AGGREGATE iotstream.outliers(float8, float8) IS
     'Number of values with |x - mean| > k * stddev_samp, mean and stddev being those of the same group (0 below 2 values).';
 
+-- outlier_summary: the state and transition of outliers, a row for a result
+CREATE TYPE iotstream.outlier_summary AS (n bigint, mean float8, stddev float8, min float8, max float8, outliers bigint);
+COMMENT ON TYPE iotstream.outlier_summary IS
+    'Result of outlier_summary(): count, mean, sample standard deviation, min, max, and the number of values beyond mean +/- k stddev.';
+CREATE FUNCTION iotstream.outlier_summary_finalfn(internal) RETURNS iotstream.outlier_summary
+AS 'MODULE_PATHNAME', 'outlier_summary_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.outlier_summary_finalfn(internal) IS 'Internal: summarizes the outliers state as a row.';
+CREATE AGGREGATE iotstream.outlier_summary(value float8, k float8) (
+    SFUNC = iotstream.outliers_transfn, STYPE = internal,
+    FINALFUNC = iotstream.outlier_summary_finalfn,
+    COMBINEFUNC = iotstream.outliers_combine,
+    SERIALFUNC = iotstream.outliers_serialize,
+    DESERIALFUNC = iotstream.outliers_deserialize,
+    SSPACE = 256,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE iotstream.outlier_summary(float8, float8) IS
+    'One pass, one state per group: (n, mean, stddev, min, max, outliers) as count, avg, stddev_samp, min, max and outliers(value, k) give them.';
+
 -- robust_zscore
 CREATE FUNCTION iotstream.robust_zscore_transfn(internal, float8) RETURNS internal
 AS 'MODULE_PATHNAME', 'robust_zscore_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;

@@ -3,7 +3,7 @@
 -- (recursive CTEs, LATERAL recomputation, percentile_cont, a textbook erf),
 -- parallel against serial plans, and series with injected anomalies.
 BEGIN;
-SELECT plan(55);
+SELECT plan(62);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -109,6 +109,17 @@ SELECT ok(bool_and(pg_temp.stats_match(p.s, iotstream.count(q.s::iotstream.stats
   FROM (SELECT k, iotstream.stats_agg(v) s FROM an_data GROUP BY k) p JOIN serial_res q USING (k);
 SELECT ok(bool_and(p.o = q.o) AND count(*) = 10 AND sum(p.o) > 0, 'parallel outliers equals the serial one')
   FROM (SELECT k, iotstream.outliers(v, 2) o FROM an_data GROUP BY k) p JOIN serial_res q USING (k);
+SELECT matches(pg_temp.plan_of('SELECT k, iotstream.outlier_summary(v, 2) FROM an_data GROUP BY k'),
+               'Partial (Hash|Group)?Aggregate.*Workers Launched: [1-9]|Workers Launched: [1-9].*Partial (Hash|Group)?Aggregate',
+               'outlier_summary runs as a partial aggregate in parallel workers');
+SELECT ok(bool_and((p.s).n = iotstream.count(q.s::iotstream.stats)
+                   AND pg_temp.close((p.s).mean, iotstream.mean(q.s::iotstream.stats))
+                   AND pg_temp.close((p.s).stddev, iotstream.stddev(q.s::iotstream.stats))
+                   AND (p.s).min = iotstream.min(q.s::iotstream.stats)
+                   AND (p.s).max = iotstream.max(q.s::iotstream.stats)
+                   AND (p.s).outliers = q.o)
+          AND count(*) = 10 AND sum((p.s).outliers) > 0, 'parallel outlier_summary equals the serial stats_agg and outliers')
+  FROM (SELECT k, iotstream.outlier_summary(v, 2) s FROM an_data GROUP BY k) p JOIN serial_res q USING (k);
 SELECT ok(bool_and(pg_temp.stats_match(p.s, iotstream.count(r.s), iotstream.mean(r.s), iotstream.stddev(r.s),
                    iotstream.variance(r.s), iotstream.stddev_pop(r.s), iotstream.var_pop(r.s),
                    iotstream.min(r.s), iotstream.max(r.s))), 'parallel rollup equals the direct aggregate')
@@ -146,6 +157,33 @@ SELECT ok(bool_and(a = b) AND sum(a) > 0,
                        avg(v) OVER p m, stddev_samp(v) OVER p sd
                   FROM an_data WINDOW p AS (PARTITION BY k, date_bin('1 hour', ts, 'epoch'))) w
          GROUP BY 1, 2) y USING (k, h);
+
+-- outlier_summary: one state for what stats_agg and outliers give together
+SELECT ok(bool_and((s).n = n AND pg_temp.close((s).mean, a) AND pg_temp.close((s).stddev, sd)
+                   AND (s).min = mn AND (s).max = mx AND (s).outliers = o
+                   AND (s).mean = iotstream.mean(st) AND (s).stddev IS NOT DISTINCT FROM iotstream.stddev(st))
+          AND sum((s).outliers) > 0 AND count(*) > 100,
+          'outlier_summary(v, 2) equals count/avg/stddev_samp/min/max, outliers(v, 2), and stats_agg to the bit')
+  FROM (SELECT k, date_bin('1 hour', ts, 'epoch') h, iotstream.outlier_summary(v, 2) s, iotstream.stats_agg(v) st,
+               count(v) n, avg(v) a, stddev_samp(v) sd, min(v) mn, max(v) mx, iotstream.outliers(v, 2) o
+          FROM an_data GROUP BY 1, 2) q;
+SELECT ok(bool_and((s).n = iotstream.count(st) AND pg_temp.close((s).mean, iotstream.mean(st), 0)
+                   AND pg_temp.close((s).stddev, iotstream.stddev(st), 0)
+                   AND pg_temp.close((s).min, iotstream.min(st), 0) AND pg_temp.close((s).max, iotstream.max(st), 0)
+                   AND (s).outliers = o)
+          AND count(*) = 8,
+          'outlier_summary on hard data (1e9 + noise, single, NaN, +-Infinity, equal) equals stats_agg and outliers')
+  FROM (SELECT name, iotstream.outlier_summary(v, 3) s, iotstream.stats_agg(v) st, iotstream.outliers(v, 3) o
+          FROM hard GROUP BY name) q;
+SELECT ok((SELECT (s).n = 5 AND (s).mean = 4 AND pg_temp.close((s).stddev, sqrt(20.5))
+                   AND (s).min = 1 AND (s).max = 12 AND (s).outliers = 1
+              FROM (SELECT iotstream.outlier_summary(x, 1.5) s
+                      FROM (VALUES (1.0), (NULL), (2), (3), (2), (12)) v(x)) q),
+          'outlier_summary skips NULLs; by hand: mean 4, stddev sqrt(82/4), only 12 beyond 1.5 stddev');
+SELECT is((SELECT iotstream.outlier_summary(x, 3) FROM (VALUES (NULL::float8)) v(x)), NULL,
+          'outlier_summary over no values is NULL');
+SELECT throws_ok($$SELECT iotstream.outlier_summary(x, 0) FROM (VALUES (1.0)) v(x)$$, '22023',
+                 'k must be a positive number of standard deviations', 'outlier_summary rejects k = 0');
 
 -- one series for the ordered detectors: sensor 3, first 3000 rows
 CREATE TEMP TABLE s3 AS
