@@ -320,12 +320,14 @@ outliers_summarize(const OutliersState *st, StatsState *s)
 	}
 	else
 	{
-		/* all finite: no NaN to order */
+		/* all finite: no NaN to order; strict, as StatsAdd (-0 and 0 too) */
 		min = max = v[0];
 		for (i = 1; i < n; i++)
 		{
-			min = Min(min, v[i]);
-			max = Max(max, v[i]);
+			if (v[i] < min)
+				min = v[i];
+			if (v[i] > max)
+				max = v[i];
 		}
 		s->n = n;
 		s->sx = sx;

@@ -3,7 +3,7 @@
 -- (recursive CTEs, LATERAL recomputation, percentile_cont, a textbook erf),
 -- parallel against serial plans, and series with injected anomalies.
 BEGIN;
-SELECT plan(62);
+SELECT plan(63);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -180,6 +180,13 @@ SELECT ok((SELECT (s).n = 5 AND (s).mean = 4 AND pg_temp.close((s).stddev, sqrt(
               FROM (SELECT iotstream.outlier_summary(x, 1.5) s
                       FROM (VALUES (1.0), (NULL), (2), (3), (2), (12)) v(x)) q),
           'outlier_summary skips NULLs; by hand: mean 4, stddev sqrt(82/4), only 12 beyond 1.5 stddev');
+SELECT is((SELECT (s).min::text || ' ' || (s).max::text
+              FROM (SELECT iotstream.outlier_summary(x, 3) s
+                      FROM (VALUES (0::float8), ('-0'::float8)) v(x)) q),
+          (SELECT iotstream.min(st)::text || ' ' || iotstream.max(st)::text
+              FROM (SELECT iotstream.stats_agg(x) st
+                      FROM (VALUES (0::float8), ('-0'::float8)) v(x)) q),
+          'outlier_summary keeps the zero stats_agg keeps for min and max (the first of 0 and -0)');
 SELECT is((SELECT iotstream.outlier_summary(x, 3) FROM (VALUES (NULL::float8)) v(x)), NULL,
           'outlier_summary over no values is NULL');
 SELECT throws_ok($$SELECT iotstream.outlier_summary(x, 0) FROM (VALUES (1.0)) v(x)$$, '22023',
