@@ -31,14 +31,16 @@
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/sortsupport.h"
 
 /* What one index needs for its inserts, looked up once per partition and batch. */
 typedef struct IndexBatchColumn
 {
 	AttrNumber	attno;			/* in the partition */
 	BlockNumber per_range;
-	Oid			collation;
-	FmgrInfo	less;			/* the opfamily's < on the column's type */
+	SortSupportData order;		/* the opfamily's < on the column's type,
+								 * compared without an fmgr call where the
+								 * type allows (int8, timestamptz, ...) */
 } IndexBatchColumn;
 
 struct IndexBatch
@@ -88,8 +90,10 @@ IndexBatchCreate(ResultRelInfo *rri)
 				 RelationGetRelationName(idx));
 		c->attno = rri->ri_IndexRelationInfo[j]->ii_IndexAttrNumbers[0];
 		c->per_range = BrinGetPagesPerRange(idx);
-		c->collation = idx->rd_indcollation[0];
-		fmgr_info(get_opcode(less_op), &c->less);
+		memset(&c->order, 0, sizeof(SortSupportData));
+		c->order.ssup_cxt = CurrentMemoryContext;
+		c->order.ssup_collation = idx->rd_indcollation[0];
+		PrepareSortSupportFromOrderingOp(less_op, &c->order);
 	}
 	return ib;
 }
@@ -148,12 +152,12 @@ IndexBatchInsert(IndexBatch *ib, ResultRelInfo *rri, TupleTableSlot **slots, int
 					lo = hi = i;
 					lo_v = hi_v = v;
 				}
-				else if (DatumGetBool(FunctionCall2Coll(&c->less, c->collation, v, lo_v)))
+				else if (ApplySortComparator(v, false, lo_v, false, &c->order) < 0)
 				{
 					lo = i;
 					lo_v = v;
 				}
-				else if (DatumGetBool(FunctionCall2Coll(&c->less, c->collation, hi_v, v)))
+				else if (ApplySortComparator(hi_v, false, v, false, &c->order) < 0)
 				{
 					hi = i;
 					hi_v = v;

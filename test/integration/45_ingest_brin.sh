@@ -27,11 +27,13 @@ CREATE INDEX ON it45.per_row USING brin (ts) WITH (pages_per_range = 2);
 CREATE INDEX ON it45.per_row (sensor_id);
 SQL
 W=$IOTSTREAM_WORK
-# load 1: 10:00-11:40; load 2: 00:00-13:20, so it reaches past both ends
+# load 1: 10:00-11:40; load 2: 00:00-13:20, so it reaches past both ends;
+# both out of order within blocks of a batch, so a range's extremes can be
+# any of its rows
 "$IOTSTREAM_SIM" --brokers "$BROKERS" --topic brin1 --format telemetry --count 6000 --devices 1 \
-  --time-step 1s --seed 45 --start-time 2026-11-01T10:00:00Z --no-per-device >"$W/brin1.json"
+  --time-step 1s --shuffle 500 --seed 45 --start-time 2026-11-01T10:00:00Z --no-per-device >"$W/brin1.json"
 "$IOTSTREAM_SIM" --brokers "$BROKERS" --topic brin2 --format telemetry --count 6000 --devices 1 \
-  --time-step 8s --seed 46 --start-time 2026-11-01T00:00:00Z --no-per-device >"$W/brin2.json"
+  --time-step 8s --shuffle 500 --seed 46 --start-time 2026-11-01T00:00:00Z --no-per-device >"$W/brin2.json"
 n1=$(json_get "$(cat "$W/brin1.json")" good)
 n2=$(json_get "$(cat "$W/brin2.json")" good)
 
