@@ -588,8 +588,8 @@ typedef struct ParquetBuf
 
 extern void ParquetBufReserve(MemoryContext cxt, ParquetBuf *b, size_t extra);
 extern void ParquetBufSet(MemoryContext cxt, ParquetBuf *b, const void *p, size_t len);
-extern void ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8,
-							 const uint32 *v32, int64 n, int bw);
+extern void ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const void *v,
+							 int size, int64 n, int bw);
 extern int	ParquetBitWidth(uint32 max);
 extern size_t ParquetCompressBound(ParquetCodec codec, size_t len);
 extern size_t ParquetCompressRaw(ParquetCodec codec, int level,

@@ -48,19 +48,22 @@ buf_varint(MemoryContext cxt, ParquetBuf *b, uint64 v)
 }
 
 /*
- * The encoder below is written once and instantiated for each source type
- * (definition levels as bytes, dictionary indices as uint32): with the
- * type a compile-time constant, the per-value loads need no branch.
+ * The encoder below is written once and instantiated for each size of
+ * source value (definition levels as bytes, dictionary indices as 1, 2 or
+ * 4 bytes): with the size a compile-time constant, the per-value loads need
+ * no branch.
  */
-#define LEVEL(is32, v8, v32, i) ((is32) ? (v32)[i] : (uint32) (v8)[i])
+#define LEVEL(size, v, i) \
+	((size) == 4 ? ((const uint32 *) (v))[i] : \
+	 (size) == 2 ? (uint32) ((const uint16 *) (v))[i] : (uint32) ((const uint8 *) (v))[i])
 
 /*
  * One bit-packed run of the hybrid encoding, zero-padded to a group of 8.
  * Only the last run of a page can end short of a group, and it ends at n.
  */
 static pg_attribute_always_inline void
-rle_literals(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v32,
-			 int64 start, int64 count, int bw, bool is32)
+rle_literals(MemoryContext cxt, ParquetBuf *out, const void *v,
+			 int64 start, int64 count, int bw, int size)
 {
 	int64		groups = (count + 7) / 8;
 	int64		j;
@@ -75,7 +78,7 @@ rle_literals(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *
 	o = out->data + out->len;
 	for (j = 0; j < groups * 8; j++)
 	{
-		uint64		val = j < count ? LEVEL(is32, v8, v32, start + j) : 0;
+		uint64		val = j < count ? LEVEL(size, v, start + j) : 0;
 
 		acc |= val << nbits;
 		nbits += bw;
@@ -96,8 +99,8 @@ rle_literals(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *
  * bit-packed run is padded.
  */
 static pg_attribute_always_inline void
-rle_encode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v32,
-		   int64 n, int bw, bool is32)
+rle_encode(MemoryContext cxt, ParquetBuf *out, const void *v,
+		   int64 n, int bw, int size)
 {
 	int64		i = 0,
 				lit_start = 0,
@@ -105,10 +108,10 @@ rle_encode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v3
 
 	while (i < n)
 	{
-		uint32		v = LEVEL(is32, v8, v32, i);
+		uint32		val = LEVEL(size, v, i);
 		int64		r = 1;
 
-		while (i + r < n && LEVEL(is32, v8, v32, i + r) == v)
+		while (i + r < n && LEVEL(size, v, i + r) == val)
 			r++;
 		if (r >= 8 && lit_count % 8 != 0)
 		{
@@ -122,11 +125,11 @@ rle_encode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v3
 		{
 			int			k;
 
-			rle_literals(cxt, out, v8, v32, lit_start, lit_count, bw, is32);
+			rle_literals(cxt, out, v, lit_start, lit_count, bw, size);
 			buf_varint(cxt, out, (uint64) r << 1);
 			ParquetBufReserve(cxt, out, 4);
 			for (k = 0; k < (bw + 7) / 8; k++)
-				out->data[out->len++] = (char) ((v >> (8 * k)) & 0xFF);
+				out->data[out->len++] = (char) ((val >> (8 * k)) & 0xFF);
 			i += r;
 			lit_start = i;
 			lit_count = 0;
@@ -137,18 +140,20 @@ rle_encode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v3
 			i += r;
 		}
 	}
-	rle_literals(cxt, out, v8, v32, lit_start, lit_count, bw, is32);
+	rle_literals(cxt, out, v, lit_start, lit_count, bw, size);
 }
 
-/* The hybrid encoding of v8 (levels) or else v32 (indices). */
+/* The hybrid encoding of n values of size bytes each (1, 2 or 4) at v. */
 void
-ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const uint8 *v8, const uint32 *v32,
+ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const void *v, int size,
 				 int64 n, int bw)
 {
-	if (v8)
-		rle_encode(cxt, out, v8, NULL, n, bw, false);
+	if (size == 1)
+		rle_encode(cxt, out, v, n, bw, 1);
+	else if (size == 2)
+		rle_encode(cxt, out, v, n, bw, 2);
 	else
-		rle_encode(cxt, out, NULL, v32, n, bw, true);
+		rle_encode(cxt, out, v, n, bw, 4);
 }
 
 int

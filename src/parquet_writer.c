@@ -18,15 +18,20 @@
  * the footer is kept.  A PLAIN column does not wait for the end of the row
  * group: each time it holds a page's worth, at a row boundary, that page is
  * cut and compressed in the background while rows keep coming, and only the
- * compressed page stays in memory until the chunk is written.
+ * compressed page stays in memory until the chunk is written.  Column 0's
+ * chunk comes first in the row group, so its early pages do not even wait:
+ * they are written as soon as they are compressed, and their buffers serve
+ * the next pages.
  *
  * Dictionaries are built off the backend's thread: values of dictionary
  * columns are queued in batches of DICT_BATCH_ROWS rows, and a helper
  * thread looks them up and indexes them while the backend produces the next
  * batch (on memory the backend reserved, so the thread never allocates).
- * A dictionary that grows past dictionary_bytes is turned back into PLAIN
+ * A dictionary that grows past dictionary_bytes, or that does not pay for
+ * itself on a chunk's first values (dict_pays), is turned back into PLAIN
  * values for the rest of the row group, and later chunks of that column
- * start as PLAIN.  Statistics (parquet_stats.c) are taken only when a
+ * start as PLAIN.  Indices are kept in one, two or four bytes, as the
+ * dictionary grows.  Statistics (parquet_stats.c) are taken only when a
  * value enters the dictionary, or for every value once in PLAIN.
  *-------------------------------------------------------------------------
  */
@@ -67,9 +72,13 @@ typedef struct PqColumn
 	ParquetBuf		values;			/* PLAIN values (bools: one byte each) */
 
 	bool		dict_mode;
-	bool		dict_failed;	/* a dictionary overflowed once: stay PLAIN */
-	uint32	   *indices;
-	int64		indices_cap;
+	bool		dict_failed;	/* a dictionary overflowed once, or did not
+								 * pay: stay PLAIN */
+	bool		dict_judged;	/* this chunk's dictionary passed dict_pays */
+	size_t		dict_raw;		/* PLAIN bytes encoded until it is judged */
+	char	   *indices;		/* one per value, of index_size bytes */
+	int			index_size;		/* 1, 2 or 4: as the dictionary grows */
+	int64		indices_cap;	/* in values of 4 bytes */
 	ParquetBuf		dict;			/* PLAIN-encoded dictionary entries */
 	uint32		ndict;
 	uint32	   *dict_off;		/* entry offsets in dict (BYTE_ARRAY) */
@@ -91,12 +100,16 @@ typedef struct PqColumn
 	int64		overflow_n;		/* values of that batch encoded before the
 								 * dictionary overflowed, -1 if it did not */
 	size_t		overflow_pos;	/* and their bytes */
+	bool		slots_full;		/* it stopped there because the hash table
+								 * was half full: the backend grows it and
+								 * goes on */
 
 	/* pages cut before the end of the row group, compressing meanwhile */
 	int64		cut_rows;		/* rows of the chunk in these pages */
 	ParquetPage **early;
 	int			nearly;
 	int			nreaped;		/* early pages whose raw bytes are freed */
+	int			nstreamed;		/* early pages already written (column 0) */
 	int			early_cap;
 
 	/* the chunks written so far, one per row group */
@@ -129,6 +142,15 @@ struct ParquetWriter
 	ParquetBuf		levels;
 	ParquetBuf	spare[SPARE_PAGES];	/* raw buffers of compressed early pages */
 	int			nspare;
+	/*
+	 * Column 0 streams: its chunk comes first in the row group, so its early
+	 * pages are written as soon as they are compressed instead of waiting
+	 * for the end of the row group, and their buffers (raw and compressed)
+	 * serve the next pages.
+	 */
+	bool		streaming;		/* column 0's chunk of this row group began */
+	int64		rg_streamed;	/* bytes of it written so far */
+	ParquetPage *free_pages;	/* written pages, buffers kept */
 	ThriftBuf	hdr;
 	int			cur_batch;		/* the batch the backend fills */
 	int			batch_rows;
@@ -203,6 +225,7 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 				break;
 		}
 		c->dict_mode = opts->dictionary && c->spec.type != PARQUET_BOOLEAN;
+		c->index_size = 1;
 		ParquetStatsInit(&c->stats, &c->spec, cxt);
 	}
 	ThriftInit(&w->hdr, cxt);
@@ -239,6 +262,44 @@ dict_grow_slots(ParquetWriter *w, PqColumn *c)
 	}
 }
 
+/* Index i of c. */
+static inline uint32
+index_get(const PqColumn *c, int64 i)
+{
+	switch (c->index_size)
+	{
+		case 1:
+			return ((const uint8 *) c->indices)[i];
+		case 2:
+			return ((const uint16 *) c->indices)[i];
+		default:
+			return ((const uint32 *) c->indices)[i];
+	}
+}
+
+/*
+ * Widens the n indices of c to size bytes each, in place (the memory is
+ * reserved for 4 bytes each), last first.  Indices take one byte while the
+ * dictionary has at most 256 entries and two up to 65,536: the index
+ * arrays were most of a narrow export's fresh memory.
+ */
+static void
+index_widen(PqColumn *c, int64 n, int size)
+{
+	int64		i;
+
+	for (i = n - 1; i >= 0; i--)
+	{
+		uint32		e = index_get(c, i);
+
+		if (size == 2)
+			((uint16 *) c->indices)[i] = (uint16) e;
+		else
+			((uint32 *) c->indices)[i] = e;
+	}
+	c->index_size = size;
+}
+
 /* Turns the buffered dictionary indices back into PLAIN values. */
 static void
 dict_fallback(ParquetWriter *w, PqColumn *c)
@@ -248,7 +309,7 @@ dict_fallback(ParquetWriter *w, PqColumn *c)
 	c->values.len = 0;
 	for (i = 0; i < c->nvalues; i++)
 	{
-		uint32		e = c->indices[i];
+		uint32		e = index_get(c, i);
 
 		if (c->width > 0)
 			ParquetBufAppend(w->cxt, &c->values, c->dict.data + (size_t) e * c->width, c->width);
@@ -322,26 +383,28 @@ dict_entry_equals(const PqColumn *c, uint32 e, const char *v, size_t len)
 }
 
 /*
- * Takes n PLAIN values (buf, len bytes) into the dictionary of c, appending
- * their indices.  The backend reserved room for all of them beforehand
- * (dict_prepare), so this allocates nothing and may run on the dictionary
- * thread.  If the dictionary would outgrow dictionary_bytes it stops there
- * and records how far it got in overflow_n/overflow_pos; the backend then
- * turns the column to PLAIN (dict_settle).
+ * Takes PLAIN values i0 .. n-1 of a batch (buf; value i0 at byte pos0) into
+ * the dictionary of c, appending their indices.  The backend reserved room
+ * for all of them beforehand (dict_prepare), so this allocates nothing and
+ * may run on the dictionary thread.  It stops at the first new entry that
+ * would outgrow dictionary_bytes (the backend then turns the column to
+ * PLAIN) or fill the hash table past half (the backend grows it and calls
+ * again), and records in overflow_n/overflow_pos how far it got.
  */
 static void
 dict_encode_values(PqColumn *c, size_t dictionary_bytes, const char *buf,
-				   size_t len, int64 n)
+				   int64 n, int64 i0, size_t pos0)
 {
-	const char *p = buf;
-	uint32	   *indices = c->indices;
+	const char *p = buf + pos0;
 	int64		nv = c->nvalues;
+	uint32		prev = nv > 0 ? index_get(c, nv - 1) : 0;
 	uint32		ndict = c->ndict;
 	uint32		mask = c->nslots - 1;
 	int64		i;
 
 	c->overflow_n = -1;
-	for (i = 0; i < n; i++)
+	c->slots_full = false;
+	for (i = i0; i < n; i++)
 	{
 		const char *v;
 		size_t		vlen;
@@ -365,11 +428,10 @@ dict_encode_values(PqColumn *c, size_t dictionary_bytes, const char *buf,
 			plain_len = vlen + 4;
 		}
 		/* sensor data repeats itself: first try the previous value */
-		if (nv > 0)
+		if (nv > 0 && dict_entry_equals(c, prev, v, vlen))
 		{
-			e = indices[nv - 1];
-			if (dict_entry_equals(c, e, v, vlen))
-				goto found;
+			e = prev;
+			goto found;
 		}
 		h = value_hash(v, vlen, c->width);
 		s = h & mask;
@@ -381,13 +443,19 @@ dict_encode_values(PqColumn *c, size_t dictionary_bytes, const char *buf,
 			s = (s + 1) & mask;
 		}
 		/* a new entry */
-		if (c->dict.len + plain_len > dictionary_bytes)
+		if (c->dict.len + plain_len > dictionary_bytes ||
+			(uint64) (ndict + 1) * 2 > c->nslots)
 		{
+			c->slots_full = c->dict.len + plain_len <= dictionary_bytes;
 			c->overflow_n = i;
 			c->overflow_pos = p - buf;
 			break;
 		}
 		e = ndict;
+		if (e == 256 && c->index_size == 1)
+			index_widen(c, nv, 2);
+		else if (e == 65536 && c->index_size == 2)
+			index_widen(c, nv, 4);
 		c->dict_hash[e] = h;
 		if (c->width == 0)
 			c->dict_off[e] = (uint32) c->dict.len;
@@ -397,7 +465,20 @@ dict_encode_values(PqColumn *c, size_t dictionary_bytes, const char *buf,
 		ndict++;
 		ParquetStatsAdd(&c->stats, v, vlen);
 found:
-		indices[nv++] = e;
+		switch (c->index_size)
+		{
+			case 1:
+				((uint8 *) c->indices)[nv] = (uint8) e;
+				break;
+			case 2:
+				((uint16 *) c->indices)[nv] = (uint16) e;
+				break;
+			default:
+				((uint32 *) c->indices)[nv] = e;
+				break;
+		}
+		nv++;
+		prev = e;
 		p += plain_len;
 	}
 	c->nvalues = nv;
@@ -455,7 +536,7 @@ encode_batch(ParquetWriter *w, int b)
 
 		if (c->in_job)
 			dict_encode_values(c, (size_t) w->opts.dictionary_bytes,
-							   c->batch[b].data, c->batch[b].len, c->batch_n[b]);
+							   c->batch[b].data, c->batch_n[b], 0, 0);
 	}
 }
 
@@ -531,8 +612,10 @@ dict_wait(ParquetWriter *w)
 
 /*
  * Reserves what encoding batch b of c may need, so that the dictionary
- * thread never allocates: an index per value, an entry per value, the
- * dictionary bytes (at most the batch's), and a hash table at most half full.
+ * thread never allocates: an index per value, an entry per value and the
+ * dictionary bytes (at most the batch's).  The hash table grows only as
+ * entries come (dict_settle): sized for a whole batch of new values, it
+ * was mostly empty pages to clear for a dictionary of a thousand entries.
  */
 static void
 dict_prepare(ParquetWriter *w, PqColumn *c, int b)
@@ -573,14 +656,34 @@ dict_prepare(ParquetWriter *w, PqColumn *c, int b)
 	}
 	ParquetBufReserve(w->cxt, &c->dict,
 					  Min(c->batch[b].len, (size_t) w->opts.dictionary_bytes));
-	while ((uint64) need * 2 >= c->nslots)
+	if (c->slots == NULL)
 		dict_grow_slots(w, c);
+}
+
+/* values a chunk's dictionary is judged on (dict_pays) */
+#define DICT_JUDGE_VALUES 4096
+
+/*
+ * Whether the dictionary of c pays for itself on the values encoded so far
+ * (raw PLAIN bytes): its entries plus the bit-packed indices must take less
+ * than the PLAIN values, as parquet-mr judges its first page.  Unique ids
+ * and raw measurements fail at once, instead of filling dictionary_bytes
+ * with entries used once before falling back.
+ */
+static bool
+dict_pays(const PqColumn *c, size_t raw)
+{
+	int			bw = ParquetBitWidth(c->ndict > 0 ? c->ndict - 1 : 0);
+	uint64		index_bytes = ((uint64) c->nvalues * bw + 7) / 8;
+
+	return c->dict.len + index_bytes < raw;
 }
 
 /*
  * After batch b of the columns queued for it was encoded: a column whose
- * dictionary overflowed becomes PLAIN, with the rest of that batch and the
- * other batch (newer rows) appended as PLAIN values.
+ * dictionary overflowed, or does not pay on the chunk's first
+ * DICT_JUDGE_VALUES values, becomes PLAIN, with the rest of that batch and
+ * the other batch (newer rows) appended as PLAIN values.
  */
 static void
 dict_settle(ParquetWriter *w, int b)
@@ -594,6 +697,26 @@ dict_settle(ParquetWriter *w, int b)
 		if (!c->in_job)
 			continue;
 		c->in_job = false;
+		while (c->slots_full)
+		{
+			dict_grow_slots(w, c);
+			dict_encode_values(c, (size_t) w->opts.dictionary_bytes, c->batch[b].data,
+							   c->batch_n[b], c->overflow_n, c->overflow_pos);
+		}
+		if (c->overflow_n < 0 && !c->dict_judged)
+		{
+			c->dict_raw += c->batch[b].len;
+			if (c->nvalues >= DICT_JUDGE_VALUES)
+			{
+				c->dict_judged = true;
+				if (!dict_pays(c, c->dict_raw))
+				{
+					/* every value of the batch is encoded: none is left */
+					c->overflow_n = c->batch_n[b];
+					c->overflow_pos = c->batch[b].len;
+				}
+			}
+		}
 		if (c->overflow_n >= 0)
 		{
 			ParquetBuf *other = &c->batch[b ^ 1];
@@ -852,7 +975,7 @@ build_page(ParquetWriter *w, PqColumn *c, ParquetBuf *page, int64 r, int64 r1,
 			nv = 0;
 			for (k = r; k < r1; k++)
 				nv += c->defs[k];
-			ParquetRleEncode(w->cxt, &w->levels, c->defs + r, NULL, n, 1);
+			ParquetRleEncode(w->cxt, &w->levels, c->defs + r, 1, n, 1);
 		}
 		else if (n > 0)
 		{
@@ -877,7 +1000,8 @@ build_page(ParquetWriter *w, PqColumn *c, ParquetBuf *page, int64 r, int64 r1,
 		char		b = (char) bw;
 
 		ParquetBufAppend(w->cxt, page, &b, 1);
-		ParquetRleEncode(w->cxt, page, NULL, c->indices + v, nv, bw);
+		ParquetRleEncode(w->cxt, page, c->indices + v * c->index_size,
+						 c->index_size, nv, bw);
 	}
 	else if (c->spec.type == PARQUET_BOOLEAN)
 	{
@@ -911,9 +1035,56 @@ build_page(ParquetWriter *w, PqColumn *c, ParquetBuf *page, int64 r, int64 r1,
 	return nv;
 }
 
+/* The metadata of a new chunk of c, starting at the current offset. */
+static ParquetChunkMeta *
+start_chunk(ParquetWriter *w, PqColumn *c)
+{
+	ParquetChunkMeta *m;
+
+	if (c->nchunks >= c->chunks_cap)
+	{
+		int			cap = Max(c->chunks_cap * 2, 8);
+
+		c->chunks = c->chunks ? repalloc(c->chunks, sizeof(ParquetChunkMeta) * cap)
+			: MemoryContextAlloc(w->cxt, sizeof(ParquetChunkMeta) * cap);
+		c->chunks_cap = cap;
+	}
+	m = &c->chunks[c->nchunks++];
+	memset(m, 0, sizeof(ParquetChunkMeta));
+	m->offset = w->offset;
+	m->dict_offset = -1;
+	m->data_offset = -1;
+	return m;
+}
+
+/*
+ * Writes a compressed early page of column 0 (c) at once, its chunk being
+ * the first of the row group, and keeps the page's buffers for the next.
+ */
+static void
+stream_page(ParquetWriter *w, PqColumn *c, ParquetPage *j)
+{
+	int64		before = w->offset;
+
+	if (!w->streaming)
+	{
+		(void) start_chunk(w, c);
+		w->streaming = true;
+	}
+	w->chunk = &c->chunks[c->nchunks - 1];
+	if (j->outlen == 0)
+		elog(ERROR, "parquet page compression failed");
+	emit_page(w, j, j->out.data, j->outlen);
+	w->rg_streamed += w->offset - before;
+	c->nstreamed++;
+	j->raw.len = 0;
+	j->next = w->free_pages;
+	w->free_pages = j;
+}
+
 /*
  * Frees (or keeps for the next pages) the raw bytes of early pages already
- * compressed, in order.
+ * compressed, in order; column 0's are written (stream_page).
  */
 static void
 reap_early_pages(ParquetWriter *w, PqColumn *c)
@@ -922,6 +1093,11 @@ reap_early_pages(ParquetWriter *w, PqColumn *c)
 	{
 		ParquetPage *j = c->early[c->nreaped++];
 
+		if (c == &w->cols[0])
+		{
+			stream_page(w, c, j);
+			continue;
+		}
 		if (w->nspare < SPARE_PAGES)
 		{
 			w->spare[w->nspare] = j->raw;
@@ -967,9 +1143,17 @@ cut_early_pages(ParquetWriter *w)
 				: MemoryContextAlloc(w->cxt, sizeof(ParquetPage *) * cap);
 			c->early_cap = cap;
 		}
-		j = MemoryContextAllocZero(w->cxt, sizeof(ParquetPage));
-		if (w->nspare > 0)
-			j->raw = w->spare[--w->nspare];
+		if (i == 0 && w->free_pages)
+		{
+			j = w->free_pages;
+			w->free_pages = j->next;
+		}
+		else
+		{
+			j = MemoryContextAllocZero(w->cxt, sizeof(ParquetPage));
+			if (w->nspare > 0)
+				j->raw = w->spare[--w->nspare];
+		}
 		/* the whole page at once: growing it by doubling copied it again and again */
 		ParquetBufReserve(w->cxt, &j->raw, c->values.len + (c->defs_kept ? c->nrows / 4 : 0) + 32);
 		build_page(w, c, &j->raw, 0, c->nrows, false, 0, 0, &pos);
@@ -1000,10 +1184,10 @@ write_early_pages(ParquetWriter *w, PqColumn *c)
 {
 	int			i;
 
-	if (c->nearly > 0)
+	if (c->nearly > c->nstreamed)
 		ParquetCompressorHelp(w->compressor, 0);
 
-	for (i = 0; i < c->nearly; i++)
+	for (i = c->nstreamed; i < c->nearly; i++)
 	{
 		ParquetPage *j = c->early[i];
 
@@ -1016,6 +1200,7 @@ write_early_pages(ParquetWriter *w, PqColumn *c)
 	}
 	c->nearly = 0;
 	c->nreaped = 0;
+	c->nstreamed = 0;
 }
 
 static void
@@ -1031,20 +1216,12 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 				v = 0;
 	size_t		pos = 0;
 
-	if (c->nchunks >= c->chunks_cap)
-	{
-		int			cap = Max(c->chunks_cap * 2, 8);
-
-		c->chunks = c->chunks ? repalloc(c->chunks, sizeof(ParquetChunkMeta) * cap)
-			: MemoryContextAlloc(w->cxt, sizeof(ParquetChunkMeta) * cap);
-		c->chunks_cap = cap;
-	}
-	m = &c->chunks[c->nchunks++];
+	/* column 0 may have begun its chunk already (stream_page) */
+	if (c == &w->cols[0] && w->streaming)
+		m = &c->chunks[c->nchunks - 1];
+	else
+		m = start_chunk(w, c);
 	w->chunk = m;
-	memset(m, 0, sizeof(ParquetChunkMeta));
-	m->offset = w->offset;
-	m->dict_offset = -1;
-	m->data_offset = -1;
 	m->num_values = c->cut_rows + c->nrows;
 	m->null_count = c->nnull;
 	m->dictionary = use_dict;
@@ -1092,6 +1269,9 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 	c->values.len = 0;
 	c->dict.len = 0;
 	c->ndict = 0;
+	c->index_size = 1;
+	c->dict_judged = false;
+	c->dict_raw = 0;
 	if (c->slots)
 		memset(c->slots, 0, sizeof(uint32) * c->nslots);
 	ParquetStatsReset(&c->stats);
@@ -1120,6 +1300,8 @@ flush_row_group(ParquetWriter *w)
 	w->rg_nrows[w->nrowgroups++] = w->rg_rows;
 	w->rg_rows = 0;
 	w->rg_bytes = 0;
+	w->streaming = false;
+	w->rg_streamed = 0;
 }
 
 /* Writes the last row group and the footer; the writer is then done. */
@@ -1167,10 +1349,15 @@ ParquetWriterRows(ParquetWriter *w)
 	return w->total_rows;
 }
 
+/*
+ * Bytes of the file's finished row groups (all of it once finished): what
+ * column 0 streamed of the row group under way does not count yet, so that
+ * callers cutting files by size still cut them on a row group.
+ */
 int64
 ParquetWriterBytes(ParquetWriter *w)
 {
-	return w->offset;
+	return w->offset - w->rg_streamed;
 }
 
 int

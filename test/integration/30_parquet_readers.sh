@@ -195,6 +195,42 @@ write nodict.parquet '{"dictionary": false, "compression": "snappy"}' >/dev/null
 check "dictionary: off when asked" "$(enc "$OUT/nodict.parquet" lo)" '["PLAIN, RLE"]'
 if out=$(rnode compare "$OUT/nodict.parquet" "$SRC"); then ok "no dictionary: every value read back"; else not_ok "no dictionary: $out"; fi
 
+# A dictionary must pay for itself on a chunk's first values (entries plus
+# bit-packed indices smaller than PLAIN), as parquet-mr judges: unique
+# values are PLAIN even where the dictionary would fit in dictionary_size.
+# Values in runs keep it past 256 and 65,536 entries, where the buffered
+# indices widen from one byte to two, then four.  The first column, unique
+# and so PLAIN, is written page by page while the row group is buffered;
+# small pages and row groups make it do so many times.
+pg <<'SQL' >/dev/null
+DROP TABLE IF EXISTS pq_dict;
+CREATE TABLE pq_dict AS
+SELECT g AS uniq, (g / 8)::int4 AS runs, (g % 300)::int2 AS few,
+       CASE WHEN g % 7 = 0 THEN NULL ELSE 'k' || (g / 50) END AS txt
+  FROM generate_series(1, 600000) g;
+SQL
+DSRC='SELECT uniq, runs, few, txt FROM pq_dict ORDER BY uniq'
+write pays.parquet '{"compression": "snappy"}' "SELECT uniq FROM pq_dict WHERE uniq <= 20000 ORDER BY uniq" >/dev/null
+check "dictionary: 20,000 unique int8 (160 kB of 1 MB) do not pay: PLAIN" "$(enc "$OUT/pays.parquet" uniq)" '["PLAIN, RLE"]'
+write wide_idx.parquet '{"compression": "zstd"}' "$DSRC" >/dev/null
+check "dictionary: unique first column is PLAIN" "$(enc "$OUT/wide_idx.parquet" uniq)" '["PLAIN, RLE"]'
+check "dictionary: 75,000 entries in runs keep the dictionary" "$(enc "$OUT/wide_idx.parquet" runs)" '["PLAIN, RLE, RLE_DICTIONARY"]'
+check "dictionary: 300 entries keep the dictionary" "$(enc "$OUT/wide_idx.parquet" few)" '["PLAIN, RLE, RLE_DICTIONARY"]'
+check "dictionary: 12,000 nullable strings in runs keep the dictionary" "$(enc "$OUT/wide_idx.parquet" txt)" '["PLAIN, RLE, RLE_DICTIONARY"]'
+want=$(pg -c "SELECT count(*) || ' ' || sum(uniq) || ' ' || sum(runs) || ' ' || sum(few) || ' ' || count(txt) || ' ' || sum(length(txt)) || ' ' || count(DISTINCT runs) FROM pq_dict")
+got=$(rnode duckdb "SELECT count(*) || ' ' || sum(uniq) || ' ' || sum(runs) || ' ' || sum(few) || ' ' || count(txt) || ' ' || sum(length(txt)) || ' ' || count(DISTINCT runs) FROM '$OUT/wide_idx.parquet'")
+check "dictionary: DuckDB reads the sums of 600,000 rows" "$got" "[\"$want\"]"
+if out=$(rnode compare "$OUT/wide_idx.parquet" "$DSRC"); then ok "dictionary: wide indices, every value read back"; else not_ok "dictionary wide indices: $out"; fi
+res=$(write streamed.parquet '{"compression": "snappy", "row_group_size": "1MB", "page_size": "16kB"}' "$DSRC")
+rgs=$(echo "$res" | cut -d'|' -f3)
+[ "$rgs" -ge 5 ] && ok "streamed first column: $rgs row groups" || not_ok "streamed first column: only $rgs row groups"
+got=$(rnode duckdb "WITH m AS (SELECT row_group_id, column_id, least(coalesce(nullif(dictionary_page_offset, 0), data_page_offset), data_page_offset) AS start, total_compressed_size AS len FROM parquet_metadata('$OUT/streamed.parquet')) SELECT count(*) FILTER (WHERE c0.start + c0.len <= c1.start) || '/' || count(*) FROM m c0 JOIN m c1 USING (row_group_id) WHERE c0.column_id = 0 AND c1.column_id = 1")
+check "streamed first column: each chunk lies before the next column's" "$got" "[\"$rgs/$rgs\"]"
+sz=$(echo "$res" | cut -d'|' -f2)
+check "streamed first column: the bytes reported are the file's" "$sz" "$(stat -c %s "$OUT/streamed.parquet")"
+if out=$(rnode compare "$OUT/streamed.parquet" "$DSRC"); then ok "streamed first column: every value read back"; else not_ok "streamed first column: $out"; fi
+pg -c "DROP TABLE pq_dict"
+
 # Row groups cut by bytes, and small pages: many of each.
 res=$(write rg.parquet '{"row_group_size": "256kB", "page_size": "16kB", "compression": "zstd"}')
 rgs=$(echo "$res" | cut -d'|' -f3)
