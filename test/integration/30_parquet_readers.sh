@@ -271,6 +271,41 @@ else
   ok "atomic: the failing query fails with compression under way"
 fi
 check "atomic: the server is still up" "$(pg -c 'SELECT 1')" 1
+# Failures caught in a PL/pgSQL block, one subtransaction each, with the
+# file's writer thread holding a buffer: each leaves no descriptor behind
+# (the file is ours, closed when the call's memory goes), and a file written
+# after them in the same transaction is whole.
+got=$(pg 2>&1 <<SQL
+DO \$\$
+DECLARE before int; after int; n int := -1;
+BEGIN
+  FOR i IN 0..20 LOOP
+    -- counted after the first call, which opens what a backend keeps open
+    IF i = 1 THEN
+      SELECT count(*) INTO before FROM pg_ls_dir('/proc/self/fd');
+    END IF;
+    BEGIN
+      PERFORM iotstream.write_parquet('SELECT g, repeat(md5(g::text), 8) AS t, 1 / (g - 40000) FROM generate_series(1, 50000) g',
+                                      '$OUT/caught.parquet', '{"dictionary": false, "compression": "none"}');
+    EXCEPTION WHEN division_by_zero THEN n := n + 1;
+    END;
+  END LOOP;
+  SELECT count(*) INTO after FROM pg_ls_dir('/proc/self/fd');
+  PERFORM iotstream.write_parquet('SELECT g, repeat(md5(g::text), 8) AS t FROM generate_series(1, 50000) g',
+                                  '$OUT/caught.parquet', '{"dictionary": false, "compression": "none"}');
+  RAISE NOTICE 'caught % of 20, descriptors % then %', n, before, after;
+END
+\$\$;
+SQL
+)
+got=$(grep -o 'caught.*' <<<"$got")
+fds=($(grep -o 'descriptors [0-9]* then [0-9]*' <<<"$got" | awk '{print $2, $4}'))
+check "caught failures: every one raised" "${got%%,*}" "caught 20 of 20"
+[ "${#fds[@]}" = 2 ] && [ "${fds[0]}" = "${fds[1]}" ] && ok "caught failures: no descriptor left open (${fds[0]} before, ${fds[1]} after)" ||
+  not_ok "caught failures: descriptors ${fds[*]:-unknown}"
+check "caught failures: no temporary file is left" "$(ls "$OUT" | grep -c '\.tmp\.')" 0
+got=$(rnode duckdb "SELECT count(*), sum(g), sum(length(t)) FROM '$OUT/caught.parquet'")
+check "caught failures: the file written after them is whole" "$got" '["50000","1250025000","12800000"]'
 check "atomic: no temporary file is left" "$(ls "$OUT" | grep -c '\.tmp\.')" 0
 got=$(rnode duckdb "SELECT count(*), sum(one) FROM '$OUT/atomic.parquet'")
 check "atomic: the old file is intact" "$got" '["1","1"]'
