@@ -641,6 +641,8 @@ extern bool ParquetCompressorSubmit(ParquetCompressor *pc, ParquetPage *page);
 extern bool ParquetThreadStart(pthread_t *tid, void *(*fn) (void *), void *arg);
 extern void ParquetThreadStop(pthread_t tid, pthread_mutex_t *lock, pthread_cond_t *cond,
 							  bool *stop);
+extern void ParquetThreadRelease(pthread_t tid, pthread_mutex_t *lock, pthread_cond_t *cond,
+								 bool *started, bool *stop);
 extern void ParquetCompressorHelp(ParquetCompressor *pc, int keep);
 extern bool ParquetCompressorDone(ParquetCompressor *pc, ParquetPage *page);
 extern void ParquetCompressorWait(ParquetCompressor *pc, ParquetPage *page);

@@ -241,6 +241,23 @@ ParquetThreadStop(pthread_t tid, pthread_mutex_t *lock, pthread_cond_t *cond, bo
 	pthread_join(tid, NULL);
 }
 
+/*
+ * A reset callback's part for a helper thread: stops and joins it if it
+ * was started, then destroys its lock and condition.
+ */
+void
+ParquetThreadRelease(pthread_t tid, pthread_mutex_t *lock, pthread_cond_t *cond,
+					 bool *started, bool *stop)
+{
+	if (*started)
+	{
+		ParquetThreadStop(tid, lock, cond, stop);
+		*started = false;
+	}
+	pthread_mutex_destroy(lock);
+	pthread_cond_destroy(cond);
+}
+
 /* Takes the oldest queued page; with pc->lock held and a page queued. */
 static ParquetPage *
 take_page(ParquetCompressor *pc)
@@ -294,14 +311,8 @@ compressor_release(void *arg)
 {
 	ParquetCompressor *pc = (ParquetCompressor *) arg;
 
-	if (pc->started)
-	{
-		/* stop before the pages' memory goes away; queued pages are dropped */
-		ParquetThreadStop(pc->tid, &pc->lock, &pc->cond, &pc->stop);
-		pc->started = false;
-	}
-	pthread_mutex_destroy(&pc->lock);
-	pthread_cond_destroy(&pc->cond);
+	/* stop before the pages' memory goes away; queued pages are dropped */
+	ParquetThreadRelease(pc->tid, &pc->lock, &pc->cond, &pc->started, &pc->stop);
 	if (pc->zstd)
 		ZSTD_freeCCtx(pc->zstd);
 	pc->zstd = NULL;

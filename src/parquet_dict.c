@@ -331,14 +331,8 @@ dict_thread_release(void *arg)
 {
 	PqDictThread *t = (PqDictThread *) arg;
 
-	if (t->started)
-	{
-		/* a batch under way finishes first: its memory is still there */
-		ParquetThreadStop(t->tid, &t->lock, &t->cond, &t->stop);
-		t->started = false;
-	}
-	pthread_mutex_destroy(&t->lock);
-	pthread_cond_destroy(&t->cond);
+	/* a batch under way finishes first: its memory is still there */
+	ParquetThreadRelease(t->tid, &t->lock, &t->cond, &t->started, &t->stop);
 }
 
 /* A dictionary thread, started; NULL if it could not start. */

@@ -174,13 +174,7 @@ sink_release(void *arg)
 {
 	ParquetFileSink *sink = (ParquetFileSink *) arg;
 
-	if (sink->started)
-	{
-		ParquetThreadStop(sink->tid, &sink->lock, &sink->cond, &sink->stop);
-		sink->started = false;
-	}
-	pthread_mutex_destroy(&sink->lock);
-	pthread_cond_destroy(&sink->cond);
+	ParquetThreadRelease(sink->tid, &sink->lock, &sink->cond, &sink->started, &sink->stop);
 	if (sink->fd >= 0)
 	{
 		close(sink->fd);
