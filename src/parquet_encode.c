@@ -74,8 +74,31 @@ rle_literals(MemoryContext cxt, ParquetBuf *out, const void *v,
 	if (count == 0)
 		return;
 	buf_varint(cxt, out, ((uint64) groups << 1) | 1);
-	ParquetBufReserve(cxt, out, groups * bw + 8);
+	ParquetBufReserve(cxt, out, groups * bw + 16);
 	o = out->data + out->len;
+#if defined(HAVE_INT128) && !defined(WORDS_BIGENDIAN)
+	if (bw <= 16)
+	{
+		/*
+		 * A group of 8 values of up to 16 bits fits one 128-bit word: each
+		 * group is built there and stored whole (16 bytes, the reserve
+		 * covers the last), and the next group starts bw bytes on.
+		 */
+		for (j = 0; j < count; j += 8)
+		{
+			uint128		acc = 0;
+			int			k,
+						m = (int) Min(8, count - j);
+
+			for (k = 0; k < m; k++)
+				acc |= (uint128) LEVEL(size, v, start + j + k) << (k * bw);
+			memcpy(o, &acc, 16);
+			o += bw;
+		}
+		out->len = o - out->data;
+		return;
+	}
+#endif
 	for (j = 0; j < groups * 8; j++)
 	{
 		uint64		val = j < count ? LEVEL(size, v, start + j) : 0;
@@ -92,55 +115,64 @@ rle_literals(MemoryContext cxt, ParquetBuf *out, const void *v,
 	out->len = o - out->data;
 }
 
+/* Whether the 8 values from v[i] on are all equal. */
+static pg_attribute_always_inline bool
+group_equal(const void *v, int64 i, int size)
+{
+	uint32		first = LEVEL(size, v, i);
+	int			k;
+
+	if (size == 1)
+	{
+		uint64		x;
+
+		memcpy(&x, (const uint8 *) v + i, 8);
+		return x == (uint64) first * UINT64CONST(0x0101010101010101);
+	}
+	for (k = 1; k < 8; k++)
+		if (LEVEL(size, v, i + k) != first)
+			return false;
+	return true;
+}
+
 /*
- * The RLE/bit-packed hybrid encoding of n values of bw bits.  Runs of 8 or
- * more equal values become RLE runs; the rest is bit-packed in groups of 8,
- * borrowing from the next run to fill a group so that only the last
- * bit-packed run is padded.
+ * The RLE/bit-packed hybrid encoding of n values of bw bits.  The values
+ * are read in groups of 8 from the start of the current bit-packed run: a
+ * group of 8 equal values begins an RLE run, as long as the value lasts;
+ * any other group is bit-packed.  Only the last bit-packed run is padded.
+ * (A run of 8 or more that begins inside a group goes partly into the
+ * bit-packed run, which needs whole groups anyway.)
  */
 static pg_attribute_always_inline void
 rle_encode(MemoryContext cxt, ParquetBuf *out, const void *v,
 		   int64 n, int bw, int size)
 {
 	int64		i = 0,
-				lit_start = 0,
-				lit_count = 0;
+				lit_start = 0;
 
-	while (i < n)
+	while (n - i >= 8)
 	{
-		uint32		val = LEVEL(size, v, i);
-		int64		r = 1;
+		uint32		val;
+		int64		r = 8;
+		int			k;
 
+		if (!group_equal(v, i, size))
+		{
+			i += 8;
+			continue;
+		}
+		val = LEVEL(size, v, i);
 		while (i + r < n && LEVEL(size, v, i + r) == val)
 			r++;
-		if (r >= 8 && lit_count % 8 != 0)
-		{
-			int64		fill = 8 - lit_count % 8;
-
-			lit_count += fill;
-			i += fill;
-			r -= fill;
-		}
-		if (r >= 8)
-		{
-			int			k;
-
-			rle_literals(cxt, out, v, lit_start, lit_count, bw, size);
-			buf_varint(cxt, out, (uint64) r << 1);
-			ParquetBufReserve(cxt, out, 4);
-			for (k = 0; k < (bw + 7) / 8; k++)
-				out->data[out->len++] = (char) ((val >> (8 * k)) & 0xFF);
-			i += r;
-			lit_start = i;
-			lit_count = 0;
-		}
-		else
-		{
-			lit_count += r;
-			i += r;
-		}
+		rle_literals(cxt, out, v, lit_start, i - lit_start, bw, size);
+		buf_varint(cxt, out, (uint64) r << 1);
+		ParquetBufReserve(cxt, out, 4);
+		for (k = 0; k < (bw + 7) / 8; k++)
+			out->data[out->len++] = (char) ((val >> (8 * k)) & 0xFF);
+		i += r;
+		lit_start = i;
 	}
-	rle_literals(cxt, out, v, lit_start, lit_count, bw, size);
+	rle_literals(cxt, out, v, lit_start, n - lit_start, bw, size);
 }
 
 /* The hybrid encoding of n values of size bytes each (1, 2 or 4) at v. */
