@@ -10,10 +10,20 @@ cd "$(dirname "$0")/.."
 DEMO=$(pwd)/.tmp/demo
 . tools/cluster.sh
 
+# Stops the process of a pid file and waits until it is gone: the simulator
+# delivers what it has queued before it exits, so the broker must outlive it
+# (stopped with the broker already gone, it would wait out --flush-timeout).
 stop_pidfile() {
-  local f=$1
+  local f=$1 pid i
   [ -f "$f" ] || return 0
-  kill "$(cat "$f")" 2>/dev/null || true
+  pid=$(cat "$f")
+  if kill "$pid" 2>/dev/null; then
+    for i in $(seq 1 150); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
   rm -f "$f"
 }
 
