@@ -262,6 +262,28 @@ ParquetStatsAddPlain(ParquetStats *c, const char *plain, size_t len, int64 n)
 		}
 		return;
 	}
+	if (c->type == PARQUET_FIXED_LEN_BYTE_ARRAY && len / n >= 8)
+	{
+		size_t		w = len / n;
+
+		/*
+		 * Most values lie strictly between min and max by their first 8
+		 * bytes (stats_bytes's own test, without a call per value).
+		 */
+		for (i = 0; i < n; i++, p += w)
+		{
+			uint64		x;
+
+			if (c->prefix_ok && c->has_minmax)
+			{
+				x = first8(p);
+				if (x > c->min8 && x < c->max8)
+					continue;
+			}
+			ParquetStatsAdd(c, p, w);
+		}
+		return;
+	}
 	for (i = 0; i < n; i++)
 	{
 		uint32		vlen;

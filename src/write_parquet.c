@@ -600,7 +600,11 @@ write_value(MemoryContext cxt, ParquetBuf *b, const ParquetColumnSpec *spec,
 			break;
 		case CONV_VARLENA:
 			{
-				struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+				struct varlena *v = (struct varlena *) DatumGetPointer(d);
+
+				/* short (1-byte header) values are read in place, without a call */
+				if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+					v = pg_detoast_datum_packed(v);
 
 				write_string(cxt, b, convert && conv->text, VARDATA_ANY(v),
 							 VARSIZE_ANY_EXHDR(v));

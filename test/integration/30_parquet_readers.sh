@@ -173,6 +173,18 @@ check "stats: signed int64 order" "$got" "[\"$want\"]"
 want=$(pg -c "SELECT min(lo COLLATE \"C\") || '|' || max(lo COLLATE \"C\") FROM pq_types")
 got=$(rnode duckdb "SELECT stats_min_value || '|' || stats_max_value FROM parquet_metadata('$F') WHERE path_in_schema = 'lo'")
 check "stats: byte order of strings as Postgres's C collation" "$got" "[\"$want\"]"
+# uuid (FIXED_LEN_BYTE_ARRAY) statistics in unsigned byte order: random
+# values, then 100 that share their first 8 bytes and come in descending
+# order, so that the minimum is decided on the last 8 bytes after the first
+# 8 equal the minimum's; with and without a dictionary (PLAIN columns
+# compare the values in batches, a dictionary its entries)
+UQ="SELECT u FROM (SELECT md5('u' || g)::uuid AS u, g AS o FROM generate_series(1, 5000) g UNION ALL SELECT ('00000000-0000-0000-' || lpad(to_hex(g), 4, '0') || '-000000000000')::uuid, 6000 - g FROM generate_series(1, 100) g) q ORDER BY o"
+want=$(pg -c "SELECT (SELECT u FROM ($UQ) q ORDER BY u LIMIT 1) || ' ' || (SELECT u FROM ($UQ) q ORDER BY u DESC LIMIT 1)")
+for opts in '{}' '{"dictionary": false}'; do
+  write uuid_stats.parquet "$opts" "$UQ" >/dev/null
+  got=$(rnode duckdb "SELECT stats_min_value || ' ' || stats_max_value FROM parquet_metadata('$OUT/uuid_stats.parquet')")
+  check "stats: uuid min/max in byte order ($opts)" "$got" "[\"$want\"]"
+done
 # pruning works: DuckDB skips the row group by its statistics
 got=$(rnode duckdb "SELECT count(*) FROM '$F' WHERE i4 > 2147483646")
 check "a filter on statistics finds the edge row" "$got" '["1"]'
