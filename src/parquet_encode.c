@@ -86,12 +86,31 @@ rle_literals(MemoryContext cxt, ParquetBuf *out, const void *v,
 		 */
 		for (j = 0; j < count; j += 8)
 		{
-			uint128		acc = 0;
-			int			k,
-						m = (int) Min(8, count - j);
+			uint64		lo = 0,
+						hi = 0;
+			uint128		acc;
+			int			k;
 
-			for (k = 0; k < m; k++)
-				acc |= (uint128) LEVEL(size, v, start + j + k) << (k * bw);
+			if (count - j >= 8)
+			{
+				/* two halves in 64-bit words, one 128-bit shift */
+				for (k = 0; k < 4; k++)
+				{
+					lo |= (uint64) LEVEL(size, v, start + j + k) << (k * bw);
+					hi |= (uint64) LEVEL(size, v, start + j + 4 + k) << (k * bw);
+				}
+			}
+			else
+			{
+				for (k = 0; k < count - j; k++)
+				{
+					if (k < 4)
+						lo |= (uint64) LEVEL(size, v, start + j + k) << (k * bw);
+					else
+						hi |= (uint64) LEVEL(size, v, start + j + k) << ((k - 4) * bw);
+				}
+			}
+			acc = (uint128) lo | ((uint128) hi << (4 * bw));
 			memcpy(o, &acc, 16);
 			o += bw;
 		}

@@ -394,9 +394,9 @@ map_column(Form_pg_attribute att, ParquetColumnSpec *spec, ColumnConv *conv)
 typedef struct ColumnBatch
 {
 	ParquetBuf	plain;
-	uint8	   *defs;			/* a definition level per row */
-	int64		nvalues;
-	bool		any_null;
+	uint8	   *defs;			/* a definition level per row, kept from the
+								 * batch's first null on */
+	int			nnull;			/* rows without a value */
 } ColumnBatch;
 
 /* Room for extra more bytes in a batch buffer (it lives in cxt). */
@@ -422,7 +422,11 @@ batch_int64(MemoryContext cxt, ParquetBuf *b, int64 v)
 	b->len += 8;
 }
 
-/* A BYTE_ARRAY value: its length, then its bytes. */
+/*
+ * A BYTE_ARRAY value: its length, then its bytes.  Short values (ids,
+ * names, codes) are copied with two fixed-size moves that overlap, not a
+ * call to memcpy.
+ */
 static pg_attribute_always_inline void
 batch_bytes(MemoryContext cxt, ParquetBuf *b, const char *p, size_t len)
 {
@@ -435,7 +439,19 @@ batch_bytes(MemoryContext cxt, ParquetBuf *b, const char *p, size_t len)
 				 errmsg("value of %zu bytes is too long for a parquet column", len)));
 	o = batch_room(cxt, b, len + 4);
 	memcpy(o, &len32, 4);
-	memcpy(o + 4, p, len);
+	o += 4;
+	if (len >= 8 && len <= 16)
+	{
+		memcpy(o, p, 8);
+		memcpy(o + len - 8, p + len - 8, 8);
+	}
+	else if (len > 16 && len <= 32)
+	{
+		memcpy(o, p, 16);
+		memcpy(o + len - 16, p + len - 16, 16);
+	}
+	else
+		memcpy(o, p, len);
 	b->len += len + 4;
 }
 
@@ -513,7 +529,7 @@ write_decimal(MemoryContext cxt, ParquetBuf *b, const ParquetColumnSpec *spec,
 	pfree(s);
 }
 
-static void
+static pg_attribute_always_inline void
 write_string(MemoryContext cxt, ParquetBuf *b, bool convert, const char *p, size_t len)
 {
 	if (convert)
@@ -755,11 +771,11 @@ dest_flush_batch(ParquetDest *d)
 	{
 		ColumnBatch *b = &d->batch[i];
 
-		ParquetWriteColumn(d->writer, i, b->plain.data, b->plain.len, b->nvalues,
-						   b->any_null ? b->defs : NULL, d->nbatch);
+		ParquetWriteColumn(d->writer, i, b->plain.data, b->plain.len,
+						   d->nbatch - b->nnull, b->nnull > 0 ? b->defs : NULL,
+						   d->nbatch);
 		b->plain.len = 0;
-		b->nvalues = 0;
-		b->any_null = false;
+		b->nnull = 0;
 	}
 	ParquetEndRows(d->writer, d->nbatch);
 	d->nbatch = 0;
@@ -825,12 +841,14 @@ dest_receive(TupleTableSlot *slot, DestReceiver *self)
 
 		if (slot->tts_isnull[i])
 		{
+			/* the rows before the batch's first null all had a value */
+			if (b->nnull++ == 0)
+				memset(b->defs, 1, row);
 			b->defs[row] = 0;
-			b->any_null = true;
 			continue;
 		}
-		b->defs[row] = 1;
-		b->nvalues++;
+		if (unlikely(b->nnull > 0))
+			b->defs[row] = 1;
 		write_value(d->cxt, &b->plain, &d->specs[i], &d->convs[i],
 					slot->tts_values[i], d->convert, &d->scratch);
 		/* only byte arrays can fill a batch before its rows do */
