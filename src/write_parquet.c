@@ -393,6 +393,9 @@ map_column(Form_pg_attribute att, ParquetColumnSpec *spec, ColumnConv *conv)
 /* One column's values of the rows in the current batch, in PLAIN form. */
 typedef struct ColumnBatch
 {
+	ConvKind	kind;			/* = conv->kind, next to the buffer */
+	const ParquetColumnSpec *spec;
+	ColumnConv *conv;
 	ParquetBuf	plain;
 	uint8	   *defs;			/* a definition level per row, kept from the
 								 * batch's first null on */
@@ -577,10 +580,10 @@ write_jsonb(MemoryContext cxt, ParquetBuf *b, Jsonb *jb)
 
 /* Appends the PLAIN form of one non-null value to its column's batch. */
 static pg_attribute_always_inline void
-write_value(MemoryContext cxt, ParquetBuf *b, const ParquetColumnSpec *spec,
+write_value(MemoryContext cxt, ParquetBuf *b, ConvKind kind, const ParquetColumnSpec *spec,
 			ColumnConv *conv, Datum d, bool convert, StringInfo scratch)
 {
-	switch (conv->kind)
+	switch (kind)
 	{
 		case CONV_BOOL:
 			*batch_room(cxt, b, 1) = DatumGetBool(d) ? 1 : 0;
@@ -814,6 +817,9 @@ dest_startup(DestReceiver *self, int operation, TupleDesc tupdesc)
 				j = -1;
 			}
 		map_column(att, &d->specs[i], &d->convs[i]);
+		d->batch[i].kind = d->convs[i].kind;
+		d->batch[i].spec = &d->specs[i];
+		d->batch[i].conv = &d->convs[i];
 		d->batch[i].defs = palloc(BATCH_ROWS);
 	}
 	initStringInfo(&d->scratch);
@@ -829,17 +835,23 @@ dest_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	ParquetDest *d = (ParquetDest *) self;
 	MemoryContext old;
+	MemoryContext cxt = d->cxt;
 	int			row = d->nbatch;
+	int			ncols = d->ncols;
+	bool		convert = d->convert;
 	bool		full = false;
+	const Datum *values;
+	const bool *isnull;
+	ColumnBatch *b;
 	int			i;
 
 	old = MemoryContextSwitchTo(d->row_cxt);
 	slot_getallattrs(slot);
-	for (i = 0; i < d->ncols; i++)
+	values = slot->tts_values;
+	isnull = slot->tts_isnull;
+	for (i = 0, b = d->batch; i < ncols; i++, b++)
 	{
-		ColumnBatch *b = &d->batch[i];
-
-		if (slot->tts_isnull[i])
+		if (isnull[i])
 		{
 			/* the rows before the batch's first null all had a value */
 			if (b->nnull++ == 0)
@@ -849,8 +861,8 @@ dest_receive(TupleTableSlot *slot, DestReceiver *self)
 		}
 		if (unlikely(b->nnull > 0))
 			b->defs[row] = 1;
-		write_value(d->cxt, &b->plain, &d->specs[i], &d->convs[i],
-					slot->tts_values[i], d->convert, &d->scratch);
+		write_value(cxt, &b->plain, b->kind, b->spec, b->conv, values[i],
+					convert, &d->scratch);
 		/* only byte arrays can fill a batch before its rows do */
 		full |= b->plain.len >= BATCH_BYTES;
 	}
