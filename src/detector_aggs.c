@@ -368,18 +368,16 @@ outliers_deserialize(PG_FUNCTION_ARGS)
 }
 
 /*
- * Summarizes a state: s gets n, the sum, the squared deviations, min and max
+ * Summarizes n values (a state's, or a window's): s gets n, the sum, the squared deviations, min and max
  * exactly as stats_agg over the same values in the same order would (the
  * mean and standard deviation of the two agree to the last bit in a serial
  * plan), and the result is the number of values with |x - mean| > k * (sample
  * standard deviation), 0 below 2 values.
  */
-static int64
-outliers_summarize(const OutliersState *st, StatsState *s)
+int64
+OutliersSummarize(const float8 *v, int64 n, float8 k, StatsState *s)
 {
-	const float8 *v = st->values;
-	int64		n = st->n,
-				i,
+	int64		i,
 				count = 0;
 	float8		sx,
 				sxx,
@@ -436,7 +434,7 @@ outliers_summarize(const OutliersState *st, StatsState *s)
 	if (n < 2)
 		return 0;
 	mean = sx / (float8) n;
-	limit = st->k * sqrt(sxx / ((float8) n - 1.0));
+	limit = k * sqrt(sxx / ((float8) n - 1.0));
 	for (i = 0; i < n; i++)
 		count += fabs(v[i] - mean) > limit;
 	return count;
@@ -447,10 +445,12 @@ Datum
 outliers_finalfn(PG_FUNCTION_ARGS)
 {
 	StatsState	s;
+	OutliersState *st;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	PG_RETURN_INT64(outliers_summarize((OutliersState *) PG_GETARG_POINTER(0), &s));
+	st = (OutliersState *) PG_GETARG_POINTER(0);
+	PG_RETURN_INT64(OutliersSummarize(st->values, st->n, st->k, &s));
 }
 
 /*
@@ -462,13 +462,15 @@ Datum
 outlier_summary_finalfn(PG_FUNCTION_ARGS)
 {
 	StatsState	s;
+	OutliersState *st;
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, false, false};
 	int64		count;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	count = outliers_summarize((OutliersState *) PG_GETARG_POINTER(0), &s);
+	st = (OutliersState *) PG_GETARG_POINTER(0);
+	count = OutliersSummarize(st->values, st->n, st->k, &s);
 	if (s.n == 0)
 		PG_RETURN_NULL();
 	values[0] = Int64GetDatum(s.n);

@@ -368,6 +368,13 @@ extern float8 StatsMean(const StatsState *s);
 extern float8 StatsVariance(const StatsState *s, bool sample);
 extern bool StatsZscore(const StatsState *s, float8 x, float8 *z);
 
+/* in windows.c */
+extern int64 PositiveWindowLength(const Interval *iv, const char *what);
+extern int64 WindowStart(int64 ts, int64 origin, int64 width, const char *fname);
+
+/* in detector_aggs.c */
+extern int64 OutliersSummarize(const float8 *v, int64 n, float8 k, StatsState *s);
+
 /* in detectors.c */
 
 /* Exponentially weighted moving average: s1 = x1, st = a*xt + (1-a)*s(t-1). */

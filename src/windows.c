@@ -45,8 +45,8 @@ window_length(const Interval *iv, const char *what)
 	return usecs;
 }
 
-static int64
-positive_window_length(const Interval *iv, const char *what)
+int64
+PositiveWindowLength(const Interval *iv, const char *what)
 {
 	int64		usecs = window_length(iv, what);
 
@@ -54,8 +54,35 @@ positive_window_length(const Interval *iv, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be positive", what),
-				 errhint("Give a window size and slide such as '10 minutes' and '5 minutes'.")));
+				 errhint("Give a positive interval such as '10 minutes'.")));
 	return usecs;
+}
+
+/*
+ * The start of the window [origin + k*width, origin + (k+1)*width) that
+ * contains ts: ts minus (ts - origin) mod width, taken in [0, width).
+ * Timestamps and the origin must be finite; fname names the caller in the
+ * error.
+ */
+int64
+WindowStart(int64 ts, int64 origin, int64 width, const char *fname)
+{
+	int64		offset;
+	int64		rem;
+
+	if (TIMESTAMP_NOT_FINITE(ts) || TIMESTAMP_NOT_FINITE(origin))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamps for %s must be finite", fname),
+				 errhint("Filter out rows whose time is infinity before windowing them.")));
+	if (pg_sub_s64_overflow(ts, origin, &offset))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp is too far from the origin")));
+	rem = offset % width;
+	if (rem < 0)
+		rem += width;
+	return ts - rem;
 }
 
 typedef struct HopState
@@ -80,11 +107,9 @@ hop(PG_FUNCTION_ARGS)
 	if (SRF_IS_FIRSTCALL())
 	{
 		int64		ts = PG_GETARG_INT64(0);
-		int64		size = positive_window_length(PG_GETARG_INTERVAL_P(1), "window size");
-		int64		slide = positive_window_length(PG_GETARG_INTERVAL_P(2), "window slide");
+		int64		size = PositiveWindowLength(PG_GETARG_INTERVAL_P(1), "window size");
+		int64		slide = PositiveWindowLength(PG_GETARG_INTERVAL_P(2), "window slide");
 		int64		origin = PG_GETARG_INT64(3);
-		int64		offset;
-		int64		rem;
 		int64		last;
 		int64		first_limit;
 		int64		count;
@@ -96,20 +121,8 @@ hop(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 		funcctx->user_fctx = st;
 
-		if (TIMESTAMP_NOT_FINITE(ts) || TIMESTAMP_NOT_FINITE(origin))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-					 errmsg("timestamps for hop() must be finite"),
-					 errhint("Filter out rows whose time is infinity before windowing them.")));
-		if (pg_sub_s64_overflow(ts, origin, &offset))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-					 errmsg("timestamp is too far from the origin")));
-		/* the last start is ts minus (ts - origin) mod slide, in [0, slide) */
-		rem = offset % slide;
-		if (rem < 0)
-			rem += slide;
-		last = ts - rem;
+		/* the last window containing ts starts at its tumbling window's start */
+		last = WindowStart(ts, origin, slide, "hop()");
 
 		/*
 		 * Windows start at last, last - slide, ...; a start s qualifies while

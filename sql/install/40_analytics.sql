@@ -221,6 +221,49 @@ CREATE AGGREGATE iotstream.outlier_summary(value float8, k float8) (
 COMMENT ON AGGREGATE iotstream.outlier_summary(float8, float8) IS
     'One pass, one state per group: (n, mean, stddev, min, max, outliers) as count, avg, stddev_samp, min, max and outliers(value, k) give them.';
 
+-- tumbling_summary: per key, every tumbling window's outlier_summary
+CREATE TYPE iotstream.window_summary AS (window_start timestamptz, n bigint, mean float8, stddev float8, min float8, max float8, outliers bigint);
+COMMENT ON TYPE iotstream.window_summary IS
+    'Element of tumbling_summary(): the window''s start, then count, mean, sample standard deviation, min, max and the number of values beyond mean +/- k stddev.';
+CREATE FUNCTION iotstream.tumbling_summary_transfn(internal, timestamptz, float8, interval, float8) RETURNS internal
+AS 'MODULE_PATHNAME', 'tumbling_summary_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.tumbling_summary_transfn(internal, timestamptz, float8, interval, float8) IS 'Internal: transition of tumbling_summary.';
+CREATE FUNCTION iotstream.tumbling_summary_transfn(internal, timestamptz, float8, interval, float8, timestamptz) RETURNS internal
+AS 'MODULE_PATHNAME', 'tumbling_summary_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.tumbling_summary_transfn(internal, timestamptz, float8, interval, float8, timestamptz) IS 'Internal: transition of tumbling_summary.';
+CREATE FUNCTION iotstream.tumbling_summary_combine(internal, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'tumbling_summary_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.tumbling_summary_combine(internal, internal) IS 'Internal: combine function of tumbling_summary.';
+CREATE FUNCTION iotstream.tumbling_summary_serialize(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'tumbling_summary_serialize' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.tumbling_summary_serialize(internal) IS 'Internal: serialization of the tumbling_summary state for parallel aggregation.';
+CREATE FUNCTION iotstream.tumbling_summary_deserialize(bytea, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'tumbling_summary_deserialize' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.tumbling_summary_deserialize(bytea, internal) IS 'Internal: deserialization of the tumbling_summary state for parallel aggregation.';
+CREATE FUNCTION iotstream.tumbling_summary_finalfn(internal) RETURNS iotstream.window_summary[]
+AS 'MODULE_PATHNAME', 'tumbling_summary_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.tumbling_summary_finalfn(internal) IS 'Internal: one window_summary per window, by window start.';
+CREATE AGGREGATE iotstream.tumbling_summary(ts timestamptz, value float8, width interval, k float8) (
+    SFUNC = iotstream.tumbling_summary_transfn, STYPE = internal,
+    FINALFUNC = iotstream.tumbling_summary_finalfn,
+    COMBINEFUNC = iotstream.tumbling_summary_combine,
+    SERIALFUNC = iotstream.tumbling_summary_serialize,
+    DESERIALFUNC = iotstream.tumbling_summary_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE iotstream.tumbling_summary(timestamptz, float8, interval, float8) IS
+    'Per group (a key), every tumbling window date_bin(width, ts, epoch) that holds a value, as an array of (window_start, n, mean, stddev, min, max, outliers), outliers being the values beyond mean +/- k stddev. Rows with a NULL ts or value are skipped.';
+CREATE AGGREGATE iotstream.tumbling_summary(ts timestamptz, value float8, width interval, k float8, origin timestamptz) (
+    SFUNC = iotstream.tumbling_summary_transfn, STYPE = internal,
+    FINALFUNC = iotstream.tumbling_summary_finalfn,
+    COMBINEFUNC = iotstream.tumbling_summary_combine,
+    SERIALFUNC = iotstream.tumbling_summary_serialize,
+    DESERIALFUNC = iotstream.tumbling_summary_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE iotstream.tumbling_summary(timestamptz, float8, interval, float8, timestamptz) IS
+    'Per group (a key), every tumbling window date_bin(width, ts, origin) that holds a value, as an array of (window_start, n, mean, stddev, min, max, outliers), outliers being the values beyond mean +/- k stddev. Rows with a NULL ts or value are skipped.';
+
 -- robust_zscore
 CREATE FUNCTION iotstream.robust_zscore_transfn(internal, float8) RETURNS internal
 AS 'MODULE_PATHNAME', 'robust_zscore_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;

@@ -3,7 +3,7 @@
 -- (recursive CTEs, LATERAL recomputation, percentile_cont, a textbook erf),
 -- parallel against serial plans, and series with injected anomalies.
 BEGIN;
-SELECT plan(63);
+SELECT plan(79);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -94,6 +94,8 @@ SELECT ok(bool_and(pg_temp.stats_match(r, n, a, sd, var, sdp, varp, mn, mx))
 -- parallel plans
 CREATE TEMP TABLE serial_res AS
 SELECT k, iotstream.stats_agg(v)::text s, iotstream.outliers(v, 2) o FROM an_data GROUP BY k;
+CREATE TEMP TABLE serial_windows AS
+SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws FROM an_data GROUP BY k) x, unnest(ws) w;
 SET LOCAL max_parallel_workers_per_gather = 2;
 SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;
@@ -120,12 +122,55 @@ SELECT ok(bool_and((p.s).n = iotstream.count(q.s::iotstream.stats)
                    AND (p.s).outliers = q.o)
           AND count(*) = 10 AND sum((p.s).outliers) > 0, 'parallel outlier_summary equals the serial stats_agg and outliers')
   FROM (SELECT k, iotstream.outlier_summary(v, 2) s FROM an_data GROUP BY k) p JOIN serial_res q USING (k);
+SELECT matches(pg_temp.plan_of($$SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) FROM an_data GROUP BY k$$),
+               'Partial (Hash|Group)?Aggregate.*Workers Launched: [1-9]|Workers Launched: [1-9].*Partial (Hash|Group)?Aggregate',
+               'tumbling_summary runs as a partial aggregate in parallel workers');
+-- each worker holds part of every key's windows: the combine joins them
+SELECT ok(bool_and(p.n = q.n AND pg_temp.close(p.mean, q.mean) AND pg_temp.close(p.stddev, q.stddev)
+                   AND p.min = q.min AND p.max = q.max AND p.outliers = q.outliers)
+          AND count(*) = 10 * 167 AND count(q.k) = count(*) AND count(p.k) = count(*) AND sum(p.outliers) > 0,
+          'parallel tumbling_summary equals the serial one, window by window')
+  FROM (SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws
+                              FROM an_data GROUP BY k) x, unnest(ws) w) p
+  FULL JOIN serial_windows q USING (k, window_start);
 SELECT ok(bool_and(pg_temp.stats_match(p.s, iotstream.count(r.s), iotstream.mean(r.s), iotstream.stddev(r.s),
                    iotstream.variance(r.s), iotstream.stddev_pop(r.s), iotstream.var_pop(r.s),
                    iotstream.min(r.s), iotstream.max(r.s))), 'parallel rollup equals the direct aggregate')
   FROM (SELECT k, iotstream.rollup(s::iotstream.stats) s FROM minute_stats GROUP BY k) p
   JOIN (SELECT k, iotstream.stats_agg(v) s FROM an_data GROUP BY k) r USING (k);
 SET LOCAL max_parallel_workers_per_gather = 0;
+-- partial aggregation per partition, in one process: the combine function
+-- runs for certain, joining states whose windows interleave (rows dealt to
+-- partitions by hash) and states that split a window (a range at 12:05)
+CREATE TABLE an_hash (k int, ts timestamptz, v float8, i int) PARTITION BY HASH (i);
+CREATE TABLE an_hash_0 PARTITION OF an_hash FOR VALUES WITH (MODULUS 3, REMAINDER 0);
+CREATE TABLE an_hash_1 PARTITION OF an_hash FOR VALUES WITH (MODULUS 3, REMAINDER 1);
+CREATE TABLE an_hash_2 PARTITION OF an_hash FOR VALUES WITH (MODULUS 3, REMAINDER 2);
+CREATE TABLE an_range (k int, ts timestamptz, v float8) PARTITION BY RANGE (ts);
+CREATE TABLE an_range_0 PARTITION OF an_range FOR VALUES FROM (MINVALUE) TO ('2026-03-01 12:05+00');
+CREATE TABLE an_range_1 PARTITION OF an_range FOR VALUES FROM ('2026-03-01 12:05+00') TO (MAXVALUE);
+INSERT INTO an_hash SELECT k, ts, v, i FROM an_data ORDER BY i;
+INSERT INTO an_range SELECT k, ts, v FROM an_data ORDER BY i;
+ANALYZE an_hash, an_range;
+SET LOCAL enable_partitionwise_aggregate = on;
+SELECT matches(pg_temp.plan_of($$SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) FROM an_hash GROUP BY k$$),
+               'Finalize.*Partial HashAggregate.*Partial HashAggregate.*Partial HashAggregate',
+               'tumbling_summary runs as partial aggregates per partition, combined by a final one');
+SELECT ok(bool_and(p.n = q.n AND pg_temp.close(p.mean, q.mean) AND pg_temp.close(p.stddev, q.stddev)
+                   AND p.min = q.min AND p.max = q.max AND p.outliers = q.outliers)
+          AND count(*) = 10 * 167 AND count(q.k) = count(*) AND count(p.k) = count(*),
+          'tumbling_summary combined from hash partitions (interleaved windows) equals the serial one')
+  FROM (SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws
+                              FROM an_hash GROUP BY k) x, unnest(ws) w) p
+  FULL JOIN serial_windows q USING (k, window_start);
+SELECT ok(bool_and(p.n = q.n AND pg_temp.close(p.mean, q.mean) AND pg_temp.close(p.stddev, q.stddev)
+                   AND p.min = q.min AND p.max = q.max AND p.outliers = q.outliers)
+          AND count(*) = 10 * 167 AND count(q.k) = count(*) AND count(p.k) = count(*),
+          'tumbling_summary combined from range partitions (a window split at 12:05) equals the serial one')
+  FROM (SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws
+                              FROM an_range GROUP BY k) x, unnest(ws) w) p
+  FULL JOIN serial_windows q USING (k, window_start);
+SET LOCAL enable_partitionwise_aggregate = off;
 
 -- moving windows: the inverse transition against the built-in aggregates,
 -- which have no inverse and so recompute every frame
@@ -192,6 +237,64 @@ SELECT is((SELECT iotstream.outlier_summary(x, 3) FROM (VALUES (NULL::float8)) v
 SELECT throws_ok($$SELECT iotstream.outlier_summary(x, 0) FROM (VALUES (1.0)) v(x)$$, '22023',
                  'k must be a positive number of standard deviations', 'outlier_summary rejects k = 0');
 
+-- tumbling_summary: per key, every window's outlier_summary in one aggregate
+SELECT ok(bool_and(t.n = b.n AND pg_temp.close(t.mean, b.a) AND pg_temp.close(t.stddev, b.sd)
+                   AND t.min = b.mn AND t.max = b.mx AND t.outliers = b.o)
+          AND count(*) = 10 * 167 AND count(t.k) = count(*) AND count(b.k) = count(*) AND sum(t.outliers) > 0,
+          'tumbling_summary equals count/avg/stddev_samp/min/max and the window-function outlier count per date_bin window')
+  FROM (SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws
+                              FROM an_data GROUP BY k) x, unnest(ws) w) t
+  FULL JOIN (SELECT k, window_start, count(v) n, avg(v) a, stddev_samp(v) sd, min(v) mn, max(v) mx,
+                    count(*) FILTER (WHERE abs(v - m) > 2 * s) o
+               FROM (SELECT k, date_bin('10 minutes', ts, 'epoch') window_start, v,
+                            avg(v) OVER p m, stddev_samp(v) OVER p s
+                       FROM an_data WHERE v IS NOT NULL
+                     WINDOW p AS (PARTITION BY k, date_bin('10 minutes', ts, 'epoch'))) q
+              GROUP BY 1, 2) b USING (k, window_start);
+SELECT ok(bool_and(t.n = (o.s).n AND t.mean = (o.s).mean AND t.stddev IS NOT DISTINCT FROM (o.s).stddev
+                   AND t.min = (o.s).min AND t.max = (o.s).max AND t.outliers = (o.s).outliers)
+          AND count(*) = 10 * 74 AND count(t.k) = count(*) AND count(o.k) = count(*),
+          'tumbling_summary with an origin off the grid equals outlier_summary per date_bin window, to the bit')
+  FROM (SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '23 minutes', 2.5, '2026-03-01 00:03:30+00') ws
+                              FROM an_data GROUP BY k) x, unnest(ws) w) t
+  FULL JOIN (SELECT k, date_bin('23 minutes', ts, '2026-03-01 00:03:30+00') window_start,
+                    iotstream.outlier_summary(v, 2.5) s
+               FROM an_data GROUP BY 1, 2) o USING (k, window_start);
+-- rows out of time order: the runs are sorted and joined by the final function
+SELECT ok(bool_and(t.n = o.n AND pg_temp.close(t.mean, o.mean) AND pg_temp.close(t.stddev, o.stddev)
+                   AND t.min = o.min AND t.max = o.max AND t.outliers = o.outliers)
+          AND count(*) = 10 * 167 AND count(t.k) = count(*) AND count(o.k) = count(*),
+          'tumbling_summary over shuffled rows equals it over rows in time order')
+  FROM (SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2 ORDER BY random()) ws
+                              FROM an_data GROUP BY k) x, unnest(ws) w) t
+  FULL JOIN serial_windows o USING (k, window_start);
+SELECT ok(bool_and((SELECT bool_and(w.n = iotstream.count(st) AND pg_temp.close(w.mean, iotstream.mean(st), 0)
+                                    AND pg_temp.close(w.stddev, iotstream.stddev(st), 0)
+                                    AND pg_temp.close(w.min, iotstream.min(st), 0)
+                                    AND pg_temp.close(w.max, iotstream.max(st), 0) AND w.outliers = o)
+                      FROM unnest(ws) w))
+          AND count(*) = 8 AND sum(cardinality(ws)) = 8,
+          'tumbling_summary on hard data (1e9 + noise, single, NaN, +-Infinity, equal) equals stats_agg and outliers')
+  FROM (SELECT name, iotstream.tumbling_summary('2026-03-01 12:00+00', v, '1 hour', 3) ws,
+               iotstream.stats_agg(v) st, iotstream.outliers(v, 3) o
+          FROM hard GROUP BY name) q;
+-- by hand: boundaries belong to the window they start; before the origin
+-- the window is the one below it; NULL times and values are skipped
+SELECT is((SELECT array_agg(w.window_start || ' ' || w.n || ' ' || w.mean || ' ' || coalesce(w.stddev::text, '-')
+                            || ' ' || w.min || ' ' || w.max || ' ' || w.outliers ORDER BY ord)
+             FROM unnest((SELECT iotstream.tumbling_summary(ts, x, '30 minutes', 1, '2026-01-01 00:10+00')
+                            FROM (VALUES ('2026-01-01 00:40+00'::timestamptz, 5.0::float8),
+                                         ('2026-01-01 00:10+00', 1), ('2026-01-01 00:39:59.999999+00', 3),
+                                         (NULL, 100), ('2026-01-01 00:20+00', NULL),
+                                         ('2026-01-01 00:09:59.999999+00', 7),
+                                         ('2025-12-31 23:40+00', 9)) v(ts, x))) WITH ORDINALITY w(window_start, n, mean, stddev, min, max, outliers, ord)),
+          ARRAY['2025-12-31 23:40:00+00 2 8 1.4142135623730951 7 9 0',
+                '2026-01-01 00:10:00+00 2 2 1.4142135623730951 1 3 0',
+                '2026-01-01 00:40:00+00 1 5 - 5 5 0'],
+          'tumbling_summary by hand: windows in order, boundaries, before the origin, NULLs skipped');
+SELECT is((SELECT iotstream.tumbling_summary(ts, x, '1 hour', 3)
+             FROM (VALUES (now(), NULL::float8), (NULL, 1)) v(ts, x)), NULL,
+          'tumbling_summary over no values is NULL');
 -- one series for the ordered detectors: sensor 3, first 3000 rows
 CREATE TEMP TABLE s3 AS
 SELECT row_number() OVER (ORDER BY i) AS t, v FROM an_data WHERE k = 3 AND v IS NOT NULL ORDER BY i LIMIT 3000;
@@ -387,6 +490,17 @@ SELECT throws_ok($$SELECT '(n:1,sum:1,sxx:0,min:2,max:1)'::iotstream.stats$$, '2
 SELECT throws_ok($$SELECT iotstream.session_id(ts, '1 minute') OVER (ORDER BY k)
                      FROM (VALUES (1, now()), (2, now() - interval '1 hour')) v(k, ts)$$, '22000',
                  'session_id() needs rows in ascending time order', 'session_id rejects unordered rows');
+
+SELECT throws_ok($$SELECT iotstream.tumbling_summary(now(), x, '1 hour', 0) FROM (VALUES (1.0)) v(x)$$, '22023',
+                 'k must be a positive number of standard deviations', 'tumbling_summary rejects k = 0');
+SELECT throws_ok($$SELECT iotstream.tumbling_summary(now(), x, '-1 hour', 3) FROM (VALUES (1.0)) v(x)$$, '22023',
+                 'window width must be positive', 'tumbling_summary rejects a negative width');
+SELECT throws_ok($$SELECT iotstream.tumbling_summary(now(), x, '1 month', 3) FROM (VALUES (1.0)) v(x)$$, '0A000',
+                 'window width must not contain months or years', 'tumbling_summary rejects months');
+SELECT throws_ok($$SELECT iotstream.tumbling_summary(now(), x, NULL, 3) FROM (VALUES (1.0)) v(x)$$, '22004',
+                 'width, k and origin of tumbling_summary must not be NULL', 'tumbling_summary rejects a NULL width');
+SELECT throws_ok($$SELECT iotstream.tumbling_summary('infinity', x, '1 hour', 3) FROM (VALUES (1.0)) v(x)$$, '22008',
+                 'timestamps for tumbling_summary() must be finite', 'tumbling_summary rejects an infinite time');
 
 SELECT * FROM finish();
 ROLLBACK;

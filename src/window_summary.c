@@ -1,0 +1,453 @@
+/*-------------------------------------------------------------------------
+ * window_summary.c
+ *		tumbling_summary(ts, value, width, k [, origin]): per key, every
+ *		tumbling window's (n, mean, stddev, min, max, outliers) in one
+ *		aggregate.
+ *
+ * GROUP BY key, date_bin(width, ts, origin) with outlier_summary gives the
+ * same rows, but PostgreSQL's hash grouping then does most of the work: a
+ * projection, two hashes and an equality check of a (text, timestamptz) key
+ * per row, over as many groups as there are windows (48,000 in the
+ * benchmark), and in a parallel plan every process holds every window and
+ * the leader combines them all again.  Grouping by the key alone leaves a
+ * few hot groups, and the windows are found here: a key's rows usually come
+ * in time order, so a row's window is almost always its predecessor's, which
+ * costs two comparisons.
+ *
+ * The state keeps the key's values (as outliers does, for the count beyond
+ * mean +/- k stddev) in arrival order, and a list of runs: consecutive values
+ * of one window.  In-order input gives one run per window.  Otherwise the
+ * final function sorts the runs by window (stably, so a window's values keep
+ * their arrival order) and joins the runs of each window.  A window's
+ * figures are exactly outlier_summary's over the same values in the same
+ * order.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include <math.h>
+
+#include "catalog/pg_type_d.h"
+#include "common/int.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+
+PG_FUNCTION_INFO_V1(tumbling_summary_transfn);
+PG_FUNCTION_INFO_V1(tumbling_summary_combine);
+PG_FUNCTION_INFO_V1(tumbling_summary_serialize);
+PG_FUNCTION_INFO_V1(tumbling_summary_deserialize);
+PG_FUNCTION_INFO_V1(tumbling_summary_finalfn);
+
+typedef struct WindowRun
+{
+	int64		start;			/* the window's start, microseconds */
+	int64		first;			/* index of the run's first value */
+	int64		count;
+} WindowRun;
+
+typedef struct TumbleState
+{
+	/* fixed on the group's first row */
+	int64		width;
+	int64		origin;
+	float8		k;
+	/* runs[nruns - 1] is the window of the newest value */
+	bool		sorted;			/* runs ascend by window, one run per window */
+	int64		n;
+	int64		nruns;
+	int64		cap;
+	int64		runcap;
+	float8	   *values;
+	WindowRun  *runs;
+} TumbleState;
+
+/* serialized: this header, the runs, the values */
+typedef struct TumbleHeader
+{
+	int64		width;
+	int64		origin;
+	float8		k;
+	int64		sorted;
+	int64		n;
+	int64		nruns;
+} TumbleHeader;
+
+#define TUMBLE_MAX_VALUES	((int64) (MaxAllocHugeSize / 2 / sizeof(float8)))
+#define TUMBLE_MAX_RUNS		((int64) (MaxAllocHugeSize / 2 / sizeof(WindowRun)))
+
+static MemoryContext
+tumble_context(FunctionCallInfo fcinfo)
+{
+	MemoryContext aggctx;
+
+	if (!AggCheckCallContext(fcinfo, &aggctx))
+		elog(ERROR, "tumbling_summary called in non-aggregate context");
+	return aggctx;
+}
+
+static void
+too_many(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("too many values in one tumbling_summary() group"),
+			 errhint("Group by more keys, or restrict the time range with WHERE.")));
+}
+
+/* An empty state with room for n values and nruns runs, in cxt. */
+static TumbleState *
+tumble_new(MemoryContext cxt, int64 width, int64 origin, float8 k,
+		   int64 n, int64 nruns)
+{
+	TumbleState *st = MemoryContextAlloc(cxt, sizeof(TumbleState));
+
+	st->width = width;
+	st->origin = origin;
+	st->k = k;
+	st->sorted = true;
+	st->n = 0;
+	st->nruns = 0;
+	st->cap = Max(n, 64);
+	st->runcap = Max(nruns, 8);
+	if (st->cap > TUMBLE_MAX_VALUES || st->runcap > TUMBLE_MAX_RUNS)
+		too_many();
+	st->values = MemoryContextAllocExtended(cxt, st->cap * sizeof(float8), MCXT_ALLOC_HUGE);
+	st->runs = MemoryContextAllocExtended(cxt, st->runcap * sizeof(WindowRun), MCXT_ALLOC_HUGE);
+	return st;
+}
+
+/* Room for `more` values and `moreruns` runs, by doubling. */
+static void
+tumble_reserve(TumbleState *st, int64 more, int64 moreruns)
+{
+	if (st->n + more > st->cap)
+	{
+		int64		cap = st->cap;
+
+		while (cap < st->n + more)
+			cap *= 2;
+		if (cap > TUMBLE_MAX_VALUES)
+			too_many();
+		st->values = repalloc_huge(st->values, cap * sizeof(float8));
+		st->cap = cap;
+	}
+	if (st->nruns + moreruns > st->runcap)
+	{
+		int64		cap = st->runcap;
+
+		while (cap < st->nruns + moreruns)
+			cap *= 2;
+		if (cap > TUMBLE_MAX_RUNS)
+			too_many();
+		st->runs = repalloc_huge(st->runs, cap * sizeof(WindowRun));
+		st->runcap = cap;
+	}
+}
+
+/* A new run of window `start`, whose first value is the next one. */
+static void
+tumble_new_run(TumbleState *st, int64 start)
+{
+	WindowRun  *r;
+
+	if (st->nruns > 0 && start <= st->runs[st->nruns - 1].start)
+		st->sorted = false;
+	tumble_reserve(st, 0, 1);
+	r = &st->runs[st->nruns++];
+	r->start = start;
+	r->first = st->n;
+	r->count = 0;
+}
+
+/*
+ * tumbling_summary_transfn(state, ts, value, width, k [, origin]): rows with
+ * a NULL time or value are skipped; width, k and origin are read on the
+ * group's first row.
+ */
+Datum
+tumbling_summary_transfn(PG_FUNCTION_ARGS)
+{
+	TumbleState *st = PG_ARGISNULL(0) ? NULL : (TumbleState *) PG_GETARG_POINTER(0);
+	MemoryContext aggctx = tumble_context(fcinfo);
+	int64		ts;
+	WindowRun  *last;
+
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+	{
+		if (st == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(st);
+	}
+	ts = PG_GETARG_TIMESTAMPTZ(1);
+	if (unlikely(st == NULL))
+	{
+		int64		width;
+		int64		origin = 0;		/* 1970-01-01 00:00:00+00 */
+		float8		k;
+
+		if (PG_ARGISNULL(3) || PG_ARGISNULL(4) || (PG_NARGS() > 5 && PG_ARGISNULL(5)))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("width, k and origin of tumbling_summary must not be NULL"),
+					 errhint("Pass a window width such as '1 hour' and k such as 3.")));
+		width = PositiveWindowLength(PG_GETARG_INTERVAL_P(3), "window width");
+		k = PG_GETARG_FLOAT8(4);
+		if (!(k > 0.0) || isinf(k))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("k must be a positive number of standard deviations"),
+					 errhint("Use 3 to count values beyond mean +/- 3 standard deviations.")));
+		if (PG_NARGS() > 5)
+			origin = PG_GETARG_TIMESTAMPTZ(5);
+		st = tumble_new(aggctx, width, origin, k, 0, 0);
+	}
+
+	/* the window of the previous value, unless ts is outside it */
+	last = st->nruns > 0 ? &st->runs[st->nruns - 1] : NULL;
+	if (unlikely(last == NULL || ts < last->start ||
+				 (uint64) ts - (uint64) last->start >= (uint64) st->width))
+	{
+		tumble_new_run(st, WindowStart(ts, st->origin, st->width, "tumbling_summary()"));
+		last = &st->runs[st->nruns - 1];
+	}
+	if (unlikely(st->n == st->cap))
+		tumble_reserve(st, 1, 0);
+	st->values[st->n++] = PG_GETARG_FLOAT8(2);
+	last->count++;
+	PG_RETURN_POINTER(st);
+}
+
+/*
+ * Appends b's values and runs to a (b is left as it is: it comes from
+ * tumbling_summary_deserialize, in short-lived memory).  When b's first
+ * window follows a's last one the runs stay sorted; when it is the same
+ * window, the two runs are adjacent values and become one.
+ */
+Datum
+tumbling_summary_combine(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggctx = tumble_context(fcinfo);
+	TumbleState *a = PG_ARGISNULL(0) ? NULL : (TumbleState *) PG_GETARG_POINTER(0);
+	TumbleState *b = PG_ARGISNULL(1) ? NULL : (TumbleState *) PG_GETARG_POINTER(1);
+	int64		skip = 0;
+	int64		i;
+
+	if (b == NULL || b->nruns == 0)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(a);
+	}
+	if (a == NULL)
+		a = tumble_new(aggctx, b->width, b->origin, b->k, b->n, b->nruns);
+	tumble_reserve(a, b->n, b->nruns);
+	if (a->nruns > 0)
+	{
+		WindowRun  *last = &a->runs[a->nruns - 1];
+
+		if (b->runs[0].start == last->start)
+		{
+			last->count += b->runs[0].count;
+			skip = 1;
+		}
+		else if (b->runs[0].start < last->start)
+			a->sorted = false;
+	}
+	a->sorted = a->sorted && b->sorted;
+	for (i = skip; i < b->nruns; i++)
+	{
+		WindowRun  *r = &a->runs[a->nruns++];
+
+		r->start = b->runs[i].start;
+		r->first = b->runs[i].first + a->n;
+		r->count = b->runs[i].count;
+	}
+	memcpy(a->values + a->n, b->values, b->n * sizeof(float8));
+	a->n += b->n;
+	PG_RETURN_POINTER(a);
+}
+
+Datum
+tumbling_summary_serialize(PG_FUNCTION_ARGS)
+{
+	TumbleState *st = (TumbleState *) PG_GETARG_POINTER(0);
+	Size		runs = st->nruns * sizeof(WindowRun);
+	Size		len = sizeof(TumbleHeader) + runs + st->n * sizeof(float8);
+	TumbleHeader h;
+	bytea	   *b;
+	char	   *p;
+
+	tumble_context(fcinfo);
+	h.width = st->width;
+	h.origin = st->origin;
+	h.k = st->k;
+	h.sorted = st->sorted;
+	h.n = st->n;
+	h.nruns = st->nruns;
+	b = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
+	SET_VARSIZE(b, VARHDRSZ + len);
+	p = VARDATA(b);
+	memcpy(p, &h, sizeof(h));
+	memcpy(p + sizeof(h), st->runs, runs);
+	memcpy(p + sizeof(h) + runs, st->values, st->n * sizeof(float8));
+	PG_RETURN_BYTEA_P(b);
+}
+
+/* Into the current (per-tuple) memory: the combine function copies it. */
+Datum
+tumbling_summary_deserialize(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	const char *p = VARDATA_ANY(b);
+	Size		len = VARSIZE_ANY_EXHDR(b);
+	TumbleHeader h;
+	TumbleState *st;
+
+	tumble_context(fcinfo);
+	if (len < sizeof(h))
+		elog(ERROR, "invalid serialized tumbling_summary state");
+	memcpy(&h, p, sizeof(h));
+	if (h.n < 0 || h.nruns < 0 || h.n > TUMBLE_MAX_VALUES || h.nruns > TUMBLE_MAX_RUNS ||
+		len != sizeof(h) + h.nruns * sizeof(WindowRun) + h.n * sizeof(float8))
+		elog(ERROR, "invalid serialized tumbling_summary state");
+	st = palloc(sizeof(TumbleState));
+	st->width = h.width;
+	st->origin = h.origin;
+	st->k = h.k;
+	st->sorted = h.sorted != 0;
+	st->n = st->cap = h.n;
+	st->nruns = st->runcap = h.nruns;
+	st->runs = palloc_extended(Max(h.nruns, 1) * sizeof(WindowRun), MCXT_ALLOC_HUGE);
+	st->values = palloc_extended(Max(h.n, 1) * sizeof(float8), MCXT_ALLOC_HUGE);
+	memcpy(st->runs, p + sizeof(h), h.nruns * sizeof(WindowRun));
+	memcpy(st->values, p + sizeof(h) + h.nruns * sizeof(WindowRun), h.n * sizeof(float8));
+	PG_RETURN_POINTER(st);
+}
+
+/* by window, then by arrival: a window's values keep their order */
+static int
+run_cmp(const void *a, const void *b)
+{
+	const WindowRun *x = a;
+	const WindowRun *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return x->first < y->first ? -1 : (x->first > y->first ? 1 : 0);
+}
+
+/* The element type's descriptor, looked up once per call site. */
+static TupleDesc
+summary_tupdesc(FunctionCallInfo fcinfo, Oid *elemtype)
+{
+	typedef struct
+	{
+		Oid			elemtype;
+		TupleDesc	tupdesc;
+	} SummaryType;
+	SummaryType *t = (SummaryType *) fcinfo->flinfo->fn_extra;
+
+	if (t == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		Oid			elem = get_element_type(get_func_rettype(fcinfo->flinfo->fn_oid));
+
+		if (!OidIsValid(elem))
+			elog(ERROR, "tumbling_summary must return an array of rows");
+		t = palloc(sizeof(SummaryType));
+		t->elemtype = elem;
+		t->tupdesc = BlessTupleDesc(lookup_rowtype_tupdesc_copy(elem, -1));
+		if (t->tupdesc->natts != 7)
+			elog(ERROR, "iotstream.window_summary must have 7 attributes");
+		fcinfo->flinfo->fn_extra = t;
+		MemoryContextSwitchTo(old);
+	}
+	*elemtype = t->elemtype;
+	return t->tupdesc;
+}
+
+/*
+ * An array of iotstream.window_summary, one element per window that holds a
+ * value, by window start: (window_start, n, mean, stddev, min, max,
+ * outliers), as outlier_summary gives them.
+ */
+Datum
+tumbling_summary_finalfn(PG_FUNCTION_ARGS)
+{
+	TumbleState *st;
+	TupleDesc	tupdesc;
+	Oid			elemtype;
+	Datum	   *elems;
+	float8	   *scratch = NULL;
+	int64		nwin = 0;
+	int64		i,
+				j;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	st = (TumbleState *) PG_GETARG_POINTER(0);
+	if (st->n == 0)
+		PG_RETURN_NULL();
+	tupdesc = summary_tupdesc(fcinfo, &elemtype);
+
+	/* the final function may run again on the same state: sort a copy */
+	if (!st->sorted)
+	{
+		WindowRun  *runs = palloc_extended(st->nruns * sizeof(WindowRun), MCXT_ALLOC_HUGE);
+
+		memcpy(runs, st->runs, st->nruns * sizeof(WindowRun));
+		qsort(runs, st->nruns, sizeof(WindowRun), run_cmp);
+		st = memcpy(palloc(sizeof(TumbleState)), st, sizeof(TumbleState));
+		st->runs = runs;
+	}
+	if (st->nruns > (int64) MaxArraySize)
+		too_many();
+	elems = palloc_extended(st->nruns * sizeof(Datum), MCXT_ALLOC_HUGE);
+	for (i = 0; i < st->nruns; i = j)
+	{
+		const float8 *v = st->values + st->runs[i].first;
+		int64		n = st->runs[i].count;
+		StatsState	s;
+		int64		outliers;
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+
+		for (j = i + 1; j < st->nruns && st->runs[j].start == st->runs[i].start; j++)
+			n += st->runs[j].count;
+		if (j > i + 1)
+		{
+			/* the window's runs, joined in arrival order */
+			int64		at = 0,
+						r;
+
+			scratch = scratch ? repalloc_huge(scratch, n * sizeof(float8))
+				: palloc_extended(n * sizeof(float8), MCXT_ALLOC_HUGE);
+			for (r = i; r < j; r++)
+			{
+				memcpy(scratch + at, st->values + st->runs[r].first,
+					   st->runs[r].count * sizeof(float8));
+				at += st->runs[r].count;
+			}
+			v = scratch;
+		}
+		outliers = OutliersSummarize(v, n, st->k, &s);
+		values[0] = TimestampTzGetDatum(st->runs[i].start);
+		values[1] = Int64GetDatum(s.n);
+		values[2] = Float8GetDatum(StatsMean(&s));
+		if (s.n < 2)
+			nulls[3] = true;
+		else
+			values[3] = Float8GetDatum(sqrt(StatsVariance(&s, true)));
+		values[4] = Float8GetDatum(s.min);
+		values[5] = Float8GetDatum(s.max);
+		values[6] = Int64GetDatum(outliers);
+		elems[nwin++] = HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, (int) nwin, elemtype, -1, false,
+										  TYPALIGN_DOUBLE));
+}
