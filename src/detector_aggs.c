@@ -87,9 +87,9 @@ has_arg(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * A composite result's type, cached per call site.  When every attribute is
- * a fixed-width by-value type (the detectors' results are float8 and bool),
- * a row is a copy of a template tuple with its values stored at their
+ * Rows of a composite type, formed fast.  When every attribute is a
+ * fixed-width by-value type (the detectors' results are float8 and bool), a
+ * row is a copy of a template tuple with its values stored at their
  * offsets; a template is formed once for each pattern of nulls met (a few:
  * spike_dip's martingale, say, is always null).  heap_form_tuple per row
  * was most of the cost of returning a row from a window detector.
@@ -105,28 +105,24 @@ typedef struct CompositeShape
 	int			offset[COMPOSITE_MAX_FAST]; /* from the tuple's start */
 } CompositeShape;
 
-typedef struct CompositeCache
+struct CompositeCache
 {
+	MemoryContext cxt;			/* of the templates */
 	TupleDesc	tupdesc;
 	bool		fast;
 	int			nshapes;
 	CompositeShape shapes[COMPOSITE_SHAPES];
-} CompositeCache;
+};
 
-static CompositeCache *
-composite_cache(FunctionCallInfo fcinfo)
+/* A cache for rows of tupdesc's type, living in cxt. */
+CompositeCache *
+CompositeCacheCreate(MemoryContext cxt, TupleDesc tupdesc)
 {
-	CompositeCache *cc = (CompositeCache *) fcinfo->flinfo->fn_extra;
-	MemoryContext old;
-	TupleDesc	tupdesc;
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	CompositeCache *cc = palloc0(sizeof(CompositeCache));
 	int			i;
 
-	if (cc != NULL)
-		return cc;
-	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-	cc = palloc0(sizeof(CompositeCache));
+	cc->cxt = cxt;
 	cc->tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
 	cc->fast = cc->tupdesc->natts <= COMPOSITE_MAX_FAST;
 	for (i = 0; i < cc->tupdesc->natts && cc->fast; i++)
@@ -135,14 +131,13 @@ composite_cache(FunctionCallInfo fcinfo)
 
 		cc->fast = !att->attisdropped && att->attbyval && att->attlen > 0;
 	}
-	fcinfo->flinfo->fn_extra = cc;
 	MemoryContextSwitchTo(old);
 	return cc;
 }
 
 /* The template of rows with these nulls, formed the first time; NULL when full. */
 static CompositeShape *
-composite_shape(FunctionCallInfo fcinfo, CompositeCache *cc, uint32 mask, bool *nulls)
+composite_shape(CompositeCache *cc, uint32 mask, bool *nulls)
 {
 	Datum		zeros[COMPOSITE_MAX_FAST] = {0};
 	MemoryContext old;
@@ -157,7 +152,7 @@ composite_shape(FunctionCallInfo fcinfo, CompositeCache *cc, uint32 mask, bool *
 	if (cc->nshapes == COMPOSITE_SHAPES)
 		return NULL;
 	sh = &cc->shapes[cc->nshapes++];
-	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	old = MemoryContextSwitchTo(cc->cxt);
 	t = heap_form_tuple(cc->tupdesc, zeros, nulls);
 	MemoryContextSwitchTo(old);
 	sh->nullmask = mask;
@@ -177,10 +172,10 @@ composite_shape(FunctionCallInfo fcinfo, CompositeCache *cc, uint32 mask, bool *
 	return sh;
 }
 
-static Datum
-composite_result(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
+/* A row (a composite datum, in the current memory context). */
+Datum
+CompositeForm(CompositeCache *cc, Datum *values, bool *nulls)
 {
-	CompositeCache *cc = composite_cache(fcinfo);
 	CompositeShape *sh;
 	HeapTupleHeader td;
 	uint32		mask = 0;
@@ -191,7 +186,7 @@ composite_result(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
 		return HeapTupleGetDatum(heap_form_tuple(cc->tupdesc, values, nulls));
 	for (i = 0; i < natts; i++)
 		mask |= (uint32) nulls[i] << i;
-	sh = composite_shape(fcinfo, cc, mask, nulls);
+	sh = composite_shape(cc, mask, nulls);
 	if (sh == NULL)
 		return HeapTupleGetDatum(heap_form_tuple(cc->tupdesc, values, nulls));
 	td = (HeapTupleHeader) palloc(sh->len);
@@ -201,6 +196,24 @@ composite_result(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
 			store_att_byval((char *) td + sh->offset[i], values[i],
 							TupleDescAttr(cc->tupdesc, i)->attlen);
 	return PointerGetDatum(td);
+}
+
+/* A row of the function's result type, whose cache is kept per call site. */
+static Datum
+composite_result(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
+{
+	CompositeCache *cc = (CompositeCache *) fcinfo->flinfo->fn_extra;
+
+	if (cc == NULL)
+	{
+		TupleDesc	tupdesc;
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		cc = CompositeCacheCreate(fcinfo->flinfo->fn_mcxt, tupdesc);
+		fcinfo->flinfo->fn_extra = cc;
+	}
+	return CompositeForm(cc, values, nulls);
 }
 
 /* ---- threshold_count(value, threshold): strict, int8 state ---- */

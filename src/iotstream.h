@@ -374,6 +374,10 @@ extern int64 WindowStart(int64 ts, int64 origin, int64 width, const char *fname)
 
 /* in detector_aggs.c */
 extern int64 OutliersSummarize(const float8 *v, int64 n, float8 k, StatsState *s);
+struct TupleDescData;
+typedef struct CompositeCache CompositeCache;
+extern CompositeCache *CompositeCacheCreate(MemoryContext cxt, struct TupleDescData *tupdesc);
+extern Datum CompositeForm(CompositeCache *cc, Datum *values, bool *nulls);
 
 /* in detectors.c */
 

@@ -52,17 +52,20 @@ typedef struct WindowRun
 
 typedef struct TumbleState
 {
+	/* what a row in the newest window touches, first */
+	int64		n;
+	int64		cap;
+	float8	   *values;
+	int64		cur_start;		/* runs[nruns - 1].start */
+	uint64		cur_width;		/* width, or 0 while there is no run */
 	/* fixed on the group's first row */
 	int64		width;
 	int64		origin;
 	float8		k;
-	/* runs[nruns - 1] is the window of the newest value */
+	/* runs in arrival order; the newest one's count is n - first until closed */
 	bool		sorted;			/* runs ascend by window, one run per window */
-	int64		n;
 	int64		nruns;
-	int64		cap;
 	int64		runcap;
-	float8	   *values;
 	WindowRun  *runs;
 } TumbleState;
 
@@ -109,6 +112,8 @@ tumble_new(MemoryContext cxt, int64 width, int64 origin, float8 k,
 	st->width = width;
 	st->origin = origin;
 	st->k = k;
+	st->cur_start = 0;
+	st->cur_width = 0;
 	st->sorted = true;
 	st->n = 0;
 	st->nruns = 0;
@@ -149,33 +154,42 @@ tumble_reserve(TumbleState *st, int64 more, int64 moreruns)
 	}
 }
 
+/* Sets the newest run's count (the values since its first). */
+static inline void
+tumble_close(TumbleState *st)
+{
+	if (st->nruns > 0)
+		st->runs[st->nruns - 1].count = st->n - st->runs[st->nruns - 1].first;
+}
+
 /* A new run of window `start`, whose first value is the next one. */
 static void
 tumble_new_run(TumbleState *st, int64 start)
 {
 	WindowRun  *r;
 
-	if (st->nruns > 0 && start <= st->runs[st->nruns - 1].start)
+	tumble_close(st);
+	if (st->nruns > 0 && start <= st->cur_start)
 		st->sorted = false;
 	tumble_reserve(st, 0, 1);
 	r = &st->runs[st->nruns++];
 	r->start = start;
 	r->first = st->n;
 	r->count = 0;
+	st->cur_start = start;
+	st->cur_width = (uint64) st->width;
 }
 
 /*
- * tumbling_summary_transfn(state, ts, value, width, k [, origin]): rows with
- * a NULL time or value are skipped; width, k and origin are read on the
- * group's first row.
+ * A row that does not go to the newest run as it is: the group's first, one
+ * with a NULL, one in another window, one that needs more room.
  */
-Datum
-tumbling_summary_transfn(PG_FUNCTION_ARGS)
+static pg_noinline Datum
+tumble_add_slow(FunctionCallInfo fcinfo)
 {
 	TumbleState *st = PG_ARGISNULL(0) ? NULL : (TumbleState *) PG_GETARG_POINTER(0);
 	MemoryContext aggctx = tumble_context(fcinfo);
 	int64		ts;
-	WindowRun  *last;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 	{
@@ -184,7 +198,7 @@ tumbling_summary_transfn(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(st);
 	}
 	ts = PG_GETARG_TIMESTAMPTZ(1);
-	if (unlikely(st == NULL))
+	if (st == NULL)
 	{
 		int64		width;
 		int64		origin = 0;		/* 1970-01-01 00:00:00+00 */
@@ -206,19 +220,34 @@ tumbling_summary_transfn(PG_FUNCTION_ARGS)
 			origin = PG_GETARG_TIMESTAMPTZ(5);
 		st = tumble_new(aggctx, width, origin, k, 0, 0);
 	}
-
-	/* the window of the previous value, unless ts is outside it */
-	last = st->nruns > 0 ? &st->runs[st->nruns - 1] : NULL;
-	if (unlikely(last == NULL || ts < last->start ||
-				 (uint64) ts - (uint64) last->start >= (uint64) st->width))
-	{
+	if (!(ts >= st->cur_start && (uint64) ts - (uint64) st->cur_start < st->cur_width))
 		tumble_new_run(st, WindowStart(ts, st->origin, st->width, "tumbling_summary()"));
-		last = &st->runs[st->nruns - 1];
-	}
-	if (unlikely(st->n == st->cap))
-		tumble_reserve(st, 1, 0);
+	tumble_reserve(st, 1, 0);
 	st->values[st->n++] = PG_GETARG_FLOAT8(2);
-	last->count++;
+	PG_RETURN_POINTER(st);
+}
+
+/*
+ * tumbling_summary_transfn(state, ts, value, width, k [, origin]): rows with
+ * a NULL time or value are skipped; width, k and origin are read on the
+ * group's first row.  A row in the newest window with room to spare is
+ * stored here, touching the state's first cache line and the values' end.
+ */
+Datum
+tumbling_summary_transfn(PG_FUNCTION_ARGS)
+{
+	TumbleState *st;
+	int64		ts;
+
+	if (unlikely(PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)))
+		return tumble_add_slow(fcinfo);
+	st = (TumbleState *) PG_GETARG_POINTER(0);
+	ts = PG_GETARG_TIMESTAMPTZ(1);
+	if (unlikely(ts < st->cur_start ||
+				 (uint64) ts - (uint64) st->cur_start >= st->cur_width ||
+				 st->n == st->cap))
+		return tumble_add_slow(fcinfo);
+	st->values[st->n++] = PG_GETARG_FLOAT8(2);
 	PG_RETURN_POINTER(st);
 }
 
@@ -245,6 +274,8 @@ tumbling_summary_combine(PG_FUNCTION_ARGS)
 	}
 	if (a == NULL)
 		a = tumble_new(aggctx, b->width, b->origin, b->k, b->n, b->nruns);
+	tumble_close(a);
+	tumble_close(b);
 	tumble_reserve(a, b->n, b->nruns);
 	if (a->nruns > 0)
 	{
@@ -269,6 +300,8 @@ tumbling_summary_combine(PG_FUNCTION_ARGS)
 	}
 	memcpy(a->values + a->n, b->values, b->n * sizeof(float8));
 	a->n += b->n;
+	a->cur_start = a->runs[a->nruns - 1].start;
+	a->cur_width = (uint64) a->width;
 	PG_RETURN_POINTER(a);
 }
 
@@ -283,6 +316,7 @@ tumbling_summary_serialize(PG_FUNCTION_ARGS)
 	char	   *p;
 
 	tumble_context(fcinfo);
+	tumble_close(st);
 	h.width = st->width;
 	h.origin = st->origin;
 	h.k = st->k;
@@ -326,6 +360,8 @@ tumbling_summary_deserialize(PG_FUNCTION_ARGS)
 	st->values = palloc_extended(Max(h.n, 1) * sizeof(float8), MCXT_ALLOC_HUGE);
 	memcpy(st->runs, p + sizeof(h), h.nruns * sizeof(WindowRun));
 	memcpy(st->values, p + sizeof(h) + h.nruns * sizeof(WindowRun), h.n * sizeof(float8));
+	st->cur_start = h.nruns > 0 ? st->runs[h.nruns - 1].start : 0;
+	st->cur_width = h.nruns > 0 ? (uint64) st->width : 0;
 	PG_RETURN_POINTER(st);
 }
 
@@ -341,34 +377,35 @@ run_cmp(const void *a, const void *b)
 	return x->first < y->first ? -1 : (x->first > y->first ? 1 : 0);
 }
 
-/* The element type's descriptor, looked up once per call site. */
-static TupleDesc
-summary_tupdesc(FunctionCallInfo fcinfo, Oid *elemtype)
+/* The element type, and a cache that forms its rows, per call site. */
+typedef struct SummaryType
 {
-	typedef struct
-	{
-		Oid			elemtype;
-		TupleDesc	tupdesc;
-	} SummaryType;
+	Oid			elemtype;
+	CompositeCache *rows;
+} SummaryType;
+
+static SummaryType *
+summary_type(FunctionCallInfo fcinfo)
+{
 	SummaryType *t = (SummaryType *) fcinfo->flinfo->fn_extra;
 
 	if (t == NULL)
 	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		Oid			elem = get_element_type(get_func_rettype(fcinfo->flinfo->fn_oid));
+		TupleDesc	tupdesc;
 
 		if (!OidIsValid(elem))
 			elog(ERROR, "tumbling_summary must return an array of rows");
-		t = palloc(sizeof(SummaryType));
-		t->elemtype = elem;
-		t->tupdesc = BlessTupleDesc(lookup_rowtype_tupdesc_copy(elem, -1));
-		if (t->tupdesc->natts != 7)
+		tupdesc = lookup_rowtype_tupdesc(elem, -1);
+		if (tupdesc->natts != 7)
 			elog(ERROR, "iotstream.window_summary must have 7 attributes");
+		t = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(SummaryType));
+		t->elemtype = elem;
+		t->rows = CompositeCacheCreate(fcinfo->flinfo->fn_mcxt, tupdesc);
+		ReleaseTupleDesc(tupdesc);
 		fcinfo->flinfo->fn_extra = t;
-		MemoryContextSwitchTo(old);
 	}
-	*elemtype = t->elemtype;
-	return t->tupdesc;
+	return t;
 }
 
 /*
@@ -380,8 +417,7 @@ Datum
 tumbling_summary_finalfn(PG_FUNCTION_ARGS)
 {
 	TumbleState *st;
-	TupleDesc	tupdesc;
-	Oid			elemtype;
+	SummaryType *type;
 	Datum	   *elems;
 	float8	   *scratch = NULL;
 	int64		nwin = 0;
@@ -393,7 +429,8 @@ tumbling_summary_finalfn(PG_FUNCTION_ARGS)
 	st = (TumbleState *) PG_GETARG_POINTER(0);
 	if (st->n == 0)
 		PG_RETURN_NULL();
-	tupdesc = summary_tupdesc(fcinfo, &elemtype);
+	type = summary_type(fcinfo);
+	tumble_close(st);
 
 	/* the final function may run again on the same state: sort a copy */
 	if (!st->sorted)
@@ -446,8 +483,8 @@ tumbling_summary_finalfn(PG_FUNCTION_ARGS)
 		values[4] = Float8GetDatum(s.min);
 		values[5] = Float8GetDatum(s.max);
 		values[6] = Int64GetDatum(outliers);
-		elems[nwin++] = HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+		elems[nwin++] = CompositeForm(type->rows, values, nulls);
 	}
-	PG_RETURN_ARRAYTYPE_P(construct_array(elems, (int) nwin, elemtype, -1, false,
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, (int) nwin, type->elemtype, -1, false,
 										  TYPALIGN_DOUBLE));
 }
