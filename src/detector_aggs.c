@@ -387,7 +387,7 @@ outliers_deserialize(PG_FUNCTION_ARGS)
  * plan), and the result is the number of values with |x - mean| > k * (sample
  * standard deviation), 0 below 2 values.
  */
-int64
+static int64
 OutliersSummarize(const float8 *v, int64 n, float8 k, StatsState *s)
 {
 	int64		i,
@@ -474,28 +474,37 @@ outliers_finalfn(PG_FUNCTION_ARGS)
 Datum
 outlier_summary_finalfn(PG_FUNCTION_ARGS)
 {
-	StatsState	s;
 	OutliersState *st;
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, false, false};
-	int64		count;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	st = (OutliersState *) PG_GETARG_POINTER(0);
-	count = OutliersSummarize(st->values, st->n, st->k, &s);
-	if (s.n == 0)
+	if (OutlierSummaryRow(st->values, st->n, st->k, values, nulls) == 0)
 		PG_RETURN_NULL();
+	PG_RETURN_DATUM(composite_result(fcinfo, values, nulls));
+}
+
+/*
+ * outlier_summary's row over n values: (n, mean, stddev, min, max,
+ * outliers) into values and nulls (stddev is null below 2 values).
+ * Returns n.
+ */
+int64
+OutlierSummaryRow(const float8 *v, int64 n, float8 k, Datum *values, bool *nulls)
+{
+	StatsState	s;
+	int64		count = OutliersSummarize(v, n, k, &s);
+
 	values[0] = Int64GetDatum(s.n);
 	values[1] = Float8GetDatum(StatsMean(&s));
-	if (s.n < 2)
-		nulls[2] = true;
-	else
-		values[2] = Float8GetDatum(sqrt(StatsVariance(&s, true)));
+	nulls[2] = s.n < 2;
+	values[2] = nulls[2] ? (Datum) 0 : Float8GetDatum(sqrt(StatsVariance(&s, true)));
 	values[3] = Float8GetDatum(s.min);
 	values[4] = Float8GetDatum(s.max);
 	values[5] = Int64GetDatum(count);
-	PG_RETURN_DATUM(composite_result(fcinfo, values, nulls));
+	return s.n;
 }
 
 /* ---- robust_zscore(value, threshold): a deque of the frame's values ---- */

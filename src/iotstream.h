@@ -373,7 +373,7 @@ extern int64 PositiveWindowLength(const Interval *iv, const char *what);
 extern int64 WindowStart(int64 ts, int64 origin, int64 width, const char *fname);
 
 /* in detector_aggs.c */
-extern int64 OutliersSummarize(const float8 *v, int64 n, float8 k, StatsState *s);
+extern int64 OutlierSummaryRow(const float8 *v, int64 n, float8 k, Datum *values, bool *nulls);
 struct TupleDescData;
 typedef struct CompositeCache CompositeCache;
 extern CompositeCache *CompositeCacheCreate(MemoryContext cxt, struct TupleDescData *tupdesc);

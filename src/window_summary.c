@@ -126,32 +126,28 @@ tumble_new(MemoryContext cxt, int64 width, int64 origin, float8 k,
 	return st;
 }
 
-/* Room for `more` values and `moreruns` runs, by doubling. */
+/* An array of *cap elements grown, by doubling, to hold `need`; may move. */
+static void *
+grow(void *array, int64 *cap, int64 need, Size elem, int64 max)
+{
+	int64		c = *cap;
+
+	if (need <= c)
+		return array;
+	while (c < need)
+		c *= 2;
+	if (c > max)
+		too_many();
+	*cap = c;
+	return repalloc_huge(array, c * elem);
+}
+
+/* Room for `more` values and `moreruns` runs. */
 static void
 tumble_reserve(TumbleState *st, int64 more, int64 moreruns)
 {
-	if (st->n + more > st->cap)
-	{
-		int64		cap = st->cap;
-
-		while (cap < st->n + more)
-			cap *= 2;
-		if (cap > TUMBLE_MAX_VALUES)
-			too_many();
-		st->values = repalloc_huge(st->values, cap * sizeof(float8));
-		st->cap = cap;
-	}
-	if (st->nruns + moreruns > st->runcap)
-	{
-		int64		cap = st->runcap;
-
-		while (cap < st->nruns + moreruns)
-			cap *= 2;
-		if (cap > TUMBLE_MAX_RUNS)
-			too_many();
-		st->runs = repalloc_huge(st->runs, cap * sizeof(WindowRun));
-		st->runcap = cap;
-	}
+	st->values = grow(st->values, &st->cap, st->n + more, sizeof(float8), TUMBLE_MAX_VALUES);
+	st->runs = grow(st->runs, &st->runcap, st->nruns + moreruns, sizeof(WindowRun), TUMBLE_MAX_RUNS);
 }
 
 /* Sets the newest run's count (the values since its first). */
@@ -449,8 +445,6 @@ tumbling_summary_finalfn(PG_FUNCTION_ARGS)
 	{
 		const float8 *v = st->values + st->runs[i].first;
 		int64		n = st->runs[i].count;
-		StatsState	s;
-		int64		outliers;
 		Datum		values[7];
 		bool		nulls[7] = {false, false, false, false, false, false, false};
 
@@ -472,17 +466,8 @@ tumbling_summary_finalfn(PG_FUNCTION_ARGS)
 			}
 			v = scratch;
 		}
-		outliers = OutliersSummarize(v, n, st->k, &s);
 		values[0] = TimestampTzGetDatum(st->runs[i].start);
-		values[1] = Int64GetDatum(s.n);
-		values[2] = Float8GetDatum(StatsMean(&s));
-		if (s.n < 2)
-			nulls[3] = true;
-		else
-			values[3] = Float8GetDatum(sqrt(StatsVariance(&s, true)));
-		values[4] = Float8GetDatum(s.min);
-		values[5] = Float8GetDatum(s.max);
-		values[6] = Int64GetDatum(outliers);
+		OutlierSummaryRow(v, n, st->k, values + 1, nulls + 1);
 		elems[nwin++] = CompositeForm(type->rows, values, nulls);
 	}
 	PG_RETURN_ARRAYTYPE_P(construct_array(elems, (int) nwin, type->elemtype, -1, false,

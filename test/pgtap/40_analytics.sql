@@ -8,8 +8,10 @@ SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
 -- |a - b| <= tol * max(|a|, |b|), with NULL = NULL, NaN = NaN, Inf = Inf
+-- (PARALLEL SAFE, so that the queries comparing parallel results can run in
+-- parallel: a function without it makes the whole query serial)
 CREATE FUNCTION pg_temp.close(a float8, b float8, tol float8 DEFAULT 1e-12) RETURNS bool
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT (a IS NULL AND b IS NULL)
         OR (a IS NOT NULL AND b IS NOT NULL
             AND (a = b OR abs(a - b) <= tol * greatest(abs(a), abs(b))))
@@ -18,7 +20,7 @@ $$;
 CREATE FUNCTION pg_temp.stats_match(s iotstream.stats, n bigint, mean float8, sd float8,
                                     var float8, sdp float8, varp float8, mn float8, mx float8,
                                     tol float8 DEFAULT 1e-12) RETURNS bool
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT coalesce(iotstream.count(s), 0) = n
        AND pg_temp.close(iotstream.mean(s), mean, tol)
        AND pg_temp.close(iotstream.stddev(s), sd, tol)
@@ -45,6 +47,22 @@ BEGIN
         out := out || r || E'\n';
     END LOOP;
     RETURN out;
+END $$;
+
+-- tumbling_summary's windows from q (columns k, ws) against serial_windows,
+-- window by window: all 1,670 present on both sides, n, min, max and the
+-- outlier count equal, mean and stddev within 1e-12
+CREATE FUNCTION pg_temp.windows_match(q text) RETURNS bool LANGUAGE plpgsql AS $$
+DECLARE r bool;
+BEGIN
+    EXECUTE format($f$
+        SELECT bool_and(p.n = s.n AND pg_temp.close(p.mean, s.mean) AND pg_temp.close(p.stddev, s.stddev)
+                        AND p.min = s.min AND p.max = s.max AND p.outliers = s.outliers)
+               AND count(*) = 10 * 167 AND count(s.k) = count(*) AND count(p.k) = count(*)
+               AND sum(p.outliers) > 0
+          FROM (SELECT x.k, w.* FROM (%s) x, unnest(x.ws) w) p
+          FULL JOIN serial_windows s USING (k, window_start)$f$, q) INTO r;
+    RETURN coalesce(r, false);
 END $$;
 
 SELECT setseed(0.4242);
@@ -126,13 +144,8 @@ SELECT matches(pg_temp.plan_of($$SELECT k, iotstream.tumbling_summary(ts, v, '10
                'Partial (Hash|Group)?Aggregate.*Workers Launched: [1-9]|Workers Launched: [1-9].*Partial (Hash|Group)?Aggregate',
                'tumbling_summary runs as a partial aggregate in parallel workers');
 -- each worker holds part of every key's windows: the combine joins them
-SELECT ok(bool_and(p.n = q.n AND pg_temp.close(p.mean, q.mean) AND pg_temp.close(p.stddev, q.stddev)
-                   AND p.min = q.min AND p.max = q.max AND p.outliers = q.outliers)
-          AND count(*) = 10 * 167 AND count(q.k) = count(*) AND count(p.k) = count(*) AND sum(p.outliers) > 0,
-          'parallel tumbling_summary equals the serial one, window by window')
-  FROM (SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws
-                              FROM an_data GROUP BY k) x, unnest(ws) w) p
-  FULL JOIN serial_windows q USING (k, window_start);
+SELECT ok(pg_temp.windows_match($$SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws FROM an_data GROUP BY k$$),
+          'parallel tumbling_summary equals the serial one, window by window');
 SELECT ok(bool_and(pg_temp.stats_match(p.s, iotstream.count(r.s), iotstream.mean(r.s), iotstream.stddev(r.s),
                    iotstream.variance(r.s), iotstream.stddev_pop(r.s), iotstream.var_pop(r.s),
                    iotstream.min(r.s), iotstream.max(r.s))), 'parallel rollup equals the direct aggregate')
@@ -156,20 +169,10 @@ SET LOCAL enable_partitionwise_aggregate = on;
 SELECT matches(pg_temp.plan_of($$SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) FROM an_hash GROUP BY k$$),
                'Finalize.*Partial HashAggregate.*Partial HashAggregate.*Partial HashAggregate',
                'tumbling_summary runs as partial aggregates per partition, combined by a final one');
-SELECT ok(bool_and(p.n = q.n AND pg_temp.close(p.mean, q.mean) AND pg_temp.close(p.stddev, q.stddev)
-                   AND p.min = q.min AND p.max = q.max AND p.outliers = q.outliers)
-          AND count(*) = 10 * 167 AND count(q.k) = count(*) AND count(p.k) = count(*),
-          'tumbling_summary combined from hash partitions (interleaved windows) equals the serial one')
-  FROM (SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws
-                              FROM an_hash GROUP BY k) x, unnest(ws) w) p
-  FULL JOIN serial_windows q USING (k, window_start);
-SELECT ok(bool_and(p.n = q.n AND pg_temp.close(p.mean, q.mean) AND pg_temp.close(p.stddev, q.stddev)
-                   AND p.min = q.min AND p.max = q.max AND p.outliers = q.outliers)
-          AND count(*) = 10 * 167 AND count(q.k) = count(*) AND count(p.k) = count(*),
-          'tumbling_summary combined from range partitions (a window split at 12:05) equals the serial one')
-  FROM (SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws
-                              FROM an_range GROUP BY k) x, unnest(ws) w) p
-  FULL JOIN serial_windows q USING (k, window_start);
+SELECT ok(pg_temp.windows_match($$SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws FROM an_hash GROUP BY k$$),
+          'tumbling_summary combined from hash partitions (interleaved windows) equals the serial one');
+SELECT ok(pg_temp.windows_match($$SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws FROM an_range GROUP BY k$$),
+          'tumbling_summary combined from range partitions (a window split at 12:05) equals the serial one');
 SET LOCAL enable_partitionwise_aggregate = off;
 
 -- moving windows: the inverse transition against the built-in aggregates,
@@ -261,13 +264,9 @@ SELECT ok(bool_and(t.n = (o.s).n AND t.mean = (o.s).mean AND t.stddev IS NOT DIS
                     iotstream.outlier_summary(v, 2.5) s
                FROM an_data GROUP BY 1, 2) o USING (k, window_start);
 -- rows out of time order: the runs are sorted and joined by the final function
-SELECT ok(bool_and(t.n = o.n AND pg_temp.close(t.mean, o.mean) AND pg_temp.close(t.stddev, o.stddev)
-                   AND t.min = o.min AND t.max = o.max AND t.outliers = o.outliers)
-          AND count(*) = 10 * 167 AND count(t.k) = count(*) AND count(o.k) = count(*),
-          'tumbling_summary over shuffled rows equals it over rows in time order')
-  FROM (SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2 ORDER BY random()) ws
-                              FROM an_data GROUP BY k) x, unnest(ws) w) t
-  FULL JOIN serial_windows o USING (k, window_start);
+SELECT ok(pg_temp.windows_match($$SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2 ORDER BY random()) ws
+                                   FROM an_data GROUP BY k$$),
+          'tumbling_summary over shuffled rows equals it over rows in time order');
 SELECT ok(bool_and((SELECT bool_and(w.n = iotstream.count(st) AND pg_temp.close(w.mean, iotstream.mean(st), 0)
                                     AND pg_temp.close(w.stddev, iotstream.stddev(st), 0)
                                     AND pg_temp.close(w.min, iotstream.min(st), 0)
