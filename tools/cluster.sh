@@ -28,6 +28,17 @@ private_install() {
   make -s PG_CONFIG="$PGBIN/pg_config" install >/dev/null
 }
 
+# wait_gone PID TENTHS: polls until PID is gone, for up to TENTHS tenths of
+# a second; 0 when it is gone, 1 when it still runs.
+wait_gone() {
+  local pid=$1 i
+  for i in $(seq 1 "$2"); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  ! kill -0 "$pid" 2>/dev/null
+}
+
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
@@ -119,7 +130,7 @@ ENV
 }
 
 cluster_stop() {
-  local dir=$1 data pid i
+  local dir=$1 data pid
   data=$dir/data
   [ -e "$data/postmaster.pid" ] || return 0
   as_pg "$PGBIN/pg_ctl" -D "$data" -m fast -w -t 30 stop >/dev/null 2>&1 && return 0
@@ -128,10 +139,7 @@ cluster_stop() {
   # a server must never outlive the run that started it
   pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null) || return 0
   kill -INT "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
+  wait_gone "$pid" 100 && return 0
   kill -QUIT "$pid" 2>/dev/null
   sleep 1
   kill -KILL "$pid" 2>/dev/null

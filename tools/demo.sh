@@ -14,14 +14,10 @@ DEMO=$(pwd)/.tmp/demo
 # delivers what it has queued before it exits, so the broker must outlive it
 # (stopped with the broker already gone, it would wait out --flush-timeout).
 stop_pidfile() {
-  local f=$1 pid i
+  local f=$1 pid
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if kill "$pid" 2>/dev/null; then
-    for i in $(seq 1 150); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
+  if kill "$pid" 2>/dev/null && ! wait_gone "$pid" 150; then
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$f"

@@ -162,15 +162,10 @@ broker_cmd() {
 }
 
 stop_broker() {
-  local i
   [ -n "${BROKER_PID:-}" ] || return 0
   echo quit >&"$BROKER_FD" 2>/dev/null || true
   exec {BROKER_FD}>&-
-  for i in $(seq 1 50); do
-    kill -0 "$BROKER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill "$BROKER_PID" 2>/dev/null || true
+  wait_gone "$BROKER_PID" 50 || kill "$BROKER_PID" 2>/dev/null || true
   wait "$BROKER_PID" 2>/dev/null || true
   unset BROKER_PID BROKER_FD BROKERS
 }
