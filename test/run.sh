@@ -53,18 +53,57 @@ selected() {
   return 1
 }
 
+# The server log from byte $1 on: what a suite made the server say.
+log_since() {
+  tail -c +$(($1 + 1)) "$CLUSTER_DATA/server.log" 2>/dev/null
+}
+
+# A server process that died on a signal or a PANIC is a crash, and a crash
+# fails the suite in which it happened, whatever the suite itself checked.
+# kill -9 of a source worker is the one the crash tests do on purpose.
+crashes() {
+  grep -E "terminated by signal|terminated by exception|exited with exit code [2-9]|PANIC" |
+    grep -v '"iotstream source worker" (PID [0-9]*) was terminated by signal 9: Killed'
+}
+
+# After a crash the server recovers on its own; the next suite waits for it
+# rather than failing at its first connection.
+wait_server() {
+  local i
+  for i in $(seq 1 600); do
+    psql -X -q -At -c "SELECT 1" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  echo "!! the server did not accept connections again within 120 s"
+  return 1
+}
+
 passed=0 failed=0
 # ONLY=substring runs just the suites whose name contains it
 suite() {
-  local name=$1
+  local name=$1 log0 crash ok=1
   shift
   case "$name" in *"${ONLY:-}"*) ;; *) return 0 ;; esac
   echo "== $name"
-  if "$@"; then
+  log0=$(stat -c %s "$CLUSTER_DATA/server.log" 2>/dev/null || echo 0)
+  "$@" || ok=0
+  crash=$(log_since "$log0" | crashes | head -1)
+  if [ -n "$crash" ]; then
+    ok=0
+    echo "!! the server crashed during $name; its log up to the crash:"
+    log_since "$log0" | grep -B 20 -A 2 -m 1 -F -- "$crash"
+    df -h "$CLUSTER_DATA" /tmp | sed 's/^/   /'
+    free -m | sed 's/^/   /'
+  elif [ $ok = 0 ]; then
+    echo "   the server's errors during $name (last 15):"
+    log_since "$log0" | grep -E "ERROR|FATAL|PANIC" | tail -15
+  fi
+  if [ $ok = 1 ]; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
     echo "!! $name failed"
+    wait_server
   fi
 }
 
