@@ -120,6 +120,7 @@ upload_options(Jsonb *jb, BlobOptions *o, int64 *target)
 /* The files of one call, kept until they are all complete. */
 typedef struct ExportFiles
 {
+	MemoryContext cxt;			/* the call's: outlives SPI_finish */
 	BlobLocation *loc;
 	BlobClient *client;			/* NULL for a local folder */
 	char	   *folder;			/* below loc->path */
@@ -151,7 +152,11 @@ files_open(void *arg, int fileno, ParquetWriteFn *write, void **write_arg)
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("a period would become more than %d files", MAX_EXPORT_FILES),
 				 errhint("Raise the export's target_file_size.")));
-	f->names[fileno] = psprintf(f->name_fmt, fileno);
+	/*
+	 * The writer runs in SPI's memory, which SPI_finish frees; the names
+	 * make the call's result after that.
+	 */
+	f->names[fileno] = MemoryContextStrdup(f->cxt, psprintf(f->name_fmt, fileno));
 	f->n = fileno + 1;
 	if (f->client == NULL)
 	{
@@ -333,6 +338,7 @@ export_write_files(PG_FUNCTION_ARGS)
 	/* a file ends on a row group: keep row groups well below the target */
 	popts.row_group_bytes = Min(popts.row_group_bytes, Max(target, 1024 * 1024));
 
+	f->cxt = CurrentMemoryContext;
 	f->loc = BlobParseLocation(destination);
 	f->folder = folder;
 	f->name_fmt = psprintf("part-%%05d-%s.parquet", file_id);
