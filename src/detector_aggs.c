@@ -19,7 +19,9 @@
 #include "port/pg_bitutils.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/typcache.h"
 
 PG_FUNCTION_INFO_V1(threshold_count_transfn);
 PG_FUNCTION_INFO_V1(threshold_count_invfn);
@@ -196,6 +198,41 @@ CompositeForm(CompositeCache *cc, Datum *values, bool *nulls)
 			store_att_byval((char *) td + sh->offset[i], values[i],
 							TupleDescAttr(cc->tupdesc, i)->attlen);
 	return PointerGetDatum(td);
+}
+
+/*
+ * For a function returning an array of a composite type of natts
+ * attributes: a cache for its elements and the element type, kept per call
+ * site.
+ */
+CompositeCache *
+CompositeArrayCache(FunctionCallInfo fcinfo, int natts, Oid *elemtype)
+{
+	typedef struct ArrayCache
+	{
+		Oid			elemtype;
+		CompositeCache *rows;
+	}			ArrayCache;
+	ArrayCache *t = (ArrayCache *) fcinfo->flinfo->fn_extra;
+
+	if (t == NULL)
+	{
+		Oid			elem = get_element_type(get_func_rettype(fcinfo->flinfo->fn_oid));
+		TupleDesc	tupdesc;
+
+		if (!OidIsValid(elem))
+			elog(ERROR, "function must return an array of rows");
+		tupdesc = lookup_rowtype_tupdesc(elem, -1);
+		if (tupdesc->natts != natts)
+			elog(ERROR, "the result's row type must have %d attributes", natts);
+		t = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(ArrayCache));
+		t->elemtype = elem;
+		t->rows = CompositeCacheCreate(fcinfo->flinfo->fn_mcxt, tupdesc);
+		ReleaseTupleDesc(tupdesc);
+		fcinfo->flinfo->fn_extra = t;
+	}
+	*elemtype = t->elemtype;
+	return t->rows;
 }
 
 /* A row of the function's result type, whose cache is kept per call site. */
@@ -786,28 +823,6 @@ cusum_finalfn(PG_FUNCTION_ARGS)
 
 /* ---- spike_dip(value, confidence, history_size, mode), change_point ---- */
 
-static KdeHistory *
-kde_state_new(FunctionCallInfo fcinfo, MemoryContext aggctx, KdeMode mode)
-{
-	float8		confidence = required_float8(fcinfo, 2, "confidence");
-	int32		size;
-	KdeHistory *h;
-
-	if (!(confidence >= 1.0 && confidence <= 100.0))
-		bad_argument("confidence must be between 1 and 100",
-					 "confidence is a percentage; 95 flags values with a p-value of 0.05 or less.");
-	if (PG_ARGISNULL(3))
-		bad_argument("history_size must not be NULL",
-					 "history_size is the number of past values each one is compared with, such as 100.");
-	size = PG_GETARG_INT32(3);
-	if (size < 2 || size > MAX_HISTORY_SIZE)
-		bad_argument("history_size must be between 2 and 100000",
-					 "history_size is the number of past values each one is compared with, such as 100.");
-	h = MemoryContextAlloc(aggctx, KdeHistorySize(size));
-	KdeHistoryInit(h, size, confidence, mode);
-	return h;
-}
-
 static KdeMode
 kde_mode(text *t)
 {
@@ -826,6 +841,40 @@ kde_mode(text *t)
 	return KDE_SPIKES_AND_DIPS;		/* keep the compiler quiet */
 }
 
+/*
+ * An empty history in cxt from the arguments confidence (argument arg),
+ * history_size (arg + 1) and, for a spike detector, mode (arg + 2, where
+ * the arity has it; two-sided otherwise), all checked.
+ */
+KdeHistory *
+KdeHistoryFromArgs(FunctionCallInfo fcinfo, MemoryContext cxt, int arg, bool spikes)
+{
+	float8		confidence = required_float8(fcinfo, arg, "confidence");
+	KdeMode		mode = KDE_SPIKES_AND_DIPS;
+	int32		size;
+	KdeHistory *h;
+
+	if (!(confidence >= 1.0 && confidence <= 100.0))
+		bad_argument("confidence must be between 1 and 100",
+					 "confidence is a percentage; 95 flags values with a p-value of 0.05 or less.");
+	if (PG_ARGISNULL(arg + 1))
+		bad_argument("history_size must not be NULL",
+					 "history_size is the number of past values each one is compared with, such as 100.");
+	size = PG_GETARG_INT32(arg + 1);
+	if (size < 2 || size > MAX_HISTORY_SIZE)
+		bad_argument("history_size must be between 2 and 100000",
+					 "history_size is the number of past values each one is compared with, such as 100.");
+	if (spikes && has_arg(fcinfo, arg + 2))
+	{
+		if (PG_ARGISNULL(arg + 2))
+			bad_argument("mode must not be NULL", "Use 'spikes', 'dips' or 'spikesanddips'.");
+		mode = kde_mode(PG_GETARG_TEXT_PP(arg + 2));
+	}
+	h = MemoryContextAlloc(cxt, KdeHistorySize(size));
+	KdeHistoryInit(h, size, confidence, mode);
+	return h;
+}
+
 Datum
 spike_dip_transfn(PG_FUNCTION_ARGS)
 {
@@ -833,17 +882,7 @@ spike_dip_transfn(PG_FUNCTION_ARGS)
 	KdeHistory *h = PG_ARGISNULL(0) ? NULL : (KdeHistory *) PG_GETARG_POINTER(0);
 
 	if (h == NULL)
-	{
-		KdeMode		mode = KDE_SPIKES_AND_DIPS;
-
-		if (has_arg(fcinfo, 4))
-		{
-			if (PG_ARGISNULL(4))
-				bad_argument("mode must not be NULL", "Use 'spikes', 'dips' or 'spikesanddips'.");
-			mode = kde_mode(PG_GETARG_TEXT_PP(4));
-		}
-		h = kde_state_new(fcinfo, aggctx, mode);
-	}
+		h = KdeHistoryFromArgs(fcinfo, aggctx, 2, true);
 	if (!PG_ARGISNULL(1))
 		KdeSpikeStep(h, PG_GETARG_FLOAT8(1));
 	PG_RETURN_POINTER(h);
@@ -856,7 +895,7 @@ change_point_transfn(PG_FUNCTION_ARGS)
 	KdeHistory *h = PG_ARGISNULL(0) ? NULL : (KdeHistory *) PG_GETARG_POINTER(0);
 
 	if (h == NULL)
-		h = kde_state_new(fcinfo, aggctx, KDE_SPIKES_AND_DIPS);
+		h = KdeHistoryFromArgs(fcinfo, aggctx, 2, false);
 	if (!PG_ARGISNULL(1))
 		KdeChangePointStep(h, PG_GETARG_FLOAT8(1));
 	PG_RETURN_POINTER(h);

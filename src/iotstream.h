@@ -378,6 +378,8 @@ struct TupleDescData;
 typedef struct CompositeCache CompositeCache;
 extern CompositeCache *CompositeCacheCreate(MemoryContext cxt, struct TupleDescData *tupdesc);
 extern Datum CompositeForm(CompositeCache *cc, Datum *values, bool *nulls);
+extern CompositeCache *CompositeArrayCache(FunctionCallInfo fcinfo, int natts, Oid *elemtype);
+
 
 /* in detectors.c */
 
@@ -461,6 +463,9 @@ extern void KdeHistoryInit(KdeHistory *h, int32 size, float8 confidence,
 extern float8 KdePValue(const KdeHistory *h, float8 x);
 extern void KdeSpikeStep(KdeHistory *h, float8 x);
 extern void KdeChangePointStep(KdeHistory *h, float8 x);
+/* in detector_aggs.c */
+extern KdeHistory *KdeHistoryFromArgs(FunctionCallInfo fcinfo, MemoryContext cxt,
+									  int arg, bool spikes);
 extern float8 RobustZscore(float8 *values, int n, float8 x, float8 *median,
 						   float8 *mad);
 

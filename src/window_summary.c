@@ -373,37 +373,6 @@ run_cmp(const void *a, const void *b)
 	return x->first < y->first ? -1 : (x->first > y->first ? 1 : 0);
 }
 
-/* The element type, and a cache that forms its rows, per call site. */
-typedef struct SummaryType
-{
-	Oid			elemtype;
-	CompositeCache *rows;
-} SummaryType;
-
-static SummaryType *
-summary_type(FunctionCallInfo fcinfo)
-{
-	SummaryType *t = (SummaryType *) fcinfo->flinfo->fn_extra;
-
-	if (t == NULL)
-	{
-		Oid			elem = get_element_type(get_func_rettype(fcinfo->flinfo->fn_oid));
-		TupleDesc	tupdesc;
-
-		if (!OidIsValid(elem))
-			elog(ERROR, "tumbling_summary must return an array of rows");
-		tupdesc = lookup_rowtype_tupdesc(elem, -1);
-		if (tupdesc->natts != 7)
-			elog(ERROR, "iotstream.window_summary must have 7 attributes");
-		t = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(SummaryType));
-		t->elemtype = elem;
-		t->rows = CompositeCacheCreate(fcinfo->flinfo->fn_mcxt, tupdesc);
-		ReleaseTupleDesc(tupdesc);
-		fcinfo->flinfo->fn_extra = t;
-	}
-	return t;
-}
-
 /*
  * An array of iotstream.window_summary, one element per window that holds a
  * value, by window start: (window_start, n, mean, stddev, min, max,
@@ -413,7 +382,8 @@ Datum
 tumbling_summary_finalfn(PG_FUNCTION_ARGS)
 {
 	TumbleState *st;
-	SummaryType *type;
+	CompositeCache *rows;
+	Oid			elemtype;
 	Datum	   *elems;
 	float8	   *scratch = NULL;
 	int64		nwin = 0;
@@ -425,7 +395,7 @@ tumbling_summary_finalfn(PG_FUNCTION_ARGS)
 	st = (TumbleState *) PG_GETARG_POINTER(0);
 	if (st->n == 0)
 		PG_RETURN_NULL();
-	type = summary_type(fcinfo);
+	rows = CompositeArrayCache(fcinfo, 7, &elemtype);
 	tumble_close(st);
 
 	/* the final function may run again on the same state: sort a copy */
@@ -468,8 +438,8 @@ tumbling_summary_finalfn(PG_FUNCTION_ARGS)
 		}
 		values[0] = TimestampTzGetDatum(st->runs[i].start);
 		OutlierSummaryRow(v, n, st->k, values + 1, nulls + 1);
-		elems[nwin++] = CompositeForm(type->rows, values, nulls);
+		elems[nwin++] = CompositeForm(rows, values, nulls);
 	}
-	PG_RETURN_ARRAYTYPE_P(construct_array(elems, (int) nwin, type->elemtype, -1, false,
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, (int) nwin, elemtype, -1, false,
 										  TYPALIGN_DOUBLE));
 }

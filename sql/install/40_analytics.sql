@@ -399,3 +399,59 @@ CREATE AGGREGATE iotstream.change_point(value float8, confidence float8, history
 );
 COMMENT ON AGGREGATE iotstream.change_point(float8, float8, int) IS
     'Level changes: power martingale (eps = 0.1) over the last history_size kernel-density p-values, flagged above the value history_size p-values at 1 - confidence/100 reach. Use OVER (PARTITION BY key ORDER BY ts).';
+
+-- spike_dip_events, change_point_events: per key, the rows the detector flags
+CREATE TYPE iotstream.detector_event AS (ts timestamptz, value float8, score float8, p_value float8, martingale float8);
+COMMENT ON TYPE iotstream.detector_event IS
+    'Element of spike_dip_events() and change_point_events(): a flagged row''s time and value, and the detector''s score, p-value and martingale (NULL for spike_dip) on it.';
+CREATE FUNCTION iotstream.spike_dip_events_transfn(internal, timestamptz, float8, float8, int) RETURNS internal
+AS 'MODULE_PATHNAME', 'detector_events_spike_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.spike_dip_events_transfn(internal, timestamptz, float8, float8, int) IS 'Internal: transition of spike_dip_events.';
+CREATE FUNCTION iotstream.spike_dip_events_transfn(internal, timestamptz, float8, float8, int, text) RETURNS internal
+AS 'MODULE_PATHNAME', 'detector_events_spike_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.spike_dip_events_transfn(internal, timestamptz, float8, float8, int, text) IS 'Internal: transition of spike_dip_events.';
+CREATE FUNCTION iotstream.change_point_events_transfn(internal, timestamptz, float8, float8, int) RETURNS internal
+AS 'MODULE_PATHNAME', 'detector_events_change_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.change_point_events_transfn(internal, timestamptz, float8, float8, int) IS 'Internal: transition of change_point_events.';
+CREATE FUNCTION iotstream.detector_events_combine(internal, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'detector_events_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.detector_events_combine(internal, internal) IS 'Internal: combine function of spike_dip_events and change_point_events.';
+CREATE FUNCTION iotstream.detector_events_serialize(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'detector_events_serialize' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.detector_events_serialize(internal) IS 'Internal: serialization of the spike_dip_events and change_point_events state for parallel aggregation.';
+CREATE FUNCTION iotstream.detector_events_deserialize(bytea, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'detector_events_deserialize' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.detector_events_deserialize(bytea, internal) IS 'Internal: deserialization of the spike_dip_events and change_point_events state for parallel aggregation.';
+CREATE FUNCTION iotstream.detector_events_finalfn(internal) RETURNS iotstream.detector_event[]
+AS 'MODULE_PATHNAME', 'detector_events_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION iotstream.detector_events_finalfn(internal) IS 'Internal: the flagged rows of the group, in time order.';
+CREATE AGGREGATE iotstream.spike_dip_events(ts timestamptz, value float8, confidence float8, history_size int) (
+    SFUNC = iotstream.spike_dip_events_transfn, STYPE = internal,
+    FINALFUNC = iotstream.detector_events_finalfn,
+    COMBINEFUNC = iotstream.detector_events_combine,
+    SERIALFUNC = iotstream.detector_events_serialize,
+    DESERIALFUNC = iotstream.detector_events_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE iotstream.spike_dip_events(timestamptz, float8, float8, int) IS
+    'Per group (a key), the rows spike_dip(value, confidence, history_size) OVER (ORDER BY ts) flags, in time order, as an array of (ts, value, score, p_value, martingale); no sort of the whole input. Rows with a NULL ts or value are skipped.';
+CREATE AGGREGATE iotstream.spike_dip_events(ts timestamptz, value float8, confidence float8, history_size int, mode text) (
+    SFUNC = iotstream.spike_dip_events_transfn, STYPE = internal,
+    FINALFUNC = iotstream.detector_events_finalfn,
+    COMBINEFUNC = iotstream.detector_events_combine,
+    SERIALFUNC = iotstream.detector_events_serialize,
+    DESERIALFUNC = iotstream.detector_events_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE iotstream.spike_dip_events(timestamptz, float8, float8, int, text) IS
+    'Per group (a key), the rows spike_dip(value, confidence, history_size, mode) OVER (ORDER BY ts) flags, in time order, as an array of (ts, value, score, p_value, martingale).';
+CREATE AGGREGATE iotstream.change_point_events(ts timestamptz, value float8, confidence float8, history_size int) (
+    SFUNC = iotstream.change_point_events_transfn, STYPE = internal,
+    FINALFUNC = iotstream.detector_events_finalfn,
+    COMBINEFUNC = iotstream.detector_events_combine,
+    SERIALFUNC = iotstream.detector_events_serialize,
+    DESERIALFUNC = iotstream.detector_events_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE iotstream.change_point_events(timestamptz, float8, float8, int) IS
+    'Per group (a key), the rows change_point(value, confidence, history_size) OVER (ORDER BY ts) flags, in time order, as an array of (ts, value, score, p_value, martingale).';

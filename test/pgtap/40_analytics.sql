@@ -3,7 +3,7 @@
 -- (recursive CTEs, LATERAL recomputation, percentile_cont, a textbook erf),
 -- parallel against serial plans, and series with injected anomalies.
 BEGIN;
-SELECT plan(79);
+SELECT plan(94);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -114,6 +114,8 @@ CREATE TEMP TABLE serial_res AS
 SELECT k, iotstream.stats_agg(v)::text s, iotstream.outliers(v, 2) o FROM an_data GROUP BY k;
 CREATE TEMP TABLE serial_windows AS
 SELECT k, w.* FROM (SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws FROM an_data GROUP BY k) x, unnest(ws) w;
+CREATE TEMP TABLE serial_events AS
+SELECT k, e.* FROM (SELECT k, iotstream.spike_dip_events(ts, v, 95, 50, 'spikes') es FROM an_data GROUP BY k) x, unnest(es) e;
 SET LOCAL max_parallel_workers_per_gather = 2;
 SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;
@@ -146,6 +148,16 @@ SELECT matches(pg_temp.plan_of($$SELECT k, iotstream.tumbling_summary(ts, v, '10
 -- each worker holds part of every key's windows: the combine joins them
 SELECT ok(pg_temp.windows_match($$SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws FROM an_data GROUP BY k$$),
           'parallel tumbling_summary equals the serial one, window by window');
+SELECT matches(pg_temp.plan_of($$SELECT k, iotstream.spike_dip_events(ts, v, 95, 50, 'spikes') FROM an_data GROUP BY k$$),
+               'Partial (Hash|Group)?Aggregate.*Workers Launched: [1-9]|Workers Launched: [1-9].*Partial (Hash|Group)?Aggregate',
+               'spike_dip_events runs as a partial aggregate in parallel workers');
+-- each worker holds runs of every key's rows: the final function orders them
+SELECT ok(count(*) = (SELECT count(*) FROM serial_events) AND count(*) > 1000
+          AND count(p.k) = count(*) AND count(s.k) = count(*)
+          AND bool_and(p.value = s.value AND p.score = s.score AND p.p_value = s.p_value),
+          'parallel spike_dip_events equals the serial one, row by row')
+  FROM (SELECT k, e.* FROM (SELECT k, iotstream.spike_dip_events(ts, v, 95, 50, 'spikes') es FROM an_data GROUP BY k) x, unnest(es) e) p
+  FULL JOIN serial_events s USING (k, ts);
 SELECT ok(bool_and(pg_temp.stats_match(p.s, iotstream.count(r.s), iotstream.mean(r.s), iotstream.stddev(r.s),
                    iotstream.variance(r.s), iotstream.stddev_pop(r.s), iotstream.var_pop(r.s),
                    iotstream.min(r.s), iotstream.max(r.s))), 'parallel rollup equals the direct aggregate')
@@ -173,6 +185,18 @@ SELECT ok(pg_temp.windows_match($$SELECT k, iotstream.tumbling_summary(ts, v, '1
           'tumbling_summary combined from hash partitions (interleaved windows) equals the serial one');
 SELECT ok(pg_temp.windows_match($$SELECT k, iotstream.tumbling_summary(ts, v, '10 minutes', 2) ws FROM an_range GROUP BY k$$),
           'tumbling_summary combined from range partitions (a window split at 12:05) equals the serial one');
+-- a key's rows dealt to three partitions: the combined state is out of
+-- time order for certain, and the final function must order it
+SELECT ok(count(*) = (SELECT count(*) FROM serial_events) AND count(p.k) = count(*) AND count(s.k) = count(*)
+          AND bool_and(p.value = s.value AND p.score = s.score AND p.p_value = s.p_value),
+          'spike_dip_events combined from hash partitions (interleaved rows) equals the serial one')
+  FROM (SELECT k, e.* FROM (SELECT k, iotstream.spike_dip_events(ts, v, 95, 50, 'spikes') es FROM an_hash GROUP BY k) x, unnest(es) e) p
+  FULL JOIN serial_events s USING (k, ts);
+SELECT ok(count(*) = (SELECT count(*) FROM serial_events) AND count(p.k) = count(*) AND count(s.k) = count(*)
+          AND bool_and(p.value = s.value AND p.score = s.score AND p.p_value = s.p_value),
+          'spike_dip_events combined from range partitions (a series split at 12:05) equals the serial one')
+  FROM (SELECT k, e.* FROM (SELECT k, iotstream.spike_dip_events(ts, v, 95, 50, 'spikes') es FROM an_range GROUP BY k) x, unnest(es) e) p
+  FULL JOIN serial_events s USING (k, ts);
 SET LOCAL enable_partitionwise_aggregate = off;
 
 -- moving windows: the inverse transition against the built-in aggregates,
@@ -424,6 +448,52 @@ SELECT is((SELECT count(*) FROM verdicts WHERE k IN (4, 5) AND t < 600 AND (spik
           'the level-shift sensors raise no alarm before the shift');
 SELECT is((SELECT count(*) FROM verdicts WHERE k < 4 AND change), 0::bigint,
           'change_point does not take isolated spikes for level changes');
+-- spike_dip_events and change_point_events: the rows the window forms flag,
+-- with the same figures to the bit
+SELECT ok(count(*) = (SELECT count(*) FROM verdicts WHERE spike) AND count(*) >= 12
+          AND count(e.k) = count(*) AND count(w.k) = count(*)
+          AND bool_and(e.value = w.v AND e.score = w.score AND e.p_value = w.p_value AND e.martingale IS NULL),
+          'spike_dip_events gives exactly the rows spike_dip flags, with its score and p-value')
+  FROM (SELECT k, (x).* FROM (SELECT k, unnest(iotstream.spike_dip_events(ts, v, 99.9, 100)) x FROM sim GROUP BY k) s) e
+  FULL JOIN (SELECT k, ts, v, (a).score, (a).p_value
+               FROM (SELECT k, ts, v, iotstream.spike_dip(v, 99.9, 100) OVER (PARTITION BY k ORDER BY ts) a FROM sim) q
+              WHERE (a).is_anomaly) w USING (k, ts);
+SELECT ok(count(*) = (SELECT count(*) FROM verdicts WHERE change) AND count(*) >= 2
+          AND count(e.k) = count(*) AND count(w.k) = count(*)
+          AND bool_and(e.value = w.v AND e.score = w.score AND e.p_value = w.p_value AND e.martingale = w.martingale),
+          'change_point_events gives exactly the rows change_point flags, with its martingale')
+  FROM (SELECT k, (x).* FROM (SELECT k, unnest(iotstream.change_point_events(ts, v, 99, 100)) x FROM sim GROUP BY k) s) e
+  FULL JOIN (SELECT k, ts, v, (a).score, (a).p_value, (a).martingale
+               FROM (SELECT k, ts, v, iotstream.change_point(v, 99, 100) OVER (PARTITION BY k ORDER BY ts) a FROM sim) q
+              WHERE (a).is_anomaly) w USING (k, ts);
+-- (a row with a NULL value repeats the window form's previous verdict: not a flag)
+SELECT ok(count(*) > 1000 AND count(e.k) = count(*) AND count(w.k) = count(*)
+          AND bool_and(e.value = w.v AND e.score = w.score AND e.p_value = w.p_value),
+          'spike_dip_events skips NULL values as spike_dip does (''dips'', 10,000 rows a key)')
+  FROM (SELECT k, (x).* FROM (SELECT k, unnest(iotstream.spike_dip_events(ts, v, 95, 50, 'dips')) x FROM an_data GROUP BY k) s) e
+  FULL JOIN (SELECT k, ts, v, (a).score, (a).p_value
+               FROM (SELECT k, ts, v, iotstream.spike_dip(v, 95, 50, 'dips') OVER (PARTITION BY k ORDER BY ts) a FROM an_data) q
+              WHERE (a).is_anomaly AND v IS NOT NULL) w USING (k, ts);
+SELECT ok(count(*) = (SELECT count(*) FROM serial_events) AND count(p.k) = count(*) AND count(s.k) = count(*)
+          AND bool_and(p.value = s.value AND p.score = s.score AND p.p_value = s.p_value),
+          'spike_dip_events over shuffled rows equals it over rows in time order')
+  FROM (SELECT k, e.* FROM (SELECT k, iotstream.spike_dip_events(ts, v, 95, 50, 'spikes' ORDER BY random()) es
+                              FROM an_data GROUP BY k) x, unnest(es) e) p
+  FULL JOIN serial_events s USING (k, ts);
+-- by hand: history 3 of 1s (t = 3 has no value), then 100 at t = 6: with no
+-- spread the bandwidth is 1e-6 and p = 0.5 - 3/6 = 0; the row without a time is skipped
+SELECT ok(cardinality(a) = 1 AND (a[1]).ts = to_timestamp(6) AND (a[1]).value = 100
+          AND (a[1]).p_value = 0 AND (a[1]).score = 1 AND (a[1]).martingale IS NULL,
+          'spike_dip_events by hand: the one spike; NULL values and times skipped')
+  FROM (SELECT iotstream.spike_dip_events(ts, v, 99, 3) a
+          FROM (VALUES (to_timestamp(1), 1.0::float8), (to_timestamp(2), 1), (to_timestamp(3), NULL),
+                       (to_timestamp(4), 1), (to_timestamp(5), 1), (NULL, 500), (to_timestamp(6), 100)) d(ts, v)) q;
+SELECT is(iotstream.spike_dip_events(ts, v, 99, 10), '{}'::iotstream.detector_event[],
+          'spike_dip_events of a flat series is an empty array')
+  FROM (SELECT to_timestamp(g) ts, 1.0::float8 v FROM generate_series(1, 50) g) d;
+SELECT is(iotstream.change_point_events(ts, v, 99, 10), NULL, 'change_point_events without a value is NULL')
+  FROM (VALUES (now(), NULL::float8), (NULL, 1.0)) d(ts, v);
+
 -- a threshold burst: sensor 2 above 100 for 8 readings in one minute
 UPDATE sim SET v = 105 WHERE k = 2 AND t BETWEEN 130 AND 137;
 SELECT results_eq(
@@ -466,6 +536,14 @@ SELECT throws_ok($$SELECT iotstream.change_point(1, 100.5, 10) OVER ()$$, '22023
                  'confidence must be between 1 and 100', 'change_point rejects confidence above 100');
 SELECT throws_ok($$SELECT iotstream.spike_dip(1, 95, 1) OVER ()$$, '22023',
                  'history_size must be between 2 and 100000', 'spike_dip rejects a history of 1');
+SELECT throws_ok($$SELECT iotstream.spike_dip_events(now(), 1, 0, 10)$$, '22023',
+                 'confidence must be between 1 and 100', 'spike_dip_events rejects confidence 0');
+SELECT throws_ok($$SELECT iotstream.change_point_events(now(), 1, 95, 1)$$, '22023',
+                 'history_size must be between 2 and 100000', 'change_point_events rejects a history of 1');
+SELECT throws_ok($$SELECT iotstream.spike_dip_events(now(), 1, 95, 10, 'up')$$, '22023',
+                 'unknown spike_dip mode "up"', 'spike_dip_events rejects an unknown mode');
+SELECT throws_ok($$SELECT iotstream.spike_dip_events(now(), 1, NULL, 10)$$, '22004',
+                 'confidence must not be NULL', 'spike_dip_events rejects a NULL confidence');
 SELECT throws_ok($$SELECT iotstream.outliers(x, 0) FROM (VALUES (1.0)) v(x)$$, '22023',
                  'k must be a positive number of standard deviations', 'outliers rejects k = 0');
 SELECT throws_ok($$SELECT iotstream.outliers(x, -1) FROM (VALUES (1.0)) v(x)$$, '22023',
