@@ -140,6 +140,9 @@ reload(DetectTarget *d, int64 version)
 		RulesRelease(d->rules);
 		RollupsRelease(d->rollups);
 		MemoryContextDelete(d->defs_cxt);
+		/* if loading fails below, the next reload must not free these again */
+		d->defs_cxt = NULL;
+		d->rules = d->rollups = NIL;
 	}
 	d->defs_cxt = AllocSetContextCreate(d->cxt, "iotstream rules and rollups",
 										ALLOCSET_SMALL_SIZES);

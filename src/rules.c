@@ -819,6 +819,8 @@ evaluate_range(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 					memcmp(raw.data, cur_raw.data, raw.len) != 0)
 				{
 					key = key_json(r, tt->tupdesc, nfixed, values, nulls, &raw);
+					/* its SPI call left SPI's context current */
+					MemoryContextSwitchTo(rowcxt);
 					resetStringInfo(&cur_raw);
 					appendBinaryStringInfo(&cur_raw, raw.data, raw.len);
 				}
