@@ -8,7 +8,8 @@
 # iotstream's tumbling_summary, grouped by sensor (outlier_summary and
 # stats_agg + outliers, grouped by sensor and date_bin, shown for reference).
 # Also: spike_dip over all rows with a history of
-# 100, and stats_agg against avg(float8) per row (serial plans).
+# 100 (the window form and spike_dip_events), and stats_agg against
+# avg(float8) per row (serial plans).
 # Prints the figures and ratios; it asserts nothing about time.
 # The per-window query runs at the server's work_mem and again with
 # SET work_mem = '64MB' (SESSION_WORK_MEM); WORK_MEM=64MB sets the server's.
@@ -115,13 +116,24 @@ for setting in "" "SET work_mem = '${SESSION_WORK_MEM:-64MB}';"; do
 done
 
 # The window needs the rows sorted by (sensor_id, ts): at 4MB that sort
-# goes to disk, so spike_dip runs at both settings too.
+# goes to disk, so spike_dip runs at both settings too.  spike_dip_events
+# finds the same rows grouped by sensor, without that sort; the anomalies
+# of both are compared (count and a checksum of sensor, time and p-value).
 echo "== spike_dip over 1,000,000 rows, history 100, per sensor"
 for setting in "" "SET work_mem = '${SESSION_WORK_MEM:-64MB}';"; do
   wm=$(q -c "$setting" -c 'SHOW work_mem')
-  spike_ms=$(time_query "$setting SELECT count(*) FILTER (WHERE (r).is_anomaly) FROM (
-    SELECT iotstream.spike_dip(value, 99, 100) OVER (PARTITION BY sensor_id ORDER BY ts) r FROM readings) q")
-  echo "spike_dip (work_mem $wm): $spike_ms ms, $(cat "$WORK/result") anomalies"
+  spike_ms=$(time_query "$setting SELECT count(*) || ' ' || coalesce(sum(hashtext(sensor_id || ts || (r).p_value)), 0) FROM (
+    SELECT sensor_id, ts, iotstream.spike_dip(value, 99, 100) OVER (PARTITION BY sensor_id ORDER BY ts) r FROM readings) q
+    WHERE (r).is_anomaly")
+  spike_res=$(cat "$WORK/result")
+  events_ms=$(time_query "$setting SELECT count(*) || ' ' || coalesce(sum(hashtext(sensor_id || e.ts || e.p_value)), 0) FROM (
+    SELECT sensor_id, iotstream.spike_dip_events(ts, value, 99, 100) es FROM readings GROUP BY sensor_id) q, unnest(es) e")
+  events_res=$(cat "$WORK/result")
+  echo "spike_dip OVER (PARTITION BY sensor_id ORDER BY ts) (work_mem $wm): $spike_ms ms; anomalies, checksum: $spike_res"
+  echo "spike_dip_events GROUP BY sensor_id            (work_mem $wm): $events_ms ms; anomalies, checksum: $events_res"
+  awk -v w="$spike_ms" -v e="$events_ms" 'BEGIN {
+    printf "window form / spike_dip_events = %.2fx; spike_dip_events against the 2 s target: %.2f\n", w / e, e / 2000 }'
+  [ "$spike_res" = "$events_res" ] || echo "!! anomalies differ: window form $spike_res, spike_dip_events $events_res"
 done
 
 echo "== per-row cost, serial plans: stats_agg(float8) vs avg(float8)"
