@@ -260,23 +260,12 @@ detector_events_deserialize(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
-/* a pair's place in time order: by time, then by arrival */
+/* a pair's place in time order: by time, then by arrival (Int64PairCmp) */
 typedef struct EventOrder
 {
 	int64		ts;
 	int64		i;
 } EventOrder;
-
-static int
-order_cmp(const void *a, const void *b)
-{
-	const EventOrder *x = a;
-	const EventOrder *y = b;
-
-	if (x->ts != y->ts)
-		return x->ts < y->ts ? -1 : 1;
-	return x->i < y->i ? -1 : (x->i > y->i ? 1 : 0);
-}
 
 /*
  * The flagged rows, in time order, as an array of (ts, value, score,
@@ -312,7 +301,7 @@ detector_events_finalfn(PG_FUNCTION_ARGS)
 			order[k].ts = st->ts[k];
 			order[k].i = k;
 		}
-		qsort(order, st->n, sizeof(EventOrder), order_cmp);
+		qsort(order, st->n, sizeof(EventOrder), Int64PairCmp);
 	}
 	h = palloc(KdeHistorySize(st->params->size));
 	KdeHistoryInit(h, st->params->size, st->params->confidence, st->params->mode);

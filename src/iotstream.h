@@ -371,6 +371,7 @@ extern bool StatsZscore(const StatsState *s, float8 x, float8 *z);
 /* in windows.c */
 extern int64 PositiveWindowLength(const Interval *iv, const char *what);
 extern int64 WindowStart(int64 ts, int64 origin, int64 width, const char *fname);
+extern int	Int64PairCmp(const void *a, const void *b);
 
 /* in detector_aggs.c */
 extern int64 OutlierSummaryRow(const float8 *v, int64 n, float8 k, Datum *values, bool *nulls);

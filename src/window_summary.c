@@ -43,6 +43,7 @@ PG_FUNCTION_INFO_V1(tumbling_summary_serialize);
 PG_FUNCTION_INFO_V1(tumbling_summary_deserialize);
 PG_FUNCTION_INFO_V1(tumbling_summary_finalfn);
 
+/* start and first come first: runs sort with Int64PairCmp */
 typedef struct WindowRun
 {
 	int64		start;			/* the window's start, microseconds */
@@ -361,18 +362,6 @@ tumbling_summary_deserialize(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
-/* by window, then by arrival: a window's values keep their order */
-static int
-run_cmp(const void *a, const void *b)
-{
-	const WindowRun *x = a;
-	const WindowRun *y = b;
-
-	if (x->start != y->start)
-		return x->start < y->start ? -1 : 1;
-	return x->first < y->first ? -1 : (x->first > y->first ? 1 : 0);
-}
-
 /*
  * An array of iotstream.window_summary, one element per window that holds a
  * value, by window start: (window_start, n, mean, stddev, min, max,
@@ -404,7 +393,8 @@ tumbling_summary_finalfn(PG_FUNCTION_ARGS)
 		WindowRun  *runs = palloc_extended(st->nruns * sizeof(WindowRun), MCXT_ALLOC_HUGE);
 
 		memcpy(runs, st->runs, st->nruns * sizeof(WindowRun));
-		qsort(runs, st->nruns, sizeof(WindowRun), run_cmp);
+		/* by window, then by arrival: a window's values keep their order */
+		qsort(runs, st->nruns, sizeof(WindowRun), Int64PairCmp);
 		st = memcpy(palloc(sizeof(TumbleState)), st, sizeof(TumbleState));
 		st->runs = runs;
 	}

@@ -215,3 +215,18 @@ session_id(PG_FUNCTION_ARGS)
 	st->prev = ts;
 	PG_RETURN_INT64(st->session);
 }
+
+/*
+ * A qsort comparator for elements that begin with two int64: by the first,
+ * then by the second (an arrival index, which makes the sort stable).
+ */
+int
+Int64PairCmp(const void *a, const void *b)
+{
+	const int64 *x = a;
+	const int64 *y = b;
+
+	if (x[0] != y[0])
+		return x[0] < y[0] ? -1 : 1;
+	return x[1] < y[1] ? -1 : (x[1] > y[1] ? 1 : 0);
+}
