@@ -211,10 +211,8 @@ Datum
 detector_events_serialize(PG_FUNCTION_ARGS)
 {
 	EventsState *st = (EventsState *) PG_GETARG_POINTER(0);
-	Size		len = sizeof(EventsHeader) + st->n * (sizeof(int64) + sizeof(float8));
 	EventsHeader h;
-	bytea	   *b;
-	char	   *p;
+	PackPart	parts[3];
 
 	events_context(fcinfo);
 	h.n = st->n;
@@ -223,37 +221,31 @@ detector_events_serialize(PG_FUNCTION_ARGS)
 	h.size = st->params->size;
 	h.mode = st->params->mode;
 	h.confidence = st->params->confidence;
-	b = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
-	SET_VARSIZE(b, VARHDRSZ + len);
-	p = VARDATA(b);
-	memcpy(p, &h, sizeof(h));
-	memcpy(p + sizeof(h), st->ts, st->n * sizeof(int64));
-	memcpy(p + sizeof(h) + st->n * sizeof(int64), st->values, st->n * sizeof(float8));
-	PG_RETURN_BYTEA_P(b);
+	parts[0] = (PackPart) {&h, sizeof(h)};
+	parts[1] = (PackPart) {st->ts, st->n * sizeof(int64)};
+	parts[2] = (PackPart) {st->values, st->n * sizeof(float8)};
+	PG_RETURN_BYTEA_P(StatePack(parts, 3));
 }
 
 /* Into the current (per-tuple) memory: the combine function copies it. */
 Datum
 detector_events_deserialize(PG_FUNCTION_ARGS)
 {
-	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	const char *p = VARDATA_ANY(b);
-	Size		len = VARSIZE_ANY_EXHDR(b);
 	EventsHeader h;
+	Size		len;
+	const char *p;
 	EventsState *st;
 
 	events_context(fcinfo);
-	if (len < sizeof(h))
-		elog(ERROR, "invalid serialized detector events state");
-	memcpy(&h, p, sizeof(h));
+	p = StateUnpack(PG_GETARG_BYTEA_PP(0), &h, sizeof(h), &len, "detector events");
 	if (h.n < 0 || h.n > EVENTS_MAX_VALUES || h.size < 2 || h.size > PG_INT32_MAX ||
 		h.mode < KDE_SPIKES || h.mode > KDE_SPIKES_AND_DIPS ||
-		len != sizeof(h) + h.n * (sizeof(int64) + sizeof(float8)))
+		len != h.n * (sizeof(int64) + sizeof(float8)))
 		elog(ERROR, "invalid serialized detector events state");
 	st = events_new(CurrentMemoryContext, h.change_point != 0, (int32) h.size,
 					h.confidence, (KdeMode) h.mode, h.n);
-	memcpy(st->ts, p + sizeof(h), h.n * sizeof(int64));
-	memcpy(st->values, p + sizeof(h) + h.n * sizeof(int64), h.n * sizeof(float8));
+	memcpy(st->ts, p, h.n * sizeof(int64));
+	memcpy(st->values, p + h.n * sizeof(int64), h.n * sizeof(float8));
 	st->n = h.n;
 	st->sorted = h.sorted != 0;
 	st->last_ts = h.n > 0 ? st->ts[h.n - 1] : PG_INT64_MIN;

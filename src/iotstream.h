@@ -373,6 +373,16 @@ extern int64 PositiveWindowLength(const Interval *iv, const char *what);
 extern int64 WindowStart(int64 ts, int64 origin, int64 width, const char *fname);
 extern int	Int64PairCmp(const void *a, const void *b);
 
+/* in agg_pack.c */
+typedef struct PackPart
+{
+	const void *data;
+	Size		len;
+} PackPart;
+extern bytea *StatePack(const PackPart *parts, int nparts);
+extern const char *StateUnpack(bytea *b, void *header, Size hlen, Size *rest,
+							   const char *what);
+
 /* in detector_aggs.c */
 extern int64 OutlierSummaryRow(const float8 *v, int64 n, float8 k, Datum *values, bool *nulls);
 struct TupleDescData;

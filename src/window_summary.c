@@ -306,11 +306,8 @@ Datum
 tumbling_summary_serialize(PG_FUNCTION_ARGS)
 {
 	TumbleState *st = (TumbleState *) PG_GETARG_POINTER(0);
-	Size		runs = st->nruns * sizeof(WindowRun);
-	Size		len = sizeof(TumbleHeader) + runs + st->n * sizeof(float8);
 	TumbleHeader h;
-	bytea	   *b;
-	char	   *p;
+	PackPart	parts[3];
 
 	tumble_context(fcinfo);
 	tumble_close(st);
@@ -320,31 +317,25 @@ tumbling_summary_serialize(PG_FUNCTION_ARGS)
 	h.sorted = st->sorted;
 	h.n = st->n;
 	h.nruns = st->nruns;
-	b = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
-	SET_VARSIZE(b, VARHDRSZ + len);
-	p = VARDATA(b);
-	memcpy(p, &h, sizeof(h));
-	memcpy(p + sizeof(h), st->runs, runs);
-	memcpy(p + sizeof(h) + runs, st->values, st->n * sizeof(float8));
-	PG_RETURN_BYTEA_P(b);
+	parts[0] = (PackPart) {&h, sizeof(h)};
+	parts[1] = (PackPart) {st->runs, st->nruns * sizeof(WindowRun)};
+	parts[2] = (PackPart) {st->values, st->n * sizeof(float8)};
+	PG_RETURN_BYTEA_P(StatePack(parts, 3));
 }
 
 /* Into the current (per-tuple) memory: the combine function copies it. */
 Datum
 tumbling_summary_deserialize(PG_FUNCTION_ARGS)
 {
-	bytea	   *b = PG_GETARG_BYTEA_PP(0);
-	const char *p = VARDATA_ANY(b);
-	Size		len = VARSIZE_ANY_EXHDR(b);
 	TumbleHeader h;
+	Size		len;
+	const char *p;
 	TumbleState *st;
 
 	tumble_context(fcinfo);
-	if (len < sizeof(h))
-		elog(ERROR, "invalid serialized tumbling_summary state");
-	memcpy(&h, p, sizeof(h));
+	p = StateUnpack(PG_GETARG_BYTEA_PP(0), &h, sizeof(h), &len, "tumbling_summary");
 	if (h.n < 0 || h.nruns < 0 || h.n > TUMBLE_MAX_VALUES || h.nruns > TUMBLE_MAX_RUNS ||
-		len != sizeof(h) + h.nruns * sizeof(WindowRun) + h.n * sizeof(float8))
+		len != h.nruns * sizeof(WindowRun) + h.n * sizeof(float8))
 		elog(ERROR, "invalid serialized tumbling_summary state");
 	st = palloc(sizeof(TumbleState));
 	st->width = h.width;
@@ -355,8 +346,8 @@ tumbling_summary_deserialize(PG_FUNCTION_ARGS)
 	st->nruns = st->runcap = h.nruns;
 	st->runs = palloc_extended(Max(h.nruns, 1) * sizeof(WindowRun), MCXT_ALLOC_HUGE);
 	st->values = palloc_extended(Max(h.n, 1) * sizeof(float8), MCXT_ALLOC_HUGE);
-	memcpy(st->runs, p + sizeof(h), h.nruns * sizeof(WindowRun));
-	memcpy(st->values, p + sizeof(h) + h.nruns * sizeof(WindowRun), h.n * sizeof(float8));
+	memcpy(st->runs, p, h.nruns * sizeof(WindowRun));
+	memcpy(st->values, p + h.nruns * sizeof(WindowRun), h.n * sizeof(float8));
 	st->cur_start = h.nruns > 0 ? st->runs[h.nruns - 1].start : 0;
 	st->cur_width = h.nruns > 0 ? (uint64) st->width : 0;
 	PG_RETURN_POINTER(st);
