@@ -86,7 +86,13 @@ wait_server() {
   return 1
 }
 
-passed=0 failed=0
+passed=0 failed=0 failures=()
+# The last lines of the output name what failed (CI shows only the end).
+summary() {
+  local f
+  for f in "${failures[@]}"; do echo "!! failed: $f"; done
+  echo "$passed passed, $failed failed"
+}
 # ONLY=substring runs just the suites whose name contains it
 suite() {
   local name=$1 log0 crash ok=1
@@ -110,6 +116,7 @@ suite() {
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
+    failures+=("$name${crash:+ (server crash: ${crash#* LOG:  })}")
     echo "!! $name failed"
     wait_server
   fi
@@ -120,7 +127,7 @@ if [ "${1:-}" = bench ]; then
     [ -e "$b" ] || continue
     suite "bench: $(basename "$b")" bash "$b"
   done
-  echo "$passed passed, $failed failed"
+  summary
   [ "$failed" = 0 ]
   exit
 fi
@@ -145,5 +152,5 @@ for t in test/integration/[0-9]*.sh; do
   suite "integration: $(basename "$t")" bash "$t"
 done
 
-echo "$passed passed, $failed failed"
+summary
 [ "$failed" = 0 ]
