@@ -135,6 +135,9 @@ DetectIntervalUsecs(const Interval *i)
 static void
 reload(DetectTarget *d, int64 version)
 {
+	List	   *rollups;
+	List	   *rules;
+
 	if (d->defs_cxt)
 	{
 		RulesRelease(d->rules);
@@ -146,8 +149,13 @@ reload(DetectTarget *d, int64 version)
 	}
 	d->defs_cxt = AllocSetContextCreate(d->cxt, "iotstream rules and rollups",
 										ALLOCSET_SMALL_SIZES);
-	d->rollups = RollupsLoad(d->relid, d->defs_cxt);
-	d->rules = RulesLoad(d->relid, d->defs_cxt);
+	rollups = RollupsLoad(d->relid, d->defs_cxt);
+	rules = RulesLoad(d->relid, d->defs_cxt);
+	/* only now that both loaded: a failed load leaves no kept plan behind */
+	RollupsKeep(rollups);
+	RulesKeep(rules);
+	d->rollups = rollups;
+	d->rules = rules;
 	d->version = version;
 	elog(DEBUG1, "iotstream detection of %u: %d rules and %d rollups",
 		 d->relid, list_length(d->rules), list_length(d->rollups));

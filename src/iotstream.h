@@ -768,6 +768,7 @@ extern int64 DetectIntervalUsecs(const Interval *i);
 typedef struct Rollup Rollup;
 
 extern List *RollupsLoad(Oid relid, MemoryContext cxt);
+extern void RollupsKeep(List *rollups);
 extern void RollupsRelease(List *rollups);
 extern void RollupMergeBatch(Rollup *r, const IngestedRows *rows,
 							 bool have_watermark, TimestampTz watermark);
@@ -784,6 +785,7 @@ typedef struct DetectOrigin
 } DetectOrigin;
 
 extern List *RulesLoad(Oid relid, MemoryContext cxt);
+extern void RulesKeep(List *rules);
 extern void RulesRelease(List *rules);
 extern void RuleNoteBatch(Rule *r, const IngestedRows *rows, bool have_watermark,
 						  TimestampTz old_watermark, TimestampTz new_watermark,

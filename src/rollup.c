@@ -76,7 +76,11 @@ column_of(Oid relid, const char *name, Rollup *r, int i)
 	get_typlenbyvalalign(r->types[i], &r->typlen[i], &r->typbyval[i], &r->typalign[i]);
 }
 
-/* The rollups of relid, with their statements prepared; inside SPI. */
+/*
+ * The rollups of relid, with their statements prepared; inside SPI.  The
+ * plans stay SPI's until RollupsKeep, so that a load that fails half-way
+ * (a column dropped, say) leaves nothing behind when SPI's memory goes.
+ */
 List *
 RollupsLoad(Oid relid, MemoryContext cxt)
 {
@@ -164,19 +168,32 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 		if (r->delta_plan == NULL || r->apply_plan == NULL)
 			elog(ERROR, "could not prepare the merge of rollup \"%s\": %s", r->name,
 				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(r->delta_plan);
-		SPI_keepplan(r->apply_plan);
 		r->progress_plan = SPI_prepare("UPDATE iotstream.rollup_progress"
 									   " SET rows_merged = rows_merged + $2, late_rows = late_rows + $3,"
 									   "     updated_at = now() WHERE rollup_id = $1", 3, ptypes);
 		if (r->progress_plan == NULL)
 			elog(ERROR, "could not prepare the progress of rollup \"%s\"", r->name);
-		SPI_keepplan(r->progress_plan);
 		old = MemoryContextSwitchTo(cxt);
 		result = lappend(result, r);
 		MemoryContextSwitchTo(old);
 	}
 	return result;
+}
+
+/* Keeps the plans of loaded rollups past the SPI call (until RollupsRelease). */
+void
+RollupsKeep(List *rollups)
+{
+	ListCell   *lc;
+
+	foreach(lc, rollups)
+	{
+		Rollup	   *r = lfirst(lc);
+
+		SPI_keepplan(r->delta_plan);
+		SPI_keepplan(r->apply_plan);
+		SPI_keepplan(r->progress_plan);
+	}
 }
 
 void

@@ -224,20 +224,22 @@ rule_setup(Rule *r, const char *detector, Jsonb *params)
 				 errhint("Use threshold_count, zscore, mad, ewma, cusum, spike_dip or change_point.")));
 }
 
+/* A rule's query, prepared in SPI's memory. */
 static SPIPlanPtr
-prepare_eval(const char *sql, bool keep)
+prepare_eval(const char *sql)
 {
 	Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
 	SPIPlanPtr	plan = SPI_prepare(sql, 2, argtypes);
 
 	if (plan == NULL)
 		elog(ERROR, "could not prepare a rule's query: %s", SPI_result_code_string(SPI_result));
-	if (keep)
-		SPI_keepplan(plan);
 	return plan;
 }
 
-/* The enabled rules on relid, with their queries prepared; inside SPI. */
+/*
+ * The enabled rules on relid, with their queries prepared; inside SPI.  The
+ * plans stay SPI's until RulesKeep (see RollupsLoad).
+ */
 List *
 RulesLoad(Oid relid, MemoryContext cxt)
 {
@@ -279,9 +281,19 @@ RulesLoad(Oid relid, MemoryContext cxt)
 		r->started = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
 		result = lappend(result, r);
 		MemoryContextSwitchTo(old);
-		r->eval_plan = prepare_eval(sql, true);
+		r->eval_plan = prepare_eval(sql);
 	}
 	return result;
+}
+
+/* Keeps the plans of loaded rules past the SPI call (until RulesRelease). */
+void
+RulesKeep(List *rules)
+{
+	ListCell   *lc;
+
+	foreach(lc, rules)
+		SPI_keepplan(((Rule *) lfirst(lc))->eval_plan);
 }
 
 void
@@ -1190,7 +1202,7 @@ iotstream_evaluate(PG_FUNCTION_ARGS)
 	r.window = *PG_GETARG_INTERVAL_P(3);	/* zscore's history is in windows */
 	rule_setup(&r, text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_JSONB_P(1));
 	SPI_connect();
-	evaluate_range(&r, prepare_eval(text_to_cstring(PG_GETARG_TEXT_PP(2)), false),
+	evaluate_range(&r, prepare_eval(text_to_cstring(PG_GETARG_TEXT_PP(2))),
 				   from, to, false, backtest_row, &b, &nrows);
 	SPI_finish();
 	return (Datum) 0;
