@@ -6,21 +6,26 @@
  * jsonb_out (JsonbToCString) is most of the cost of exporting a row with a
  * JSON payload: it copies every string before escaping it byte by byte, and
  * prints every number through numeric_out, which allocates a few times per
- * number.  This walks the same tokens and writes the same text, byte for
- * byte ("{"k": v, "k2": [1, 2]}": ", " between members and elements, ": "
- * after keys, escapes as escape_json writes them), but copies unescaped runs
- * of a string at once and prints numbers straight from their digits.
+ * number.  This writes the same text, byte for byte ("{"k": v, "k2": [1,
+ * 2]}": ", " between members and elements, ": " after keys, escapes as
+ * escape_json writes them), but copies unescaped runs of a string at once
+ * and prints numbers straight from their digits.  It reads the stored
+ * containers directly (header, entries, data: the on-disk format that
+ * jsonb.h defines and pg_upgrade keeps stable) instead of through
+ * JsonbIteratorNext, which filled a JsonbValue for every token and
+ * allocated an iterator for every container: together a fifth of the
+ * backend's instructions when exporting JSON payloads.
  *
  * The one invariant: the output equals JsonbToCString's.  Numbers are read
- * from the stored numeric's header and base-10000 digits (the on-disk
- * format, which pg_upgrade keeps stable); anything else (NaN and infinities
- * cannot appear in jsonb, but a format this code does not know could) goes
- * through numeric_out.
+ * from the stored numeric's header and base-10000 digits; anything else
+ * (NaN and infinities cannot appear in jsonb, but a format this code does
+ * not know could) goes through numeric_out.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -90,6 +95,7 @@ append_numeric(StringInfo out, Numeric num)
 	const char *digits;			/* int16 each, maybe unaligned */
 	int			ndigits;
 	int			pos;
+	int			need;
 	char	   *cp;
 
 	if (len < sizeof(uint16))
@@ -126,7 +132,9 @@ append_numeric(StringInfo out, Numeric num)
 	 * Digit group i stands for NBASE^(weight - i).  At most: a sign, the
 	 * integer groups, a point and dscale digits (plus a group of slack).
 	 */
-	enlargeStringInfo(out, 3 + (Max(weight, 0) + 1) * NBASE_DIGITS + dscale + NBASE_DIGITS);
+	need = 3 + (Max(weight, 0) + 1) * NBASE_DIGITS + dscale + NBASE_DIGITS;
+	if (out->len + need >= out->maxlen)
+		enlargeStringInfo(out, need);
 	cp = out->data + out->len;
 	if (neg)
 		*cp++ = '-';
@@ -182,6 +190,38 @@ fallback:
 																	NumericGetDatum(num))));
 }
 
+#define BYTES_OF(c)		(UINT64CONST(0x0101010101010101) * (c))
+
+/*
+ * The length of the longest prefix of s[0..len) that needs no escape: no
+ * byte below 0x20, no '"', no '\\'.  Eight bytes at a time: a word has such
+ * a byte when a zero-byte test on (x - 0x20..), (x ^ '"'..) or (x ^ '\\'..)
+ * fires (exact when none does); the word that fires is finished bytewise.
+ */
+static inline int
+plain_prefix(const char *s, int len)
+{
+	const uint64 high = BYTES_OF(0x80);
+	int			i = 0;
+
+	for (; i + 8 <= len; i += 8)
+	{
+		uint64		x,
+					q,
+					b;
+
+		memcpy(&x, s + i, 8);
+		q = x ^ BYTES_OF('"');
+		b = x ^ BYTES_OF('\\');
+		if ((((x - BYTES_OF(0x20)) & ~x) | ((q - BYTES_OF(1)) & ~q) |
+			 ((b - BYTES_OF(1)) & ~b)) & high)
+			break;
+	}
+	while (i < len && (unsigned char) s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+		i++;
+	return i;
+}
+
 /* Appends a JSON string literal, escaped as escape_json does it. */
 static void
 append_string(StringInfo out, const char *s, int len)
@@ -189,10 +229,10 @@ append_string(StringInfo out, const char *s, int len)
 	const char *end = s + len;
 
 	/* room for the common case: no escapes, plus the quotes */
-	enlargeStringInfo(out, len + 2);
+	if (out->len + len + 2 >= out->maxlen)
+		enlargeStringInfo(out, len + 2);
 	out->data[out->len++] = '"';
-	while (s < end && (unsigned char) *s >= 0x20 && *s != '"' && *s != '\\')
-		s++;
+	s += plain_prefix(s, len);
 	if (s == end)
 	{
 		/* nothing to escape: one copy */
@@ -208,8 +248,7 @@ append_string(StringInfo out, const char *s, int len)
 		const char *run = s;
 		unsigned char ch;
 
-		while (s < end && (unsigned char) *s >= 0x20 && *s != '"' && *s != '\\')
-			s++;
+		s += plain_prefix(s, end - s);
 		if (s > run)
 			appendBinaryStringInfo(out, run, s - run);
 		if (s == end)
@@ -246,91 +285,113 @@ append_string(StringInfo out, const char *s, int len)
 	appendStringInfoChar(out, '"');
 }
 
-static void
-append_scalar(StringInfo out, JsonbValue *v)
+/* Where entry je ends, in its container's data, given where it starts. */
+static inline uint32
+entry_end(JEntry je, uint32 start)
 {
-	switch (v->type)
+	return JBE_HAS_OFF(je) ? JBE_OFFLENFLD(je) : start + JBE_OFFLENFLD(je);
+}
+
+static void append_container(StringInfo out, const JsonbContainer *c);
+
+/*
+ * Appends the value of entry je, whose data is at base + start and ends at
+ * base + end (numbers and containers start at the next int boundary).
+ */
+static void
+append_entry(StringInfo out, JEntry je, const char *base, uint32 start, uint32 end)
+{
+	switch (je & JENTRY_TYPEMASK)
 	{
-		case jbvNull:
-			appendBinaryStringInfo(out, "null", 4);
+		case JENTRY_ISSTRING:
+			append_string(out, base + start, (int) (end - start));
 			break;
-		case jbvString:
-			append_string(out, v->val.string.val, v->val.string.len);
+		case JENTRY_ISNUMERIC:
+			append_numeric(out, (Numeric) (base + INTALIGN(start)));
 			break;
-		case jbvNumeric:
-			append_numeric(out, v->val.numeric);
+		case JENTRY_ISBOOL_TRUE:
+			append_bytes(out, "true", 4);
 			break;
-		case jbvBool:
-			if (v->val.boolean)
-				appendBinaryStringInfo(out, "true", 4);
-			else
-				appendBinaryStringInfo(out, "false", 5);
+		case JENTRY_ISBOOL_FALSE:
+			append_bytes(out, "false", 5);
+			break;
+		case JENTRY_ISNULL:
+			append_bytes(out, "null", 4);
+			break;
+		case JENTRY_ISCONTAINER:
+			append_container(out, (const JsonbContainer *) (base + INTALIGN(start)));
 			break;
 		default:
-			elog(ERROR, "unknown jsonb scalar type %d", (int) v->type);
+			elog(ERROR, "unknown jsonb entry type %u", je & JENTRY_TYPEMASK);
 	}
 }
 
-/* Appends the text of a jsonb container to out, as jsonb_out writes it. */
+/*
+ * Appends an object ("{"k": v, ...}") or array ("[v, ...]"), in storage
+ * order, which is the order jsonb_out prints.  An object's entries are its
+ * keys, then its values; each entry holds its length, or every
+ * JB_OFFSET_STRIDE-th its end offset, so both are walked in step.
+ */
+static void
+append_container(StringInfo out, const JsonbContainer *c)
+{
+	uint32		count = c->header & JB_CMASK;
+	const JEntry *e = c->children;
+	uint32		i;
+
+	check_stack_depth();
+	if (c->header & JB_FOBJECT)
+	{
+		const char *base = (const char *) (e + 2 * count);
+		uint32		k = 0;		/* where key i starts */
+		uint32		v = count > 0 ? getJsonbOffset(c, count) : 0;	/* value i */
+
+		append_bytes(out, "{", 1);
+		for (i = 0; i < count; i++)
+		{
+			uint32		kend = entry_end(e[i], k);
+			uint32		vend = entry_end(e[count + i], v);
+
+			if (i > 0)
+				append_bytes(out, ", ", 2);
+			append_string(out, base + k, (int) (kend - k));
+			append_bytes(out, ": ", 2);
+			append_entry(out, e[count + i], base, v, vend);
+			k = kend;
+			v = vend;
+		}
+		append_bytes(out, "}", 1);
+	}
+	else
+	{
+		const char *base = (const char *) (e + count);
+		uint32		at = 0;
+
+		append_bytes(out, "[", 1);
+		for (i = 0; i < count; i++)
+		{
+			uint32		end = entry_end(e[i], at);
+
+			if (i > 0)
+				append_bytes(out, ", ", 2);
+			append_entry(out, e[i], base, at, end);
+			at = end;
+		}
+		append_bytes(out, "]", 1);
+	}
+}
+
+/* Appends the text of a jsonb document to out, as jsonb_out writes it. */
 void
 JsonbAppendText(StringInfo out, JsonbContainer *root)
 {
-	JsonbIterator *it = JsonbIteratorInit(root);
-	JsonbIteratorToken tok;
-	JsonbValue	v;
-	bool		first = true;
-	bool		raw_scalar = false;
-	int			depth = 0;
-
-	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
+	/* a bare scalar is stored as a one-element array, printed without brackets */
+	if ((root->header & JB_FSCALAR) && (root->header & JB_CMASK) == 1)
 	{
-		switch (tok)
-		{
-			case WJB_BEGIN_ARRAY:
-				if (!first)
-					append_bytes(out, ", ", 2);
-				if (depth == 0 && v.val.array.rawScalar)
-					raw_scalar = true;
-				else
-					append_bytes(out, "[", 1);
-				first = true;
-				depth++;
-				break;
-			case WJB_BEGIN_OBJECT:
-				if (!first)
-					append_bytes(out, ", ", 2);
-				append_bytes(out, "{", 1);
-				first = true;
-				depth++;
-				break;
-			case WJB_KEY:
-				if (!first)
-					append_bytes(out, ", ", 2);
-				append_string(out, v.val.string.val, v.val.string.len);
-				append_bytes(out, ": ", 2);
-				/* the value follows without a separator */
-				first = true;
-				break;
-			case WJB_VALUE:
-			case WJB_ELEM:
-				if (!first)
-					append_bytes(out, ", ", 2);
-				append_scalar(out, &v);
-				first = false;
-				break;
-			case WJB_END_ARRAY:
-				depth--;
-				if (!(depth == 0 && raw_scalar))
-					append_bytes(out, "]", 1);
-				first = false;
-				break;
-			case WJB_END_OBJECT:
-				depth--;
-				append_bytes(out, "}", 1);
-				first = false;
-				break;
-			default:
-				elog(ERROR, "unexpected jsonb token %d", (int) tok);
-		}
+		JEntry		je = root->children[0];
+
+		append_entry(out, je, (const char *) (root->children + 1), 0, entry_end(je, 0));
+		return;
 	}
+	append_container(out, root);
 }

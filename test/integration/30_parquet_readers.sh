@@ -76,7 +76,16 @@ SELECT g,
        CASE WHEN g % 67 = 0 THEN NULL ELSE timestamptz '2026-03-01 00:00:00+00' + g * interval '17 minutes 3.000123 seconds' END,
        CASE WHEN g % 71 = 0 THEN NULL ELSE timestamp '1969-12-31 23:00:00' + g * interval '1 hour 0.5 seconds' END,
        CASE WHEN g % 73 = 0 THEN NULL ELSE date '1960-01-01' + g * 3 END,
-       CASE WHEN g % 79 = 0 THEN NULL ELSE jsonb_build_object('device', 'dev-' || (g % 50), 'v', g / 3.0, 'tags', jsonb_build_array('a', g % 5), 'ü', true) END,
+       CASE WHEN g % 79 = 0 THEN NULL
+            -- past 32 entries a container stores some end offsets instead of
+            -- lengths: objects of up to 45 keys and arrays of up to 70 elements
+            WHEN g % 101 = 0 THEN (SELECT jsonb_object_agg('k' || j || repeat('é', j % 3) || CASE WHEN j % 7 = 0 THEN E'\t"' ELSE '' END,
+                                                           CASE j % 6 WHEN 0 THEN to_jsonb(j * g / 7.0) WHEN 1 THEN to_jsonb(repeat('sé', j * g % 23) || (ARRAY['"', E'\\\\', chr(1), E'\\n', ''])[1 + j % 5] || repeat('t', j % 11))
+                                                                      WHEN 2 THEN (SELECT jsonb_agg(CASE WHEN x % 4 = 0 THEN NULL ELSE to_jsonb(x - g) END) FROM generate_series(1, 70 - j) x)
+                                                                      WHEN 3 THEN 'null'::jsonb WHEN 4 THEN to_jsonb(j % 2 = 0)
+                                                                      ELSE jsonb_build_object('e', '{}'::jsonb, 'a', '[]'::jsonb, 'n', -j * 1e-9) END)
+                                     FROM generate_series(1, 5 + g % 41) j)
+            ELSE jsonb_build_object('device', 'dev-' || (g % 50), 'v', g / 3.0, 'tags', jsonb_build_array('a', g % 5), 'ü', true) END,
        CASE WHEN g % 83 = 0 THEN NULL ELSE ('{"raw": ' || g || ',  "keep": "spacing"}')::json END,
        CASE WHEN g % 89 = 0 THEN NULL ELSE decode(md5(g::text), 'hex') END,
        CASE WHEN g % 97 = 0 THEN NULL ELSE g * interval '1 minute 1 second' END,
