@@ -180,9 +180,9 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 	return result;
 }
 
-/* Keeps the plans of loaded rollups past the SPI call (until RollupsRelease). */
-void
-RollupsKeep(List *rollups)
+/* Calls fn (SPI_keepplan or SPI_freeplan) on every plan of the rollups. */
+static void
+each_plan(List *rollups, int (*fn) (SPIPlanPtr))
 {
 	ListCell   *lc;
 
@@ -190,25 +190,23 @@ RollupsKeep(List *rollups)
 	{
 		Rollup	   *r = lfirst(lc);
 
-		SPI_keepplan(r->delta_plan);
-		SPI_keepplan(r->apply_plan);
-		SPI_keepplan(r->progress_plan);
+		fn(r->delta_plan);
+		fn(r->apply_plan);
+		fn(r->progress_plan);
 	}
+}
+
+/* Keeps the plans of loaded rollups past the SPI call (until RollupsRelease). */
+void
+RollupsKeep(List *rollups)
+{
+	each_plan(rollups, SPI_keepplan);
 }
 
 void
 RollupsRelease(List *rollups)
 {
-	ListCell   *lc;
-
-	foreach(lc, rollups)
-	{
-		Rollup	   *r = lfirst(lc);
-
-		SPI_freeplan(r->delta_plan);
-		SPI_freeplan(r->apply_plan);
-		SPI_freeplan(r->progress_plan);
-	}
+	each_plan(rollups, SPI_freeplan);
 }
 
 static float8
