@@ -43,6 +43,7 @@
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -68,7 +69,33 @@ struct DetectTarget
 	TimestampTz last_apply;
 	int			source_id;		/* the table's first source: alerts use it */
 	char	   *source_name;
+	bool		stale;			/* the table changed since the definitions loaded */
 };
+
+/*
+ * The rules and rollups cache the columns they read, by number and type.
+ * An ALTER TABLE of the table (a column dropped, its type changed)
+ * invalidates its relcache entry; this callback marks the definitions
+ * stale, and the next step reloads them, so a definition that names a
+ * column the table no longer has fails at once, by name, instead of at the
+ * next definition change.  (A partition attached or detached invalidates
+ * the table too: one reload then.)  A process has a target or two.
+ */
+static List *targets = NIL;
+
+static void
+relcache_changed(Datum arg, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, targets)
+	{
+		DetectTarget *d = lfirst(lc);
+
+		if (relid == InvalidOid || relid == d->relid)
+			d->stale = true;
+	}
+}
 
 static SPIPlanPtr
 prepare(const char *sql, int nargs, Oid *argtypes)
@@ -90,6 +117,15 @@ DetectTargetCreate(Oid relid, MemoryContext cxt)
 
 	d->relid = relid;
 	d->cxt = cxt;
+	if (targets == NIL)
+		CacheRegisterRelcacheCallback(relcache_changed, (Datum) 0);
+	{
+		/* a target lives as long as its worker; so does the list */
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		targets = lappend(targets, d);
+		MemoryContextSwitchTo(old);
+	}
 	SPI_connect();
 	d->version_plan = prepare("SELECT version FROM iotstream.detect_catalog", 0, NULL);
 	d->lock_plan = prepare("SELECT watermark FROM iotstream.watermarks WHERE relid = $1 FOR UPDATE",
@@ -171,8 +207,11 @@ check_version(DetectTarget *d)
 	if (SPI_execute_plan(d->version_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not read iotstream.detect_catalog");
 	version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (version != d->version)
+	if (version != d->version || d->stale)
+	{
+		d->stale = false;
 		reload(d, version);
+	}
 }
 
 /*

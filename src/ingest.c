@@ -76,6 +76,7 @@ struct IngestTarget
 
 	SPIPlanPtr	dead_plan;
 	SPIPlanPtr	dedup_plan;
+	TupleDesc	desc;			/* the columns the plans above were made for */
 	MemoryContext cxt;
 };
 
@@ -156,6 +157,7 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 	t->source_name = pstrdup(source_name);
 	t->cxt = cxt;
 	t->natts = desc->natts;
+	t->desc = CreateTupleDescCopyConstr(desc);
 	t->plan = DecodePlanCreate(relid, mapping, cxt);
 	t->time_attno = StreamTimeColumn(relid, &t->time_type);
 	t->max_message_bytes = 1024 * 1024;
@@ -564,6 +566,26 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 	Relation	rel;
 	EState	   *defstate = NULL;	/* evaluates defaults, made when needed */
 	ExprState **defexprs = NULL;
+	bool		changed;
+
+	/*
+	 * The decode plan, the defaults and the dedup keys were made for the
+	 * table's columns as they were when the worker started; the lock, held
+	 * to the end of the batch's transaction, keeps the columns as they are
+	 * now.  If an ALTER TABLE changed them, values of the old types must
+	 * never reach them: the batch fails whole, and the worker starts again
+	 * with plans for the new columns, from the stored offsets.
+	 */
+	rel = table_open(t->relid, AccessShareLock);
+	changed = !equalTupleDescs(t->desc, RelationGetDescr(rel));
+	table_close(rel, NoLock);
+	if (changed)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the columns of stream table \"%s\" changed while source \"%s\" was running",
+						get_rel_name(t->relid), t->source_name),
+				 errdetail("The batch was not stored; nothing is lost."),
+				 errhint("The source worker starts again and reads the messages with the new columns.")));
 
 	for (int i = 0; i < n; i++)
 	{

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Detection definitions that stop loading must not take the server down.
-# Dropping a column is allowed even when a rollup or rule uses it, and it
-# does not bump detect_catalog.version; the next definition change does,
-# and every worker of the table then reloads, fails, and tries again.  A
+# Dropping a column is allowed even when a rollup or rule uses it; the
+# workers notice that the table changed (a relcache callback), reload,
+# fail, and try again, as after any definition change.  A
 # failed reload used to leave the old rule and rollup lists pointing into
 # their deleted context, and the next attempt freed them again (a crash,
 # and a restart of the whole cluster).
@@ -13,6 +13,8 @@
 #     drop_rollup repairs the definitions, the backlog comes in.
 #  B. after a healthy reload, battery, a rule's value column, is dropped
 #     (the rule's query no longer prepares); drop_rule repairs it.
+#  C. the rollup's value column becomes float4: the rollup must read the
+#     new type (the workers reload on the table's relcache invalidation).
 # Throughout, the checkpointer keeps its pid (no cluster restart) and the
 # log shows no process terminated by a signal.  At the end every reading is
 # stored once, the rollup equals GROUP BY, and both rules found exactly the
@@ -82,13 +84,15 @@ n1=$(sim p1 00:00 4800 651 --burst 3,2026-11-01T00:01:10Z)
 wait_for "SELECT count(*) = $n1 FROM it65.tel" 60
 wait_detected 'it65%'
 
-# A. the rollup's column goes; a new rule makes the workers reload
+# A. the rollup's column goes: the ALTER TABLE alone makes the workers
+# reload (their relcache callback), so the next batch fails by name; then a
+# new rule is created while the definitions are still broken
 q "ALTER TABLE it65.tel DROP COLUMN humidity"
-q "SELECT iotstream.create_rule('it65_late', 'it65.tel', 'value', ARRAY['sensor_id'], 'threshold_count',
-     '{\"threshold\": 100, \"min_count\": 5}', filter => 'metric_type = ''temperature''', lateness => '30 seconds')" >/dev/null
 n2=$(sim p2 00:04 4800 652 --burst 7,2026-11-01T00:05:30Z --burst 12,2026-11-01T00:06:40Z \
   --burst 15,2026-11-01T00:06:00Z,4)
 wait_for "SELECT last_error LIKE '%humidity%no longer has%' FROM iotstream.source_status WHERE source = 'it65'" 30
+q "SELECT iotstream.create_rule('it65_late', 'it65.tel', 'value', ARRAY['sensor_id'], 'threshold_count',
+     '{\"threshold\": 100, \"min_count\": 5}', filter => 'metric_type = ''temperature''', lateness => '30 seconds')" >/dev/null
 wait_for "SELECT $(logged 'evaluating rules failed: rollup .it65.humidity_1m.') >= 2" 30
 no_crash "rollup column dropped"
 assert_eq "$(q "SELECT count(*) FROM it65.tel")" "$n1" "while the rollup is broken, no batch commits part of itself"
@@ -109,15 +113,24 @@ wait_for "SELECT count(*) = $n1 + $n2 + $n3 FROM it65.tel" 60
 wait_detected 'it65%'
 no_crash "rule dropped"
 
-total=$((n1 + n2 + n3))
+# C. the rollup's value column changes type (float8 to float4): nothing
+# fails to load, but the workers must reload the type they cached, or the
+# rollup reads the new values as float8
+q "ALTER TABLE it65.tel ALTER COLUMN value TYPE float4"
+n4=$(sim p4 00:10 2400 654)
+wait_for "SELECT count(*) = $n1 + $n2 + $n3 + $n4 FROM it65.tel" 60
+wait_detected 'it65%'
+no_crash "value column retyped"
+
+total=$((n1 + n2 + n3 + n4))
 assert_eq "$(q "SELECT count(DISTINCT (sensor_id, ts, value)) FROM it65.tel")" "$total" "every reading stored once"
 assert_eq "$(merged)" "$total" "the rollup merged every row once"
 assert_eq "$(q "SELECT count(*) FROM (SELECT sensor_id, metric_type, date_bin('1 minute', ts, '2000-01-01') b,
                   count(*) n, min(value) lo, max(value) hi FROM it65.tel GROUP BY 1, 2, 3) g
                 FULL JOIN it65.tel_1m r ON r.sensor_id = g.sensor_id AND r.metric_type = g.metric_type
                  AND r.bucket_start = g.b
-                WHERE g.n IS DISTINCT FROM iotstream.count(r.value) OR g.lo IS DISTINCT FROM iotstream.min(r.value)
-                   OR g.hi IS DISTINCT FROM iotstream.max(r.value)")" 0 "the rollup equals GROUP BY over the table"
+                WHERE g.n IS DISTINCT FROM iotstream.count(r.value) OR g.lo::float4 IS DISTINCT FROM iotstream.min(r.value)::float4
+                   OR g.hi::float4 IS DISTINCT FROM iotstream.max(r.value)::float4")" 0 "the rollup equals GROUP BY over the table"
 assert_eq "$(found it65_bursts)" "$(bursts p1 p2 p3)" "the first rule found exactly the bursts of all three runs"
 assert_eq "$(found it65_late)" "$(bursts p2 p3)" "the rule created while broken found exactly those since its start"
 assert_eq "$(q "SELECT count(*) - count(DISTINCT (rule, key, window_start)) FROM iotstream.anomalies
