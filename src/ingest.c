@@ -76,7 +76,8 @@ struct IngestTarget
 
 	SPIPlanPtr	dead_plan;
 	SPIPlanPtr	dedup_plan;
-	TupleDesc	desc;			/* the columns the plans above were made for */
+	TupleDesc	desc;			/* the columns the plans above were made for
+								 * (same_columns) */
 	MemoryContext cxt;
 };
 
@@ -141,6 +142,31 @@ resolve_column(TupleDesc desc, const char *name)
 	return InvalidAttrNumber;
 }
 
+/*
+ * Whether b has the columns a had, as the decode plan, the defaults and the
+ * dedup keys see them: number, type, typmod, collation, dropped or not,
+ * with a default or generated.  Constraints are not compared: the insert
+ * checks them as they are.
+ */
+static bool
+same_columns(TupleDesc a, TupleDesc b)
+{
+	if (a->natts != b->natts)
+		return false;
+	for (int i = 0; i < a->natts; i++)
+	{
+		Form_pg_attribute x = TupleDescAttr(a, i);
+		Form_pg_attribute y = TupleDescAttr(b, i);
+
+		if (x->atttypid != y->atttypid || x->atttypmod != y->atttypmod ||
+			x->attcollation != y->attcollation || x->attisdropped != y->attisdropped ||
+			x->atthasdef != y->atthasdef || x->attgenerated != y->attgenerated ||
+			x->attidentity != y->attidentity)
+			return false;
+	}
+	return true;
+}
+
 IngestTarget *
 IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 				   const char *source_name, int source_id, MemoryContext cxt)
@@ -157,7 +183,7 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 	t->source_name = pstrdup(source_name);
 	t->cxt = cxt;
 	t->natts = desc->natts;
-	t->desc = CreateTupleDescCopyConstr(desc);
+	t->desc = CreateTupleDescCopyConstr(desc);	/* keeps atthasdef and the like */
 	t->plan = DecodePlanCreate(relid, mapping, cxt);
 	t->time_attno = StreamTimeColumn(relid, &t->time_type);
 	t->max_message_bytes = 1024 * 1024;
@@ -577,7 +603,7 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 	 * with plans for the new columns, from the stored offsets.
 	 */
 	rel = table_open(t->relid, AccessShareLock);
-	changed = !equalTupleDescs(t->desc, RelationGetDescr(rel));
+	changed = !same_columns(t->desc, RelationGetDescr(rel));
 	table_close(rel, NoLock);
 	if (changed)
 		ereport(ERROR,
