@@ -1,14 +1,53 @@
 /*-------------------------------------------------------------------------
  * agg_pack.c
- *		The serialized form of an aggregate state that is a header and a
- *		few arrays (tumbling_summary, spike_dip_events): the parts one
- *		after the other in one bytea, as they are in memory (parallel
- *		workers run on the same server, with the same byte order).
+ *		Aggregate states that are a header and a few growing arrays
+ *		(tumbling_summary, spike_dip_events): the arrays' memory, and the
+ *		serialized form, the parts one after the other in one bytea, as
+ *		they are in memory (parallel workers run on the same server, with
+ *		the same byte order).
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
 
 #include "utils/memutils.h"
+
+/* The error for a group that outgrew what one state holds. */
+void
+AggTooMany(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("too many values in one %s group", what),
+			 errhint("Group by more keys, or restrict the time range with WHERE.")));
+}
+
+/* An array of cap elements of elem bytes in cxt; at most max elements. */
+void *
+AggArrayNew(MemoryContext cxt, int64 cap, Size elem, int64 max, const char *what)
+{
+	if (cap > max)
+		AggTooMany(what);
+	return MemoryContextAllocExtended(cxt, Max(cap, 1) * elem, MCXT_ALLOC_HUGE);
+}
+
+/*
+ * An array of *cap elements grown, by doubling, to hold `need` (at most
+ * max); may move.
+ */
+void *
+AggArrayGrow(void *array, int64 *cap, int64 need, Size elem, int64 max, const char *what)
+{
+	int64		c = *cap;
+
+	if (need <= c)
+		return array;
+	while (c < need)
+		c *= 2;
+	if (c > max)
+		AggTooMany(what);
+	*cap = c;
+	return repalloc_huge(array, c * elem);
+}
 
 /* One bytea holding the parts in order; the first is the header. */
 bytea *

@@ -3,7 +3,8 @@
  *		Kafka messages to the columns of one target table.
  *
  * DecodePlanCreate() compiles a mapping against a table's tuple descriptor
- * once (per source, and again after a relcache change); DecodeMessage()
+ * once per source worker (a worker whose table's columns change starts
+ * again: IngestBatch checks them each batch); DecodeMessage()
  * then turns each message into values/nulls for that descriptor with one
  * pass of json_scan.c over the payload and no catalog access.
  *

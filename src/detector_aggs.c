@@ -46,16 +46,6 @@ PG_FUNCTION_INFO_V1(kde_finalfn);
 
 #define MAX_HISTORY_SIZE	100000
 
-static MemoryContext
-agg_context(FunctionCallInfo fcinfo, const char *name)
-{
-	MemoryContext aggctx;
-
-	if (!AggCheckCallContext(fcinfo, &aggctx))
-		elog(ERROR, "%s called in non-aggregate context", name);
-	return aggctx;
-}
-
 static void
 bad_argument(const char *msg, const char *hint)
 {
@@ -330,7 +320,7 @@ outliers_reserve(OutliersState *st, int64 more)
 Datum
 outliers_transfn(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = agg_context(fcinfo, "outliers_transfn");
+	MemoryContext aggctx = AggStateContext(fcinfo, "outliers_transfn");
 	OutliersState *st = PG_ARGISNULL(0) ? NULL : (OutliersState *) PG_GETARG_POINTER(0);
 	int64		n;
 
@@ -365,7 +355,7 @@ outliers_transfn(PG_FUNCTION_ARGS)
 Datum
 outliers_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = agg_context(fcinfo, "outliers_combine");
+	MemoryContext aggctx = AggStateContext(fcinfo, "outliers_combine");
 	OutliersState *a = PG_ARGISNULL(0) ? NULL : (OutliersState *) PG_GETARG_POINTER(0);
 	OutliersState *b = PG_ARGISNULL(1) ? NULL : (OutliersState *) PG_GETARG_POINTER(1);
 
@@ -392,7 +382,7 @@ outliers_serialize(PG_FUNCTION_ARGS)
 	Size		len = OUTLIERS_HEADER + st->n * sizeof(float8);
 	bytea	   *b;
 
-	agg_context(fcinfo, "outliers_serialize");
+	AggStateContext(fcinfo, "outliers_serialize");
 	b = palloc_extended(VARHDRSZ + len, MCXT_ALLOC_HUGE);
 	SET_VARSIZE(b, VARHDRSZ + len);
 	memcpy(VARDATA(b), st, len);
@@ -407,7 +397,7 @@ outliers_deserialize(PG_FUNCTION_ARGS)
 	Size		len = VARSIZE_ANY_EXHDR(b);
 	OutliersState *st;
 
-	agg_context(fcinfo, "outliers_deserialize");
+	AggStateContext(fcinfo, "outliers_deserialize");
 	if (len < OUTLIERS_HEADER || (len - OUTLIERS_HEADER) % sizeof(float8) != 0)
 		elog(ERROR, "invalid serialized outliers state");
 	st = palloc_extended(len, MCXT_ALLOC_HUGE);
@@ -582,7 +572,7 @@ robust_grow(RobustState *st, MemoryContext cxt)
 Datum
 robust_zscore_transfn(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = agg_context(fcinfo, "robust_zscore_transfn");
+	MemoryContext aggctx = AggStateContext(fcinfo, "robust_zscore_transfn");
 	RobustState *st = PG_ARGISNULL(0) ? NULL : (RobustState *) PG_GETARG_POINTER(0);
 
 	if (st == NULL)
@@ -615,7 +605,7 @@ robust_zscore_invfn(PG_FUNCTION_ARGS)
 {
 	RobustState *st = PG_ARGISNULL(0) ? NULL : (RobustState *) PG_GETARG_POINTER(0);
 
-	agg_context(fcinfo, "robust_zscore_invfn");
+	AggStateContext(fcinfo, "robust_zscore_invfn");
 	if (st == NULL)
 		PG_RETURN_NULL();
 	if (!PG_ARGISNULL(1) && st->n > 0)
@@ -661,7 +651,7 @@ typedef struct EwmaAggState
 Datum
 ewma_transfn(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = agg_context(fcinfo, "ewma_transfn");
+	MemoryContext aggctx = AggStateContext(fcinfo, "ewma_transfn");
 	EwmaAggState *st = PG_ARGISNULL(0) ? NULL : (EwmaAggState *) PG_GETARG_POINTER(0);
 
 	if (st == NULL)
@@ -694,7 +684,7 @@ ewma_finalfn(PG_FUNCTION_ARGS)
 Datum
 ewma_chart_transfn(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = agg_context(fcinfo, "ewma_chart_transfn");
+	MemoryContext aggctx = AggStateContext(fcinfo, "ewma_chart_transfn");
 	EwmaChartState *st = PG_ARGISNULL(0) ? NULL : (EwmaChartState *) PG_GETARG_POINTER(0);
 
 	if (st == NULL)
@@ -775,7 +765,7 @@ typedef struct CusumAggState
 Datum
 cusum_transfn(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = agg_context(fcinfo, "cusum_transfn");
+	MemoryContext aggctx = AggStateContext(fcinfo, "cusum_transfn");
 	CusumAggState *st = PG_ARGISNULL(0) ? NULL : (CusumAggState *) PG_GETARG_POINTER(0);
 
 	if (st == NULL)
@@ -878,7 +868,7 @@ KdeHistoryFromArgs(FunctionCallInfo fcinfo, MemoryContext cxt, int arg, bool spi
 Datum
 spike_dip_transfn(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = agg_context(fcinfo, "spike_dip_transfn");
+	MemoryContext aggctx = AggStateContext(fcinfo, "spike_dip_transfn");
 	KdeHistory *h = PG_ARGISNULL(0) ? NULL : (KdeHistory *) PG_GETARG_POINTER(0);
 
 	if (h == NULL)
@@ -891,7 +881,7 @@ spike_dip_transfn(PG_FUNCTION_ARGS)
 Datum
 change_point_transfn(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = agg_context(fcinfo, "change_point_transfn");
+	MemoryContext aggctx = AggStateContext(fcinfo, "change_point_transfn");
 	KdeHistory *h = PG_ARGISNULL(0) ? NULL : (KdeHistory *) PG_GETARG_POINTER(0);
 
 	if (h == NULL)

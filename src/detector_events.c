@@ -44,11 +44,12 @@ typedef struct EventsState
 	int64		cap;
 	int64	   *ts;
 	float8	   *values;
-	int64		last_ts;		/* ts[n - 1] */
 	bool		sorted;			/* ts never went back */
 	/* fixed on the group's first row */
 	bool		change_point;	/* else spike_dip */
-	KdeHistory *params;			/* an empty history: size, confidence, mode */
+	KdeMode		mode;
+	int32		size;			/* history_size */
+	float8		confidence;
 } EventsState;
 
 /* serialized: this header, the times, the values */
@@ -63,17 +64,9 @@ typedef struct EventsHeader
 } EventsHeader;
 
 #define EVENTS_MAX_VALUES	((int64) (MaxAllocHugeSize / 2 / sizeof(int64)))
+#define EVENTS		"detector events"
 
-static MemoryContext
-events_context(FunctionCallInfo fcinfo)
-{
-	MemoryContext aggctx;
-
-	if (!AggCheckCallContext(fcinfo, &aggctx))
-		elog(ERROR, "detector events aggregate called in non-aggregate context");
-	return aggctx;
-}
-
+/* An empty state with room for cap pairs, in cxt. */
 static EventsState *
 events_new(MemoryContext cxt, bool change_point, int32 size, float8 confidence,
 		   KdeMode mode, int64 cap)
@@ -82,39 +75,34 @@ events_new(MemoryContext cxt, bool change_point, int32 size, float8 confidence,
 
 	st->n = 0;
 	st->cap = Max(cap, 64);
-	if (st->cap > EVENTS_MAX_VALUES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many values in one detector events group"),
-				 errhint("Group by more keys, or restrict the time range with WHERE.")));
-	st->ts = MemoryContextAllocExtended(cxt, st->cap * sizeof(int64), MCXT_ALLOC_HUGE);
-	st->values = MemoryContextAllocExtended(cxt, st->cap * sizeof(float8), MCXT_ALLOC_HUGE);
-	st->last_ts = PG_INT64_MIN;
+	st->ts = AggArrayNew(cxt, st->cap, sizeof(int64), EVENTS_MAX_VALUES, EVENTS);
+	st->values = AggArrayNew(cxt, st->cap, sizeof(float8), EVENTS_MAX_VALUES, EVENTS);
 	st->sorted = true;
 	st->change_point = change_point;
-	st->params = MemoryContextAlloc(cxt, KdeHistorySize(0));
-	KdeHistoryInit(st->params, size, confidence, mode);
+	st->mode = mode;
+	st->size = size;
+	st->confidence = confidence;
 	return st;
 }
 
-/* Room for `more` pairs, by doubling; may move the arrays. */
+/* Room for `more` pairs; may move the arrays. */
 static void
 events_reserve(EventsState *st, int64 more)
 {
-	int64		c = st->cap;
+	int64		cap = st->cap;
 
-	if (st->n + more <= c)
-		return;
-	while (c < st->n + more)
-		c *= 2;
-	if (c > EVENTS_MAX_VALUES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many values in one detector events group"),
-				 errhint("Group by more keys, or restrict the time range with WHERE.")));
-	st->ts = repalloc_huge(st->ts, c * sizeof(int64));
-	st->values = repalloc_huge(st->values, c * sizeof(float8));
-	st->cap = c;
+	st->ts = AggArrayGrow(st->ts, &cap, st->n + more, sizeof(int64), EVENTS_MAX_VALUES, EVENTS);
+	st->values = AggArrayGrow(st->values, &st->cap, st->n + more, sizeof(float8),
+							  EVENTS_MAX_VALUES, EVENTS);
+}
+
+/* Appends a pair; there is room for it. */
+static inline void
+events_push(EventsState *st, int64 ts, float8 value)
+{
+	st->sorted &= st->n == 0 || ts >= st->ts[st->n - 1];
+	st->ts[st->n] = ts;
+	st->values[st->n++] = value;
 }
 
 /* The group's first row, a row with a NULL, a row that needs more room. */
@@ -122,8 +110,7 @@ static pg_noinline Datum
 events_add_slow(FunctionCallInfo fcinfo, bool change_point)
 {
 	EventsState *st = PG_ARGISNULL(0) ? NULL : (EventsState *) PG_GETARG_POINTER(0);
-	MemoryContext aggctx = events_context(fcinfo);
-	int64		ts;
+	MemoryContext aggctx = AggStateContext(fcinfo, EVENTS);
 
 	if (st == NULL)
 	{
@@ -135,13 +122,8 @@ events_add_slow(FunctionCallInfo fcinfo, bool change_point)
 	}
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_POINTER(st);
-	ts = PG_GETARG_TIMESTAMPTZ(1);
 	events_reserve(st, 1);
-	if (ts < st->last_ts)
-		st->sorted = false;
-	st->ts[st->n] = ts;
-	st->values[st->n++] = PG_GETARG_FLOAT8(2);
-	st->last_ts = ts;
+	events_push(st, PG_GETARG_TIMESTAMPTZ(1), PG_GETARG_FLOAT8(2));
 	PG_RETURN_POINTER(st);
 }
 
@@ -150,18 +132,13 @@ static inline Datum
 events_add(FunctionCallInfo fcinfo, bool change_point)
 {
 	EventsState *st;
-	int64		ts;
 
 	if (unlikely(PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)))
 		return events_add_slow(fcinfo, change_point);
 	st = (EventsState *) PG_GETARG_POINTER(0);
 	if (unlikely(st->n == st->cap))
 		return events_add_slow(fcinfo, change_point);
-	ts = PG_GETARG_TIMESTAMPTZ(1);
-	st->sorted &= ts >= st->last_ts;
-	st->ts[st->n] = ts;
-	st->values[st->n++] = PG_GETARG_FLOAT8(2);
-	st->last_ts = ts;
+	events_push(st, PG_GETARG_TIMESTAMPTZ(1), PG_GETARG_FLOAT8(2));
 	PG_RETURN_POINTER(st);
 }
 
@@ -183,7 +160,7 @@ detector_events_change_transfn(PG_FUNCTION_ARGS)
 Datum
 detector_events_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = events_context(fcinfo);
+	MemoryContext aggctx = AggStateContext(fcinfo, EVENTS);
 	EventsState *a = PG_ARGISNULL(0) ? NULL : (EventsState *) PG_GETARG_POINTER(0);
 	EventsState *b = PG_ARGISNULL(1) ? NULL : (EventsState *) PG_GETARG_POINTER(1);
 
@@ -194,16 +171,14 @@ detector_events_combine(PG_FUNCTION_ARGS)
 		PG_RETURN_POINTER(a);
 	}
 	if (a == NULL)
-		a = events_new(aggctx, b->change_point, b->params->size, b->params->confidence,
-					   b->params->mode, b->n);
+		a = events_new(aggctx, b->change_point, b->size, b->confidence, b->mode, b->n);
 	if (b->n == 0)
 		PG_RETURN_POINTER(a);
 	events_reserve(a, b->n);
-	a->sorted = a->sorted && b->sorted && (a->n == 0 || b->ts[0] >= a->last_ts);
+	a->sorted = a->sorted && b->sorted && (a->n == 0 || b->ts[0] >= a->ts[a->n - 1]);
 	memcpy(a->ts + a->n, b->ts, b->n * sizeof(int64));
 	memcpy(a->values + a->n, b->values, b->n * sizeof(float8));
 	a->n += b->n;
-	a->last_ts = b->last_ts;
 	PG_RETURN_POINTER(a);
 }
 
@@ -214,13 +189,13 @@ detector_events_serialize(PG_FUNCTION_ARGS)
 	EventsHeader h;
 	PackPart	parts[3];
 
-	events_context(fcinfo);
+	AggStateContext(fcinfo, EVENTS);
 	h.n = st->n;
 	h.sorted = st->sorted;
 	h.change_point = st->change_point;
-	h.size = st->params->size;
-	h.mode = st->params->mode;
-	h.confidence = st->params->confidence;
+	h.size = st->size;
+	h.mode = st->mode;
+	h.confidence = st->confidence;
 	parts[0] = (PackPart) {&h, sizeof(h)};
 	parts[1] = (PackPart) {st->ts, st->n * sizeof(int64)};
 	parts[2] = (PackPart) {st->values, st->n * sizeof(float8)};
@@ -236,8 +211,8 @@ detector_events_deserialize(PG_FUNCTION_ARGS)
 	const char *p;
 	EventsState *st;
 
-	events_context(fcinfo);
-	p = StateUnpack(PG_GETARG_BYTEA_PP(0), &h, sizeof(h), &len, "detector events");
+	AggStateContext(fcinfo, EVENTS);
+	p = StateUnpack(PG_GETARG_BYTEA_PP(0), &h, sizeof(h), &len, EVENTS);
 	if (h.n < 0 || h.n > EVENTS_MAX_VALUES || h.size < 2 || h.size > PG_INT32_MAX ||
 		h.mode < KDE_SPIKES || h.mode > KDE_SPIKES_AND_DIPS ||
 		len != h.n * (sizeof(int64) + sizeof(float8)))
@@ -248,7 +223,6 @@ detector_events_deserialize(PG_FUNCTION_ARGS)
 	memcpy(st->values, p + h.n * sizeof(int64), h.n * sizeof(float8));
 	st->n = h.n;
 	st->sorted = h.sorted != 0;
-	st->last_ts = h.n > 0 ? st->ts[h.n - 1] : PG_INT64_MIN;
 	PG_RETURN_POINTER(st);
 }
 
@@ -295,8 +269,8 @@ detector_events_finalfn(PG_FUNCTION_ARGS)
 		}
 		qsort(order, st->n, sizeof(EventOrder), Int64PairCmp);
 	}
-	h = palloc(KdeHistorySize(st->params->size));
-	KdeHistoryInit(h, st->params->size, st->params->confidence, st->params->mode);
+	h = palloc(KdeHistorySize(st->size));
+	KdeHistoryInit(h, st->size, st->confidence, st->mode);
 	for (k = 0; k < st->n; k++)
 	{
 		int64		i = order ? order[k].i : k;

@@ -146,6 +146,7 @@ static void
 files_open(void *arg, int fileno, ParquetWriteFn *write, void **write_arg)
 {
 	ExportFiles *f = (ExportFiles *) arg;
+	MemoryContext old;
 
 	if (fileno >= MAX_EXPORT_FILES)
 		ereport(ERROR,
@@ -156,7 +157,9 @@ files_open(void *arg, int fileno, ParquetWriteFn *write, void **write_arg)
 	 * The writer runs in SPI's memory, which SPI_finish frees; the names
 	 * make the call's result after that.
 	 */
-	f->names[fileno] = MemoryContextStrdup(f->cxt, psprintf(f->name_fmt, fileno));
+	old = MemoryContextSwitchTo(f->cxt);
+	f->names[fileno] = psprintf(f->name_fmt, fileno);
+	MemoryContextSwitchTo(old);
 	f->n = fileno + 1;
 	if (f->client == NULL)
 	{

@@ -592,26 +592,6 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 	Relation	rel;
 	EState	   *defstate = NULL;	/* evaluates defaults, made when needed */
 	ExprState **defexprs = NULL;
-	bool		changed;
-
-	/*
-	 * The decode plan, the defaults and the dedup keys were made for the
-	 * table's columns as they were when the worker started; the lock, held
-	 * to the end of the batch's transaction, keeps the columns as they are
-	 * now.  If an ALTER TABLE changed them, values of the old types must
-	 * never reach them: the batch fails whole, and the worker starts again
-	 * with plans for the new columns, from the stored offsets.
-	 */
-	rel = table_open(t->relid, AccessShareLock);
-	changed = !same_columns(t->desc, RelationGetDescr(rel));
-	table_close(rel, NoLock);
-	if (changed)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the columns of stream table \"%s\" changed while source \"%s\" was running",
-						get_rel_name(t->relid), t->source_name),
-				 errdetail("The batch was not stored; nothing is lost."),
-				 errhint("The source worker starts again and reads the messages with the new columns.")));
 
 	for (int i = 0; i < n; i++)
 	{
@@ -663,7 +643,22 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 		skip[i] = reason[i] != NULL;
 	}
 
+	/*
+	 * The decode plan, the defaults and the dedup keys were made for the
+	 * table's columns as they were when the worker started; the lock, now
+	 * held to the end of the batch's transaction, keeps the columns as they
+	 * are.  If an ALTER TABLE changed them, the values decoded above must
+	 * not reach them: the batch fails whole, and the worker starts again
+	 * with plans for the new columns, from the stored offsets.
+	 */
 	rel = table_open(t->relid, AccessShareLock);
+	if (!same_columns(t->desc, RelationGetDescr(rel)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the columns of stream table \"%s\" changed while source \"%s\" was running",
+						RelationGetRelationName(rel), t->source_name),
+				 errdetail("The batch was not stored; nothing is lost."),
+				 errhint("The source worker starts again and reads the messages with the new columns.")));
 	if (t->ndedup > 0)
 	{
 		if (!t->seen_loaded)
@@ -694,7 +689,7 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 			new_keys[nnew++] = (int64) h;
 		}
 	}
-	table_close(rel, AccessShareLock);
+	table_close(rel, NoLock);	/* the lock stays: see above */
 
 	SPI_connect();
 	if (!row_by_row)

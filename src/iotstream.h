@@ -373,7 +373,23 @@ extern int64 PositiveWindowLength(const Interval *iv, const char *what);
 extern int64 WindowStart(int64 ts, int64 origin, int64 width, const char *fname);
 extern int	Int64PairCmp(const void *a, const void *b);
 
+/* The memory context of the aggregate calling; `what` names it in the error. */
+static inline MemoryContext
+AggStateContext(FunctionCallInfo fcinfo, const char *what)
+{
+	MemoryContext cxt;
+
+	if (!AggCheckCallContext(fcinfo, &cxt))
+		elog(ERROR, "%s called in non-aggregate context", what);
+	return cxt;
+}
+
 /* in agg_pack.c */
+extern void AggTooMany(const char *what) pg_attribute_noreturn();
+extern void *AggArrayNew(MemoryContext cxt, int64 cap, Size elem, int64 max,
+						 const char *what);
+extern void *AggArrayGrow(void *array, int64 *cap, int64 need, Size elem, int64 max,
+						  const char *what);
 typedef struct PackPart
 {
 	const void *data;

@@ -84,24 +84,7 @@ typedef struct TumbleHeader
 #define TUMBLE_MAX_VALUES	((int64) (MaxAllocHugeSize / 2 / sizeof(float8)))
 #define TUMBLE_MAX_RUNS		((int64) (MaxAllocHugeSize / 2 / sizeof(WindowRun)))
 
-static MemoryContext
-tumble_context(FunctionCallInfo fcinfo)
-{
-	MemoryContext aggctx;
-
-	if (!AggCheckCallContext(fcinfo, &aggctx))
-		elog(ERROR, "tumbling_summary called in non-aggregate context");
-	return aggctx;
-}
-
-static void
-too_many(void)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("too many values in one tumbling_summary() group"),
-			 errhint("Group by more keys, or restrict the time range with WHERE.")));
-}
+#define TUMBLE		"tumbling_summary()"
 
 /* An empty state with room for n values and nruns runs, in cxt. */
 static TumbleState *
@@ -120,35 +103,19 @@ tumble_new(MemoryContext cxt, int64 width, int64 origin, float8 k,
 	st->nruns = 0;
 	st->cap = Max(n, 64);
 	st->runcap = Max(nruns, 8);
-	if (st->cap > TUMBLE_MAX_VALUES || st->runcap > TUMBLE_MAX_RUNS)
-		too_many();
-	st->values = MemoryContextAllocExtended(cxt, st->cap * sizeof(float8), MCXT_ALLOC_HUGE);
-	st->runs = MemoryContextAllocExtended(cxt, st->runcap * sizeof(WindowRun), MCXT_ALLOC_HUGE);
+	st->values = AggArrayNew(cxt, st->cap, sizeof(float8), TUMBLE_MAX_VALUES, TUMBLE);
+	st->runs = AggArrayNew(cxt, st->runcap, sizeof(WindowRun), TUMBLE_MAX_RUNS, TUMBLE);
 	return st;
-}
-
-/* An array of *cap elements grown, by doubling, to hold `need`; may move. */
-static void *
-grow(void *array, int64 *cap, int64 need, Size elem, int64 max)
-{
-	int64		c = *cap;
-
-	if (need <= c)
-		return array;
-	while (c < need)
-		c *= 2;
-	if (c > max)
-		too_many();
-	*cap = c;
-	return repalloc_huge(array, c * elem);
 }
 
 /* Room for `more` values and `moreruns` runs. */
 static void
 tumble_reserve(TumbleState *st, int64 more, int64 moreruns)
 {
-	st->values = grow(st->values, &st->cap, st->n + more, sizeof(float8), TUMBLE_MAX_VALUES);
-	st->runs = grow(st->runs, &st->runcap, st->nruns + moreruns, sizeof(WindowRun), TUMBLE_MAX_RUNS);
+	st->values = AggArrayGrow(st->values, &st->cap, st->n + more, sizeof(float8),
+							  TUMBLE_MAX_VALUES, TUMBLE);
+	st->runs = AggArrayGrow(st->runs, &st->runcap, st->nruns + moreruns, sizeof(WindowRun),
+							TUMBLE_MAX_RUNS, TUMBLE);
 }
 
 /* Sets the newest run's count (the values since its first). */
@@ -185,7 +152,7 @@ static pg_noinline Datum
 tumble_add_slow(FunctionCallInfo fcinfo)
 {
 	TumbleState *st = PG_ARGISNULL(0) ? NULL : (TumbleState *) PG_GETARG_POINTER(0);
-	MemoryContext aggctx = tumble_context(fcinfo);
+	MemoryContext aggctx = AggStateContext(fcinfo, "tumbling_summary");
 	int64		ts;
 
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -257,7 +224,7 @@ tumbling_summary_transfn(PG_FUNCTION_ARGS)
 Datum
 tumbling_summary_combine(PG_FUNCTION_ARGS)
 {
-	MemoryContext aggctx = tumble_context(fcinfo);
+	MemoryContext aggctx = AggStateContext(fcinfo, "tumbling_summary");
 	TumbleState *a = PG_ARGISNULL(0) ? NULL : (TumbleState *) PG_GETARG_POINTER(0);
 	TumbleState *b = PG_ARGISNULL(1) ? NULL : (TumbleState *) PG_GETARG_POINTER(1);
 	int64		skip = 0;
@@ -309,7 +276,7 @@ tumbling_summary_serialize(PG_FUNCTION_ARGS)
 	TumbleHeader h;
 	PackPart	parts[3];
 
-	tumble_context(fcinfo);
+	AggStateContext(fcinfo, "tumbling_summary");
 	tumble_close(st);
 	h.width = st->width;
 	h.origin = st->origin;
@@ -332,7 +299,7 @@ tumbling_summary_deserialize(PG_FUNCTION_ARGS)
 	const char *p;
 	TumbleState *st;
 
-	tumble_context(fcinfo);
+	AggStateContext(fcinfo, "tumbling_summary");
 	p = StateUnpack(PG_GETARG_BYTEA_PP(0), &h, sizeof(h), &len, "tumbling_summary");
 	if (h.n < 0 || h.nruns < 0 || h.n > TUMBLE_MAX_VALUES || h.nruns > TUMBLE_MAX_RUNS ||
 		len != h.nruns * sizeof(WindowRun) + h.n * sizeof(float8))
@@ -390,7 +357,7 @@ tumbling_summary_finalfn(PG_FUNCTION_ARGS)
 		st->runs = runs;
 	}
 	if (st->nruns > (int64) MaxArraySize)
-		too_many();
+		AggTooMany(TUMBLE);
 	elems = palloc_extended(st->nruns * sizeof(Datum), MCXT_ALLOC_HUGE);
 	for (i = 0; i < st->nruns; i = j)
 	{
