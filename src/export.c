@@ -302,9 +302,45 @@ check_privileges(const char *what)
 PG_FUNCTION_INFO_V1(export_write_files);
 
 /*
+ * A folder or file name below an export's destination: relative, made of
+ * non-empty components other than "." and "..", without backslashes or
+ * control characters.  The SQL side builds them from sanitized parts
+ * (_export_folder); this is the last word before anything is written.
+ */
+static void
+check_relative_path(const char *what, const char *path)
+{
+	const char *p = path;
+	bool		ok = *p != '\0' && *p != '/';
+
+	while (ok && *p)
+	{
+		const char *end = strchr(p, '/');
+		size_t		len = end ? (size_t) (end - p) : strlen(p);
+
+		if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+			ok = false;
+		for (size_t i = 0; ok && i < len; i++)
+			if ((unsigned char) p[i] < 0x20 || p[i] == '\\' || p[i] == 0x7f)
+				ok = false;
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid export %s \"%s\"", what, path),
+				 errhint("Exported files stay below the destination: names are relative, without \".\" or \"..\" components.")));
+}
+
+/*
  * _export_write_files(query, destination, folder, file_id, credential,
  *					   writer_options jsonb, upload_options jsonb,
+ *					   source_table regclass,
  *					   OUT files text[], OUT rows bigint, OUT bytes bigint)
+ * The query runs as source_table's owner; the files are written, and the
+ * credential read, as the caller.
  */
 Datum
 export_write_files(PG_FUNCTION_ARGS)
@@ -329,10 +365,20 @@ export_write_files(PG_FUNCTION_ARGS)
 	Datum	   *urls;
 	int			i;
 	MemoryContext callcxt;
+	Oid			owner;
+	AsOwner		as = {0};
 
 	check_privileges("export files");
-	if (query == NULL || destination == NULL || folder == NULL || file_id == NULL)
-		elog(ERROR, "_export_write_files: arguments must not be null");
+	if (query == NULL || destination == NULL || folder == NULL || file_id == NULL || PG_ARGISNULL(7))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("_export_write_files needs a query, a destination, a folder, a file id and a table"),
+				 errhint("It is called by iotstream.run_export().")));
+	check_relative_path("folder", folder);
+	check_relative_path("file id", file_id);
+	if (strchr(file_id, '/') != NULL)
+		check_relative_path("file id", "/");	/* one component only */
+	owner = TableOwner(PG_GETARG_OID(7));
 	if (get_call_result_type(fcinfo, NULL, &rettype) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	ParquetParseOptions(wopts ? wopts : DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))),
@@ -373,7 +419,10 @@ export_write_files(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	PG_TRY();
 	{
+		/* the table's code (views, casts, functions) runs as its owner */
+		AsOwnerBegin(&as, owner);
 		(void) ParquetWriteQuery(query, &popts, &sinks, &rows, &bytes);
+		AsOwnerEnd(&as);
 		files_commit(f);
 		files_sweep(f);
 	}

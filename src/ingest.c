@@ -173,11 +173,16 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 {
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	IngestTarget *t = palloc0(sizeof(IngestTarget));
-	Relation	rel = table_open(relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
+	Relation	rel;
+	TupleDesc	desc;
 	JsonbValue *v;
 	JsonbValue	key;
+	AsOwner		as;
 
+	/* planning the defaults may run the table's functions: as its owner */
+	AsOwnerBegin(&as, TableOwner(relid));
+	rel = table_open(relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
 	t->relid = relid;
 	t->source_id = source_id;
 	t->source_name = pstrdup(source_name);
@@ -244,6 +249,7 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 		t->default_exprs[t->ndefaults++] = expression_planner((Expr *) def);
 	}
 	table_close(rel, AccessShareLock);
+	AsOwnerEnd(&as);
 
 	if (t->ndedup > 0)
 	{
@@ -592,7 +598,18 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 	Relation	rel;
 	EState	   *defstate = NULL;	/* evaluates defaults, made when needed */
 	ExprState **defexprs = NULL;
+	AsOwner		as;
 
+	/* iotstream's own reads and writes are the extension owner's ... */
+	if (t->ndedup > 0 && !t->seen_loaded)
+		dedup_load(t);
+
+	/*
+	 * ... but everything the table brings (domains the decoder's values
+	 * enter, defaults, partitions, triggers, constraints, generated columns,
+	 * index expressions) runs as its owner, once per batch.
+	 */
+	AsOwnerBegin(&as, TableOwner(t->relid));
 	for (int i = 0; i < n; i++)
 	{
 		const KafkaMessage *m = &msgs[i];
@@ -661,8 +678,6 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 				 errhint("The source worker starts again and reads the messages with the new columns.")));
 	if (t->ndedup > 0)
 	{
-		if (!t->seen_loaded)
-			dedup_load(t);
 		new_keys = palloc(sizeof(int64) * n);
 		new_rows = palloc(sizeof(int) * n);
 		for (int i = 0; i < n; i++)
@@ -691,7 +706,6 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 	}
 	table_close(rel, NoLock);	/* the lock stays: see above */
 
-	SPI_connect();
 	if (!row_by_row)
 	{
 		InsertState st;
@@ -715,7 +729,9 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 					counts->rows++;
 			}
 	}
+	AsOwnerEnd(&as);
 
+	SPI_connect();
 	for (int i = 0; i < n; i++)
 		if (reason[i] != NULL)
 		{

@@ -57,6 +57,26 @@ BytesHash(const char *v, size_t len)
 	return (uint32) h;
 }
 
+/* in owner.c: table code runs as the table's owner (see owner.c) */
+typedef struct AsOwner
+{
+	Oid			saved_user;
+	int			saved_sec;
+	int			guc_level;
+	bool		active;
+} AsOwner;
+
+extern Oid	TableOwner(Oid relid);
+extern void AsOwnerBegin(AsOwner *s, Oid owner);
+extern void AsOwnerEnd(AsOwner *s);
+extern Oid	OwnerForCaller(Oid relid);
+
+/* how stored statements name their tables (sql/install/50_detect.sql) */
+#define PLACEHOLDER_SOURCE	"\"@iotstream.source@\""
+#define PLACEHOLDER_ROLLUP	"\"@iotstream.rollup@\""
+#define PLACEHOLDER_DELTA	"\"@iotstream.delta@\""
+extern char *RelationPlaceholderSubstitute(const char *sql, const char *placeholder, Oid relid);
+
 /* in stream_table.c */
 
 /*

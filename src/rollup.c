@@ -57,9 +57,11 @@ struct Rollup
 	Oid		   *collations;
 	bool	   *bytes_key;		/* text under a deterministic collation:
 								 * equal exactly when the bytes are */
-	SPIPlanPtr	delta_plan;
-	SPIPlanPtr	apply_plan;		/* iotstream._rollup_apply($1) */
+	SPIPlanPtr	delta_plan;		/* stores a batch's groups, as the owner */
+	SPIPlanPtr	lock_plan;		/* the lock _rollup_apply() takes too */
+	SPIPlanPtr	upsert_plan;	/* folds the deltas in, as the owner */
 	SPIPlanPtr	progress_plan;
+	Oid			owner;			/* of the source table, and of the rollup's tables */
 };
 
 static void
@@ -90,7 +92,8 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 	uint64		nrows;
 	SPITupleTable *tt;
 
-	if (SPI_execute_with_args("SELECT rollup_id, name, key_columns, value_columns, bucket, lateness, delta_sql"
+	if (SPI_execute_with_args("SELECT rollup_id, name, key_columns, value_columns, bucket, lateness, delta_sql,"
+							  "  upsert_sql, rollup_table, delta_table"
 							  " FROM iotstream.rollups WHERE source_table = $1 ORDER BY rollup_id",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read iotstream.rollups");
@@ -109,6 +112,7 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 		int			nvals;
 		Oid		   *argt;
 		char	   *sql;
+		char	   *upsert;
 		Oid			ptypes[4] = {INT4OID, INT8OID, INT8OID};
 
 		r->rollup_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
@@ -119,7 +123,17 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 						  TEXTOID, -1, false, TYPALIGN_INT, &vals, NULL, &nvals);
 		r->bucket = *DatumGetIntervalP(SPI_getbinval(tup, desc, 5, &isnull));
 		r->lateness = *DatumGetIntervalP(SPI_getbinval(tup, desc, 6, &isnull));
-		sql = SPI_getvalue(tup, desc, 7);
+		{
+			Oid			rollup_table = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
+			Oid			delta_table = DatumGetObjectId(SPI_getbinval(tup, desc, 10, &isnull));
+
+			/* the tables by OID, named as they are now (see owner.c) */
+			sql = RelationPlaceholderSubstitute(SPI_getvalue(tup, desc, 7), PLACEHOLDER_DELTA, delta_table);
+			upsert = RelationPlaceholderSubstitute(
+				RelationPlaceholderSubstitute(SPI_getvalue(tup, desc, 8), PLACEHOLDER_DELTA, delta_table),
+				PLACEHOLDER_ROLLUP, rollup_table);
+		}
+		r->owner = TableOwner(relid);
 		r->nkeys = nkeys;
 		r->ncols = nkeys + nvals;
 		r->attnos = palloc(sizeof(AttrNumber) * r->ncols);
@@ -163,9 +177,17 @@ RollupsLoad(Oid relid, MemoryContext cxt)
 		for (int i = 0; i < nvals; i++)
 			argt[nkeys + 1 + i] = get_array_type(r->stats_type);
 		MemoryContextSwitchTo(old);
-		r->delta_plan = SPI_prepare(sql, r->ncols + 1, argt);
-		r->apply_plan = SPI_prepare("SELECT iotstream._rollup_apply($1)", 1, ptypes);
-		if (r->delta_plan == NULL || r->apply_plan == NULL)
+		{
+			AsOwner		as;
+
+			/* planned as the role that runs them: name lookups see its rights */
+			AsOwnerBegin(&as, r->owner);
+			r->delta_plan = SPI_prepare(sql, r->ncols + 1, argt);
+			r->upsert_plan = SPI_prepare(upsert, 0, NULL);
+			AsOwnerEnd(&as);
+		}
+		r->lock_plan = SPI_prepare("SELECT pg_advisory_xact_lock(1769238101, $1)", 1, ptypes);
+		if (r->delta_plan == NULL || r->upsert_plan == NULL || r->lock_plan == NULL)
 			elog(ERROR, "could not prepare the merge of rollup \"%s\": %s", r->name,
 				 SPI_result_code_string(SPI_result));
 		r->progress_plan = SPI_prepare("UPDATE iotstream.rollup_progress"
@@ -191,7 +213,8 @@ each_plan(List *rollups, int (*fn) (SPIPlanPtr))
 		Rollup	   *r = lfirst(lc);
 
 		fn(r->delta_plan);
-		fn(r->apply_plan);
+		fn(r->lock_plan);
+		fn(r->upsert_plan);
 		fn(r->progress_plan);
 	}
 }
@@ -328,6 +351,7 @@ RollupMergeBatch(Rollup *r, const IngestedRows *rows, bool have_watermark,
 	TimestampTz last_bucket = PG_INT64_MAX;
 	StatsState *stats;
 	Datum		pargs[3];
+	AsOwner		as;
 
 	while (cap < rows->n * 2)
 		cap <<= 1;
@@ -425,8 +449,10 @@ RollupMergeBatch(Rollup *r, const IngestedRows *rows, bool have_watermark,
 			args[a++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs, r->stats_type,
 														   sizeof(StatsState), false, TYPALIGN_DOUBLE));
 		}
+		AsOwnerBegin(&as, r->owner);
 		if (SPI_execute_plan(r->delta_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not store a batch's groups for rollup \"%s\"", r->name);
+		AsOwnerEnd(&as);
 	}
 
 	pargs[0] = Int32GetDatum(r->rollup_id);
@@ -437,15 +463,20 @@ RollupMergeBatch(Rollup *r, const IngestedRows *rows, bool have_watermark,
 }
 
 /*
- * Folds the waiting deltas into the rollup table with _rollup_apply(), the
- * statement refresh_rollup() uses too; inside SPI, in the detection
- * worker's transaction.
+ * Folds the waiting deltas into the rollup table, under the lock and with
+ * the statement _rollup_apply() uses too, as the table's owner; inside
+ * SPI, in the detection worker's transaction.
  */
 void
 RollupApply(Rollup *r)
 {
 	Datum		args[1] = {Int32GetDatum(r->rollup_id)};
+	AsOwner		as;
 
-	if (SPI_execute_plan(r->apply_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+	if (SPI_execute_plan(r->lock_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock rollup \"%s\"", r->name);
+	AsOwnerBegin(&as, r->owner);
+	if (SPI_execute_plan(r->upsert_plan, NULL, NULL, false, 0) < 0)
 		elog(ERROR, "could not fold the batches into rollup \"%s\"", r->name);
+	AsOwnerEnd(&as);
 }

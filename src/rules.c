@@ -96,6 +96,7 @@ struct Rule
 	float8		target;			/* cusum */
 	float8		k;
 	float8		h;
+	Oid			owner;			/* the table's: its query runs as this role */
 };
 
 /* One anomaly as evaluate_range reports it. */
@@ -166,10 +167,77 @@ param_present(Jsonb *params, const char *name)
 	return findJsonbValueFromContainer(&params->root, JB_FOBJECT, &key) != NULL;
 }
 
-/* The detector's settings from params, which _rule_sql() checked. */
+/*
+ * A detector parameter within [lo, hi], or its default.  _rule_sql()
+ * checks params before they are stored; this checks them again wherever
+ * they come from (a row written by hand, _evaluate's caller), so that no
+ * value can size an allocation wrongly.
+ */
+static float8
+param_in_range(Jsonb *params, const char *detector, const char *name, float8 dflt,
+			   float8 lo, float8 hi)
+{
+	JsonbValue	key;
+	JsonbValue *v;
+	float8		x;
+
+	key.type = jbvString;
+	key.val.string.val = (char *) name;
+	key.val.string.len = strlen(name);
+	v = findJsonbValueFromContainer(&params->root, JB_FOBJECT, &key);
+	if (v == NULL)
+		return dflt;
+	x = v->type == jbvNumeric ?
+		DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric))) :
+		get_float8_nan();
+	if (isnan(x) || x < lo || x > hi)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("params.%s of detector %s must be a number between %g and %g",
+						name, detector, lo, hi),
+				 errhint("See the detector table under \"Rules\" in README.md.")));
+	return x;
+}
+
+/* The detector's settings from params, checked. */
 static void
 rule_setup(Rule *r, const char *detector, Jsonb *params)
 {
+	if (params == NULL || !JB_ROOT_IS_OBJECT(params) || JB_ROOT_IS_SCALAR(params))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("params must be a JSON object"),
+				 errhint("Pass for example '{\"threshold\": 100, \"min_count\": 5}'.")));
+	if (strcmp(detector, "zscore") == 0)
+	{
+		param_in_range(params, detector, "threshold", 3, 0, get_float8_infinity());
+		param_in_range(params, detector, "history", 10, 2, 100000);
+		param_in_range(params, detector, "min_history", 3, 2, 100000);
+	}
+	else if (strcmp(detector, "mad") == 0)
+	{
+		param_in_range(params, detector, "threshold", 3.5, 0, get_float8_infinity());
+		param_in_range(params, detector, "min_count", 5, 3, 1e9);
+	}
+	else if (strcmp(detector, "spike_dip") == 0 || strcmp(detector, "change_point") == 0)
+	{
+		param_in_range(params, detector, "confidence", 99, 1, 100);
+		param_in_range(params, detector, "history_size", 100, 2, 100000);
+	}
+	else if (strcmp(detector, "ewma") == 0)
+	{
+		param_in_range(params, detector, "lambda", 0.2, 1e-9, 1);
+		param_in_range(params, detector, "L", 3, 1e-9, get_float8_infinity());
+		param_in_range(params, detector, "warmup", 30, 2, 1e9);
+		param_in_range(params, detector, "mu", 0, -get_float8_infinity(), get_float8_infinity());
+		param_in_range(params, detector, "sigma", 1, 0, get_float8_infinity());
+	}
+	else if (strcmp(detector, "cusum") == 0)
+	{
+		param_in_range(params, detector, "target", 0, -get_float8_infinity(), get_float8_infinity());
+		param_in_range(params, detector, "k", 0, 0, get_float8_infinity());
+		param_in_range(params, detector, "h", 0, 0, get_float8_infinity());
+	}
 	r->detector = pstrdup(detector);
 	r->threshold = param_number(params, "threshold", 3.5);
 	r->min_count = (int) param_number(params, "min_count", 5);
@@ -226,10 +294,15 @@ rule_setup(Rule *r, const char *detector, Jsonb *params)
 
 /* A rule's query, prepared in SPI's memory. */
 static SPIPlanPtr
-prepare_eval(const char *sql)
+prepare_eval(const char *sql, Oid owner)
 {
 	Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
-	SPIPlanPtr	plan = SPI_prepare(sql, 2, argtypes);
+	SPIPlanPtr	plan;
+	AsOwner		as;
+
+	AsOwnerBegin(&as, owner);
+	plan = SPI_prepare(sql, 2, argtypes);
+	AsOwnerEnd(&as);
 
 	if (plan == NULL)
 		elog(ERROR, "could not prepare a rule's query: %s", SPI_result_code_string(SPI_result));
@@ -277,11 +350,12 @@ RulesLoad(Oid relid, MemoryContext cxt)
 		r->alert_topic = SPI_getvalue(tup, desc, 6);
 		r->window = *DatumGetIntervalP(SPI_getbinval(tup, desc, 7, &isnull));
 		r->lateness = *DatumGetIntervalP(SPI_getbinval(tup, desc, 8, &isnull));
-		sql = SPI_getvalue(tup, desc, 9);
+		sql = RelationPlaceholderSubstitute(SPI_getvalue(tup, desc, 9), PLACEHOLDER_SOURCE, relid);
 		r->started = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
+		r->owner = TableOwner(relid);
 		result = lappend(result, r);
 		MemoryContextSwitchTo(old);
-		r->eval_plan = prepare_eval(sql);
+		r->eval_plan = prepare_eval(sql, r->owner);
 	}
 	return result;
 }
@@ -705,6 +779,28 @@ mad_window(const Rule *r, const char *key, TimestampTz grp, TimestampTz grp_end,
 	return found;
 }
 
+/* An emit that stores the anomaly as the worker, from inside the owner's query. */
+typedef struct OwnerEmit
+{
+	EmitFn		emit;
+	void	   *arg;
+	AsOwner    *as;
+	Oid			owner;
+} OwnerEmit;
+
+static void
+emit_as_worker(void *arg, const Anomaly *a)
+{
+	OwnerEmit  *oe = arg;
+	bool		was_owner = oe->as->active;
+
+	if (was_owner)
+		AsOwnerEnd(oe->as);
+	oe->emit(oe->arg, a);
+	if (was_owner)
+		AsOwnerBegin(oe->as, oe->owner);
+}
+
 /*
  * Evaluates [from, to): emits each anomaly and returns how many; *nrows
  * gets the rows read by row detectors.  With persist, row detectors start
@@ -719,15 +815,22 @@ evaluate_range(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	Datum		args[2] = {TimestampTzGetDatum(from), TimestampTzGetDatum(to)};
 	int64		found = 0;
+	AsOwner		as = {0};
+	OwnerEmit	oe = {emit, arg, &as, r->owner};
 
+	/* the rule's query reads the table as its owner; anomalies are ours */
+	emit = emit_as_worker;
+	arg = &oe;
 	*nrows = 0;
 	if (r->kind == RULE_SQL)
 	{
 		SPITupleTable *tt;
 		uint64		nfound;
 
+		AsOwnerBegin(&as, r->owner);
 		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not evaluate rule \"%s\"", r->name ? r->name : r->detector);
+		AsOwnerEnd(&as);
 		nfound = SPI_processed;
 		MemoryContextSwitchTo(cxt);
 		tt = SPI_tuptable;
@@ -796,6 +899,7 @@ evaluate_range(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 		/* zscore without saved state reads the history before from too */
 		if (r->kind == RULE_ZSCORE && hash_get_num_entries(states) == 0)
 			args[0] = TimestampTzGetDatum(from - DetectIntervalUsecs(&r->window) * r->history);
+		AsOwnerBegin(&as, r->owner);
 		portal = SPI_cursor_open(NULL, plan, args, NULL, false);
 		rowcxt = AllocSetContextCreate(cxt, "iotstream rule rows", ALLOCSET_DEFAULT_SIZES);
 		for (;;)
@@ -909,8 +1013,9 @@ evaluate_range(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 			SPI_freetuptable(tt);
 		}
 		SPI_cursor_close(portal);
+		AsOwnerEnd(&as);
 		if (r->kind == RULE_MAD && have_group)
-			found += mad_window(r, cur_key, grp, grp_end, gv, gt, gn, scratch, emit, arg);
+			found += mad_window(r, cur_key, grp, grp_end, gv, gt, gn, scratch, oe.emit, oe.arg);
 		if (persist && size > 0)
 			states_save(r, states);
 	}
@@ -1166,8 +1271,9 @@ backtest_row(void *arg, const Anomaly *a)
 }
 
 /*
- * iotstream._evaluate(detector, params, eval_sql, window, from, to): the anomalies
- * a rule raises over stored rows, from fresh detector state, unwritten.
+ * iotstream._evaluate(detector, params, eval_sql, window, from, to,
+ * source_table): the anomalies a rule raises over stored rows, from fresh
+ * detector state, unwritten; the query runs as source_table's owner.
  */
 PG_FUNCTION_INFO_V1(iotstream_evaluate);
 Datum
@@ -1180,7 +1286,7 @@ iotstream_evaluate(PG_FUNCTION_ARGS)
 	TimestampTz from;
 	TimestampTz to;
 
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1201,8 +1307,12 @@ iotstream_evaluate(PG_FUNCTION_ARGS)
 	r.cxt = CurrentMemoryContext;
 	r.window = *PG_GETARG_INTERVAL_P(3);	/* zscore's history is in windows */
 	rule_setup(&r, text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_JSONB_P(1));
+	/* the caller may act as the table's owner, and the query runs as that */
+	r.owner = OwnerForCaller(PG_GETARG_OID(6));
 	SPI_connect();
-	evaluate_range(&r, prepare_eval(text_to_cstring(PG_GETARG_TEXT_PP(2))),
+	evaluate_range(&r, prepare_eval(RelationPlaceholderSubstitute(text_to_cstring(PG_GETARG_TEXT_PP(2)),
+																  PLACEHOLDER_SOURCE, PG_GETARG_OID(6)),
+									r.owner),
 				   from, to, false, backtest_row, &b, &nrows);
 	SPI_finish();
 	return (Datum) 0;

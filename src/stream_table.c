@@ -54,6 +54,9 @@
 #define WEEK_ORIGIN		(2 * USECS_PER_DAY)
 #define USECS_PER_WEEK	(7 * USECS_PER_DAY)
 
+/* Partitions one call of ensure_partitions may create. */
+#define ENSURE_PARTITIONS_MAX	10000
+
 typedef struct StreamTableInfo
 {
 	Oid			relid;			/* hash key */
@@ -152,6 +155,134 @@ bound_datum_time(PartitionBoundInfo b, int i, Oid typid)
 	return StreamTimeFromDatum(b->datums[i][0], typid);
 }
 
+/*
+ * Errors, with a hint, unless relid can be a stream table: a partitioned
+ * table, by RANGE on time_column alone, of type timestamptz, timestamp or
+ * date, with no default partition, and a partition interval that is a
+ * positive whole number of minutes (days for a date column) or of months,
+ * up to a century.  Checked where settings are written (the trigger
+ * below, whoever writes them) and again whenever a backend loads them:
+ * the table may have changed since.  Sets *attno and *typid.
+ */
+static void
+check_stream_table(Oid relid, const char *time_column, const Interval *iv,
+				   AttrNumber *attno, Oid *typid)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+	PartitionKey key;
+	AttrNumber	a;
+	Oid			t;
+	char	   *relname;
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Register an existing table with iotstream.create_stream_table().")));
+	relname = pstrdup(RelationGetRelationName(rel));
+	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a partitioned table", relname),
+				 errhint("Create stream tables with iotstream.create_stream_table(), which partitions them by time.")));
+	a = time_column ? get_attnum(relid, time_column) : InvalidAttrNumber;
+	if (a <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("time column \"%s\" does not exist in \"%s\"",
+						time_column ? time_column : "(null)", relname),
+				 errhint("The time column is the one the table is partitioned on.")));
+	key = RelationGetPartitionKey(rel);
+	if (key == NULL || key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1 ||
+		key->partattrs[0] != a)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("\"%s\" is not partitioned by range on \"%s\" alone", relname, time_column),
+				 errhint("A stream table is partitioned BY RANGE (%s).", quote_identifier(time_column))));
+	t = get_atttype(relid, a);
+	if (t != TIMESTAMPTZOID && t != TIMESTAMPOID && t != DATEOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("time column \"%s\" of \"%s\" is not of a time type", time_column, relname),
+				 errhint("The time column must be timestamptz (recommended), timestamp or date.")));
+	{
+		PartitionDesc pd = RelationGetPartitionDesc(rel, true);
+
+		if (pd->boundinfo != NULL && pd->boundinfo->default_index >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+					 errmsg("stream table \"%s\" has a default partition", relname),
+					 errdetail("A default partition blocks the creation of new partitions for the rows it holds."),
+					 errhint("Detach the default partition and move its rows into the stream table.")));
+	}
+	if (iv != NULL)
+	{
+		int64		fixed = iv->time + (int64) iv->day * USECS_PER_DAY;
+
+		if (iv->month < 0 || iv->day < 0 || iv->time < 0 || (iv->month == 0 && fixed <= 0) ||
+			(iv->month > 0 && fixed != 0) || iv->month > 1200 ||
+			fixed > (int64) 36525 * USECS_PER_DAY ||
+			(iv->month == 0 && (fixed < USECS_PER_MINUTE || fixed % USECS_PER_MINUTE != 0)) ||
+			(t == DATEOID && iv->month == 0 && fixed % USECS_PER_DAY != 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid partition_interval for \"%s\"", relname),
+					 errdetail("A partition interval is a positive number of months, or a positive whole number of minutes (of days for a date column), up to a century."),
+					 errhint("Use for example '1 hour', '1 day', '7 days' or '1 month'.")));
+	}
+	relation_close(rel, AccessShareLock);
+	*attno = a;
+	*typid = t;
+}
+
+/*
+ * Trigger on iotstream.stream_table_settings, BEFORE INSERT OR UPDATE:
+ * every row, whoever writes it, names a table that can be a stream table.
+ */
+PG_FUNCTION_INFO_V1(stream_table_settings_check);
+Datum
+stream_table_settings_check(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		relid,
+				col,
+				iv;
+	AttrNumber	attno;
+	Oid			typid;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("stream_table_settings_check() must be called as a trigger"),
+				 errhint("It is the trigger of iotstream.stream_table_settings.")));
+	tup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	desc = trigdata->tg_relation->rd_att;
+	relid = heap_getattr(tup, 1, desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a stream table's settings need its table"),
+				 errhint("Use iotstream.create_stream_table().")));
+	col = heap_getattr(tup, 2, desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a stream table's settings need its time column"),
+				 errhint("Use iotstream.create_stream_table().")));
+	iv = heap_getattr(tup, 3, desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a stream table's settings need a partition interval"),
+				 errhint("Use for example '1 day'.")));
+	check_stream_table(DatumGetObjectId(relid), NameStr(*DatumGetName(col)),
+					   DatumGetIntervalP(iv), &attno, &typid);
+	return PointerGetDatum(tup);
+}
+
 /* Read the settings row; returns false if relid is not a stream table. */
 static bool
 load_settings(StreamTableInfo *info)
@@ -179,8 +310,8 @@ load_settings(StreamTableInfo *info)
 		Datum		d;
 
 		info->bounds_at = 0;	/* settings changed: recompute bounds */
-		info->time_attno = get_attnum(info->relid, colname);
-		info->time_type = get_atttype(info->relid, info->time_attno);
+		/* the table may have changed since the settings were written */
+		check_stream_table(info->relid, colname, iv, &info->time_attno, &info->time_type);
 		info->months = iv->month;
 		info->width = iv->day * USECS_PER_DAY + iv->time;
 
@@ -680,12 +811,24 @@ ensure_partitions(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("partition ranges must be finite"),
 				 errhint("Pass finite timestamps as from and to.")));
-	if (to - from > 100000 * (info->width ? info->width : USECS_PER_DAY * 28))
+	/* no bounds apply here: only the owner decides how many partitions */
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to create partitions of \"%s\" outside its bounds",
+						info->relname),
+				 errhint("Only the table's owner may; others get partitions within the bounds as they insert.")));
+	if (from > to)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("from (%s) is after to (%s)", timestamptz_to_str(from), timestamptz_to_str(to)),
+				 errhint("Pass the earlier time first.")));
+	if ((to - from) / ENSURE_PARTITIONS_MAX >= (info->width ? info->width : USECS_PER_DAY * 28))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("range from %s to %s needs more than 100000 partitions",
-						timestamptz_to_str(from), timestamptz_to_str(to)),
-				 errhint("Use a coarser partition_interval or a shorter range.")));
+				 errmsg("range from %s to %s needs more than %d partitions",
+						timestamptz_to_str(from), timestamptz_to_str(to), ENSURE_PARTITIONS_MAX),
+				 errhint("Create them in several calls, or use a coarser partition_interval.")));
 	while (t <= to)
 	{
 		int			i;

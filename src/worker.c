@@ -36,12 +36,14 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #define RATE_SECONDS 60
@@ -51,6 +53,7 @@ typedef struct WorkerSlot
 {
 	slock_t		mutex;
 	int			source_id;		/* 0: free */
+	Oid			target;			/* its stream table, once loaded */
 	pid_t		pid;
 	char		state[16];
 	int64		messages;
@@ -633,6 +636,9 @@ iotstream_source_main(Datum main_arg)
 		WorkerCommitXact();
 		proc_exit(0);			/* stopped or dropped meanwhile */
 	}
+	SpinLockAcquire(&MySlot->mutex);
+	MySlot->target = MyConfig->target;
+	SpinLockRelease(&MySlot->mutex);
 	MyTarget = IngestTargetCreate(MyConfig->target, MyConfig->mapping, MyConfig->options,
 								  MyConfig->name, source_id, long_cxt);
 	MyDetect = DetectTargetCreate(MyConfig->target, long_cxt);
@@ -1099,6 +1105,12 @@ iotstream_worker_stats(PG_FUNCTION_ARGS)
 		memcpy(&s, &Shared->slots[i], sizeof(WorkerSlot));
 		SpinLockRelease(&Shared->slots[i].mutex);
 		if (s.source_id == 0)
+			continue;
+		/* a source's counters and errors are for those who may read its table */
+		if (!superuser() &&
+			(!OidIsValid(s.target) ||
+			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(s.target)) ||
+			 pg_class_aclcheck(s.target, GetUserId(), ACL_SELECT) != ACLCHECK_OK))
 			continue;
 		for (int b = 0; b < RATE_SECONDS; b++)
 			if (s.rate_second[b] > now - RATE_SECONDS)

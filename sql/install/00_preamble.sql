@@ -18,3 +18,8 @@ BEGIN
     END IF;
 END $$;
 COMMENT ON FUNCTION iotstream._require_pg_cron() IS 'Internal: errors with a hint when pg_cron is not installed in this database.';
+
+-- Every role may call the public API: its functions check who may do what
+-- (see README.md, "Privileges"); internal functions (named _*) are revoked
+-- from PUBLIC at the end of the script (90_privileges.sql).
+GRANT USAGE ON SCHEMA iotstream TO PUBLIC;

@@ -23,6 +23,17 @@ CREATE POLICY owner_writes ON iotstream.stream_table_settings FOR ALL
     WITH CHECK (pg_catalog.pg_has_role((SELECT relowner FROM pg_catalog.pg_class WHERE oid = relid), 'USAGE'));
 GRANT SELECT, INSERT, UPDATE, DELETE ON iotstream.stream_table_settings TO PUBLIC;
 
+-- Whoever writes a row, it must name a table that can be a stream table:
+-- partitioned by range on its time column alone, no default partition, an
+-- interval of whole minutes or months.  Checked again when a backend loads it.
+CREATE FUNCTION iotstream._stream_table_settings_check() RETURNS trigger
+AS 'MODULE_PATHNAME', 'stream_table_settings_check' LANGUAGE C;
+COMMENT ON FUNCTION iotstream._stream_table_settings_check() IS
+    'Internal: rejects settings rows for tables that cannot be stream tables (not range-partitioned on the time column alone, a default partition, a bad interval).';
+CREATE TRIGGER settings_check
+    BEFORE INSERT OR UPDATE ON iotstream.stream_table_settings
+    FOR EACH ROW EXECUTE FUNCTION iotstream._stream_table_settings_check();
+
 CREATE FUNCTION iotstream.stream_table_settings_changed() RETURNS trigger
 AS 'MODULE_PATHNAME' LANGUAGE C;
 COMMENT ON FUNCTION iotstream.stream_table_settings_changed() IS
@@ -426,6 +437,19 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION iotstream.unschedule_maintenance() IS 'Removes the pg_cron job "iotstream_maintenance". Needs pg_cron.';
 
+-- The view lists every stream table even if one of them is broken (its
+-- partition key changed, a default partition attached): that one shows no
+-- partitions instead of failing the whole view.
+CREATE FUNCTION iotstream._partitions_or_none(stream_table regclass,
+    OUT partition regclass, OUT range_start timestamptz, OUT range_end timestamptz)
+RETURNS SETOF record LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM iotstream.partitions(stream_table);
+EXCEPTION WHEN OTHERS THEN
+    RETURN;
+END $$;
+COMMENT ON FUNCTION iotstream._partitions_or_none(regclass) IS 'Internal: iotstream.partitions(), or no rows if the table no longer qualifies.';
+
 CREATE VIEW iotstream.stream_tables AS
 SELECT s.relid AS stream_table,
        s.time_column,
@@ -453,7 +477,7 @@ SELECT s.relid AS stream_table,
               coalesce(sum(pg_total_relation_size(x.partition)), 0)::bigint AS total_bytes,
               coalesce(sum(CASE WHEN c.reltuples >= 0 THEN c.reltuples
                                 ELSE pg_stat_get_live_tuples(c.oid) END), 0)::bigint AS row_estimate
-         FROM iotstream.partitions(s.relid) x
+         FROM iotstream._partitions_or_none(s.relid) x
          JOIN pg_class c ON c.oid = x.partition) p;
 COMMENT ON VIEW iotstream.stream_tables IS
     'Each stream table with its settings, partition count, oldest and newest partition, total size and row estimate (from the last ANALYZE, or the live-tuple counter of partitions never analyzed).';

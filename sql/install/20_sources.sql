@@ -63,6 +63,20 @@ COMMENT ON TABLE iotstream.dead_letters IS 'Messages that could not be stored, w
 
 REVOKE ALL ON iotstream.sources, iotstream.source_secrets, iotstream.source_offsets,
               iotstream.source_dedup, iotstream.dead_letters FROM PUBLIC;
+
+-- Dead letters are data: a role reads those of the sources whose target it
+-- may read.  The worker writes them as the extension's owner.
+CREATE FUNCTION iotstream._may_read_source(source text, role name) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce((SELECT pg_catalog.has_table_privilege(role, s.target, 'SELECT')
+                       FROM iotstream.sources s WHERE s.name = source), false)
+$$;
+COMMENT ON FUNCTION iotstream._may_read_source(text, name) IS
+    'Internal: whether role may read the target table of a source (the dead letters'' row policy).';
+ALTER TABLE iotstream.dead_letters ENABLE ROW LEVEL SECURITY;
+CREATE POLICY readers_of_the_target ON iotstream.dead_letters FOR SELECT
+    USING (iotstream._may_read_source(source, current_user));
+GRANT SELECT ON iotstream.dead_letters TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('iotstream.sources', '');
 SELECT pg_catalog.pg_extension_config_dump('iotstream.source_secrets', '');
 SELECT pg_catalog.pg_extension_config_dump('iotstream.source_offsets', '');
@@ -132,11 +146,11 @@ COMMENT ON FUNCTION iotstream._check_source_options(jsonb) IS 'Internal: validat
 CREATE FUNCTION iotstream._require_superuser(what text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
         RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
             MESSAGE = format('permission denied to %s', what),
-            DETAIL = 'Sources hold broker credentials and their workers write to any table.',
-            HINT = 'Ask a superuser to manage sources.';
+            DETAIL = 'Sources, rules and rollups run in background workers and hold credentials; superusers define them, and they run as the owner of the table they read or write.',
+            HINT = 'Ask a superuser to define it on your table (see "Privileges" in README.md).';
     END IF;
 END $$;
 COMMENT ON FUNCTION iotstream._require_superuser(text) IS 'Internal: errors unless the caller is a superuser.';
@@ -346,7 +360,7 @@ CREATE FUNCTION iotstream._worker_stats(
     OUT messages_per_sec float8, OUT rows_per_sec float8, OUT started_at timestamptz,
     OUT last_batch_at timestamptz, OUT last_error text, OUT last_error_at timestamptz)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'iotstream_worker_stats' LANGUAGE C;
-COMMENT ON FUNCTION iotstream._worker_stats() IS 'Internal: the counters of each source worker since it started, from shared memory.';
+COMMENT ON FUNCTION iotstream._worker_stats() IS 'Internal: the counters of each source worker since it started, from shared memory; a role sees the workers of the tables it may read.';
 
 CREATE VIEW iotstream.source_status AS
 SELECT s.name AS source,
@@ -384,7 +398,11 @@ SELECT s.name AS source,
                         'lag', greatest(so.high_watermark - so.next_offset, 0))
                         ORDER BY so.topic, so.partition) AS partitions,
               sum(greatest(so.high_watermark - so.next_offset, 0))::bigint AS lag
-         FROM iotstream.source_offsets so WHERE so.source_id = s.source_id) o ON true;
+         FROM iotstream.source_offsets so WHERE so.source_id = s.source_id) o ON true
+ -- each role sees the sources of the tables it may read
+ WHERE coalesce(pg_catalog.has_table_privilege(s.target, 'SELECT'), false)
+    OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
+GRANT SELECT ON iotstream.source_status TO PUBLIC;
 COMMENT ON VIEW iotstream.source_status IS
     'Each source: state, worker pids, partitions with stored offset, high watermark and lag, messages and rows per second over the last minute, totals since the workers started, duplicates, dead letters, and the last error. No secrets.';
 

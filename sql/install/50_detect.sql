@@ -235,6 +235,32 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION iotstream._check_interval(interval, text, boolean) IS 'Internal: errors with a hint on a NULL, negative or month-based interval.';
 
+-- Stored statements name their tables by placeholder ("@iotstream.source@",
+-- "@iotstream.rollup@", "@iotstream.delta@"); each use puts in the current
+-- name of the OID the definition holds, so a rename, or a view put in a
+-- table's place, never redirects them.  The workers do the same in C
+-- (owner.c); the statements run as the table's owner (_as_owner).
+CREATE FUNCTION iotstream._named(sql text, source regclass, rollup regclass DEFAULT NULL,
+                                 delta regclass DEFAULT NULL) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT replace(replace(replace(sql,
+        '"@iotstream.source@"', (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+                                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = source)),
+        '"@iotstream.rollup@"', coalesce((SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+                                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rollup),
+                                 '"@iotstream.rollup@"')),
+        '"@iotstream.delta@"', coalesce((SELECT format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c
+                                  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = delta),
+                                '"@iotstream.delta@"'))
+$$;
+COMMENT ON FUNCTION iotstream._named(text, regclass, regclass, regclass) IS
+    'Internal: a stored statement with its table placeholders replaced by the current names of the OIDs.';
+
+CREATE FUNCTION iotstream._as_owner(relid regclass, sql text, a timestamptz DEFAULT NULL, b timestamptz DEFAULT NULL)
+RETURNS jsonb AS 'MODULE_PATHNAME', 'iotstream_as_owner' LANGUAGE C;
+COMMENT ON FUNCTION iotstream._as_owner(regclass, text, timestamptz, timestamptz) IS
+    'Internal: runs sql ($1 = a, $2 = b) as the owner of relid, in a security-restricted operation: a query''s one jsonb column of its first row, or {"rows": n}. The caller must have the owner''s privileges.';
+
 -- ---------------------------------------------------------------- rollups
 
 CREATE FUNCTION iotstream.create_rollup(
@@ -264,7 +290,11 @@ DECLARE
     c text;
     tbl regclass;
     id int;
+    owner name;
+    ph_rollup text := '"@iotstream.rollup@"';
+    ph_delta text := '"@iotstream.delta@"';
 BEGIN
+    PERFORM iotstream._require_superuser('create a rollup');
     IF EXISTS (SELECT 1 FROM iotstream.rollups r WHERE r.name = create_rollup.name) THEN
         RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
             MESSAGE = format('rollup %L already exists', create_rollup.name),
@@ -321,19 +351,24 @@ BEGIN
     EXECUTE format('ALTER TABLE %s %s', delta,
                    (SELECT string_agg(format('ALTER COLUMN %I SET STORAGE EXTERNAL', attname), ', ')
                       FROM pg_attribute WHERE attrelid = delta::regclass AND attnum > 0));
+    -- both tables belong to the source table's owner, who alone runs the
+    -- rollup's statements (the workers run them as that role)
+    owner := (SELECT c.relowner::regrole FROM pg_catalog.pg_class c WHERE c.oid = source_table);
+    EXECUTE format('ALTER TABLE %s OWNER TO %I', tbl, owner);
+    EXECUTE format('ALTER TABLE %s OWNER TO %I', delta, owner);
     INSERT INTO iotstream.rollups (rollup_id, name, source_table, rollup_table, key_columns, value_columns, bucket,
                                    lateness, delta_table, delta_sql, upsert_sql, refresh_sql)
     VALUES (id, name, source_table, tbl, key_columns, value_columns, bucket, lateness, delta::regclass,
-            format('INSERT INTO %s VALUES (%s)', delta, unn),
+            format('INSERT INTO %s VALUES (%s)', ph_delta, unn),
             format('WITH d AS (DELETE FROM %s RETURNING *)'
                    ' INSERT INTO %s AS r (%s) SELECT %s%s FROM d, unnest(%s) u(%s) GROUP BY %s'
                    ' ON CONFLICT (%s) DO UPDATE SET %s',
-                   delta, tbl, allcols, ukeys, uaggs,
+                   ph_delta, ph_rollup, allcols, ukeys, uaggs,
                    (SELECT string_agg('d.' || quote_ident(x), ', ') FROM unnest(key_columns || 'bucket_start'::text || value_columns) x),
                    allcols, ukeys,
                    keys || 'bucket_start', sets),
             format('INSERT INTO %s (%s) SELECT %sdate_bin(%L, %I, %L)%s FROM %s WHERE %I >= $1 AND %I < $2 GROUP BY %s',
-                   tbl, allcols, keys, bucket, tcol, '2000-01-01 00:00:00+00', aggs, source_table, tcol, tcol,
+                   ph_rollup, allcols, keys, bucket, tcol, '2000-01-01 00:00:00+00', aggs, '"@iotstream.source@"', tcol, tcol,
                    (SELECT string_agg(g::text, ', ') FROM generate_series(1, cardinality(key_columns) + 1) g)));
     INSERT INTO iotstream.rollup_progress (rollup_id) VALUES (id);
     INSERT INTO iotstream.watermarks (relid) VALUES (source_table) ON CONFLICT DO NOTHING;
@@ -363,27 +398,22 @@ CREATE FUNCTION iotstream._rollup_apply(id int) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     r iotstream.rollups;
-    n bigint;
 BEGIN
     SELECT * INTO r FROM iotstream.rollups WHERE rollup_id = id;
     IF NOT FOUND THEN
         RETURN 0;
     END IF;
     PERFORM pg_advisory_xact_lock(1769238101, id);
-    EXECUTE r.upsert_sql;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    RETURN n;
+    RETURN (iotstream._as_owner(r.source_table,
+                iotstream._named(r.upsert_sql, r.source_table, r.rollup_table, r.delta_table))->>'rows')::bigint;
 END $$;
 COMMENT ON FUNCTION iotstream._rollup_apply(int) IS 'Internal: folds a rollup''s waiting batch deltas into its table; returns the groups written.';
 
 CREATE FUNCTION iotstream._rollup_pending(id int) RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
-    n bigint;
-BEGIN
-    EXECUTE format('SELECT count(*) FROM %s', (SELECT delta_table FROM iotstream.rollups WHERE rollup_id = id)) INTO n;
-    RETURN n;
-END $$;
+LANGUAGE sql AS $$
+    SELECT (iotstream._as_owner(r.source_table, format('SELECT to_jsonb(count(*)) FROM %s', r.delta_table)) #>> '{}')::bigint
+      FROM iotstream.rollups r WHERE r.rollup_id = id
+$$;
 COMMENT ON FUNCTION iotstream._rollup_pending(int) IS 'Internal: how many batch deltas of a rollup wait to be folded in.';
 
 CREATE FUNCTION iotstream.refresh_rollup(name text, from_time timestamptz, to_time timestamptz) RETURNS bigint
@@ -394,6 +424,7 @@ DECLARE
     hi timestamptz;
     n bigint;
 BEGIN
+    PERFORM iotstream._require_superuser('refresh a rollup');
     IF from_time IS NULL OR to_time IS NULL OR from_time > to_time THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'refresh_rollup needs from_time <= to_time',
@@ -408,9 +439,10 @@ BEGIN
     IF hi < to_time THEN
         hi := hi + r.bucket;
     END IF;
-    EXECUTE format('DELETE FROM %s WHERE bucket_start >= $1 AND bucket_start < $2', r.rollup_table) USING lo, hi;
-    EXECUTE r.refresh_sql USING lo, hi;
-    GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM iotstream._as_owner(r.source_table,
+        format('DELETE FROM %s WHERE bucket_start >= $1 AND bucket_start < $2', r.rollup_table), lo, hi);
+    n := (iotstream._as_owner(r.source_table, iotstream._named(r.refresh_sql, r.source_table, r.rollup_table),
+                              lo, hi)->>'rows')::bigint;
     RETURN n;
 END $$;
 COMMENT ON FUNCTION iotstream.refresh_rollup(text, timestamptz, timestamptz) IS
@@ -419,8 +451,10 @@ COMMENT ON FUNCTION iotstream.refresh_rollup(text, timestamptz, timestamptz) IS
 CREATE FUNCTION iotstream.drop_rollup(name text, keep_table boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    r iotstream.rollups := iotstream._rollup(name);
+    r iotstream.rollups;
 BEGIN
+    PERFORM iotstream._require_superuser('drop a rollup');
+    r := iotstream._rollup(name);
     PERFORM iotstream._rollup_apply(r.rollup_id);
     DELETE FROM iotstream.rollups WHERE rollup_id = r.rollup_id;
     EXECUTE format('DROP TABLE IF EXISTS %s', r.delta_table);
@@ -494,6 +528,8 @@ DECLARE
     h text := 'See the detector table under "Rules" in README.md.';
     origin text := quote_literal('2000-01-01 00:00:00+00');
     w text := quote_literal(window_size);
+    -- the table by placeholder: whoever evaluates the rule names it by OID
+    src text := '"@iotstream.source@"';
 BEGIN
     PERFORM iotstream._check_columns(source_table, ARRAY[value_column], 'value_column', true);
     PERFORM iotstream._check_columns(source_table, key_columns, 'key_columns', false);
@@ -528,7 +564,7 @@ BEGIN
                            ' iotstream.threshold_count(%I::float8, %s) AS c FROM %s WHERE %s GROUP BY %sw) s'
                            ' WHERE c >= %s ORDER BY 2, 1',
                            keyjson, w, keylist, w, tcol, origin, value_column, params->'threshold',
-                           source_table, cond, keylist, params->'min_count');
+                           src, cond, keylist, params->'min_count');
     WHEN 'zscore' THEN
         params := params || jsonb_build_object(
             'threshold', iotstream._param(params, 'threshold', 3, 0, 'Infinity', 'threshold is the |z| of a window''s mean against the means of the key''s previous windows that flags it.'),
@@ -539,7 +575,7 @@ BEGIN
         eval_sql := format('SELECT w AS grp, w + %s::interval AS grp_end, avg(%I::float8) AS value%s'
                            ' FROM (SELECT *, date_bin(%s, %I, %s) AS w FROM %s WHERE %s) s'
                            ' GROUP BY %sw ORDER BY %s1',
-                           w, value_column, keytail, w, tcol, origin, source_table, cond, keylist,
+                           w, value_column, keytail, w, tcol, origin, src, cond, keylist,
                            iotstream._key_positions(key_columns, 3));
     WHEN 'mad' THEN
         params := params || jsonb_build_object(
@@ -547,7 +583,7 @@ BEGIN
             'min_count', iotstream._param(params, 'min_count', 5, 3, 1e9, 'min_count is the fewest values a window needs before its values are scored (at least 3).'));
         eval_sql := format('SELECT date_bin(%s, %I, %s) AS grp, date_bin(%s, %I, %s) + %s::interval AS grp_end,'
                            ' %I AS ts, %I::float8 AS value%s FROM %s WHERE %s ORDER BY %s1, 3, 4',
-                           w, tcol, origin, w, tcol, origin, w, tcol, value_column, keytail, source_table, cond,
+                           w, tcol, origin, w, tcol, origin, w, tcol, value_column, keytail, src, cond,
                            iotstream._key_positions(key_columns, 4));
     WHEN 'spike_dip', 'change_point', 'ewma', 'cusum' THEN
         IF detector IN ('spike_dip', 'change_point') THEN
@@ -583,16 +619,18 @@ BEGIN
                 'h', iotstream._param(params, 'h', NULL, 0, 'Infinity', 'h is the decision limit, in the value''s units (often 4 to 5 standard deviations).'));
         END IF;
         eval_sql := format('SELECT %I AS ts, %I::float8 AS value%s FROM %s WHERE %s ORDER BY %s1, 2',
-                           tcol, value_column, keytail, source_table, cond, iotstream._key_positions(key_columns, 2));
+                           tcol, value_column, keytail, src, cond, iotstream._key_positions(key_columns, 2));
     ELSE
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('unknown detector %L', detector),
             HINT = 'Use threshold_count, zscore, mad, ewma, cusum, spike_dip or change_point.';
     END CASE;
 
-    -- a bad filter fails here, not in a worker
+    -- a bad filter fails here, not in a worker; planned as the table's
+    -- owner, who runs it (constant folding may call its functions)
     BEGIN
-        EXECUTE 'EXPLAIN ' || eval_sql USING now(), now();
+        PERFORM iotstream._as_owner(source_table,
+            format('SELECT to_jsonb(q) FROM (%s LIMIT 0) q', iotstream._named(eval_sql, source_table)), now(), now());
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('the rule does not compile: %s', SQLERRM),
@@ -619,6 +657,7 @@ DECLARE
     r record;
     id int;
 BEGIN
+    PERFORM iotstream._require_superuser('create a rule');
     IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_name',
             MESSAGE = format('invalid rule name %L', name),
@@ -672,8 +711,10 @@ COMMENT ON FUNCTION iotstream._rule(text) IS 'Internal: a rule''s definition, or
 CREATE FUNCTION iotstream.enable_rule(name text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    r iotstream.rules := iotstream._rule(name);
+    r iotstream.rules;
 BEGIN
+    PERFORM iotstream._require_superuser('enable a rule');
+    r := iotstream._rule(name);
     UPDATE iotstream.rules SET enabled = true WHERE rule_id = r.rule_id;
 END $$;
 COMMENT ON FUNCTION iotstream.enable_rule(text) IS 'Resumes a rule; windows closed while it was disabled are evaluated when its detection worker next runs.';
@@ -681,8 +722,10 @@ COMMENT ON FUNCTION iotstream.enable_rule(text) IS 'Resumes a rule; windows clos
 CREATE FUNCTION iotstream.disable_rule(name text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    r iotstream.rules := iotstream._rule(name);
+    r iotstream.rules;
 BEGIN
+    PERFORM iotstream._require_superuser('disable a rule');
+    r := iotstream._rule(name);
     UPDATE iotstream.rules SET enabled = false WHERE rule_id = r.rule_id;
 END $$;
 COMMENT ON FUNCTION iotstream.disable_rule(text) IS 'Pauses a rule; its progress is kept.';
@@ -690,8 +733,10 @@ COMMENT ON FUNCTION iotstream.disable_rule(text) IS 'Pauses a rule; its progress
 CREATE FUNCTION iotstream.drop_rule(name text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
-    r iotstream.rules := iotstream._rule(name);
+    r iotstream.rules;
 BEGIN
+    PERFORM iotstream._require_superuser('drop a rule');
+    r := iotstream._rule(name);
     DELETE FROM iotstream.rules WHERE rule_id = r.rule_id;
 END $$;
 COMMENT ON FUNCTION iotstream.drop_rule(text) IS 'Drops a rule and its progress; its anomalies stay.';
@@ -706,9 +751,11 @@ CREATE FUNCTION iotstream.alter_rule(
     alert_topic text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    old iotstream.rules := iotstream._rule(name);
+    old iotstream.rules;
     r record;
 BEGIN
+    PERFORM iotstream._require_superuser('alter a rule');
+    old := iotstream._rule(name);
     IF lateness IS NOT NULL THEN
         PERFORM iotstream._check_interval(lateness, 'lateness', true);
     END IF;
@@ -735,12 +782,12 @@ COMMENT ON FUNCTION iotstream.alter_rule(text, jsonb, interval, text, interval, 
     'Changes a rule; params are merged into the current ones. New settings apply from the next window; row detectors restart their state when params change.';
 
 CREATE FUNCTION iotstream._evaluate(detector text, params jsonb, eval_sql text, window_size interval,
-                                    from_time timestamptz, to_time timestamptz)
+                                    from_time timestamptz, to_time timestamptz, source_table regclass)
 RETURNS TABLE (key jsonb, window_start timestamptz, window_end timestamptz, event_time timestamptz,
                value float8, score float8)
 AS 'MODULE_PATHNAME', 'iotstream_evaluate' LANGUAGE C;
-COMMENT ON FUNCTION iotstream._evaluate(text, jsonb, text, interval, timestamptz, timestamptz) IS
-    'Internal: runs a rule''s evaluation over [from_time, to_time) with fresh detector state, the code path the workers use, and returns the anomalies.';
+COMMENT ON FUNCTION iotstream._evaluate(text, jsonb, text, interval, timestamptz, timestamptz, regclass) IS
+    'Internal: runs a rule''s evaluation over [from_time, to_time) with fresh detector state, the code path the workers use, as the owner of source_table, and returns the anomalies.';
 
 CREATE FUNCTION iotstream.backtest_rule(name text, from_time timestamptz, to_time timestamptz)
 RETURNS TABLE (key jsonb, window_start timestamptz, window_end timestamptz, event_time timestamptz,
@@ -755,7 +802,8 @@ BEGIN
         RETURN;
     END IF;
     r := iotstream._rule(name);
-    RETURN QUERY SELECT * FROM iotstream._evaluate(r.detector, r.params, r.eval_sql, r.window_size, from_time, to_time);
+    RETURN QUERY SELECT * FROM iotstream._evaluate(r.detector, r.params, r.eval_sql, r.window_size, from_time, to_time,
+                                                   r.source_table);
 END $$;
 COMMENT ON FUNCTION iotstream.backtest_rule(text, timestamptz, timestamptz) IS
     'Runs rule name over the stored rows of [from_time, to_time) and returns the anomalies it would raise, writing nothing.';
@@ -777,7 +825,8 @@ BEGIN
                              definition->>'detector', coalesce(definition->'params', '{}'),
                              coalesce((definition->>'window')::interval, '1 minute'), definition->>'filter');
     RETURN QUERY SELECT * FROM iotstream._evaluate(definition->>'detector', r.params, r.eval_sql,
-                                                   coalesce((definition->>'window')::interval, '1 minute'), from_time, to_time);
+                                                   coalesce((definition->>'window')::interval, '1 minute'), from_time, to_time,
+                                                   (definition->>'source_table')::regclass);
 END $$;
 COMMENT ON FUNCTION iotstream.backtest_rule(jsonb, timestamptz, timestamptz) IS
     'Runs a rule given as JSON (create_rule''s arguments) over the stored rows of [from_time, to_time) and returns the anomalies, writing nothing. Use it to tune params.';

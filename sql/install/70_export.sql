@@ -75,11 +75,37 @@ GRANT SELECT ON iotstream.exports, iotstream.export_log TO PUBLIC;
 
 CREATE FUNCTION iotstream._export_write_files(
     query text, destination text, folder text, file_id text, credential text,
-    writer_options jsonb, upload_options jsonb,
+    writer_options jsonb, upload_options jsonb, source_table regclass,
     OUT files text[], OUT rows bigint, OUT bytes bigint)
 AS 'MODULE_PATHNAME', 'export_write_files' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION iotstream._export_write_files(text, text, text, text, text, jsonb, jsonb) IS
-    'Internal: writes the rows of query as Parquet files folder/part-NNNNN-file_id.parquet under destination, cut at target_file_size; all become visible only at the end.';
+COMMENT ON FUNCTION iotstream._export_write_files(text, text, text, text, text, jsonb, jsonb, regclass) IS
+    'Internal: writes the rows of query, run as the owner of source_table, as Parquet files folder/part-NNNNN-file_id.parquet under destination, cut at target_file_size; all become visible only at the end. folder and file_id must stay below destination.';
+
+-- One component of an export path from a name its owner chose (a table
+-- name may hold "/" or be ".."): bytes outside [A-Za-z0-9_.-], and a
+-- leading dot, become %XX, so the result is one safe folder name.
+CREATE FUNCTION iotstream._path_component(name text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+DECLARE
+    out text := '';
+    c text;
+    b bytea;
+    i int := 0;
+BEGIN
+    FOREACH c IN ARRAY regexp_split_to_array(name, '') LOOP
+        i := i + 1;
+        IF c ~ '^[A-Za-z0-9_-]$' OR (c = '.' AND i > 1) THEN
+            out := out || c;
+        ELSE
+            b := convert_to(c, 'UTF8');
+            FOR j IN 0 .. length(b) - 1 LOOP
+                out := out || '%' || upper(lpad(to_hex(get_byte(b, j)), 2, '0'));
+            END LOOP;
+        END IF;
+    END LOOP;
+    RETURN out;
+END $$;
+COMMENT ON FUNCTION iotstream._path_component(text) IS 'Internal: a name as one path component that cannot leave its folder (percent-encoded).';
 
 CREATE FUNCTION iotstream._export_delete_files(files text[], credential text) RETURNS int
 AS 'MODULE_PATHNAME', 'export_delete_files' LANGUAGE C VOLATILE;
@@ -95,7 +121,7 @@ CREATE FUNCTION iotstream.parse_destination(destination text,
 AS 'MODULE_PATHNAME', 'parse_destination' LANGUAGE C IMMUTABLE STRICT;
 COMMENT ON FUNCTION iotstream.parse_destination(text) IS
     'How an export destination is read: kind (file or blob), blob endpoint, account, container and folder path.';
-REVOKE ALL ON FUNCTION iotstream._export_write_files(text, text, text, text, text, jsonb, jsonb),
+REVOKE ALL ON FUNCTION iotstream._export_write_files(text, text, text, text, text, jsonb, jsonb, regclass),
     iotstream._export_delete_files(text[], text), iotstream._export_upload_file(text, text, text, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION iotstream._export_require_superuser(what text) RETURNS void
@@ -405,6 +431,7 @@ CREATE FUNCTION iotstream._period_summary(relid regclass, time_column name, from
 LANGUAGE plpgsql AS $$
 DECLARE
     tc text;
+    j jsonb;
 BEGIN
     -- a sum of row hashes (numeric, folded into bigint): independent of row
     -- order, changed by any insert, update or delete
@@ -415,10 +442,15 @@ BEGIN
     ELSE
         tc := format('(%I::timestamp AT TIME ZONE ''UTC'')', time_column);
     END IF;
-    EXECUTE format('SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)) %% 9223372036854775807, 0)::bigint, '
-                   'min(%s), max(%s) FROM %s t WHERE %s',
-                   tc, tc, relid, iotstream._export_range(relid, time_column, from_ts, to_ts))
-      INTO rows, checksum, min_time, max_time;
+    -- the table's code (casts, output functions) runs as its owner
+    j := iotstream._as_owner(relid,
+        format('SELECT jsonb_build_object(''rows'', count(*), ''checksum'', coalesce(sum(hashtextextended(t::text, 0)) %% 9223372036854775807, 0)::bigint, '
+               '''min_time'', min(%s), ''max_time'', max(%s)) FROM %s t WHERE %s',
+               tc, tc, relid, iotstream._export_range(relid, time_column, from_ts, to_ts)));
+    rows := (j->>'rows')::bigint;
+    checksum := (j->>'checksum')::bigint;
+    min_time := (j->>'min_time')::timestamptz;
+    max_time := (j->>'max_time')::timestamptz;
 END $$;
 COMMENT ON FUNCTION iotstream._period_summary(regclass, name, timestamptz, timestamptz) IS
     'Internal: row count, content checksum (sum of row hashes) and event-time range of one period.';
@@ -449,7 +481,8 @@ BEGIN
     l.files := '{}';
     l.bytes := 0;
     IF l.rows > 0 THEN
-        folder := format('%s/date=%s', (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table),
+        folder := format('%s/date=%s',
+                         iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table)),
                          to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD'));
         IF to_ts - from_ts < interval '1 day' THEN
             folder := folder || to_char(from_ts AT TIME ZONE 'UTC', '/"hour="HH24');
@@ -475,7 +508,7 @@ BEGIN
             -- named by export, period and version: a rerun of a rolled-back
             -- attempt overwrites its files instead of duplicating them
             e.destination, folder, md5(format('%s|%s|%s', e.name, from_ts, version))::uuid::text,
-            e.credential, writer_opts, upload_opts);
+            e.credential, writer_opts, upload_opts, e.source_table);
         l.files := w.files;
         l.rows := w.rows;
         l.bytes := w.bytes;

@@ -164,7 +164,7 @@ DECLARE
     r iotstream.rollups;
 BEGIN
     SELECT * INTO r FROM iotstream.rollups WHERE name = 'public.r70';
-    EXECUTE r.delta_sql USING ARRAY['s9', 's9'], ARRAY['temperature', 'temperature'],
+    EXECUTE iotstream._named(r.delta_sql, r.source_table, r.rollup_table, r.delta_table) USING ARRAY['s9', 's9'], ARRAY['temperature', 'temperature'],
         ARRAY['2026-11-02 00:00+00', '2026-11-02 00:00+00']::timestamptz[],
         ARRAY[(SELECT iotstream.stats_agg(x) FROM unnest(ARRAY[1.0, 2.0]::float8[]) x),
               (SELECT iotstream.stats_agg(x) FROM unnest(ARRAY[6.0]::float8[]) x)];
