@@ -26,6 +26,8 @@
  */
 #include "iotstream.h"
 
+#include "common/int.h"
+
 #include <math.h>
 
 #include "catalog/pg_type.h"
@@ -898,7 +900,15 @@ evaluate_range(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 
 		/* zscore without saved state reads the history before from too */
 		if (r->kind == RULE_ZSCORE && hash_get_num_entries(states) == 0)
-			args[0] = TimestampTzGetDatum(from - DetectIntervalUsecs(&r->window) * r->history);
+		{
+			int64		back;
+
+			/* a huge window times a long history reads from the beginning */
+			if (pg_mul_s64_overflow(DetectIntervalUsecs(&r->window), r->history, &back) ||
+				pg_sub_s64_overflow(from, back, &back) || back < MIN_TIMESTAMP)
+				back = MIN_TIMESTAMP;
+			args[0] = TimestampTzGetDatum(back);
+		}
 		AsOwnerBegin(&as, r->owner);
 		portal = SPI_cursor_open(NULL, plan, args, NULL, false);
 		rowcxt = AllocSetContextCreate(cxt, "iotstream rule rows", ALLOCSET_DEFAULT_SIZES);
@@ -1306,6 +1316,13 @@ iotstream_evaluate(PG_FUNCTION_ARGS)
 	memset(&r, 0, sizeof(r));
 	r.cxt = CurrentMemoryContext;
 	r.window = *PG_GETARG_INTERVAL_P(3);	/* zscore's history is in windows */
+	if (r.window.month != 0 || r.window.day < 0 || r.window.day > 36525 ||
+		DetectIntervalUsecs(&r.window) <= 0 ||
+		DetectIntervalUsecs(&r.window) > (int64) 36525 * USECS_PER_DAY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a rule's window must be positive, without months, and at most a century"),
+				 errhint("Use for example '1 minute' or '1 hour'.")));
 	rule_setup(&r, text_to_cstring(PG_GETARG_TEXT_PP(0)), PG_GETARG_JSONB_P(1));
 	/* the caller may act as the table's owner, and the query runs as that */
 	r.owner = OwnerForCaller(PG_GETARG_OID(6));

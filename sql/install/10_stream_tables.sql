@@ -380,8 +380,10 @@ DECLARE
     s iotstream.stream_table_settings;
     p record;
 BEGIN
+    -- the tables whose owner the caller acts for (a superuser: all)
     FOR s IN SELECT * FROM iotstream.stream_table_settings st
-              WHERE for_table IS NULL OR st.relid = for_table
+              WHERE (for_table IS NULL OR st.relid = for_table)
+                AND pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = st.relid), 'USAGE')
               ORDER BY st.relid::text
     LOOP
         stream_table := s.relid;
