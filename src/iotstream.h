@@ -95,6 +95,8 @@ typedef enum StreamRowVerdict
 	STREAM_ROW_TOO_NEW			/* newer than now() + max_future */
 } StreamRowVerdict;
 
+extern void StreamTableCheck(Oid relid, const char *time_column, const Interval *iv,
+							 AttrNumber *attno, Oid *typid);
 extern bool IsStreamTable(Oid relid);
 extern AttrNumber StreamTimeColumn(Oid relid, Oid *typid);
 extern StreamTime StreamTimeFromDatum(Datum value, Oid typid);

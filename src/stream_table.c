@@ -160,13 +160,13 @@ bound_datum_time(PartitionBoundInfo b, int i, Oid typid)
  * table, by RANGE on time_column alone, of type timestamptz, timestamp or
  * date, with no default partition, and a partition interval that is a
  * positive whole number of minutes (days for a date column) or of months,
- * up to a century.  Checked where settings are written (the trigger
- * below, whoever writes them) and again whenever a backend loads them:
+ * up to a century.  Checked where settings are written (a trigger, in
+ * stream_table_settings.c) and again whenever a backend loads them:
  * the table may have changed since.  Sets *attno and *typid.
  */
-static void
-check_stream_table(Oid relid, const char *time_column, const Interval *iv,
-				   AttrNumber *attno, Oid *typid)
+void
+StreamTableCheck(Oid relid, const char *time_column, const Interval *iv,
+				 AttrNumber *attno, Oid *typid)
 {
 	Relation	rel = try_relation_open(relid, AccessShareLock);
 	PartitionKey key;
@@ -235,54 +235,6 @@ check_stream_table(Oid relid, const char *time_column, const Interval *iv,
 	*typid = t;
 }
 
-/*
- * Trigger on iotstream.stream_table_settings, BEFORE INSERT OR UPDATE:
- * every row, whoever writes it, names a table that can be a stream table.
- */
-PG_FUNCTION_INFO_V1(stream_table_settings_check);
-Datum
-stream_table_settings_check(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		relid,
-				col,
-				iv;
-	AttrNumber	attno;
-	Oid			typid;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("stream_table_settings_check() must be called as a trigger"),
-				 errhint("It is the trigger of iotstream.stream_table_settings.")));
-	tup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
-	desc = trigdata->tg_relation->rd_att;
-	relid = heap_getattr(tup, 1, desc, &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("a stream table's settings need its table"),
-				 errhint("Use iotstream.create_stream_table().")));
-	col = heap_getattr(tup, 2, desc, &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("a stream table's settings need its time column"),
-				 errhint("Use iotstream.create_stream_table().")));
-	iv = heap_getattr(tup, 3, desc, &isnull);
-	if (isnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("a stream table's settings need a partition interval"),
-				 errhint("Use for example '1 day'.")));
-	check_stream_table(DatumGetObjectId(relid), NameStr(*DatumGetName(col)),
-					   DatumGetIntervalP(iv), &attno, &typid);
-	return PointerGetDatum(tup);
-}
-
 /* Read the settings row; returns false if relid is not a stream table. */
 static bool
 load_settings(StreamTableInfo *info)
@@ -311,7 +263,7 @@ load_settings(StreamTableInfo *info)
 
 		info->bounds_at = 0;	/* settings changed: recompute bounds */
 		/* the table may have changed since the settings were written */
-		check_stream_table(info->relid, colname, iv, &info->time_attno, &info->time_type);
+		StreamTableCheck(info->relid, colname, iv, &info->time_attno, &info->time_type);
 		info->months = iv->month;
 		info->width = iv->day * USECS_PER_DAY + iv->time;
 
@@ -805,6 +757,9 @@ ensure_partitions(PG_FUNCTION_ARGS)
 	StreamTableInfo *info = get_stream_table(relid, false);
 	int			before = info->nparts;
 	StreamTime	t = from;
+	/* timestamptz_to_str returns a static buffer */
+	char	   *from_text = pstrdup(timestamptz_to_str(from));
+	char	   *to_text = pstrdup(timestamptz_to_str(to));
 
 	if (TIMESTAMP_NOT_FINITE(from) || TIMESTAMP_NOT_FINITE(to))
 		ereport(ERROR,
@@ -821,13 +776,13 @@ ensure_partitions(PG_FUNCTION_ARGS)
 	if (from > to)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("from (%s) is after to (%s)", timestamptz_to_str(from), timestamptz_to_str(to)),
+				 errmsg("from (%s) is after to (%s)", from_text, to_text),
 				 errhint("Pass the earlier time first.")));
 	if ((to - from) / ENSURE_PARTITIONS_MAX >= (info->width ? info->width : USECS_PER_DAY * 28))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("range from %s to %s needs more than %d partitions",
-						timestamptz_to_str(from), timestamptz_to_str(to), ENSURE_PARTITIONS_MAX),
+						from_text, to_text, ENSURE_PARTITIONS_MAX),
 				 errhint("Create them in several calls, or use a coarser partition_interval.")));
 	while (t <= to)
 	{

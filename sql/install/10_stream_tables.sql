@@ -15,13 +15,21 @@ COMMENT ON TABLE iotstream.stream_table_settings IS
     'One row per stream table. Rows older than now() - max_past or newer than now() + max_future are rejected (NULL: unbounded).';
 SELECT pg_catalog.pg_extension_config_dump('iotstream.stream_table_settings', '');
 
--- Everyone may read the settings; only a table's owner may change its row.
-ALTER TABLE iotstream.stream_table_settings ENABLE ROW LEVEL SECURITY;
-CREATE POLICY read_all ON iotstream.stream_table_settings FOR SELECT USING (true);
-CREATE POLICY owner_writes ON iotstream.stream_table_settings FOR ALL
-    USING (pg_catalog.pg_has_role((SELECT relowner FROM pg_catalog.pg_class WHERE oid = relid), 'USAGE'))
-    WITH CHECK (pg_catalog.pg_has_role((SELECT relowner FROM pg_catalog.pg_class WHERE oid = relid), 'USAGE'));
-GRANT SELECT, INSERT, UPDATE, DELETE ON iotstream.stream_table_settings TO PUBLIC;
+-- Everyone may read the settings.  Only the API writes them, through
+-- _settings_put and _settings_delete, which check that the caller acts for
+-- the table's owner (src/stream_table_settings.c).
+REVOKE ALL ON iotstream.stream_table_settings FROM PUBLIC;
+GRANT SELECT ON iotstream.stream_table_settings TO PUBLIC;
+
+CREATE FUNCTION iotstream._settings_put(relid regclass, time_column name, partition_interval interval,
+    premake int, retention interval, retention_mode text, max_past interval, max_future interval)
+RETURNS void AS 'MODULE_PATHNAME', 'settings_put' LANGUAGE C;
+COMMENT ON FUNCTION iotstream._settings_put(regclass, name, interval, int, interval, text, interval, interval) IS
+    'Internal: inserts or replaces a stream table''s settings; the caller must act for the table''s owner.';
+CREATE FUNCTION iotstream._settings_delete(relid regclass) RETURNS boolean
+AS 'MODULE_PATHNAME', 'settings_delete' LANGUAGE C;
+COMMENT ON FUNCTION iotstream._settings_delete(regclass) IS
+    'Internal: forgets a stream table''s settings; the caller must act for the table''s owner.';
 
 -- Whoever writes a row, it must name a table that can be a stream table:
 -- partitioned by range on its time column alone, no default partition, an
@@ -270,11 +278,9 @@ BEGIN
     END IF;
 
     tbl := format('%I.%I', nsp, rel)::regclass;
-    INSERT INTO iotstream.stream_table_settings
-        (relid, time_column, partition_interval, premake, retention, retention_mode, max_past, max_future)
-    VALUES (tbl, time_column, partition_interval, premake, retention, retention_mode,
-            coalesce(max_past, retention),
-            coalesce(max_future, partition_interval * greatest(premake, 1)));
+    PERFORM iotstream._settings_put(tbl, time_column, partition_interval, premake, retention, retention_mode,
+                                    coalesce(max_past, retention),
+                                    coalesce(max_future, partition_interval * greatest(premake, 1)));
 
     IF converted THEN
         DECLARE
@@ -331,15 +337,20 @@ BEGIN
             MESSAGE = format('invalid retention_mode %L', retention_mode),
             HINT = 'Use ''drop'' or ''detach''.';
     END IF;
-    UPDATE iotstream.stream_table_settings st SET
-        partition_interval = coalesce(alter_stream_table.partition_interval, st.partition_interval),
-        premake = coalesce(alter_stream_table.premake, st.premake),
-        retention = CASE WHEN keep_forever THEN NULL ELSE coalesce(alter_stream_table.retention, st.retention) END,
-        retention_mode = coalesce(alter_stream_table.retention_mode, st.retention_mode),
-        max_past = CASE WHEN keep_forever AND alter_stream_table.max_past IS NULL THEN NULL
-                        ELSE coalesce(alter_stream_table.max_past, st.max_past) END,
-        max_future = coalesce(alter_stream_table.max_future, st.max_future)
-     WHERE st.relid = stream_table;
+    IF premake IS NOT NULL AND premake NOT BETWEEN 0 AND 1000 THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('premake must be between 0 and 1000, not %s', premake),
+            HINT = 'premake is the number of future partitions kept ready.';
+    END IF;
+    PERFORM iotstream._settings_put(stream_table, s.time_column,
+        coalesce(alter_stream_table.partition_interval, s.partition_interval),
+        coalesce(alter_stream_table.premake, s.premake),
+        CASE WHEN keep_forever THEN NULL ELSE coalesce(alter_stream_table.retention, s.retention) END,
+        coalesce(alter_stream_table.retention_mode, s.retention_mode),
+        CASE WHEN keep_forever AND alter_stream_table.max_past IS NULL THEN NULL
+             ELSE coalesce(alter_stream_table.max_past, s.max_past) END,
+        coalesce(alter_stream_table.max_future, s.max_future));
 END $$;
 COMMENT ON FUNCTION iotstream.alter_stream_table(regclass, interval, int, interval, text, interval, interval, boolean) IS
     'Changes a stream table''s settings; NULL leaves a setting unchanged. keep_forever => true clears retention (and max_past unless given).';
@@ -347,8 +358,8 @@ COMMENT ON FUNCTION iotstream.alter_stream_table(regclass, interval, int, interv
 CREATE FUNCTION iotstream.drop_stream_table(stream_table regclass, drop_table boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM iotstream.stream_table_settings st WHERE st.relid = stream_table;
-    IF NOT FOUND THEN
+    IF NOT EXISTS (SELECT 1 FROM iotstream.stream_table_settings st WHERE st.relid = stream_table)
+       OR NOT iotstream._settings_delete(stream_table) THEN
         RAISE EXCEPTION USING
             ERRCODE = 'wrong_object_type',
             MESSAGE = format('relation %s is not a stream table', stream_table),

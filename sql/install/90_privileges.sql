@@ -15,6 +15,8 @@ END $$;
 GRANT EXECUTE ON FUNCTION
     iotstream._check_partition_interval(interval, regtype),   -- create_stream_table
     iotstream._convert_to_partitioned(name, name, name),      -- create_stream_table (adoption)
+    iotstream._settings_put(regclass, name, interval, int, interval, text, interval, interval),
+    iotstream._settings_delete(regclass),                     -- they check the caller owns the table
     iotstream._require_pg_cron(),                             -- schedule_maintenance
     iotstream._require_superuser(text),                       -- the errors of superuser-only functions
     iotstream._export_require_superuser(text),
