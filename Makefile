@@ -2,13 +2,16 @@
 # (see README.md); both install what is missing, build, and install.
 
 EXTENSION    = iotstream
-EXTVERSION   = 0.1.0
+# The version is written once, in the control file; C and tests get it from here.
+EXTVERSION   = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" iotstream.control)
 MODULE_big   = iotstream
-OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-# The install script is assembled from one file per stage, in order.
+OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
+# The install script is assembled from one file per stage, in order; the
+# scripts of earlier versions stay as released, and sql/updates/ holds the
+# upgrade scripts between them (test/integration/01_upgrade.sh walks them).
 DATA_built   = sql/iotstream--$(EXTVERSION).sql
-DATA         = $(filter-out $(DATA_built),$(wildcard sql/iotstream--*.sql))
-PG_CPPFLAGS  = -Isrc -Wall -Wextra -Werror -Wno-unused-parameter \
+DATA         = $(filter-out $(DATA_built),$(wildcard sql/iotstream--*.sql)) $(wildcard sql/updates/iotstream--*--*.sql)
+PG_CPPFLAGS  = -Isrc -DIOTSTREAM_VERSION='"$(EXTVERSION)"' -Wall -Wextra -Werror -Wno-unused-parameter \
                -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK   = -lrdkafka -lcurl -lssl -lcrypto -lsnappy -lzstd -lz -lm
 REGRESS      = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))

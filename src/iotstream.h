@@ -18,7 +18,7 @@
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
-#define IOTSTREAM_VERSION "0.1.0"
+/* IOTSTREAM_VERSION comes from the control file, through the Makefile */
 
 /* in iotstream.c */
 extern void _PG_init(void);

@@ -126,7 +126,8 @@ out=$(rnode read_parquet.mjs compare "$f" "SELECT * FROM exp_src WHERE ts >= dat
   fail "DuckDB or hyparquet differ from the source: $out"
 echo "ok - hyparquet and DuckDB read hour 01 value by value: $out"
 meta=$(rnode read_parquet.mjs duckdb "SELECT string_agg(decode(key) || '=' || decode(value), ' ' ORDER BY key) FROM parquet_kv_metadata('$f') WHERE decode(key) IN ('iotstream.source_table', 'iotstream.period_start', 'iotstream.version', 'iotstream.export_version')" | tr -d '[]"')
-assert_eq "$meta" "iotstream.export_version=1 iotstream.period_start=${day}T01:00:00Z iotstream.source_table=exp_src iotstream.version=0.1.0" "key-value metadata"
+version=$(psql -X -q -At -c "SELECT extversion FROM pg_extension WHERE extname = 'iotstream'")
+assert_eq "$meta" "iotstream.export_version=1 iotstream.period_start=${day}T01:00:00Z iotstream.source_table=exp_src iotstream.version=$version" "key-value metadata"
 
 # --- rerun is a no-op
 before=$(pg -c "SELECT count(*) FROM iotstream.export_log")
