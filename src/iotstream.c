@@ -14,6 +14,6 @@ PG_MODULE_MAGIC;
 void
 _PG_init(void)
 {
-	WorkerInit();
+	LauncherInit();
 	MarkGUCPrefixReserved("iotstream");
 }

@@ -8,6 +8,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "analytics/analytics_int.h"
 
 #include "utils/memutils.h"
 

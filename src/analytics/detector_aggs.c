@@ -11,6 +11,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "analytics/analytics_int.h"
 
 #include <math.h>
 

@@ -21,6 +21,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "analytics/analytics_int.h"
 
 #include <math.h>
 

@@ -31,6 +31,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "analytics/analytics.h"
 
 #include <math.h>
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -21,6 +21,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "analytics/analytics.h"
 
 #include <math.h>
 

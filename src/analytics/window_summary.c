@@ -24,6 +24,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "analytics/analytics_int.h"
 
 #include <math.h>
 

@@ -15,6 +15,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "analytics/analytics_int.h"
 
 #include "common/int.h"
 #include "fmgr.h"

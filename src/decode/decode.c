@@ -45,6 +45,8 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "source/source.h"
+#include "decode/decode_int.h"
 
 #include <math.h>
 
@@ -562,7 +564,7 @@ column_reason(const DecodeColumn *col, const char *why)
  * when the value goes through DecodeValue.
  */
 static bool
-metadata_token(const DecodeColumn *col, const KafkaMessage *msg,
+metadata_token(const DecodeColumn *col, const SourceMessage *msg,
 			   char *numbuf, JsonToken *tok, Datum *value, bool *done,
 			   const char **reason)
 {
@@ -634,7 +636,7 @@ metadata_token(const DecodeColumn *col, const KafkaMessage *msg,
 }
 
 bool
-DecodeMessage(DecodePlan *plan, const KafkaMessage *msg,
+DecodeMessage(DecodePlan *plan, const SourceMessage *msg,
 			  Datum *values, bool *nulls, const char **reason)
 {
 	JsonToken	whole;

@@ -10,6 +10,8 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "source/source.h"
+#include "decode/decode.h"
 
 #include <math.h>
 
@@ -152,19 +154,19 @@ push_value(JsonbParseState **state, Oid typid, Datum d)
 }
 
 /* Headers as the preview takes them: a jsonb object of strings (or null). */
-static KafkaHeader *
+static SourceHeader *
 headers_from_jsonb(Jsonb *jb, int *n)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken r;
-	KafkaHeader *headers;
+	SourceHeader *headers;
 	int			count = 0;
 
 	*n = 0;
 	if (jb == NULL || !JB_ROOT_IS_OBJECT(jb))
 		return NULL;
-	headers = palloc0(sizeof(KafkaHeader) * JB_ROOT_COUNT(jb));
+	headers = palloc0(sizeof(SourceHeader) * JB_ROOT_COUNT(jb));
 	it = JsonbIteratorInit(&jb->root);
 	while ((r = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
@@ -196,7 +198,7 @@ decode_preview(PG_FUNCTION_ARGS)
 	Jsonb	   *mapping = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 	text	   *payload = PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2);
 	text	   *key = PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3);
-	KafkaMessage msg;
+	SourceMessage msg;
 	DecodePlan *plan;
 	Relation	rel;
 	TupleDesc	desc;
@@ -320,7 +322,7 @@ decode_count_transfn(PG_FUNCTION_ARGS)
 {
 	MemoryContext aggcxt;
 	DecodeCountState *st;
-	KafkaMessage msg;
+	SourceMessage msg;
 	const char *reason;
 	MemoryContext old;
 

@@ -28,6 +28,8 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "source/source.h"
+#include "decode/decode_int.h"
 
 #include <math.h>
 
@@ -567,7 +569,7 @@ DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok, Datum *value,
  * written as "\x" and its bytes in hex, a null value as null.
  */
 Datum
-DecodeHeaders(const KafkaMessage *msg)
+DecodeHeaders(const SourceMessage *msg)
 {
 	JsonbParseState *state = NULL;
 	JsonbValue *result;
@@ -576,7 +578,7 @@ DecodeHeaders(const KafkaMessage *msg)
 	pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
 	for (i = 0; i < msg->nheaders; i++)
 	{
-		const KafkaHeader *h = &msg->headers[i];
+		const SourceHeader *h = &msg->headers[i];
 		JsonbValue	k,
 					v;
 

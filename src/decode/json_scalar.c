@@ -10,6 +10,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "decode/decode_int.h"
 
 #include <errno.h>
 #include <float.h>

@@ -13,6 +13,8 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "source/source.h"
+#include "detect/detect_int.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"

@@ -37,6 +37,8 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "ingest/ingest.h"
+#include "detect/detect_int.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"

@@ -22,6 +22,9 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "ingest/ingest.h"
+#include "analytics/analytics.h"
+#include "detect/detect_int.h"
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"

@@ -25,6 +25,9 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "ingest/ingest.h"
+#include "analytics/analytics.h"
+#include "detect/detect_int.h"
 
 #include "common/int.h"
 

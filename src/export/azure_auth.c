@@ -19,6 +19,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "export/export_int.h"
 
 #include <curl/curl.h>
 #include <openssl/evp.h>

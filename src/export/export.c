@@ -16,6 +16,8 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "parquet/parquet.h"
+#include "export/export_int.h"
 
 #include <sys/stat.h>
 #include <unistd.h>

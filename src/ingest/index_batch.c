@@ -21,6 +21,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "ingest/ingest_int.h"
 
 #include "access/brin.h"
 #include "access/brin_internal.h"

@@ -16,6 +16,9 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "source/source.h"
+#include "decode/decode.h"
+#include "ingest/ingest_int.h"
 
 #include "access/heapam.h"
 #include "access/relation.h"
@@ -544,7 +547,7 @@ insert_one_safely(IngestTarget *t, const Datum *values, const bool *nulls)
 }
 
 static void
-store_dead_letter(IngestTarget *t, const KafkaMessage *m, const char *reason)
+store_dead_letter(IngestTarget *t, const SourceMessage *m, const char *reason)
 {
 	Datum		args[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
@@ -582,7 +585,7 @@ store_dead_letter(IngestTarget *t, const KafkaMessage *m, const char *reason)
  * iotstream.dead_letters with their reason, duplicates nowhere.
  */
 void
-IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
+IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 			bool row_by_row, IngestCounts *counts, IngestedRows *out)
 {
 	int			natts = t->natts;
@@ -612,7 +615,7 @@ IngestBatch(IngestTarget *t, const KafkaMessage *msgs, int n,
 	AsOwnerBegin(&as, TableOwner(t->relid));
 	for (int i = 0; i < n; i++)
 	{
-		const KafkaMessage *m = &msgs[i];
+		const SourceMessage *m = &msgs[i];
 		int			ta = t->time_attno - 1;
 
 		if (m->payload == NULL)

@@ -22,6 +22,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "ingest/ingest_int.h"
 
 #include "access/htup_details.h"
 #include "access/relation.h"
@@ -387,12 +388,6 @@ get_stream_table(Oid relid, bool missing_ok)
 	return info;
 }
 
-bool
-IsStreamTable(Oid relid)
-{
-	return get_stream_table(relid, true) != NULL;
-}
-
 AttrNumber
 StreamTimeColumn(Oid relid, Oid *typid)
 {
@@ -663,19 +658,6 @@ ensure_partition_for(Oid relid, StreamTime ts)
 				 info->relname);
 	}
 	return info->part_oid[i];
-}
-
-StreamRowVerdict
-StreamEnsurePartition(Oid relid, StreamTime ts)
-{
-	StreamTableInfo *info = get_stream_table(relid, false);
-	StreamRowVerdict v;
-
-	compute_bounds(info);
-	v = check_row(info, ts);
-	if (v == STREAM_ROW_OK && find_partition(info, ts) < 0)
-		ensure_partition_for(relid, ts);
-	return v;
 }
 
 void

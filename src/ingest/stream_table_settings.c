@@ -10,6 +10,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "ingest/ingest_int.h"
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"

@@ -23,6 +23,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "parquet/parquet_int.h"
 
 #include "fmgr.h"
 #include "miscadmin.h"

@@ -16,6 +16,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "parquet/parquet_int.h"
 
 #include <pthread.h>
 #include <signal.h>

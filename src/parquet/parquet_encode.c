@@ -9,6 +9,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "parquet/parquet_int.h"
 
 #include <snappy-c.h>
 #include <zlib.h>

@@ -21,6 +21,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "parquet/parquet_int.h"
 
 #include <fcntl.h>
 #include <pthread.h>

@@ -10,6 +10,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "parquet/parquet_int.h"
 
 #define ENC_PLAIN			0
 #define ENC_RLE				3

@@ -9,6 +9,7 @@
 #define PARQUET_WRITER_INT_H
 
 #include "iotstream.h"
+#include "parquet/parquet_int.h"
 
 #include <pthread.h>
 

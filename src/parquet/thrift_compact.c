@@ -13,6 +13,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "parquet/parquet_int.h"
 
 /* Compact protocol type codes (the wire values). */
 #define TC_BOOL_TRUE	1

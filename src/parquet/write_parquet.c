@@ -32,6 +32,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "parquet/parquet_int.h"
 
 #include <math.h>
 #include <unistd.h>

@@ -10,6 +10,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "source/source.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -37,7 +38,7 @@ delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 }
 
 KafkaSink *
-KafkaSinkOpen(const KafkaProperty *props, int nprops, char *errbuf, size_t errlen)
+KafkaSinkOpen(const SourceProperty *props, int nprops, char *errbuf, size_t errlen)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	KafkaSink  *ks = MemoryContextAllocZero(TopMemoryContext, sizeof(KafkaSink));
@@ -101,11 +102,6 @@ KafkaSinkFlush(KafkaSink *ks, int timeout_ms)
 	return failed;
 }
 
-const char *
-KafkaSinkLastError(KafkaSink *ks)
-{
-	return ks->last_error[0] ? ks->last_error : NULL;
-}
 
 void
 KafkaSinkClose(KafkaSink *ks)

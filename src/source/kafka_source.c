@@ -2,10 +2,12 @@
  * kafka_source.c
  *		A Kafka consumer for one source: librdkafka behind a small API.
  *
- * This file knows librdkafka and nothing of SQL.  The worker gives it two
- * callbacks: on assignment it fills in the offsets stored with the rows
- * (exactly once rests on seeking there, never on the group's offsets), and
- * on revocation it drops whatever it had not committed yet.
+ * The first implementation of the source interface (source.h): Kafka and
+ * Event Hubs' Kafka endpoint.  This file knows librdkafka and nothing of
+ * SQL.  The worker gives it two callbacks: on assignment it fills in the
+ * offsets stored with the rows (exactly once rests on seeking there, never
+ * on the group's offsets), and on revocation it drops whatever it had not
+ * committed yet.
  *
  * The invariant kept here: a message is handed out only if its partition is
  * assigned to us now and its offset is at or past the position we expect, so
@@ -17,11 +19,17 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "source/source.h"
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
+
+typedef struct KafkaSource KafkaSource;
+
+static void KafkaSourceClose(KafkaSource *ks);
+static void KafkaSourceRelease(KafkaSource *ks);
 
 typedef struct AssignedPartition
 {
@@ -35,7 +43,7 @@ struct KafkaSource
 	rd_kafka_t *rk;
 	rd_kafka_queue_t *queue;
 	int			pipefd[2];
-	KafkaSourceCallbacks cb;
+	SourceCallbacks cb;
 
 	/* current assignment */
 	AssignedPartition *assigned;
@@ -115,7 +123,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
 	{
-		KafkaPartition *kp = calloc(parts->cnt + 1, sizeof(KafkaPartition));
+		SourcePosition *kp = calloc(parts->cnt + 1, sizeof(SourcePosition));
 
 		for (int i = 0; i < parts->cnt; i++)
 		{
@@ -124,7 +132,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			kp[i].offset = -1;
 		}
 		/* the worker reads the offsets it stored with the rows */
-		ks->cb.on_assign(ks->cb.arg, kp, parts->cnt);
+		ks->cb.assigned(ks->cb.arg, kp, parts->cnt);
 
 		if (ks->nassigned + parts->cnt > ks->maxassigned)
 		{
@@ -150,7 +158,7 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	else
 	{
 		/* uncommitted messages of revoked partitions are someone else's now */
-		ks->cb.on_revoke(ks->cb.arg);
+		ks->cb.revoked(ks->cb.arg);
 		forget_assignment(ks, cooperative ? parts : NULL);
 		if (cooperative)
 			rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
@@ -159,10 +167,10 @@ rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 }
 
-KafkaSource *
-KafkaSourceOpen(const KafkaProperty *props, int nprops,
+static KafkaSource *
+KafkaSourceOpen(const SourceProperty *props, int nprops,
 				const char *const *topics, int ntopics,
-				const KafkaSourceCallbacks *cb, bool headers,
+				const SourceCallbacks *cb, bool headers,
 				char *errbuf, size_t errlen)
 {
 	KafkaSource *ks = calloc(1, sizeof(KafkaSource));
@@ -241,7 +249,7 @@ fail:
 	return NULL;
 }
 
-int
+static int
 KafkaSourceFd(KafkaSource *ks)
 {
 	return ks->pipefd[0];
@@ -252,8 +260,8 @@ KafkaSourceFd(KafkaSource *ks)
  * KafkaSourceRelease().  Errors the consumer reports (a broker down, say) are
  * kept as the last error, not handed out.
  */
-int
-KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max)
+static int
+KafkaSourcePoll(KafkaSource *ks, SourceMessage *out, int max)
 {
 	rd_kafka_message_t **msgs;
 	char		drain[64];
@@ -321,7 +329,7 @@ KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max)
 		if (ks->headers && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			size_t		cnt = rd_kafka_header_cnt(hdrs);
-			KafkaHeader *h = palloc(sizeof(KafkaHeader) * cnt);
+			SourceHeader *h = palloc(sizeof(SourceHeader) * cnt);
 
 			for (size_t k = 0; k < cnt; k++)
 			{
@@ -339,7 +347,7 @@ KafkaSourcePoll(KafkaSource *ks, KafkaMessage *out, int max)
 }
 
 /* Frees the messages handed out since the last release. */
-void
+static void
 KafkaSourceRelease(KafkaSource *ks)
 {
 	for (int i = 0; i < ks->nheld; i++)
@@ -348,8 +356,8 @@ KafkaSourceRelease(KafkaSource *ks)
 }
 
 /* Tells the group what Postgres committed, so external lag tools work. */
-void
-KafkaSourceCommit(KafkaSource *ks, const KafkaPartition *parts, int n)
+static void
+KafkaSourceCommit(KafkaSource *ks, const SourcePosition *parts, int n)
 {
 	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
 
@@ -367,7 +375,7 @@ watermarks(KafkaSource *ks, const char *topic, int32 partition, int64_t *lo, int
 }
 
 /* The broker's high watermark as last seen by the consumer, or -1. */
-int64
+static int64
 KafkaSourceHighWatermark(KafkaSource *ks, const char *topic, int32 partition)
 {
 	int64_t		lo,
@@ -377,7 +385,7 @@ KafkaSourceHighWatermark(KafkaSource *ks, const char *topic, int32 partition)
 }
 
 /* Whether the partition is known to hold no message (as last seen). */
-bool
+static bool
 KafkaSourcePartitionEmpty(KafkaSource *ks, const char *topic, int32 partition)
 {
 	int64_t		lo,
@@ -386,7 +394,7 @@ KafkaSourcePartitionEmpty(KafkaSource *ks, const char *topic, int32 partition)
 	return watermarks(ks, topic, partition, &lo, &hi) && lo >= 0 && hi >= 0 && lo == hi;
 }
 
-const char *
+static const char *
 KafkaSourceLastError(KafkaSource *ks, int64 *count)
 {
 	if (count)
@@ -395,7 +403,7 @@ KafkaSourceLastError(KafkaSource *ks, int64 *count)
 }
 
 /* Leaves the group and frees everything; safe on a half-opened source. */
-void
+static void
 KafkaSourceClose(KafkaSource *ks)
 {
 	if (ks == NULL)
@@ -422,3 +430,110 @@ KafkaSourceClose(KafkaSource *ks)
 	free(ks->polled);
 	free(ks);
 }
+
+/*
+ * The next offset of every partition in the batch: what the worker stores
+ * with the batch's rows, and acknowledges to the group after the commit.
+ */
+static int
+KafkaSourcePositions(KafkaSource *ks, const SourceMessage *msgs, int n, SourcePosition *out)
+{
+	int			np = 0;
+	int			j = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		/* messages come in runs from one partition: try the last one first */
+		if (j >= np || out[j].partition != msgs[i].partition ||
+			strcmp(out[j].topic, msgs[i].topic) != 0)
+			for (j = 0; j < np; j++)
+				if (out[j].partition == msgs[i].partition && strcmp(out[j].topic, msgs[i].topic) == 0)
+					break;
+		if (j == np)
+		{
+			out[np].topic = msgs[i].topic;
+			out[np].partition = msgs[i].partition;
+			out[np].offset = -1;
+			np++;
+		}
+		out[j].offset = Max(out[j].offset, msgs[i].offset + 1);
+	}
+	return np;
+}
+
+/* ---------------------------------------------------------------- the interface */
+
+static void *
+kafka_open(const SourceProperty *props, int nprops, const char *const *streams, int nstreams,
+		   const SourceCallbacks *cb, bool headers, char *errbuf, size_t errlen)
+{
+	return KafkaSourceOpen(props, nprops, streams, nstreams, cb, headers, errbuf, errlen);
+}
+
+static int
+kafka_fd(void *src)
+{
+	return KafkaSourceFd(src);
+}
+
+static int
+kafka_poll(void *src, SourceMessage *out, int max)
+{
+	return KafkaSourcePoll(src, out, max);
+}
+
+static int
+kafka_positions(void *src, const SourceMessage *msgs, int n, SourcePosition *out)
+{
+	return KafkaSourcePositions(src, msgs, n, out);
+}
+
+static int64
+kafka_end_offset(void *src, const char *topic, int32 partition)
+{
+	return KafkaSourceHighWatermark(src, topic, partition);
+}
+
+static bool
+kafka_drained(void *src, const char *topic, int32 partition)
+{
+	return KafkaSourcePartitionEmpty(src, topic, partition);
+}
+
+static void
+kafka_ack(void *src, const SourcePosition *positions, int n)
+{
+	KafkaSourceCommit(src, positions, n);
+}
+
+static void
+kafka_release(void *src)
+{
+	KafkaSourceRelease(src);
+}
+
+static const char *
+kafka_last_error(void *src, int64 *count)
+{
+	return KafkaSourceLastError(src, count);
+}
+
+static void
+kafka_close(void *src)
+{
+	KafkaSourceClose(src);
+}
+
+const SourceOps KafkaSourceOps = {
+	.kind = "kafka",
+	.open = kafka_open,
+	.fd = kafka_fd,
+	.poll = kafka_poll,
+	.positions = kafka_positions,
+	.end_offset = kafka_end_offset,
+	.drained = kafka_drained,
+	.ack = kafka_ack,
+	.release = kafka_release,
+	.last_error = kafka_last_error,
+	.close = kafka_close,
+};

@@ -1,24 +1,26 @@
 /*-------------------------------------------------------------------------
- * worker.c
- *		The launcher and the source workers.
+ * source_worker.c
+ *		The source worker: the loop that stores a source's messages.
  *
- * The launcher, started by shared_preload_libraries, connects to
- * iotstream.database and keeps one dynamic background worker per running
- * source (or `workers` of them, sharing the consumer group), and one
- * detection worker per stream table with enabled rules or rollups
- * (detect_worker.c), restarting failed ones with exponential backoff.  A worker consumes batches of up to
- * batch_size messages or batch_ms milliseconds and stores each batch with
- * the next offset of every partition it read, in one transaction; only
- * after Postgres commits does it tell the group.  On (re)assignment it seeks
- * to the stored offsets.  That is the whole exactly-once argument: rows and
- * offsets commit together, and reading always resumes from the offsets.
+ * One dynamic background worker per running source (or `workers` of them,
+ * sharing the consumer group), kept by the launcher.  It drives a source
+ * through the interface of source.h and knows no protocol: it polls
+ * batches of up to batch_size messages or batch_ms milliseconds and stores
+ * each batch with the next position of every partition it read, in one
+ * transaction (ingest/, then detect/); only after Postgres commits does it
+ * acknowledge them to the source.  On (re)assignment it seeks to the
+ * stored positions.  That is the whole exactly-once argument: rows and
+ * positions commit together, and reading always resumes from the
+ * positions.
  *
- * Workers wait on their latch and on a pipe librdkafka writes to when
- * messages arrive; they never sleep.  Counters for iotstream.source_status
- * live in shared memory, one slot per worker.
+ * Workers wait on their latch and on the source's descriptor; they never
+ * sleep.  Their counters live in shared memory (source_status.c).
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "source/source_int.h"
+#include "ingest/ingest.h"
+#include "detect/detect.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -46,149 +48,11 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#define RATE_SECONDS 60
-
-/* One worker's counters, for iotstream.source_status. */
-typedef struct WorkerSlot
-{
-	slock_t		mutex;
-	int			source_id;		/* 0: free */
-	Oid			target;			/* its stream table, once loaded */
-	pid_t		pid;
-	char		state[16];
-	int64		messages;
-	int64		rows;
-	int64		dead;
-	int64		duplicates;
-	int64		batches;
-	int64		rate_second[RATE_SECONDS];	/* epoch second of each bucket */
-	int64		rate_messages[RATE_SECONDS];
-	int64		rate_rows[RATE_SECONDS];
-	TimestampTz started_at;
-	TimestampTz last_batch_at;
-	TimestampTz last_error_at;
-	char		last_error[256];
-} WorkerSlot;
-
-/* A detection worker, for source workers to wake after their commits. */
-typedef struct DetectSlot
-{
-	Oid			relid;			/* InvalidOid: free */
-	pid_t		pid;
-	Latch	   *latch;
-	TimestampTz backlog_at;		/* last batch of a backlog committed, 0: none */
-} DetectSlot;
-
-typedef struct IotstreamShared
-{
-	pid_t		launcher_pid;
-	Latch	   *launcher_latch;
-	slock_t		detect_mutex;
-	WorkerSlot	slots[FLEXIBLE_ARRAY_MEMBER];
-	/* then iotstream_max_workers DetectSlots: see detect_slots() */
-} IotstreamShared;
-
-static IotstreamShared *Shared = NULL;
-static DetectSlot *MyDetectSlot = NULL;	/* a detection worker's own */
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-/* GUCs */
-char	   *iotstream_database = NULL;
-int			iotstream_detection_yield = 10000;
-static int	iotstream_max_workers = 16;
-
 /* worker state */
-static WorkerSlot *MySlot = NULL;
-static KafkaSource *MySource = NULL;
+static const SourceOps *Source = &KafkaSourceOps;	/* the one kind so far */
+static void *MySource = NULL;
 static int	pending = 0;		/* messages read and not yet committed */
 static int64 seen_errors = 0;	/* consumer errors already reported */
-
-static Size
-shared_size(void)
-{
-	return add_size(add_size(offsetof(IotstreamShared, slots),
-							 mul_size(sizeof(WorkerSlot), iotstream_max_workers)),
-					mul_size(sizeof(DetectSlot), iotstream_max_workers));
-}
-
-static void
-iotstream_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(shared_size());
-}
-
-static void
-iotstream_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	Shared = ShmemInitStruct("iotstream", shared_size(), &found);
-	if (!found)
-	{
-		memset(Shared, 0, shared_size());
-		for (int i = 0; i < iotstream_max_workers; i++)
-			SpinLockInit(&Shared->slots[i].mutex);
-		SpinLockInit(&Shared->detect_mutex);
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
-static inline DetectSlot *
-detect_slots(void)
-{
-	return (DetectSlot *) &Shared->slots[iotstream_max_workers];
-}
-
-static void
-set_state(const char *state)
-{
-	if (!MySlot)
-		return;
-	SpinLockAcquire(&MySlot->mutex);
-	strlcpy(MySlot->state, state, sizeof(MySlot->state));
-	SpinLockRelease(&MySlot->mutex);
-}
-
-static void
-set_error(const char *msg)
-{
-	if (!MySlot)
-		return;
-	SpinLockAcquire(&MySlot->mutex);
-	strlcpy(MySlot->last_error, msg, sizeof(MySlot->last_error));
-	MySlot->last_error_at = GetCurrentTimestamp();
-	SpinLockRelease(&MySlot->mutex);
-}
-
-static void
-count_batch(const IngestCounts *c)
-{
-	int64		sec = (int64) time(NULL);
-	int			b = sec % RATE_SECONDS;
-
-	SpinLockAcquire(&MySlot->mutex);
-	MySlot->messages += c->messages;
-	MySlot->rows += c->rows;
-	MySlot->dead += c->dead;
-	MySlot->duplicates += c->duplicates;
-	MySlot->batches++;
-	if (MySlot->rate_second[b] != sec)
-	{
-		MySlot->rate_second[b] = sec;
-		MySlot->rate_messages[b] = 0;
-		MySlot->rate_rows[b] = 0;
-	}
-	MySlot->rate_messages[b] += c->messages;
-	MySlot->rate_rows[b] += c->rows;
-	MySlot->last_batch_at = GetCurrentTimestamp();
-	SpinLockRelease(&MySlot->mutex);
-}
 
 /* ---------------------------------------------------------------------
  * The source worker
@@ -206,7 +70,7 @@ typedef struct SourceConfig
 	int			batch_ms;
 	char	  **topics;
 	int			ntopics;
-	KafkaProperty *props;
+	SourceProperty *props;
 	int			nprops;
 } SourceConfig;
 
@@ -222,7 +86,7 @@ static DetectTarget *MyDetect = NULL;
  * rows by the partitions that started first.
  */
 #define HOLD_MS		30000
-static KafkaPartition *MyAssigned = NULL;
+static SourcePosition *MyAssigned = NULL;
 static bool *MyHeard = NULL;
 static int	nassigned = 0;
 static int	nheard = 0;
@@ -278,7 +142,7 @@ load_config(int source_id, bool running, MemoryContext cxt)
 	for (int i = 0; i < n; i++)
 		c->topics[i] = TextDatumGetCString(elems[i]);
 	c->ntopics = n;
-	c->props = palloc(sizeof(KafkaProperty) * 3);
+	c->props = palloc(sizeof(SourceProperty) * 3);
 	c->props[0].name = "bootstrap.servers";
 	c->props[0].value = SPI_getvalue(tup, desc, 8);
 	c->props[1].name = "group.id";
@@ -296,7 +160,7 @@ load_config(int source_id, bool running, MemoryContext cxt)
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the properties of an iotstream source");
 	old = MemoryContextSwitchTo(cxt);
-	c->props = repalloc(c->props, sizeof(KafkaProperty) * (c->nprops + SPI_processed));
+	c->props = repalloc(c->props, sizeof(SourceProperty) * (c->nprops + SPI_processed));
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		c->props[c->nprops].name = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
@@ -308,26 +172,10 @@ load_config(int source_id, bool running, MemoryContext cxt)
 	return c;
 }
 
-void
-WorkerBeginXact(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
-void
-WorkerCommitXact(void)
-{
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
 
 /* Called by the consumer on assignment: seek to what we stored. */
 static void
-on_assign(void *arg, KafkaPartition *parts, int n)
+on_assign(void *arg, SourcePosition *parts, int n)
 {
 	MemoryContext old = CurrentMemoryContext;
 	Oid			argtypes[1] = {INT4OID};
@@ -360,7 +208,7 @@ on_assign(void *arg, KafkaPartition *parts, int n)
 		pfree(MyAssigned);
 		pfree(MyHeard);
 	}
-	MyAssigned = MemoryContextAlloc(TopMemoryContext, sizeof(KafkaPartition) * Max(1, n));
+	MyAssigned = MemoryContextAlloc(TopMemoryContext, sizeof(SourcePosition) * Max(1, n));
 	MyHeard = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * Max(1, n));
 	nheard = 0;
 	for (int i = 0; i < n; i++)
@@ -381,48 +229,15 @@ on_revoke(void *arg)
 	/* nothing is committed until the batch is: drop it, the next owner reads it */
 	pending = 0;
 	nassigned = nheard = 0;
-	KafkaSourceRelease(MySource);
+	Source->release(MySource);
 }
 
 static void
 worker_exit(int code, Datum arg)
 {
-	KafkaSourceClose(MySource);
+	Source->close(MySource);
 	MySource = NULL;
-	if (MySlot)
-	{
-		SpinLockAcquire(&MySlot->mutex);
-		MySlot->pid = 0;
-		strlcpy(MySlot->state, "stopped", sizeof(MySlot->state));
-		SpinLockRelease(&MySlot->mutex);
-	}
-}
-
-/* The next offset of every partition in the batch, for storage and the group. */
-pg_noinline static int
-batch_offsets(const KafkaMessage *msgs, int n, KafkaPartition *out)
-{
-	int			np = 0;
-	int			j = 0;
-
-	for (int i = 0; i < n; i++)
-	{
-		/* messages come in runs from one partition: try the last one first */
-		if (j >= np || out[j].partition != msgs[i].partition ||
-			strcmp(out[j].topic, msgs[i].topic) != 0)
-			for (j = 0; j < np; j++)
-				if (out[j].partition == msgs[i].partition && strcmp(out[j].topic, msgs[i].topic) == 0)
-					break;
-		if (j == np)
-		{
-			out[np].topic = msgs[i].topic;
-			out[np].partition = msgs[i].partition;
-			out[np].offset = -1;
-			np++;
-		}
-		out[j].offset = Max(out[j].offset, msgs[i].offset + 1);
-	}
-	return np;
+	SourceSlotRelease();
 }
 
 /*
@@ -432,7 +247,7 @@ batch_offsets(const KafkaMessage *msgs, int n, KafkaPartition *out)
  * it, as far as their high watermarks are known.
  */
 static int64
-store_offsets(const KafkaPartition *parts, int np, const IngestedRows *rows)
+store_offsets(const SourcePosition *parts, int np, const IngestedRows *rows)
 {
 	Datum	   *topics = palloc(sizeof(Datum) * np);
 	Datum	   *partitions = palloc(sizeof(Datum) * np);
@@ -458,7 +273,7 @@ store_offsets(const KafkaPartition *parts, int np, const IngestedRows *rows)
 			}
 	for (int i = 0; i < np; i++)
 	{
-		int64		high = KafkaSourceHighWatermark(MySource, parts[i].topic, parts[i].partition);
+		int64		high = Source->end_offset(MySource, parts[i].topic, parts[i].partition);
 
 		topics[i] = CStringGetTextDatum(parts[i].topic);
 		partitions[i] = Int32GetDatum(parts[i].partition);
@@ -470,7 +285,7 @@ store_offsets(const KafkaPartition *parts, int np, const IngestedRows *rows)
 	}
 	for (int i = 0; i < rows->n; i++)
 	{
-		const KafkaMessage *m = &rows->msgs[i];
+		const SourceMessage *m = &rows->msgs[i];
 
 		if (!rows->stored[i])
 			continue;
@@ -513,7 +328,7 @@ holding_watermark(void)
 		TimestampDifferenceExceeds(assigned_at, GetCurrentTimestamp(), HOLD_MS))
 		return false;
 	for (int j = 0; j < nassigned; j++)
-		if (!MyHeard[j] && !KafkaSourcePartitionEmpty(MySource, MyAssigned[j].topic, MyAssigned[j].partition))
+		if (!MyHeard[j] && !Source->drained(MySource, MyAssigned[j].topic, MyAssigned[j].partition))
 			return true;
 	return false;
 }
@@ -523,10 +338,10 @@ holding_watermark(void)
  * rules and rollups make of the rows, and the offsets.  If the fast path fails, the batch is retried row by row.
  */
 static void
-process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
+process_batch(SourceMessage *msgs, int n, MemoryContext batch_cxt)
 {
-	KafkaPartition *parts = palloc(sizeof(KafkaPartition) * n);
-	const int	np = batch_offsets(msgs, n, parts);
+	SourcePosition *parts = palloc(sizeof(SourcePosition) * n);
+	const int	np = Source->positions(MySource, msgs, n, parts);
 	IngestCounts counts;
 	IngestedRows rows;
 
@@ -566,7 +381,7 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 			FlushErrorState();
 			AbortCurrentTransaction();
 			IngestDedupReset(MyTarget);
-			set_error(edata->message);
+			SourceSlotSetError(edata->message);
 			ok = false;
 		}
 		PG_END_TRY();
@@ -574,36 +389,9 @@ process_batch(KafkaMessage *msgs, int n, MemoryContext batch_cxt)
 			break;
 	}
 	MemoryContextSwitchTo(batch_cxt);
-	KafkaSourceCommit(MySource, parts, np);		/* only after Postgres committed */
-	KafkaSourceRelease(MySource);
-	count_batch(&counts);
-}
-
-static void
-claim_slot(int source_id)
-{
-	for (int i = 0; i < iotstream_max_workers; i++)
-	{
-		WorkerSlot *s = &Shared->slots[i];
-
-		SpinLockAcquire(&s->mutex);
-		if (s->pid == 0 || kill(s->pid, 0) != 0)
-		{
-			memset((char *) s + sizeof(slock_t), 0, sizeof(WorkerSlot) - sizeof(slock_t));
-			s->source_id = source_id;
-			s->pid = MyProcPid;
-			s->started_at = GetCurrentTimestamp();
-			strlcpy(s->state, "starting", sizeof(s->state));
-			SpinLockRelease(&s->mutex);
-			MySlot = s;
-			return;
-		}
-		SpinLockRelease(&s->mutex);
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("no free iotstream worker slot"),
-			 errhint("Raise iotstream.max_workers and restart the server.")));
+	Source->ack(MySource, parts, np);		/* only after Postgres committed */
+	Source->release(MySource);
+	SourceSlotCountBatch(counts.messages, counts.rows, counts.dead, counts.duplicates);
 }
 
 PGDLLEXPORT void iotstream_source_main(Datum main_arg);
@@ -614,8 +402,8 @@ iotstream_source_main(Datum main_arg)
 	int			source_id = DatumGetInt32(main_arg);
 	MemoryContext long_cxt;
 	MemoryContext batch_cxt;
-	KafkaMessage *msgs;
-	KafkaSourceCallbacks cb = {on_assign, on_revoke, NULL};
+	SourceMessage *msgs;
+	SourceCallbacks cb = {on_assign, on_revoke, NULL};
 	char		errbuf[512];
 	TimestampTz deadline = 0;
 
@@ -626,7 +414,7 @@ iotstream_source_main(Datum main_arg)
 
 	long_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream source", ALLOCSET_DEFAULT_SIZES);
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream batch", ALLOCSET_DEFAULT_SIZES);
-	claim_slot(source_id);
+	SourceSlotClaim(source_id);
 	before_shmem_exit(worker_exit, (Datum) 0);
 
 	WorkerBeginXact("loading source");
@@ -636,16 +424,14 @@ iotstream_source_main(Datum main_arg)
 		WorkerCommitXact();
 		proc_exit(0);			/* stopped or dropped meanwhile */
 	}
-	SpinLockAcquire(&MySlot->mutex);
-	MySlot->target = MyConfig->target;
-	SpinLockRelease(&MySlot->mutex);
+	SourceSlotSetTarget(MyConfig->target);
 	MyTarget = IngestTargetCreate(MyConfig->target, MyConfig->mapping, MyConfig->options,
 								  MyConfig->name, source_id, long_cxt);
 	MyDetect = DetectTargetCreate(MyConfig->target, long_cxt);
 	WorkerCommitXact();
 	pgstat_report_appname(MyConfig->name);
 
-	MySource = KafkaSourceOpen(MyConfig->props, MyConfig->nprops,
+	MySource = Source->open(MyConfig->props, MyConfig->nprops,
 							   (const char *const *) MyConfig->topics, MyConfig->ntopics,
 							   &cb, IngestNeedsHeaders(MyTarget), errbuf, sizeof(errbuf));
 	if (MySource == NULL)
@@ -653,10 +439,10 @@ iotstream_source_main(Datum main_arg)
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("iotstream source \"%s\" could not start its consumer: %s",
 						MyConfig->name, errbuf)));
-	set_state("running");
+	SourceSlotSetState("running");
 	elog(LOG, "iotstream source \"%s\" started", MyConfig->name);
 
-	msgs = MemoryContextAlloc(long_cxt, sizeof(KafkaMessage) * MyConfig->batch_size);
+	msgs = MemoryContextAlloc(long_cxt, sizeof(SourceMessage) * MyConfig->batch_size);
 	MemoryContextSwitchTo(batch_cxt);
 	for (;;)
 	{
@@ -674,25 +460,25 @@ iotstream_source_main(Datum main_arg)
 		}
 
 		base = pending;
-		got = KafkaSourcePoll(MySource, msgs + base, MyConfig->batch_size - base);
+		got = Source->poll(MySource, msgs + base, MyConfig->batch_size - base);
 		if (pending != base)
 		{
 			/*
 			 * A revocation during the poll dropped the batch: what this poll
 			 * returned is all that is left, so it starts the batch.
 			 */
-			memmove(msgs, msgs + base, sizeof(KafkaMessage) * got);
+			memmove(msgs, msgs + base, sizeof(SourceMessage) * got);
 			base = 0;
 		}
 		if (got > 0 && base == 0)
 			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), MyConfig->batch_ms);
 		pending = base + got;
 
-		kerr = KafkaSourceLastError(MySource, &nerr);
+		kerr = Source->last_error(MySource, &nerr);
 		if (kerr && nerr != seen_errors)
 		{
 			seen_errors = nerr;
-			set_error(kerr);
+			SourceSlotSetError(kerr);
 		}
 
 		if (pending > 0 && (pending >= MyConfig->batch_size ||
@@ -712,97 +498,9 @@ iotstream_source_main(Datum main_arg)
 			Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline)) : 1000;
 		(void) WaitLatchOrSocket(MyLatch,
 								 WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 KafkaSourceFd(MySource), timeout, PG_WAIT_EXTENSION);
+								 Source->fd(MySource), timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
-}
-
-/* ---------------------------------------------------------------------
- * Detection workers: their slots, and what they borrow from sources
- * ---------------------------------------------------------------------
- */
-
-static void
-detect_detach(int code, Datum arg)
-{
-	DetectSlot *slots = detect_slots();
-
-	SpinLockAcquire(&Shared->detect_mutex);
-	for (int i = 0; i < iotstream_max_workers; i++)
-		if (slots[i].pid == MyProcPid)
-			slots[i].relid = InvalidOid;
-	SpinLockRelease(&Shared->detect_mutex);
-}
-
-/* The detection worker of relid takes a slot, so batches can wake it. */
-void
-DetectWorkerAttach(Oid relid)
-{
-	DetectSlot *slots = detect_slots();
-	int			free_slot = -1;
-
-	SpinLockAcquire(&Shared->detect_mutex);
-	for (int i = 0; i < iotstream_max_workers; i++)
-	{
-		if (slots[i].relid == relid ||
-			(free_slot < 0 && (slots[i].relid == InvalidOid || kill(slots[i].pid, 0) != 0)))
-			free_slot = i;
-		if (slots[i].relid == relid)
-			break;
-	}
-	if (free_slot >= 0)
-	{
-		slots[free_slot].relid = relid;
-		slots[free_slot].pid = MyProcPid;
-		slots[free_slot].latch = MyLatch;
-		slots[free_slot].backlog_at = 0;
-		MyDetectSlot = &slots[free_slot];
-	}
-	SpinLockRelease(&Shared->detect_mutex);
-	if (free_slot >= 0)
-		before_shmem_exit(detect_detach, (Datum) 0);
-	if (free_slot < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("no free iotstream detection worker slot"),
-				 errhint("Raise iotstream.max_workers and restart the server.")));
-}
-
-/*
- * After a batch into relid commits: its detection worker has work.
- * backlog: the source is draining one (see process_batch).
- */
-void
-DetectWorkerWake(Oid relid, bool backlog)
-{
-	DetectSlot *slots = detect_slots();
-	Latch	   *latch = NULL;
-	TimestampTz now = backlog ? GetCurrentTimestamp() : 0;
-
-	SpinLockAcquire(&Shared->detect_mutex);
-	for (int i = 0; i < iotstream_max_workers; i++)
-		if (slots[i].relid == relid)
-		{
-			latch = slots[i].latch;
-			if (backlog)
-				slots[i].backlog_at = now;
-			break;
-		}
-	SpinLockRelease(&Shared->detect_mutex);
-	if (latch)
-		SetLatch(latch);
-}
-
-/* For the detection worker: when a source last committed a batch of a backlog. */
-TimestampTz
-DetectWorkerBacklogAt(void)
-{
-	TimestampTz at;
-
-	SpinLockAcquire(&Shared->detect_mutex);
-	at = MyDetectSlot->backlog_at;
-	SpinLockRelease(&Shared->detect_mutex);
-	return at;
 }
 
 /*
@@ -815,7 +513,7 @@ KafkaSink *
 SourceOpenAlertSink(int source_id, char *errbuf, size_t errlen)
 {
 	SourceConfig *c = load_config(source_id, false, CurrentMemoryContext);
-	KafkaProperty *props;
+	SourceProperty *props;
 	int			n = 0;
 
 	if (c == NULL)
@@ -823,7 +521,7 @@ SourceOpenAlertSink(int source_id, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "source %d no longer exists", source_id);
 		return NULL;
 	}
-	props = palloc(sizeof(KafkaProperty) * c->nprops);
+	props = palloc(sizeof(SourceProperty) * c->nprops);
 	for (int i = 0; i < c->nprops; i++)
 	{
 		const char *name = c->props[i].name;
@@ -835,351 +533,4 @@ SourceOpenAlertSink(int source_id, char *errbuf, size_t errlen)
 			props[n++] = c->props[i];
 	}
 	return KafkaSinkOpen(props, n, errbuf, errlen);
-}
-
-/* ---------------------------------------------------------------------
- * The launcher
- * ---------------------------------------------------------------------
- */
-
-typedef struct LaunchedWorker
-{
-	bool		detect;			/* a detection worker, of relid */
-	Oid			relid;
-	int			source_id;
-	int			index;			/* of the source's workers */
-	char	   *version;		/* the source row as text: a change restarts */
-	BackgroundWorkerHandle *handle;
-	int			failures;
-	TimestampTz started_at;
-	TimestampTz next_start;
-	bool		wanted;
-} LaunchedWorker;
-
-static LaunchedWorker *launched = NULL;
-static int	nlaunched = 0;
-
-static LaunchedWorker *
-find_launched(bool detect, Oid relid, int source_id, int index)
-{
-	for (int i = 0; i < nlaunched; i++)
-		if (launched[i].detect == detect && launched[i].relid == relid &&
-			launched[i].source_id == source_id && launched[i].index == index)
-			return &launched[i];
-	return NULL;
-}
-
-/* Marks the worker wanted, with version: a changed version restarts it. */
-static void
-want(bool detect, Oid relid, int id, int index, const char *version)
-{
-	LaunchedWorker *w = find_launched(detect, relid, id, index);
-
-	if (w == NULL)
-	{
-		launched = launched ? repalloc(launched, sizeof(LaunchedWorker) * (nlaunched + 1)) :
-			MemoryContextAlloc(TopMemoryContext, sizeof(LaunchedWorker));
-		w = &launched[nlaunched++];
-		memset(w, 0, sizeof(LaunchedWorker));
-		w->detect = detect;
-		w->relid = relid;
-		w->source_id = id;
-		w->index = index;
-	}
-	if (w->version && strcmp(w->version, version) != 0 && w->handle)
-	{
-		/* settings changed: restart with the new ones */
-		TerminateBackgroundWorker(w->handle);
-		w->failures = 0;
-		w->next_start = 0;
-	}
-	if (w->version)
-		pfree(w->version);
-	w->version = MemoryContextStrdup(TopMemoryContext, version);
-	w->wanted = true;
-}
-
-static void
-start_worker(LaunchedWorker *w)
-{
-	BackgroundWorker bgw;
-
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;	/* we restart it, with backoff */
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "iotstream");
-	if (w->detect)
-	{
-		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "iotstream_detect_main");
-		snprintf(bgw.bgw_name, BGW_MAXLEN, "iotstream detection of %s", w->version);
-		snprintf(bgw.bgw_type, BGW_MAXLEN, "iotstream detection worker");
-		bgw.bgw_main_arg = ObjectIdGetDatum(w->relid);
-	}
-	else
-	{
-		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "iotstream_source_main");
-		snprintf(bgw.bgw_name, BGW_MAXLEN, "iotstream source %d worker %d", w->source_id, w->index);
-		snprintf(bgw.bgw_type, BGW_MAXLEN, "iotstream source worker");
-		bgw.bgw_main_arg = Int32GetDatum(w->source_id);
-	}
-	bgw.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&bgw, &w->handle))
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start an iotstream source worker"),
-				 errhint("Raise max_worker_processes.")));
-		w->handle = NULL;
-	}
-	w->started_at = GetCurrentTimestamp();
-}
-
-/* Compare what runs with what should run; start, stop and restart. */
-static void
-launcher_reconcile(void)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	MemoryContext cxt = CurrentMemoryContext;
-
-	for (int i = 0; i < nlaunched; i++)
-		launched[i].wanted = false;
-
-	WorkerBeginXact("reading sources");
-	if (OidIsValid(get_namespace_oid("iotstream", true)) &&
-		OidIsValid(get_relname_relid("sources", get_namespace_oid("iotstream", true))))
-	{
-		SPI_connect();
-		SPI_execute("SELECT s.source_id, w, s::text FROM iotstream.sources s,"
-					" generate_series(1, least(greatest(coalesce((s.options->>'workers')::int, 1), 1), 64)) w"
-					" WHERE s.running", true, 0);
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			bool		isnull;
-			int			id = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-			int			index = DatumGetInt32(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-			want(false, InvalidOid, id, index, SPI_getvalue(tup, SPI_tuptable->tupdesc, 3));
-		}
-		/* a detection worker per table with enabled rules or rollups */
-		SPI_execute("SELECT t::oid, t::text FROM (SELECT source_table FROM iotstream.rules WHERE enabled"
-					" UNION SELECT source_table FROM iotstream.rollups) x(t)", true, 0);
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			bool		isnull;
-			Oid			relid = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-
-			want(true, relid, 0, 0, SPI_getvalue(tup, SPI_tuptable->tupdesc, 2));
-		}
-		SPI_finish();
-	}
-	WorkerCommitXact();
-	MemoryContextSwitchTo(cxt);
-
-	for (int i = 0; i < nlaunched; i++)
-	{
-		LaunchedWorker *w = &launched[i];
-		pid_t		pid;
-		BgwHandleStatus status = w->handle ? GetBackgroundWorkerPid(w->handle, &pid) : BGWH_STOPPED;
-
-		if (!w->wanted)
-		{
-			if (status != BGWH_STOPPED)
-				TerminateBackgroundWorker(w->handle);
-			continue;
-		}
-		if (status != BGWH_STOPPED)
-			continue;
-		if (w->handle)
-		{
-			/* it stopped on its own: back off, unless it had run a while */
-			pfree(w->handle);
-			w->handle = NULL;
-			if (TimestampDifferenceExceeds(w->started_at, now, 60000))
-				w->failures = 0;
-			w->failures++;
-			w->next_start = TimestampTzPlusMilliseconds(now, Min(60000, 500L << Min(w->failures, 7)));
-		}
-		if (now >= w->next_start)
-			start_worker(w);
-	}
-	/* forget the entries that are neither wanted nor running */
-	for (int i = 0; i < nlaunched; i++)
-		if (!launched[i].wanted && launched[i].handle == NULL)
-			launched[i--] = launched[--nlaunched];
-		else if (!launched[i].wanted && launched[i].handle &&
-				 GetBackgroundWorkerPid(launched[i].handle, &(pid_t){0}) == BGWH_STOPPED)
-		{
-			pfree(launched[i].handle);
-			launched[i].handle = NULL;
-			launched[i--] = launched[--nlaunched];
-		}
-}
-
-PGDLLEXPORT void iotstream_launcher_main(Datum main_arg);
-
-void
-iotstream_launcher_main(Datum main_arg)
-{
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-
-	Shared->launcher_pid = MyProcPid;
-	Shared->launcher_latch = MyLatch;
-	BackgroundWorkerInitializeConnection(iotstream_database, NULL, 0);
-	pgstat_report_appname("iotstream launcher");
-
-	for (;;)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		launcher_reconcile();
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-}
-
-/* ---------------------------------------------------------------------
- * SQL-callable: waking the launcher at commit, and the status
- * ---------------------------------------------------------------------
- */
-
-static bool wake_registered = false;
-
-static void
-wake_at_commit(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT && Shared && Shared->launcher_latch)
-		SetLatch(Shared->launcher_latch);
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
-	{
-		UnregisterXactCallback(wake_at_commit, NULL);
-		wake_registered = false;
-	}
-}
-
-/* iotstream._wake_launcher(): the launcher looks at the sources at commit. */
-PG_FUNCTION_INFO_V1(iotstream_wake_launcher);
-Datum
-iotstream_wake_launcher(PG_FUNCTION_ARGS)
-{
-	if (!wake_registered)
-	{
-		RegisterXactCallback(wake_at_commit, NULL);
-		wake_registered = true;
-	}
-	PG_RETURN_VOID();
-}
-
-/*
- * iotstream._worker_stats() -> setof (source_id, pid, state, messages, rows,
- *	 dead, duplicates, batches, messages_per_sec, rows_per_sec, started_at,
- *	 last_batch_at, last_error, last_error_at)
- */
-PG_FUNCTION_INFO_V1(iotstream_worker_stats);
-Datum
-iotstream_worker_stats(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int64		now = (int64) time(NULL);
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (Shared == NULL)
-		return (Datum) 0;		/* not preloaded */
-	for (int i = 0; i < iotstream_max_workers; i++)
-	{
-		WorkerSlot	s;
-		Datum		v[14];
-		bool		nulls[14] = {0};
-		int64		msgs = 0,
-					rows = 0;
-
-		SpinLockAcquire(&Shared->slots[i].mutex);
-		memcpy(&s, &Shared->slots[i], sizeof(WorkerSlot));
-		SpinLockRelease(&Shared->slots[i].mutex);
-		if (s.source_id == 0)
-			continue;
-		/* a source's counters and errors are for those who may read its table */
-		if (!superuser() &&
-			(!OidIsValid(s.target) ||
-			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(s.target)) ||
-			 pg_class_aclcheck(s.target, GetUserId(), ACL_SELECT) != ACLCHECK_OK))
-			continue;
-		for (int b = 0; b < RATE_SECONDS; b++)
-			if (s.rate_second[b] > now - RATE_SECONDS)
-			{
-				msgs += s.rate_messages[b];
-				rows += s.rate_rows[b];
-			}
-		v[0] = Int32GetDatum(s.source_id);
-		v[1] = Int32GetDatum(s.pid);
-		nulls[1] = s.pid == 0;
-		v[2] = CStringGetTextDatum(s.pid == 0 ? "stopped" : s.state);
-		v[3] = Int64GetDatum(s.messages);
-		v[4] = Int64GetDatum(s.rows);
-		v[5] = Int64GetDatum(s.dead);
-		v[6] = Int64GetDatum(s.duplicates);
-		v[7] = Int64GetDatum(s.batches);
-		v[8] = Float8GetDatum(msgs / (double) RATE_SECONDS);
-		v[9] = Float8GetDatum(rows / (double) RATE_SECONDS);
-		v[10] = TimestampTzGetDatum(s.started_at);
-		v[11] = TimestampTzGetDatum(s.last_batch_at);
-		nulls[11] = s.last_batch_at == 0;
-		v[12] = CStringGetTextDatum(s.last_error);
-		nulls[12] = s.last_error[0] == '\0';
-		v[13] = TimestampTzGetDatum(s.last_error_at);
-		nulls[13] = s.last_error_at == 0;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
-	}
-	return (Datum) 0;
-}
-
-/* Called from _PG_init: GUCs, shared memory, and the launcher. */
-void
-WorkerInit(void)
-{
-	DefineCustomStringVariable("iotstream.database",
-							   "Database whose sources the iotstream launcher runs.",
-							   NULL, &iotstream_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("iotstream.detection_yield",
-							"Longest time a detection worker waits while its table's sources drain a backlog.",
-							"While sources commit full batches with more waiting behind them, detection waits so "
-							"that ingestion gets the CPU, then runs one step and waits again; 0 never waits.",
-							&iotstream_detection_yield, 10000, 0, INT_MAX,
-							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("iotstream.max_workers",
-							"Maximum number of iotstream source workers.",
-							"Each also needs a slot in max_worker_processes.",
-							&iotstream_max_workers, 16, 1, 1024,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
-
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = iotstream_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = iotstream_shmem_startup;
-
-	{
-		BackgroundWorker bgw;
-
-		memset(&bgw, 0, sizeof(bgw));
-		bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		bgw.bgw_restart_time = 5;
-		snprintf(bgw.bgw_library_name, BGW_MAXLEN, "iotstream");
-		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "iotstream_launcher_main");
-		snprintf(bgw.bgw_name, BGW_MAXLEN, "iotstream launcher");
-		snprintf(bgw.bgw_type, BGW_MAXLEN, "iotstream launcher");
-		RegisterBackgroundWorker(&bgw);
-	}
 }

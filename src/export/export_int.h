@@ -1,0 +1,73 @@
+/*-------------------------------------------------------------------------
+ * export/export_int.h
+ *		The export stage's own declarations: Azure Blob Storage and its credentials.
+ *
+ * The HTTP client knows nothing of tuples; export.c joins it to parquet/.
+ *-------------------------------------------------------------------------
+ */
+#ifndef EXPORT_EXPORT_INT_H
+#define EXPORT_EXPORT_INT_H
+
+#include "export/export.h"
+
+/* in azure_blob.c */
+
+/* Where an export writes: a local directory or a blob container. */
+typedef struct BlobLocation
+{
+	bool		local;			/* file://: path is an absolute directory */
+	char	   *base;			/* scheme://host[:port] */
+	char	   *path_prefix;	/* "/account" on emulators, "" on Azure */
+	char	   *account;
+	char	   *container;
+	char	   *path;			/* folder inside the container, no '/' at either end */
+} BlobLocation;
+
+typedef enum BlobAuthKind
+{
+	BLOB_AUTH_NONE,
+	BLOB_AUTH_SHARED_KEY,
+	BLOB_AUTH_SAS,
+	BLOB_AUTH_BEARER
+} BlobAuthKind;
+
+/* How requests are authorized; the secrets never leave this struct. */
+typedef struct BlobAuth
+{
+	BlobAuthKind kind;
+	const char *credential;		/* its name, for messages */
+	unsigned char key[128];		/* SharedKey, base64-decoded */
+	int			keylen;
+	const char *sas;			/* query string without '?' */
+	const char *bearer;			/* OAuth2 access token */
+} BlobAuth;
+
+typedef struct BlobOptions
+{
+	int			parallel;		/* concurrent Put Block requests */
+	size_t		block_size;
+	int			max_retries;
+	int			timeout_ms;		/* per request */
+} BlobOptions;
+
+typedef struct BlobClient BlobClient;
+typedef struct BlobUpload BlobUpload;
+
+extern BlobLocation *BlobParseLocation(const char *url);
+extern BlobClient *BlobClientCreate(const BlobLocation *loc, const BlobAuth *auth,
+									const BlobOptions *opts);
+extern void BlobClientDestroy(BlobClient *c);
+extern BlobUpload *BlobUploadBegin(BlobClient *c, const char *blob);
+extern void BlobUploadWrite(void *arg, const void *data, size_t len);
+extern char *BlobUploadRoom(BlobUpload *u, size_t *room);
+extern void BlobUploadAppended(BlobUpload *u, size_t n);
+extern void BlobUploadFinishBlocks(BlobUpload *u);
+extern void BlobUploadCommit(BlobUpload *u);
+extern int64 BlobUploadBytes(BlobUpload *u);
+extern bool BlobDelete(BlobClient *c, const char *blob);
+extern void BlobDeleteUpload(BlobUpload *u);
+
+/* in azure_auth.c */
+extern void AzureAuthLoad(const char *name, const BlobLocation *loc, BlobAuth *auth);
+
+#endif							/* EXPORT_EXPORT_INT_H */

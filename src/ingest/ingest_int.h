@@ -1,0 +1,41 @@
+/*-------------------------------------------------------------------------
+ * ingest/ingest_int.h
+ *		Ingestion's own declarations: stream tables and batched index inserts.
+ *
+ * Nothing outside src/ingest/ includes it.
+ *-------------------------------------------------------------------------
+ */
+#ifndef INGEST_INGEST_INT_H
+#define INGEST_INGEST_INT_H
+
+#include "ingest/ingest.h"
+
+/* in stream_table.c */
+
+/* What a stream table decides about one row's event time. */
+typedef enum StreamRowVerdict
+{
+	STREAM_ROW_OK = 0,
+	STREAM_ROW_NULL_TIME,		/* the time column is NULL */
+	STREAM_ROW_TOO_OLD,			/* older than now() - max_past */
+	STREAM_ROW_TOO_NEW			/* newer than now() + max_future */
+} StreamRowVerdict;
+
+extern void StreamTableCheck(Oid relid, const char *time_column, const Interval *iv,
+							 AttrNumber *attno, Oid *typid);
+extern AttrNumber StreamTimeColumn(Oid relid, Oid *typid);
+extern void StreamEnsurePartitions(Oid relid, const StreamTime *ts,
+								   const bool *isnull, int n,
+								   StreamRowVerdict *verdicts);
+extern const char *StreamRowVerdictReason(StreamRowVerdict verdict);
+
+/* in index_batch.c */
+struct ResultRelInfo;
+struct TupleTableSlot;
+typedef struct IndexBatch IndexBatch;
+
+extern IndexBatch *IndexBatchCreate(struct ResultRelInfo *rri);
+extern void IndexBatchInsert(IndexBatch *ib, struct ResultRelInfo *rri,
+							 struct TupleTableSlot **slots, int n);
+
+#endif							/* INGEST_INGEST_INT_H */

@@ -1,0 +1,123 @@
+/*-------------------------------------------------------------------------
+ * parquet/parquet.h
+ *		What other stages may use of the Parquet writer.
+ *
+ * A writer of Parquet files from columns of plain values, and the query
+ * receiver that writes a query's rows as files cut at a size (exports use
+ * it).  It knows nothing of HTTP: where the bytes go is the caller's.
+ *-------------------------------------------------------------------------
+ */
+#ifndef PARQUET_PARQUET_H
+#define PARQUET_PARQUET_H
+
+#include "iotstream.h"
+
+/* in parquet_writer.c */
+
+/* Parquet physical types (the values of parquet.thrift's Type). */
+typedef enum ParquetPhysicalType
+{
+	PARQUET_BOOLEAN = 0,
+	PARQUET_INT32 = 1,
+	PARQUET_INT64 = 2,
+	PARQUET_FLOAT = 4,
+	PARQUET_DOUBLE = 5,
+	PARQUET_BYTE_ARRAY = 6,
+	PARQUET_FIXED_LEN_BYTE_ARRAY = 7
+} ParquetPhysicalType;
+
+/* The annotations iotstream writes (LogicalType plus its ConvertedType). */
+typedef enum ParquetLogicalType
+{
+	PARQUET_LOGICAL_NONE = 0,
+	PARQUET_LOGICAL_STRING,
+	PARQUET_LOGICAL_JSON,
+	PARQUET_LOGICAL_UUID,
+	PARQUET_LOGICAL_DECIMAL,
+	PARQUET_LOGICAL_DATE,
+	PARQUET_LOGICAL_TIMESTAMP_UTC,	/* MICROS, isAdjustedToUTC = true */
+	PARQUET_LOGICAL_TIMESTAMP_LOCAL,	/* MICROS, isAdjustedToUTC = false */
+	PARQUET_LOGICAL_INT16,
+	PARQUET_LOGICAL_INT32,
+	PARQUET_LOGICAL_INT64
+} ParquetLogicalType;
+
+/* Compression codecs (the values of parquet.thrift's CompressionCodec). */
+typedef enum ParquetCodec
+{
+	PARQUET_CODEC_NONE = 0,
+	PARQUET_CODEC_SNAPPY = 1,
+	PARQUET_CODEC_GZIP = 2,
+	PARQUET_CODEC_ZSTD = 6
+} ParquetCodec;
+
+typedef struct ParquetColumnSpec
+{
+	const char *name;
+	ParquetPhysicalType type;
+	ParquetLogicalType logical;
+	bool		nullable;
+	int			precision;		/* DECIMAL only */
+	int			scale;			/* DECIMAL only */
+	int			type_length;	/* FIXED_LEN_BYTE_ARRAY only */
+} ParquetColumnSpec;
+
+typedef struct ParquetWriterOptions
+{
+	ParquetCodec codec;
+	int			level;			/* zstd/gzip level; 0 means the codec default */
+	int64		row_group_bytes;	/* cut a row group at this many plain bytes */
+	int64		page_bytes;		/* target uncompressed size of a data page */
+	int64		dictionary_bytes;	/* fall back to PLAIN past this dictionary */
+	bool		dictionary;		/* try dictionary encoding at all */
+	int			threads;		/* compress pages on this many threads (1..8) */
+	int			nkv;			/* key-value metadata */
+	const char **kv_keys;
+	const char **kv_values;
+} ParquetWriterOptions;
+
+/* Receives the file's bytes in order; must ereport on failure. */
+typedef void (*ParquetWriteFn) (void *arg, const void *data, size_t len);
+
+typedef struct ParquetWriter ParquetWriter;
+
+extern void ParquetWriterDefaults(ParquetWriterOptions *opts);
+extern ParquetWriter *ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
+										  const ParquetWriterOptions *opts,
+										  ParquetWriteFn write, void *arg);
+extern void ParquetWriteColumn(ParquetWriter *w, int col, const char *plain, size_t len,
+							   int64 nvalues, const uint8 *defs, int64 nrows);
+extern void ParquetEndRows(ParquetWriter *w, int64 nrows);
+extern void ParquetWriterFinish(ParquetWriter *w);
+extern int64 ParquetWriterRows(ParquetWriter *w);
+extern int64 ParquetWriterBytes(ParquetWriter *w);
+extern int	ParquetWriterRowGroups(ParquetWriter *w);
+extern void ParquetWriterDestroy(ParquetWriter *w);
+
+/* in parquet_file_sink.c */
+
+/* A local-file sink for ParquetWriterCreate(): buffered, fsynced on close. */
+typedef struct ParquetFileSink ParquetFileSink;
+
+extern ParquetFileSink *ParquetFileSinkOpen(const char *path);
+extern void ParquetFileSinkWrite(void *arg, const void *data, size_t len);
+extern void ParquetFileSinkClose(ParquetFileSink *sink);
+
+/* in write_parquet.c */
+
+/* The files ParquetWriteQuery writes, opened one after another. */
+typedef struct ParquetQuerySinks
+{
+	/* opens file number fileno and says where its bytes go */
+	void		(*open) (void *arg, int fileno, ParquetWriteFn *write, void **write_arg);
+	/* the file's footer is written: make the file complete */
+	void		(*close) (void *arg, int fileno, ParquetWriter *w);
+	void	   *arg;
+	int64		file_bytes;		/* start a new file past this size; 0: one file */
+} ParquetQuerySinks;
+
+extern void ParquetParseOptions(Jsonb *jb, ParquetWriterOptions *w);
+extern int	ParquetWriteQuery(const char *query, const ParquetWriterOptions *opts,
+							  ParquetQuerySinks *sinks, int64 *rows, int64 *bytes);
+
+#endif							/* PARQUET_PARQUET_H */

@@ -1,0 +1,199 @@
+/*-------------------------------------------------------------------------
+ * parquet/parquet_int.h
+ *		The Parquet stage's own declarations: Thrift, encodings, compression,
+ *		statistics, the footer, JSON text.
+ *
+ * Nothing outside src/parquet/ includes it (parquet_writer_int.h holds
+ * what only the writer's files share).
+ *-------------------------------------------------------------------------
+ */
+#ifndef PARQUET_PARQUET_INT_H
+#define PARQUET_PARQUET_INT_H
+
+#include "parquet/parquet.h"
+
+#include <pthread.h>
+
+#include "lib/stringinfo.h"
+
+/* in thrift_compact.c */
+
+#define THRIFT_MAX_DEPTH 16
+
+/* Element types of a Thrift list, as the compact protocol numbers them. */
+typedef enum ThriftElemType
+{
+	THRIFT_ELEM_I32 = 5,
+	THRIFT_ELEM_BINARY = 8,
+	THRIFT_ELEM_STRUCT = 12
+} ThriftElemType;
+
+/* A growing output buffer plus the field-id stack of the open structs. */
+typedef struct ThriftBuf
+{
+	MemoryContext cxt;
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+	int16		last_field;
+	int			depth;
+	int16		stack[THRIFT_MAX_DEPTH];
+} ThriftBuf;
+
+extern void ThriftInit(ThriftBuf *t, MemoryContext cxt);
+extern void ThriftReset(ThriftBuf *t);
+extern void ThriftFieldBool(ThriftBuf *t, int16 id, bool v);
+extern void ThriftFieldI8(ThriftBuf *t, int16 id, int8 v);
+extern void ThriftFieldI32(ThriftBuf *t, int16 id, int32 v);
+extern void ThriftFieldI64(ThriftBuf *t, int16 id, int64 v);
+extern void ThriftFieldBinary(ThriftBuf *t, int16 id, const void *p, size_t len);
+extern void ThriftFieldString(ThriftBuf *t, int16 id, const char *s);
+extern void ThriftStructBegin(ThriftBuf *t, int16 id);
+extern void ThriftListStructBegin(ThriftBuf *t);
+extern void ThriftStructEnd(ThriftBuf *t);
+extern void ThriftFieldListBegin(ThriftBuf *t, int16 id, ThriftElemType elem, int n);
+extern void ThriftListI32(ThriftBuf *t, int32 v);
+extern void ThriftListBinary(ThriftBuf *t, const void *p, size_t len);
+
+/* in parquet_encode.c */
+
+struct ZSTD_CCtx_s;
+
+/* A growing byte buffer, reused from page to page. */
+typedef struct ParquetBuf
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+} ParquetBuf;
+
+extern void ParquetBufReserve(MemoryContext cxt, ParquetBuf *b, size_t extra);
+extern void ParquetBufSet(MemoryContext cxt, ParquetBuf *b, const void *p, size_t len);
+extern void ParquetRleEncode(MemoryContext cxt, ParquetBuf *out, const void *v,
+							 int size, int64 n, int bw);
+extern int	ParquetBitWidth(uint32 max);
+extern size_t ParquetCompressBound(ParquetCodec codec, size_t len);
+extern size_t ParquetCompressRaw(ParquetCodec codec, int level,
+								 struct ZSTD_CCtx_s *zstd, const char *in,
+								 size_t len, char *out, size_t cap);
+
+static inline void
+ParquetBufAppend(MemoryContext cxt, ParquetBuf *b, const void *p, size_t len)
+{
+	if (b->len + len > b->cap)
+		ParquetBufReserve(cxt, b, len);
+	memcpy(b->data + b->len, p, len);
+	b->len += len;
+}
+
+/* in parquet_compress.c */
+
+/* One page on its way out: built, then compressed, then written. */
+typedef struct ParquetPage
+{
+	ParquetBuf	raw;
+	ParquetBuf	out;
+	size_t		outlen;
+	int32		num_values;
+	int32		encoding;
+	bool		dictionary;
+	bool		done;			/* ParquetCompressor: compressed */
+	struct ParquetPage *next;	/* ParquetCompressor: queue link */
+} ParquetPage;
+
+typedef struct ParquetPageWindow ParquetPageWindow;
+
+/* Writes one page given its (possibly compressed) body. */
+typedef void (*ParquetPageEmitFn) (void *arg, const ParquetPage *page,
+								   const char *body, size_t bodylen);
+
+extern ParquetPageWindow *ParquetPageWindowCreate(MemoryContext cxt, ParquetCodec codec,
+												  int level, int threads);
+extern ParquetPage *ParquetPageWindowNext(ParquetPageWindow *win,
+										  ParquetPageEmitFn emit, void *arg);
+extern void ParquetPageWindowFlush(ParquetPageWindow *win,
+								   ParquetPageEmitFn emit, void *arg);
+
+typedef struct ParquetCompressor ParquetCompressor;
+
+extern ParquetCompressor *ParquetCompressorCreate(MemoryContext cxt, ParquetCodec codec,
+												  int level);
+extern bool ParquetCompressorSubmit(ParquetCompressor *pc, ParquetPage *page);
+extern bool ParquetThreadStart(pthread_t *tid, void *(*fn) (void *), void *arg);
+extern void ParquetThreadStop(pthread_t tid, pthread_mutex_t *lock, pthread_cond_t *cond,
+							  bool *stop);
+extern void ParquetThreadRelease(pthread_t tid, pthread_mutex_t *lock, pthread_cond_t *cond,
+								 bool *started, bool *stop);
+extern void ParquetCompressorHelp(ParquetCompressor *pc, int keep);
+extern bool ParquetCompressorDone(ParquetCompressor *pc, ParquetPage *page);
+extern void ParquetCompressorWait(ParquetCompressor *pc, ParquetPage *page);
+
+/* in parquet_stats.c */
+
+/* Running min/max of a column chunk, in its type's order. */
+typedef struct ParquetStats
+{
+	ParquetPhysicalType type;
+	ParquetLogicalType logical;
+	MemoryContext cxt;
+	bool		has_minmax;
+	bool		stats_off;		/* a byte array was too long to track */
+	union
+	{
+		int64		i;
+		double		d;
+	}			min, max;
+	ParquetBuf	minb;			/* byte arrays and FIXED */
+	ParquetBuf	maxb;
+	bool		prefix_ok;		/* min8/max8 hold the first 8 bytes of both */
+	uint64		min8;			/* big-endian: they compare as the bytes do */
+	uint64		max8;
+} ParquetStats;
+
+extern void ParquetStatsInit(ParquetStats *c, const ParquetColumnSpec *spec, MemoryContext cxt);
+extern void ParquetStatsReset(ParquetStats *c);
+extern void ParquetStatsAdd(ParquetStats *c, const char *p, size_t len);
+extern void ParquetStatsAddPlain(ParquetStats *c, const char *plain, size_t len, int64 n);
+extern bool ParquetStatsBytes(ParquetStats *c, MemoryContext cxt, char **min, int32 *minlen,
+							  char **max, int32 *maxlen);
+
+/* in parquet_footer.c */
+
+/* What the footer records of one written column chunk. */
+typedef struct ParquetChunkMeta
+{
+	int64		offset;			/* first page */
+	int64		dict_offset;	/* -1 without a dictionary page */
+	int64		data_offset;
+	int64		num_values;		/* rows, nulls included */
+	int64		uncompressed;
+	int64		compressed;
+	int64		null_count;
+	bool		dictionary;
+	bool		has_minmax;
+	int32		minlen;
+	int32		maxlen;
+	char	   *min;
+	char	   *max;
+} ParquetChunkMeta;
+
+typedef struct ParquetFooter
+{
+	ParquetColumnSpec *cols;
+	ParquetChunkMeta **chunks;	/* [column][row group] */
+	int			ncols;
+	int			nrowgroups;
+	const int64 *rg_nrows;
+	int64		total_rows;
+	ParquetCodec codec;
+	int			nkv;
+	const char **kv_keys;
+	const char **kv_values;
+} ParquetFooter;
+
+extern void ParquetEncodeFooter(ThriftBuf *t, const ParquetFooter *f);
+
+/* in jsonb_text.c */
+extern void JsonbAppendText(StringInfo out, JsonbContainer *root);
+
+#endif							/* PARQUET_PARQUET_INT_H */

@@ -1,0 +1,21 @@
+/*-------------------------------------------------------------------------
+ * source/source_int.h
+ *		The source stage's own declarations.
+ *
+ * Nothing outside src/source/ includes it.
+ *-------------------------------------------------------------------------
+ */
+#ifndef SOURCE_SOURCE_INT_H
+#define SOURCE_SOURCE_INT_H
+
+#include "source/source.h"
+
+/* in source_status.c: a worker's own slot */
+extern void SourceSlotClaim(int source_id);
+extern void SourceSlotSetTarget(Oid target);
+extern void SourceSlotSetState(const char *state);
+extern void SourceSlotSetError(const char *msg);
+extern void SourceSlotCountBatch(int64 messages, int64 rows, int64 dead, int64 duplicates);
+extern void SourceSlotRelease(void);
+
+#endif							/* SOURCE_SOURCE_INT_H */
