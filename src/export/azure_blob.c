@@ -22,6 +22,8 @@
  * (including CHECK_FOR_INTERRUPTS in the wait loop) leaks nothing.
  * Messages name the account, container, blob and credential, never a key,
  * token or SAS signature (URLs in messages carry no query string).
+ * Requests are signed in blob_sign.c; destinations are parsed in
+ * blob_location.c.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
@@ -37,7 +39,6 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#define BLOB_API_VERSION "2021-08-06"
 #define BACKOFF_BASE_MS 200
 #define BACKOFF_CAP_MS 10000
 #define RETRY_AFTER_CAP_MS 60000
@@ -144,80 +145,6 @@ collect_response(char *ptr, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* Base64 of binary bytes into out (which has room for 4*ceil(n/3)+1). */
-static void
-to_base64(const unsigned char *in, int n, char *out)
-{
-	EVP_EncodeBlock((unsigned char *) out, in, n);
-}
-
-/* Percent-encodes a blob name for a URL path; '/' separates folders. */
-static char *
-encode_path(const char *s)
-{
-	StringInfoData b;
-
-	initStringInfo(&b);
-	for (; *s; s++)
-	{
-		unsigned char ch = (unsigned char) *s;
-
-		if (isalnum(ch) || strchr("-._~/=", ch))
-			appendStringInfoChar(&b, ch);
-		else
-			appendStringInfo(&b, "%%%02X", ch);
-	}
-	return b.data;
-}
-
-/*
- * The SharedKey signature of a request (Authorize with Shared Key, version
- * 2009-09-19 and later): the canonical resource is /account plus the URL
- * path as sent, then each query parameter as "name:value" in name order.
- */
-static char *
-shared_key_header(BlobClient *c, BlobSlot *s, const char *date)
-{
-	StringInfoData sts;
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen;
-	char		sig[EVP_MAX_MD_SIZE * 2];
-	char		lenbuf[32] = "";
-
-	/* an empty body signs an empty Content-Length */
-	if (s->len > 0)
-		snprintf(lenbuf, sizeof(lenbuf), "%zu", s->len);
-	initStringInfo(&sts);
-	appendStringInfo(&sts, "%s\n\n\n%s\n%s\n%s\n\n\n\n\n\n\n",
-					 s->method, lenbuf, s->md5, s->content_type ? s->content_type : "");
-	/* the x-ms-* headers, in name order */
-	if (s->put_blob)
-		appendStringInfoString(&sts, "x-ms-blob-type:BlockBlob\n");
-	appendStringInfo(&sts, "x-ms-date:%s\nx-ms-version:%s\n", date, BLOB_API_VERSION);
-	appendStringInfo(&sts, "/%s%s", c->loc.account, s->path);
-	if (s->query)
-	{
-		/* our queries are built with names already in order, one per '&' */
-		char	   *q = pstrdup(s->query);
-		char	   *tok;
-		char	   *save;
-
-		for (tok = strtok_r(q, "&", &save); tok; tok = strtok_r(NULL, "&", &save))
-		{
-			char	   *eq = strchr(tok, '=');
-
-			if (eq)
-				*eq = ':';
-			appendStringInfo(&sts, "\n%s", tok);
-		}
-	}
-	if (HMAC(EVP_sha256(), c->auth.key, c->auth.keylen,
-			 (unsigned char *) sts.data, sts.len, mac, &maclen) == NULL)
-		elog(ERROR, "HMAC-SHA256 failed");
-	to_base64(mac, maclen, sig);
-	return psprintf("Authorization: SharedKey %s:%s", c->loc.account, sig);
-}
-
 /* Puts the slot's request on its easy handle and hands it to the multi handle. */
 static void
 start_request(BlobClient *c, BlobSlot *s)
@@ -252,7 +179,7 @@ start_request(BlobClient *c, BlobSlot *s)
 	if (s->md5[0])
 		s->headers = curl_slist_append(s->headers, psprintf("Content-MD5: %s", s->md5));
 	if (c->auth.kind == BLOB_AUTH_SHARED_KEY)
-		s->headers = curl_slist_append(s->headers, shared_key_header(c, s, date));
+		s->headers = curl_slist_append(s->headers, BlobSharedKeyHeader(&c->auth, c->loc.account, &(BlobSignedRequest) {s->method, s->len, s->md5, s->content_type, s->put_blob, s->path, s->query}, date));
 	else if (c->auth.kind == BLOB_AUTH_BEARER)
 		s->headers = curl_slist_append(s->headers, psprintf("Authorization: Bearer %s", c->auth.bearer));
 
@@ -513,7 +440,7 @@ BlobUploadBegin(BlobClient *c, const char *blob)
 
 	u->client = c;
 	u->blob = pstrdup(blob);
-	u->path = psprintf("%s/%s/%s", c->loc.path_prefix, c->loc.container, encode_path(blob));
+	u->path = psprintf("%s/%s/%s", c->loc.path_prefix, c->loc.container, BlobEncodePath(blob));
 	u->cur = palloc(c->opts.block_size);
 	u->md5 = EVP_MD_CTX_new();
 	if (u->md5 == NULL || !EVP_DigestInit_ex(u->md5, EVP_md5(), NULL))
@@ -541,7 +468,7 @@ take_buffer(BlobUpload *u)
 	if (!EVP_DigestFinal_ex(u->md5, md5, &md5len) ||
 		!EVP_DigestInit_ex(u->md5, EVP_md5(), NULL))
 		elog(ERROR, "MD5 failed");
-	to_base64(md5, md5len, s->md5);
+	BlobBase64(md5, md5len, s->md5);
 
 	if (s->cap < c->opts.block_size)
 	{
@@ -573,7 +500,7 @@ send_block(BlobUpload *u)
 
 	/* equal-length ids; twelve digits make base64 with neither '+', '/' nor '=' */
 	snprintf(id, sizeof(id), "%012d", u->nblocks);
-	to_base64((unsigned char *) id, 12, id64);
+	BlobBase64((unsigned char *) id, 12, id64);
 	s->query = MemoryContextStrdup(c->cxt, psprintf("blockid=%s&comp=block", id64));
 	snprintf(s->what, sizeof(s->what), "put block %d", u->nblocks);
 	u->nblocks++;
@@ -687,7 +614,7 @@ BlobUploadCommit(BlobUpload *u)
 		char		id64[24];
 
 		snprintf(id, sizeof(id), "%012d", i);
-		to_base64((unsigned char *) id, 12, id64);
+		BlobBase64((unsigned char *) id, 12, id64);
 		appendStringInfo(&xml, "<Latest>%s</Latest>", id64);
 	}
 	appendStringInfoString(&xml, "</BlockList>");
@@ -726,122 +653,12 @@ BlobDelete(BlobClient *c, const char *blob)
 
 	s->method = "DELETE";
 	s->path = MemoryContextStrdup(c->cxt, psprintf("%s/%s/%s", c->loc.path_prefix,
-												   c->loc.container, encode_path(blob)));
+												   c->loc.container, BlobEncodePath(blob)));
 	s->ok_404 = true;
 	snprintf(s->what, sizeof(s->what), "delete");
 	start_request(c, s);
 	drive(c, 0);
 	return s->status != 404;
-}
-
-static void
-bad_destination(const char *url, const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid export destination \"%s\"", url),
-			 errdetail("%s", detail),
-			 errhint("Use file:///absolute/path, abfss://container@account.dfs.core.windows.net/path, https://account.blob.core.windows.net/container/path, or an emulator endpoint such as http://127.0.0.1:10000/devstoreaccount1/container/path.")));
-}
-
-/* Splits "container/path/..." after the account into container and path. */
-static void
-split_container(const char *url, const char *rest, BlobLocation *loc)
-{
-	const char *slash;
-
-	while (*rest == '/')
-		rest++;
-	slash = strchr(rest, '/');
-	loc->container = slash ? pnstrdup(rest, slash - rest) : pstrdup(rest);
-	loc->path = pstrdup(slash ? slash + 1 : "");
-	if (loc->container[0] == '\0')
-		bad_destination(url, "The destination names no container.");
-}
-
-/*
- * Parses an export destination.  abfss:// and *.dfs.* hosts are written
- * through the Blob endpoint of the same account (Put Block and Put Block
- * List work on hierarchical-namespace accounts too).  Any other http(s)
- * host is an emulator endpoint whose first path segment is the account.
- */
-BlobLocation *
-BlobParseLocation(const char *url)
-{
-	BlobLocation *loc = palloc0(sizeof(BlobLocation));
-	size_t		n;
-
-	if (strncmp(url, "file://", 7) == 0)
-	{
-		loc->local = true;
-		loc->path = pstrdup(url + 7);
-		if (loc->path[0] != '/')
-			bad_destination(url, "A file:// destination needs an absolute path, as in file:///var/lib/lake.");
-	}
-	else if (strncmp(url, "abfss://", 8) == 0 || strncmp(url, "abfs://", 7) == 0)
-	{
-		const char *p = strstr(url, "://") + 3;
-		const char *at = strchr(p, '@');
-		const char *host;
-		const char *slash;
-		const char *dot;
-
-		if (at == NULL)
-			bad_destination(url, "An abfss:// destination reads abfss://container@account.dfs.core.windows.net/path.");
-		loc->container = pnstrdup(p, at - p);
-		host = at + 1;
-		slash = strchr(host, '/');
-		dot = strchr(host, '.');
-		if (dot == NULL || (slash && dot > slash) || strncmp(dot, ".dfs.", 5) != 0)
-			bad_destination(url, "An abfss:// destination reads abfss://container@account.dfs.core.windows.net/path.");
-		loc->account = pnstrdup(host, dot - host);
-		loc->base = psprintf("https://%s.blob.%.*s", loc->account,
-							 (int) ((slash ? slash : host + strlen(host)) - (dot + 5)), dot + 5);
-		loc->path_prefix = "";
-		loc->path = pstrdup(slash ? slash + 1 : "");
-		if (loc->container[0] == '\0')
-			bad_destination(url, "The destination names no container.");
-	}
-	else if (strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0)
-	{
-		const char *host = strstr(url, "://") + 3;
-		const char *slash = strchr(host, '/');
-		char	   *hostname = slash ? pnstrdup(host, slash - host) : pstrdup(host);
-		char	   *dot = strchr(hostname, '.');
-
-		if (slash == NULL)
-			bad_destination(url, "The destination names no container.");
-		if (dot && (strncmp(dot, ".blob.", 6) == 0 || strncmp(dot, ".dfs.", 5) == 0))
-		{
-			/* https://account.blob.core.windows.net/container/path */
-			loc->account = pnstrdup(hostname, dot - hostname);
-			loc->base = psprintf("%.*s%s.blob.%s", (int) (host - url), url, loc->account,
-								 strchr(dot + 1, '.') + 1);
-			loc->path_prefix = "";
-			split_container(url, slash, loc);
-		}
-		else
-		{
-			/* http://127.0.0.1:10000/devstoreaccount1/container/path */
-			const char *acc = slash + 1;
-			const char *end = strchr(acc, '/');
-
-			if (end == NULL || end == acc)
-				bad_destination(url, "An emulator endpoint reads http://host:port/account/container/path.");
-			loc->account = pnstrdup(acc, end - acc);
-			loc->base = pnstrdup(url, slash - url);
-			loc->path_prefix = psprintf("/%s", loc->account);
-			split_container(url, end, loc);
-		}
-	}
-	else
-		bad_destination(url, "The scheme is not one of file, abfss, https or http.");
-
-	/* no trailing slash: paths are joined with one */
-	n = strlen(loc->path);
-	while (n > 0 && loc->path[n - 1] == '/')
-		loc->path[--n] = '\0';
-	return loc;
 }
 
 /* Deletes the blob of an upload (a committed one that must go again). */

@@ -67,6 +67,26 @@ extern int64 BlobUploadBytes(BlobUpload *u);
 extern bool BlobDelete(BlobClient *c, const char *blob);
 extern void BlobDeleteUpload(BlobUpload *u);
 
+/* in blob_sign.c */
+#define BLOB_API_VERSION "2021-08-06"
+
+/* What a SharedKey signature covers of a request. */
+typedef struct BlobSignedRequest
+{
+	const char *method;
+	size_t		len;			/* of the body */
+	const char *md5;			/* Content-MD5, base64; "" if none */
+	const char *content_type;	/* NULL if none */
+	bool		put_blob;		/* sends x-ms-blob-type: BlockBlob */
+	const char *path;			/* as sent, percent-encoded */
+	const char *query;			/* without '?', names in order; NULL if none */
+} BlobSignedRequest;
+
+extern void BlobBase64(const unsigned char *in, int n, char *out);
+extern char *BlobEncodePath(const char *s);
+extern char *BlobSharedKeyHeader(const BlobAuth *auth, const char *account,
+								 const BlobSignedRequest *r, const char *date);
+
 /* in azure_auth.c */
 extern void AzureAuthLoad(const char *name, const BlobLocation *loc, BlobAuth *auth);
 

@@ -196,4 +196,44 @@ extern void ParquetEncodeFooter(ThriftBuf *t, const ParquetFooter *f);
 /* in jsonb_text.c */
 extern void JsonbAppendText(StringInfo out, JsonbContainer *root);
 
+/* in parquet_types.c: how a column converts (parquet_query.c converts it) */
+/* How one result column becomes Parquet values. */
+typedef enum ConvKind
+{
+	CONV_BOOL,
+	CONV_INT2,
+	CONV_INT4,
+	CONV_INT8,
+	CONV_FLOAT4,
+	CONV_FLOAT8,
+	CONV_DECIMAL,
+	CONV_VARLENA,				/* text, varchar, bpchar, json, bytea: raw bytes */
+	CONV_NAME,
+	CONV_JSONB,
+	CONV_UUID,
+	CONV_TIMESTAMP,
+	CONV_DATE,
+	CONV_OUTPUT					/* the type's text output */
+} ConvKind;
+
+typedef struct ColumnConv
+{
+	ConvKind	kind;
+	bool		text;			/* a STRING: convert to UTF-8 if needed */
+	FmgrInfo	out;			/* CONV_OUTPUT, CONV_DECIMAL */
+} ColumnConv;
+
+struct FormData_pg_attribute;
+extern void ParquetMapColumn(struct FormData_pg_attribute *att, ParquetColumnSpec *spec, ColumnConv *conv);
+
+/* in parquet_options.c: the writer's options and the file's key-value metadata */
+typedef struct ParquetWriteOptions
+{
+	ParquetWriterOptions w;
+	const char **keys;
+	const char **values;
+} ParquetWriteOptions;
+
+extern void ParquetParseWriteOptions(Jsonb *jb, ParquetWriteOptions *o);
+
 #endif							/* PARQUET_PARQUET_INT_H */
