@@ -14,9 +14,15 @@ DATA         = $(filter-out $(DATA_built),$(wildcard sql/iotstream--*.sql)) $(wi
 PG_CPPFLAGS  = -Isrc -DIOTSTREAM_VERSION='"$(EXTVERSION)"' -Wall -Wextra -Werror -Wno-unused-parameter \
                -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK   = -lrdkafka -lcurl -lssl -lcrypto -lsnappy -lzstd -lz -lm
+# pg_regress reads <inputdir>/sql/T.sql and compares with <outputdir>/expected
+# or <inputdir>/expected/T.out; PG15 has no --expecteddir.  One directory
+# whose sql/ and expected/ are links to test/sql and the top-level expected/
+# names both explicitly.
 REGRESS      = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))
-REGRESS_OPTS = --inputdir=test --load-extension=iotstream
-EXTRA_CLEAN  = results regression.diffs regression.out
+REGRESS_DIR  = .tmp/regress
+REGRESS_OPTS = --inputdir=$(REGRESS_DIR) --outputdir=$(REGRESS_DIR) --load-extension=iotstream
+REGRESS_PREP = regress-dir
+EXTRA_CLEAN  = $(REGRESS_DIR)
 
 PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && echo /usr/lib/postgresql/15/bin/pg_config || echo pg_config)
 # No LLVM bitcode: it needs clang, and JIT inlining buys nothing here.
@@ -34,7 +40,12 @@ endif
 sql/iotstream--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
 
-.PHONY: deps test demo demo-stop bench
+.PHONY: deps test demo demo-stop bench regress-dir
+
+regress-dir:
+	@mkdir -p $(REGRESS_DIR)
+	@ln -sfn $(CURDIR)/test/sql $(REGRESS_DIR)/sql
+	@ln -sfn $(CURDIR)/expected $(REGRESS_DIR)/expected
 
 deps:
 	tools/install-deps.sh

@@ -18,6 +18,7 @@
 #include "access/attnum.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
+#include "fmgr.h"
 #include "utils/jsonb.h"
 
 /* IOTSTREAM_VERSION comes from the control file, through the Makefile. */
@@ -78,6 +79,7 @@ extern Oid	OwnerForCaller(Oid relid);
 #define PLACEHOLDER_ROLLUP	"\"@iotstream.rollup@\""
 #define PLACEHOLDER_DELTA	"\"@iotstream.delta@\""
 extern char *RelationPlaceholderSubstitute(const char *sql, const char *placeholder, Oid relid);
+extern void RequireArguments(FunctionCallInfo fcinfo, int n, const char *function);
 
 /* in launcher.c: the GUCs, the launcher, and every worker's transactions */
 extern char *iotstream_database;

@@ -232,3 +232,18 @@ RelationPlaceholderSubstitute(const char *sql, const char *placeholder, Oid reli
 	appendStringInfoString(&out, sql);
 	return out.data;
 }
+
+/*
+ * Errors unless a C function got the n arguments this library expects:
+ * between installing a new library and ALTER EXTENSION UPDATE, the SQL
+ * declaration may still be the older one, with fewer.
+ */
+void
+RequireArguments(FunctionCallInfo fcinfo, int n, const char *function)
+{
+	if (PG_NARGS() < n)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s was declared by an older version of iotstream", function),
+				 errhint("Run ALTER EXTENSION iotstream UPDATE.")));
+}

@@ -3,7 +3,7 @@
 # cluster, run pg_regress, the pgTAP suites and the integration scripts,
 # stop everything, and exit non-zero on any failure.
 # make bench (test/run.sh bench): the same cluster, running test/bench/*.sh.
-# ONLY=ingest test/run.sh bench, ONLY=40_ingest test/run.sh: a subset.
+# make test TESTS=ingest, make bench TESTS=ingest: a subset (see selected).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -50,8 +50,10 @@ cluster_start "$IOTSTREAM_WORK/cluster" iotstream_test "$extra" || exit 1
 psql -X -q -c "CREATE EXTENSION IF NOT EXISTS pgtap" || exit 1
 echo "   postgres on $PGHOST:$PGPORT, data in $CLUSTER_DATA"
 
-# TESTS="60_detect 70_detect" runs only the suites whose file names contain
-# one of the words (pg_regress counts as "regress"); unset, everything runs.
+# TESTS="detect export" runs only the suites whose file names contain one
+# of the words (pg_regress counts as "regress"; a number such as 50 picks a
+# stage); unset, everything runs.  ONLY is the older name of the same.
+TESTS=${TESTS:-${ONLY:-}}
 selected() {
   local w
   [ -z "${TESTS:-}" ] && return 0
@@ -93,11 +95,9 @@ summary() {
   for f in "${failures[@]}"; do echo "!! failed: $f"; done
   echo "$passed passed, $failed failed"
 }
-# ONLY=substring runs just the suites whose name contains it
 suite() {
   local name=$1 log0 crash ok=1
   shift
-  case "$name" in *"${ONLY:-}"*) ;; *) return 0 ;; esac
   echo "== $name"
   log0=$(stat -c %s "$CLUSTER_DATA/server.log" 2>/dev/null || echo 0)
   "$@" || ok=0
@@ -125,6 +125,7 @@ suite() {
 if [ "${1:-}" = bench ]; then
   for b in test/bench/*.sh; do
     [ -e "$b" ] || continue
+    selected "$(basename "$b")" || continue
     suite "bench: $(basename "$b")" bash "$b"
   done
   summary
@@ -134,7 +135,7 @@ fi
 
 regress() {
   make -s PG_CONFIG="$PGBIN/pg_config" installcheck || {
-    [ -f regression.diffs ] && head -200 regression.diffs
+    [ -f .tmp/regress/regression.diffs ] && head -200 .tmp/regress/regression.diffs
     return 1
   }
 }

@@ -570,7 +570,8 @@ BEGIN
                       FROM pg_attribute WHERE attrelid = delta::regclass AND attnum > 0));
     -- both tables belong to the source table's owner, who alone runs the
     -- rollup's statements (the workers run them as that role)
-    owner := (SELECT c.relowner::regrole FROM pg_catalog.pg_class c WHERE c.oid = source_table);
+    owner := (SELECT a.rolname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles a ON a.oid = c.relowner
+               WHERE c.oid = source_table);
     EXECUTE format('ALTER TABLE %s OWNER TO %I', tbl, owner);
     EXECUTE format('ALTER TABLE %s OWNER TO %I', delta, owner);
     INSERT INTO iotstream.rollups (rollup_id, name, source_table, rollup_table, key_columns, value_columns, bucket,
@@ -676,7 +677,7 @@ DECLARE
     keylist text;
     keytail text;
     cond text;
-    h text := 'See the detector table under "Rules" in README.md.';
+    h text := 'See the detector table under "Detectors" in docs/detect.md.';
     origin text := quote_literal('2000-01-01 00:00:00+00');
     w text := quote_literal(window_size);
     -- the table by placeholder: whoever evaluates the rule names it by OID
@@ -934,6 +935,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r iotstream.rules;
 BEGIN
+    PERFORM iotstream._require_superuser('backtest a rule');
     -- a quoted literal resolves to this text version: a JSON object is a definition
     IF ltrim(name) LIKE '{%' THEN
         RETURN QUERY SELECT * FROM iotstream.backtest_rule(name::jsonb, from_time, to_time);
@@ -953,6 +955,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r record;
 BEGIN
+    PERFORM iotstream._require_superuser('backtest a rule');
     IF definition IS NULL OR NOT definition ?& ARRAY['source_table', 'value_column', 'detector'] THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'a rule definition needs source_table, value_column and detector',

@@ -67,6 +67,7 @@ iotstream_evaluate(PG_FUNCTION_ARGS)
 	TimestampTz from;
 	TimestampTz to;
 
+	RequireArguments(fcinfo, 7, "iotstream._evaluate");
 	for (int i = 0; i < 7; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,

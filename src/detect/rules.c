@@ -101,7 +101,7 @@ param_in_range(Jsonb *params, const char *detector, const char *name, float8 dfl
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("params.%s of detector %s must be a number between %g and %g",
 						name, detector, lo, hi),
-				 errhint("See the detector table under \"Rules\" in README.md.")));
+				 errhint("See the detector table under \"Detectors\" in docs/detect.md.")));
 	return x;
 }
 

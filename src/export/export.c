@@ -371,6 +371,7 @@ export_write_files(PG_FUNCTION_ARGS)
 	AsOwner		as = {0};
 
 	check_privileges("export files");
+	RequireArguments(fcinfo, 8, "iotstream._export_write_files");
 	if (query == NULL || destination == NULL || folder == NULL || file_id == NULL || PG_ARGISNULL(7))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
