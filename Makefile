@@ -11,8 +11,10 @@ OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))
 # upgrade scripts between them (test/integration/01_upgrade.sh walks them).
 DATA_built   = sql/iotstream--$(EXTVERSION).sql
 DATA         = $(filter-out $(DATA_built),$(wildcard sql/iotstream--*.sql)) $(wildcard sql/updates/iotstream--*--*.sql)
-PG_CPPFLAGS  = -Isrc -DIOTSTREAM_VERSION='"$(EXTVERSION)"' -Wall -Wextra -Werror -Wno-unused-parameter \
-               -Wno-missing-field-initializers -Wno-sign-compare
+# -MMD: each object's header dependencies, so that a changed header rebuilds
+# what includes it
+PG_CPPFLAGS  = -Isrc -DIOTSTREAM_VERSION='"$(EXTVERSION)"' -MMD -MP -Wall -Wextra -Werror \
+               -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK   = -lrdkafka -lcurl -lssl -lcrypto -lsnappy -lzstd -lz -lm
 # pg_regress reads <inputdir>/sql/T.sql and compares with <outputdir>/expected
 # or <inputdir>/expected/T.out; PG15 has no --expecteddir.  One directory
@@ -22,7 +24,7 @@ REGRESS      = $(sort $(basename $(notdir $(wildcard test/sql/*.sql))))
 REGRESS_DIR  = .tmp/regress
 REGRESS_OPTS = --inputdir=$(REGRESS_DIR) --outputdir=$(REGRESS_DIR) --load-extension=iotstream
 REGRESS_PREP = regress-dir
-EXTRA_CLEAN  = $(REGRESS_DIR)
+EXTRA_CLEAN  = $(REGRESS_DIR) $(OBJS:.o=.d)
 
 PG_CONFIG ?= $(shell test -x /usr/lib/postgresql/15/bin/pg_config && echo /usr/lib/postgresql/15/bin/pg_config || echo pg_config)
 # No LLVM bitcode: it needs clang, and JIT inlining buys nothing here.
@@ -36,6 +38,8 @@ endif
 else
 include $(PGXS)
 endif
+
+-include $(OBJS:.o=.d)
 
 sql/iotstream--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@

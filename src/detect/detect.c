@@ -153,23 +153,6 @@ DetectTargetCreate(Oid relid, MemoryContext cxt)
 	return d;
 }
 
-/* date_bin(width, t, '2000-01-01 00:00+00'): the start of t's window. */
-TimestampTz
-DetectDateBin(const Interval *width, TimestampTz t)
-{
-	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_bin,
-												   IntervalPGetDatum(width),
-												   TimestampTzGetDatum(t),
-												   TimestampTzGetDatum(0)));
-}
-
-/* An interval without months (the SQL API rejects those) in microseconds. */
-int64
-DetectIntervalUsecs(const Interval *i)
-{
-	return i->time + (int64) i->day * USECS_PER_DAY;
-}
-
 static void
 reload(DetectTarget *d, int64 version)
 {

@@ -25,7 +25,7 @@ typedef struct DetectTarget DetectTarget;
 extern DetectTarget *DetectTargetCreate(Oid relid, MemoryContext cxt);
 extern bool DetectBatch(DetectTarget *d, const IngestedRows *rows, bool hold);
 
-/* in detect_worker.c */
+/* in detect_slots.c */
 extern void DetectWorkerWake(Oid relid, bool backlog);
 extern Size DetectSlotsShmemSize(void);
 extern void DetectSlotsShmemInit(void);

@@ -12,11 +12,29 @@
 #include "analytics/analytics.h"
 #include "source/source.h"
 
+#include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
+
+/* date_bin(width, t, '2000-01-01 00:00+00'): the start of t's window. */
+static inline TimestampTz
+DetectDateBin(const Interval *width, TimestampTz t)
+{
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_bin,
+												   IntervalPGetDatum(width),
+												   TimestampTzGetDatum(t),
+												   TimestampTzGetDatum(0)));
+}
+
+/* An interval without months (the SQL API rejects those) in microseconds. */
+static inline int64
+DetectIntervalUsecs(const Interval *i)
+{
+	return i->time + (int64) i->day * USECS_PER_DAY;
+}
+
 /* in detect.c */
 extern bool DetectRun(DetectTarget *d, bool *alerts);
 extern int	DetectSource(DetectTarget *d, const char **name);
-extern TimestampTz DetectDateBin(const Interval *width, TimestampTz t);
-extern int64 DetectIntervalUsecs(const Interval *i);
 
 /* in rollup.c */
 typedef struct Rollup Rollup;
@@ -50,6 +68,8 @@ extern bool RuleAlerts(const Rule *r);
 
 /* in detect_worker.c */
 PGDLLEXPORT void iotstream_detect_main(Datum main_arg);
+
+/* in detect_slots.c */
 extern void DetectWorkerAttach(Oid relid);
 extern TimestampTz DetectWorkerBacklogAt(void);
 

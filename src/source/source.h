@@ -116,7 +116,7 @@ extern bool KafkaSinkProduce(KafkaSink *ks, const char *topic, const char *key,
 extern int	KafkaSinkFlush(KafkaSink *ks, int timeout_ms);
 extern void KafkaSinkClose(KafkaSink *ks);
 
-/* in source_worker.c */
+/* in source_config.c */
 extern KafkaSink *SourceOpenAlertSink(int source_id, char *errbuf, size_t errlen);
 
 /* in source_status.c: the workers' slots, set up by the launcher */

@@ -10,6 +10,24 @@
 
 #include "source/source.h"
 
+/* in source_config.c */
+typedef struct SourceConfig
+{
+	int			source_id;
+	char	   *name;
+	Oid			target;
+	Jsonb	   *mapping;
+	Jsonb	   *options;
+	int			batch_size;
+	int			batch_ms;
+	char	  **topics;
+	int			ntopics;
+	SourceProperty *props;
+	int			nprops;
+} SourceConfig;
+
+extern SourceConfig *SourceConfigLoad(int source_id, bool running, MemoryContext cxt);
+
 /* in source_status.c: a worker's own slot */
 extern void SourceSlotClaim(int source_id);
 extern void SourceSlotSetTarget(Oid target);

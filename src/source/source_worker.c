@@ -59,20 +59,6 @@ static int64 seen_errors = 0;	/* consumer errors already reported */
  * ---------------------------------------------------------------------
  */
 
-typedef struct SourceConfig
-{
-	int			source_id;
-	char	   *name;
-	Oid			target;
-	Jsonb	   *mapping;
-	Jsonb	   *options;
-	int			batch_size;
-	int			batch_ms;
-	char	  **topics;
-	int			ntopics;
-	SourceProperty *props;
-	int			nprops;
-} SourceConfig;
 
 static SourceConfig *MyConfig = NULL;
 static IngestTarget *MyTarget = NULL;
@@ -91,87 +77,6 @@ static bool *MyHeard = NULL;
 static int	nassigned = 0;
 static int	nheard = 0;
 static TimestampTz assigned_at = 0;
-
-/*
- * Reads the source and its librdkafka properties, secrets included; runs in
- * a transaction.  Options with a dot in their name (and "debug") go to
- * librdkafka; the others are ours.
- */
-static SourceConfig *
-load_config(int source_id, bool running, MemoryContext cxt)
-{
-	SourceConfig *c = MemoryContextAllocZero(cxt, sizeof(SourceConfig));
-	Oid			argtypes[2] = {INT4OID, BOOLOID};
-	Datum		args[2] = {Int32GetDatum(source_id), BoolGetDatum(running)};
-	MemoryContext old;
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
-	Datum	   *elems;
-	int			n;
-
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT s.name, s.target::oid, s.mapping, s.options,"
-							  "  coalesce((s.options->>'batch_size')::int, 10000),"
-							  "  coalesce((s.options->>'batch_ms')::int, 100),"
-							  "  s.topics, s.brokers, s.group_id,"
-							  "  coalesce(s.options->>'start', 'earliest')"
-							  " FROM iotstream.sources s WHERE s.source_id = $1 AND (s.running OR NOT $2)",
-							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read iotstream.sources");
-	if (SPI_processed == 0)
-	{
-		SPI_finish();
-		return NULL;
-	}
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	old = MemoryContextSwitchTo(cxt);
-	c->source_id = source_id;
-	c->name = SPI_getvalue(tup, desc, 1);
-	c->target = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-	d = SPI_getbinval(tup, desc, 3, &isnull);
-	c->mapping = isnull ? NULL : DatumGetJsonbPCopy(d);
-	c->options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 4, &isnull));
-	c->batch_size = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-	c->batch_ms = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
-	deconstruct_array(DatumGetArrayTypePCopy(SPI_getbinval(tup, desc, 7, &isnull)),
-					  TEXTOID, -1, false, TYPALIGN_INT, &elems, NULL, &n);
-	c->topics = palloc(sizeof(char *) * n);
-	for (int i = 0; i < n; i++)
-		c->topics[i] = TextDatumGetCString(elems[i]);
-	c->ntopics = n;
-	c->props = palloc(sizeof(SourceProperty) * 3);
-	c->props[0].name = "bootstrap.servers";
-	c->props[0].value = SPI_getvalue(tup, desc, 8);
-	c->props[1].name = "group.id";
-	c->props[1].value = SPI_getvalue(tup, desc, 9);
-	c->props[2].name = "auto.offset.reset";
-	c->props[2].value = SPI_getvalue(tup, desc, 10);
-	c->nprops = 3;
-	MemoryContextSwitchTo(old);
-
-	if (SPI_execute_with_args("SELECT o.key, o.value #>> '{}' FROM iotstream.sources s, jsonb_each(s.options) o"
-							  " WHERE s.source_id = $1 AND (o.key LIKE '%.%' OR o.key = 'debug')"
-							  " UNION ALL"
-							  " SELECT o.key, o.value #>> '{}' FROM iotstream.source_secrets x, jsonb_each(x.properties) o"
-							  " WHERE x.source_id = $1",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the properties of an iotstream source");
-	old = MemoryContextSwitchTo(cxt);
-	c->props = repalloc(c->props, sizeof(SourceProperty) * (c->nprops + SPI_processed));
-	for (uint64 r = 0; r < SPI_processed; r++)
-	{
-		c->props[c->nprops].name = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
-		c->props[c->nprops].value = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
-		c->nprops++;
-	}
-	MemoryContextSwitchTo(old);
-	SPI_finish();
-	return c;
-}
-
 
 /* Called by the consumer on assignment: seek to what we stored. */
 static void
@@ -418,7 +323,7 @@ iotstream_source_main(Datum main_arg)
 	before_shmem_exit(worker_exit, (Datum) 0);
 
 	WorkerBeginXact("loading source");
-	MyConfig = load_config(source_id, true, long_cxt);
+	MyConfig = SourceConfigLoad(source_id, true, long_cxt);
 	if (MyConfig == NULL)
 	{
 		WorkerCommitXact();
@@ -501,36 +406,4 @@ iotstream_source_main(Datum main_arg)
 								 Source->fd(MySource), timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
-}
-
-/*
- * A producer for alert topics on the connection of source source_id: its
- * bootstrap servers and security settings, not its consumer settings.
- * NULL (with the reason in errbuf) if it cannot be opened.  In a
- * transaction.
- */
-KafkaSink *
-SourceOpenAlertSink(int source_id, char *errbuf, size_t errlen)
-{
-	SourceConfig *c = load_config(source_id, false, CurrentMemoryContext);
-	SourceProperty *props;
-	int			n = 0;
-
-	if (c == NULL)
-	{
-		snprintf(errbuf, errlen, "source %d no longer exists", source_id);
-		return NULL;
-	}
-	props = palloc(sizeof(SourceProperty) * c->nprops);
-	for (int i = 0; i < c->nprops; i++)
-	{
-		const char *name = c->props[i].name;
-
-		if (strcmp(name, "bootstrap.servers") == 0 || strcmp(name, "client.id") == 0 ||
-			strncmp(name, "security.", 9) == 0 || strncmp(name, "sasl.", 5) == 0 ||
-			strncmp(name, "ssl.", 4) == 0 || strncmp(name, "socket.", 7) == 0 ||
-			strcmp(name, "broker.address.family") == 0)
-			props[n++] = c->props[i];
-	}
-	return KafkaSinkOpen(props, n, errbuf, errlen);
 }
