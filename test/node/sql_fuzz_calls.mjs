@@ -1,4 +1,4 @@
-// Calls for test/integration/16_sql_fuzz.sh: every function of schema
+// Calls for test/integration/91_sql_fuzz.sh: every function of schema
 // iotstream with arguments drawn from per-type pools.
 //
 //   node sql_fuzz_calls.mjs FUNCTIONS.json SCRATCH_DIR OUT.jsonl [seed]

@@ -11,7 +11,7 @@ q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 t0=$(date +%s)
 log0=$(stat -c %s "${CLUSTER_DATA:-/nonexistent}/server.log" 2>/dev/null || echo 0)
 
-W=$IOTSTREAM_WORK/fuzz16
+W=$IOTSTREAM_WORK/fuzz91
 S=$W/scratch                    # where the server may write (write_parquet, exports)
 
 # what the fuzz defined goes at the end, whatever happened (the calls
