@@ -432,6 +432,11 @@ DECLARE
     job bigint;
 BEGIN
     PERFORM iotstream._require_pg_cron();
+    IF cron IS NULL OR btrim(cron) = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'a maintenance schedule is required',
+            HINT = 'Pass a cron expression such as ''*/10 * * * *'', or call iotstream.unschedule_maintenance().';
+    END IF;
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
       USING 'iotstream_maintenance', cron, 'SELECT count(*) FROM iotstream.run_maintenance()';
     RETURN job;
@@ -442,13 +447,19 @@ COMMENT ON FUNCTION iotstream.schedule_maintenance(text) IS
 CREATE FUNCTION iotstream.unschedule_maintenance() RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
+    found boolean;
     done boolean;
 BEGIN
     PERFORM iotstream._require_pg_cron();
+    -- no job is no error: there is nothing to remove
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)' INTO found USING 'iotstream_maintenance';
+    IF NOT found THEN
+        RETURN false;
+    END IF;
     EXECUTE 'SELECT cron.unschedule($1)' INTO done USING 'iotstream_maintenance';
     RETURN done;
 END $$;
-COMMENT ON FUNCTION iotstream.unschedule_maintenance() IS 'Removes the pg_cron job "iotstream_maintenance". Needs pg_cron.';
+COMMENT ON FUNCTION iotstream.unschedule_maintenance() IS 'Removes the pg_cron job "iotstream_maintenance"; false if there is none. Needs pg_cron.';
 
 -- The view lists every stream table even if one of them is broken (its
 -- partition key changed, a default partition attached): that one shows no

@@ -375,6 +375,42 @@ SELECT s.relid AS stream_table,
 COMMENT ON VIEW iotstream.stream_tables IS
     'Each stream table with its settings, partition count, oldest and newest partition, total size and row estimate (from the last ANALYZE, or the live-tuple counter of partitions never analyzed).';
 
+-- maintenance scheduling: a NULL schedule and a missing job get answers
+CREATE OR REPLACE FUNCTION iotstream.schedule_maintenance(cron text DEFAULT '*/10 * * * *')
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    job bigint;
+BEGIN
+    PERFORM iotstream._require_pg_cron();
+    IF cron IS NULL OR btrim(cron) = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'a maintenance schedule is required',
+            HINT = 'Pass a cron expression such as ''*/10 * * * *'', or call iotstream.unschedule_maintenance().';
+    END IF;
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job
+      USING 'iotstream_maintenance', cron, 'SELECT count(*) FROM iotstream.run_maintenance()';
+    RETURN job;
+END $$;
+COMMENT ON FUNCTION iotstream.schedule_maintenance(text) IS
+    'Registers iotstream.run_maintenance() as the pg_cron job "iotstream_maintenance"; returns the job id. Needs pg_cron.';
+
+CREATE OR REPLACE FUNCTION iotstream.unschedule_maintenance() RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    found boolean;
+    done boolean;
+BEGIN
+    PERFORM iotstream._require_pg_cron();
+    -- no job is no error: there is nothing to remove
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1)' INTO found USING 'iotstream_maintenance';
+    IF NOT found THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' INTO done USING 'iotstream_maintenance';
+    RETURN done;
+END $$;
+COMMENT ON FUNCTION iotstream.unschedule_maintenance() IS 'Removes the pg_cron job "iotstream_maintenance"; false if there is none. Needs pg_cron.';
+
 -- ------------------------------------------------------------ sources
 
 -- Dead letters are data: a role reads those of the sources whose target it

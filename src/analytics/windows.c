@@ -99,6 +99,9 @@ typedef struct HopState
  * k_last = floor((ts - origin) / slide); the first is the smallest k with
  * start > ts - size.  Works for timestamp and timestamptz alike.
  */
+/* Windows one row may belong to: a slide tiny against the size is a mistake. */
+#define HOP_WINDOWS_MAX	100000
+
 Datum
 hop(PG_FUNCTION_ARGS)
 {
@@ -132,13 +135,21 @@ hop(PG_FUNCTION_ARGS)
 		 */
 		first_limit = size - (ts - last);
 		count = first_limit > 0 ? (first_limit + slide - 1) / slide : 0;
+		if (count > HOP_WINDOWS_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("hop() would put each row in " INT64_FORMAT " windows, more than %d",
+							count, HOP_WINDOWS_MAX),
+					 errhint("Use a slide of at least size / %d.", HOP_WINDOWS_MAX)));
 		st->slide = slide;
 		st->last = last;
+		/* windows that would start before the first timestamp are left out */
 		if (count > 0 &&
-			pg_sub_s64_overflow(last, (count - 1) * slide, &st->next))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-					 errmsg("window start is out of range")));
+			(pg_sub_s64_overflow(last, (count - 1) * slide, &st->next) || st->next < MIN_TIMESTAMP))
+		{
+			count = last < MIN_TIMESTAMP ? 0 : (last - MIN_TIMESTAMP) / slide + 1;
+			st->next = last - (count > 0 ? (count - 1) * slide : 0);
+		}
 		funcctx->max_calls = (uint64) count;
 	}
 

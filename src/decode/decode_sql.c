@@ -17,6 +17,7 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -29,6 +30,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -80,6 +82,34 @@ string_value(JsonbValue *v, char *s)
 }
 
 /* Push one column's value, much as to_jsonb() would write it. */
+/* json text as jsonb, or 0 if jsonb cannot hold it. */
+static Datum
+json_as_jsonb(const char *text)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile Datum result = (Datum) 0;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		result = DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		result = (Datum) 0;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return result;
+}
+
 static void
 push_value(JsonbParseState **state, Oid typid, Datum d)
 {
@@ -131,7 +161,21 @@ push_value(JsonbParseState **state, Oid typid, Datum d)
 			string_value(&v, DatumGetCString(DirectFunctionCall1(byteaout, d)));
 			break;
 		case JSONOID:
-			d = DirectFunctionCall1(jsonb_in, CStringGetDatum(TextDatumGetCString(d)));
+			{
+				/*
+				 * json holds what jsonb cannot (\u0000, 1e999999): such a
+				 * value, which the worker stores as it is, shows as its text
+				 */
+				char	   *str = TextDatumGetCString(d);
+				Datum		jb = json_as_jsonb(str);
+
+				if (jb == (Datum) 0)
+				{
+					string_value(&v, str);
+					break;
+				}
+				d = jb;
+			}
 			/* FALLTHROUGH */
 		case JSONBOID:
 			{

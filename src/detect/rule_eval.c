@@ -143,6 +143,38 @@ mad_window(const Rule *r, const char *key, TimestampTz grp, TimestampTz grp_end,
 	return found;
 }
 
+/*
+ * The rule's query returns the columns its detector reads, of their types
+ * (see _rule_sql): threshold_count (key, window_start, window_end,
+ * event_time, value, score), zscore (grp, grp_end, value, keys...), mad
+ * (grp, grp_end, ts, value, keys...), row detectors (ts, value, keys...).
+ * A query of another shape (from _evaluate's caller) is refused, not read.
+ */
+static void
+check_shape(const Rule *r, TupleDesc desc, int nfixed)
+{
+	static const Oid sql_types[6] = {JSONBOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	FLOAT8OID, FLOAT8OID};
+	bool		ok = r->kind == RULE_SQL ? desc->natts == 6 : desc->natts >= nfixed;
+
+	for (int i = 0; ok && i < nfixed; i++)
+	{
+		Oid			want = r->kind == RULE_SQL ? sql_types[i] :
+			i == nfixed - 1 ? FLOAT8OID : TIMESTAMPTZOID;
+
+		Oid			got = TupleDescAttr(desc, i)->atttypid;
+
+		/* timestamp has timestamptz's representation (UTC wall clock) */
+		ok = got == want || (want == TIMESTAMPTZOID && got == TIMESTAMPOID);
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the query of rule \"%s\" does not return the columns detector %s reads",
+						r->name ? r->name : r->detector, r->detector),
+				 errhint("Build the query with the same detector: iotstream._rule_sql() does.")));
+}
+
 /* An emit that stores the anomaly as the worker, from inside the owner's query. */
 typedef struct OwnerEmit
 {
@@ -196,6 +228,7 @@ RuleEvaluateRange(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 			elog(ERROR, "could not evaluate rule \"%s\"", r->name ? r->name : r->detector);
 		AsOwnerEnd(&as);
 		nfound = SPI_processed;
+		check_shape(r, SPI_tuptable->tupdesc, 6);
 		MemoryContextSwitchTo(cxt);
 		tt = SPI_tuptable;
 		/* emit() runs statements of its own: SPI_processed changes */
@@ -287,6 +320,7 @@ RuleEvaluateRange(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 			MemoryContextSwitchTo(rowcxt);
 			if (values == NULL)
 			{
+				check_shape(r, tt->tupdesc, nfixed);
 				values = MemoryContextAlloc(cxt, sizeof(Datum) * tt->tupdesc->natts);
 				nulls = MemoryContextAlloc(cxt, sizeof(bool) * tt->tupdesc->natts);
 			}

@@ -118,5 +118,18 @@ BlobParseLocation(const char *url)
 	n = strlen(loc->path);
 	while (n > 0 && loc->path[n - 1] == '/')
 		loc->path[--n] = '\0';
+	/* a "." or ".." segment would let what is written below leave the path */
+	for (const char *p = loc->path; *p;)
+	{
+		size_t		len = strcspn(p, "/");
+
+		if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+			bad_destination(url, "A destination path has no \".\" or \"..\" segments.");
+		p += len;
+		while (*p == '/')
+			p++;
+	}
+	if (loc->container && (strcmp(loc->container, ".") == 0 || strcmp(loc->container, "..") == 0))
+		bad_destination(url, "A container is not named \".\" or \"..\".");
 	return loc;
 }

@@ -320,7 +320,7 @@ check_relative_path(const char *what, const char *path)
 		const char *end = strchr(p, '/');
 		size_t		len = end ? (size_t) (end - p) : strlen(p);
 
-		if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+		if (len == 0 || len > 200 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
 			ok = false;
 		for (size_t i = 0; ok && i < len; i++)
 			if ((unsigned char) p[i] < 0x20 || p[i] == '\\' || p[i] == 0x7f)
@@ -329,11 +329,13 @@ check_relative_path(const char *what, const char *path)
 		if (*p == '/')
 			p++;
 	}
+	if (strlen(path) > 1024)
+		ok = false;
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid export %s \"%s\"", what, path),
-				 errhint("Exported files stay below the destination: names are relative, without \".\" or \"..\" components.")));
+				 errmsg("invalid export %s \"%.64s\"", what, path),
+				 errhint("Exported files stay below the destination: names are relative, of at most 200 bytes a component, without \".\" or \"..\" components.")));
 }
 
 /*
@@ -378,9 +380,15 @@ export_write_files(PG_FUNCTION_ARGS)
 				 errmsg("_export_write_files needs a query, a destination, a folder, a file id and a table"),
 				 errhint("It is called by iotstream.run_export().")));
 	check_relative_path("folder", folder);
-	check_relative_path("file id", file_id);
-	if (strchr(file_id, '/') != NULL)
-		check_relative_path("file id", "/");	/* one component only */
+	/* the file id goes into file names, and into their format string */
+	if (strlen(file_id) == 0 || strlen(file_id) > 64 || strspn(file_id,
+															"abcdefghijklmnopqrstuvwxyz"
+															"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+															"0123456789_-") != strlen(file_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid export file id \"%.64s\"", file_id),
+				 errhint("A file id is 1 to 64 letters, digits, dashes and underscores.")));
 	owner = TableOwner(PG_GETARG_OID(7));
 	if (get_call_result_type(fcinfo, NULL, &rettype) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -477,7 +485,7 @@ PG_FUNCTION_INFO_V1(export_delete_files);
 Datum
 export_delete_files(PG_FUNCTION_ARGS)
 {
-	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *arr;
 	char	   *credential = text_arg(fcinfo, 1);
 	Datum	   *elems;
 	bool	   *nulls;
@@ -489,6 +497,9 @@ export_delete_files(PG_FUNCTION_ARGS)
 	BlobOptions bopts;
 
 	check_privileges("delete exported files");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_INT32(0);
+	arr = PG_GETARG_ARRAYTYPE_P(0);
 	upload_options(NULL, &bopts, NULL);
 	bopts.parallel = 1;
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
@@ -555,6 +566,16 @@ export_upload_file(PG_FUNCTION_ARGS)
 	int64		total;
 
 	check_privileges("upload files");
+	if (path == NULL || url == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("_export_upload_file needs a file and a blob URL"),
+				 errhint("Pass the server file to upload and the URL of the blob to write.")));
+	if (strlen(path) >= MAXPGPATH)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("file name is too long (%zu bytes)", strlen(path)),
+				 errhint("Pass a path of at most %d bytes.", MAXPGPATH - 1)));
 	upload_options(uopts, &bopts, NULL);
 	loc = BlobParseLocation(url);
 	if (loc->local)
@@ -568,7 +589,8 @@ export_upload_file(PG_FUNCTION_ARGS)
 	if (fp == NULL)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\": %m", path)));
+				 errmsg("could not open file \"%s\": %m", path),
+				 errhint("The file is read by the server, as its operating system user.")));
 	/* straight into the block being filled, a megabyte at a time */
 	for (;;)
 	{

@@ -601,6 +601,7 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 	Relation	rel;
 	EState	   *defstate = NULL;	/* evaluates defaults, made when needed */
 	ExprState **defexprs = NULL;
+	const char **errors;
 	AsOwner		as;
 
 	/* iotstream's own reads and writes are the extension owner's ... */
@@ -655,11 +656,13 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 	}
 
 	/* partitions first: the table cannot be in use while one is attached */
-	StreamEnsurePartitions(t->relid, ts, skip, n, verdicts);
+	errors = row_by_row ? palloc0(sizeof(char *) * n) : NULL;
+	StreamEnsurePartitions(t->relid, ts, skip, n, verdicts, errors);
 	for (int i = 0; i < n; i++)
 	{
 		if (reason[i] == NULL && verdicts[i] != STREAM_ROW_OK)
-			reason[i] = StreamRowVerdictReason(verdicts[i]);
+			reason[i] = verdicts[i] == STREAM_ROW_NO_PARTITION && errors[i] ? errors[i] :
+				StreamRowVerdictReason(verdicts[i]);
 		skip[i] = reason[i] != NULL;
 	}
 

@@ -18,7 +18,9 @@ typedef enum StreamRowVerdict
 	STREAM_ROW_OK = 0,
 	STREAM_ROW_NULL_TIME,		/* the time column is NULL */
 	STREAM_ROW_TOO_OLD,			/* older than now() - max_past */
-	STREAM_ROW_TOO_NEW			/* newer than now() + max_future */
+	STREAM_ROW_TOO_NEW,			/* newer than now() + max_future */
+	STREAM_ROW_OUT_OF_RANGE,	/* outside the years 1 to 9999 */
+	STREAM_ROW_NO_PARTITION		/* its partition could not be created */
 } StreamRowVerdict;
 
 extern void StreamTableCheck(Oid relid, const char *time_column, const Interval *iv,
@@ -26,7 +28,7 @@ extern void StreamTableCheck(Oid relid, const char *time_column, const Interval 
 extern AttrNumber StreamTimeColumn(Oid relid, Oid *typid);
 extern void StreamEnsurePartitions(Oid relid, const StreamTime *ts,
 								   const bool *isnull, int n,
-								   StreamRowVerdict *verdicts);
+								   StreamRowVerdict *verdicts, const char **errors);
 extern const char *StreamRowVerdictReason(StreamRowVerdict verdict);
 
 /* in index_batch.c */

@@ -27,6 +27,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/xact.h"
+#include "common/int.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -48,6 +49,7 @@
 #include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -452,6 +454,13 @@ period_of(StreamTableInfo *info, StreamTime ts, StreamTime *start, StreamTime *e
 	}
 }
 
+static bool
+interval_is_huge(const Interval *iv)
+{
+	return iv->month > 12 * 5000 || iv->day > 366 * 5000 ||
+		iv->time > (int64) 366 * 5000 * USECS_PER_DAY;
+}
+
 static void
 compute_bounds(StreamTableInfo *info)
 {
@@ -459,6 +468,11 @@ compute_bounds(StreamTableInfo *info)
 
 	if (info->bounds_at == now && now != 0)
 		return;
+	/* a bound further than a few millennia is none (and cannot overflow) */
+	if (info->has_max_past && interval_is_huge(&info->max_past))
+		info->has_max_past = false;
+	if (info->has_max_future && interval_is_huge(&info->max_future))
+		info->has_max_future = false;
 	info->lower_bound = info->has_max_past ?
 		DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
 												TimestampTzGetDatum(now),
@@ -613,9 +627,18 @@ create_partition(StreamTableInfo *info, StreamTime ts)
 	PG_END_TRY();
 }
 
+/*
+ * Event times a stream table takes at all: years 1 to 9999, whose
+ * partition bounds PostgreSQL reads back as it prints them.
+ */
+#define STREAM_TIME_MIN	INT64CONST(-63082281600000000)	/* 0001-01-01 UTC */
+#define STREAM_TIME_END	INT64CONST(252455616000000000)	/* 10000-01-01 UTC */
+
 static StreamRowVerdict
 check_row(StreamTableInfo *info, StreamTime ts)
 {
+	if (ts < STREAM_TIME_MIN || ts >= STREAM_TIME_END)
+		return STREAM_ROW_OUT_OF_RANGE;
 	if (ts < info->lower_bound)
 		return STREAM_ROW_TOO_OLD;
 	if (ts >= info->upper_bound)
@@ -660,9 +683,50 @@ ensure_partition_for(Oid relid, StreamTime ts)
 	return info->part_oid[i];
 }
 
+/*
+ * ensure_partition_for in a subtransaction: false, with the reason in
+ * *error, if the partition could not be created.
+ */
+static bool
+ensure_partition_safely(Oid relid, StreamTime ts, const char **error)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		(void) ensure_partition_for(relid, ts);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		*error = psprintf("no partition could be created for the event time: %s", edata->message);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ok;
+}
+
+/*
+ * The verdict on each row's event time, creating the partitions the rows
+ * that pass need.  With errors (the retry of a failed batch, row by row)
+ * a partition that cannot be created fails only its rows, each with its
+ * reason in errors[i]; without, it fails the batch.
+ */
 void
 StreamEnsurePartitions(Oid relid, const StreamTime *ts, const bool *isnull,
-					   int n, StreamRowVerdict *verdicts)
+					   int n, StreamRowVerdict *verdicts, const char **errors)
 {
 	StreamTableInfo *info = get_stream_table(relid, false);
 
@@ -674,7 +738,10 @@ StreamEnsurePartitions(Oid relid, const StreamTime *ts, const bool *isnull,
 		else if ((verdicts[i] = check_row(info, ts[i])) == STREAM_ROW_OK &&
 				 find_partition(info, ts[i]) < 0)
 		{
-			ensure_partition_for(relid, ts[i]);
+			if (errors == NULL)
+				ensure_partition_for(relid, ts[i]);
+			else if (!ensure_partition_safely(relid, ts[i], &errors[i]))
+				verdicts[i] = STREAM_ROW_NO_PARTITION;
 			info = get_stream_table(relid, false);
 		}
 	}
@@ -693,6 +760,10 @@ StreamRowVerdictReason(StreamRowVerdict verdict)
 			return "the event time is older than the stream table's max_past bound";
 		case STREAM_ROW_TOO_NEW:
 			return "the event time is further in the future than the stream table's max_future bound";
+		case STREAM_ROW_OUT_OF_RANGE:
+			return "the event time is outside the years 1 to 9999";
+		case STREAM_ROW_NO_PARTITION:
+			return "no partition could be created for the event time";
 	}
 	return "unknown verdict";
 }
@@ -719,6 +790,8 @@ ensure_partition(PG_FUNCTION_ARGS)
 				 errmsg("event time %s is outside the bounds of stream table \"%s\"",
 						timestamptz_to_str(ts), info->relname),
 				 errdetail("Rejected because %s.", StreamRowVerdictReason(v)),
+				 v == STREAM_ROW_OUT_OF_RANGE ?
+				 errhint("Stream tables take event times from the year 1 to the year 9999.") :
 				 errhint("Widen the bounds with iotstream.alter_stream_table(max_past => ..., max_future => ...).")));
 	PG_RETURN_OID(ensure_partition_for(relid, ts));
 }
@@ -739,6 +812,7 @@ ensure_partitions(PG_FUNCTION_ARGS)
 	StreamTableInfo *info = get_stream_table(relid, false);
 	int			before = info->nparts;
 	StreamTime	t = from;
+	int64		span;
 	/* timestamptz_to_str returns a static buffer */
 	char	   *from_text = pstrdup(timestamptz_to_str(from));
 	char	   *to_text = pstrdup(timestamptz_to_str(to));
@@ -760,7 +834,8 @@ ensure_partitions(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("from (%s) is after to (%s)", from_text, to_text),
 				 errhint("Pass the earlier time first.")));
-	if ((to - from) / ENSURE_PARTITIONS_MAX >= (info->width ? info->width : USECS_PER_DAY * 28))
+	if (pg_sub_s64_overflow(to, from, &span) ||
+		span / ENSURE_PARTITIONS_MAX >= (info->width ? info->width : USECS_PER_DAY * 28))
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("range from %s to %s needs more than %d partitions",
@@ -817,7 +892,10 @@ stream_table_settings_changed(PG_FUNCTION_ARGS)
 	HeapTuple	tuples[2];
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "stream_table_settings_changed: not called by trigger manager");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("stream_table_settings_changed() must be called as a trigger"),
+				 errhint("It is the trigger of iotstream.stream_table_settings.")));
 	tuples[0] = trigdata->tg_trigtuple;
 	tuples[1] = trigdata->tg_newtuple;
 	for (int i = 0; i < 2; i++)

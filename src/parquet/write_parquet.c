@@ -106,6 +106,24 @@ write_parquet(PG_FUNCTION_ARGS)
 	check_privileges();
 	if (get_call_result_type(fcinfo, NULL, &rettype) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	if (strlen(path) > MAXPGPATH - 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("parquet file path is too long (%zu bytes)", strlen(path)),
+				 errhint("Pass a path of at most %d bytes.", MAXPGPATH - 32)));
+	for (const char *c = path; *c;)
+	{
+		size_t		len = strcspn(c, "/");
+
+		if (len > 200)
+			ereport(ERROR,
+					(errcode(ERRCODE_NAME_TOO_LONG),
+					 errmsg("a name in parquet file path is too long (%zu bytes)", len),
+					 errhint("File and folder names have at most 200 bytes here.")));
+		c += len;
+		while (*c == '/')
+			c++;
+	}
 	if (!is_absolute_path(path) || path[strlen(path) - 1] == '/')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

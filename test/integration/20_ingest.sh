@@ -10,7 +10,7 @@ set -euo pipefail
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
 start_broker --topic events:4 --topic telemetry:4 --topic site1.temperature:2 \
-  --topic site1.humidity:2 --topic site2.temperature:2 --topic checked:1 --topic hdrs:1
+  --topic site1.humidity:2 --topic site2.temperature:2 --topic checked:1 --topic hdrs:1 --topic unbounded:1
 
 psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
@@ -148,6 +148,22 @@ echo '{"createdAt":"2026-11-01T00:00:00Z"}' | kcat -P -b "$BROKERS" -t hdrs -H d
 wait_for "SELECT count(*) = 1 FROM it40.hdr" 30
 assert_eq "$(q "SELECT h->>'device' || ' ' || (h->>'site') FROM it40.hdr")" "d-7 north" "headers: stored as jsonb"
 q "SELECT iotstream.drop_source('it40_hdr')" >/dev/null
+
+# an event time no partition can hold (1 BC, 250 BC) in a table
+# without bounds is a dead letter with its reason; the worker goes on
+q "SELECT iotstream.create_stream_table('it40.unbounded', 'ts timestamptz NOT NULL, v int', 'ts',
+     retention => NULL, max_future => '1000 years')" >/dev/null
+q "SELECT iotstream.create_source('it40_unbounded', '$BROKERS', ARRAY['unbounded'], 'it40.unbounded',
+     NULL, '{\"batch_ms\": 50}')" >/dev/null
+q "SELECT iotstream.start_source('it40_unbounded')" >/dev/null
+printf '%s\n%s\n%s\n' '{"ts": -62167219200, "v": 1}' '{"ts": -70000000000, "v": 2}' \
+  '{"ts": "2026-11-01T00:00:00Z", "v": 3}' | kcat -P -b "$BROKERS" -t unbounded
+wait_for "SELECT count(*) = 1 FROM it40.unbounded" 30
+assert_eq "$(q "SELECT count(*) FILTER (WHERE reason ~ 'outside the years 1 to 9999') || ' of ' || count(*)
+                 FROM iotstream.dead_letters WHERE source = 'it40_unbounded'")" "2 of 2" \
+  "unbounded: the events of 1 BC and 250 BC are dead letters with their reason"
+assert_eq "$(q "SELECT v FROM it40.unbounded")" 3 "unbounded: the good event behind them is stored"
+q "SELECT iotstream.drop_source('it40_unbounded')" >/dev/null
 
 # stop within a second
 pid=$(q "SELECT pids[1] FROM iotstream.source_status WHERE source = 'it40_site2'")
