@@ -27,7 +27,7 @@
  * but no newer than the newest of all; partitions not heard from for
  * IDLE_PARTITION (a stopped source) do not count, and while one of its
  * assigned partitions has not been heard from at all, a source worker
- * holds the watermark where it is (worker.c, HOLD_MS).  So while a consumer
+ * holds the watermark where it is (source/source_worker.c, HOLD_MS).  So while a consumer
  * works through a backlog, one partition read ahead of the others does not
  * make their rows late; once every partition has caught up, it is the
  * newest event time ingested.  It never goes back.

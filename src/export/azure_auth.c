@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  * azure_auth.c
  *		Storage credentials: from iotstream.storage_credentials to the
- *		BlobAuth that azure_blob.c signs requests with.
+ *		BlobAuth that blob_sign.c signs requests with.
  *
  * shared_key and sas are used as they are.  service_principal and
  * managed_identity become OAuth2 bearer tokens for the scope

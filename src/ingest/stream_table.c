@@ -4,8 +4,8 @@
  *
  * A stream table is a table range-partitioned on one time column and
  * registered in iotstream.stream_table_settings.  The ingest path calls
- * StreamEnsurePartition() for every row it is about to insert; the call must
- * cost a couple of comparisons when the partition exists.  So each backend
+ * StreamEnsurePartitions() once per batch with every row's event time; a
+ * row whose partition exists must cost a couple of comparisons.  So each backend
  * keeps, per stream table, the settings and a sorted array of the ranges its
  * partitions cover, rebuilt from the relcache's PartitionDesc whenever the
  * parent's relcache entry is invalidated (attach, detach, drop, or a change
@@ -17,8 +17,9 @@
  * the parent, so readers and writers of other partitions are never blocked.
  * A new partition is clipped to the gap between its neighbours, so tables
  * adopted with unaligned partitions keep working.  There is never a default
- * partition: a row whose time is outside the configured bounds is rejected
- * with a reason instead of being parked where it would block later periods.
+ * partition: a row whose time is outside the configured bounds (or the
+ * years 1 to 9999) is rejected with a reason instead of being parked where
+ * it would block later periods.  See docs/stream-tables.md.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"

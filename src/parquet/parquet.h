@@ -103,7 +103,7 @@ extern ParquetFileSink *ParquetFileSinkOpen(const char *path);
 extern void ParquetFileSinkWrite(void *arg, const void *data, size_t len);
 extern void ParquetFileSinkClose(ParquetFileSink *sink);
 
-/* in write_parquet.c */
+/* in parquet_query.c */
 
 /* The files ParquetWriteQuery writes, opened one after another. */
 typedef struct ParquetQuerySinks
@@ -116,8 +116,10 @@ typedef struct ParquetQuerySinks
 	int64		file_bytes;		/* start a new file past this size; 0: one file */
 } ParquetQuerySinks;
 
-extern void ParquetParseOptions(Jsonb *jb, ParquetWriterOptions *w);
 extern int	ParquetWriteQuery(const char *query, const ParquetWriterOptions *opts,
 							  ParquetQuerySinks *sinks, int64 *rows, int64 *bytes);
+
+/* in parquet_options.c */
+extern void ParquetParseOptions(Jsonb *jb, ParquetWriterOptions *w);
 
 #endif							/* PARQUET_PARQUET_H */
