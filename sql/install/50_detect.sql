@@ -632,6 +632,19 @@ BEGIN
     BEGIN
         PERFORM iotstream._as_owner(source_table,
             format('SELECT to_jsonb(q) FROM (%s LIMIT 0) q', iotstream._named(eval_sql, source_table)), now(), now());
+        -- the range above may prune every partition, and the filter with
+        -- them: its expression alone, over a row of the table's columns,
+        -- initialized (so its functions' privileges are checked) but run
+        -- on no row
+        IF filter IS NOT NULL THEN
+            PERFORM iotstream._as_owner(source_table,
+                format('SELECT to_jsonb(q) FROM (SELECT (%s)::boolean AS f FROM (VALUES (%s)) t(%s) WHERE random() < 0) q',
+                       filter,
+                       (SELECT string_agg(format('NULL::%s', format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
+                          FROM pg_catalog.pg_attribute a WHERE a.attrelid = source_table AND a.attnum > 0 AND NOT a.attisdropped),
+                       (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                          FROM pg_catalog.pg_attribute a WHERE a.attrelid = source_table AND a.attnum > 0 AND NOT a.attisdropped)));
+        END IF;
     EXCEPTION WHEN OTHERS THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('the rule does not compile: %s', SQLERRM),

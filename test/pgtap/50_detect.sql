@@ -2,7 +2,7 @@
 -- stored rows (checked against plain SQL), rule_status, enable/disable/
 -- alter/drop, and refresh_rollup against GROUP BY.
 BEGIN;
-SELECT plan(54);
+SELECT plan(55);
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL client_min_messages = warning;
 
@@ -45,6 +45,18 @@ SELECT throws_ok($$SELECT iotstream.create_rule('r', 't70', 'value', ARRAY['nosu
   '42703', NULL, 'an unknown key column');
 SELECT throws_ok($$SELECT iotstream.create_rule('r', 't70', 'value', '{}', 'zscore', '{}', filter => 'nosuch > 1')$$,
   '22023', NULL, 'a filter that does not compile');
+-- the filter runs as the table's owner: a function the owner may not
+-- execute fails at create time, not in the worker (even with no row in range)
+CREATE ROLE owner70 NOLOGIN;
+GRANT CREATE ON SCHEMA public TO owner70;  -- its partitions are created as it
+CREATE TABLE public.owned70 (ts timestamptz NOT NULL, value float8) PARTITION BY RANGE (ts);
+ALTER TABLE public.owned70 OWNER TO owner70;
+SELECT iotstream.create_stream_table('public.owned70', time_column => 'ts', retention => NULL);
+CREATE FUNCTION public.secret70(float8) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+REVOKE ALL ON FUNCTION public.secret70(float8) FROM PUBLIC;
+SELECT throws_ok($$SELECT iotstream.create_rule('r', 'owned70', 'value', '{}', 'zscore', '{}', filter => 'public.secret70(value)')$$,
+  '22023', 'the rule does not compile: permission denied for function secret70',
+  'a filter calling a function the table owner may not execute');
 SELECT throws_ok($$SELECT iotstream.create_rule('r', 't70', 'value', '{}', 'zscore', '{}', "window" => '0 seconds')$$,
   '22023', NULL, 'a zero window');
 SELECT throws_ok($$SELECT iotstream.create_rule('r', 't70', 'value', '{}', 'zscore', '{}', lateness => '-1 second')$$,
