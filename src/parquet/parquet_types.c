@@ -2,21 +2,11 @@
  * parquet_types.c
  *		How each PostgreSQL column type becomes a Parquet column.
  *
- * Type mapping (Postgres -> Parquet):
- *	bool -> BOOLEAN; int2 -> INT32 INT(16); int4 -> INT32 INT(32);
- *	int8 -> INT64 INT(64); float4 -> FLOAT; float8 -> DOUBLE;
- *	numeric(p,s) with 0 <= s <= p -> DECIMAL(p,s) as INT32 (p <= 9), INT64
- *	(p <= 18) or FIXED_LEN_BYTE_ARRAY (p <= 38); NaN is an error.
- *	numeric without a typmod, or wider than 38 digits -> STRING holding its
- *	exact text form (lossless);
- *	text, varchar, bpchar, name -> STRING; json, jsonb -> STRING (JSON);
- *	uuid -> FIXED_LEN_BYTE_ARRAY(16) UUID; bytea -> BYTE_ARRAY;
- *	timestamptz -> INT64 TIMESTAMP(MICROS, UTC); timestamp -> INT64
- *	TIMESTAMP(MICROS, local); date -> INT32 DATE (infinite dates and
- *	timestamps become the largest/smallest representable value, which
- *	DuckDB reads as infinity);
- *	anything else (domains map as their base type) -> STRING holding the
- *	type's text output.
+ * Each column's conversion is decided once, from the result's tuple
+ * descriptor, so that the per-row loop (parquet_query.c) only follows it.
+ * The mapping itself is documented once, in docs/parquet.md ("Types");
+ * domains map as their base type, and any type without a mapping of its
+ * own is written as STRING, its text output.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
