@@ -6,7 +6,9 @@
  * alter_stream_table() and drop_stream_table() call _settings_put() and
  * _settings_delete(), which check that the caller acts for the table's
  * owner and then write as the extension's owner.  A trigger checks every
- * row, whoever writes it (a superuser, a restore), with StreamTableCheck.
+ * row, whoever writes it (a superuser, a restore), with StreamTableCheck,
+ * which backends run again when they load a row (stream_table.c); another
+ * turns each change into a relcache invalidation of the table.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
@@ -22,6 +24,93 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/rel.h"
+#include "utils/partcache.h"
+#include "utils/inval.h"
+#include "partitioning/partdesc.h"
+#include "partitioning/partbounds.h"
+#include "access/relation.h"
+
+/*
+ * Errors, with a hint, unless relid can be a stream table: a partitioned
+ * table, by RANGE on time_column alone, of type timestamptz, timestamp or
+ * date, with no default partition, and a partition interval that is a
+ * positive whole number of minutes (days for a date column) or of months,
+ * up to a century.  Checked where settings are written (a trigger, in
+ * stream_table_settings.c) and again whenever a backend loads them:
+ * the table may have changed since.  Sets *attno and *typid.
+ */
+void
+StreamTableCheck(Oid relid, const char *time_column, const Interval *iv,
+				 AttrNumber *attno, Oid *typid)
+{
+	Relation	rel = try_relation_open(relid, AccessShareLock);
+	PartitionKey key;
+	AttrNumber	a;
+	Oid			t;
+	char	   *relname;
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid),
+				 errhint("Register an existing table with iotstream.create_stream_table().")));
+	relname = pstrdup(RelationGetRelationName(rel));
+	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a partitioned table", relname),
+				 errhint("Create stream tables with iotstream.create_stream_table(), which partitions them by time.")));
+	a = time_column ? get_attnum(relid, time_column) : InvalidAttrNumber;
+	if (a <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("time column \"%s\" does not exist in \"%s\"",
+						time_column ? time_column : "(null)", relname),
+				 errhint("The time column is the one the table is partitioned on.")));
+	key = RelationGetPartitionKey(rel);
+	if (key == NULL || key->strategy != PARTITION_STRATEGY_RANGE || key->partnatts != 1 ||
+		key->partattrs[0] != a)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("\"%s\" is not partitioned by range on \"%s\" alone", relname, time_column),
+				 errhint("A stream table is partitioned BY RANGE (%s).", quote_identifier(time_column))));
+	t = get_atttype(relid, a);
+	if (t != TIMESTAMPTZOID && t != TIMESTAMPOID && t != DATEOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("time column \"%s\" of \"%s\" is not of a time type", time_column, relname),
+				 errhint("The time column must be timestamptz (recommended), timestamp or date.")));
+	{
+		PartitionDesc pd = RelationGetPartitionDesc(rel, true);
+
+		if (pd->boundinfo != NULL && pd->boundinfo->default_index >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+					 errmsg("stream table \"%s\" has a default partition", relname),
+					 errdetail("A default partition blocks the creation of new partitions for the rows it holds."),
+					 errhint("Detach the default partition and move its rows into the stream table.")));
+	}
+	if (iv != NULL)
+	{
+		int64		fixed = iv->time + (int64) iv->day * USECS_PER_DAY;
+
+		if (iv->month < 0 || iv->day < 0 || iv->time < 0 || (iv->month == 0 && fixed <= 0) ||
+			(iv->month > 0 && fixed != 0) || iv->month > 1200 ||
+			fixed > (int64) 36525 * USECS_PER_DAY ||
+			(iv->month == 0 && (fixed < USECS_PER_MINUTE || fixed % USECS_PER_MINUTE != 0)) ||
+			(t == DATEOID && iv->month == 0 && fixed % USECS_PER_DAY != 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid partition_interval for \"%s\"", relname),
+					 errdetail("A partition interval is a positive number of months, or a positive whole number of minutes (of days for a date column), up to a century."),
+					 errhint("Use for example '1 hour', '1 day', '7 days' or '1 month'.")));
+	}
+	relation_close(rel, AccessShareLock);
+	*attno = a;
+	*typid = t;
+}
 
 /* The caller acts for relid's owner; then the extension's owner writes. */
 static void
@@ -156,3 +245,37 @@ stream_table_settings_check(PG_FUNCTION_ARGS)
 	return PointerGetDatum(tup);
 }
 
+/*
+ * Trigger on iotstream.stream_table_settings: a change of settings
+ * invalidates the table's relcache entry, which every backend's cache
+ * listens to.
+ */
+PG_FUNCTION_INFO_V1(stream_table_settings_changed);
+Datum
+stream_table_settings_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tuples[2];
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("stream_table_settings_changed() must be called as a trigger"),
+				 errhint("It is the trigger of iotstream.stream_table_settings.")));
+	tuples[0] = trigdata->tg_trigtuple;
+	tuples[1] = trigdata->tg_newtuple;
+	for (int i = 0; i < 2; i++)
+	{
+		bool		isnull;
+		Oid			relid;
+
+		if (tuples[i] == NULL)
+			continue;
+		relid = DatumGetObjectId(heap_getattr(tuples[i], 1,
+											  trigdata->tg_relation->rd_att,
+											  &isnull));
+		if (!isnull && SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+			CacheInvalidateRelcacheByRelid(relid);
+	}
+	return PointerGetDatum(NULL);
+}
