@@ -46,6 +46,7 @@
 
 #define MAX_BUFFERED_ROWS	1000	/* per partition, before a multi-insert */
 #define MAX_BUFFERED_PARTS	16
+#define DEDUP_LOAD_ROWS		10000	/* dedup keys fetched at a time */
 
 typedef struct DedupEntry
 {
@@ -315,6 +316,8 @@ dedup_load(IngestTarget *t)
 {
 	Oid			argtypes[2] = {INT4OID, INTERVALOID};
 	Datum		args[2] = {Int32GetDatum(t->source_id), IntervalPGetDatum(&t->horizon)};
+	SPIPlanPtr	plan;
+	Portal		portal;
 
 	IngestDedupReset(t);
 	SPI_connect();
@@ -322,16 +325,32 @@ dedup_load(IngestTarget *t)
 	SPI_execute_with_args("DELETE FROM iotstream.source_dedup WHERE source_id = $1"
 						  " AND seen_at < now() - $2",
 						  2, argtypes, args, NULL, false, 0);
-	SPI_execute_with_args("SELECT key_hash, seen_at FROM iotstream.source_dedup WHERE source_id = $1",
-						  1, argtypes, args, NULL, true, 0);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	/*
+	 * Through a cursor, DEDUP_LOAD_ROWS keys at a time: the whole result
+	 * materialized at once took as much memory again as the hash it fills
+	 * (the spike of a reload)
+	 */
+	plan = SPI_prepare("SELECT key_hash, seen_at FROM iotstream.source_dedup WHERE source_id = $1",
+					   1, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the load of dedup keys");
+	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	for (;;)
 	{
-		bool		isnull;
-		uint64		h = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		DedupEntry *e = hash_search(t->seen, &h, HASH_ENTER, NULL);
+		SPI_cursor_fetch(portal, true, DEDUP_LOAD_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			uint64		h = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			DedupEntry *e = hash_search(t->seen, &h, HASH_ENTER, NULL);
 
-		e->seen_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			e->seen_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		SPI_freetuptable(SPI_tuptable);
 	}
+	SPI_cursor_close(portal);
 	SPI_finish();
 	t->seen_loaded = true;
 	t->last_expiry = GetCurrentTimestamp();
