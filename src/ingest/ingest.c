@@ -47,6 +47,9 @@
 #define MAX_BUFFERED_ROWS	1000	/* per partition, before a multi-insert */
 #define MAX_BUFFERED_PARTS	16
 #define DEDUP_LOAD_ROWS		10000	/* dedup keys fetched at a time */
+#define DEDUP_KEY_BYTES		48		/* a key in the hash, with dynahash's overhead */
+#define DEDUP_MEMORY_DEFAULT	(INT64CONST(64) * 1024 * 1024)
+#define DEDUP_MEMORY_MIN	(INT64CONST(64) * 1024)
 
 typedef struct DedupEntry
 {
@@ -69,9 +72,12 @@ struct IngestTarget
 	int			ndedup;
 	AttrNumber *dedup_attnos;
 	Interval	horizon;
-	HTAB	   *seen;
+	HTAB	   *seen;			/* a bounded cache of iotstream.source_dedup */
 	bool		seen_loaded;
+	bool		seen_complete;	/* it holds every key of the table in the horizon */
+	int64		max_keys;		/* the bound: dedup_memory / DEDUP_KEY_BYTES */
 	TimestampTz last_expiry;
+	SPIPlanPtr	lookup_plan;	/* which of some keys the table holds */
 
 	/* columns with a DEFAULT (or identity), used when a message lacks them */
 	int			ndefaults;
@@ -171,6 +177,36 @@ same_columns(TupleDesc a, TupleDesc b)
 	return true;
 }
 
+/*
+ * The dedup_memory option: bytes (a number, or a size such as "64MB") the
+ * keys held in memory may take.  Past it, keys the memory does not hold
+ * are looked up in iotstream.source_dedup, once per batch: dedup stays
+ * exact whatever the rate and horizon.
+ */
+static int64
+dedup_memory_option(JsonbValue *v)
+{
+	int64		bytes = DEDUP_MEMORY_DEFAULT;
+
+	if (v == NULL)
+		return bytes;
+	if (v->type == jbvNumeric)
+		bytes = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(v->val.numeric)));
+	else if (v->type == jbvString)
+		bytes = DatumGetInt64(DirectFunctionCall1(pg_size_bytes,
+												  PointerGetDatum(cstring_to_text_with_len(v->val.string.val,
+																						   v->val.string.len))));
+	else
+		bytes = -1;
+	if (bytes < DEDUP_MEMORY_MIN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option dedup_memory must be at least 64kB"),
+				 errhint("dedup_memory bounds the dedup keys a worker holds in memory, e.g. \"64MB\"; each key takes about %d bytes.",
+						 DEDUP_KEY_BYTES)));
+	return bytes;
+}
+
 IngestTarget *
 IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 				   const char *source_name, int source_id, MemoryContext cxt)
@@ -234,6 +270,7 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 			t->horizon = *DatumGetIntervalP(DirectFunctionCall3(interval_in,
 																CStringGetDatum(pnstrdup(v->val.string.val, v->val.string.len)),
 																ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		t->max_keys = dedup_memory_option(OPTION("dedup_memory")) / DEDUP_KEY_BYTES;
 	}
 #undef OPTION
 
@@ -270,6 +307,7 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 	{
 		Oid			dtypes[7] = {TEXTOID, TEXTOID, INT4OID, INT8OID, BYTEAOID, BYTEAOID, TEXTOID};
 		Oid			ktypes[2] = {INT4OID, INT8ARRAYOID};
+		Oid			ltypes[3] = {INT4OID, INT8ARRAYOID, INTERVALOID};
 
 		t->dead_plan = SPI_prepare("INSERT INTO iotstream.dead_letters"
 								   " (source, topic, partition, \"offset\", key, payload, reason)"
@@ -278,10 +316,14 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 									" SELECT $1, h, now() FROM unnest($2) h"
 									" ON CONFLICT (source_id, key_hash) DO UPDATE SET seen_at = excluded.seen_at",
 									2, ktypes);
-		if (t->dead_plan == NULL || t->dedup_plan == NULL)
+		t->lookup_plan = SPI_prepare("SELECT key_hash FROM iotstream.source_dedup"
+									 " WHERE source_id = $1 AND key_hash = ANY ($2) AND seen_at >= now() - $3",
+									 3, ltypes);
+		if (t->dead_plan == NULL || t->dedup_plan == NULL || t->lookup_plan == NULL)
 			elog(ERROR, "could not prepare iotstream ingest statements");
 		SPI_keepplan(t->dead_plan);
 		SPI_keepplan(t->dedup_plan);
+		SPI_keepplan(t->lookup_plan);
 	}
 	SPI_finish();
 	MemoryContextSwitchTo(old);
@@ -318,6 +360,7 @@ dedup_load(IngestTarget *t)
 	Datum		args[2] = {Int32GetDatum(t->source_id), IntervalPGetDatum(&t->horizon)};
 	SPIPlanPtr	plan;
 	Portal		portal;
+	bool		complete = true;
 
 	IngestDedupReset(t);
 	SPI_connect();
@@ -340,20 +383,101 @@ dedup_load(IngestTarget *t)
 		SPI_cursor_fetch(portal, true, DEDUP_LOAD_ROWS);
 		if (SPI_processed == 0)
 			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
+		for (uint64 i = 0; i < SPI_processed && complete; i++)
 		{
 			bool		isnull;
 			uint64		h = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-			DedupEntry *e = hash_search(t->seen, &h, HASH_ENTER, NULL);
+			DedupEntry *e;
 
+			if (hash_get_num_entries(t->seen) >= t->max_keys)
+			{
+				complete = false;	/* the rest stay in the table */
+				break;
+			}
+			e = hash_search(t->seen, &h, HASH_ENTER, NULL);
 			e->seen_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 		}
 		SPI_freetuptable(SPI_tuptable);
+		if (!complete)
+			break;
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
+	t->seen_complete = complete;
 	t->seen_loaded = true;
 	t->last_expiry = GetCurrentTimestamp();
+}
+
+static int
+uint64_cmp(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * A key new in this batch (or seen before the horizon): in the cache while
+ * it has room; past the bound, in the batch's own hash, so that a second
+ * message of it in the batch is still found, and the cache no longer holds
+ * every key of the table.
+ */
+static void
+dedup_remember(IngestTarget *t, uint64 h, TimestampTz now, HTAB **batch_keys)
+{
+	DedupEntry *e;
+
+	if (hash_get_num_entries(t->seen) < t->max_keys ||
+		hash_search(t->seen, &h, HASH_FIND, NULL) != NULL)
+	{
+		e = hash_search(t->seen, &h, HASH_ENTER, NULL);
+		e->seen_at = now;
+		return;
+	}
+	t->seen_complete = false;
+	if (*batch_keys == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(uint64);
+		ctl.hcxt = CurrentMemoryContext;	/* the batch's */
+		*batch_keys = hash_create("iotstream dedup keys of a batch", 1024, &ctl,
+								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	(void) hash_search(*batch_keys, &h, HASH_ENTER, NULL);
+}
+
+/*
+ * Which of keys iotstream.source_dedup holds within the horizon, sorted;
+ * one statement for the keys of a batch the cache does not hold.
+ */
+static uint64 *
+dedup_lookup(IngestTarget *t, const uint64 *keys, int n, int *nheld)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		args[3];
+	uint64	   *held;
+
+	args[0] = Int32GetDatum(t->source_id);
+	args[1] = PointerGetDatum(construct_array((Datum *) keys, n, INT8OID, sizeof(int64),
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[2] = IntervalPGetDatum(&t->horizon);
+	SPI_connect();
+	if (SPI_execute_plan(t->lookup_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up dedup keys");
+	held = MemoryContextAlloc(cxt, sizeof(uint64) * Max(1, SPI_processed));
+	*nheld = (int) SPI_processed;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		held[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	qsort(held, *nheld, sizeof(uint64), uint64_cmp);
+	return held;
 }
 
 static uint64
@@ -703,13 +827,21 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 				 errhint("The source worker starts again and reads the messages with the new columns.")));
 	if (t->ndedup > 0)
 	{
+		TimestampTz now = GetCurrentTransactionStartTimestamp();
+		TimestampTz oldest = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+																	 TimestampTzGetDatum(now),
+																	 IntervalPGetDatum(&t->horizon)));
+		HTAB	   *batch_keys = NULL;	/* new keys the bounded cache could not take */
+		uint64	   *maybe_keys = palloc(sizeof(uint64) * n);
+		int		   *maybe_rows = palloc(sizeof(int) * n);
+		int			nmaybe = 0;
+
 		new_keys = palloc(sizeof(int64) * n);
 		new_rows = palloc(sizeof(int) * n);
 		for (int i = 0; i < n; i++)
 		{
 			bool		usable;
 			uint64		h;
-			bool		found;
 			DedupEntry *e;
 
 			if (skip[i])
@@ -717,16 +849,52 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 			h = dedup_hash(t, rel, values + i * natts, nulls + i * natts, &usable);
 			if (!usable)
 				continue;
-			e = hash_search(t->seen, &h, HASH_ENTER, &found);
-			if (found)
+			e = hash_search(t->seen, &h, HASH_FIND, NULL);
+			if ((e && e->seen_at >= oldest) ||
+				(batch_keys && hash_search(batch_keys, &h, HASH_FIND, NULL)))
 			{
 				skip[i] = true;
 				counts->duplicates++;
 				continue;
 			}
-			e->seen_at = GetCurrentTransactionStartTimestamp();
+			if (e == NULL && !t->seen_complete)
+			{
+				/* the table may hold it: asked once for the batch, below */
+				maybe_keys[nmaybe] = h;
+				maybe_rows[nmaybe++] = i;
+				continue;
+			}
+			/* new, or seen before the horizon: it counts from now */
+			dedup_remember(t, h, now, &batch_keys);
 			new_rows[nnew] = i;
 			new_keys[nnew++] = (int64) h;
+		}
+		if (nmaybe > 0)
+		{
+			uint64	   *held;
+			int			nheld;
+
+			/* the catalog is read as the extension's owner */
+			AsOwnerEnd(&as);
+			held = dedup_lookup(t, maybe_keys, nmaybe, &nheld);
+			AsOwnerBegin(&as, TableOwner(t->relid));
+			for (int k = 0; k < nmaybe; k++)
+			{
+				uint64		h = maybe_keys[k];
+				int			i = maybe_rows[k];
+
+				if (bsearch(&h, held, nheld, sizeof(uint64), uint64_cmp) ||
+					hash_search(t->seen, &h, HASH_FIND, NULL) ||
+					(batch_keys && hash_search(batch_keys, &h, HASH_FIND, NULL)))
+				{
+					skip[i] = true;
+					counts->duplicates++;
+					continue;
+				}
+				dedup_remember(t, h, now, &batch_keys);
+				new_rows[nnew] = i;
+				new_keys[nnew++] = (int64) h;
+			}
 		}
 	}
 	table_close(rel, NoLock);	/* the lock stays: see above */
@@ -838,6 +1006,7 @@ iotstream_validate_source(PG_FUNCTION_ARGS)
 						   PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), "", 0, cxt);
 	SPI_freeplan(t->dead_plan);
 	SPI_freeplan(t->dedup_plan);
+	SPI_freeplan(t->lookup_plan);
 	MemoryContextDelete(cxt);
 	PG_RETURN_VOID();
 }

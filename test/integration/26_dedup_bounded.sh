@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Deduplication under a memory bound, exact by count:
+#  - dedup_memory of 64kB holds about 1,365 keys; 5,000 distinct events
+#    overflow it, so duplicates of the later ones are found in
+#    iotstream.source_dedup, not in memory;
+#  - a restart of the worker rebuilds the bounded cache from the table;
+#  - once the horizon has passed, an event seen before it is new again.
+# Stored rows and counted duplicates are compared with what was produced.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+
+start_broker --topic dd:2
+
+psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SET client_min_messages = warning;
+DROP SCHEMA IF EXISTS it26 CASCADE;
+CREATE SCHEMA it26;
+SELECT iotstream.create_stream_table('it26.events', 'ts timestamptz NOT NULL, event_id text NOT NULL, n int',
+  'ts', max_past => '1 day', max_future => '1 day', retention => NULL);
+SELECT iotstream.create_source('it26_dd', '$BROKERS', ARRAY['dd'], 'it26.events', NULL,
+  '{"batch_ms": 50, "batch_size": 500, "dedup_key": "event_id", "dedup_horizon": "45 seconds",
+    "dedup_memory": "64kB"}');
+SELECT iotstream.start_source('it26_dd');
+SQL
+
+# events FROM..TO, each with its own event_id and n; now as event time
+produce() {
+  local ts
+  ts=$(q "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')")
+  seq "$1" "$2" | awk -v ts="$ts" '{ printf "{\"ts\": \"%s\", \"event_id\": \"e%d\", \"n\": %d}\n", ts, $1, $1 }' |
+    kcat -P -b "$BROKERS" -t dd
+}
+stored() { q "SELECT count(*) FROM it26.events"; }
+dups() { q "SELECT duplicates FROM iotstream.source_status WHERE source = 'it26_dd'"; }
+# every message produced so far is consumed (committed with its offset)
+consumed() {
+  wait_for "SELECT coalesce(sum(next_offset), 0) >= $1 FROM iotstream.source_offsets o
+              JOIN iotstream.sources s USING (source_id) WHERE s.name = 'it26_dd'" 60
+}
+
+produce 1 5000
+consumed 5000
+assert_eq "$(stored)" 5000 "5,000 distinct events are stored"
+
+# duplicates of events the bounded cache cannot hold (the first 1,365 or so
+# fill it), in batches of their own
+produce 3001 3500
+consumed 5500
+assert_eq "$(stored) $(dups)" "5000 500" "500 duplicates beyond the memory bound are dropped and counted"
+
+# a new worker rebuilds its cache from the table, bounded again
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'iotstream source worker'" >/dev/null
+wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'iotstream source worker'" 60
+produce 4001 4300
+consumed 5800
+assert_eq "$(stored)" 5000 "after a restart, 300 duplicates are dropped"
+
+# past the horizon an event is new again, whether or not memory held it
+wait_for "SELECT now() - max(seen_at) > interval '46 seconds' FROM iotstream.source_dedup d
+            JOIN iotstream.sources s USING (source_id) WHERE s.name = 'it26_dd'" 90
+produce 1 100
+produce 4901 5000
+consumed 6000
+assert_eq "$(stored)" 5200 "200 events past the horizon are stored again"
+assert_eq "$(q "SELECT count(*) FROM (SELECT event_id FROM it26.events GROUP BY 1 HAVING count(*) = 2) x")" 200 \
+  "each of them twice, no other"
+assert_eq "$(q "SELECT count(*) FROM iotstream.dead_letters WHERE source = 'it26_dd'")" 0 "no dead letter"
+
+q "SELECT iotstream.drop_source('it26_dd')" >/dev/null
+q "DROP SCHEMA it26 CASCADE" >/dev/null
