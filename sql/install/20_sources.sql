@@ -38,14 +38,26 @@ CREATE TABLE iotstream.source_offsets (
 );
 COMMENT ON TABLE iotstream.source_offsets IS 'Per source and partition: the next offset to consume, committed with the rows; the last high watermark seen; and the newest event time stored (the partition''s watermark).';
 
--- Dedup keys seen within the horizon, per source.
+-- Dedup keys seen within the horizon, per source.  No foreign key: a batch
+-- stores thousands of keys, and a foreign key checks (and locks) the source
+-- row for each one; a trigger forgets the keys of a source that goes.
 CREATE TABLE iotstream.source_dedup (
-    source_id   int NOT NULL REFERENCES iotstream.sources ON DELETE CASCADE,
+    source_id   int NOT NULL,
     key_hash    bigint NOT NULL,
     seen_at     timestamptz NOT NULL,
     PRIMARY KEY (source_id, key_hash)
 );
 COMMENT ON TABLE iotstream.source_dedup IS 'Hashes of dedup keys ingested within each source''s horizon.';
+
+CREATE FUNCTION iotstream._source_forget_dedup() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM iotstream.source_dedup d WHERE d.source_id = OLD.source_id;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION iotstream._source_forget_dedup() IS 'Internal: forgets the dedup keys of a deleted source.';
+CREATE TRIGGER forget_dedup AFTER DELETE ON iotstream.sources
+    FOR EACH ROW EXECUTE FUNCTION iotstream._source_forget_dedup();
 
 CREATE TABLE iotstream.dead_letters (
     id          bigserial PRIMARY KEY,

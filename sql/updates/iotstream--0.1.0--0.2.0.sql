@@ -375,6 +375,19 @@ SELECT s.relid AS stream_table,
 COMMENT ON VIEW iotstream.stream_tables IS
     'Each stream table with its settings, partition count, oldest and newest partition, total size and row estimate (from the last ANALYZE, or the live-tuple counter of partitions never analyzed).';
 
+-- dedup keys: no foreign key (it checked and locked the source row for every
+-- key a batch stored); a trigger forgets the keys of a deleted source
+ALTER TABLE iotstream.source_dedup DROP CONSTRAINT source_dedup_source_id_fkey;
+CREATE FUNCTION iotstream._source_forget_dedup() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM iotstream.source_dedup d WHERE d.source_id = OLD.source_id;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION iotstream._source_forget_dedup() IS 'Internal: forgets the dedup keys of a deleted source.';
+CREATE TRIGGER forget_dedup AFTER DELETE ON iotstream.sources
+    FOR EACH ROW EXECUTE FUNCTION iotstream._source_forget_dedup();
+
 -- maintenance scheduling: a NULL schedule and a missing job get answers
 CREATE OR REPLACE FUNCTION iotstream.schedule_maintenance(cron text DEFAULT '*/10 * * * *')
 RETURNS bigint LANGUAGE plpgsql AS $$

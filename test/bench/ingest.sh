@@ -11,6 +11,8 @@
 #   WIDE=200000 NARROW=1000000 test/bench/ingest.sh   (run by make bench)
 #   WORKERS=2 ...: the source uses two workers in one consumer group
 #   SHAPES=narrow, SOURCE_OPTS=', "fetch.wait.max.ms": "5"': one shape, more options
+# With narrow, the stream is read again with a dedup key, with the default
+# dedup_memory and with DEDUP_SMALL (8MB), and compared with dedup off.
 set -euo pipefail
 . "$(dirname "$0")/../integration/lib.sh"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
@@ -101,6 +103,36 @@ for shape in $SHAPES; do
   q "TRUNCATE bench.$shape, bench.staging"
 done
 
+# the narrow stream again, deduplicated on (sensor_id, metric_type, ts): with
+# the cache holding every key (the default 64MB), and bounded below that
+# (DEDUP_SMALL, so that most keys are looked up in the table)
+declare -A rate_dd
+DEDUP_SMALL=${DEDUP_SMALL:-8MB}
+case " $SHAPES " in *" narrow "*)
+  for mem in 64MB $DEDUP_SMALL; do
+    name=bench_dd_${mem//[^0-9A-Za-z]/}
+    echo "== narrow with dedup, dedup_memory $mem"
+    q "TRUNCATE bench.narrow"
+    q "SELECT iotstream.create_source('$name', '$BROKERS', ARRAY['narrow'], 'bench.narrow', '{\"ts\": \"timestamp\"}',
+         '{\"batch_size\": 10000, \"batch_ms\": 100, \"dedup_key\": [\"sensor_id\", \"metric_type\", \"ts\"],
+           \"dedup_horizon\": \"1 hour\", \"dedup_memory\": \"$mem\"}')" >/dev/null
+    q "SELECT iotstream.start_source('$name')" >/dev/null
+    consumed="SELECT coalesce(sum(o.next_offset), 0) FROM iotstream.source_offsets o
+      JOIN iotstream.sources s USING (source_id) WHERE s.name = '$name'"
+    wait_for "SELECT ($consumed) > 0" 60
+    t0=$(now_ms)
+    c0=$(q "$consumed")
+    wait_for "SELECT ($consumed) >= $NARROW" 240
+    t1=$(now_ms)
+    assert_eq "$(q "SELECT count(*) + (SELECT duplicates FROM iotstream.source_status WHERE source = '$name')
+                      FROM bench.narrow")" "$NARROW" "dedup ($mem): every narrow message stored or counted as a duplicate"
+    rate_dd[$mem]=$(( (NARROW - c0) * 1000 / (t1 - t0) ))
+    q "SELECT iotstream.drop_source('$name')" >/dev/null
+  done
+  q "TRUNCATE bench.narrow"
+  ;;
+esac
+
 if [ "$LAT_SECONDS" -gt 0 ]; then
   echo "== latency: $LAT_RATE msg/s for $LAT_SECONDS s (narrow, batch_ms 20)"
   q "SELECT iotstream.create_source('bench_latency', '$BROKERS', ARRAY['latency'], 'bench.latency',
@@ -138,6 +170,10 @@ for shape in $SHAPES; do
   printf '%-8s %14d %14d %14d %10s %10s\n' $shape "${rate_copy[$shape]}" "${rate_peer[$shape]}" "${rate_iot[$shape]}" \
     "$(awk "BEGIN {printf \"%.2fx\", ${rate_iot[$shape]} / ${rate_copy[$shape]}}")" \
     "$(awk "BEGIN {printf \"%.2fx\", ${rate_iot[$shape]} / ${rate_peer[$shape]}}")"
+done
+for mem in "${!rate_dd[@]}"; do
+  printf 'narrow with dedup, dedup_memory %-6s %10d rows/s  %sx of dedup off\n' "$mem" "${rate_dd[$mem]}" \
+    "$(awk "BEGIN {printf \"%.2f\", ${rate_dd[$mem]} / ${rate_iot[narrow]}}")"
 done
 echo
 if [ "$LAT_SECONDS" -gt 0 ]; then
