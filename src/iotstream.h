@@ -81,6 +81,9 @@ extern Oid	OwnerForCaller(Oid relid);
 extern char *RelationPlaceholderSubstitute(const char *sql, const char *placeholder, Oid relid);
 extern void RequireArguments(FunctionCallInfo fcinfo, int n, const char *function);
 
+/* in catch.c: a step in a subtransaction, its error as a value */
+extern const char *CatchError(void (*step) (void *arg), void *arg);
+
 /* in launcher.c: the GUCs, the launcher, and every worker's transactions */
 extern char *iotstream_database;
 extern int	iotstream_detection_yield;

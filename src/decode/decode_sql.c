@@ -82,32 +82,27 @@ string_value(JsonbValue *v, char *s)
 }
 
 /* Push one column's value, much as to_jsonb() would write it. */
+typedef struct JsonAsJsonb
+{
+	const char *text;
+	Datum		result;
+} JsonAsJsonb;
+
+static void
+json_to_jsonb(void *arg)
+{
+	JsonAsJsonb *j = arg;
+
+	j->result = DirectFunctionCall1(jsonb_in, CStringGetDatum(j->text));
+}
+
 /* json text as jsonb, or 0 if jsonb cannot hold it. */
 static Datum
 json_as_jsonb(const char *text)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile Datum result = (Datum) 0;
+	JsonAsJsonb j = {text, (Datum) 0};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		result = DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		result = (Datum) 0;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return result;
+	return CatchError(json_to_jsonb, &j) ? (Datum) 0 : j.result;
 }
 
 static void

@@ -655,38 +655,30 @@ insert_end(InsertState *st)
 }
 
 /* Stores one row in its own subtransaction; returns the error, or NULL. */
+typedef struct OneRow
+{
+	IngestTarget *t;
+	const Datum *values;
+	const bool *nulls;
+} OneRow;
+
+static void
+insert_one(void *arg)
+{
+	OneRow	   *r = arg;
+	InsertState st;
+
+	insert_begin(r->t, &st);
+	insert_row(&st, r->values, r->nulls);
+	insert_end(&st);
+}
+
 static const char *
 insert_one_safely(IngestTarget *t, const Datum *values, const bool *nulls)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	const char *volatile error = NULL;
+	OneRow		r = {t, values, nulls};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		InsertState st;
-
-		insert_begin(t, &st);
-		insert_row(&st, values, nulls);
-		insert_end(&st);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		error = edata->message;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return error;
+	return CatchError(insert_one, &r);
 }
 
 static void

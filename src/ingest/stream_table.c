@@ -608,35 +608,29 @@ ensure_partition_for(Oid relid, StreamTime ts)
  * ensure_partition_for in a subtransaction: false, with the reason in
  * *error, if the partition could not be created.
  */
+typedef struct PartitionFor
+{
+	Oid			relid;
+	StreamTime	ts;
+} PartitionFor;
+
+static void
+ensure_partition_step(void *arg)
+{
+	PartitionFor *p = arg;
+
+	(void) ensure_partition_for(p->relid, p->ts);
+}
+
 static bool
 ensure_partition_safely(Oid relid, StreamTime ts, const char **error)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile bool ok = true;
+	PartitionFor p = {relid, ts};
+	const char *msg = CatchError(ensure_partition_step, &p);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		(void) ensure_partition_for(relid, ts);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		*error = psprintf("no partition could be created for the event time: %s", edata->message);
-		ok = false;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return ok;
+	if (msg)
+		*error = psprintf("no partition could be created for the event time: %s", msg);
+	return msg == NULL;
 }
 
 /*
