@@ -13,9 +13,11 @@ CREATE TABLE iotstream.sources (
     options     jsonb NOT NULL DEFAULT '{}',   -- without secrets
     group_id    text NOT NULL,
     running     boolean NOT NULL DEFAULT false, -- the launcher keeps a worker for each running source
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    -- which implementation of the source interface reads it (src/source/source.h)
+    kind        text NOT NULL DEFAULT 'kafka' CHECK (kind IN ('kafka', 'mqtt', 'file'))
 );
-COMMENT ON TABLE iotstream.sources IS 'Kafka sources. options holds librdkafka properties and iotstream settings; secrets live in iotstream.source_secrets.';
+COMMENT ON TABLE iotstream.sources IS 'Sources (kind kafka: Kafka and Event Hubs; mqtt; file). options holds librdkafka properties and iotstream settings; secrets live in iotstream.source_secrets.';
 
 -- Secrets (sasl.password, Event Hubs connection strings): readable by superusers only.
 CREATE TABLE iotstream.source_secrets (
@@ -392,7 +394,8 @@ SELECT s.name AS source,
        (SELECT count(*) FROM iotstream.dead_letters d WHERE d.source = s.name) AS dead_letters,
        w.last_batch_at,
        w.last_error,
-       w.last_error_at
+       w.last_error_at,
+       s.kind
   FROM iotstream.sources s
   LEFT JOIN LATERAL (
        SELECT count(*) FILTER (WHERE x.pid IS NOT NULL) AS workers,

@@ -43,7 +43,7 @@ SourceConfigLoad(int source_id, bool running, MemoryContext cxt)
 							  "  coalesce((s.options->>'batch_size')::int, 10000),"
 							  "  coalesce((s.options->>'batch_ms')::int, 100),"
 							  "  s.topics, s.brokers, s.group_id,"
-							  "  coalesce(s.options->>'start', 'earliest')"
+							  "  coalesce(s.options->>'start', 'earliest'), s.kind"
 							  " FROM iotstream.sources s WHERE s.source_id = $1 AND (s.running OR NOT $2)",
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read iotstream.sources");
@@ -77,6 +77,7 @@ SourceConfigLoad(int source_id, bool running, MemoryContext cxt)
 	c->props[2].name = "auto.offset.reset";
 	c->props[2].value = SPI_getvalue(tup, desc, 10);
 	c->nprops = 3;
+	c->kind = SPI_getvalue(tup, desc, 11);
 	MemoryContextSwitchTo(old);
 
 	if (SPI_execute_with_args("SELECT o.key, o.value #>> '{}' FROM iotstream.sources s, jsonb_each(s.options) o"
@@ -97,6 +98,21 @@ SourceConfigLoad(int source_id, bool running, MemoryContext cxt)
 	MemoryContextSwitchTo(old);
 	SPI_finish();
 	return c;
+}
+
+/*
+ * The implementation of the source interface that reads sources of a kind
+ * (iotstream.sources.kind); NULL for a kind this build does not know.
+ */
+const SourceOps *
+SourceOpsFor(const char *kind)
+{
+	static const SourceOps *const all[] = {&KafkaSourceOps};
+
+	for (int i = 0; i < lengthof(all); i++)
+		if (strcmp(all[i]->kind, kind) == 0)
+			return all[i];
+	return NULL;
 }
 
 /*

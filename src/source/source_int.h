@@ -15,6 +15,7 @@ typedef struct SourceConfig
 {
 	int			source_id;
 	char	   *name;
+	char	   *kind;			/* iotstream.sources.kind: which SourceOps */
 	Oid			target;
 	Jsonb	   *mapping;
 	Jsonb	   *options;
@@ -27,6 +28,7 @@ typedef struct SourceConfig
 } SourceConfig;
 
 extern SourceConfig *SourceConfigLoad(int source_id, bool running, MemoryContext cxt);
+extern const SourceOps *SourceOpsFor(const char *kind);
 
 /* in source_status.c: a worker's own slot */
 extern void SourceSlotClaim(int source_id);

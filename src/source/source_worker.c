@@ -49,7 +49,7 @@
 #include "utils/timestamp.h"
 
 /* worker state */
-static const SourceOps *Source = &KafkaSourceOps;	/* the one kind so far */
+static const SourceOps *Source = NULL;	/* by the source's kind, at start */
 static void *MySource = NULL;
 static int	pending = 0;		/* messages read and not yet committed */
 static int64 seen_errors = 0;	/* consumer errors already reported */
@@ -140,7 +140,8 @@ on_revoke(void *arg)
 static void
 worker_exit(int code, Datum arg)
 {
-	Source->close(MySource);
+	if (Source != NULL && MySource != NULL)
+		Source->close(MySource);
 	MySource = NULL;
 	SourceSlotRelease();
 }
@@ -329,6 +330,13 @@ iotstream_source_main(Datum main_arg)
 		WorkerCommitXact();
 		proc_exit(0);			/* stopped or dropped meanwhile */
 	}
+	Source = SourceOpsFor(MyConfig->kind);
+	if (Source == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("iotstream source \"%s\" is of kind \"%s\", which this build cannot read",
+						MyConfig->name, MyConfig->kind),
+				 errhint("Install the iotstream build that created it, or drop the source.")));
 	SourceSlotSetTarget(MyConfig->target);
 	MyTarget = IngestTargetCreate(MyConfig->target, MyConfig->mapping, MyConfig->options,
 								  MyConfig->name, source_id, long_cxt);
