@@ -40,16 +40,22 @@ CREATE TABLE iotstream.source_offsets (
 );
 COMMENT ON TABLE iotstream.source_offsets IS 'Per source and partition: the next offset to consume, committed with the rows; the last high watermark seen; and the newest event time stored (the partition''s watermark).';
 
--- Dedup keys seen within the horizon, per source.  No foreign key: a batch
--- stores thousands of keys, and a foreign key checks (and locks) the source
--- row for each one; a trigger forgets the keys of a source that goes.
+-- Dedup keys seen within the horizon, per source: one row per batch and key
+-- shard (the top 4 bits of the key hash), the batch's keys in `keys` as
+-- 8-byte big-endian hashes.  Written in the batch's transaction, looked up
+-- by shard and time only for keys memory cannot decide, and deleted a whole
+-- row at a time once the horizon has passed (src/ingest/dedup.c).  No
+-- foreign key: a trigger forgets the keys of a source that goes.
 CREATE TABLE iotstream.source_dedup (
     source_id   int NOT NULL,
-    key_hash    bigint NOT NULL,
     seen_at     timestamptz NOT NULL,
-    PRIMARY KEY (source_id, key_hash)
+    shard       smallint NOT NULL CHECK (shard BETWEEN 0 AND 15),
+    keys        bytea NOT NULL
 );
-COMMENT ON TABLE iotstream.source_dedup IS 'Hashes of dedup keys ingested within each source''s horizon.';
+-- random hashes do not compress: stored out of line as they are
+ALTER TABLE iotstream.source_dedup ALTER COLUMN keys SET STORAGE EXTERNAL;
+CREATE INDEX source_dedup_lookup ON iotstream.source_dedup (source_id, shard, seen_at);
+COMMENT ON TABLE iotstream.source_dedup IS 'Hashes of the dedup keys ingested within each source''s horizon: one row per batch and key shard.';
 
 CREATE FUNCTION iotstream._source_forget_dedup() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -55,3 +55,25 @@ SELECT s.name AS source,
  -- each role sees the sources of the tables it may read
  WHERE coalesce(pg_catalog.has_table_privilege(s.target, 'SELECT'), false)
     OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
+
+-- Dedup keys: one row per batch and key shard instead of one row per key
+-- (issue 21).  A row per key made every ingested message write a b-tree
+-- entry at a random place; a row per batch and shard writes 16 rows a
+-- batch, and expires a whole row at a time.  The keys seen within the
+-- horizon move over, grouped by the time they were seen.
+ALTER TABLE iotstream.source_dedup RENAME TO source_dedup_0_2;
+CREATE TABLE iotstream.source_dedup (
+    source_id   int NOT NULL,
+    seen_at     timestamptz NOT NULL,
+    shard       smallint NOT NULL CHECK (shard BETWEEN 0 AND 15),
+    keys        bytea NOT NULL
+);
+ALTER TABLE iotstream.source_dedup ALTER COLUMN keys SET STORAGE EXTERNAL;
+CREATE INDEX source_dedup_lookup ON iotstream.source_dedup (source_id, shard, seen_at);
+COMMENT ON TABLE iotstream.source_dedup IS 'Hashes of the dedup keys ingested within each source''s horizon: one row per batch and key shard.';
+REVOKE ALL ON iotstream.source_dedup FROM PUBLIC;
+INSERT INTO iotstream.source_dedup (source_id, seen_at, shard, keys)
+SELECT source_id, seen_at, ((key_hash >> 60) & 15)::smallint, string_agg(int8send(key_hash), ''::bytea)
+  FROM iotstream.source_dedup_0_2
+ GROUP BY 1, 2, 3;
+DROP TABLE iotstream.source_dedup_0_2;
