@@ -312,6 +312,18 @@ IngestDedupReset(IngestTarget *t)
 		DedupForget(t->dedup);
 }
 
+void
+IngestDedupMemory(const IngestTarget *t, int64 *bytes, int64 *keys, int64 *filtered_keys)
+{
+	DedupUsage	u = {0};
+
+	if (t->dedup)
+		DedupMemory(t->dedup, &u);
+	*bytes = u.bytes;
+	*keys = u.keys;
+	*filtered_keys = u.filtered_keys + u.unfiltered_keys;
+}
+
 static uint64
 dedup_hash(IngestTarget *t, Relation rel, const Datum *values, const bool *nulls, bool *usable)
 {
