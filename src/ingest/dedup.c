@@ -13,9 +13,10 @@
  *  - the newest keys, with the time each was seen, in an open-addressing
  *    hash table (16 bytes a slot, at most half of the bound);
  *  - when it is full, its oldest keys move into a segment: a blocked Bloom
- *    filter (16 bits a key) over the time range they were seen in.  Past
- *    the bound, the oldest segments lose their filter and answer "maybe"
- *    for their whole range.
+ *    filter (24 bits a key at capacity) over the time range they were seen
+ *    in, in one of 8 places of an arena that takes the rest of the bound
+ *    from the first time the table is full.  When every place is taken,
+ *    the oldest segment loses its filter and answers "maybe" for its range.
  * Expired keys leave in bulk: a sweep of the hash table, whole segments,
  * and whole rows of the table (one row per batch and key shard).
  *-------------------------------------------------------------------------
@@ -61,6 +62,7 @@ typedef struct DedupSegment
 	int64		capacity;		/* keys its filter was sized for */
 	uint64		nblocks;
 	uint64	   *bits;			/* NULL: no filter, every key is "maybe" */
+	int			place;			/* its filter's place in the arena */
 } DedupSegment;
 
 struct DedupState
@@ -79,6 +81,14 @@ struct DedupState
 	/* older keys, oldest segment first */
 	DedupSegment seg[MAX_SEGMENTS];
 	int			nseg;
+	/*
+	 * The filters' arena: PLANNED_SEGMENTS places of equal size, taken in
+	 * full the first time the hash table is full (memory then stays at the
+	 * bound, flat, instead of growing with every segment)
+	 */
+	uint64	   *arena;
+	uint64		place_bytes;
+	bool		place_used[PLANNED_SEGMENTS];
 	int64		seg_bytes;
 
 	bool		loaded;
@@ -262,17 +272,46 @@ segment_drop_filter(DedupState *d, DedupSegment *s)
 {
 	if (s->bits)
 	{
-		d->seg_bytes -= s->nblocks * BLOOM_BLOCK_WORDS * sizeof(uint64);
-		pfree(s->bits);
+		d->place_used[s->place] = false;
 		s->bits = NULL;
 	}
 }
 
-/* what the segments may take: the bound, less the hash table at its largest */
-static int64
-segment_budget(const DedupState *d)
+/* a zeroed place in the arena for a new filter: the oldest filter's, if need be */
+static uint64 *
+segment_place(DedupState *d, int *place)
 {
-	return d->budget - (int64) (d->max_slots * SLOT_BYTES);
+	if (d->arena == NULL)
+	{
+		int64		budget = d->budget - (int64) (d->max_slots * SLOT_BYTES);
+
+		d->place_bytes = Max(64, (budget / PLANNED_SEGMENTS) & ~(int64) 63);
+		d->arena = MemoryContextAllocExtended(d->cxt, d->place_bytes * PLANNED_SEGMENTS,
+											  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		d->seg_bytes = d->place_bytes * PLANNED_SEGMENTS;
+		memset(d->place_used, 0, sizeof(d->place_used));
+	}
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int p = 0; p < PLANNED_SEGMENTS; p++)
+			if (!d->place_used[p])
+			{
+				uint64	   *bits = d->arena + p * (d->place_bytes / sizeof(uint64));
+
+				memset(bits, 0, d->place_bytes);
+				d->place_used[p] = true;
+				*place = p;
+				return bits;
+			}
+		for (int g = 0; g < d->nseg; g++)
+			if (d->seg[g].bits)
+			{
+				segment_drop_filter(d, &d->seg[g]);
+				break;
+			}
+	}
+	elog(ERROR, "iotstream dedup: no place for a filter");
+	return NULL;
 }
 
 /*
@@ -310,10 +349,8 @@ table_evict(DedupState *d, uint64 room)
 		sum += hist[b];
 
 	s = d->nseg > 0 ? &d->seg[d->nseg - 1] : NULL;
-	if (s == NULL || s->nkeys + (int64) sum > s->capacity)
+	if (s == NULL || s->bits == NULL || s->nkeys + (int64) sum > s->capacity)
 	{
-		uint64		bytes = Max(64, (segment_budget(d) / PLANNED_SEGMENTS) & ~(int64) 63);
-
 		if (d->nseg == MAX_SEGMENTS)
 		{
 			/* the two oldest become one, without a filter */
@@ -328,18 +365,10 @@ table_evict(DedupState *d, uint64 room)
 		memset(s, 0, sizeof(*s));
 		s->tmin = PG_INT64_MAX;
 		s->tmax = PG_INT64_MIN;
-		/* the filter takes its part of the budget, and holds this eviction at least */
-		s->nblocks = Max(bytes / 64, (sum * BLOOM_BITS_PER_KEY + 511) / 512);
+		s->bits = segment_place(d, &s->place);
+		s->nblocks = d->place_bytes / 64;
+		/* past its capacity a filter answers "maybe" more often, and stays exact */
 		s->capacity = s->nblocks * 512 / BLOOM_BITS_PER_KEY;
-		/* room for it: older filters go first, and it may go itself */
-		for (int i = 0; i < d->nseg - 1 &&
-			 d->seg_bytes + (int64) (s->nblocks * 64) > segment_budget(d); i++)
-			segment_drop_filter(d, &d->seg[i]);
-		if (d->seg_bytes + (int64) (s->nblocks * 64) <= segment_budget(d))
-		{
-			s->bits = MemoryContextAllocExtended(d->cxt, s->nblocks * 64, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-			d->seg_bytes += s->nblocks * 64;
-		}
 	}
 	for (uint64 i = 0; i < d->nslots; i++)
 	{
@@ -451,9 +480,10 @@ void
 DedupForget(DedupState *d)
 {
 	table_free(d);
-	for (int i = 0; i < d->nseg; i++)
-		segment_drop_filter(d, &d->seg[i]);
 	d->nseg = 0;
+	if (d->arena)
+		pfree(d->arena);
+	d->arena = NULL;
 	d->seg_bytes = 0;
 	d->loaded = false;
 }
