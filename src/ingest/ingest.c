@@ -102,11 +102,16 @@ typedef struct InsertState
 	int			nbufs;
 } InsertState;
 
-/* The column a dedup key names: the column itself, or deviceId for device_id. */
+/*
+ * The column a dedup key names: the column itself; the column the mapping
+ * fills from that JSON key or source ({"ts": "timestamp"}: "timestamp"
+ * names ts); or, by the default rule, device_id for deviceId.
+ */
 static AttrNumber
-resolve_column(TupleDesc desc, const char *name)
+resolve_column(TupleDesc desc, Jsonb *mapping, const char *name)
 {
 	StringInfoData snake;
+	AttrNumber	mapped = InvalidAttrNumber;
 
 	initStringInfo(&snake);
 	for (const char *p = name; *p; p++)
@@ -124,16 +129,51 @@ resolve_column(TupleDesc desc, const char *name)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (att->attisdropped)
-			continue;
-		if (strcmp(NameStr(att->attname), name) == 0 ||
-			strcmp(NameStr(att->attname), snake.data) == 0)
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	if (mapping && JB_ROOT_IS_OBJECT(mapping))
+	{
+		JsonbIterator *it = JsonbIteratorInit(&mapping->root);
+		JsonbValue	k,
+					v;
+		JsonbIteratorToken tok;
+		char	   *column = NULL;
+
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			if (tok != WJB_KEY)
+				continue;
+			tok = JsonbIteratorNext(&it, &v, true);
+			if (v.type == jbvString && v.val.string.len == strlen(name) &&
+				memcmp(v.val.string.val, name, v.val.string.len) == 0)
+			{
+				if (column != NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_AMBIGUOUS_COLUMN),
+							 errmsg("dedup key \"%s\" is read by more than one column of the mapping", name),
+							 errhint("Name the column to deduplicate on instead.")));
+				column = pnstrdup(k.val.string.val, k.val.string.len);
+			}
+		}
+		for (int i = 0; column && i < desc->natts; i++)
+			if (!TupleDescAttr(desc, i)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(desc, i)->attname), column) == 0)
+				mapped = TupleDescAttr(desc, i)->attnum;
+	}
+	if (mapped != InvalidAttrNumber)
+		return mapped;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), snake.data) == 0)
 			return att->attnum;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_COLUMN),
 			 errmsg("dedup key \"%s\" matches no column of the target", name),
-			 errhint("Name a column of the target table, or the JSON key that maps to it.")));
+			 errhint("Name a column of the target table, or the JSON key that the mapping or the default rule reads into it.")));
 	return InvalidAttrNumber;
 }
 
@@ -232,7 +272,7 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 		{
 			t->ndedup = 1;
 			t->dedup_attnos = palloc(sizeof(AttrNumber));
-			t->dedup_attnos[0] = resolve_column(desc, pnstrdup(v->val.string.val, v->val.string.len));
+			t->dedup_attnos[0] = resolve_column(desc, mapping, pnstrdup(v->val.string.val, v->val.string.len));
 		}
 		else
 		{
@@ -248,7 +288,7 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 			while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
 				if (tok == WJB_ELEM && elem.type == jbvString && t->ndedup < desc->natts)
 					t->dedup_attnos[t->ndedup++] =
-						resolve_column(desc, pnstrdup(elem.val.string.val, elem.val.string.len));
+						resolve_column(desc, mapping, pnstrdup(elem.val.string.val, elem.val.string.len));
 		}
 		horizon = *DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum("1 hour"),
 														 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
