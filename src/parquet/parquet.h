@@ -94,6 +94,20 @@ extern int64 ParquetWriterBytes(ParquetWriter *w);
 extern int	ParquetWriterRowGroups(ParquetWriter *w);
 extern void ParquetWriterDestroy(ParquetWriter *w);
 
+/* A column's statistics over a whole file (PLAIN bytes, no length prefix). */
+typedef struct ParquetFileColumnStats
+{
+	int64		null_count;
+	bool		has_minmax;
+	char	   *min;
+	int32		minlen;
+	char	   *max;
+	int32		maxlen;
+} ParquetFileColumnStats;
+
+extern const ParquetColumnSpec *ParquetWriterColumns(ParquetWriter *w, int *ncols);
+extern void ParquetWriterColumnStats(ParquetWriter *w, int col, ParquetFileColumnStats *out);
+
 /* in parquet_file_sink.c */
 
 /* A local-file sink for ParquetWriterCreate(): buffered, fsynced on close. */
