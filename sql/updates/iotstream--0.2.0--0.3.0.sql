@@ -744,8 +744,8 @@ BEGIN
                         HINT = 'Two exports write the same files: give each its own destination or export name.';
                 END IF;
             END IF;
-            SELECT st || coalesce(jsonb_build_object('metaData', (SELECT a->'metaData' FROM unnest(acts) a WHERE a ? 'metaData' LIMIT 1)), '{}')
-                      || coalesce(jsonb_build_object('protocol', (SELECT a->'protocol' FROM unnest(acts) a WHERE a ? 'protocol' LIMIT 1)), '{}')
+            SELECT st || coalesce((SELECT jsonb_build_object('metaData', a->'metaData') FROM unnest(acts) a WHERE a ? 'metaData' LIMIT 1), '{}')
+                      || coalesce((SELECT jsonb_build_object('protocol', a->'protocol') FROM unnest(acts) a WHERE a ? 'protocol' LIMIT 1), '{}')
                       || jsonb_build_object('version', r.version)
               INTO st;
             IF mine THEN
@@ -780,8 +780,8 @@ BEGIN
             UNION ALL SELECT jsonb_build_object('remove', a) FROM jsonb_array_elements(removes) a) y;
         IF iotstream._delta_create_commit(e.destination, tbl, e.credential, v, body) THEN
             st := st || jsonb_build_object('version', v)
-                  || coalesce(jsonb_build_object('metaData', meta), '{}')
-                  || coalesce(jsonb_build_object('protocol', proto), '{}');
+                  || CASE WHEN meta IS NULL THEN '{}' ELSE jsonb_build_object('metaData', meta) END
+                  || CASE WHEN proto IS NULL THEN '{}' ELSE jsonb_build_object('protocol', proto) END;
             UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
             RETURN v;
         END IF;
