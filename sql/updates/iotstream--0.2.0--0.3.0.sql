@@ -550,8 +550,14 @@ CREATE FUNCTION iotstream._delta_create_commit(destination text, folder text, cr
 RETURNS boolean AS 'MODULE_PATHNAME', 'delta_create_commit' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION iotstream._delta_create_commit(text, text, text, bigint, text) IS
     'Internal: creates version of the Delta table''s log with put-if-absent; false if that version exists.';
+CREATE FUNCTION iotstream._delta_write_checkpoint(destination text, folder text, credential text, version bigint,
+    actions jsonb[], adds int)
+RETURNS bigint AS 'MODULE_PATHNAME', 'delta_write_checkpoint' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._delta_write_checkpoint(text, text, text, bigint, jsonb[], int) IS
+    'Internal: writes version''s checkpoint (one action a row, in the checkpoint schema, as nested Parquet) and then _last_checkpoint; returns its bytes.';
 REVOKE ALL ON FUNCTION iotstream._delta_read_log(text, text, text, bigint),
-    iotstream._delta_create_commit(text, text, text, bigint, text) FROM PUBLIC;
+    iotstream._delta_create_commit(text, text, text, bigint, text),
+    iotstream._delta_write_checkpoint(text, text, text, bigint, jsonb[], int) FROM PUBLIC;
 
 -- The partition columns of an export's table, derived from event time:
 -- event_date (date), event_hour and event_minute (integer) as far as the
@@ -641,7 +647,8 @@ BEGIN
             'partitionColumns', to_jsonb(pcols),
             'configuration', jsonb_build_object('delta.deletedFileRetentionDuration',
                 format('interval %s seconds', extract(epoch FROM coalesce((e.options->>'deleted_file_retention')::interval,
-                                                                          interval '7 days'))::bigint)),
+                                                                          interval '7 days'))::bigint),
+                'delta.checkpointInterval', '10'),
             'createdTime', now_ms);
     END IF;
     IF data_fields IS NULL THEN
@@ -681,6 +688,50 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION iotstream._delta_metadata(iotstream.exports, jsonb, jsonb, text[], bigint) IS
     'Internal: the metaData action a commit needs (a new table, or columns added at the end), or NULL; refuses dropped, renamed and retyped columns.';
+
+-- Writes the checkpoint of version v: the table's state replayed from the
+-- JSON commits (live adds, tombstones still within their retention, the
+-- latest txn of each writer, metaData, protocol).  A failure costs a
+-- warning, not the run: the commit is made, and readers replay the JSON.
+CREATE FUNCTION iotstream._delta_checkpoint(e iotstream.exports, tbl text, v bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    keep_ms bigint := (extract(epoch FROM coalesce((e.options->>'deleted_file_retention')::interval, interval '7 days')) * 1000)::bigint;
+    acts jsonb[];
+    nadds int;
+    msg text;
+BEGIN
+    WITH log AS (
+        SELECT r.version, x.a
+          FROM iotstream._delta_read_log(e.destination, tbl, e.credential, 0) r,
+               LATERAL (SELECT t::jsonb AS a FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '') x
+         WHERE r.version <= v),
+    files AS (
+        -- the last action on each path decides
+        SELECT DISTINCT ON (coalesce(a->'add'->>'path', a->'remove'->>'path')) a
+          FROM log WHERE a ? 'add' OR a ? 'remove'
+         ORDER BY coalesce(a->'add'->>'path', a->'remove'->>'path'), version DESC, (a ? 'add') DESC),
+    state AS (
+        SELECT jsonb_build_object('add', (a->'add') || '{"dataChange": false}') AS a, true AS is_add FROM files WHERE a ? 'add'
+        UNION ALL
+        SELECT a, false FROM files
+         WHERE a ? 'remove' AND coalesce((a->'remove'->>'deletionTimestamp')::bigint, 0) > now_ms - keep_ms
+        UNION ALL
+        SELECT * FROM (SELECT DISTINCT ON (a->'txn'->>'appId') a, false FROM log WHERE a ? 'txn'
+                        ORDER BY a->'txn'->>'appId', version DESC) t
+        UNION ALL
+        SELECT * FROM (SELECT a, false FROM log WHERE a ? 'metaData' ORDER BY version DESC LIMIT 1) m
+        UNION ALL
+        SELECT * FROM (SELECT a, false FROM log WHERE a ? 'protocol' ORDER BY version DESC LIMIT 1) p)
+    SELECT array_agg(a), count(*) FILTER (WHERE is_add) INTO acts, nadds FROM state;
+    PERFORM iotstream._delta_write_checkpoint(e.destination, tbl, e.credential, v, acts, nadds);
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+    RAISE WARNING 'export %: could not write the checkpoint of delta version %: %', e.name, v, msg;
+END $$;
+COMMENT ON FUNCTION iotstream._delta_checkpoint(iotstream.exports, text, bigint) IS
+    'Internal: writes the checkpoint of a version of the export''s Delta table (every 10 commits); a failure is a warning.';
 
 -- Commits the ledger rows `added` (their add actions) and `removed` (their
 -- files as remove actions) as one version; returns it, or NULL when the run
@@ -783,6 +834,10 @@ BEGIN
                   || CASE WHEN meta IS NULL THEN '{}' ELSE jsonb_build_object('metaData', meta) END
                   || CASE WHEN proto IS NULL THEN '{}' ELSE jsonb_build_object('protocol', proto) END;
             UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
+            -- every delta.checkpointInterval (10) commits
+            IF v > 0 AND v % 10 = 0 THEN
+                PERFORM iotstream._delta_checkpoint(e, tbl, v);
+            END IF;
             RETURN v;
         END IF;
         -- another writer took version v: read it and try the next

@@ -57,9 +57,9 @@ check_table() {
 
 # --- the source: three hours of yesterday, every type the Delta schema maps
 pg <<SQL >/dev/null
-SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('dl', 'az', 'wa', 'wb', 'drop1');
+SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('dl', 'az', 'wa', 'wb', 'drop1', 'cp');
 DELETE FROM iotstream.storage_credentials WHERE name = 'dl_key';
-DROP TABLE IF EXISTS dl_src, dl_ret2;
+DROP TABLE IF EXISTS dl_src, dl_ret2, dl_cp;
 DROP SCHEMA IF EXISTS wa, wb CASCADE;
 SELECT iotstream.create_stream_table('dl_src',
   'ts timestamptz NOT NULL, device text, n int8, v float8, flag bool, payload jsonb, id uuid,
@@ -198,6 +198,38 @@ assert_eq "$(pg -c "SELECT status FROM iotstream.export_log WHERE export = 'drop
 out=$(delta "$LAKE/dl_ret2" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader: $out"
 assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" "$(pg -c "SELECT count(*) || ' ' || sum(n) FROM dl_ret2")" "retention: the live table is whole"
 assert_eq "$(dfield "$out" 'JSON.stringify(o.protocol, Object.keys(o.protocol).sort())')" '{"minReaderVersion":1,"minWriterVersion":2}' "a table without timestamp columns needs no table features"
+
+# --- checkpoints: every 10 commits; the checkpoint alone gives the same table
+pg <<SQL >/dev/null
+SELECT iotstream.create_stream_table('dl_cp', 'ts timestamptz NOT NULL, n int, tag text', 'ts', '1 day');
+SELECT iotstream.ensure_partitions('dl_cp', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO dl_cp SELECT date_trunc('day', now()) - interval '1 day' + g * interval '1 minute', g, 't' || g % 5 FROM generate_series(0, 119) g;
+SELECT iotstream.create_export('cp', 'dl_cp', 'file://$LAKE', schedule => NULL);
+SQL
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('cp') WHERE rows > 0")" 2 "cp: version 0 exports two periods"
+for i in $(seq 1 11); do
+  pg -c "INSERT INTO dl_cp VALUES (date_trunc('day', now()) - interval '1 day' + interval '$((i % 2)) hours' + interval '$i s', -$i, 'late')" >/dev/null
+  pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+  [ "$(pg -c "SELECT count(*) FROM iotstream.run_export('cp') WHERE rows > 0")" = 1 ] || fail "cp: run $i did not re-export one period"
+done
+CP=$LAKE/dl_cp
+assert_eq "$(ls "$CP/_delta_log" | grep -c '\.json$')" 12 "cp: versions 0 to 11"
+assert_eq "$(ls "$CP/_delta_log" | grep checkpoint | tr '\n' ' ')" "00000000000000000010.checkpoint.parquet _last_checkpoint " "cp: one checkpoint, of version 10"
+assert_eq "$(dfield "$(cat "$CP/_delta_log/_last_checkpoint")" 'o.version + " " + o.numOfAddFiles')" "10 2" "_last_checkpoint names version 10 and its two live files"
+SUMS="SELECT count(*)::VARCHAR, sum(n)::VARCHAR, count(DISTINCT tag)::VARCHAR FROM t"
+full=$(delta "$CP" --no-checkpoint --files --sql "$SUMS") || fail "reader: $full"
+withcp=$(delta "$CP" --files --sql "$SUMS") || fail "reader with the checkpoint: $withcp"
+assert_eq "$(dfield "$withcp" 'o.checkpoint')" 10 "the reader starts from the checkpoint (hyparquet and DuckDB read it)"
+pick='JSON.stringify([o.files.map(f => f.path + ":" + f.size + ":" + f.numRecords).sort(), o.tombstones, o.txn, o.schema, o.sql])'
+assert_eq "$(dfield "$withcp" "$pick")" "$(dfield "$full" "$pick")" "checkpoint + later commits = every JSON commit: files, tombstones, txn, schema, rows"
+assert_eq "$(dfield "$withcp" 'o.sql[0].join(" ")')" "$(pg -c "SELECT count(*) || ' ' || sum(n) || ' ' || count(DISTINCT tag) FROM dl_cp")" "cp: the table holds the stream table's rows"
+# without the JSON it covers, the checkpoint alone still gives the table
+cp -r "$CP" "$W/cponly"
+rm "$W/cponly/_delta_log/"0000000000000000000*.json "$W/cponly/_delta_log/00000000000000000010.json"
+only=$(delta "$W/cponly" --files --sql "$SUMS") || fail "reader without the early commits: $only"
+assert_eq "$(dfield "$only" "$pick")" "$(dfield "$full" "$pick")" "the checkpoint alone, without versions 0 to 10, gives the same live files"
+v10=$(delta "$W/cponly" --version 10 --sql "$SUMS") || fail "reader at version 10: $v10"
+assert_eq "$(dfield "$v10" 'o.files.length + " " + o.tombstones.length')" "2 10" "version 10 from its checkpoint: two files, ten tombstones within their retention"
 
 # --- two exports race for one version: both land, on contiguous versions
 pg <<SQL >/dev/null

@@ -7,6 +7,10 @@
 //
 //   ROOT        the table's folder (holding _delta_log/)
 //   --version N replay only up to version N (time travel)
+//   --no-checkpoint  replay every JSON commit from version 0, ignoring
+//               _last_checkpoint (by default the newest checkpoint at or
+//               before the version is read first, with hyparquet and
+//               DuckDB, and only the commits after it are replayed)
 //   --files     read every live file with DuckDB and hyparquet: its size,
 //               its row count and its min/max/null counts must be what its
 //               add action says
@@ -37,6 +41,7 @@ const opt = (name) => { const i = argv.indexOf(name); return i < 0 ? null : argv
 const upTo = opt('--version') === null ? Infinity : Number(opt('--version'))
 const checkFiles = argv.includes('--files')
 const sql = opt('--sql')
+const noCheckpoint = argv.includes('--no-checkpoint')
 
 function die(msg) {
   process.stderr.write('delta_read: ' + msg + '\n')
@@ -124,16 +129,54 @@ function checkAction(a, where) {
 // --- replay
 const logDir = path.join(root, '_delta_log')
 need(fs.existsSync(logDir), root, 'no _delta_log folder')
-const versions = fs.readdirSync(logDir).filter((f) => /^\d{20}\.json$/.test(f)).map((f) => Number(f.slice(0, 20)))
-  .sort((a, b) => a - b).filter((v) => v <= upTo)
-need(versions.length > 0, root, 'no commits')
-versions.forEach((v, i) => need(v === i, root, `versions are contiguous from 0: found ${v} at position ${i}`))
-
 let protocol = null
 let meta = null
 const live = new Map()
 const tombstones = new Map()
 const txn = {}
+
+// the checkpoint, if any: one action a row, in the checkpoint schema
+let checkpoint = -1
+const lastCp = path.join(logDir, '_last_checkpoint')
+if (!noCheckpoint && fs.existsSync(lastCp)) {
+  let lc
+  try { lc = JSON.parse(fs.readFileSync(lastCp, 'utf8')) } catch (e) { die(`_last_checkpoint is not JSON: ${e.message}`) }
+  need(isInt(lc.version) && isInt(lc.size), '_last_checkpoint', 'needs version and size')
+  if (lc.version <= upTo) {
+    checkpoint = lc.version
+    const file = path.join(logDir, String(checkpoint).padStart(20, '0') + '.checkpoint.parquet')
+    need(fs.existsSync(file), '_last_checkpoint', `names version ${checkpoint}, whose checkpoint is missing`)
+    const num = (x) => typeof x === 'bigint' ? Number(x) : x
+    const rows = await parquetReadObjects({ file: await asyncBufferFromFile(file), compressors })
+    need(rows.length === lc.size, file, `${rows.length} actions, _last_checkpoint says ${lc.size}`)
+    let adds = 0
+    rows.forEach((row, i) => {
+      // a row holds one action; absent fields of an action are null
+      const kinds = Object.keys(row).filter((k) => row[k] !== null && row[k] !== undefined)
+      need(kinds.length === 1, `checkpoint row ${i}`, 'holds exactly one action, not ' + JSON.stringify(kinds))
+      const v = Object.fromEntries(Object.entries(row[kinds[0]]).filter(([, x]) => x !== null && x !== undefined).map(([k, x]) => [k, num(x)]))
+      const [k, a] = checkAction({ [kinds[0]]: v }, `checkpoint row ${i}`)
+      if (k === 'protocol') protocol = a
+      if (k === 'metaData') meta = a
+      if (k === 'txn') txn[a.appId] = a.version
+      if (k === 'add') { live.set(a.path, a); adds++ }
+      if (k === 'remove') tombstones.set(a.path, a)
+    })
+    need(protocol !== null && meta !== null, file, 'a checkpoint holds protocol and metaData')
+    if (lc.numOfAddFiles !== undefined) need(lc.numOfAddFiles === adds, file, `${adds} adds, _last_checkpoint says ${lc.numOfAddFiles}`)
+    // DuckDB reads the same nested file
+    const dconn = await (await DuckDBInstance.create(':memory:', { threads: '1' })).connect()
+    const [d] = (await dconn.runAndReadAll(`SELECT count(add)::INT, count(remove)::INT, count(txn)::INT, count(metaData)::INT, count(protocol)::INT, count(*)::INT FROM read_parquet('${file.replace(/'/g, "''")}')`)).getRowsJson()
+    need(JSON.stringify(d) === JSON.stringify([adds, tombstones.size, Object.keys(txn).length, 1, 1, rows.length]), file,
+      `DuckDB reads ${JSON.stringify(d)} actions, hyparquet ${JSON.stringify([adds, tombstones.size, Object.keys(txn).length, 1, 1, rows.length])}`)
+  }
+}
+
+const versions = fs.readdirSync(logDir).filter((f) => /^\d{20}\.json$/.test(f)).map((f) => Number(f.slice(0, 20)))
+  .sort((a, b) => a - b).filter((v) => v <= upTo && v > checkpoint)
+need(versions.length > 0 || checkpoint >= 0, root, 'no commits')
+versions.forEach((v, i) => need(v === checkpoint + 1 + i, root, `versions are contiguous from ${checkpoint + 1}: found ${v} at position ${i}`))
+
 for (const v of versions) {
   const where = `version ${v}`
   const text = fs.readFileSync(path.join(logDir, String(v).padStart(20, '0') + '.json'), 'utf8')
@@ -170,7 +213,7 @@ const files = [...live.values()].map((a) => ({
 }))
 const fileOf = (p) => path.join(root, decodeURIComponent(p))
 const out = {
-  version: versions[versions.length - 1], versions: versions.length, protocol, id: meta.id,
+  version: versions.length ? versions[versions.length - 1] : checkpoint, versions: versions.length + checkpoint + 1, checkpoint, protocol, id: meta.id,
   partitionColumns: meta.partitionColumns, schema: schema.map((f) => `${f.name} ${typeof f.type === 'string' ? f.type : JSON.stringify(f.type)}`),
   txn, files: files.map(({ stats, ...f }) => f), tombstones: [...tombstones.keys()].sort(),
   numRecords: files.reduce((s, f) => s + (f.numRecords ?? 0), 0),
