@@ -775,10 +775,11 @@ SELECT e.name, e.source_table, e.destination, e.period, e.lateness, e.target_fil
        f.finished_at AS last_error_at, f.error AS last_error,
        e.format,
        (e.delta_state->>'version')::bigint AS table_version,
+       (e.delta_state->>'checkpoint')::bigint AS last_checkpoint,
        (SELECT coalesce(sum(cardinality(l.files)), 0) FROM iotstream.export_log l
          WHERE l.export = e.name AND l.status = 'replacing') AS files_pending_deletion
   FROM iotstream.exports e
   LEFT JOIN LATERAL (SELECT l.finished_at, l.error FROM iotstream.export_log l
                       WHERE l.export = e.name AND l.status = 'failed' ORDER BY l.id DESC LIMIT 1) f ON true;
-COMMENT ON VIEW iotstream.export_status IS 'Per export: settings, how far it has exported, periods, files, rows and bytes, re-exported periods, the last failure, and for Delta tables the table version and the files removed but not yet deleted. No secrets.';
+COMMENT ON VIEW iotstream.export_status IS 'Per export: settings, how far it has exported, periods, files, rows and bytes, re-exported periods, the last failure, and for Delta tables the table version, the last checkpoint it wrote and the files removed but not yet deleted. No secrets.';
 GRANT SELECT ON iotstream.export_status TO PUBLIC;

@@ -199,6 +199,8 @@ BEGIN
         SELECT * FROM (SELECT a, false FROM log WHERE a ? 'protocol' ORDER BY version DESC LIMIT 1) p)
     SELECT array_agg(a), count(*) FILTER (WHERE is_add) INTO acts, nadds FROM state;
     PERFORM iotstream._delta_write_checkpoint(e.destination, tbl, e.credential, v, acts, nadds);
+    UPDATE iotstream.exports x SET delta_state = x.delta_state || jsonb_build_object('checkpoint', v)
+     WHERE x.name = e.name;
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
     RAISE WARNING 'export %: could not write the checkpoint of delta version %: %', e.name, v, msg;

@@ -529,12 +529,13 @@ SELECT e.name, e.source_table, e.destination, e.period, e.lateness, e.target_fil
        f.finished_at AS last_error_at, f.error AS last_error,
        e.format,
        (e.delta_state->>'version')::bigint AS table_version,
+       (e.delta_state->>'checkpoint')::bigint AS last_checkpoint,
        (SELECT coalesce(sum(cardinality(l.files)), 0) FROM iotstream.export_log l
          WHERE l.export = e.name AND l.status = 'replacing') AS files_pending_deletion
   FROM iotstream.exports e
   LEFT JOIN LATERAL (SELECT l.finished_at, l.error FROM iotstream.export_log l
                       WHERE l.export = e.name AND l.status = 'failed' ORDER BY l.id DESC LIMIT 1) f ON true;
-COMMENT ON VIEW iotstream.export_status IS 'Per export: settings, how far it has exported, periods, files, rows and bytes, re-exported periods, the last failure, and for Delta tables the table version and the files removed but not yet deleted. No secrets.';
+COMMENT ON VIEW iotstream.export_status IS 'Per export: settings, how far it has exported, periods, files, rows and bytes, re-exported periods, the last failure, and for Delta tables the table version, the last checkpoint it wrote and the files removed but not yet deleted. No secrets.';
 
 
 -- the Delta log (sql/install/70_export_delta.sql)
@@ -726,6 +727,8 @@ BEGIN
         SELECT * FROM (SELECT a, false FROM log WHERE a ? 'protocol' ORDER BY version DESC LIMIT 1) p)
     SELECT array_agg(a), count(*) FILTER (WHERE is_add) INTO acts, nadds FROM state;
     PERFORM iotstream._delta_write_checkpoint(e.destination, tbl, e.credential, v, acts, nadds);
+    UPDATE iotstream.exports x SET delta_state = x.delta_state || jsonb_build_object('checkpoint', v)
+     WHERE x.name = e.name;
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
     RAISE WARNING 'export %: could not write the checkpoint of delta version %: %', e.name, v, msg;

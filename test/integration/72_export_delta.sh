@@ -216,6 +216,7 @@ CP=$LAKE/dl_cp
 assert_eq "$(ls "$CP/_delta_log" | grep -c '\.json$')" 12 "cp: versions 0 to 11"
 assert_eq "$(ls "$CP/_delta_log" | grep checkpoint | tr '\n' ' ')" "00000000000000000010.checkpoint.parquet _last_checkpoint " "cp: one checkpoint, of version 10"
 assert_eq "$(dfield "$(cat "$CP/_delta_log/_last_checkpoint")" 'o.version + " " + o.numOfAddFiles')" "10 2" "_last_checkpoint names version 10 and its two live files"
+assert_eq "$(pg -c "SELECT table_version || ' ' || last_checkpoint FROM iotstream.export_status WHERE name = 'cp'")" "11 10" "export_status: version 11, last checkpoint 10"
 SUMS="SELECT count(*)::VARCHAR, sum(n)::VARCHAR, count(DISTINCT tag)::VARCHAR FROM t"
 full=$(delta "$CP" --no-checkpoint --files --sql "$SUMS") || fail "reader: $full"
 withcp=$(delta "$CP" --files --sql "$SUMS") || fail "reader with the checkpoint: $withcp"
@@ -295,6 +296,12 @@ assert_eq "$(azurite_request GET "/dlake?comp=list&restype=container&prefix=t/dl
 assert_eq "$(pg -c "SELECT count(*) FROM iotstream.export_log WHERE export = 'az'")" 0 "the ledger does not move"
 rm -f "$W/reject"
 assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('az') WHERE rows > 0")" 3 "the next run exports the three periods"
+# ten more commits: version 10 gets its checkpoint in the container
+for i in $(seq 1 10); do
+  pg -c "INSERT INTO dl_src (ts, device, n) VALUES (date_trunc('day', now()) - interval '1 day' + interval '$((i % 3)) hours' + interval '$i s', 'az', $i)" >/dev/null
+  pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+  [ "$(pg -c "SELECT count(*) FROM iotstream.run_export('az') WHERE rows > 0")" = 1 ] || fail "az: run $i did not re-export one period"
+done
 # download the table as it is in the container, keeping its paths
 AZ=$W/az
 for b in $(azurite_request GET "/dlake?comp=list&restype=container&prefix=t/" | head -n -1 | grep -o '<Name>[^<]*</Name>' | sed 's/<[^>]*>//g'); do
@@ -302,9 +309,13 @@ for b in $(azurite_request GET "/dlake?comp=list&restype=container&prefix=t/" | 
   # the body, without the status line azurite_request appends ("\n200\n")
   azurite_request GET "/dlake/$b" | head -c -5 >"$AZ/${b#t/}"
 done
-check_table "$AZ/dl_src" dl_src "azurite after a failed commit"
-assert_eq "$(dfield "$LAST" 'o.versions + " " + o.files.length')" "1 3" "one commit of three files"
+check_table "$AZ/dl_src" dl_src "azurite after a failed commit and ten more commits"
+assert_eq "$(dfield "$LAST" 'o.versions + " " + o.checkpoint + " " + o.files.length')" "11 10 3" "versions 0 to 10, read from the checkpoint of version 10: three files"
+azfull=$(delta "$AZ/dl_src" --no-checkpoint) || fail "reader: $azfull"
+nosql='JSON.stringify([o.files.map(f => f.path + ":" + f.size + ":" + f.numRecords).sort(), o.tombstones, o.txn, o.schema])'
+assert_eq "$(dfield "$LAST" "$nosql")" "$(dfield "$azfull" "$nosql")" "in the container too the checkpoint gives what the JSON commits give"
 grep -q "PUT /$AZURITE_ACCOUNT/dlake/t/dl_src/_delta_log/00000000000000000000.json 201" "$W/pxy.log" || fail "the commit was not a Put Blob"
+grep -q "PUT /$AZURITE_ACCOUNT/dlake/t/dl_src/_delta_log/00000000000000000010.checkpoint.parquet 201" "$W/pxy.log" || fail "the checkpoint was not uploaded"
 # a version taken by another writer: 409 or 412, and the next version
 pg -c "SELECT iotstream._delta_create_commit('http://127.0.0.1:$PP/$AZURITE_ACCOUNT/dlake/t', 'dl_src', 'dl_key', 0, '{}')" | grep -qx f ||
   fail "put-if-absent overwrote version 0"
