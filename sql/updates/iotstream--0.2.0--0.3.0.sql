@@ -803,9 +803,26 @@ BEGIN
                       || jsonb_build_object('version', r.version)
               INTO st;
             IF mine THEN
-                -- committed already: never twice
-                UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
-                RETURN r.version;
+                -- committed already: never twice, as long as the files it
+                -- lists are the ones in storage now.  Rows that came between
+                -- the attempts make the retry write other bytes under the
+                -- same names: then the same paths are committed again with
+                -- their sizes and stats now (legal for an existing path), and
+                -- files only the earlier attempt wrote are removed.
+                IF (SELECT coalesce(jsonb_agg(jsonb_build_array(a->'add'->'path', a->'add'->'size', a->'add'->'stats')
+                                              ORDER BY a->'add'->>'path'), '[]')
+                      FROM unnest(acts) a WHERE a ? 'add')
+                   = (SELECT coalesce(jsonb_agg(jsonb_build_array(x->'path', x->'size', x->'stats') ORDER BY x->>'path'), '[]')
+                        FROM jsonb_array_elements(adds) x) THEN
+                    UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
+                    RETURN r.version;
+                END IF;
+                SELECT coalesce(jsonb_agg(jsonb_build_object('path', a->'add'->'path', 'deletionTimestamp', now_ms,
+                                          'dataChange', true, 'extendedFileMetadata', true,
+                                          'partitionValues', a->'add'->'partitionValues', 'size', a->'add'->'size')), '[]')
+                  INTO removes
+                  FROM unnest(acts) a
+                 WHERE a ? 'add' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(adds) x WHERE x->>'path' = a->'add'->>'path');
             END IF;
         END LOOP;
         -- what was read is kept (the exports row is locked from here on)

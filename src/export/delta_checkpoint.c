@@ -115,7 +115,8 @@ store(BlobLocation *loc, BlobClient *client, const char *logpath, const char *na
 			errno = save;
 			ereport(ERROR,
 					(errcode_for_file_access(),
-					 errmsg("could not write file \"%s\": %m", tmp)));
+					 errmsg("could not write file \"%s\": %m", tmp),
+					 errhint("Check the space and permissions of the destination.")));
 		}
 		FreeFile(fp);
 		(void) durable_rename(tmp, path, ERROR);
@@ -170,7 +171,7 @@ delta_write_checkpoint(PG_FUNCTION_ARGS)
 	credential = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
 	version = PG_GETARG_INT64(3);
 	arr = PG_GETARG_ARRAYTYPE_P(4);
-	if (folder[0] == '\0' || folder[0] == '.' || strchr(folder, '/') != NULL)
+	if (folder[0] == '\0' || folder[0] == '.' || strchr(folder, '/') != NULL || strlen(folder) > 200)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid delta table folder \"%.64s\"", folder),

@@ -129,14 +129,16 @@ log_read(DeltaLog *log, int64 version, StringInfo out)
 				return false;
 			ereport(ERROR,
 					(errcode_for_file_access(),
-					 errmsg("could not open delta log entry \"%s\": %m", path)));
+					 errmsg("could not open delta log entry \"%s\": %m", path),
+					 errhint("The destination must be readable by the server's operating system user.")));
 		}
 		while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
 			appendBinaryStringInfo(out, buf, n);
 		if (ferror(fp))
 			ereport(ERROR,
 					(errcode_for_file_access(),
-					 errmsg("could not read delta log entry \"%s\": %m", path)));
+					 errmsg("could not read delta log entry \"%s\": %m", path),
+					 errhint("The destination must be readable by the server's operating system user.")));
 		FreeFile(fp);
 		return true;
 	}
@@ -173,7 +175,8 @@ log_create(DeltaLog *log, int64 version, const char *body, size_t len)
 		errno = save ? save : ENOSPC;
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not write file \"%s\": %m", tmp)));
+				 errmsg("could not write file \"%s\": %m", tmp),
+				 errhint("Check the space and permissions of the destination.")));
 	}
 	CloseTransientFile(fd);
 	/* link() never replaces: EEXIST means another writer took the version */
@@ -186,7 +189,8 @@ log_create(DeltaLog *log, int64 version, const char *body, size_t len)
 		errno = save;
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not create delta log entry \"%s\": %m", path)));
+				 errmsg("could not create delta log entry \"%s\": %m", path),
+				 errhint("Check the permissions of the destination; nothing was committed.")));
 	}
 	unlink(tmp);
 	if (created)

@@ -162,6 +162,18 @@ assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('dl') WHERE rows >
 assert_eq "$(ls "$T/_delta_log" | wc -l)" 4 "the retry finds its txn and does not commit twice"
 assert_eq "$(pg -c "SELECT delta_runs || ' ' || (delta_state->>'version') FROM iotstream.exports WHERE name = 'dl'")" "4 3" "the export knows version 3 is its run 4"
 check_table "$T" dl_src "retried run"
+# rows that come between the attempt and its retry: the retry writes other
+# bytes under the same names, and commits them again instead of nothing
+pg -c "INSERT INTO dl_src (ts, device, n) VALUES (date_trunc('day', now()) - interval '1 day' + interval '31 minutes', 'retry2', 2)" >/dev/null
+pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+pg -c "BEGIN; SELECT count(*) FROM iotstream.run_export('dl'); ROLLBACK;" >/dev/null
+pg -c "INSERT INTO dl_src (ts, device, n) VALUES (date_trunc('day', now()) - interval '1 day' + interval '32 minutes', 'retry3', 3)" >/dev/null
+pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('dl') WHERE rows > 0")" 1 "the retry with more rows exports the period"
+assert_eq "$(ls "$T/_delta_log" | wc -l)" 6 "the attempt committed version 4; the retry corrects it in version 5"
+assert_eq "$(grep -o '"version": [0-9]*' "$T/_delta_log/00000000000000000005.json" | head -1) $(grep -c '"add"' "$T/_delta_log/00000000000000000005.json")" \
+  "$(grep -o '"version": [0-9]*' "$T/_delta_log/00000000000000000004.json" | head -1) 1" "version 5 carries the same txn and the file again"
+check_table "$T" dl_src "retried run with rows between the attempts"
 
 # --- refused: a dropped column needs column mapping; nothing is committed
 pg -c "ALTER TABLE dl_src DROP COLUMN small" >/dev/null
@@ -172,7 +184,7 @@ case "$err" in
   *"the stream table's columns no longer match its delta table"*"HINT:  Add columns at the end instead"*) echo "ok - a dropped column is refused with a hint" ;;
   *) fail "a dropped column was not refused: $err" ;;
 esac
-assert_eq "$(ls "$T/_delta_log" | wc -l)" 4 "the refused run committed nothing"
+assert_eq "$(ls "$T/_delta_log" | wc -l)" 6 "the refused run committed nothing"
 assert_eq "$(pg -c "SELECT count(*) FROM iotstream.export_log WHERE export = 'dl' AND period_start = date_trunc('day', now()) - interval '1 day' AND status = 'exported'")" 1 "the refused run left the ledger alone"
 pg -c "SELECT iotstream.drop_export('dl')" >/dev/null
 
