@@ -8,7 +8,9 @@
 # and a storage failure between the upload and the commit, the live table
 # equals the stream table by count and checksums; removed files stay until
 # their retention ends; a dropped column is refused with nothing committed;
-# two exports racing for one version both land, on contiguous versions.
+# past 10 commits the checkpoint alone gives the same table; two exports
+# racing for one version both land, on contiguous versions, in one cluster
+# and across two clusters (exports of the same name).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ROOT=$IOTSTREAM_ROOT
@@ -23,6 +25,7 @@ OWN_PIDS=()
 _delta_cleanup() {
   local p
   for p in "${OWN_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "${C2:-}" ] && cluster_stop "$C2"
   _lib_cleanup
 }
 trap _delta_cleanup EXIT
@@ -286,6 +289,61 @@ assert_eq "$(grep -c '"metaData"' "$W/shared/readings/_delta_log/000000000000000
 assert_eq "$(pg -c "SELECT count(*) FROM iotstream.delta_history('wb')")" 2 "delta_history lists both commits"
 assert_eq "$(pg -c "SELECT string_agg(version || ':' || writer || ':' || files_added || ':' || rows_added, ' ' ORDER BY version) FROM iotstream.delta_history('wa')")" \
   "0:wa:2:720 1:wb:2:720" "delta_history: version, writer, files and rows"
+
+# --- two servers, one table: exports of the same name in two clusters race
+# freely (each round runs both at once), as servers that share the Kafka
+# partitions would
+C2=$W/c2
+(cluster_start "$C2" delta_c2 >/dev/null 2>&1) || fail "could not start a second cluster"
+pg2() { (. "$C2/env"; psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"); }
+for q in pg pg2; do
+  $q <<SQL >/dev/null
+DROP TABLE IF EXISTS twin;
+SELECT iotstream.create_stream_table('twin', 'ts timestamptz NOT NULL, n int8', 'ts', '1 day');
+SELECT iotstream.ensure_partitions('twin', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO twin SELECT date_trunc('day', now()) - interval '1 day' + g * interval '1 minute', g FROM generate_series(0, 179) g;
+SELECT iotstream.create_export('lake', 'twin', 'file://$W/twoc', schedule => NULL);
+SQL
+done
+rounds=8
+for i in $(seq 1 $rounds); do
+  # a late row for each server, then both runs at once
+  pg -c "INSERT INTO twin VALUES (date_trunc('day', now()) - interval '1 day' + interval '$((i % 3)) hours' + interval '$i s', 1000 + $i); SELECT pg_stat_force_next_flush()" >/dev/null
+  pg2 -c "INSERT INTO twin VALUES (date_trunc('day', now()) - interval '1 day' + interval '$(((i + 1) % 3)) hours' + interval '$i s', 2000 + $i); SELECT pg_stat_force_next_flush()" >/dev/null
+  if [ $((i % 2)) = 1 ]; then
+    # odd rounds are forced: server 2 reads the log, then waits (its exports
+    # row is held) while server 1 commits the version it is about to take
+    mkfifo "$W/h2.$i"
+    (. "$C2/env"; exec psql -X -q -A -t <"$W/h2.$i" >"$W/h2.$i.out" 2>&1) &
+    H=$!; OWN_PIDS+=($H)
+    exec 8>"$W/h2.$i"
+    echo "BEGIN; SELECT 'held' FROM iotstream.exports WHERE name = 'lake' FOR NO KEY UPDATE;" >&8
+    (. "$C2/env"; wait_for "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%FOR NO KEY UPDATE;' AND state = 'idle in transaction')" 30)
+    pg2 -c "SELECT count(*) FROM iotstream.run_export('lake') WHERE rows > 0" >"$W/r2.$i" 2>&1 &
+    R2=$!
+    (. "$C2/env"; wait_for "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%run_export(''lake'')%' AND wait_event_type = 'Lock')" 60)
+    pg -c "SELECT count(*) FROM iotstream.run_export('lake') WHERE rows > 0" >"$W/r1.$i" 2>&1 || fail "cluster 1, round $i: $(cat "$W/r1.$i")"
+    echo "COMMIT;" >&8
+    exec 8>&-
+    wait $R2 || fail "cluster 2, round $i: $(cat "$W/r2.$i")"
+    wait $H || true
+  else
+    pg -c "SELECT count(*) FROM iotstream.run_export('lake') WHERE rows > 0" >"$W/r1.$i" 2>&1 &
+    R1=$!
+    pg2 -c "SELECT count(*) FROM iotstream.run_export('lake') WHERE rows > 0" >"$W/r2.$i" 2>&1 || fail "cluster 2, round $i: $(cat "$W/r2.$i")"
+    wait $R1 || fail "cluster 1, round $i: $(cat "$W/r1.$i")"
+  fi
+done
+out=$(delta "$W/twoc/twin" --no-checkpoint --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader: $out"
+assert_eq "$(dfield "$out" 'o.version + " " + Object.keys(o.txn).length + " " + Object.values(o.txn).sort().join(",") + " " + o.files.length')" \
+  "$((2 * rounds - 1)) 2 $rounds,$rounds 6" "two servers: versions 0 to $((2 * rounds - 1)) without a gap, each server's txn at run $rounds, three periods each"
+assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" \
+  "$(( $(pg -c "SELECT count(*) FROM twin") + $(pg2 -c "SELECT count(*) FROM twin") )) $(( $(pg -c "SELECT sum(n) FROM twin") + $(pg2 -c "SELECT sum(n) FROM twin") ))" \
+  "two servers: the table holds both servers' rows, none lost or doubled"
+lost=$(cat "$W"/twoc/twin/_delta_log/*.json | grep -c '"attempt": [2-9]' || true)
+[ "$lost" -ge $((rounds / 2)) ] || fail "the forced rounds did not make server 2 lose a version: $lost"
+echo "ok - two servers: $lost commits lost a version to the other server, read it and took the next ($((rounds / 2)) forced)"
+cluster_stop "$C2"
 
 # --- Azurite: the log through Put Blob If-None-Match, and a failure between upload and commit
 start_azurite
