@@ -60,9 +60,9 @@ check_table() {
 
 # --- the source: three hours of yesterday, every type the Delta schema maps
 pg <<SQL >/dev/null
-SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('dl', 'az', 'wa', 'wb', 'drop1', 'cp');
+SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('dl', 'az', 'wa', 'wb', 'drop1', 'cp', 'p15', 'pday');
 DELETE FROM iotstream.storage_credentials WHERE name = 'dl_key';
-DROP TABLE IF EXISTS dl_src, dl_ret2, dl_cp;
+DROP TABLE IF EXISTS dl_src, dl_ret2, dl_cp, dl_parts;
 DROP SCHEMA IF EXISTS wa, wb CASCADE;
 SELECT iotstream.create_stream_table('dl_src',
   'ts timestamptz NOT NULL, device text, n int8, v float8, flag bool, payload jsonb, id uuid,
@@ -213,6 +213,25 @@ assert_eq "$(pg -c "SELECT status FROM iotstream.export_log WHERE export = 'drop
 out=$(delta "$LAKE/dl_ret2" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader: $out"
 assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" "$(pg -c "SELECT count(*) || ' ' || sum(n) FROM dl_ret2")" "retention: the live table is whole"
 assert_eq "$(dfield "$out" 'JSON.stringify(o.protocol, Object.keys(o.protocol).sort())')" '{"minReaderVersion":1,"minWriterVersion":2}' "a table without timestamp columns needs no table features"
+
+# --- partition columns follow the period; a column of the table named
+# event_date renames them
+pg <<SQL >/dev/null
+SELECT iotstream.create_stream_table('dl_parts', 'ts timestamptz NOT NULL, event_date text, n int', 'ts', '1 day');
+SELECT iotstream.ensure_partitions('dl_parts', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO dl_parts SELECT date_trunc('day', now()) - interval '1 day' + g * interval '1 minute', 'mine-' || g, g FROM generate_series(0, 59) g;
+SELECT iotstream.create_export('p15', 'dl_parts', 'file://$W/p15', period => '15 minutes', schedule => NULL);
+SELECT iotstream.create_export('pday', 'dl_parts', 'file://$W/pday', period => '1 day', schedule => NULL);
+SQL
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('p15') WHERE rows > 0") $(pg -c "SELECT count(*) FROM iotstream.run_export('pday') WHERE rows > 0")" "4 1" "15-minute and daily periods"
+out=$(delta "$W/p15/dl_parts" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR, count(DISTINCT event_date)::VARCHAR,
+  count(*) FILTER (WHERE iotstream_event_minute <> (epoch(ts)::BIGINT // 900 % 4) * 15 OR iotstream_event_hour <> 0)::VARCHAR FROM t") || fail "reader: $out"
+assert_eq "$(dfield "$out" 'o.partitionColumns.join(",") + " " + o.files.map(f => f.path.replace(/\/part-.*/, "").replace(/=[0-9-]{10}/, "=D")).sort().join(" ")')" \
+  "iotstream_event_date,iotstream_event_hour,iotstream_event_minute iotstream_event_date=D/iotstream_event_hour=0/iotstream_event_minute=0 iotstream_event_date=D/iotstream_event_hour=0/iotstream_event_minute=15 iotstream_event_date=D/iotstream_event_hour=0/iotstream_event_minute=30 iotstream_event_date=D/iotstream_event_hour=0/iotstream_event_minute=45" \
+  "periods under an hour add event_minute; the table's own event_date makes them iotstream_*"
+assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" "60 1770 60 0" "15-minute periods: rows, the table's event_date column, partition values"
+out=$(delta "$W/pday/dl_parts" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader: $out"
+assert_eq "$(dfield "$out" 'o.partitionColumns.join(",") + " " + o.files.length + " " + o.sql[0].join(" ")')" "iotstream_event_date 1 60 1770" "daily periods: the date alone"
 
 # --- checkpoints: every 10 commits; the checkpoint alone gives the same table
 pg <<SQL >/dev/null
