@@ -569,7 +569,9 @@ BEGIN
                 'iotstream.export_version', version::text));
         upload_opts := upload_opts || jsonb_build_object('target_file_size', e.target_file_size);
         SELECT * INTO w FROM iotstream._export_write_files(
-            format('SELECT * FROM %s WHERE %s', e.source_table,
+            format('SELECT %s FROM %s WHERE %s',
+                   CASE WHEN e.format = 'delta' THEN iotstream._delta_select_list(e.source_table) ELSE '*' END,
+                   e.source_table,
                    iotstream._export_range(e.source_table, time_column, from_ts, to_ts)),
             -- named by export, period and version: a rerun of a rolled-back
             -- attempt overwrites its files instead of duplicating them

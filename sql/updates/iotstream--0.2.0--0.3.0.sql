@@ -322,7 +322,9 @@ BEGIN
                 'iotstream.export_version', version::text));
         upload_opts := upload_opts || jsonb_build_object('target_file_size', e.target_file_size);
         SELECT * INTO w FROM iotstream._export_write_files(
-            format('SELECT * FROM %s WHERE %s', e.source_table,
+            format('SELECT %s FROM %s WHERE %s',
+                   CASE WHEN e.format = 'delta' THEN iotstream._delta_select_list(e.source_table) ELSE '*' END,
+                   e.source_table,
                    iotstream._export_range(e.source_table, time_column, from_ts, to_ts)),
             -- named by export, period and version: a rerun of a rolled-back
             -- attempt overwrites its files instead of duplicating them
@@ -575,6 +577,19 @@ LANGUAGE sql STABLE AS $$
 $$;
 COMMENT ON FUNCTION iotstream._delta_partition_columns(regclass, interval) IS
     'Internal: the Delta partition columns of an export (event_date, event_hour, event_minute as the period needs; prefixed iotstream_ when the table has a column of such a name).';
+
+-- The columns a Delta export writes: all of them, uuids as their text (Delta
+-- has no uuid type, and Spark refuses a FIXED_LEN_BYTE_ARRAY without one).
+CREATE FUNCTION iotstream._delta_select_list(relid regclass) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(string_agg(CASE WHEN 'uuid'::regtype IN (a.atttypid, t.typbasetype)
+                                    THEN format('%I::text AS %I', a.attname, a.attname)
+                                    ELSE format('%I', a.attname) END, ', ' ORDER BY a.attnum), '*')
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = relid AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION iotstream._delta_select_list(regclass) IS
+    'Internal: the select list of a Delta export (uuid columns as text).';
 
 -- The txn appId of an export: unique per server, database and export, so
 -- that exports of several servers can feed one table.
