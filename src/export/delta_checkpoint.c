@@ -18,6 +18,7 @@
 #include "export/export_int.h"
 
 #include "common/file_perm.h"
+#include "common/pg_prng.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -98,7 +99,9 @@ store(BlobLocation *loc, BlobClient *client, const char *logpath, const char *na
 	if (client == NULL)
 	{
 		char	   *path = psprintf("%s/%s", logpath, name);
-		char	   *tmp = psprintf("%s/.%s.tmp.%d", logpath, name, MyProcPid);
+		/* unique also against writers of other servers sharing the folder */
+		char	   *tmp = psprintf("%s/.%s.tmp.%d.%016llx", logpath, name, MyProcPid,
+								   (unsigned long long) pg_prng_uint64(&pg_global_prng_state));
 		FILE	   *fp = AllocateFile(tmp, PG_BINARY_W);
 
 		if (fp == NULL)

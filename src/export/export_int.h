@@ -1,8 +1,11 @@
 /*-------------------------------------------------------------------------
  * export/export_int.h
- *		The export stage's own declarations: Azure Blob Storage and its credentials.
+ *		The export stage's own declarations: Azure Blob Storage and its
+ *		credentials, and what the Delta log says of a written file.
  *
  * The HTTP client knows nothing of tuples; export.c joins it to parquet/.
+ * The Delta log (delta_log.c, delta_checkpoint.c) knows files and their
+ * statistics, not how they were encoded.
  *-------------------------------------------------------------------------
  */
 #ifndef EXPORT_EXPORT_INT_H
