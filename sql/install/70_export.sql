@@ -37,9 +37,12 @@ CREATE TABLE iotstream.exports (
     credential        text REFERENCES iotstream.storage_credentials ON UPDATE CASCADE,
     schedule          text,
     options           jsonb NOT NULL DEFAULT '{}',
-    created_at        timestamptz NOT NULL DEFAULT now()
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    format            text NOT NULL DEFAULT 'delta' CHECK (format IN ('delta', 'parquet')),
+    delta_runs        bigint NOT NULL DEFAULT 0,     -- runs committed: the txn version of the last
+    delta_state       jsonb NOT NULL DEFAULT '{}'    -- the table's log as last read: version, metaData, protocol
 );
-COMMENT ON TABLE iotstream.exports IS 'Exports of stream tables to Parquet files; see iotstream.create_export().';
+COMMENT ON TABLE iotstream.exports IS 'Exports of stream tables to Delta tables or Parquet folders; see iotstream.create_export().';
 SELECT pg_catalog.pg_extension_config_dump('iotstream.exports', '');
 
 -- The ledger: one row per attempt.  A period's current files are those of
@@ -62,12 +65,14 @@ CREATE TABLE iotstream.export_log (
     status         text NOT NULL CHECK (status IN ('exported', 'replacing', 'replaced', 'failed')),
     started_at     timestamptz NOT NULL,
     finished_at    timestamptz,
-    error          text
+    error          text,
+    removed_at     timestamptz,     -- when a re-export replaced this version
+    delta_files    jsonb            -- delta: {"fields": schema fields, "add": add actions}
 );
 CREATE UNIQUE INDEX export_log_current ON iotstream.export_log (export, period_start) WHERE status = 'exported';
 CREATE INDEX export_log_export ON iotstream.export_log (export, period_start);
 COMMENT ON TABLE iotstream.export_log IS
-    'The export ledger: per export and period, each version''s files, rows, bytes, event-time range, content checksum, status (exported, replacing, replaced, failed), timings and error.';
+    'The export ledger: per export and period, each version''s files, rows, bytes, event-time range, content checksum, status (exported, replacing, replaced, failed), timings and error; for Delta tables, when a version was removed and its add actions.';
 SELECT pg_catalog.pg_extension_config_dump('iotstream.export_log', '');
 SELECT pg_catalog.pg_extension_config_dump('iotstream.export_log_id_seq', '');
 REVOKE ALL ON iotstream.exports, iotstream.export_log FROM PUBLIC;
@@ -76,10 +81,11 @@ GRANT SELECT ON iotstream.exports, iotstream.export_log TO PUBLIC;
 CREATE FUNCTION iotstream._export_write_files(
     query text, destination text, folder text, file_id text, credential text,
     writer_options jsonb, upload_options jsonb, source_table regclass,
-    OUT files text[], OUT rows bigint, OUT bytes bigint)
+    OUT files text[], OUT rows bigint, OUT bytes bigint, OUT sizes bigint[], OUT file_rows bigint[],
+    OUT stats text[], OUT schema text)
 AS 'MODULE_PATHNAME', 'export_write_files' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION iotstream._export_write_files(text, text, text, text, text, jsonb, jsonb, regclass) IS
-    'Internal: writes the rows of query, run as the owner of source_table, as Parquet files folder/part-NNNNN-file_id.parquet under destination, cut at target_file_size; all become visible only at the end. folder and file_id must stay below destination.';
+    'Internal: writes the rows of query, run as the owner of source_table, as Parquet files folder/part-NNNNN-file_id.parquet under destination, cut at target_file_size; all become visible only at the end. folder and file_id must stay below destination. Returns per file its size, rows and Delta statistics, and the files'' columns as Delta schema fields.';
 
 -- One component of an export path from a name its owner chose (a table
 -- name may hold "/" or be ".."): bytes outside [A-Za-z0-9_.-], and a
@@ -217,10 +223,15 @@ SELECT c.name, c.kind, c.account, c.options,
 COMMENT ON VIEW iotstream.storage_credential_info IS 'Each storage credential with its secret masked as ********.';
 GRANT SELECT ON iotstream.storage_credential_info TO PUBLIC;
 
--- Options of an export that go to the uploader; the rest go to the writer.
+-- Options of an export that go to the uploader; the rest but the table
+-- settings (_export_table_keys) go to the writer.
 CREATE FUNCTION iotstream._export_upload_keys() RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['block_size', 'parallel_uploads', 'max_retries', 'request_timeout_ms'] $$;
 COMMENT ON FUNCTION iotstream._export_upload_keys() IS 'Internal: the export options that configure uploads.';
+
+CREATE FUNCTION iotstream._export_table_keys() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['deleted_file_retention'] $$;
+COMMENT ON FUNCTION iotstream._export_table_keys() IS 'Internal: the export options that configure the Delta table, not the writer.';
 
 CREATE FUNCTION iotstream._export_check_options(writer_options jsonb, upload_options jsonb) RETURNS void
 AS 'MODULE_PATHNAME', 'export_check_options' LANGUAGE C STRICT;
@@ -232,6 +243,7 @@ DECLARE
     d record;
     cred iotstream.storage_credentials;
     secs numeric := extract(epoch FROM e.period);
+    retention interval;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM iotstream.stream_table_settings s WHERE s.relid = e.source_table) THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -264,9 +276,27 @@ BEGIN
             MESSAGE = 'invalid export options',
             HINT = 'Options are a JSON object; compression and target_file_size are arguments of their own.';
     END IF;
+    IF e.format IS NULL OR e.format NOT IN ('delta', 'parquet') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('unknown export format "%s"', e.format),
+            HINT = 'Use delta (a Delta Lake table, the default) or parquet (Hive-style Parquet folders without a log).';
+    END IF;
+    IF e.options ? 'deleted_file_retention' THEN
+        BEGIN
+            retention := (e.options->>'deleted_file_retention')::interval;
+        EXCEPTION WHEN OTHERS THEN
+            retention := NULL;
+        END;
+        IF jsonb_typeof(e.options->'deleted_file_retention') <> 'string' OR retention IS NULL
+           OR retention < interval '0' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid deleted_file_retention %s', e.options->'deleted_file_retention'),
+                HINT = 'Give an interval such as ''7 days'': how long files a commit removed stay for readers and time travel.';
+        END IF;
+    END IF;
     PERFORM iotstream._export_check_options(
         (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(e.options)
-          WHERE key <> ALL (iotstream._export_upload_keys())),
+          WHERE key <> ALL (iotstream._export_upload_keys() || iotstream._export_table_keys())),
         (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(e.options)
           WHERE key = ANY (iotstream._export_upload_keys())));
     d := iotstream.parse_destination(e.destination);
@@ -315,7 +345,8 @@ CREATE FUNCTION iotstream.create_export(
     name text, source_table regclass, destination text,
     period interval DEFAULT '1 hour', lateness interval DEFAULT '10 minutes',
     target_file_size text DEFAULT '256 MB', compression text DEFAULT 'zstd',
-    credential text DEFAULT NULL, schedule text DEFAULT '*/5 * * * *', options jsonb DEFAULT '{}')
+    credential text DEFAULT NULL, schedule text DEFAULT '*/5 * * * *', options jsonb DEFAULT '{}',
+    format text DEFAULT 'delta')
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     e iotstream.exports;
@@ -332,18 +363,19 @@ BEGIN
             HINT = 'Change it with iotstream.alter_export(), or drop it with iotstream.drop_export().';
     END IF;
     e := ROW(name, source_table, destination, period, lateness, pg_catalog.pg_size_bytes(target_file_size),
-             lower(compression), credential, schedule, coalesce(options, '{}'), now());
+             lower(compression), credential, schedule, coalesce(options, '{}'), now(), lower(format), 0, '{}');
     PERFORM iotstream._check_export(e);
     INSERT INTO iotstream.exports SELECT e.*;
     PERFORM iotstream._schedule_export(name, schedule);
 END $$;
-COMMENT ON FUNCTION iotstream.create_export(text, regclass, text, interval, interval, text, text, text, text, jsonb) IS
-    'Creates an export of a stream table: every sealed period (end + lateness < now()) becomes about ceil(bytes / target_file_size) Parquet files at destination/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN-<uuid>.parquet, by event time. Registers the pg_cron job iotstream_export_<name> running iotstream.run_export(name) (schedule => NULL: none). Options: the writer options of write_parquet (compression_level, row_group_size, ...) and block_size (16MB), parallel_uploads (4), max_retries (6), request_timeout_ms (120000).';
+COMMENT ON FUNCTION iotstream.create_export(text, regclass, text, interval, interval, text, text, text, text, jsonb, text) IS
+    'Creates an export of a stream table: every sealed period (end + lateness < now()) becomes about ceil(bytes / target_file_size) Parquet files, by event time. format delta (the default): a Delta Lake table at destination/<table>, files in event_date=YYYY-MM-DD/event_hour=H/, one log commit per run; format parquet: destination/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN-<uuid>.parquet without a log. Registers the pg_cron job iotstream_export_<name> running iotstream.run_export(name) (schedule => NULL: none). Options: the writer options of write_parquet (compression_level, row_group_size, ...), block_size (16MB), parallel_uploads (4), max_retries (6), request_timeout_ms (120000), and for delta deleted_file_retention (7 days).';
 
 CREATE FUNCTION iotstream.alter_export(
     name text, destination text DEFAULT NULL, lateness interval DEFAULT NULL,
     target_file_size text DEFAULT NULL, compression text DEFAULT NULL, credential text DEFAULT NULL,
-    schedule text DEFAULT NULL, options jsonb DEFAULT NULL, unschedule boolean DEFAULT false)
+    schedule text DEFAULT NULL, options jsonb DEFAULT NULL, unschedule boolean DEFAULT false,
+    format text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     e iotstream.exports;
@@ -361,15 +393,25 @@ BEGIN
     e.credential := coalesce(credential, e.credential);
     e.schedule := CASE WHEN unschedule THEN NULL ELSE coalesce(schedule, e.schedule) END;
     e.options := e.options || coalesce(options, '{}');
+    IF lower(format) IS DISTINCT FROM e.format AND format IS NOT NULL THEN
+        -- the files already written are laid out, and logged, for the old format
+        IF EXISTS (SELECT 1 FROM iotstream.export_log l WHERE l.export = e.name AND l.status <> 'failed') THEN
+            RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                MESSAGE = format('export "%s" has exported periods as %s', e.name, e.format),
+                DETAIL = 'The format decides the folder layout and whether a Delta log lists the files.',
+                HINT = 'Drop the export and create it again with the new format (and a new destination).';
+        END IF;
+        e.format := lower(format);
+    END IF;
     PERFORM iotstream._check_export(e);
     UPDATE iotstream.exports x SET destination = e.destination, lateness = e.lateness,
         target_file_size = e.target_file_size, compression = e.compression, credential = e.credential,
-        schedule = e.schedule, options = e.options
+        schedule = e.schedule, options = e.options, format = e.format
      WHERE x.name = e.name;
     PERFORM iotstream._schedule_export(e.name, e.schedule);
 END $$;
-COMMENT ON FUNCTION iotstream.alter_export(text, text, interval, text, text, text, text, jsonb, boolean) IS
-    'Changes an export; NULL keeps a setting, options are merged, unschedule => true removes the pg_cron job. The period cannot change: it names the files already written (drop and create the export instead). New settings apply to periods exported from then on.';
+COMMENT ON FUNCTION iotstream.alter_export(text, text, interval, text, text, text, text, jsonb, boolean, text) IS
+    'Changes an export; NULL keeps a setting, options are merged, unschedule => true removes the pg_cron job. The period cannot change: it names the files already written (drop and create the export instead); neither can the format once periods were exported. New settings apply to periods exported from then on.';
 
 CREATE FUNCTION iotstream.drop_export(name text) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -467,6 +509,11 @@ DECLARE
     upload_keys text[] := iotstream._export_upload_keys();
     writer_opts jsonb;
     upload_opts jsonb;
+    tbl text;
+    pcols text[];
+    pvals jsonb;
+    file_id text;
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
 BEGIN
     l.export := e.name;
     l.period_start := from_ts;
@@ -481,17 +528,36 @@ BEGIN
     l.files := '{}';
     l.bytes := 0;
     IF l.rows > 0 THEN
-        folder := format('%s/date=%s',
-                         iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table)),
-                         to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD'));
-        IF to_ts - from_ts < interval '1 day' THEN
-            folder := folder || to_char(from_ts AT TIME ZONE 'UTC', '/"hour="HH24');
-        END IF;
-        IF to_ts - from_ts < interval '1 hour' THEN
-            folder := folder || to_char(from_ts AT TIME ZONE 'UTC', '/"minute="MI');
+        tbl := iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table));
+        IF e.format = 'delta' THEN
+            -- partition columns derived from event time: in the log's
+            -- partitionValues and in the folder names, not in the files
+            pcols := iotstream._delta_partition_columns(e.source_table, e.period);
+            pvals := jsonb_build_object(pcols[1], to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD'));
+            IF cardinality(pcols) > 1 THEN
+                pvals := pvals || jsonb_build_object(pcols[2], extract(hour FROM from_ts AT TIME ZONE 'UTC')::int::text);
+            END IF;
+            IF cardinality(pcols) > 2 THEN
+                pvals := pvals || jsonb_build_object(pcols[3], extract(minute FROM from_ts AT TIME ZONE 'UTC')::int::text);
+            END IF;
+            folder := tbl;
+            FOR i IN 1 .. cardinality(pcols) LOOP
+                folder := folder || '/' || pcols[i] || '=' || (pvals->>pcols[i]);
+            END LOOP;
+            -- another server's export of the same name writes other names
+            file_id := md5(format('%s|%s|%s', iotstream._delta_app_id(e), from_ts, version))::uuid::text;
+        ELSE
+            folder := format('%s/date=%s', tbl, to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD'));
+            IF to_ts - from_ts < interval '1 day' THEN
+                folder := folder || to_char(from_ts AT TIME ZONE 'UTC', '/"hour="HH24');
+            END IF;
+            IF to_ts - from_ts < interval '1 hour' THEN
+                folder := folder || to_char(from_ts AT TIME ZONE 'UTC', '/"minute="MI');
+            END IF;
+            file_id := md5(format('%s|%s|%s', e.name, from_ts, version))::uuid::text;
         END IF;
         SELECT coalesce(jsonb_object_agg(key, value), '{}') INTO writer_opts
-          FROM jsonb_each(e.options) WHERE key <> ALL (upload_keys);
+          FROM jsonb_each(e.options) WHERE key <> ALL (upload_keys || iotstream._export_table_keys());
         SELECT coalesce(jsonb_object_agg(key, value), '{}') INTO upload_opts
           FROM jsonb_each(e.options) WHERE key = ANY (upload_keys);
         writer_opts := writer_opts || jsonb_build_object('compression', e.compression,
@@ -503,25 +569,38 @@ BEGIN
                 'iotstream.export_version', version::text));
         upload_opts := upload_opts || jsonb_build_object('target_file_size', e.target_file_size);
         SELECT * INTO w FROM iotstream._export_write_files(
-            format('SELECT * FROM %s WHERE %s', e.source_table,
+            format('SELECT %s FROM %s WHERE %s',
+                   CASE WHEN e.format = 'delta' THEN iotstream._delta_select_list(e.source_table) ELSE '*' END,
+                   e.source_table,
                    iotstream._export_range(e.source_table, time_column, from_ts, to_ts)),
             -- named by export, period and version: a rerun of a rolled-back
             -- attempt overwrites its files instead of duplicating them
-            e.destination, folder, md5(format('%s|%s|%s', e.name, from_ts, version))::uuid::text,
-            e.credential, writer_opts, upload_opts, e.source_table);
+            e.destination, folder, file_id, e.credential, writer_opts, upload_opts, e.source_table);
         l.files := w.files;
         l.rows := w.rows;
         l.bytes := w.bytes;
+        IF e.format = 'delta' THEN
+            -- the add actions of the run's commit (paths relative to the table)
+            SELECT jsonb_build_object('fields', w.schema::jsonb, 'add', coalesce(jsonb_agg(jsonb_build_object(
+                       'path', substr(f.url, length(rtrim(e.destination, '/')) + length(tbl) + 3),
+                       'partitionValues', pvals, 'size', w.sizes[f.i], 'modificationTime', now_ms,
+                       'dataChange', true, 'stats', w.stats[f.i],
+                       'tags', jsonb_build_object('iotstream.period_start', to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                                                  'iotstream.version', version::text)) ORDER BY f.i), '[]'))
+              INTO l.delta_files
+              FROM unnest(w.files) WITH ORDINALITY AS f(url, i);
+        END IF;
     END IF;
     l.status := 'exported';
     l.finished_at := clock_timestamp();
     IF old.id IS NOT NULL THEN
-        UPDATE iotstream.export_log x SET status = 'replacing' WHERE x.id = old.id;
+        UPDATE iotstream.export_log x SET status = 'replacing', removed_at = now() WHERE x.id = old.id;
     END IF;
     INSERT INTO iotstream.export_log (export, period_start, period_end, version, files, rows, bytes, min_time,
-                                      max_time, checksum, change_signal, status, started_at, finished_at)
+                                      max_time, checksum, change_signal, status, started_at, finished_at,
+                                      delta_files)
     VALUES (l.export, l.period_start, l.period_end, l.version, l.files, l.rows, l.bytes, l.min_time,
-            l.max_time, l.checksum, l.change_signal, l.status, l.started_at, l.finished_at)
+            l.max_time, l.checksum, l.change_signal, l.status, l.started_at, l.finished_at, l.delta_files)
     RETURNING * INTO l;
     RETURN l;
 END $$;
@@ -535,7 +614,12 @@ DECLARE
     r iotstream.export_log;
     msg text;
 BEGIN
-    FOR r IN SELECT * FROM iotstream.export_log x WHERE x.export = e.name AND x.status = 'replacing' ORDER BY x.id LOOP
+    -- a Delta table's removed files stay for readers of older versions
+    -- until deleted_file_retention has passed since the commit removed them
+    FOR r IN SELECT * FROM iotstream.export_log x
+              WHERE x.export = e.name AND x.status = 'replacing'
+                AND (e.format <> 'delta' OR x.removed_at <= now() - coalesce((e.options->>'deleted_file_retention')::interval, interval '7 days'))
+              ORDER BY x.id LOOP
         BEGIN
             PERFORM iotstream._export_delete_files(r.files, e.credential);
             UPDATE iotstream.export_log x SET status = 'replaced', error = NULL WHERE x.id = r.id;
@@ -548,7 +632,7 @@ BEGIN
     END LOOP;
 END $$;
 COMMENT ON FUNCTION iotstream._export_delete_replaced(iotstream.exports) IS
-    'Internal: deletes the files of versions replaced by a re-export; retried on the next run if storage fails.';
+    'Internal: deletes the files of versions replaced by a re-export (for a Delta table once deleted_file_retention has passed since their removal); retried on the next run if storage fails.';
 
 CREATE FUNCTION iotstream.run_export(name text)
 RETURNS TABLE (period_start timestamptz, period_end timestamptz, version int, files int, rows bigint,
@@ -563,6 +647,8 @@ DECLARE
     msg text;
     detail text;
     cur record;
+    added bigint[] := '{}';      -- ledger rows of this run: its Delta commit
+    removed bigint[] := '{}';
 BEGIN
     PERFORM iotstream._export_require_superuser('run exports');
     SELECT * INTO e FROM iotstream.exports x WHERE x.name = run_export.name;
@@ -651,9 +737,14 @@ BEGIN
             bytes := NULL;
             status := 'failed';
             RETURN NEXT;
-            -- storage is likely down: the next run resumes here
-            RETURN;
+            -- storage is likely down: the next run resumes here (what was
+            -- written before the failure is still committed below)
+            EXIT;
         END;
+        added := added || l.id;
+        IF (todo.old).id IS NOT NULL THEN
+            removed := removed || (todo.old).id;
+        END IF;
         period_start := l.period_start;
         period_end := l.period_end;
         version := l.version;
@@ -664,10 +755,15 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 
+    IF e.format = 'delta' THEN
+        -- one Delta commit for everything this run wrote and replaced
+        PERFORM iotstream._delta_commit(e, added, removed);
+        SELECT * INTO e FROM iotstream.exports x WHERE x.name = run_export.name;
+    END IF;
     PERFORM iotstream._export_delete_replaced(e);
 END $$;
 COMMENT ON FUNCTION iotstream.run_export(text) IS
-    'Exports every sealed period of the export not exported yet, and re-exports periods that got late rows (their change signal moved and their row count or checksum differs), replacing their files. Returns one row per period written. Idempotent: a second run writes nothing. A failure is recorded as a failed ledger row and stops the run; the next run resumes.';
+    'Exports every sealed period of the export not exported yet, and re-exports periods that got late rows (their change signal moved and their row count or checksum differs), replacing their files. For a Delta table, everything a run writes and replaces is one commit to its log. Returns one row per period written. Idempotent: a second run writes nothing. A failure is recorded as a failed ledger row and stops the run; the next run resumes.';
 
 CREATE VIEW iotstream.export_status AS
 SELECT e.name, e.source_table, e.destination, e.period, e.lateness, e.target_file_size, e.compression,
@@ -678,9 +774,14 @@ SELECT e.name, e.source_table, e.destination, e.period, e.lateness, e.target_fil
        (SELECT sum(l.rows) FROM iotstream.export_log l WHERE l.export = e.name AND l.status = 'exported') AS rows,
        (SELECT sum(l.bytes) FROM iotstream.export_log l WHERE l.export = e.name AND l.status = 'exported') AS bytes,
        (SELECT count(*) FROM iotstream.export_log l WHERE l.export = e.name AND l.version > 1 AND l.status = 'exported') AS reexported_periods,
-       f.finished_at AS last_error_at, f.error AS last_error
+       f.finished_at AS last_error_at, f.error AS last_error,
+       e.format,
+       (e.delta_state->>'version')::bigint AS table_version,
+       (e.delta_state->>'checkpoint')::bigint AS last_checkpoint,
+       (SELECT coalesce(sum(cardinality(l.files)), 0) FROM iotstream.export_log l
+         WHERE l.export = e.name AND l.status = 'replacing') AS files_pending_deletion
   FROM iotstream.exports e
   LEFT JOIN LATERAL (SELECT l.finished_at, l.error FROM iotstream.export_log l
                       WHERE l.export = e.name AND l.status = 'failed' ORDER BY l.id DESC LIMIT 1) f ON true;
-COMMENT ON VIEW iotstream.export_status IS 'Per export: settings, how far it has exported, periods, files, rows and bytes, re-exported periods, and the last failure. No secrets.';
+COMMENT ON VIEW iotstream.export_status IS 'Per export: settings, how far it has exported, periods, files, rows and bytes, re-exported periods, the last failure, and for Delta tables the table version, the last checkpoint it wrote and the files removed but not yet deleted. No secrets.';
 GRANT SELECT ON iotstream.export_status TO PUBLIC;

@@ -99,3 +99,886 @@ SELECT source_id, seen_at, ((key_hash >> 60) & 15)::smallint, string_agg(int8sen
   FROM iotstream.source_dedup_0_2
  GROUP BY 1, 2, 3;
 DROP TABLE iotstream.source_dedup_0_2;
+
+-- ------------------------------------------------------------ exports
+-- Delta Lake tables (issue 18): exports have a format, delta by default for
+-- new exports; 0.2.0's exports keep writing Parquet folders.  The ledger
+-- keeps each version's add actions and when a re-export removed it.
+ALTER TABLE iotstream.exports
+    ADD COLUMN format text NOT NULL DEFAULT 'parquet' CHECK (format IN ('delta', 'parquet')),
+    ADD COLUMN delta_runs bigint NOT NULL DEFAULT 0,
+    ADD COLUMN delta_state jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE iotstream.exports ALTER COLUMN format SET DEFAULT 'delta';
+ALTER TABLE iotstream.export_log ADD COLUMN removed_at timestamptz, ADD COLUMN delta_files jsonb;
+
+COMMENT ON TABLE iotstream.exports IS 'Exports of stream tables to Delta tables or Parquet folders; see iotstream.create_export().';
+
+COMMENT ON TABLE iotstream.export_log IS
+    'The export ledger: per export and period, each version''s files, rows, bytes, event-time range, content checksum, status (exported, replacing, replaced, failed), timings and error; for Delta tables, when a version was removed and its add actions.';
+
+
+-- the writer returns per-file sizes, rows and statistics: new OUT columns
+DROP FUNCTION iotstream._export_write_files(text, text, text, text, text, jsonb, jsonb, regclass);
+
+CREATE FUNCTION iotstream._export_write_files(
+    query text, destination text, folder text, file_id text, credential text,
+    writer_options jsonb, upload_options jsonb, source_table regclass,
+    OUT files text[], OUT rows bigint, OUT bytes bigint, OUT sizes bigint[], OUT file_rows bigint[],
+    OUT stats text[], OUT schema text)
+AS 'MODULE_PATHNAME', 'export_write_files' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._export_write_files(text, text, text, text, text, jsonb, jsonb, regclass) IS
+    'Internal: writes the rows of query, run as the owner of source_table, as Parquet files folder/part-NNNNN-file_id.parquet under destination, cut at target_file_size; all become visible only at the end. folder and file_id must stay below destination. Returns per file its size, rows and Delta statistics, and the files'' columns as Delta schema fields.';
+
+REVOKE ALL ON FUNCTION iotstream._export_write_files(text, text, text, text, text, jsonb, jsonb, regclass) FROM PUBLIC;
+
+CREATE FUNCTION iotstream._export_table_keys() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['deleted_file_retention'] $$;
+COMMENT ON FUNCTION iotstream._export_table_keys() IS 'Internal: the export options that configure the Delta table, not the writer.';
+
+
+-- create_export and alter_export take a format
+DROP FUNCTION iotstream.create_export(text, regclass, text, interval, interval, text, text, text, text, jsonb);
+DROP FUNCTION iotstream.alter_export(text, text, interval, text, text, text, text, jsonb, boolean);
+
+CREATE FUNCTION iotstream.create_export(
+    name text, source_table regclass, destination text,
+    period interval DEFAULT '1 hour', lateness interval DEFAULT '10 minutes',
+    target_file_size text DEFAULT '256 MB', compression text DEFAULT 'zstd',
+    credential text DEFAULT NULL, schedule text DEFAULT '*/5 * * * *', options jsonb DEFAULT '{}',
+    format text DEFAULT 'delta')
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    e iotstream.exports;
+BEGIN
+    PERFORM iotstream._export_require_superuser('create exports');
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]+$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid export name "%s"', name),
+            HINT = 'Use letters, digits, underscores, dots and hyphens.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM iotstream.exports x WHERE x.name = create_export.name) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('export "%s" already exists', name),
+            HINT = 'Change it with iotstream.alter_export(), or drop it with iotstream.drop_export().';
+    END IF;
+    e := ROW(name, source_table, destination, period, lateness, pg_catalog.pg_size_bytes(target_file_size),
+             lower(compression), credential, schedule, coalesce(options, '{}'), now(), lower(format), 0, '{}');
+    PERFORM iotstream._check_export(e);
+    INSERT INTO iotstream.exports SELECT e.*;
+    PERFORM iotstream._schedule_export(name, schedule);
+END $$;
+COMMENT ON FUNCTION iotstream.create_export(text, regclass, text, interval, interval, text, text, text, text, jsonb, text) IS
+    'Creates an export of a stream table: every sealed period (end + lateness < now()) becomes about ceil(bytes / target_file_size) Parquet files, by event time. format delta (the default): a Delta Lake table at destination/<table>, files in event_date=YYYY-MM-DD/event_hour=H/, one log commit per run; format parquet: destination/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN-<uuid>.parquet without a log. Registers the pg_cron job iotstream_export_<name> running iotstream.run_export(name) (schedule => NULL: none). Options: the writer options of write_parquet (compression_level, row_group_size, ...), block_size (16MB), parallel_uploads (4), max_retries (6), request_timeout_ms (120000), and for delta deleted_file_retention (7 days).';
+
+CREATE FUNCTION iotstream.alter_export(
+    name text, destination text DEFAULT NULL, lateness interval DEFAULT NULL,
+    target_file_size text DEFAULT NULL, compression text DEFAULT NULL, credential text DEFAULT NULL,
+    schedule text DEFAULT NULL, options jsonb DEFAULT NULL, unschedule boolean DEFAULT false,
+    format text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    e iotstream.exports;
+BEGIN
+    PERFORM iotstream._export_require_superuser('alter exports');
+    SELECT * INTO e FROM iotstream.exports x WHERE x.name = alter_export.name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = format('export "%s" does not exist', name),
+            HINT = 'Create it with iotstream.create_export().';
+    END IF;
+    e.destination := coalesce(destination, e.destination);
+    e.lateness := coalesce(lateness, e.lateness);
+    e.target_file_size := coalesce(pg_catalog.pg_size_bytes(target_file_size), e.target_file_size);
+    e.compression := coalesce(lower(compression), e.compression);
+    e.credential := coalesce(credential, e.credential);
+    e.schedule := CASE WHEN unschedule THEN NULL ELSE coalesce(schedule, e.schedule) END;
+    e.options := e.options || coalesce(options, '{}');
+    IF lower(format) IS DISTINCT FROM e.format AND format IS NOT NULL THEN
+        -- the files already written are laid out, and logged, for the old format
+        IF EXISTS (SELECT 1 FROM iotstream.export_log l WHERE l.export = e.name AND l.status <> 'failed') THEN
+            RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                MESSAGE = format('export "%s" has exported periods as %s', e.name, e.format),
+                DETAIL = 'The format decides the folder layout and whether a Delta log lists the files.',
+                HINT = 'Drop the export and create it again with the new format (and a new destination).';
+        END IF;
+        e.format := lower(format);
+    END IF;
+    PERFORM iotstream._check_export(e);
+    UPDATE iotstream.exports x SET destination = e.destination, lateness = e.lateness,
+        target_file_size = e.target_file_size, compression = e.compression, credential = e.credential,
+        schedule = e.schedule, options = e.options, format = e.format
+     WHERE x.name = e.name;
+    PERFORM iotstream._schedule_export(e.name, e.schedule);
+END $$;
+COMMENT ON FUNCTION iotstream.alter_export(text, text, interval, text, text, text, text, jsonb, boolean, text) IS
+    'Changes an export; NULL keeps a setting, options are merged, unschedule => true removes the pg_cron job. The period cannot change: it names the files already written (drop and create the export instead); neither can the format once periods were exported. New settings apply to periods exported from then on.';
+
+CREATE OR REPLACE FUNCTION iotstream._check_export(e iotstream.exports) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    d record;
+    cred iotstream.storage_credentials;
+    secs numeric := extract(epoch FROM e.period);
+    retention interval;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM iotstream.stream_table_settings s WHERE s.relid = e.source_table) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('%s is not a stream table', e.source_table),
+            HINT = 'Exports read stream tables; create one with iotstream.create_stream_table().';
+    END IF;
+    IF e.period IS NULL OR secs <= 0 OR secs > 86400 OR 86400 % secs <> 0
+       OR extract(month FROM e.period) <> 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid export period "%s"', e.period),
+            HINT = 'A period divides a day evenly: ''15 minutes'', ''1 hour'', ''6 hours'' or ''1 day''.';
+    END IF;
+    IF e.lateness IS NULL OR e.lateness < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid export lateness "%s"', e.lateness),
+            HINT = 'Lateness is how long after its end a period is sealed, such as ''10 minutes''.';
+    END IF;
+    IF e.target_file_size IS NULL OR e.target_file_size < 1024 * 1024 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'target_file_size must be at least 1MB',
+            HINT = 'Data lakes read best with files of 128MB to 1GB; the default is 256MB.';
+    END IF;
+    IF e.compression NOT IN ('zstd', 'snappy', 'gzip', 'none') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('unknown compression "%s"', e.compression),
+            HINT = 'Use zstd, snappy, gzip or none.';
+    END IF;
+    IF jsonb_typeof(e.options) <> 'object' OR e.options ? 'compression' OR e.options ? 'target_file_size' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'invalid export options',
+            HINT = 'Options are a JSON object; compression and target_file_size are arguments of their own.';
+    END IF;
+    IF e.format IS NULL OR e.format NOT IN ('delta', 'parquet') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('unknown export format "%s"', e.format),
+            HINT = 'Use delta (a Delta Lake table, the default) or parquet (Hive-style Parquet folders without a log).';
+    END IF;
+    IF e.options ? 'deleted_file_retention' THEN
+        BEGIN
+            retention := (e.options->>'deleted_file_retention')::interval;
+        EXCEPTION WHEN OTHERS THEN
+            retention := NULL;
+        END;
+        IF jsonb_typeof(e.options->'deleted_file_retention') <> 'string' OR retention IS NULL
+           OR retention < interval '0' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid deleted_file_retention %s', e.options->'deleted_file_retention'),
+                HINT = 'Give an interval such as ''7 days'': how long files a commit removed stay for readers and time travel.';
+        END IF;
+    END IF;
+    PERFORM iotstream._export_check_options(
+        (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(e.options)
+          WHERE key <> ALL (iotstream._export_upload_keys() || iotstream._export_table_keys())),
+        (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(e.options)
+          WHERE key = ANY (iotstream._export_upload_keys())));
+    d := iotstream.parse_destination(e.destination);
+    IF e.credential IS NOT NULL THEN
+        SELECT * INTO cred FROM iotstream.storage_credentials c WHERE c.name = e.credential;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+                MESSAGE = format('storage credential "%s" does not exist', e.credential),
+                HINT = 'Create it with iotstream.create_storage_credential().';
+        END IF;
+        IF cred.account IS NOT NULL AND d.account IS NOT NULL AND cred.account <> d.account THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('storage credential "%s" is for account "%s", not "%s"', e.credential, cred.account, d.account),
+                HINT = 'Use a credential of the destination''s storage account.';
+        END IF;
+    ELSIF d.kind = 'blob' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('destination "%s" needs a credential', e.destination),
+            HINT = 'Create one with iotstream.create_storage_credential() and pass credential => its name.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION iotstream._check_export(iotstream.exports) IS 'Internal: validates an export''s settings with actionable errors.';
+
+CREATE OR REPLACE FUNCTION iotstream._export_period(e iotstream.exports, time_column name, from_ts timestamptz,
+    to_ts timestamptz, version int, old iotstream.export_log)
+RETURNS iotstream.export_log LANGUAGE plpgsql AS $$
+DECLARE
+    l iotstream.export_log;
+    sig bigint;
+    folder text;
+    w record;
+    upload_keys text[] := iotstream._export_upload_keys();
+    writer_opts jsonb;
+    upload_opts jsonb;
+    tbl text;
+    pcols text[];
+    pvals jsonb;
+    file_id text;
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+BEGIN
+    l.export := e.name;
+    l.period_start := from_ts;
+    l.period_end := to_ts;
+    l.version := version;
+    l.started_at := clock_timestamp();
+    -- the signal is read before the rows: a change after it is seen next time
+    sig := iotstream._change_signal(e.source_table, from_ts, to_ts);
+    SELECT * INTO l.rows, l.checksum, l.min_time, l.max_time
+      FROM iotstream._period_summary(e.source_table, time_column, from_ts, to_ts);
+    l.change_signal := sig;
+    l.files := '{}';
+    l.bytes := 0;
+    IF l.rows > 0 THEN
+        tbl := iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table));
+        IF e.format = 'delta' THEN
+            -- partition columns derived from event time: in the log's
+            -- partitionValues and in the folder names, not in the files
+            pcols := iotstream._delta_partition_columns(e.source_table, e.period);
+            pvals := jsonb_build_object(pcols[1], to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD'));
+            IF cardinality(pcols) > 1 THEN
+                pvals := pvals || jsonb_build_object(pcols[2], extract(hour FROM from_ts AT TIME ZONE 'UTC')::int::text);
+            END IF;
+            IF cardinality(pcols) > 2 THEN
+                pvals := pvals || jsonb_build_object(pcols[3], extract(minute FROM from_ts AT TIME ZONE 'UTC')::int::text);
+            END IF;
+            folder := tbl;
+            FOR i IN 1 .. cardinality(pcols) LOOP
+                folder := folder || '/' || pcols[i] || '=' || (pvals->>pcols[i]);
+            END LOOP;
+            -- another server's export of the same name writes other names
+            file_id := md5(format('%s|%s|%s', iotstream._delta_app_id(e), from_ts, version))::uuid::text;
+        ELSE
+            folder := format('%s/date=%s', tbl, to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD'));
+            IF to_ts - from_ts < interval '1 day' THEN
+                folder := folder || to_char(from_ts AT TIME ZONE 'UTC', '/"hour="HH24');
+            END IF;
+            IF to_ts - from_ts < interval '1 hour' THEN
+                folder := folder || to_char(from_ts AT TIME ZONE 'UTC', '/"minute="MI');
+            END IF;
+            file_id := md5(format('%s|%s|%s', e.name, from_ts, version))::uuid::text;
+        END IF;
+        SELECT coalesce(jsonb_object_agg(key, value), '{}') INTO writer_opts
+          FROM jsonb_each(e.options) WHERE key <> ALL (upload_keys || iotstream._export_table_keys());
+        SELECT coalesce(jsonb_object_agg(key, value), '{}') INTO upload_opts
+          FROM jsonb_each(e.options) WHERE key = ANY (upload_keys);
+        writer_opts := writer_opts || jsonb_build_object('compression', e.compression,
+            'metadata', coalesce(writer_opts->'metadata', '{}') || jsonb_build_object(
+                'iotstream.source_table', e.source_table::text,
+                'iotstream.export', e.name,
+                'iotstream.period_start', to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                'iotstream.period_end', to_char(to_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                'iotstream.export_version', version::text));
+        upload_opts := upload_opts || jsonb_build_object('target_file_size', e.target_file_size);
+        SELECT * INTO w FROM iotstream._export_write_files(
+            format('SELECT %s FROM %s WHERE %s',
+                   CASE WHEN e.format = 'delta' THEN iotstream._delta_select_list(e.source_table) ELSE '*' END,
+                   e.source_table,
+                   iotstream._export_range(e.source_table, time_column, from_ts, to_ts)),
+            -- named by export, period and version: a rerun of a rolled-back
+            -- attempt overwrites its files instead of duplicating them
+            e.destination, folder, file_id, e.credential, writer_opts, upload_opts, e.source_table);
+        l.files := w.files;
+        l.rows := w.rows;
+        l.bytes := w.bytes;
+        IF e.format = 'delta' THEN
+            -- the add actions of the run's commit (paths relative to the table)
+            SELECT jsonb_build_object('fields', w.schema::jsonb, 'add', coalesce(jsonb_agg(jsonb_build_object(
+                       'path', substr(f.url, length(rtrim(e.destination, '/')) + length(tbl) + 3),
+                       'partitionValues', pvals, 'size', w.sizes[f.i], 'modificationTime', now_ms,
+                       'dataChange', true, 'stats', w.stats[f.i],
+                       'tags', jsonb_build_object('iotstream.period_start', to_char(from_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                                                  'iotstream.version', version::text)) ORDER BY f.i), '[]'))
+              INTO l.delta_files
+              FROM unnest(w.files) WITH ORDINALITY AS f(url, i);
+        END IF;
+    END IF;
+    l.status := 'exported';
+    l.finished_at := clock_timestamp();
+    IF old.id IS NOT NULL THEN
+        UPDATE iotstream.export_log x SET status = 'replacing', removed_at = now() WHERE x.id = old.id;
+    END IF;
+    INSERT INTO iotstream.export_log (export, period_start, period_end, version, files, rows, bytes, min_time,
+                                      max_time, checksum, change_signal, status, started_at, finished_at,
+                                      delta_files)
+    VALUES (l.export, l.period_start, l.period_end, l.version, l.files, l.rows, l.bytes, l.min_time,
+            l.max_time, l.checksum, l.change_signal, l.status, l.started_at, l.finished_at, l.delta_files)
+    RETURNING * INTO l;
+    RETURN l;
+END $$;
+COMMENT ON FUNCTION iotstream._export_period(iotstream.exports, name, timestamptz, timestamptz, int, iotstream.export_log) IS
+    'Internal: writes one period''s files and records the new version in the ledger.';
+
+CREATE OR REPLACE FUNCTION iotstream._export_delete_replaced(e iotstream.exports) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r iotstream.export_log;
+    msg text;
+BEGIN
+    -- a Delta table's removed files stay for readers of older versions
+    -- until deleted_file_retention has passed since the commit removed them
+    FOR r IN SELECT * FROM iotstream.export_log x
+              WHERE x.export = e.name AND x.status = 'replacing'
+                AND (e.format <> 'delta' OR x.removed_at <= now() - coalesce((e.options->>'deleted_file_retention')::interval, interval '7 days'))
+              ORDER BY x.id LOOP
+        BEGIN
+            PERFORM iotstream._export_delete_files(r.files, e.credential);
+            UPDATE iotstream.export_log x SET status = 'replaced', error = NULL WHERE x.id = r.id;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+            UPDATE iotstream.export_log x SET error = 'deleting the replaced files failed: ' || msg WHERE x.id = r.id;
+            RAISE WARNING 'export %: could not delete the replaced files of period %: %', e.name, r.period_start, msg;
+            RETURN;
+        END;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION iotstream._export_delete_replaced(iotstream.exports) IS
+    'Internal: deletes the files of versions replaced by a re-export (for a Delta table once deleted_file_retention has passed since their removal); retried on the next run if storage fails.';
+
+CREATE OR REPLACE FUNCTION iotstream.run_export(name text)
+RETURNS TABLE (period_start timestamptz, period_end timestamptz, version int, files int, rows bigint,
+               bytes bigint, status text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    e iotstream.exports;
+    tcol name;
+    cutoff timestamptz;
+    todo record;
+    l iotstream.export_log;
+    msg text;
+    detail text;
+    cur record;
+    added bigint[] := '{}';      -- ledger rows of this run: its Delta commit
+    removed bigint[] := '{}';
+BEGIN
+    PERFORM iotstream._export_require_superuser('run exports');
+    SELECT * INTO e FROM iotstream.exports x WHERE x.name = run_export.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = format('export "%s" does not exist', name),
+            HINT = 'Create it with iotstream.create_export().';
+    END IF;
+    -- one run at a time per export (the cron job and a manual call)
+    IF NOT pg_try_advisory_xact_lock(hashtext('iotstream.run_export'), hashtext(e.name)) THEN
+        RAISE NOTICE 'export % is already running', e.name;
+        RETURN;
+    END IF;
+    SELECT s.time_column INTO tcol FROM iotstream.stream_table_settings s WHERE s.relid = e.source_table;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('%s is no longer a stream table', e.source_table),
+            HINT = 'Drop the export, or register the table again with iotstream.create_stream_table().';
+    END IF;
+    cutoff := now() - e.lateness;
+
+    PERFORM iotstream._export_delete_replaced(e);
+
+    -- Work: periods exported whose change signal moved and whose content
+    -- differs (late rows), then sealed periods never exported.
+    FOR todo IN
+        WITH parts AS (
+            -- statistics are read once per run and cached for the transaction
+            SELECT p.range_start, p.range_end,
+                   pg_catalog.pg_stat_get_tuples_inserted(p.partition)
+                   + pg_catalog.pg_stat_get_tuples_updated(p.partition)
+                   + pg_catalog.pg_stat_get_tuples_deleted(p.partition) AS sig
+              FROM iotstream.partitions(e.source_table) p),
+        periods AS (
+            SELECT DISTINCT g AS ps
+              FROM parts, generate_series(date_bin(e.period, parts.range_start, 'epoch'),
+                                          parts.range_end - interval '1 microsecond', e.period) g
+             WHERE parts.range_start < cutoff AND g + e.period <= cutoff),
+        exported AS (
+            -- as _change_signal(): NULL unless partitions cover the whole period
+            SELECT x, x.period_start AS ps,
+                   (SELECT CASE WHEN sum(least(pp.range_end, x.period_end) - greatest(pp.range_start, x.period_start))
+                                     >= x.period_end - x.period_start
+                                THEN sum(pp.sig)::bigint END
+                      FROM parts pp WHERE pp.range_start < x.period_end AND pp.range_end > x.period_start) AS sig
+              FROM iotstream.export_log x
+             WHERE x.export = e.name AND x.status = 'exported')
+        SELECT exported.x AS old, exported.ps FROM exported
+         WHERE exported.sig IS NOT NULL AND exported.sig IS DISTINCT FROM (exported.x).change_signal
+        UNION ALL
+        SELECT NULL, periods.ps FROM periods
+         WHERE NOT EXISTS (SELECT 1 FROM iotstream.export_log x
+                            WHERE x.export = e.name AND x.period_start = periods.ps AND x.status = 'exported')
+        ORDER BY 2
+    LOOP
+        l := NULL;
+        BEGIN
+            IF (todo.old).id IS NOT NULL THEN
+                -- the signal moved: re-export only if the content changed
+                SELECT * INTO cur FROM iotstream._period_summary(e.source_table, tcol, todo.ps, todo.ps + e.period);
+                IF cur.rows = (todo.old).rows AND cur.checksum = (todo.old).checksum THEN
+                    UPDATE iotstream.export_log x
+                       SET change_signal = iotstream._change_signal(e.source_table, x.period_start, x.period_end)
+                     WHERE x.id = (todo.old).id;
+                    CONTINUE;
+                END IF;
+                l := iotstream._export_period(e, tcol, todo.ps, todo.ps + e.period, (todo.old).version + 1, todo.old);
+            ELSE
+                l := iotstream._export_period(e, tcol, todo.ps, todo.ps + e.period,
+                        coalesce((SELECT max(x.version) FROM iotstream.export_log x
+                                   WHERE x.export = e.name AND x.period_start = todo.ps AND x.status <> 'failed'), 0) + 1,
+                        NULL);
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            -- nothing of this attempt is visible; the ledger keeps the old version
+            GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+            INSERT INTO iotstream.export_log (export, period_start, period_end, version, status, started_at,
+                                              finished_at, error)
+            VALUES (e.name, todo.ps, todo.ps + e.period, coalesce((todo.old).version, 0) + 1, 'failed',
+                    now(), clock_timestamp(), msg || coalesce(' ' || detail, ''));
+            RAISE WARNING 'export % of period % failed: %', e.name, todo.ps, msg;
+            period_start := todo.ps;
+            period_end := todo.ps + e.period;
+            version := coalesce((todo.old).version, 0) + 1;
+            files := 0;
+            rows := NULL;
+            bytes := NULL;
+            status := 'failed';
+            RETURN NEXT;
+            -- storage is likely down: the next run resumes here (what was
+            -- written before the failure is still committed below)
+            EXIT;
+        END;
+        added := added || l.id;
+        IF (todo.old).id IS NOT NULL THEN
+            removed := removed || (todo.old).id;
+        END IF;
+        period_start := l.period_start;
+        period_end := l.period_end;
+        version := l.version;
+        files := cardinality(l.files);
+        rows := l.rows;
+        bytes := l.bytes;
+        status := l.status;
+        RETURN NEXT;
+    END LOOP;
+
+    IF e.format = 'delta' THEN
+        -- one Delta commit for everything this run wrote and replaced
+        PERFORM iotstream._delta_commit(e, added, removed);
+        SELECT * INTO e FROM iotstream.exports x WHERE x.name = run_export.name;
+    END IF;
+    PERFORM iotstream._export_delete_replaced(e);
+END $$;
+COMMENT ON FUNCTION iotstream.run_export(text) IS
+    'Exports every sealed period of the export not exported yet, and re-exports periods that got late rows (their change signal moved and their row count or checksum differs), replacing their files. For a Delta table, everything a run writes and replaces is one commit to its log. Returns one row per period written. Idempotent: a second run writes nothing. A failure is recorded as a failed ledger row and stops the run; the next run resumes.';
+
+-- export_status shows the format, the table version and the files pending deletion (new last columns)
+
+CREATE OR REPLACE VIEW iotstream.export_status AS
+SELECT e.name, e.source_table, e.destination, e.period, e.lateness, e.target_file_size, e.compression,
+       e.credential, e.schedule,
+       (SELECT max(l.period_end) FROM iotstream.export_log l WHERE l.export = e.name AND l.status = 'exported') AS exported_until,
+       (SELECT count(*) FROM iotstream.export_log l WHERE l.export = e.name AND l.status = 'exported') AS periods,
+       (SELECT sum(cardinality(l.files)) FROM iotstream.export_log l WHERE l.export = e.name AND l.status = 'exported') AS files,
+       (SELECT sum(l.rows) FROM iotstream.export_log l WHERE l.export = e.name AND l.status = 'exported') AS rows,
+       (SELECT sum(l.bytes) FROM iotstream.export_log l WHERE l.export = e.name AND l.status = 'exported') AS bytes,
+       (SELECT count(*) FROM iotstream.export_log l WHERE l.export = e.name AND l.version > 1 AND l.status = 'exported') AS reexported_periods,
+       f.finished_at AS last_error_at, f.error AS last_error,
+       e.format,
+       (e.delta_state->>'version')::bigint AS table_version,
+       (e.delta_state->>'checkpoint')::bigint AS last_checkpoint,
+       (SELECT coalesce(sum(cardinality(l.files)), 0) FROM iotstream.export_log l
+         WHERE l.export = e.name AND l.status = 'replacing') AS files_pending_deletion
+  FROM iotstream.exports e
+  LEFT JOIN LATERAL (SELECT l.finished_at, l.error FROM iotstream.export_log l
+                      WHERE l.export = e.name AND l.status = 'failed' ORDER BY l.id DESC LIMIT 1) f ON true;
+COMMENT ON VIEW iotstream.export_status IS 'Per export: settings, how far it has exported, periods, files, rows and bytes, re-exported periods, the last failure, and for Delta tables the table version, the last checkpoint it wrote and the files removed but not yet deleted. No secrets.';
+
+
+-- the Delta log (sql/install/70_export_delta.sql)
+
+CREATE FUNCTION iotstream._delta_read_log(destination text, folder text, credential text, from_version bigint,
+    OUT version bigint, OUT commit text)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'delta_read_log' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._delta_read_log(text, text, text, bigint) IS
+    'Internal: the commits of the Delta table destination/folder from from_version on, up to the first version missing.';
+
+CREATE FUNCTION iotstream._delta_create_commit(destination text, folder text, credential text, version bigint,
+    commit text)
+RETURNS boolean AS 'MODULE_PATHNAME', 'delta_create_commit' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._delta_create_commit(text, text, text, bigint, text) IS
+    'Internal: creates version of the Delta table''s log with put-if-absent; false if that version exists.';
+CREATE FUNCTION iotstream._delta_write_checkpoint(destination text, folder text, credential text, version bigint,
+    actions jsonb[], adds int)
+RETURNS bigint AS 'MODULE_PATHNAME', 'delta_write_checkpoint' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._delta_write_checkpoint(text, text, text, bigint, jsonb[], int) IS
+    'Internal: writes version''s checkpoint (one action a row, in the checkpoint schema, as nested Parquet) and then _last_checkpoint; returns its bytes.';
+REVOKE ALL ON FUNCTION iotstream._delta_read_log(text, text, text, bigint),
+    iotstream._delta_create_commit(text, text, text, bigint, text),
+    iotstream._delta_write_checkpoint(text, text, text, bigint, jsonb[], int) FROM PUBLIC;
+
+-- The partition columns of an export's table, derived from event time:
+-- event_date (date), event_hour and event_minute (integer) as far as the
+-- period divides them, with a prefix when the table has such a column.
+CREATE FUNCTION iotstream._delta_partition_columns(relid regclass, period interval) RETURNS text[]
+LANGUAGE sql STABLE AS $$
+    SELECT ARRAY[p.pfx || 'event_date']
+           || CASE WHEN period < interval '1 day' THEN ARRAY[p.pfx || 'event_hour'] ELSE '{}'::text[] END
+           || CASE WHEN period < interval '1 hour' THEN ARRAY[p.pfx || 'event_minute'] ELSE '{}'::text[] END
+      FROM (SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                                      WHERE a.attrelid = relid AND a.attnum > 0 AND NOT a.attisdropped
+                                        AND lower(a.attname) IN ('event_date', 'event_hour', 'event_minute'))
+                        THEN 'iotstream_' ELSE '' END AS pfx) p
+$$;
+COMMENT ON FUNCTION iotstream._delta_partition_columns(regclass, interval) IS
+    'Internal: the Delta partition columns of an export (event_date, event_hour, event_minute as the period needs; prefixed iotstream_ when the table has a column of such a name).';
+
+-- The columns a Delta export writes: all of them, uuids as their text (Delta
+-- has no uuid type, and Spark refuses a FIXED_LEN_BYTE_ARRAY without one).
+CREATE FUNCTION iotstream._delta_select_list(relid regclass) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(string_agg(CASE WHEN 'uuid'::regtype IN (a.atttypid, t.typbasetype)
+                                    THEN format('%I::text AS %I', a.attname, a.attname)
+                                    ELSE format('%I', a.attname) END, ', ' ORDER BY a.attnum), '*')
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = relid AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION iotstream._delta_select_list(regclass) IS
+    'Internal: the select list of a Delta export (uuid columns as text).';
+
+-- The txn appId of an export: unique per server, database and export, so
+-- that exports of several servers can feed one table.
+CREATE FUNCTION iotstream._delta_app_id(e iotstream.exports) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT md5(format('iotstream|%s|%s|%s|%s', (SELECT c.system_identifier FROM pg_catalog.pg_control_system() c),
+                      current_database(), e.name, e.created_at))::uuid::text
+$$;
+COMMENT ON FUNCTION iotstream._delta_app_id(iotstream.exports) IS
+    'Internal: the appId of an export''s txn actions (server, database, export name and creation time, hashed).';
+
+-- The protocol a commit needs, or NULL when the table's is enough.  Errors
+-- when the table uses writer features iotstream does not implement.
+CREATE FUNCTION iotstream._delta_protocol(current jsonb, fields jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    ntz boolean := EXISTS (SELECT 1 FROM jsonb_array_elements(fields) f WHERE f->>'type' = 'timestamp_ntz');
+    rf jsonb;
+    wf jsonb;
+    extra text;
+BEGIN
+    IF current IS NULL THEN
+        IF ntz THEN
+            RETURN '{"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["timestampNtz"], "writerFeatures": ["timestampNtz"]}';
+        END IF;
+        RETURN '{"minReaderVersion": 1, "minWriterVersion": 2}';
+    END IF;
+    SELECT string_agg(f, ', ') INTO extra
+      FROM jsonb_array_elements_text(coalesce(current->'writerFeatures', '[]')) f
+     WHERE f NOT IN ('appendOnly', 'invariants', 'timestampNtz');
+    IF (current->>'minWriterVersion')::int NOT IN (1, 2, 7) OR (current->>'minReaderVersion')::int > 3
+       OR extra IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = 'the delta table needs a writer iotstream is not',
+            DETAIL = format('Its protocol is %s.', current),
+            HINT = 'iotstream writes tables of writer version 2, or 7 with the features appendOnly, invariants and timestampNtz; export to another destination.';
+    END IF;
+    IF NOT ntz OR coalesce(current->'readerFeatures', '[]') ? 'timestampNtz' THEN
+        RETURN NULL;
+    END IF;
+    -- the upgrade to table features lists the legacy features writer version 2 implied
+    rf := coalesce(current->'readerFeatures', '[]') || '["timestampNtz"]';
+    wf := coalesce(current->'writerFeatures',
+                   CASE WHEN (current->>'minWriterVersion')::int >= 2 THEN '["appendOnly", "invariants"]'::jsonb
+                        ELSE '[]' END) || '["timestampNtz"]';
+    RETURN jsonb_build_object('minReaderVersion', 3, 'minWriterVersion', 7, 'readerFeatures', rf, 'writerFeatures', wf);
+END $$;
+COMMENT ON FUNCTION iotstream._delta_protocol(jsonb, jsonb) IS
+    'Internal: the protocol action a commit of these schema fields needs on a table of the current protocol (timestampNtz needs reader 3 and writer 7), or NULL.';
+
+-- The metaData action a commit needs, or NULL.  A column added at the end
+-- is a new schema; a dropped, renamed or retyped column cannot be written
+-- without column mapping and is refused.
+CREATE FUNCTION iotstream._delta_metadata(e iotstream.exports, current jsonb, data_fields jsonb, pcols text[],
+    now_ms bigint) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    pfields jsonb;
+    cur_data jsonb;
+    n int;
+    diff text;
+BEGIN
+    SELECT jsonb_agg(jsonb_build_object('name', c, 'type', CASE WHEN i = 1 THEN 'date' ELSE 'integer' END,
+                                        'nullable', true, 'metadata', '{}'::jsonb) ORDER BY i)
+      INTO pfields FROM unnest(pcols) WITH ORDINALITY u(c, i);
+    IF current IS NULL THEN
+        RETURN jsonb_build_object(
+            'id', gen_random_uuid(),
+            'format', jsonb_build_object('provider', 'parquet', 'options', '{}'::jsonb),
+            'schemaString', jsonb_build_object('type', 'struct', 'fields', data_fields || pfields)::text,
+            'partitionColumns', to_jsonb(pcols),
+            'configuration', jsonb_build_object('delta.deletedFileRetentionDuration',
+                format('interval %s seconds', extract(epoch FROM coalesce((e.options->>'deleted_file_retention')::interval,
+                                                                          interval '7 days'))::bigint),
+                'delta.checkpointInterval', '10'),
+            'createdTime', now_ms);
+    END IF;
+    IF data_fields IS NULL THEN
+        RETURN NULL;                -- the run only removes files
+    END IF;
+    IF current->'partitionColumns' <> to_jsonb(pcols) THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = format('export "%s": the delta table is partitioned by %s, the export by %s',
+                             e.name, current->'partitionColumns', to_jsonb(pcols)),
+            DETAIL = 'A column named event_date, event_hour or event_minute was added or dropped, which renames the partition columns.',
+            HINT = 'Rename that column of the stream table, or export to a new destination.';
+    END IF;
+    SELECT coalesce(jsonb_agg(f ORDER BY i), '[]') INTO cur_data
+      FROM jsonb_array_elements(((current->>'schemaString')::jsonb)->'fields') WITH ORDINALITY x(f, i)
+     WHERE NOT (f->>'name' = ANY (pcols));
+    IF cur_data = data_fields THEN
+        RETURN NULL;
+    END IF;
+    n := jsonb_array_length(cur_data);
+    -- the first column that differs, for the message
+    SELECT format('column %s: %s in the delta table, %s now', i,
+                  coalesce((c->>'name') || ' ' || (c->>'type'), 'none'),
+                  coalesce((d->>'name') || ' ' || (d->>'type'), 'none'))
+      INTO diff
+      FROM generate_series(0, greatest(n, jsonb_array_length(data_fields)) - 1) i,
+           LATERAL (SELECT cur_data->i AS c, data_fields->i AS d) p
+     WHERE p.c IS DISTINCT FROM p.d ORDER BY i LIMIT 1;
+    IF jsonb_array_length(data_fields) <= n
+       OR (n > 0 AND (SELECT jsonb_agg(data_fields->i ORDER BY i) FROM generate_series(0, n - 1) i) <> cur_data) THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = format('export "%s": the stream table''s columns no longer match its delta table', e.name),
+            DETAIL = format('First difference at %s. A dropped, renamed or retyped column needs column mapping, which iotstream does not write; nothing was committed.', diff),
+            HINT = 'Add columns at the end instead (ALTER TABLE ... ADD COLUMN), restore the old column, or drop the export and create it with a new destination.';
+    END IF;
+    RETURN (current - 'createdTime')
+           || jsonb_build_object('schemaString', jsonb_build_object('type', 'struct', 'fields', data_fields || pfields)::text);
+END $$;
+COMMENT ON FUNCTION iotstream._delta_metadata(iotstream.exports, jsonb, jsonb, text[], bigint) IS
+    'Internal: the metaData action a commit needs (a new table, or columns added at the end), or NULL; refuses dropped, renamed and retyped columns.';
+
+-- Writes the checkpoint of version v: the table's state replayed from the
+-- JSON commits (live adds, tombstones still within their retention, the
+-- latest txn of each writer, metaData, protocol).  A failure costs a
+-- warning, not the run: the commit is made, and readers replay the JSON.
+CREATE FUNCTION iotstream._delta_checkpoint(e iotstream.exports, tbl text, v bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    keep_ms bigint := (extract(epoch FROM coalesce((e.options->>'deleted_file_retention')::interval, interval '7 days')) * 1000)::bigint;
+    acts jsonb[];
+    nadds int;
+    msg text;
+BEGIN
+    WITH log AS (
+        SELECT r.version, x.a
+          FROM iotstream._delta_read_log(e.destination, tbl, e.credential, 0) r,
+               LATERAL (SELECT t::jsonb AS a FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '') x
+         WHERE r.version <= v),
+    files AS (
+        -- the last action on each path decides
+        SELECT DISTINCT ON (coalesce(a->'add'->>'path', a->'remove'->>'path')) a
+          FROM log WHERE a ? 'add' OR a ? 'remove'
+         ORDER BY coalesce(a->'add'->>'path', a->'remove'->>'path'), version DESC, (a ? 'add') DESC),
+    state AS (
+        SELECT jsonb_build_object('add', (a->'add') || '{"dataChange": false}') AS a, true AS is_add FROM files WHERE a ? 'add'
+        UNION ALL
+        SELECT a, false FROM files
+         WHERE a ? 'remove' AND coalesce((a->'remove'->>'deletionTimestamp')::bigint, 0) > now_ms - keep_ms
+        UNION ALL
+        SELECT * FROM (SELECT DISTINCT ON (a->'txn'->>'appId') a, false FROM log WHERE a ? 'txn'
+                        ORDER BY a->'txn'->>'appId', version DESC) t
+        UNION ALL
+        SELECT * FROM (SELECT a, false FROM log WHERE a ? 'metaData' ORDER BY version DESC LIMIT 1) m
+        UNION ALL
+        SELECT * FROM (SELECT a, false FROM log WHERE a ? 'protocol' ORDER BY version DESC LIMIT 1) p)
+    SELECT array_agg(a), count(*) FILTER (WHERE is_add) INTO acts, nadds FROM state;
+    PERFORM iotstream._delta_write_checkpoint(e.destination, tbl, e.credential, v, acts, nadds);
+    UPDATE iotstream.exports x SET delta_state = x.delta_state || jsonb_build_object('checkpoint', v)
+     WHERE x.name = e.name;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+    RAISE WARNING 'export %: could not write the checkpoint of delta version %: %', e.name, v, msg;
+END $$;
+COMMENT ON FUNCTION iotstream._delta_checkpoint(iotstream.exports, text, bigint) IS
+    'Internal: writes the checkpoint of a version of the export''s Delta table (every 10 commits); a failure is a warning.';
+
+-- Commits the ledger rows `added` (their add actions) and `removed` (their
+-- files as remove actions) as one version; returns it, or NULL when the run
+-- wrote nothing.
+CREATE FUNCTION iotstream._delta_commit(e iotstream.exports, added bigint[], removed bigint[]) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    tbl text := iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table));
+    app text := iotstream._delta_app_id(e);
+    seq bigint := e.delta_runs + 1;
+    st jsonb := e.delta_state;
+    pcols text[] := iotstream._delta_partition_columns(e.source_table, e.period);
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    adds jsonb;
+    removes jsonb;
+    fields jsonb;
+    paths text[];
+    r record;
+    acts jsonb[];
+    mine boolean;
+    clash text;
+    meta jsonb;
+    proto jsonb;
+    body text;
+    v bigint;
+    attempt int := 0;
+BEGIN
+    SELECT coalesce(jsonb_agg(x.a ORDER BY l.id, x.i), '[]') INTO adds
+      FROM iotstream.export_log l, jsonb_array_elements(l.delta_files->'add') WITH ORDINALITY x(a, i)
+     WHERE l.id = ANY (added);
+    SELECT coalesce(jsonb_agg(jsonb_build_object('path', x.a->'path', 'deletionTimestamp', now_ms, 'dataChange', true,
+                                                 'extendedFileMetadata', true, 'partitionValues', x.a->'partitionValues',
+                                                 'size', x.a->'size') ORDER BY l.id, x.i), '[]') INTO removes
+      FROM iotstream.export_log l, jsonb_array_elements(l.delta_files->'add') WITH ORDINALITY x(a, i)
+     WHERE l.id = ANY (removed);
+    IF jsonb_array_length(adds) = 0 AND jsonb_array_length(removes) = 0 THEN
+        RETURN NULL;
+    END IF;
+    SELECT l.delta_files->'fields' INTO fields FROM iotstream.export_log l
+     WHERE l.id = ANY (added) AND l.delta_files ? 'fields' ORDER BY l.id DESC LIMIT 1;
+    SELECT array_agg(x->>'path') INTO paths
+      FROM (SELECT jsonb_array_elements(adds) UNION ALL SELECT jsonb_array_elements(removes)) y(x);
+
+    LOOP
+        attempt := attempt + 1;
+        -- read what was committed since: other writers' commits, or this
+        -- run's own from an attempt whose transaction rolled back
+        FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination, tbl, e.credential,
+                                                         coalesce((st->>'version')::bigint, -1) + 1) LOOP
+            SELECT array_agg(t::jsonb) INTO acts FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '';
+            mine := EXISTS (SELECT 1 FROM unnest(acts) a
+                             WHERE a->'txn'->>'appId' = app AND (a->'txn'->>'version')::bigint >= seq);
+            IF NOT mine THEN
+                SELECT coalesce(a->'add'->>'path', a->'remove'->>'path') INTO clash FROM unnest(acts) a
+                 WHERE coalesce(a->'add'->>'path', a->'remove'->>'path') = ANY (paths) LIMIT 1;
+                IF clash IS NOT NULL THEN
+                    RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                        MESSAGE = format('export "%s": version %s of the delta table, by another writer, touches "%s", which this run adds or removes',
+                                         e.name, r.version, clash),
+                        DETAIL = 'Nothing was committed; the ledger keeps the periods as they were.',
+                        HINT = 'Two exports write the same files: give each its own destination or export name.';
+                END IF;
+            END IF;
+            SELECT st || coalesce((SELECT jsonb_build_object('metaData', a->'metaData') FROM unnest(acts) a WHERE a ? 'metaData' LIMIT 1), '{}')
+                      || coalesce((SELECT jsonb_build_object('protocol', a->'protocol') FROM unnest(acts) a WHERE a ? 'protocol' LIMIT 1), '{}')
+                      || jsonb_build_object('version', r.version)
+              INTO st;
+            IF mine THEN
+                -- committed already: never twice, as long as the files it
+                -- lists are the ones in storage now.  Rows that came between
+                -- the attempts make the retry write other bytes under the
+                -- same names: then the same paths are committed again with
+                -- their sizes and stats now (legal for an existing path), and
+                -- files only the earlier attempt wrote are removed.
+                IF (SELECT coalesce(jsonb_agg(jsonb_build_array(a->'add'->'path', a->'add'->'size', a->'add'->'stats')
+                                              ORDER BY a->'add'->>'path'), '[]')
+                      FROM unnest(acts) a WHERE a ? 'add')
+                   = (SELECT coalesce(jsonb_agg(jsonb_build_array(x->'path', x->'size', x->'stats') ORDER BY x->>'path'), '[]')
+                        FROM jsonb_array_elements(adds) x) THEN
+                    UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
+                    RETURN r.version;
+                END IF;
+                SELECT coalesce(jsonb_agg(jsonb_build_object('path', a->'add'->'path', 'deletionTimestamp', now_ms,
+                                          'dataChange', true, 'extendedFileMetadata', true,
+                                          'partitionValues', a->'add'->'partitionValues', 'size', a->'add'->'size')), '[]')
+                  INTO removes
+                  FROM unnest(acts) a
+                 WHERE a ? 'add' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(adds) x WHERE x->>'path' = a->'add'->>'path');
+            END IF;
+        END LOOP;
+        -- what was read is kept (the exports row is locked from here on)
+        UPDATE iotstream.exports x SET delta_state = st WHERE x.name = e.name;
+
+        meta := iotstream._delta_metadata(e, st->'metaData', fields, pcols, now_ms);
+        proto := iotstream._delta_protocol(st->'protocol',
+                    coalesce(((meta->>'schemaString')::jsonb)->'fields', '[]'));
+        v := coalesce((st->>'version')::bigint, -1) + 1;
+        SELECT string_agg(x::text, E'\n') || E'\n' INTO body FROM (
+            SELECT jsonb_build_object('commitInfo', jsonb_build_object(
+                       'timestamp', now_ms,
+                       'operation', 'WRITE',
+                       'operationParameters', jsonb_build_object(
+                           'mode', CASE WHEN jsonb_array_length(removes) = 0 THEN 'Append' ELSE 'Overwrite' END,
+                           'partitionBy', to_jsonb(pcols)::text),
+                       'readVersion', CASE WHEN v > 0 THEN v - 1 END,
+                       'isBlindAppend', jsonb_array_length(removes) = 0,
+                       'engineInfo', 'iotstream/' || (SELECT x.extversion FROM pg_catalog.pg_extension x WHERE x.extname = 'iotstream'),
+                       'txnId', gen_random_uuid(),
+                       'iotstream', jsonb_build_object('export', e.name, 'run', seq, 'attempt', attempt))) AS x
+            UNION ALL SELECT jsonb_build_object('protocol', proto) WHERE proto IS NOT NULL
+            UNION ALL SELECT jsonb_build_object('metaData', meta) WHERE meta IS NOT NULL
+            UNION ALL SELECT jsonb_build_object('txn', jsonb_build_object('appId', app, 'version', seq, 'lastUpdated', now_ms))
+            UNION ALL SELECT jsonb_build_object('add', a) FROM jsonb_array_elements(adds) a
+            UNION ALL SELECT jsonb_build_object('remove', a) FROM jsonb_array_elements(removes) a) y;
+        IF iotstream._delta_create_commit(e.destination, tbl, e.credential, v, body) THEN
+            st := st || jsonb_build_object('version', v)
+                  || CASE WHEN meta IS NULL THEN '{}' ELSE jsonb_build_object('metaData', meta) END
+                  || CASE WHEN proto IS NULL THEN '{}' ELSE jsonb_build_object('protocol', proto) END;
+            UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
+            -- every delta.checkpointInterval (10) commits
+            IF v > 0 AND v % 10 = 0 THEN
+                PERFORM iotstream._delta_checkpoint(e, tbl, v);
+            END IF;
+            RETURN v;
+        END IF;
+        -- another writer took version v: read it and try the next
+        IF attempt >= 100 THEN
+            RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                MESSAGE = format('export "%s": 100 attempts to commit to the delta table lost to other writers', e.name),
+                HINT = 'The next run tries again; nothing was committed.';
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION iotstream._delta_commit(iotstream.exports, bigint[], bigint[]) IS
+    'Internal: commits a run''s add and remove actions as one version of the export''s Delta table (put-if-absent, optimistic concurrency, txn dedup); returns the version or NULL.';
+
+CREATE FUNCTION iotstream.delta_history(export text)
+RETURNS TABLE (version bigint, "timestamp" timestamptz, operation text, operation_parameters jsonb,
+               files_added int, files_removed int, rows_added bigint, bytes_added bigint, writer text,
+               engine text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    e iotstream.exports;
+    r record;
+    acts jsonb[];
+    ci jsonb;
+BEGIN
+    PERFORM iotstream._export_require_superuser('read delta logs');
+    SELECT * INTO e FROM iotstream.exports x WHERE x.name = delta_history.export;
+    IF NOT FOUND OR e.format <> 'delta' THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('export "%s" does not exist or does not write a delta table', export),
+            HINT = 'See iotstream.export_status for the exports and their formats.';
+    END IF;
+    FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination,
+                 iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table)),
+                 e.credential, 0) LOOP
+        SELECT array_agg(t::jsonb) INTO acts FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '';
+        SELECT a->'commitInfo' INTO ci FROM unnest(acts) a WHERE a ? 'commitInfo' LIMIT 1;
+        version := r.version;
+        "timestamp" := to_timestamp((ci->>'timestamp')::bigint / 1000.0);
+        operation := ci->>'operation';
+        operation_parameters := ci->'operationParameters';
+        SELECT count(*) FILTER (WHERE a ? 'add'), count(*) FILTER (WHERE a ? 'remove'),
+               sum(((a->'add'->>'stats')::jsonb->>'numRecords')::bigint), sum((a->'add'->>'size')::bigint)
+          INTO files_added, files_removed, rows_added, bytes_added FROM unnest(acts) a;
+        writer := ci->'iotstream'->>'export';
+        engine := ci->>'engineInfo';
+        RETURN NEXT;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION iotstream.delta_history(text) IS
+    'The commits of an export''s Delta table, oldest first, like DESCRIBE HISTORY: version, time, operation, files and rows added, files removed, and the export (of any server) that wrote it.';
+
+
+-- internal functions are not for PUBLIC (as sql/install/90_privileges.sql)
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'iotstream'::regnamespace AND p.proname LIKE '\_%' AND p.prokind = 'f'
+                AND (p.proname LIKE '\_delta\_%' OR p.proname LIKE '\_export\_%')
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END $$;
+GRANT EXECUTE ON FUNCTION iotstream._export_require_superuser(text) TO PUBLIC;

@@ -67,6 +67,9 @@ typedef struct BlobSlot
 	bool		put_blob;		/* Put Blob: sends x-ms-blob-type: BlockBlob */
 	char		md5[32];		/* base64 Content-MD5, or empty */
 	bool		ok_404;			/* Delete Blob: already gone is success */
+	bool		ok_conflict;	/* put-if-absent: 409 and 412 are answers */
+	const char *if_none_match;	/* sent as If-None-Match, or NULL */
+	StringInfo	body_out;		/* Get Blob: the whole body goes here */
 	long		status;			/* HTTP status of the last answer */
 	int			attempts;
 	TimestampTz retry_at;
@@ -139,6 +142,11 @@ collect_response(char *ptr, size_t size, size_t nmemb, void *arg)
 	BlobSlot   *s = (BlobSlot *) arg;
 	size_t		n = size * nmemb;
 
+	if (s->body_out)
+	{
+		appendBinaryStringInfo(s->body_out, ptr, n);
+		return n;
+	}
 	/* error bodies are short; keep the first few kilobytes only */
 	if (s->response.len < 8192)
 		appendBinaryStringInfo(&s->response, ptr, Min(n, 8192 - s->response.len));
@@ -178,8 +186,12 @@ start_request(BlobClient *c, BlobSlot *s)
 		s->headers = curl_slist_append(s->headers, psprintf("Content-Type: %s", s->content_type));
 	if (s->md5[0])
 		s->headers = curl_slist_append(s->headers, psprintf("Content-MD5: %s", s->md5));
+	if (s->if_none_match)
+		s->headers = curl_slist_append(s->headers, psprintf("If-None-Match: %s", s->if_none_match));
+	if (s->body_out)
+		resetStringInfo(s->body_out);
 	if (c->auth.kind == BLOB_AUTH_SHARED_KEY)
-		s->headers = curl_slist_append(s->headers, BlobSharedKeyHeader(&c->auth, c->loc.account, &(BlobSignedRequest) {s->method, s->len, s->md5, s->content_type, s->put_blob, s->path, s->query}, date));
+		s->headers = curl_slist_append(s->headers, BlobSharedKeyHeader(&c->auth, c->loc.account, &(BlobSignedRequest) {s->method, s->len, s->md5, s->content_type, s->put_blob, s->path, s->query, s->if_none_match}, date));
 	else if (c->auth.kind == BLOB_AUTH_BEARER)
 		s->headers = curl_slist_append(s->headers, psprintf("Authorization: Bearer %s", c->auth.bearer));
 
@@ -278,7 +290,8 @@ request_done(BlobClient *c, BlobSlot *s, CURLcode rc)
 	if (rc == CURLE_OK)
 		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
 	s->status = status;
-	if (rc == CURLE_OK && ((status >= 200 && status < 300) || (status == 404 && s->ok_404)))
+	if (rc == CURLE_OK && ((status >= 200 && status < 300) || (status == 404 && s->ok_404) ||
+						   ((status == 409 || status == 412) && s->ok_conflict)))
 	{
 		c->nbusy--;
 		return;
@@ -373,6 +386,9 @@ free_slot(BlobClient *c)
 
 			s->attempts = 0;
 			s->ok_404 = false;
+			s->ok_conflict = false;
+			s->if_none_match = NULL;
+			s->body_out = NULL;
 			s->md5[0] = '\0';
 			s->put_blob = false;
 			s->query = NULL;
@@ -677,4 +693,58 @@ BlobDeleteUpload(BlobUpload *u)
 	snprintf(s->what, sizeof(s->what), "delete");
 	start_request(c, s);
 	drive(c, 0);
+}
+
+/*
+ * Get Blob of a small blob (a log entry) into out; false if it does not
+ * exist.
+ */
+bool
+BlobGetSmall(BlobClient *c, const char *blob, StringInfo out)
+{
+	BlobSlot   *s = free_slot(c);
+
+	s->method = "GET";
+	s->path = MemoryContextStrdup(c->cxt, psprintf("%s/%s/%s", c->loc.path_prefix,
+												   c->loc.container, BlobEncodePath(blob)));
+	s->ok_404 = true;
+	s->body_out = out;
+	snprintf(s->what, sizeof(s->what), "get blob");
+	start_request(c, s);
+	drive(c, 0);
+	s->body_out = NULL;
+	return s->status != 404;
+}
+
+/*
+ * Put Blob with If-None-Match: *, which the service refuses with 409 or 412
+ * when the blob exists: true if this call created it.  A retried request
+ * whose first attempt did create it also answers 409; the caller tells the
+ * two apart by reading the blob.
+ */
+bool
+BlobPutIfAbsent(BlobClient *c, const char *blob, const char *data, size_t len)
+{
+	BlobSlot   *s = free_slot(c);
+
+	if (s->cap < len + 1)
+	{
+		if (s->body)
+			pfree(s->body);
+		s->body = MemoryContextAlloc(c->cxt, len + 1);
+		s->cap = len + 1;
+	}
+	memcpy(s->body, data, len);
+	s->len = len;
+	s->method = "PUT";
+	s->path = MemoryContextStrdup(c->cxt, psprintf("%s/%s/%s", c->loc.path_prefix,
+												   c->loc.container, BlobEncodePath(blob)));
+	s->put_blob = true;
+	s->content_type = "application/json";
+	s->if_none_match = "*";
+	s->ok_conflict = true;
+	snprintf(s->what, sizeof(s->what), "put blob if absent");
+	start_request(c, s);
+	drive(c, 0);
+	return s->status != 409 && s->status != 412;
 }

@@ -61,8 +61,9 @@ BlobSharedKeyHeader(const BlobAuth *auth, const char *account, const BlobSignedR
 	if (s->len > 0)
 		snprintf(lenbuf, sizeof(lenbuf), "%zu", s->len);
 	initStringInfo(&sts);
-	appendStringInfo(&sts, "%s\n\n\n%s\n%s\n%s\n\n\n\n\n\n\n",
-					 s->method, lenbuf, s->md5, s->content_type ? s->content_type : "");
+	appendStringInfo(&sts, "%s\n\n\n%s\n%s\n%s\n\n\n\n%s\n\n\n",
+					 s->method, lenbuf, s->md5, s->content_type ? s->content_type : "",
+					 s->if_none_match ? s->if_none_match : "");
 	/* the x-ms-* headers, in name order */
 	if (s->put_blob)
 		appendStringInfoString(&sts, "x-ms-blob-type:BlockBlob\n");

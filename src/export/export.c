@@ -134,6 +134,11 @@ typedef struct ExportFiles
 	ParquetFileSink *sink;		/* local: the open file */
 	bool		renamed[MAX_EXPORT_FILES];
 	int			committed;		/* blobs whose block list is committed */
+	/* what a table log records of each file */
+	int64		sizes[MAX_EXPORT_FILES];
+	int64		nrows[MAX_EXPORT_FILES];
+	char	   *stats[MAX_EXPORT_FILES];	/* Delta per-file statistics */
+	char	   *schema;			/* Delta schema fields of the files */
 } ExportFiles;
 
 static char *blob_name(ExportFiles *f, const char *name);
@@ -181,7 +186,15 @@ static void
 files_close(void *arg, int fileno, ParquetWriter *w)
 {
 	ExportFiles *f = (ExportFiles *) arg;
+	MemoryContext old = MemoryContextSwitchTo(f->cxt);
 
+	/* once per file: the table log's view of it, kept past SPI_finish */
+	f->sizes[fileno] = ParquetWriterBytes(w);
+	f->nrows[fileno] = ParquetWriterRows(w);
+	f->stats[fileno] = DeltaFileStats(w);
+	if (f->schema == NULL)
+		f->schema = DeltaSchemaFields(w);
+	MemoryContextSwitchTo(old);
 	if (f->client == NULL)
 	{
 		ParquetFileSinkClose(f->sink);
@@ -342,7 +355,11 @@ check_relative_path(const char *what, const char *path)
  * _export_write_files(query, destination, folder, file_id, credential,
  *					   writer_options jsonb, upload_options jsonb,
  *					   source_table regclass,
- *					   OUT files text[], OUT rows bigint, OUT bytes bigint)
+ *					   OUT files text[], OUT rows bigint, OUT bytes bigint,
+ *					   OUT sizes bigint[], OUT file_rows bigint[],
+ *					   OUT stats text[], OUT schema text)
+ * sizes, file_rows and stats (Delta per-file statistics) are per file;
+ * schema holds the files' columns as Delta schema fields.
  * The query runs as source_table's owner; the files are written, and the
  * credential read, as the caller.
  */
@@ -364,9 +381,12 @@ export_write_files(PG_FUNCTION_ARGS)
 	int64		bytes = 0;
 	int64		target;
 	TupleDesc	rettype;
-	Datum		result[3];
-	bool		isnull[3] = {false, false, false};
+	Datum		result[7];
+	bool		isnull[7] = {false, false, false, false, false, false, false};
 	Datum	   *urls;
+	Datum	   *sizes;
+	Datum	   *nrows;
+	Datum	   *stats;
 	int			i;
 	MemoryContext callcxt;
 	Oid			owner;
@@ -463,7 +483,10 @@ export_write_files(PG_FUNCTION_ARGS)
 	if (f->client)
 		BlobClientDestroy(f->client);
 
-	urls = palloc(sizeof(Datum) * f->n);
+	urls = palloc(sizeof(Datum) * Max(f->n, 1));
+	sizes = palloc(sizeof(Datum) * Max(f->n, 1));
+	nrows = palloc(sizeof(Datum) * Max(f->n, 1));
+	stats = palloc(sizeof(Datum) * Max(f->n, 1));
 	for (i = 0; i < f->n; i++)
 	{
 		char	   *d = pstrdup(destination);
@@ -472,10 +495,20 @@ export_write_files(PG_FUNCTION_ARGS)
 		while (dl > 0 && d[dl - 1] == '/')
 			d[--dl] = '\0';
 		urls[i] = CStringGetTextDatum(psprintf("%s/%s/%s", d, folder, f->names[i]));
+		sizes[i] = Int64GetDatum(f->sizes[i]);
+		nrows[i] = Int64GetDatum(f->nrows[i]);
+		stats[i] = CStringGetTextDatum(f->stats[i]);
 	}
 	result[0] = PointerGetDatum(construct_array(urls, f->n, TEXTOID, -1, false, TYPALIGN_INT));
 	result[1] = Int64GetDatum(rows);
 	result[2] = Int64GetDatum(bytes);
+	result[3] = PointerGetDatum(construct_array(sizes, f->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	result[4] = PointerGetDatum(construct_array(nrows, f->n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	result[5] = PointerGetDatum(construct_array(stats, f->n, TEXTOID, -1, false, TYPALIGN_INT));
+	if (f->schema)
+		result[6] = CStringGetTextDatum(f->schema);
+	else
+		isnull[6] = true;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(rettype, result, isnull)));
 }
 

@@ -1,14 +1,19 @@
 /*-------------------------------------------------------------------------
  * export/export_int.h
- *		The export stage's own declarations: Azure Blob Storage and its credentials.
+ *		The export stage's own declarations: Azure Blob Storage and its
+ *		credentials, and what the Delta log says of a written file.
  *
  * The HTTP client knows nothing of tuples; export.c joins it to parquet/.
+ * The Delta log (delta_log.c, delta_checkpoint.c) knows files and their
+ * statistics, not how they were encoded.
  *-------------------------------------------------------------------------
  */
 #ifndef EXPORT_EXPORT_INT_H
 #define EXPORT_EXPORT_INT_H
 
 #include "export/export.h"
+#include "lib/stringinfo.h"
+#include "parquet/parquet.h"
 
 /* in azure_blob.c */
 
@@ -66,6 +71,8 @@ extern void BlobUploadCommit(BlobUpload *u);
 extern int64 BlobUploadBytes(BlobUpload *u);
 extern bool BlobDelete(BlobClient *c, const char *blob);
 extern void BlobDeleteUpload(BlobUpload *u);
+extern bool BlobGetSmall(BlobClient *c, const char *blob, StringInfo out);
+extern bool BlobPutIfAbsent(BlobClient *c, const char *blob, const char *data, size_t len);
 
 /* in blob_sign.c */
 #define BLOB_API_VERSION "2021-08-06"
@@ -80,6 +87,7 @@ typedef struct BlobSignedRequest
 	bool		put_blob;		/* sends x-ms-blob-type: BlockBlob */
 	const char *path;			/* as sent, percent-encoded */
 	const char *query;			/* without '?', names in order; NULL if none */
+	const char *if_none_match;	/* If-None-Match, or NULL */
 } BlobSignedRequest;
 
 extern void BlobBase64(const unsigned char *in, int n, char *out);
@@ -89,5 +97,9 @@ extern char *BlobSharedKeyHeader(const BlobAuth *auth, const char *account,
 
 /* in azure_auth.c */
 extern void AzureAuthLoad(const char *name, const BlobLocation *loc, BlobAuth *auth);
+
+/* in delta_stats.c */
+extern char *DeltaSchemaFields(ParquetWriter *w);
+extern char *DeltaFileStats(ParquetWriter *w);
 
 #endif							/* EXPORT_EXPORT_INT_H */

@@ -94,6 +94,20 @@ extern int64 ParquetWriterBytes(ParquetWriter *w);
 extern int	ParquetWriterRowGroups(ParquetWriter *w);
 extern void ParquetWriterDestroy(ParquetWriter *w);
 
+/* A column's statistics over a whole file (PLAIN bytes, no length prefix). */
+typedef struct ParquetFileColumnStats
+{
+	int64		null_count;
+	bool		has_minmax;
+	char	   *min;
+	int32		minlen;
+	char	   *max;
+	int32		maxlen;
+} ParquetFileColumnStats;
+
+extern const ParquetColumnSpec *ParquetWriterColumns(ParquetWriter *w, int *ncols);
+extern void ParquetWriterColumnStats(ParquetWriter *w, int col, ParquetFileColumnStats *out);
+
 /* in parquet_file_sink.c */
 
 /* A local-file sink for ParquetWriterCreate(): buffered, fsynced on close. */
@@ -118,6 +132,34 @@ typedef struct ParquetQuerySinks
 
 extern int	ParquetWriteQuery(const char *query, const ParquetWriterOptions *opts,
 							  ParquetQuerySinks *sinks, int64 *rows, int64 *bytes);
+
+/* in parquet_nested.c */
+
+/* A node of a nested schema; every node is optional. */
+typedef enum ParquetNodeKind
+{
+	PARQUET_NODE_STRUCT,		/* children: its fields */
+	PARQUET_NODE_LIST,			/* children[0]: the element, a leaf */
+	PARQUET_NODE_MAP,			/* children[0]: the value, a leaf; keys are strings */
+	PARQUET_NODE_STRING,
+	PARQUET_NODE_INT64,
+	PARQUET_NODE_INT32,
+	PARQUET_NODE_BOOLEAN
+} ParquetNodeKind;
+
+typedef struct ParquetNode
+{
+	const char *name;
+	ParquetNodeKind kind;
+	int			nchildren;
+	const struct ParquetNode *children;
+} ParquetNode;
+
+typedef struct ParquetNestedWriter ParquetNestedWriter;
+
+extern ParquetNestedWriter *ParquetNestedCreate(const ParquetNode *fields, int nfields);
+extern void ParquetNestedAddRow(ParquetNestedWriter *w, Jsonb *row);
+extern int64 ParquetNestedWrite(ParquetNestedWriter *w, ParquetWriteFn write, void *arg);
 
 /* in parquet_options.c */
 extern void ParquetParseOptions(Jsonb *jb, ParquetWriterOptions *w);

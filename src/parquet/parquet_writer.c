@@ -686,6 +686,54 @@ ParquetWriterRowGroups(ParquetWriter *w)
 	return w->nrowgroups;
 }
 
+/* The columns of the file, as the writer was created with them. */
+const ParquetColumnSpec *
+ParquetWriterColumns(ParquetWriter *w, int *ncols)
+{
+	ParquetColumnSpec *specs = palloc(sizeof(ParquetColumnSpec) * Max(w->ncols, 1));
+	int			i;
+
+	for (i = 0; i < w->ncols; i++)
+		specs[i] = w->cols[i].spec;
+	*ncols = w->ncols;
+	return specs;
+}
+
+/*
+ * A column's statistics over the whole finished file, merged from its
+ * chunks (what a table format's log records per file).  min/max are absent
+ * when no chunk had a value, or when one chunk had values but no min/max
+ * (a byte array too long to track): then no bound is known for the file.
+ */
+void
+ParquetWriterColumnStats(ParquetWriter *w, int col, ParquetFileColumnStats *out)
+{
+	PqColumn   *c = &w->cols[col];
+	ParquetStats merged;
+	bool		known = true;
+	int			i;
+
+	Assert(w->finished);
+	ParquetStatsInit(&merged, &c->spec, CurrentMemoryContext);
+	memset(out, 0, sizeof(ParquetFileColumnStats));
+	for (i = 0; i < c->nchunks; i++)
+	{
+		ParquetChunkMeta *m = &c->chunks[i];
+
+		out->null_count += m->null_count;
+		if (m->has_minmax)
+		{
+			ParquetStatsAdd(&merged, m->min, m->minlen);
+			ParquetStatsAdd(&merged, m->max, m->maxlen);
+		}
+		else if (m->null_count < m->num_values)
+			known = false;
+	}
+	out->has_minmax = known &&
+		ParquetStatsBytes(&merged, CurrentMemoryContext, &out->min, &out->minlen,
+						  &out->max, &out->maxlen);
+}
+
 void
 ParquetWriterDestroy(ParquetWriter *w)
 {

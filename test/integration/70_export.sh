@@ -93,8 +93,8 @@ SELECT iotstream.create_storage_credential('azurite_sas', 'sas', token => '?$SAS
 SQL
 
 # --- pg_cron runs both exports on its own (every minute, the finest pg_cron has)
-pg -c "SELECT iotstream.create_export('sk', 'exp_src', '$AZURITE_BLOB_URL/lake/sk', credential => 'azurite_key', schedule => '* * * * *', options => '{\"block_size\": \"64kB\"}')"
-pg -c "SELECT iotstream.create_export('sas', 'exp_src', '$AZURITE_BLOB_URL/lake/sas', credential => 'azurite_sas', compression => 'snappy', schedule => '* * * * *')"
+pg -c "SELECT iotstream.create_export('sk', 'exp_src', '$AZURITE_BLOB_URL/lake/sk', credential => 'azurite_key', schedule => '* * * * *', format => 'parquet', options => '{\"block_size\": \"64kB\"}')"
+pg -c "SELECT iotstream.create_export('sas', 'exp_src', '$AZURITE_BLOB_URL/lake/sas', credential => 'azurite_sas', compression => 'snappy', schedule => '* * * * *', format => 'parquet')"
 assert_eq "$(pg -c "SELECT count(*) FROM cron.job WHERE jobname IN ('iotstream_export_sk', 'iotstream_export_sas')")" 2 "create_export registers pg_cron jobs"
 wait_for "SELECT count(DISTINCT export) = 2 FROM iotstream.export_log WHERE status = 'exported' AND rows > 0 AND period_end <= date_trunc('day', now()) - interval '1 day' + interval '3 hours'" 150
 wait_for "SELECT count(DISTINCT j.jobname) = 2 FROM cron.job_run_details d JOIN cron.job j USING (jobid) WHERE j.jobname LIKE 'iotstream_export_%' AND d.status = 'succeeded'" 30
@@ -137,7 +137,7 @@ nblobs=$(list_blobs lake | wc -l)
 
 # --- a run whose transaction rolls back after committing files (a cancelled
 # or crashed job): the rerun overwrites them, nothing is duplicated
-pg -c "SELECT iotstream.create_export('rb', 'exp_src', '$AZURITE_BLOB_URL/lake/rb', credential => 'azurite_key', schedule => NULL)"
+pg -c "SELECT iotstream.create_export('rb', 'exp_src', '$AZURITE_BLOB_URL/lake/rb', credential => 'azurite_key', schedule => NULL, format => 'parquet')"
 pg -c "BEGIN" -c "SELECT count(*) FROM iotstream.run_export('rb')" -c "ROLLBACK" >/dev/null
 assert_eq "$(list_blobs lake | grep -c '^rb/')" 3 "the rolled-back run had committed its files"
 assert_eq "$(pg -c "SELECT count(*) FROM iotstream.export_log WHERE export = 'rb'")" 0 "but the ledger knows nothing of them"
@@ -166,7 +166,7 @@ assert_eq "$(duck_sums "$W/sk")" "$(pg -c "SELECT $PG_SUMS FROM exp_src")" "afte
 # --- a wrong key: a clear error, no secret in it
 BADKEY=$(head -c 64 /dev/urandom | base64 -w0)
 pg -c "SELECT iotstream.create_storage_credential('wrong', 'shared_key', account => '$AZURITE_ACCOUNT', key => '$BADKEY')"
-pg -c "SELECT iotstream.create_export('bad', 'exp_src', '$AZURITE_BLOB_URL/lake/bad', credential => 'wrong', schedule => NULL)"
+pg -c "SELECT iotstream.create_export('bad', 'exp_src', '$AZURITE_BLOB_URL/lake/bad', credential => 'wrong', schedule => NULL, format => 'parquet')"
 out=$(pg -c "SELECT status FROM iotstream.run_export('bad')" 2>&1)
 err=$(pg -c "SELECT error FROM iotstream.export_log WHERE export = 'bad' AND status = 'failed'")
 echo "   error: $err"
@@ -180,7 +180,7 @@ assert_eq "$(pg -c "SELECT secret FROM iotstream.storage_credential_info WHERE n
 # --- injected 503s with Retry-After: the export succeeds after retries
 blob_proxy "$W/p503.port" "$W/p503.log" --upstream "$AZURITE_PORT" --fail-first 3 --retry-after 1
 P503=$(cat "$W/p503.port")
-pg -c "SELECT iotstream.create_export('retry', 'exp_src', 'http://127.0.0.1:$P503/$AZURITE_ACCOUNT/lake/retry', credential => 'azurite_key', schedule => NULL)"
+pg -c "SELECT iotstream.create_export('retry', 'exp_src', 'http://127.0.0.1:$P503/$AZURITE_ACCOUNT/lake/retry', credential => 'azurite_key', schedule => NULL, format => 'parquet')"
 t0=$(date +%s%N)
 got=$(pg -c "SELECT count(*) FILTER (WHERE status = 'exported' AND rows > 0) || ' ' || count(*) FILTER (WHERE status = 'failed') FROM iotstream.run_export('retry')")
 ms=$((($(date +%s%N) - t0) / 1000000))
@@ -204,7 +204,7 @@ INSERT INTO exp_multi SELECT date_trunc('day', now()) - interval '1 day' + g * i
 SQL
 blob_proxy "$W/rej.port" "$W/rej.log" --upstream "$AZURITE_PORT" --reject-blocklist 2
 PREJ=$(cat "$W/rej.port")
-pg -c "SELECT iotstream.create_export('multi', 'exp_multi', 'http://127.0.0.1:$PREJ/$AZURITE_ACCOUNT/lake/multi', credential => 'azurite_key', target_file_size => '1MB', compression => 'none', schedule => NULL, options => '{\"row_group_size\": \"256kB\", \"block_size\": \"256kB\"}')"
+pg -c "SELECT iotstream.create_export('multi', 'exp_multi', 'http://127.0.0.1:$PREJ/$AZURITE_ACCOUNT/lake/multi', credential => 'azurite_key', target_file_size => '1MB', compression => 'none', schedule => NULL, format => 'parquet', options => '{\"row_group_size\": \"256kB\", \"block_size\": \"256kB\"}')"
 got=$(pg -c "SELECT string_agg(status, ',') FROM iotstream.run_export('multi')" 2>/dev/null)
 assert_eq "$got" "failed" "a rejected second block list fails the period"
 assert_eq "$(grep -c 'comp=blocklist 201' "$W/rej.log")" 1 "the first file had been committed"
@@ -246,7 +246,7 @@ AZURITE_BLOB_URL=http://127.0.0.1:$AZ2_PORT/$AZURITE_ACCOUNT azurite_request PUT
   fail "could not create container lake2"
 blob_proxy "$W/slow.port" "$W/slow.log" --upstream "$AZ2_PORT" --delay-ms 300
 PSLOW=$(cat "$W/slow.port")
-pg -c "SELECT iotstream.create_export('outage', 'exp_src', 'http://127.0.0.1:$PSLOW/$AZURITE_ACCOUNT/lake2/o', period => '1 day', credential => 'azurite_key', compression => 'none', schedule => NULL, options => '{\"block_size\": \"64kB\", \"parallel_uploads\": 2, \"max_retries\": 2}')"
+pg -c "SELECT iotstream.create_export('outage', 'exp_src', 'http://127.0.0.1:$PSLOW/$AZURITE_ACCOUNT/lake2/o', period => '1 day', credential => 'azurite_key', compression => 'none', schedule => NULL, format => 'parquet', options => '{\"block_size\": \"64kB\", \"parallel_uploads\": 2, \"max_retries\": 2}')"
 pg -c "SELECT status FROM iotstream.run_export('outage')" >"$W/outage.out" 2>&1 &
 RUN_PID=$!
 for i in $(seq 1 200); do
@@ -281,9 +281,9 @@ SELECT iotstream.create_storage_credential('mi', 'managed_identity', client_id =
        endpoint => 'http://127.0.0.1:$PO/metadata/identity/oauth2/token');
 SELECT iotstream.create_storage_credential('wi', 'managed_identity', tenant => 'tenant-2', client_id => 'wi-app',
        authority_host => 'http://127.0.0.1:$PO', federated_token_file => '$FED/federated.jwt');
-SELECT iotstream.create_export('wi', 'exp_src', 'http://127.0.0.1:$PO/$AZURITE_ACCOUNT/lake/wi', credential => 'wi', schedule => NULL);
-SELECT iotstream.create_export('sp', 'exp_src', 'http://127.0.0.1:$PO/$AZURITE_ACCOUNT/lake/sp', credential => 'sp', schedule => NULL);
-SELECT iotstream.create_export('mi', 'exp_src', 'http://127.0.0.1:$PO/$AZURITE_ACCOUNT/lake/mi', credential => 'mi', schedule => NULL);
+SELECT iotstream.create_export('wi', 'exp_src', 'http://127.0.0.1:$PO/$AZURITE_ACCOUNT/lake/wi', credential => 'wi', schedule => NULL, format => 'parquet');
+SELECT iotstream.create_export('sp', 'exp_src', 'http://127.0.0.1:$PO/$AZURITE_ACCOUNT/lake/sp', credential => 'sp', schedule => NULL, format => 'parquet');
+SELECT iotstream.create_export('mi', 'exp_src', 'http://127.0.0.1:$PO/$AZURITE_ACCOUNT/lake/mi', credential => 'mi', schedule => NULL, format => 'parquet');
 SQL
 got=$(pg -c "SELECT count(*) FILTER (WHERE status = 'exported' AND rows > 0) FROM iotstream.run_export('sp')" \
          -c "UPDATE exp_src SET n = n + 1 WHERE ts = (SELECT min(ts) FROM exp_src)" -c "SELECT pg_stat_force_next_flush()" \

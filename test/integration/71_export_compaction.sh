@@ -37,7 +37,7 @@ start=$(date +%s)
 rows=$(pg -c "SELECT count(*) FROM sim_day")
 assert_eq "$rows" $((HOURS * 3600 * 1000)) "ingested $HOURS h at 1,000 msg/s in $((HOURS * 3600)) transactions ($(($(date +%s) - start)) s)"
 
-pg -c "SELECT iotstream.create_export('compaction', 'sim_day', 'file://$LAKE', target_file_size => '${TARGET_MB}MB', schedule => NULL, options => '{\"row_group_size\": \"2MB\"}')"
+pg -c "SELECT iotstream.create_export('compaction', 'sim_day', 'file://$LAKE', target_file_size => '${TARGET_MB}MB', schedule => NULL, format => 'parquet', options => '{\"row_group_size\": \"2MB\"}')"
 start=$(date +%s)
 pg -c "SELECT count(*) FROM iotstream.run_export('compaction')" >/dev/null
 echo "   exported in $(($(date +%s) - start)) s"

@@ -8,6 +8,8 @@
 //   --fail-first N    answer the first N requests with 503 and Retry-After
 //   --delay-ms D      hold each request D ms before forwarding it
 //   --reject-blocklist N  answer the Nth Put Block List with 400 (once)
+//   --reject-put-while FILE --reject-put-path SUBSTR  while FILE exists,
+//                     answer PUTs whose path holds SUBSTR with 400
 //   --bearer TOKEN    act as blob storage itself (without keeping the data):
 //                     201, or for Delete Blob 202 or 404, to requests that
 //                     carry "Authorization: Bearer TOKEN", 403 to others
@@ -30,6 +32,8 @@ const retryAfter = args['retry-after'] || '1'
 const delayMs = Number(args['delay-ms'] || 0)
 const rejectBlocklist = Number(args['reject-blocklist'] || 0)
 let blocklists = 0
+const rejectWhile = args['reject-put-while'] || null
+const rejectPath = args['reject-put-path'] || ''
 const stored = new Set()
 const bearer = args.bearer || 'test-token'
 const agent = new http.Agent({ keepAlive: true })
@@ -58,6 +62,15 @@ const server = http.createServer((req, res) => {
       log(`${what} 503`)
       res.writeHead(503, { 'Retry-After': retryAfter, 'Content-Type': 'application/xml' })
       res.end('<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code><Message>injected</Message></Error>')
+    })
+    return
+  }
+  if (rejectWhile && req.method === 'PUT' && path.includes(rejectPath) && fs.existsSync(rejectWhile)) {
+    req.resume()
+    req.on('end', () => {
+      log(`${what} 400`)
+      res.writeHead(400, { 'Content-Type': 'application/xml' })
+      res.end('<?xml version="1.0" encoding="utf-8"?><Error><Code>InvalidInput</Code><Message>injected</Message></Error>')
     })
     return
   }

@@ -217,6 +217,11 @@ const named = {
   "destination text": { base: `'file://${S}/exp'`, extra: DESTS_LOCAL },
   "folder text": { base: "'f'", extra: [V("'../..'"), V("'/abs'")] }, "file_id text": { base: "'id1'", extra: [V("'../x'")] },
   "credential text": { base: "NULL", extra: [V("'fz_cred'"), V("'nope'")] },
+  // Delta checkpoint rows: odd shapes and types for the nested Parquet writer
+  "actions jsonb[]": { base: `ARRAY['{"txn": {"appId": "a", "version": 1}}'::jsonb]`,
+    extra: [V("ARRAY['1'::jsonb]"), V(`ARRAY['{"add": {"partitionValues": [1, 2]}}'::jsonb]`),
+      V(`ARRAY['{"protocol": {"minReaderVersion": 1e30}}'::jsonb]`), V(`ARRAY['{"add": {"dataChange": "yes", "size": "x"}}'::jsonb]`),
+      V(`ARRAY['{"metaData": {"partitionColumns": {"a": 1}, "format": []}}'::jsonb, NULL]`)] },
   "period interval": { base: "'1 hour'", extra: [V("'7 minutes'"), V("'2 days'")] },
   "target_file_size text": { base: "'256 MB'", extra: [V("'1 kB'"), V("'1 PB'"), V("'-1 MB'"), V("'lots'")] },
   "compression text": { base: "'zstd'", extra: ["snappy", "gzip", "none", "ZSTD", "lz4"].map((c) => V(lit(c))) },
@@ -291,6 +296,7 @@ const TYPE_BASE = {
   bytea: "'\\x7b7d'", regclass: "'{own}'", regtype: "'timestamptz'", "iotstream.stats": "'(n:3,sum:6,sxx:2,min:1,max:3)'",
   cstring: "'(n:3,sum:6,sxx:2,min:1,max:3)'", "iotstream.exports": "(SELECT e FROM iotstream.exports e WHERE e.name = 'fz_exp')",
   "iotstream.export_log": "NULL", "iotstream.anomalies": "jsonb_populate_record(NULL::iotstream.anomalies, '{}')",
+  "bigint[]": "'{}'", "jsonb[]": `ARRAY['{"txn": {"appId": "a", "version": 1}}'::jsonb]`,
 };
 
 function argSpec(fn, i) {

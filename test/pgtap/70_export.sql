@@ -18,7 +18,7 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 SELECT has_function('iotstream', 'create_export',
-    ARRAY['text', 'regclass', 'text', 'interval', 'interval', 'text', 'text', 'text', 'text', 'jsonb']);
+    ARRAY['text', 'regclass', 'text', 'interval', 'interval', 'text', 'text', 'text', 'text', 'jsonb', 'text']);
 SELECT has_function('iotstream', 'run_export', ARRAY['text']);
 SELECT has_function('iotstream', 'create_storage_credential',
     ARRAY['text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'text']);
@@ -26,7 +26,7 @@ SELECT has_function('iotstream', 'create_storage_credential',
 -- the ledger's shape
 SELECT columns_are('iotstream', 'export_log', ARRAY['id', 'export', 'period_start', 'period_end', 'version',
     'files', 'rows', 'bytes', 'min_time', 'max_time', 'checksum', 'change_signal', 'status', 'started_at',
-    'finished_at', 'error']);
+    'finished_at', 'error', 'removed_at', 'delta_files']);
 SELECT col_type_is('iotstream', 'export_log', 'files', 'text[]', 'files is text[]');
 SELECT col_type_is('iotstream', 'export_log', 'checksum', 'bigint', 'checksum is bigint');
 SELECT has_index('iotstream', 'export_log', 'export_log_current', 'one current version per period');

@@ -1,0 +1,260 @@
+/*-------------------------------------------------------------------------
+ * delta_log.c
+ *		The storage half of the Delta log: read the commits of a table's
+ *		_delta_log from a version on, and create one commit file with
+ *		put-if-absent.  What a commit holds, optimistic concurrency and the
+ *		table's state are SQL (sql/install/70_export_delta.sql); this file
+ *		only moves log entries.
+ *
+ * The invariant: a commit file is created whole or not at all, and never
+ * over another.  In a container, Put Blob with If-None-Match: * (409 or 412
+ * when the version exists); in a local folder, the entry is written and
+ * fsynced under a temporary name and link()ed to its final name, which
+ * fails with EEXIST when another writer took the version.  Either way two
+ * writers can never both create one version.
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+#include "export/export_int.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/file_perm.h"
+#include "common/pg_prng.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+/* A table's log: where its entries are, and a client for a container. */
+typedef struct DeltaLog
+{
+	BlobLocation *loc;
+	char	   *dir;			/* local: the _delta_log folder */
+	char	   *prefix;			/* container: blob name prefix of the log */
+	BlobClient *client;
+} DeltaLog;
+
+static void
+check_superuser(void)
+{
+	if (!superuser())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to access a delta log"),
+				 errdetail("Exports read storage credentials, which only superusers may read."),
+				 errhint("Run exports as a superuser, for example from the pg_cron job that create_export registers.")));
+}
+
+/* Opens the log of the table in folder below destination. */
+static void
+log_open(DeltaLog *log, FunctionCallInfo fcinfo)
+{
+	char	   *destination;
+	char	   *folder;
+	char	   *credential;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a delta log needs a destination, a table folder and a version"),
+				 errhint("It is called by iotstream.run_export().")));
+	destination = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	folder = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	credential = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	/* a folder is one sanitized component (_path_component) */
+	if (folder[0] == '\0' || folder[0] == '.' || strchr(folder, '/') != NULL || strlen(folder) > 200)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid delta table folder \"%.64s\"", folder),
+				 errhint("A table folder is one path component below the destination.")));
+	memset(log, 0, sizeof(DeltaLog));
+	log->loc = BlobParseLocation(destination);
+	if (log->loc->local)
+	{
+		log->dir = psprintf("%s/%s/_delta_log", log->loc->path, folder);
+		if (pg_mkdir_p(log->dir, pg_dir_create_mode) != 0 && errno != EEXIST)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create directory \"%s\": %m", log->dir),
+					 errhint("The destination must be writable by the server's operating system user.")));
+	}
+	else
+	{
+		BlobAuth	auth;
+		BlobOptions opts = {.parallel = 1,.block_size = 64 * 1024,.max_retries = 6,.timeout_ms = 120000};
+
+		log->prefix = log->loc->path[0] ? psprintf("%s/%s/_delta_log", log->loc->path, folder)
+			: psprintf("%s/_delta_log", folder);
+		AzureAuthLoad(credential, log->loc, &auth);
+		log->client = BlobClientCreate(log->loc, &auth, &opts);
+	}
+}
+
+static void
+log_close(DeltaLog *log)
+{
+	if (log->client)
+		BlobClientDestroy(log->client);
+	log->client = NULL;
+}
+
+static char *
+entry_name(int64 version)
+{
+	return psprintf("%020lld.json", (long long) version);
+}
+
+/* Reads one commit into out; false if there is no such version. */
+static bool
+log_read(DeltaLog *log, int64 version, StringInfo out)
+{
+	if (log->client)
+		return BlobGetSmall(log->client, psprintf("%s/%s", log->prefix, entry_name(version)), out);
+	else
+	{
+		char	   *path = psprintf("%s/%s", log->dir, entry_name(version));
+		FILE	   *fp = AllocateFile(path, PG_BINARY_R);
+		char		buf[8192];
+		size_t		n;
+
+		resetStringInfo(out);
+		if (fp == NULL)
+		{
+			if (errno == ENOENT)
+				return false;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not open delta log entry \"%s\": %m", path),
+					 errhint("The destination must be readable by the server's operating system user.")));
+		}
+		while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
+			appendBinaryStringInfo(out, buf, n);
+		if (ferror(fp))
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read delta log entry \"%s\": %m", path),
+					 errhint("The destination must be readable by the server's operating system user.")));
+		FreeFile(fp);
+		return true;
+	}
+}
+
+/* Creates one commit unless the version exists; true if this call made it. */
+static bool
+log_create(DeltaLog *log, int64 version, const char *body, size_t len)
+{
+	char	   *tmp;
+	char	   *path;
+	int			fd;
+	bool		created;
+
+	if (log->client)
+		return BlobPutIfAbsent(log->client, psprintf("%s/%s", log->prefix, entry_name(version)),
+							   body, len);
+	path = psprintf("%s/%s", log->dir, entry_name(version));
+	/* unique also against writers of other servers sharing the folder */
+	tmp = psprintf("%s/.%s.tmp.%d.%016llx", log->dir, entry_name(version), MyProcPid,
+				   (unsigned long long) pg_prng_uint64(&pg_global_prng_state));
+	fd = OpenTransientFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", tmp),
+				 errhint("The destination must be writable by the server's operating system user.")));
+	if (write(fd, body, len) != (ssize_t) len || pg_fsync(fd) != 0)
+	{
+		int			save = errno;
+
+		CloseTransientFile(fd);
+		unlink(tmp);
+		errno = save ? save : ENOSPC;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", tmp),
+				 errhint("Check the space and permissions of the destination.")));
+	}
+	CloseTransientFile(fd);
+	/* link() never replaces: EEXIST means another writer took the version */
+	created = link(tmp, path) == 0;
+	if (!created && errno != EEXIST)
+	{
+		int			save = errno;
+
+		unlink(tmp);
+		errno = save;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create delta log entry \"%s\": %m", path),
+				 errhint("Check the permissions of the destination; nothing was committed.")));
+	}
+	unlink(tmp);
+	if (created)
+		fsync_fname(log->dir, true);
+	return created;
+}
+
+PG_FUNCTION_INFO_V1(delta_read_log);
+
+/*
+ * _delta_read_log(destination, folder, credential, from_version,
+ *				   OUT version bigint, OUT commit text)
+ * Every commit from from_version on, up to the first version missing.
+ */
+Datum
+delta_read_log(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	DeltaLog	log;
+	int64		v;
+	StringInfoData body;
+
+	check_superuser();
+	log_open(&log, fcinfo);
+	InitMaterializedSRF(fcinfo, 0);
+	initStringInfo(&body);
+	for (v = Max(PG_GETARG_INT64(3), 0);; v++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		CHECK_FOR_INTERRUPTS();
+		if (!log_read(&log, v, &body))
+			break;
+		values[0] = Int64GetDatum(v);
+		values[1] = PointerGetDatum(cstring_to_text_with_len(body.data, body.len));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	log_close(&log);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(delta_create_commit);
+
+/*
+ * _delta_create_commit(destination, folder, credential, version, commit text)
+ * → true if this call created the version, false if it existed.
+ */
+Datum
+delta_create_commit(PG_FUNCTION_ARGS)
+{
+	DeltaLog	log;
+	text	   *body;
+	bool		created;
+
+	check_superuser();
+	if (PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a delta commit needs its actions"),
+				 errhint("It is called by iotstream.run_export().")));
+	log_open(&log, fcinfo);
+	body = PG_GETARG_TEXT_PP(4);
+	created = log_create(&log, PG_GETARG_INT64(3), VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
+	log_close(&log);
+	PG_RETURN_BOOL(created);
+}

@@ -1,0 +1,413 @@
+#!/usr/bin/env bash
+# Delta Lake exports end to end, in a local folder and in Azurite.  The
+# table is read by test/node/delta_read.mjs, a reader written from
+# PROTOCOL.md (it validates every action, replays the log and resolves the
+# live files), and every live file by DuckDB and hyparquet (size, rows and
+# per-file stats against the add action).  After inserts, late rows (a
+# remove and an add), an added column, a retried run (the txn dedupes it)
+# and a storage failure between the upload and the commit, the live table
+# equals the stream table by count and checksums; removed files stay until
+# their retention ends; a dropped column is refused with nothing committed;
+# past 10 commits the checkpoint alone gives the same table; two exports
+# racing for one version both land, on contiguous versions, in one cluster
+# and across two clusters (exports of the same name).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+ROOT=$IOTSTREAM_ROOT
+NODE_DIR=$ROOT/test/node
+rnode() { (cd "$NODE_DIR" && node "$@"); }
+pg() { psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"; }
+command -v zstd >/dev/null || fail "the zstd command is missing (hyparquet needs it): apt-get install zstd"
+
+W=$(mktemp -d "$IOTSTREAM_WORK/delta.XXXXXX")
+chmod 777 "$W"
+OWN_PIDS=()
+_delta_cleanup() {
+  local p
+  for p in "${OWN_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "${C2:-}" ] && cluster_stop "$C2"
+  _lib_cleanup
+}
+trap _delta_cleanup EXIT
+
+# the reader's view of a table: delta ROOT [args]
+delta() { rnode delta_read.mjs "$@"; }
+# one field of the reader's JSON: dfield JSON EXPR (a JS expression on o)
+dfield() { node -e 'const o = JSON.parse(process.argv[1]); const v = eval(process.argv[2]); process.stdout.write(typeof v === "string" ? v : JSON.stringify(v))' "$1" "$2"; }
+
+# per-column checksums: Postgres over the stream table, DuckDB over the live files
+PG_SUMS="count(*) || ' ' || sum(n) || ' ' || round(sum(v)::numeric, 3) || ' ' || count(v) || ' ' ||
+  sum(length(device)) || ' ' || count(DISTINCT device) || ' ' || sum(extract(epoch FROM ts)::bigint) || ' ' ||
+  count(*) FILTER (WHERE flag) || ' ' || sum(length(payload::text)) || ' ' || count(DISTINCT id) || ' ' ||
+  sum(amount) || ' ' || sum((extract(epoch FROM local_ts) * 1000)::bigint) || ' ' || sum(d - date '1970-01-01') || ' ' || coalesce(sum(small), 0)"
+DUCK_SUMS="count(*) || ' ' || sum(n) || ' ' || round(sum(v)::DECIMAL(38,3), 3) || ' ' || count(v) || ' ' ||
+  sum(length(device)) || ' ' || count(DISTINCT device) || ' ' || sum(epoch(ts)::BIGINT) || ' ' ||
+  count(*) FILTER (WHERE flag) || ' ' || sum(length(payload)) || ' ' || count(DISTINCT id) || ' ' ||
+  sum(amount) || ' ' || sum(epoch_ms(local_ts)) || ' ' || sum(d - DATE '1970-01-01') || ' ' || coalesce(sum(small), 0)"
+# rows whose partition values disagree with their event time
+DUCK_PARTS="count(*) FILTER (WHERE event_date <> CAST(to_timestamp(epoch(ts)) AT TIME ZONE 'UTC' AS DATE) OR event_hour <> (epoch(ts)::BIGINT // 3600) % 24)"
+
+# check_table ROOT 'PG SOURCE' WHAT: the live table equals the source rows
+check_table() {
+  local root=$1 src=$2 what=$3 out
+  out=$(delta "$root" --files --sql "SELECT ($DUCK_SUMS)::VARCHAR, ($DUCK_PARTS)::VARCHAR FROM t") ||
+    fail "$what: the delta reader refused the table: $out"
+  assert_eq "$(dfield "$out" 'o.sql[0][0]')" "$(pg -c "SELECT $PG_SUMS FROM $src")" "$what: the live files hold the stream table's rows (count and checksums, DuckDB)"
+  assert_eq "$(dfield "$out" 'o.sql[0][1]')" 0 "$what: every row's partition values are its event time's"
+  assert_eq "$(dfield "$out" 'o.hyparquetRows')" "$(pg -c "SELECT count(*) FROM $src")" "$what: hyparquet reads as many rows"
+  LAST=$out
+}
+
+# --- the source: three hours of yesterday, every type the Delta schema maps
+pg <<SQL >/dev/null
+SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name IN ('dl', 'az', 'wa', 'wb', 'drop1', 'cp', 'p15', 'pday');
+DELETE FROM iotstream.storage_credentials WHERE name = 'dl_key';
+DROP TABLE IF EXISTS dl_src, dl_ret2, dl_cp, dl_parts;
+DROP SCHEMA IF EXISTS wa, wb CASCADE;
+SELECT iotstream.create_stream_table('dl_src',
+  'ts timestamptz NOT NULL, device text, n int8, v float8, flag bool, payload jsonb, id uuid,
+   amount numeric(12,3), local_ts timestamp, d date, small int2', 'ts', '1 day');
+SELECT iotstream.ensure_partitions('dl_src', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO dl_src
+SELECT date_trunc('day', now()) - interval '1 day' + g * interval '2 s',
+       CASE WHEN g % 50 = 0 THEN NULL ELSE 'dev-' || (g % 37) || CASE WHEN g % 11 = 0 THEN ' é€' ELSE '' END END,
+       g::int8 * 1000003, CASE WHEN g % 13 = 0 THEN NULL ELSE g * 0.25 END, g % 3 = 0,
+       jsonb_build_object('g', g, 's', repeat('x', g % 7)), md5(g::text)::uuid,
+       CASE WHEN g % 17 = 0 THEN NULL ELSE (g % 1000) * 1.125 - 400 END,
+       timestamp '2024-03-01 00:00:00' + g * interval '1.5 s', date '2024-01-01' + g % 400, (g % 300 - 150)::int2
+  FROM generate_series(0, 3 * 1800 - 1) g;
+SELECT iotstream.create_storage_credential('dl_key', 'shared_key', account => '$AZURITE_ACCOUNT', key => '$AZURITE_KEY');
+SQL
+LAKE=$W/lake
+T=$LAKE/dl_src
+
+# --- the first run: one commit, version 0
+pg -c "SELECT iotstream.create_export('dl', 'dl_src', 'file://$LAKE', schedule => NULL)"
+assert_eq "$(pg -c "SELECT format FROM iotstream.exports WHERE name = 'dl'")" delta "delta is the default format"
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('dl') WHERE rows > 0")" 3 "the first run exports three periods"
+assert_eq "$(ls "$T/_delta_log" | tr '\n' ' ')" "00000000000000000000.json " "the run is one commit"
+check_table "$T" dl_src "first run"
+out=$LAST
+assert_eq "$(dfield "$out" 'o.versions + " " + o.files.length + " " + o.tombstones.length')" "1 3 0" "version 0 adds three files"
+assert_eq "$(dfield "$out" 'o.partitionColumns.join(",")')" "event_date,event_hour" "partition columns from event time"
+assert_eq "$(dfield "$out" 'o.schema.join(", ")')" \
+  "ts timestamp, device string, n long, v double, flag boolean, payload string, id string, amount decimal(12,3), local_ts timestamp_ntz, d date, small short, event_date date, event_hour integer" \
+  "the Delta schema maps every column type"
+assert_eq "$(dfield "$out" 'JSON.stringify(o.protocol, Object.keys(o.protocol).sort())')" \
+  '{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["timestampNtz"],"writerFeatures":["timestampNtz"]}' \
+  "a timestamp column needs the timestampNtz feature"
+assert_eq "$(dfield "$out" 'Object.values(o.txn).join(",")')" 1 "the txn records run 1"
+assert_eq "$(dfield "$out" '/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(o.id)')" true "the table id is a GUID"
+assert_eq "$(dfield "$out" 'o.files.map(f => f.path.replace(/part-.*/, "")).sort().join(" ")')" \
+  "$(pg -c "SELECT string_agg(format('event_date=%s/event_hour=%s/', to_char(now() - interval '1 day', 'YYYY-MM-DD'), h), ' ' ORDER BY h::text) FROM generate_series(0, 2) h")" \
+  "files are in event_date=/event_hour= folders"
+# the stats of one file, as the add action has them (the reader checked them against DuckDB)
+stats=$(node -e '
+  const fs = require("fs"), p = process.argv[1]
+  for (const l of fs.readFileSync(p, "utf8").split("\n").filter(Boolean)) {
+    const a = JSON.parse(l)
+    if (a.add && a.add.partitionValues.event_hour === "1") {
+      const s = JSON.parse(a.add.stats)
+      console.log([s.numRecords, s.minValues.ts, s.maxValues.ts, s.minValues.amount, s.maxValues.amount,
+        s.nullCount.device, s.nullCount.amount, s.minValues.local_ts, s.minValues.d, "flag" in s.minValues, "id" in s.maxValues, s.minValues.id].join(" "))
+    }
+  }' "$T/_delta_log/00000000000000000000.json")
+assert_eq "$stats" "$(pg -c "SELECT concat_ws(' ', count(*), to_char(min(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+  to_char(max(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), min(amount)::float8, max(amount)::float8, count(*) - count(device),
+  count(*) - count(amount), to_char(min(local_ts), 'YYYY-MM-DD\"T\"HH24:MI:SS.MS'), min(d), 'false', 'false', left(min(id::text), 32))
+  FROM dl_src WHERE ts >= date_trunc('day', now()) - interval '23 hours' AND ts < date_trunc('day', now()) - interval '22 hours'")" \
+  "per-file stats: numRecords, bounds, null counts (no bounds for booleans; a long string's prefix as its minimum, no maximum)"
+f=$(ls "$T"/event_date=*/event_hour=1/part-*.parquet)
+cmp_out=$(rnode read_parquet.mjs compare "$f" "SELECT * FROM dl_src WHERE ts >= date_trunc('day', now()) - interval '23 hours' AND ts < date_trunc('day', now()) - interval '22 hours' ORDER BY ts") ||
+  fail "DuckDB or hyparquet differ from the source: $cmp_out"
+echo "ok - hyparquet and DuckDB read hour 1 value by value: $cmp_out"
+
+# --- a second run with nothing new commits nothing
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('dl') WHERE rows > 0")" 0 "rerun writes nothing"
+assert_eq "$(ls "$T/_delta_log" | wc -l)" 1 "rerun commits nothing"
+
+# --- late rows: one commit removes the period's file and adds its new one
+old=$(ls "$T"/event_date=*/event_hour=1/part-*.parquet)
+pg -c "INSERT INTO dl_src (ts, device, n, v, flag, payload, id, amount, local_ts, d, small)
+       SELECT date_trunc('day', now()) - interval '23 hours' + g * interval '1 minute' + interval '1 s', 'late', g, 1, true, '{}', NULL, 1.5,
+              timestamp '2020-01-01', date '2020-01-01', 7 FROM generate_series(1, 10) g" >/dev/null
+pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('dl') WHERE rows > 0")" 1 "late rows re-export one period"
+check_table "$T" dl_src "late rows"
+assert_eq "$(dfield "$LAST" 'o.versions + " " + o.files.length + " " + o.tombstones.length')" "2 3 1" "version 1 removes one file and adds one"
+assert_eq "$(dfield "$LAST" 'o.tombstones[0]')" "${old#$T/}" "the tombstone is the period's old file"
+[ -f "$old" ] || fail "the removed file is gone before its retention ended"
+echo "ok - the removed file stays for readers of version 0 (retention 7 days)"
+assert_eq "$(pg -c "SELECT files_pending_deletion || ' ' || table_version FROM iotstream.export_status WHERE name = 'dl'")" "1 1" "export_status: one file pending deletion, version 1"
+v0=$(delta "$T" --version 0 --sql "SELECT count(*)::VARCHAR FROM t")
+assert_eq "$(dfield "$v0" 'o.sql[0][0]')" 5400 "time travel: version 0 still reads its 5400 rows"
+
+# --- an added column: a metaData update in the next commit
+pg -c "ALTER TABLE dl_src ADD COLUMN extra int" >/dev/null
+pg -c "INSERT INTO dl_src (ts, device, n, v, flag, payload, id, amount, local_ts, d, small, extra)
+       SELECT date_trunc('day', now()) - interval '22 hours' + g * interval '1 minute' + interval '1 s', 'new', g, 2, false, '{}', NULL, 2.5,
+              timestamp '2021-01-01', date '2021-01-01', 8, g FROM generate_series(1, 5) g" >/dev/null
+pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('dl') WHERE rows > 0")" 3 "the periods are re-exported with the new column (their row text changed)"
+check_table "$T" dl_src "added column"
+assert_eq "$(dfield "$LAST" 'o.versions + " " + o.schema.slice(-3).join(", ")')" "3 extra integer, event_date date, event_hour integer" "the schema gains the column"
+assert_eq "$(grep -c '"metaData"' "$T/_delta_log/00000000000000000002.json")" 1 "version 2 carries the new metaData"
+assert_eq "$(dfield "$(delta "$T" --sql "SELECT sum(extra)::VARCHAR FROM t")" 'o.sql[0][0]')" 15 "the new column's values are in the table"
+
+# --- a retried run: the first attempt commits, then its transaction rolls back
+pg -c "INSERT INTO dl_src (ts, device, n, v, flag, payload, amount, local_ts, d, small)
+       VALUES (date_trunc('day', now()) - interval '1 day' + interval '30 minutes 1 second', 'retry', 1, 3, true, '{}', 3.5, timestamp '2022-01-01', date '2022-01-01', 9)" >/dev/null
+pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+pg -c "BEGIN; SELECT count(*) FROM iotstream.run_export('dl'); ROLLBACK;" >/dev/null
+assert_eq "$(ls "$T/_delta_log" | wc -l)" 4 "the rolled-back attempt committed version 3"
+assert_eq "$(pg -c "SELECT delta_runs || ' ' || (delta_state->>'version') FROM iotstream.exports WHERE name = 'dl'")" "3 2" "Postgres forgot the attempt"
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('dl') WHERE rows > 0")" 1 "the retry exports the period again"
+assert_eq "$(ls "$T/_delta_log" | wc -l)" 4 "the retry finds its txn and does not commit twice"
+assert_eq "$(pg -c "SELECT delta_runs || ' ' || (delta_state->>'version') FROM iotstream.exports WHERE name = 'dl'")" "4 3" "the export knows version 3 is its run 4"
+check_table "$T" dl_src "retried run"
+# rows that come between the attempt and its retry: the retry writes other
+# bytes under the same names, and commits them again instead of nothing
+pg -c "INSERT INTO dl_src (ts, device, n) VALUES (date_trunc('day', now()) - interval '1 day' + interval '31 minutes', 'retry2', 2)" >/dev/null
+pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+pg -c "BEGIN; SELECT count(*) FROM iotstream.run_export('dl'); ROLLBACK;" >/dev/null
+pg -c "INSERT INTO dl_src (ts, device, n) VALUES (date_trunc('day', now()) - interval '1 day' + interval '32 minutes', 'retry3', 3)" >/dev/null
+pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('dl') WHERE rows > 0")" 1 "the retry with more rows exports the period"
+assert_eq "$(ls "$T/_delta_log" | wc -l)" 6 "the attempt committed version 4; the retry corrects it in version 5"
+assert_eq "$(grep -o '"version": [0-9]*' "$T/_delta_log/00000000000000000005.json" | head -1) $(grep -c '"add"' "$T/_delta_log/00000000000000000005.json")" \
+  "$(grep -o '"version": [0-9]*' "$T/_delta_log/00000000000000000004.json" | head -1) 1" "version 5 carries the same txn and the file again"
+check_table "$T" dl_src "retried run with rows between the attempts"
+
+# --- refused: a dropped column needs column mapping; nothing is committed
+pg -c "ALTER TABLE dl_src DROP COLUMN small" >/dev/null
+pg -c "INSERT INTO dl_src (ts, device, n) VALUES (date_trunc('day', now()) - interval '1 day' + interval '40 minutes', 'drop', 1)" >/dev/null
+pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+err=$(pg -c "SELECT count(*) FROM iotstream.run_export('dl')" 2>&1 || true)
+case "$err" in
+  *"the stream table's columns no longer match its delta table"*"HINT:  Add columns at the end instead"*) echo "ok - a dropped column is refused with a hint" ;;
+  *) fail "a dropped column was not refused: $err" ;;
+esac
+assert_eq "$(ls "$T/_delta_log" | wc -l)" 6 "the refused run committed nothing"
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.export_log WHERE export = 'dl' AND period_start = date_trunc('day', now()) - interval '1 day' AND status = 'exported'")" 1 "the refused run left the ledger alone"
+pg -c "SELECT iotstream.drop_export('dl')" >/dev/null
+
+# --- retention: files a commit removed go once it has passed
+pg -c "SELECT iotstream.create_stream_table('dl_ret2', 'ts timestamptz NOT NULL, n int', 'ts', '1 day')" >/dev/null
+pg -c "SELECT iotstream.ensure_partitions('dl_ret2', date_trunc('day', now()) - interval '1 day', now())" >/dev/null
+pg -c "INSERT INTO dl_ret2 SELECT date_trunc('day', now()) - interval '1 day' + g * interval '1 minute', g FROM generate_series(0, 59) g" >/dev/null
+pg -c "SELECT iotstream.create_export('drop1', 'dl_ret2', 'file://$LAKE', schedule => NULL, options => '{\"deleted_file_retention\": \"1 hour\"}')" >/dev/null
+pg -c "SELECT count(*) FROM iotstream.run_export('drop1')" >/dev/null
+r_old=$(ls "$LAKE"/dl_ret2/event_date=*/event_hour=0/part-*.parquet)
+pg -c "INSERT INTO dl_ret2 VALUES (date_trunc('day', now()) - interval '1 day' + interval '30 s', -1)" >/dev/null
+pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+pg -c "SELECT count(*) FROM iotstream.run_export('drop1')" >/dev/null
+pg -c "SELECT count(*) FROM iotstream.run_export('drop1')" >/dev/null
+[ -f "$r_old" ] || fail "a removed file went before its retention of 1 hour"
+echo "ok - a removed file stays while its retention lasts, across runs"
+# an hour later (the removal moved back an hour): the next run deletes it
+pg -c "UPDATE iotstream.export_log SET removed_at = removed_at - interval '61 minutes' WHERE export = 'drop1' AND status = 'replacing'" >/dev/null
+pg -c "SELECT count(*) FROM iotstream.run_export('drop1')" >/dev/null
+[ ! -e "$r_old" ] || fail "the removed file outlived its retention"
+echo "ok - the next run after its retention deletes the removed file"
+assert_eq "$(pg -c "SELECT status FROM iotstream.export_log WHERE export = 'drop1' AND version = 1 AND rows > 0")" replaced "the ledger records the deletion"
+out=$(delta "$LAKE/dl_ret2" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader: $out"
+assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" "$(pg -c "SELECT count(*) || ' ' || sum(n) FROM dl_ret2")" "retention: the live table is whole"
+assert_eq "$(dfield "$out" 'JSON.stringify(o.protocol, Object.keys(o.protocol).sort())')" '{"minReaderVersion":1,"minWriterVersion":2}' "a table without timestamp columns needs no table features"
+
+# --- partition columns follow the period; a column of the table named
+# event_date renames them
+pg <<SQL >/dev/null
+SELECT iotstream.create_stream_table('dl_parts', 'ts timestamptz NOT NULL, event_date text, n int', 'ts', '1 day');
+SELECT iotstream.ensure_partitions('dl_parts', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO dl_parts SELECT date_trunc('day', now()) - interval '1 day' + g * interval '1 minute', 'mine-' || g, g FROM generate_series(0, 59) g;
+SELECT iotstream.create_export('p15', 'dl_parts', 'file://$W/p15', period => '15 minutes', schedule => NULL);
+SELECT iotstream.create_export('pday', 'dl_parts', 'file://$W/pday', period => '1 day', schedule => NULL);
+SQL
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('p15') WHERE rows > 0") $(pg -c "SELECT count(*) FROM iotstream.run_export('pday') WHERE rows > 0")" "4 1" "15-minute and daily periods"
+out=$(delta "$W/p15/dl_parts" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR, count(DISTINCT event_date)::VARCHAR,
+  count(*) FILTER (WHERE iotstream_event_minute <> (epoch(ts)::BIGINT // 900 % 4) * 15 OR iotstream_event_hour <> 0)::VARCHAR FROM t") || fail "reader: $out"
+assert_eq "$(dfield "$out" 'o.partitionColumns.join(",") + " " + o.files.map(f => f.path.replace(/\/part-.*/, "").replace(/=[0-9-]{10}/, "=D")).sort().join(" ")')" \
+  "iotstream_event_date,iotstream_event_hour,iotstream_event_minute iotstream_event_date=D/iotstream_event_hour=0/iotstream_event_minute=0 iotstream_event_date=D/iotstream_event_hour=0/iotstream_event_minute=15 iotstream_event_date=D/iotstream_event_hour=0/iotstream_event_minute=30 iotstream_event_date=D/iotstream_event_hour=0/iotstream_event_minute=45" \
+  "periods under an hour add event_minute; the table's own event_date makes them iotstream_*"
+assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" "60 1770 60 0" "15-minute periods: rows, the table's event_date column, partition values"
+out=$(delta "$W/pday/dl_parts" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader: $out"
+assert_eq "$(dfield "$out" 'o.partitionColumns.join(",") + " " + o.files.length + " " + o.sql[0].join(" ")')" "iotstream_event_date 1 60 1770" "daily periods: the date alone"
+
+# --- checkpoints: every 10 commits; the checkpoint alone gives the same table
+pg <<SQL >/dev/null
+SELECT iotstream.create_stream_table('dl_cp', 'ts timestamptz NOT NULL, n int, tag text', 'ts', '1 day');
+SELECT iotstream.ensure_partitions('dl_cp', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO dl_cp SELECT date_trunc('day', now()) - interval '1 day' + g * interval '1 minute', g, 't' || g % 5 FROM generate_series(0, 119) g;
+SELECT iotstream.create_export('cp', 'dl_cp', 'file://$LAKE', schedule => NULL);
+SQL
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('cp') WHERE rows > 0")" 2 "cp: version 0 exports two periods"
+for i in $(seq 1 11); do
+  pg -c "INSERT INTO dl_cp VALUES (date_trunc('day', now()) - interval '1 day' + interval '$((i % 2)) hours' + interval '$i s', -$i, 'late')" >/dev/null
+  pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+  [ "$(pg -c "SELECT count(*) FROM iotstream.run_export('cp') WHERE rows > 0")" = 1 ] || fail "cp: run $i did not re-export one period"
+done
+CP=$LAKE/dl_cp
+assert_eq "$(ls "$CP/_delta_log" | grep -c '\.json$')" 12 "cp: versions 0 to 11"
+assert_eq "$(ls "$CP/_delta_log" | grep checkpoint | tr '\n' ' ')" "00000000000000000010.checkpoint.parquet _last_checkpoint " "cp: one checkpoint, of version 10"
+assert_eq "$(dfield "$(cat "$CP/_delta_log/_last_checkpoint")" 'o.version + " " + o.numOfAddFiles')" "10 2" "_last_checkpoint names version 10 and its two live files"
+assert_eq "$(pg -c "SELECT table_version || ' ' || last_checkpoint FROM iotstream.export_status WHERE name = 'cp'")" "11 10" "export_status: version 11, last checkpoint 10"
+SUMS="SELECT count(*)::VARCHAR, sum(n)::VARCHAR, count(DISTINCT tag)::VARCHAR FROM t"
+full=$(delta "$CP" --no-checkpoint --files --sql "$SUMS") || fail "reader: $full"
+withcp=$(delta "$CP" --files --sql "$SUMS") || fail "reader with the checkpoint: $withcp"
+assert_eq "$(dfield "$withcp" 'o.checkpoint')" 10 "the reader starts from the checkpoint (hyparquet and DuckDB read it)"
+pick='JSON.stringify([o.files.map(f => f.path + ":" + f.size + ":" + f.numRecords).sort(), o.tombstones, o.txn, o.schema, o.sql])'
+assert_eq "$(dfield "$withcp" "$pick")" "$(dfield "$full" "$pick")" "checkpoint + later commits = every JSON commit: files, tombstones, txn, schema, rows"
+assert_eq "$(dfield "$withcp" 'o.sql[0].join(" ")')" "$(pg -c "SELECT count(*) || ' ' || sum(n) || ' ' || count(DISTINCT tag) FROM dl_cp")" "cp: the table holds the stream table's rows"
+# without the JSON it covers, the checkpoint alone still gives the table
+cp -r "$CP" "$W/cponly"
+rm "$W/cponly/_delta_log/"0000000000000000000*.json "$W/cponly/_delta_log/00000000000000000010.json"
+only=$(delta "$W/cponly" --files --sql "$SUMS") || fail "reader without the early commits: $only"
+assert_eq "$(dfield "$only" "$pick")" "$(dfield "$full" "$pick")" "the checkpoint alone, without versions 0 to 10, gives the same live files"
+v10=$(delta "$W/cponly" --version 10 --sql "$SUMS") || fail "reader at version 10: $v10"
+assert_eq "$(dfield "$v10" 'o.files.length + " " + o.tombstones.length')" "2 10" "version 10 from its checkpoint: two files, ten tombstones within their retention"
+
+# --- two exports race for one version: both land, on contiguous versions
+pg <<SQL >/dev/null
+CREATE SCHEMA wa; CREATE SCHEMA wb;
+SELECT iotstream.create_stream_table('wa.readings', 'ts timestamptz NOT NULL, site text, n int8', 'ts', '1 day');
+SELECT iotstream.create_stream_table('wb.readings', 'ts timestamptz NOT NULL, site text, n int8', 'ts', '1 day');
+SELECT iotstream.ensure_partitions(t, date_trunc('day', now()) - interval '1 day', now()) FROM unnest(ARRAY['wa.readings', 'wb.readings']::regclass[]) t;
+INSERT INTO wa.readings SELECT date_trunc('day', now()) - interval '1 day' + g * interval '10 s', 'a', g FROM generate_series(0, 719) g;
+INSERT INTO wb.readings SELECT date_trunc('day', now()) - interval '1 day' + g * interval '10 s', 'b', g * 2 FROM generate_series(0, 719) g;
+SELECT iotstream.create_export('wa', 'wa.readings', 'file://$W/shared', schedule => NULL);
+SELECT iotstream.create_export('wb', 'wb.readings', 'file://$W/shared', schedule => NULL);
+SQL
+# wb reads the log, then waits for its exports row, which a session holds
+# (FOR NO KEY UPDATE: the ledger's foreign key checks still pass)
+mkfifo "$W/hold.in"
+psql -X -q -A -t <"$W/hold.in" >"$W/hold.out" 2>&1 &
+HOLD=$!; OWN_PIDS+=($HOLD); _lib_record_pid $HOLD
+exec 7>"$W/hold.in"
+echo "BEGIN; SELECT 'held' FROM iotstream.exports WHERE name = 'wb' FOR NO KEY UPDATE;" >&7
+wait_for "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%FOR NO KEY UPDATE;' AND state = 'idle in transaction')" 30
+pg -c "SELECT count(*) FROM iotstream.run_export('wb') WHERE rows > 0" >"$W/wb.out" 2>&1 &
+WB=$!; OWN_PIDS+=($WB)
+wait_for "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%run_export(''wb'')%' AND wait_event_type = 'Lock')" 60
+# meanwhile wa commits version 0, the version wb is about to create
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('wa') WHERE rows > 0")" 2 "wa exports its two periods"
+echo "COMMIT;" >&7
+exec 7>&-
+wait $WB || fail "wb failed: $(cat "$W/wb.out")"
+assert_eq "$(cat "$W/wb.out")" 2 "wb exports its two periods"
+out=$(delta "$W/shared/readings" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR, count(DISTINCT site)::VARCHAR FROM t") || fail "reader: $out"
+assert_eq "$(dfield "$out" 'o.versions + " " + o.files.length + " " + Object.keys(o.txn).length')" "2 4 2" "versions 0 and 1, four files, two writers"
+assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" \
+  "$(pg -c "SELECT count(*) || ' ' || sum(n) || ' ' || count(DISTINCT site) FROM (SELECT * FROM wa.readings UNION ALL SELECT * FROM wb.readings) u")" \
+  "no file of either writer is lost or doubled"
+attempts=$(node -e '
+  const fs = require("fs"), d = process.argv[1]
+  console.log(fs.readdirSync(d).sort().map(f => JSON.parse(fs.readFileSync(d + "/" + f, "utf8").split("\n")[0]).commitInfo.iotstream)
+    .map(i => i.export + ":" + i.attempt).join(" "))' "$W/shared/readings/_delta_log")
+assert_eq "$attempts" "wa:1 wb:2" "wb lost version 0 to wa, read it, and committed version 1 at its second attempt"
+assert_eq "$(grep -c '"metaData"' "$W/shared/readings/_delta_log/00000000000000000001.json" || true)" 0 "the loser does not write metaData again"
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.delta_history('wb')")" 2 "delta_history lists both commits"
+assert_eq "$(pg -c "SELECT string_agg(version || ':' || writer || ':' || files_added || ':' || rows_added, ' ' ORDER BY version) FROM iotstream.delta_history('wa')")" \
+  "0:wa:2:720 1:wb:2:720" "delta_history: version, writer, files and rows"
+
+# --- two servers, one table: exports of the same name in two clusters race
+# freely (each round runs both at once), as servers that share the Kafka
+# partitions would
+C2=$W/c2
+(cluster_start "$C2" delta_c2 >/dev/null 2>&1) || fail "could not start a second cluster"
+pg2() { (. "$C2/env"; psql -X -q -A -t -v ON_ERROR_STOP=1 "$@"); }
+for q in pg pg2; do
+  $q <<SQL >/dev/null
+DROP TABLE IF EXISTS twin;
+SELECT iotstream.create_stream_table('twin', 'ts timestamptz NOT NULL, n int8', 'ts', '1 day');
+SELECT iotstream.ensure_partitions('twin', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO twin SELECT date_trunc('day', now()) - interval '1 day' + g * interval '1 minute', g FROM generate_series(0, 179) g;
+SELECT iotstream.create_export('lake', 'twin', 'file://$W/twoc', schedule => NULL);
+SQL
+done
+rounds=8
+for i in $(seq 1 $rounds); do
+  # a late row for each server, then both runs at once
+  pg -c "INSERT INTO twin VALUES (date_trunc('day', now()) - interval '1 day' + interval '$((i % 3)) hours' + interval '$i s', 1000 + $i); SELECT pg_stat_force_next_flush()" >/dev/null
+  pg2 -c "INSERT INTO twin VALUES (date_trunc('day', now()) - interval '1 day' + interval '$(((i + 1) % 3)) hours' + interval '$i s', 2000 + $i); SELECT pg_stat_force_next_flush()" >/dev/null
+  if [ $((i % 2)) = 1 ]; then
+    # odd rounds are forced: server 2 reads the log, then waits (its exports
+    # row is held) while server 1 commits the version it is about to take
+    mkfifo "$W/h2.$i"
+    (. "$C2/env"; exec psql -X -q -A -t <"$W/h2.$i" >"$W/h2.$i.out" 2>&1) &
+    H=$!; OWN_PIDS+=($H)
+    exec 8>"$W/h2.$i"
+    echo "BEGIN; SELECT 'held' FROM iotstream.exports WHERE name = 'lake' FOR NO KEY UPDATE;" >&8
+    (. "$C2/env"; wait_for "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%FOR NO KEY UPDATE;' AND state = 'idle in transaction')" 30)
+    pg2 -c "SELECT count(*) FROM iotstream.run_export('lake') WHERE rows > 0" >"$W/r2.$i" 2>&1 &
+    R2=$!
+    (. "$C2/env"; wait_for "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE query LIKE '%run_export(''lake'')%' AND wait_event_type = 'Lock')" 60)
+    pg -c "SELECT count(*) FROM iotstream.run_export('lake') WHERE rows > 0" >"$W/r1.$i" 2>&1 || fail "cluster 1, round $i: $(cat "$W/r1.$i")"
+    echo "COMMIT;" >&8
+    exec 8>&-
+    wait $R2 || fail "cluster 2, round $i: $(cat "$W/r2.$i")"
+    wait $H || true
+  else
+    pg -c "SELECT count(*) FROM iotstream.run_export('lake') WHERE rows > 0" >"$W/r1.$i" 2>&1 &
+    R1=$!
+    pg2 -c "SELECT count(*) FROM iotstream.run_export('lake') WHERE rows > 0" >"$W/r2.$i" 2>&1 || fail "cluster 2, round $i: $(cat "$W/r2.$i")"
+    wait $R1 || fail "cluster 1, round $i: $(cat "$W/r1.$i")"
+  fi
+done
+out=$(delta "$W/twoc/twin" --no-checkpoint --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader: $out"
+assert_eq "$(dfield "$out" 'o.version + " " + Object.keys(o.txn).length + " " + Object.values(o.txn).sort().join(",") + " " + o.files.length')" \
+  "$((2 * rounds - 1)) 2 $rounds,$rounds 6" "two servers: versions 0 to $((2 * rounds - 1)) without a gap, each server's txn at run $rounds, three periods each"
+assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" \
+  "$(( $(pg -c "SELECT count(*) FROM twin") + $(pg2 -c "SELECT count(*) FROM twin") )) $(( $(pg -c "SELECT sum(n) FROM twin") + $(pg2 -c "SELECT sum(n) FROM twin") ))" \
+  "two servers: the table holds both servers' rows, none lost or doubled"
+lost=$(cat "$W"/twoc/twin/_delta_log/*.json | grep -c '"attempt": [2-9]' || true)
+[ "$lost" -ge $((rounds / 2)) ] || fail "the forced rounds did not make server 2 lose a version: $lost"
+echo "ok - two servers: $lost commits lost a version to the other server, read it and took the next ($((rounds / 2)) forced)"
+cluster_stop "$C2"
+
+# --- Azurite: the log through Put Blob If-None-Match, and a failure between upload and commit
+start_azurite
+azurite_request PUT "/dlake?restype=container" | tail -n 1 | grep -q 201 || fail "could not create container dlake"
+rm -f "$W/pxy.port"
+touch "$W/reject"
+(cd "$NODE_DIR" && exec node blob_proxy.mjs --port-file "$W/pxy.port" --log "$W/pxy.log" --upstream "$AZURITE_PORT" \
+  --reject-put-while "$W/reject" --reject-put-path /_delta_log/ >"$W/pxy.out" 2>&1) &
+PX=$!; OWN_PIDS+=($PX); _lib_record_pid $PX
+for i in $(seq 1 100); do [ -s "$W/pxy.port" ] && break; sleep 0.1; done
+[ -s "$W/pxy.port" ] || fail "blob_proxy did not start"
+PP=$(cat "$W/pxy.port")
+pg -c "SELECT iotstream.create_export('az', 'dl_src', 'http://127.0.0.1:$PP/$AZURITE_ACCOUNT/dlake/t', credential => 'dl_key', schedule => NULL, options => '{\"max_retries\": 0}')" >/dev/null
+# the proxy refuses the commit: the files are uploaded, the log is not
+pg -c "ALTER TABLE dl_src ADD COLUMN small int2" >/dev/null
+err=$(pg -c "SELECT count(*) FROM iotstream.run_export('az')" 2>&1 || true)
+case "$err" in *"answered 400 to put blob if absent"*) echo "ok - storage refusing the commit fails the run" ;; *) fail "the commit did not fail: $err" ;; esac
+grep -q "PUT /$AZURITE_ACCOUNT/dlake/t/dl_src/event_date.* 201" "$W/pxy.log" || fail "no data file was uploaded before the commit"
+assert_eq "$(azurite_request GET "/dlake?comp=list&restype=container&prefix=t/dl_src/_delta_log/" | head -n -1 | { grep -c '<Name>' || true; })" 0 "nothing is in the log after the failed commit"
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.export_log WHERE export = 'az'")" 0 "the ledger does not move"
+rm -f "$W/reject"
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('az') WHERE rows > 0")" 3 "the next run exports the three periods"
+# ten more commits: version 10 gets its checkpoint in the container
+for i in $(seq 1 10); do
+  pg -c "INSERT INTO dl_src (ts, device, n) VALUES (date_trunc('day', now()) - interval '1 day' + interval '$((i % 3)) hours' + interval '$i s', 'az', $i)" >/dev/null
+  pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+  [ "$(pg -c "SELECT count(*) FROM iotstream.run_export('az') WHERE rows > 0")" = 1 ] || fail "az: run $i did not re-export one period"
+done
+# download the table as it is in the container, keeping its paths
+AZ=$W/az
+for b in $(azurite_request GET "/dlake?comp=list&restype=container&prefix=t/" | head -n -1 | grep -o '<Name>[^<]*</Name>' | sed 's/<[^>]*>//g'); do
+  mkdir -p "$AZ/$(dirname "${b#t/}")"
+  # the body, without the status line azurite_request appends ("\n200\n")
+  azurite_request GET "/dlake/$b" | head -c -5 >"$AZ/${b#t/}"
+done
+check_table "$AZ/dl_src" dl_src "azurite after a failed commit and ten more commits"
+assert_eq "$(dfield "$LAST" 'o.versions + " " + o.checkpoint + " " + o.files.length')" "11 10 3" "versions 0 to 10, read from the checkpoint of version 10: three files"
+azfull=$(delta "$AZ/dl_src" --no-checkpoint) || fail "reader: $azfull"
+nosql='JSON.stringify([o.files.map(f => f.path + ":" + f.size + ":" + f.numRecords).sort(), o.tombstones, o.txn, o.schema])'
+assert_eq "$(dfield "$LAST" "$nosql")" "$(dfield "$azfull" "$nosql")" "in the container too the checkpoint gives what the JSON commits give"
+grep -q "PUT /$AZURITE_ACCOUNT/dlake/t/dl_src/_delta_log/00000000000000000000.json 201" "$W/pxy.log" || fail "the commit was not a Put Blob"
+grep -q "PUT /$AZURITE_ACCOUNT/dlake/t/dl_src/_delta_log/00000000000000000010.checkpoint.parquet 201" "$W/pxy.log" || fail "the checkpoint was not uploaded"
+# a version taken by another writer: 409 or 412, and the next version
+pg -c "SELECT iotstream._delta_create_commit('http://127.0.0.1:$PP/$AZURITE_ACCOUNT/dlake/t', 'dl_src', 'dl_key', 0, '{}')" | grep -qx f ||
+  fail "put-if-absent overwrote version 0"
+echo "ok - Put Blob with If-None-Match: * does not overwrite a version"
+assert_eq "$(grep -c "_delta_log/00000000000000000000.json 40[19]\|_delta_log/00000000000000000000.json 412" "$W/pxy.log")" 1 "the service answered 409 or 412"
+pg -c "SELECT iotstream.drop_export('az')" >/dev/null
