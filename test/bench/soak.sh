@@ -44,12 +44,12 @@ SELECT iotstream.create_rule('soak_zscore', 'soak.t', 'value', ARRAY['sensor_id'
   '{"threshold": 5, "history": 10}', filter => 'metric_type = ''temperature''', lateness => '30 seconds');
 SELECT iotstream.create_rollup('soak.t_1m', 'soak.t', ARRAY['sensor_id', 'metric_type'], ARRAY['value'],
   bucket => '1 minute', lateness => '30 seconds');
-SELECT iotstream.create_source('soak', '$BROKERS', ARRAY['$topic'], 'soak.t', '{"ts": "timestamp"}',
+SELECT iotstream.create_source('soak$run', '$BROKERS', ARRAY['$topic'], 'soak.t', '{"ts": "timestamp"}',
   '{"batch_size": 10000, "batch_ms": 100, "dedup_key": ["sensor_id", "metric_type", "ts"],
     "dedup_horizon": "$horizon"}');
-SELECT iotstream.start_source('soak');
+SELECT iotstream.start_source('soak$run');
 SQL
-  wait_for "SELECT count(*) = 1 FROM iotstream.source_status WHERE source = 'soak' AND state = 'running'" 60
+  wait_for "SELECT count(*) = 1 FROM iotstream.source_status WHERE source = 'soak$run' AND state = 'running'" 60
 
   echo "== soak $run: $RATE msg/s for $SECONDS_RUN s, dedup_horizon $horizon"
   "$IOTSTREAM_SIM" --brokers "$BROKERS" --topic "$topic" --format telemetry --rate "$RATE" \
@@ -84,9 +84,9 @@ SQL
   good=$(json_get "$S" good); dups=$(json_get "$S" duplicates); bad=$(json_get "$S" bad)
   produced=$(json_get "$S" delivered)
   wait_for "SELECT coalesce(sum(o.next_offset), 0) >= $produced FROM iotstream.source_offsets o
-              JOIN iotstream.sources s USING (source_id) WHERE s.name = 'soak'" 300
+              JOIN iotstream.sources s USING (source_id) WHERE s.name = 'soak$run'" 300
   status=$(q "SELECT format('%s kB dedup memory, %s keys exact, %s behind filters', dedup_bytes / 1024,
-                            dedup_keys, dedup_filtered_keys) FROM iotstream.source_status WHERE source = 'soak'")
+                            dedup_keys, dedup_filtered_keys) FROM iotstream.source_status WHERE source = 'soak$run'")
 
   echo "RssAnon every ${SAMPLE}s (kB), from the start; flat = within 10% of the sample at 3 minutes after it"
   at3=$((180 / SAMPLE))   # the sample at 3 minutes (index from 0)
@@ -105,8 +105,8 @@ SQL
   echo "  dedup at the end: $status"
 
   stored=$(q "SELECT count(*) FROM soak.t")
-  counted=$(q "SELECT duplicates FROM iotstream.source_status WHERE source = 'soak'")
-  dead=$(q "SELECT count(*) FROM iotstream.dead_letters WHERE source = 'soak'")
+  counted=$(q "SELECT duplicates FROM iotstream.source_status WHERE source = 'soak$run'")
+  dead=$(q "SELECT count(*) FROM iotstream.dead_letters WHERE source = 'soak$run'")
   assert_eq "$stored" "$good" "soak $run: every good message stored once"
   assert_eq "$counted" "$dups" "soak $run: every re-sent message counted as a duplicate"
   assert_eq "$dead" "$bad" "soak $run: every bad message a dead letter"
@@ -120,7 +120,7 @@ SQL
                    WHERE g.n IS DISTINCT FROM iotstream.count(r.value) OR g.lo IS DISTINCT FROM iotstream.min(r.value)
                       OR g.hi IS DISTINCT FROM iotstream.max(r.value)")" 0 \
     "soak $run: the rollup equals GROUP BY"
-  q "SELECT iotstream.drop_source('soak')" >/dev/null
+  q "SELECT iotstream.drop_source('soak$run')" >/dev/null
   q "SELECT iotstream.drop_rule(r) FROM unnest(ARRAY['soak_threshold', 'soak_zscore']) r" >/dev/null
   q "SELECT iotstream.drop_rollup('soak.t_1m')" >/dev/null
   stop_broker
