@@ -403,6 +403,14 @@ BEGIN
         END IF;
         e.format := lower(format);
     END IF;
+    IF e.format = 'delta' AND e.destination IS DISTINCT FROM (SELECT x.destination FROM iotstream.exports x WHERE x.name = e.name)
+       AND EXISTS (SELECT 1 FROM iotstream.export_log l WHERE l.export = e.name AND l.status <> 'failed') THEN
+        -- the Delta table's log, and the files later commits replace, are at the old place
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('export "%s" has committed periods to its delta table', e.name),
+            DETAIL = 'A Delta table cannot move: its log lists the files at its destination.',
+            HINT = 'Drop the export and create it again with the new destination.';
+    END IF;
     PERFORM iotstream._check_export(e);
     UPDATE iotstream.exports x SET destination = e.destination, lateness = e.lateness,
         target_file_size = e.target_file_size, compression = e.compression, credential = e.credential,
@@ -411,7 +419,7 @@ BEGIN
     PERFORM iotstream._schedule_export(e.name, e.schedule);
 END $$;
 COMMENT ON FUNCTION iotstream.alter_export(text, text, interval, text, text, text, text, jsonb, boolean, text) IS
-    'Changes an export; NULL keeps a setting, options are merged, unschedule => true removes the pg_cron job. The period cannot change: it names the files already written (drop and create the export instead); neither can the format once periods were exported. New settings apply to periods exported from then on.';
+    'Changes an export; NULL keeps a setting, options are merged, unschedule => true removes the pg_cron job. The period cannot change: it names the files already written (drop and create the export instead); neither can the format once periods were exported, nor the destination of a Delta table. New settings apply to periods exported from then on.';
 
 CREATE FUNCTION iotstream.drop_export(name text) RETURNS void
 LANGUAGE plpgsql AS $$

@@ -86,6 +86,10 @@ pg -c "SELECT iotstream.create_export('dl', 'dl_src', 'file://$LAKE', schedule =
 assert_eq "$(pg -c "SELECT format FROM iotstream.exports WHERE name = 'dl'")" delta "delta is the default format"
 assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('dl') WHERE rows > 0")" 3 "the first run exports three periods"
 assert_eq "$(ls "$T/_delta_log" | tr '\n' ' ')" "00000000000000000000.json " "the run is one commit"
+err=$(pg -c "SELECT iotstream.alter_export('dl', destination => 'file://$W/elsewhere')" 2>&1 || true)
+case "$err" in *"has committed periods to its delta table"*"HINT:  Drop the export"*) echo "ok - a Delta table's destination cannot move" ;; *) fail "alter_export moved a delta table: $err" ;; esac
+err=$(pg -c "SELECT iotstream.alter_export('dl', format => 'parquet')" 2>&1 || true)
+case "$err" in *"has exported periods as delta"*) echo "ok - nor can its format change" ;; *) fail "alter_export changed the format: $err" ;; esac
 check_table "$T" dl_src "first run"
 out=$LAST
 assert_eq "$(dfield "$out" 'o.versions + " " + o.files.length + " " + o.tombstones.length')" "1 3 0" "version 0 adds three files"
