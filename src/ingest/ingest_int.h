@@ -30,6 +30,13 @@ extern void StreamEnsurePartitions(Oid relid, const StreamTime *ts,
 								   const bool *isnull, int n,
 								   StreamRowVerdict *verdicts, const char **errors);
 extern const char *StreamRowVerdictReason(StreamRowVerdict verdict);
+extern bool StreamTableIs(Oid relid);
+extern int	StreamRoutePartitions(Oid relid, const StreamTime *ts, const bool *isnull,
+								  int n, StreamRowVerdict *verdicts, bool create);
+
+/* in insert_hint.c */
+extern void InsertHintInit(void);
+extern void InsertHintRun(Oid relid, void (*step) (void *arg), void *arg);
 
 /* in index_batch.c */
 struct ResultRelInfo;
