@@ -55,3 +55,19 @@ SELECT s.name AS source,
  -- each role sees the sources of the tables it may read
  WHERE coalesce(pg_catalog.has_table_privilege(s.target, 'SELECT'), false)
     OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
+
+-- ------------------------------------------------------------ COPY's dead letters (issue 20)
+-- COPY into a stream table WITH (out_of_bounds 'dead_letters') keeps the
+-- rows outside the table's bounds as dead letters of source 'copy', the
+-- table's qualified name as topic and the line number as offset
+-- (src/ingest/copy_route.c); they are read by whoever may read the table.
+CREATE FUNCTION iotstream._may_read_copied_table(tbl text, role name) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT coalesce(pg_catalog.has_table_privilege(role, pg_catalog.to_regclass(tbl), 'SELECT'), false)
+$$;
+COMMENT ON FUNCTION iotstream._may_read_copied_table(text, name) IS
+    'Internal: whether role may read the table a COPY''s dead letter names (the dead letters'' row policy).';
+CREATE POLICY readers_of_the_copied_table ON iotstream.dead_letters FOR SELECT
+    USING (source = 'copy' AND iotstream._may_read_copied_table(topic, current_user));
+REVOKE ALL ON FUNCTION iotstream._may_read_copied_table(text, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION iotstream._may_read_copied_table(text, name) TO PUBLIC;

@@ -27,22 +27,18 @@
 #include "iotstream.h"
 #include "ingest/ingest_int.h"
 
-#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/copy.h"
 #include "commands/copyfrom_internal.h"
 #include "commands/defrem.h"
-#include "commands/extension.h"
 #include "commands/progress.h"
 #include "commands/trigger.h"
 #include "executor/execPartition.h"
@@ -58,7 +54,6 @@
 #include "utils/backend_progress.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -302,29 +297,6 @@ route_insert_end(CopyRoute *cr, bool last)
 
 /* ------------------------------------------------------------ rejected rows */
 
-/* The owner of the extension, who writes its catalog (owner.c). */
-static Oid
-extension_owner(void)
-{
-	Oid			extoid = get_extension_oid("iotstream", false);
-	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			owner;
-
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(extoid));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "extension iotstream not found");
-	owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return owner;
-}
-
 /* Time of a row in messages: the column's value, shown in UTC. */
 static const char *
 row_time_text(CopyRoute *cr, int i)
@@ -395,7 +367,7 @@ store_dead_letters(CopyRoute *cr, int n)
 	args[3] = PointerGetDatum(construct_array(reasons, k, TEXTOID, -1, false, TYPALIGN_INT));
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(IngestExtensionOwner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	PG_TRY();
 	{
 		SPI_connect();

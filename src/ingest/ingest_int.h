@@ -31,6 +31,7 @@ extern void StreamEnsurePartitions(Oid relid, const StreamTime *ts,
 								   StreamRowVerdict *verdicts, const char **errors);
 extern const char *StreamRowVerdictReason(StreamRowVerdict verdict);
 extern bool StreamTableIs(Oid relid);
+extern Oid	IngestExtensionOwner(void);
 extern int	StreamRoutePartitions(Oid relid, const StreamTime *ts, const bool *isnull,
 								  int n, StreamRowVerdict *verdicts, bool create);
 

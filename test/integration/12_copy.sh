@@ -20,6 +20,7 @@ DROP SCHEMA IF EXISTS it12 CASCADE;
 CREATE SCHEMA it12;
 DELETE FROM iotstream.dead_letters WHERE source = 'copy' AND topic LIKE 'it12.%';
 DROP ROLE IF EXISTS it12_loader;
+DROP ROLE IF EXISTS it12_reader;
 CREATE ROLE it12_loader LOGIN;
 SELECT iotstream.create_stream_table('it12.hist',
   'ts timestamptz NOT NULL, sensor_id text NOT NULL, value int NOT NULL, note text DEFAULT ''none''',
@@ -86,6 +87,12 @@ assert_eq "$(q "SELECT count(*) || ' ' || sum(\"offset\") || ' ' || bool_and(rea
                    || ' ' || bool_and(convert_from(payload, 'UTF8') LIKE '%,s-' || (\"offset\" - 1) || ',' || (\"offset\" - 1))
                  FROM iotstream.dead_letters WHERE source = 'copy' AND topic = 'it12.hist'")" \
   "10 $((12 + 23 + 34 + 45 + 56 + 67 + 78 + 89 + 100 + 111)) true true" "the dead letters: line numbers, reasons and lines"
+q "DROP ROLE IF EXISTS it12_reader; CREATE ROLE it12_reader LOGIN; GRANT USAGE ON SCHEMA it12 TO it12_reader;
+   GRANT SELECT ON it12.hist TO it12_reader"
+assert_eq "$(psql -X -q -At -U it12_reader -c "SELECT count(*) FROM iotstream.dead_letters WHERE source = 'copy'")" 10 \
+  "the dead letters of a COPY are read by the table's readers"
+assert_eq "$(psql -X -q -At -U it12_loader -c "SELECT count(*) FROM iotstream.dead_letters WHERE source = 'copy'")" 0 \
+  "and not by others"
 if q "COPY it12.hist FROM STDIN WITH (out_of_bounds 'maybe')" </dev/null 2>"$W/err"; then fail "a bad option passed"; fi
 grep -q 'out_of_bounds must be "error" or "dead_letters"' "$W/err" || fail "bad option: $(cat "$W/err")"
 
@@ -126,5 +133,5 @@ assert_eq "$(q "SELECT count(*) FROM it12.hist WHERE sensor_id = 'x'")" 1 "the I
 if out=$(psql -X -q -c "INSERT INTO it12.hist VALUES (now(), NULL, 1)" 2>&1); then fail "NULL accepted"; fi
 if echo "$out" | grep -q HINT; then fail "a hint on another error: $out"; fi
 
-psql -X -q -c "DROP SCHEMA it12 CASCADE" -c "DROP ROLE it12_loader" >/dev/null 2>&1 || true
+psql -X -q -c "DROP SCHEMA it12 CASCADE" -c "DROP ROLE it12_loader" -c "DROP ROLE it12_reader" >/dev/null 2>&1 || true
 echo "ok"
