@@ -213,6 +213,18 @@ finish_file(FileSource *s, FileState state, const char *error)
 	s->reader = NULL;
 }
 
+/* Whether path has records in the batch, or is being read. */
+static bool
+in_batch(FileSource *s, const char *path)
+{
+	if (s->reader && strcmp(s->cur.path, path) == 0)
+		return true;
+	for (int i = 0; i < s->nbatch; i++)
+		if (strcmp(s->batch[i].file.path, path) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Lists the folder again (if poll_ms has passed): the files to read are
  * those the ledger has not seen done in their current version.  New files
@@ -244,6 +256,9 @@ list_files(FileSource *s)
 		FileLedgerEntry *e = FileLedgerGet(s->ledger, all[i].path);
 		bool		same = e && strcmp(e->etag, all[i].etag) == 0;
 
+		/* a file of the batch not yet stored: the ledger will say after */
+		if (in_batch(s, all[i].path))
+			continue;
 		if (e == NULL)
 		{
 			FileProgress p = {&all[i], 0, 0, 0, FILE_SEEN, NULL, false};
