@@ -124,15 +124,16 @@ BEGIN
             MESSAGE = format('invalid source name %L', name),
             HINT = 'Use up to 63 letters, digits, dots, dashes and underscores.';
     END IF;
-    IF location ~* '^(abfss?|https?|wasbs?)://' THEN
-        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
-            MESSAGE = format('file sources on Azure Blob Storage or ADLS (%s) are not supported by this build', split_part(location, '://', 1)),
-            HINT = 'Use a folder the server can read, as a file:/// location.';
-    END IF;
-    IF location IS NULL OR location !~ '^file:///' THEN
+    IF location IS NULL OR location !~ '^(file:///|abfss?://[^/@]+@[^/]+|https?://[^/]+/[^/]+)' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('location %L is not a file:/// URL of a folder', location),
-            HINT = 'Pass for example ''file:///var/lib/lake/telemetry''.';
+            MESSAGE = format('location %L is not a folder or a container a file source can read', location),
+            HINT = 'Pass file:///path, abfss://container@account.dfs.core.windows.net/path, https://account.blob.core.windows.net/container/path, or an emulator''s http://host:port/account/container/path.';
+    END IF;
+    IF location !~ '^file://' AND create_file_source.options ? 'credential' AND NOT EXISTS
+       (SELECT 1 FROM iotstream.storage_credentials c WHERE c.name = create_file_source.options->>'credential') THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('storage credential "%s" does not exist', create_file_source.options->>'credential'),
+            HINT = 'Create it with iotstream.create_storage_credential().';
     END IF;
     IF format = 'avro' THEN
         RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
@@ -182,20 +183,30 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'undefined_column',
                 MESSAGE = format('option path_column %s names no text column of %s', v, target),
                 HINT = 'Name the column the mapping fills with "$topic", the file''s path.';
+        ELSIF k = 'credential' AND (jsonb_typeof(v) <> 'string' OR location ~ '^file://') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'option credential names a storage credential, for a blob location only',
+                HINT = 'A file:/// folder is read as the server''s OS user; pass credential with an abfss:// or https:// location.';
+        ELSIF k = 'list_page' AND (jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric NOT BETWEEN 1 AND 5000
+                                   OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option list_page must be an integer from 1 to 5000, not %s', v),
+                HINT = 'list_page is how many names one List Blobs request returns.';
         ELSIF k = 'poll_ms' AND (jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric < 10
                                  OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)) THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('option poll_ms must be an integer of at least 10, not %s', v),
                 HINT = 'poll_ms is how often, in milliseconds, the folder is listed for new files.';
         END IF;
-        IF k IN ('pattern', 'header', 'delimiter', 'quote', 'columns', 'on_rewrite', 'path_column', 'poll_ms') THEN
+        IF k IN ('pattern', 'header', 'delimiter', 'quote', 'columns', 'on_rewrite', 'path_column', 'poll_ms',
+                 'credential', 'list_page') THEN
             file_opts := file_opts || jsonb_build_object('file.' || k, v);
         ELSIF k IN ('batch_size', 'batch_ms', 'max_message_bytes', 'dedup_key', 'dedup_horizon', 'dedup_memory') THEN
             rest := rest || jsonb_build_object(k, v);
         ELSE
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('unknown option %L of a file source', k),
-                HINT = 'Options are pattern, header, delimiter, quote, columns, on_rewrite, path_column, poll_ms, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon, dedup_memory.';
+                HINT = 'Options are pattern, header, delimiter, quote, columns, on_rewrite, path_column, poll_ms, credential, list_page, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon, dedup_memory.';
         END IF;
     END LOOP;
     IF options->>'on_rewrite' = 'reingest' AND options->>'path_column' IS NULL THEN
@@ -213,7 +224,7 @@ BEGIN
     RETURN id;
 END $$;
 COMMENT ON FUNCTION iotstream.create_file_source(text, text, regclass, text, jsonb, jsonb) IS
-    'Defines a file source: the files of a folder (location file:///...) that match options.pattern (default **/*.<format>, .gz included) read once each into the stream table target; format csv or jsonl. options: pattern, header, delimiter, quote, columns, on_rewrite (skip|reingest), path_column, poll_ms, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon. Superusers only.';
+    'Defines a file source: the files of a folder (file:///...) or blob container (abfss://, https://, emulator http://; options.credential) that match options.pattern (default **/*.<format>, .gz included) read once each into the stream table target; format csv or jsonl. options: pattern, header, delimiter, quote, columns, on_rewrite (skip|reingest), path_column, poll_ms, credential, list_page, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon. Superusers only.';
 
 -- source_status: the files of a file source by state (a new last column)
 CREATE OR REPLACE VIEW iotstream.source_status AS

@@ -24,6 +24,19 @@ typedef struct FileEntry
 
 /* in file_list.c */
 extern FileEntry *FileListLocal(const char *root, const char *pattern, int *n);
+extern bool FilePatternMatches(const char *pattern, const char *path);
+extern char *FilePatternPrefix(const char *pattern);
+
+/* in file_blob.c: a container of Azure Blob Storage or ADLS Gen2 */
+typedef struct FileBlob FileBlob;
+
+extern FileBlob *FileBlobOpen(const char *location, const char *credential,
+							  int page_size, MemoryContext cxt);
+extern FileEntry *FileBlobList(FileBlob *b, const char *pattern, int *n,
+							   char *errbuf, size_t errlen);
+extern bool FileBlobFetch(FileBlob *b, const FileEntry *f, const char *dest,
+						  char *errbuf, size_t errlen);
+extern void FileBlobClose(FileBlob *b);
 
 /* in file_read.c: the records of a file, plain or gzip-compressed */
 typedef struct FileFormat

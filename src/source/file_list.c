@@ -171,3 +171,66 @@ FileListLocal(const char *root, const char *pattern, int *n)
 	*n = l.n;
 	return l.entries;
 }
+
+/* Whether the path segments p[0..np) match the pattern's s[0..ns). */
+static bool
+segments_match(char **s, int ns, char **p, int np)
+{
+	if (ns == 0)
+		return np == 0;
+	if (strcmp(s[0], "**") == 0)
+	{
+		for (int k = 0; k <= np; k++)
+			if (segments_match(s + 1, ns - 1, p + k, np - k))
+				return true;
+		return false;
+	}
+	if (np == 0 || !segment_matches(s[0], p[0], ns == 1 && np == 1))
+		return false;
+	return segments_match(s + 1, ns - 1, p + 1, np - 1);
+}
+
+static char **
+split_path(const char *path, int *n)
+{
+	char	   *copy = pstrdup(path);
+	char	  **segs = palloc(sizeof(char *) * (strlen(path) / 2 + 2));
+	char	   *save = NULL;
+
+	*n = 0;
+	for (char *tok = strtok_r(copy, "/", &save); tok; tok = strtok_r(NULL, "/", &save))
+		segs[(*n)++] = tok;
+	return segs;
+}
+
+/*
+ * Whether path (relative, as a listing of a blob container gives it)
+ * matches pattern, by the rules of FileListLocal; hidden names excluded.
+ */
+bool
+FilePatternMatches(const char *pattern, const char *path)
+{
+	int			ns,
+				np;
+	char	  **s = split_path(pattern, &ns);
+	char	  **p = split_path(path, &np);
+
+	for (int i = 0; i < np; i++)
+		if (p[i][0] == '.')
+			return false;
+	return segments_match(s, ns, p, np);
+}
+
+/* The folders a pattern starts with, before any glob: what to list under. */
+char *
+FilePatternPrefix(const char *pattern)
+{
+	int			ns;
+	char	  **s = split_path(pattern, &ns);
+	StringInfoData b;
+
+	initStringInfo(&b);
+	for (int i = 0; i < ns - 1 && strpbrk(s[i], "*?[\\") == NULL; i++)
+		appendStringInfo(&b, "%s/", s[i]);
+	return b.data;
+}

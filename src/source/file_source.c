@@ -4,6 +4,7 @@
  *		of the source interface (source.h).
  *
  * The worker loop drives it as it drives Kafka.  A poll lists the folder
+ * (local, file_list.c, or a blob container, file_blob.c)
  * (at most every poll_ms), takes the files whose ledger entry says they
  * are not done, and hands out their records as messages: the topic is the
  * file's path, the partition 0, the offset the record's line number, the
@@ -22,6 +23,8 @@
 #include "iotstream.h"
 #include "source/file_int.h"
 
+#include "miscadmin.h"
+#include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -38,7 +41,9 @@ typedef struct BatchFile
 
 typedef struct FileSource
 {
-	char	   *root;			/* the folder */
+	char	   *root;			/* the folder, if local */
+	FileBlob   *blob;			/* else the container */
+	char	   *tmpfile;		/* where a blob is fetched to be read */
 	char	   *pattern;
 	FileFormat	fmt;
 	bool		reingest;		/* on_rewrite 'reingest', else 'skip' */
@@ -111,16 +116,27 @@ file_open(const SourceProperty *props, int nprops, const char *const *streams, i
 	s->cxt = cxt;
 	s->msg_cxt = AllocSetContextCreate(cxt, "iotstream file messages", ALLOCSET_DEFAULT_SIZES);
 	s->list_cxt = AllocSetContextCreate(cxt, "iotstream file listing", ALLOCSET_DEFAULT_SIZES);
-	if (location == NULL || strncmp(location, "file://", 7) != 0 || location[7] != '/')
+	if (location == NULL)
 	{
-		snprintf(errbuf, errlen, "location \"%s\" is not a file:/// URL", location ? location : "");
+		snprintf(errbuf, errlen, "the source has no location");
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(cxt);
 		return NULL;
 	}
-	s->root = pstrdup(location + 7);
-	while (strlen(s->root) > 1 && s->root[strlen(s->root) - 1] == '/')
-		s->root[strlen(s->root) - 1] = '\0';
+	if (strncmp(location, "file://", 7) == 0)
+	{
+		s->root = pstrdup(location + 7);
+		while (strlen(s->root) > 1 && s->root[strlen(s->root) - 1] == '/')
+			s->root[strlen(s->root) - 1] = '\0';
+	}
+	else
+	{
+		v = prop(props, nprops, "file.list_page");
+		s->blob = FileBlobOpen(location, prop(props, nprops, "file.credential"),
+							   v ? atoi(v) : 0, cxt);
+		(void) MakePGDirectory(PG_TEMP_FILES_DIR);
+		s->tmpfile = psprintf("%s/iotstream_file_%d", PG_TEMP_FILES_DIR, MyProcPid);
+	}
 	s->pattern = pstrdup(nstreams > 0 ? streams[0] : "**/*");
 	v = prop(props, nprops, "file.format");
 	s->fmt.jsonl = v && strcmp(v, "jsonl") == 0;
@@ -211,6 +227,8 @@ finish_file(FileSource *s, FileState state, const char *error)
 	if (s->reader)
 		FileReaderClose(s->reader);
 	s->reader = NULL;
+	if (s->tmpfile)
+		(void) unlink(s->tmpfile);
 }
 
 /* Whether path has records in the batch, or is being read. */
@@ -247,7 +265,24 @@ list_files(FileSource *s)
 	s->listed_at = now;
 	MemoryContextReset(s->list_cxt);
 	old = MemoryContextSwitchTo(s->list_cxt);
-	all = FileListLocal(s->root, s->pattern, &n);
+	if (s->blob)
+	{
+		char		errbuf[512];
+
+		all = FileBlobList(s->blob, s->pattern, &n, errbuf, sizeof(errbuf));
+		if (n == 0)
+			all = palloc(sizeof(FileEntry));
+		if (n < 0)
+		{
+			set_error(s, errbuf);
+			s->todo = NULL;
+			s->ntodo = s->next = 0;
+			MemoryContextSwitchTo(old);
+			return;				/* the ledger stays as it is: try again later */
+		}
+	}
+	else
+		all = FileListLocal(s->root, s->pattern, &n);
 	s->todo = palloc(sizeof(FileEntry) * Max(n, 1));
 	seen = palloc(sizeof(FileProgress) * Max(n, 1));
 	s->ntodo = s->next = 0;
@@ -318,7 +353,18 @@ next_file(FileSource *s)
 			position = e->position;
 			lines = e->lines;
 		}
-		full = psprintf("%s/%s", s->root, f->path);
+		if (s->blob)
+		{
+			/* fetched whole; a failure leaves it to the next listing */
+			if (!FileBlobFetch(s->blob, f, s->tmpfile, errbuf, sizeof(errbuf)))
+			{
+				set_error(s, errbuf);
+				continue;
+			}
+			full = pstrdup(s->tmpfile);
+		}
+		else
+			full = psprintf("%s/%s", s->root, f->path);
 		{
 			/* the reader lives across batches, its records only until release */
 			MemoryContext old = MemoryContextSwitchTo(s->cxt);
@@ -462,6 +508,10 @@ file_close(void *src)
 
 	if (s->reader)
 		FileReaderClose(s->reader);
+	if (s->blob)
+		FileBlobClose(s->blob);
+	if (s->tmpfile)
+		(void) unlink(s->tmpfile);
 	MemoryContextDelete(s->cxt);
 }
 
