@@ -31,6 +31,8 @@ struct FileReader
 	FileFormat	fmt;
 	char	  **names;			/* CSV column names */
 	int			nnames;
+	char	  **keys;			/* each name as a JSON key and colon */
+	int		   *keylens;
 	char	   *buf;
 	size_t		cap;
 	size_t		start;			/* first unread byte in buf */
@@ -88,21 +90,27 @@ fill(FileReader *r)
 static void
 append_json_string(StringInfo s, const char *v, size_t len)
 {
-	appendStringInfoChar(s, '"');
+	size_t		run = 0;			/* start of the characters that need no escape */
+
+	enlargeStringInfo(s, (int) len + 2);
+	s->data[s->len++] = '"';
 	for (size_t i = 0; i < len; i++)
 	{
 		unsigned char c = (unsigned char) v[i];
 
-		if (c == '"' || c == '\\')
+		if (c != '"' && c != '\\' && c >= 0x20)
+			continue;
+		appendBinaryStringInfo(s, v + run, i - run);
+		if (c < 0x20)
+			appendStringInfo(s, "\\u%04x", c);
+		else
 		{
 			appendStringInfoChar(s, '\\');
 			appendStringInfoChar(s, (char) c);
 		}
-		else if (c < 0x20)
-			appendStringInfo(s, "\\u%04x", c);
-		else
-			appendStringInfoChar(s, (char) c);
+		run = i + 1;
 	}
+	appendBinaryStringInfo(s, v + run, len - run);
 	appendStringInfoChar(s, '"');
 }
 
@@ -380,12 +388,28 @@ FileReaderNext(FileReader *r, FileRecord *rec, MemoryContext cxt)
 			{
 				resetStringInfo(&r->json);
 				appendStringInfoChar(&r->json, '{');
+				if (r->keys == NULL)
+				{
+					/* the names as JSON keys, made once */
+					r->keys = MemoryContextAlloc(GetMemoryChunkContext(r), sizeof(char *) * r->nnames);
+					r->keylens = MemoryContextAlloc(GetMemoryChunkContext(r), sizeof(int) * r->nnames);
+					for (int i = 0; i < r->nnames; i++)
+					{
+						StringInfoData k;
+
+						initStringInfo(&k);
+						append_json_string(&k, r->names[i], strlen(r->names[i]));
+						appendStringInfoChar(&k, ':');
+						r->keys[i] = MemoryContextStrdup(GetMemoryChunkContext(r), k.data);
+						r->keylens[i] = k.len;
+						pfree(k.data);
+					}
+				}
 				for (int i = 0; i < nf; i++)
 				{
 					if (i > 0)
 						appendStringInfoChar(&r->json, ',');
-					append_json_string(&r->json, r->names[i], strlen(r->names[i]));
-					appendStringInfoChar(&r->json, ':');
+					appendBinaryStringInfo(&r->json, r->keys[i], r->keylens[i]);
 					if (r->fields[i][0] == '\0' && !r->quoted[i])
 						appendStringInfoString(&r->json, "null");
 					else
