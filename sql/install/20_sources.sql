@@ -514,14 +514,10 @@ BEGIN
             MESSAGE = format('storage credential "%s" does not exist', create_file_source.options->>'credential'),
             HINT = 'Create it with iotstream.create_storage_credential().';
     END IF;
-    IF format = 'avro' THEN
-        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
-            MESSAGE = 'the avro format is not supported by this build',
-            HINT = 'Read csv or jsonl files.';
-    ELSIF format IS NULL OR format NOT IN ('csv', 'jsonl') THEN
+    IF format IS NULL OR format NOT IN ('csv', 'jsonl', 'avro') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('unknown file format %L', format),
-            HINT = 'Pass ''csv'' or ''jsonl''; files ending in .gz are decompressed.';
+            HINT = 'Pass ''csv'', ''jsonl'' or ''avro'' (Event Hubs Capture files among them); csv and jsonl files ending in .gz are decompressed.';
     END IF;
     IF target IS NULL OR NOT EXISTS (SELECT 1 FROM iotstream.stream_table_settings st WHERE st.relid = target) THEN
         RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
@@ -603,7 +599,7 @@ BEGIN
     RETURN id;
 END $$;
 COMMENT ON FUNCTION iotstream.create_file_source(text, text, regclass, text, jsonb, jsonb) IS
-    'Defines a file source: the files of a folder (file:///...) or blob container (abfss://, https://, emulator http://; options.credential) that match options.pattern (default **/*.<format>, .gz included) read once each into the stream table target; format csv or jsonl. options: pattern, header, delimiter, quote, columns, on_rewrite (skip|reingest), path_column, poll_ms, credential, list_page, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon. Superusers only.';
+    'Defines a file source: the files of a folder (file:///...) or blob container (abfss://, https://, emulator http://; options.credential) that match options.pattern (default **/*.<format>, .gz included) read once each into the stream table target; format csv, jsonl or avro (Event Hubs Capture: Body decoded, the rest in $headers). options: pattern, header, delimiter, quote, columns, on_rewrite (skip|reingest), path_column, poll_ms, credential, list_page, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon. Superusers only.';
 
 -- source_status: the files of a file source by state (a new last column)
 CREATE OR REPLACE VIEW iotstream.source_status AS

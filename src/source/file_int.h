@@ -41,7 +41,8 @@ extern void FileBlobClose(FileBlob *b);
 /* in file_read.c: the records of a file, plain or gzip-compressed */
 typedef struct FileFormat
 {
-	bool		jsonl;			/* else CSV */
+	bool		jsonl;			/* else CSV, unless avro */
+	bool		avro;			/* Avro object container files */
 	bool		header;			/* CSV: the first record names the columns */
 	char		delimiter;
 	char		quote;
@@ -56,6 +57,9 @@ typedef struct FileRecord
 	int64		line;			/* line number of its first line, from 1 */
 	int64		end;			/* position after it: where to resume */
 	int64		lines_after;	/* lines read up to end */
+	const SourceHeader *headers;	/* Avro Capture: the record's metadata */
+	int			nheaders;
+	int64		timestamp_ms;	/* -1: the file's modification time */
 } FileRecord;
 
 typedef struct FileReader FileReader;
@@ -66,6 +70,14 @@ extern FileReader *FileReaderOpen(const char *fullpath, const FileFormat *fmt,
 extern int	FileReaderNext(FileReader *r, FileRecord *rec, MemoryContext cxt);
 extern const char *FileReaderError(FileReader *r);
 extern void FileReaderClose(FileReader *r);
+
+/* in file_avro.c: the records of an Avro file (a record count is a position) */
+typedef struct FileAvro FileAvro;
+
+extern FileAvro *FileAvroOpen(const char *path, int64 position, char *errbuf, size_t errlen);
+extern int	FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt);
+extern const char *FileAvroError(FileAvro *a);
+extern void FileAvroClose(FileAvro *a);
 
 /* in file_ledger.c: what each file's state is, in iotstream.source_files */
 typedef enum FileState

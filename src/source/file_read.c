@@ -1,6 +1,7 @@
 /*-------------------------------------------------------------------------
  * file_read.c
- *		The records of a CSV or JSON-lines file, plain or gzip-compressed.
+ *		The records of a CSV or JSON-lines file, plain or gzip-compressed
+ *		(and of Avro files, through file_avro.c).
  *
  * zlib reads both kinds (a file that is not gzip is read as it is), so a
  * position is always an offset in the uncompressed text, and a reader
@@ -27,6 +28,7 @@
 
 struct FileReader
 {
+	FileAvro   *avro;			/* an Avro file: file_avro.c reads it */
 	gzFile		gz;
 	FileFormat	fmt;
 	char	  **names;			/* CSV column names */
@@ -247,6 +249,17 @@ FileReaderOpen(const char *fullpath, const FileFormat *fmt, int64 position, int6
 {
 	FileReader *r = palloc0(sizeof(FileReader));
 
+	if (fmt->avro)
+	{
+		r->fmt = *fmt;
+		r->avro = FileAvroOpen(fullpath, position, errbuf, errlen);
+		if (r->avro == NULL)
+		{
+			pfree(r);
+			return NULL;
+		}
+		return r;
+	}
 	r->gz = gzopen(fullpath, "rb");
 	if (r->gz == NULL)
 	{
@@ -308,6 +321,11 @@ FileReaderOpen(const char *fullpath, const FileFormat *fmt, int64 position, int6
 int
 FileReaderNext(FileReader *r, FileRecord *rec, MemoryContext cxt)
 {
+	if (r->avro)
+		return FileAvroNext(r->avro, rec, cxt);
+	rec->headers = NULL;
+	rec->nheaders = 0;
+	rec->timestamp_ms = -1;
 	for (;;)
 	{
 		const char *p = r->buf + r->start;
@@ -430,12 +448,20 @@ FileReaderNext(FileReader *r, FileRecord *rec, MemoryContext cxt)
 const char *
 FileReaderError(FileReader *r)
 {
+	if (r->avro)
+		return FileAvroError(r->avro);
 	return r->error[0] ? r->error : NULL;
 }
 
 void
 FileReaderClose(FileReader *r)
 {
+	if (r->avro)
+	{
+		FileAvroClose(r->avro);
+		pfree(r);
+		return;
+	}
 	if (r->gz)
 		gzclose(r->gz);
 	pfree(r->buf);

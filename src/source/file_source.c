@@ -140,6 +140,7 @@ file_open(const SourceProperty *props, int nprops, const char *const *streams, i
 	s->pattern = pstrdup(nstreams > 0 ? streams[0] : "**/*");
 	v = prop(props, nprops, "file.format");
 	s->fmt.jsonl = v && strcmp(v, "jsonl") == 0;
+	s->fmt.avro = v && strcmp(v, "avro") == 0;
 	v = prop(props, nprops, "file.header");
 	s->fmt.header = v == NULL || strcmp(v, "true") == 0;
 	v = prop(props, nprops, "file.delimiter");
@@ -413,7 +414,9 @@ file_poll(void *src, SourceMessage *out, int max)
 		m->topic = b->file.path;
 		m->partition = 0;
 		m->offset = rec.line;
-		m->timestamp_ms = s->cur.mtime_ns / 1000000;
+		m->timestamp_ms = rec.timestamp_ms >= 0 ? rec.timestamp_ms : s->cur.mtime_ns / 1000000;
+		m->headers = rec.headers;
+		m->nheaders = rec.nheaders;
 	}
 	MemoryContextSwitchTo(old);
 	return got;
@@ -443,8 +446,8 @@ file_end_offset(void *src, const char *topic, int32 partition)
 	FileSource *s = src;
 	size_t		len = strlen(topic);
 
-	if (len > 3 && strcmp(topic + len - 3, ".gz") == 0)
-		return -1;				/* the uncompressed size is not known */
+	if ((len > 3 && strcmp(topic + len - 3, ".gz") == 0) || s->fmt.avro)
+		return -1;				/* positions are not bytes of the file */
 	for (int i = 0; i < s->nbatch; i++)
 		if (strcmp(s->batch[i].file.path, topic) == 0)
 			return s->batch[i].file.size;
