@@ -30,10 +30,13 @@ extern void StreamEnsurePartitions(Oid relid, const StreamTime *ts,
 								   const bool *isnull, int n,
 								   StreamRowVerdict *verdicts, const char **errors);
 extern const char *StreamRowVerdictReason(StreamRowVerdict verdict);
-extern bool StreamTableIs(Oid relid);
-extern Oid	IngestExtensionOwner(void);
+extern bool StreamTableFind(Oid relid, bool read_catalog);
 extern int	StreamRoutePartitions(Oid relid, const StreamTime *ts, const bool *isnull,
 								  int n, StreamRowVerdict *verdicts, bool create);
+
+/* in stream_table_lookup.c */
+extern bool StreamTableIs(Oid relid);
+extern Oid	IngestExtensionOwner(void);
 
 /* in insert_hint.c */
 extern void InsertHintInit(void);

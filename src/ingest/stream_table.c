@@ -25,17 +25,12 @@
 #include "iotstream.h"
 #include "ingest/ingest_int.h"
 
-#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
-#include "access/table.h"
 #include "access/xact.h"
 #include "common/int.h"
-#include "catalog/indexing.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -49,7 +44,6 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
-#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -669,66 +663,20 @@ StreamEnsurePartitions(Oid relid, const StreamTime *ts, const bool *isnull,
 }
 
 /*
- * The owner of the extension, who reads and writes its catalog (owner.c);
- * looked up once per backend.
- */
-Oid
-IngestExtensionOwner(void)
-{
-	static Oid	cached = InvalidOid;
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-
-	if (OidIsValid(cached))
-		return cached;
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(get_extension_oid("iotstream", false)));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "extension iotstream not found");
-	cached = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return cached;
-}
-
-/*
- * Whether relid is a stream table: a hash lookup for those that are, a
- * catalog read for those that are not (callers filter on relkind first).
- * The hooks ask it for any role's COPY or INSERT, and a role may lack
- * USAGE on iotstream's schema: the catalog is read as the extension's
- * owner.
+ * Whether relid is a stream table: a hash lookup for those that are, and
+ * with read_catalog a catalog read (as the current user) for the others.
+ * The hooks call it through StreamTableIs (stream_table_lookup.c).
  */
 bool
-StreamTableIs(Oid relid)
+StreamTableFind(Oid relid, bool read_catalog)
 {
-	Oid			save_user;
-	int			save_sec;
-	volatile bool result = false;
 	StreamTableInfo *info;
 
 	stream_table_cache_init();
 	info = hash_search(StreamTableCache, &relid, HASH_FIND, NULL);
 	if (info && info->valid)
 		return true;
-	if (!OidIsValid(get_extension_oid("iotstream", true)))
-		return false;
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(IngestExtensionOwner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	PG_TRY();
-	{
-		result = get_stream_table(relid, true) != NULL;
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_user, save_sec);
-	}
-	PG_END_TRY();
-	return result;
+	return read_catalog && get_stream_table(relid, true) != NULL;
 }
 
 /*
