@@ -5,6 +5,7 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+#include "ingest/ingest.h"
 
 #include "fmgr.h"
 #include "utils/guc.h"
@@ -15,5 +16,6 @@ void
 _PG_init(void)
 {
 	LauncherInit();
+	CopyRouteInit();
 	MarkGUCPrefixReserved("iotstream");
 }

@@ -149,6 +149,43 @@ psql -X -c "SELECT period_start, files, rows, bytes, status FROM iotstream.run_e
 psql -X -c "SELECT export, period_start, version, rows, bytes, status, cardinality(files) AS files FROM iotstream.export_log WHERE rows > 0 ORDER BY export, period_start"
 find "$LAKE" -name '*.parquet' | sort | head -8
 
+# Event Hubs Capture files (issue 20): a file source reads the Avro files
+# dropped under $LAKE/capture, laid out as Capture lays them out; avsc (the
+# npm package make test installs in test/node) writes them
+CAPTURE=$LAKE/capture
+mkdir -p "$CAPTURE" && chmod 755 "$CAPTURE"
+echo "== file source demo_capture: Event Hubs Capture files dropped into $CAPTURE"
+psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SET client_min_messages = warning;
+SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name = 'demo_capture';
+SELECT iotstream.create_stream_table('capture_events',
+    'ts timestamptz NOT NULL, device_id text NOT NULL, value float8, meta jsonb',
+    'ts', partition_interval => '1 day', max_past => '3650 days', retention => NULL)
+  WHERE to_regclass('capture_events') IS NULL;
+SELECT iotstream.create_file_source('demo_capture', 'file://$CAPTURE', 'capture_events', 'avro',
+    '{"meta": "\$headers"}', '{"pattern": "**/*.avro", "poll_ms": 200}');
+SELECT iotstream.start_source('demo_capture');
+SQL
+if [ -d test/node/node_modules/avsc ] && command -v node >/dev/null; then
+  for part in 0 1; do
+    f=$CAPTURE/demo-ns/telemetry/$part/$(date -u +%Y/%m/%d/%H/%M/%S).avro
+    mkdir -p "$(dirname "$f")" && chmod -R 755 "$CAPTURE/demo-ns"
+    node test/integration/capture_gen.cjs "$f.tmp" $((part * 1000 + 1)) 1000 65536 deflate
+    chmod 644 "$f.tmp" && mv "$f.tmp" "$f"
+  done
+  for i in $(seq 1 100); do
+    [ "$(psql -X -At -c "SELECT count(*) FILTER (WHERE state = 'done') FROM iotstream.source_files f
+                          JOIN iotstream.sources s USING (source_id) WHERE s.name = 'demo_capture'")" = 2 ] && break
+    sleep 0.2
+  done
+  psql -X -c "SELECT path, rows, state FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+              WHERE s.name = 'demo_capture' ORDER BY path" \
+       -c "SELECT count(*) AS events, count(DISTINCT device_id) AS devices, min(meta->>'SequenceNumber') AS first_seq,
+                  max((meta->>'SequenceNumber')::bigint) AS last_seq FROM capture_events"
+else
+  echo "   (run make test once to install avsc, then make demo again to drop Capture files here)"
+fi
+
 cat <<MSG
 == the demo is running
    connect:  psql "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
@@ -158,6 +195,7 @@ cat <<MSG
              SELECT sensor_id, iotstream.mean(value), iotstream.max(value) FROM telemetry_1m
                WHERE metric_type = 'temperature' AND bucket_start > now() - interval '10 minutes' GROUP BY 1;
    lake:     $LAKE; SELECT * FROM iotstream.export_status;
+   capture:  drop Capture .avro files under $CAPTURE; SELECT source, files FROM iotstream.source_status;
    try:      SELECT sensor_id, iotstream.stats_agg(value) FROM telemetry
                WHERE metric_type = 'temperature' GROUP BY 1;
              SELECT reason, count(*) FROM iotstream.dead_letters GROUP BY 1;

@@ -17,7 +17,7 @@ done
 pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
       libtap-parser-sourcehandler-pgtap-perl
       librdkafka-dev kcat libcurl4-openssl-dev libssl-dev libsnappy-dev libzstd-dev
-      zlib1g-dev zstd make gcc nodejs npm)
+      zlib1g-dev libavro-dev zstd make gcc nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -36,7 +36,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if [ "$npm_too" = 1 ] && [ ! -f test/node/node_modules/.installed ]; then
+# again whenever package.json changed since the last install
+if [ "$npm_too" = 1 ] && { [ ! -f test/node/node_modules/.installed ] ||
+                            [ test/node/package.json -nt test/node/node_modules/.installed ]; }; then
   echo "== installing test-only npm packages into test/node"
   (cd test/node && npm install --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
 fi

@@ -22,5 +22,6 @@ GRANT EXECUTE ON FUNCTION
     iotstream._export_require_superuser(text),
     iotstream._partitions_or_none(regclass),                  -- the stream_tables view
     iotstream._worker_stats(),                                -- source_status: filtered by the caller's rights
-    iotstream._may_read_source(text, name)                    -- the dead letters' row policy
+    iotstream._may_read_source(text, name),                   -- the dead letters' row policy
+    iotstream._may_read_copied_table(text, name)              -- the same, for COPY's dead letters
 TO PUBLIC;

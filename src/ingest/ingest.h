@@ -25,6 +25,9 @@ typedef int64 StreamTime;
 
 extern StreamTime StreamTimeFromDatum(Datum value, Oid typid);
 
+/* in copy_route.c: COPY into a stream table creates its partitions */
+extern void CopyRouteInit(void);
+
 /* in ingest.c */
 
 typedef struct IngestTarget IngestTarget;

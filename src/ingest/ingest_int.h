@@ -30,6 +30,17 @@ extern void StreamEnsurePartitions(Oid relid, const StreamTime *ts,
 								   const bool *isnull, int n,
 								   StreamRowVerdict *verdicts, const char **errors);
 extern const char *StreamRowVerdictReason(StreamRowVerdict verdict);
+extern bool StreamTableFind(Oid relid, bool read_catalog);
+extern int	StreamRoutePartitions(Oid relid, const StreamTime *ts, const bool *isnull,
+								  int n, StreamRowVerdict *verdicts, bool create);
+
+/* in stream_table_lookup.c */
+extern bool StreamTableIs(Oid relid);
+extern Oid	IngestExtensionOwner(void);
+
+/* in insert_hint.c */
+extern void InsertHintInit(void);
+extern void InsertHintRun(Oid relid, void (*step) (void *arg), void *arg);
 
 /* in dedup.c: which keys of a batch were seen within the horizon */
 typedef struct DedupState DedupState;

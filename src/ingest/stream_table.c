@@ -662,6 +662,61 @@ StreamEnsurePartitions(Oid relid, const StreamTime *ts, const bool *isnull,
 	}
 }
 
+/*
+ * Whether relid is a stream table: a hash lookup for those that are, and
+ * with read_catalog a catalog read (as the current user) for the others.
+ * The hooks call it through StreamTableIs (stream_table_lookup.c).
+ */
+bool
+StreamTableFind(Oid relid, bool read_catalog)
+{
+	StreamTableInfo *info;
+
+	stream_table_cache_init();
+	info = hash_search(StreamTableCache, &relid, HASH_FIND, NULL);
+	if (info && info->valid)
+		return true;
+	return read_catalog && get_stream_table(relid, true) != NULL;
+}
+
+/*
+ * The verdict on each row of a load (COPY): a row whose partition exists
+ * is taken whatever its time, as PostgreSQL's own COPY would; the bounds
+ * apply only to the partitions a load creates.  With create false nothing
+ * is created, and the rows that need a partition are counted (verdict
+ * STREAM_ROW_NO_PARTITION): the caller must close the table before it
+ * calls again with create true, since ATTACH cannot run on a table in use.
+ */
+int
+StreamRoutePartitions(Oid relid, const StreamTime *ts, const bool *isnull, int n,
+					  StreamRowVerdict *verdicts, bool create)
+{
+	StreamTableInfo *info = get_stream_table(relid, false);
+	int			missing = 0;
+
+	compute_bounds(info);
+	for (int i = 0; i < n; i++)
+	{
+		if (isnull[i])
+			verdicts[i] = STREAM_ROW_NULL_TIME;
+		else if (find_partition(info, ts[i]) >= 0)
+			verdicts[i] = STREAM_ROW_OK;
+		else if ((verdicts[i] = check_row(info, ts[i])) != STREAM_ROW_OK)
+			continue;
+		else if (!create)
+		{
+			verdicts[i] = STREAM_ROW_NO_PARTITION;
+			missing++;
+		}
+		else
+		{
+			ensure_partition_for(relid, ts[i]);
+			info = get_stream_table(relid, false);
+		}
+	}
+	return missing;
+}
+
 const char *
 StreamRowVerdictReason(StreamRowVerdict verdict)
 {

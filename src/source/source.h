@@ -75,7 +75,7 @@ typedef struct SourceCallbacks
  * The loop polls a batch, decodes and ingests it, stores the batch's
  * positions in the same transaction as its rows, commits, and only then
  * acknowledges; it knows no protocol.  Kafka and Event Hubs are the first
- * implementation (kafka_source.c).
+ * implementation (kafka_source.c); files the third (file_source.c).
  */
 typedef struct SourceOps
 {
@@ -95,6 +95,12 @@ typedef struct SourceOps
 	int64		(*end_offset) (void *src, const char *topic, int32 partition);
 	/* whether a partition is known to hold nothing to read */
 	bool		(*drained) (void *src, const char *topic, int32 partition);
+	/*
+	 * In the batch's transaction, before its rows are stored: what else
+	 * the source keeps with its positions (the file source's ledger).
+	 * NULL for nothing.
+	 */
+	void		(*in_batch) (void *src, const SourcePosition *positions, int n);
 	/* after the commit: tell the source the positions are stored */
 	void		(*ack) (void *src, const SourcePosition *positions, int n);
 	void		(*release) (void *src);	/* drop the polled messages */
@@ -105,6 +111,9 @@ typedef struct SourceOps
 
 /* in kafka_source.c */
 extern const SourceOps KafkaSourceOps;
+
+/* in file_source.c: files of a folder (file_*.c) */
+extern const SourceOps FileSourceOps;
 
 /* in kafka_sink.c: a producer, for alert topics (detect/alerts.c) */
 typedef struct KafkaSink KafkaSink;

@@ -107,7 +107,7 @@ SourceConfigLoad(int source_id, bool running, MemoryContext cxt)
 const SourceOps *
 SourceOpsFor(const char *kind)
 {
-	static const SourceOps *const all[] = {&KafkaSourceOps};
+	static const SourceOps *const all[] = {&KafkaSourceOps, &FileSourceOps};
 
 	for (int i = 0; i < lengthof(all); i++)
 		if (strcmp(all[i]->kind, kind) == 0)

@@ -278,6 +278,8 @@ process_batch(SourceMessage *msgs, int n, MemoryContext batch_cxt)
 		PG_TRY();
 		{
 			MemoryContextSwitchTo(batch_cxt);
+			if (Source->in_batch)
+				Source->in_batch(MySource, parts, np);
 			IngestBatch(MyTarget, msgs, n, attempt > 0, &counts, &rows);
 			behind = store_offsets(parts, np, &rows);
 			wake = DetectBatch(MyDetect, &rows, holding_watermark());
@@ -381,6 +383,7 @@ iotstream_source_main(Datum main_arg)
 		long		timeout;
 		const char *kerr;
 		int64		nerr;
+		pgsocket	sock;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -427,9 +430,12 @@ iotstream_source_main(Datum main_arg)
 		report_memory(false);	/* an idle worker's too */
 		timeout = pending > 0 ?
 			Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline)) : 1000;
+		sock = Source->fd(MySource);
+		/* a source without a descriptor (files) is polled on the timeout */
 		(void) WaitLatchOrSocket(MyLatch,
-								 WL_LATCH_SET | WL_SOCKET_READABLE | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 Source->fd(MySource), timeout, PG_WAIT_EXTENSION);
+								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |
+								 (sock >= 0 ? WL_SOCKET_READABLE : 0),
+								 sock, timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -1,0 +1,121 @@
+/*-------------------------------------------------------------------------
+ * source/file_int.h
+ *		The file source's own declarations: listing, reading, the ledger.
+ *
+ * file_source.c implements the source interface with these; nothing
+ * outside src/source/ includes this header.
+ *-------------------------------------------------------------------------
+ */
+#ifndef SOURCE_FILE_INT_H
+#define SOURCE_FILE_INT_H
+
+#include "source/source.h"
+
+#define FILE_ETAG_LEN	48
+
+/* A file a listing found. */
+typedef struct FileEntry
+{
+	char	   *path;			/* relative to the source's folder */
+	int64		size;
+	int64		mtime_ns;
+	char		etag[FILE_ETAG_LEN];	/* size and mtime: a rewrite changes it */
+} FileEntry;
+
+/* in file_list.c */
+extern FileEntry *FileListLocal(const char *root, const char *pattern, int *n);
+extern bool FilePatternMatches(const char *pattern, const char *path);
+extern char *FilePatternPrefix(const char *pattern);
+
+/* in file_blob.c: a container of Azure Blob Storage or ADLS Gen2 */
+typedef struct FileBlob FileBlob;
+
+extern FileBlob *FileBlobOpen(const char *location, const char *credential,
+							  int page_size, MemoryContext cxt);
+extern FileEntry *FileBlobList(FileBlob *b, const char *pattern, int *n,
+							   char *errbuf, size_t errlen);
+extern bool FileBlobFetch(FileBlob *b, const FileEntry *f, const char *dest,
+						  char *errbuf, size_t errlen);
+extern void FileBlobClose(FileBlob *b);
+
+/* in file_read.c: the records of a file, plain or gzip-compressed */
+typedef struct FileFormat
+{
+	bool		jsonl;			/* else CSV, unless avro */
+	bool		avro;			/* Avro object container files */
+	bool		header;			/* CSV: the first record names the columns */
+	char		delimiter;
+	char		quote;
+	char	  **columns;		/* CSV: names by position, or NULL */
+	int			ncolumns;
+} FileFormat;
+
+typedef struct FileRecord
+{
+	char	   *payload;		/* JSON; a bad CSV record: its raw text */
+	size_t		len;
+	int64		line;			/* line number of its first line, from 1 */
+	int64		end;			/* position after it: where to resume */
+	int64		lines_after;	/* lines read up to end */
+	const SourceHeader *headers;	/* Avro Capture: the record's metadata */
+	int			nheaders;
+	int64		timestamp_ms;	/* -1: the file's modification time */
+} FileRecord;
+
+typedef struct FileReader FileReader;
+
+extern FileReader *FileReaderOpen(const char *fullpath, const FileFormat *fmt,
+								  int64 position, int64 lines,
+								  char *errbuf, size_t errlen);
+extern int	FileReaderNext(FileReader *r, FileRecord *rec, MemoryContext cxt);
+extern const char *FileReaderError(FileReader *r);
+extern void FileReaderClose(FileReader *r);
+
+/* in file_avro.c: the records of an Avro file (a record count is a position) */
+typedef struct FileAvro FileAvro;
+
+extern FileAvro *FileAvroOpen(const char *path, int64 position, char *errbuf, size_t errlen);
+extern int	FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt);
+extern const char *FileAvroError(FileAvro *a);
+extern void FileAvroClose(FileAvro *a);
+
+/* in file_ledger.c: what each file's state is, in iotstream.source_files */
+typedef enum FileState
+{
+	FILE_SEEN,
+	FILE_IN_PROGRESS,
+	FILE_DONE,
+	FILE_FAILED,
+	FILE_REWRITTEN
+} FileState;
+
+typedef struct FileLedgerEntry
+{
+	char		path[MAXPGPATH];	/* hash key */
+	char		etag[FILE_ETAG_LEN];	/* of the version its rows are of */
+	int64		position;
+	int64		lines;
+	FileState	state;
+} FileLedgerEntry;
+
+/* One file's part of a batch, or a change of state outside batches. */
+typedef struct FileProgress
+{
+	const FileEntry *file;
+	int64		position;
+	int64		lines;
+	int64		rows;			/* records read in this batch */
+	FileState	state;
+	const char *error;
+	bool		reingest;		/* first write of a rewritten file's new version */
+} FileProgress;
+
+typedef struct FileLedger FileLedger;
+
+extern FileLedger *FileLedgerLoad(const char *group_id, const char *path_column,
+								  MemoryContext cxt);
+extern FileLedgerEntry *FileLedgerGet(FileLedger *l, const char *path);
+extern void FileLedgerWrite(FileLedger *l, const FileProgress *p, int n, bool own_xact);
+extern void FileLedgerRemember(FileLedger *l, const FileProgress *p, int n);
+
+#endif							/* SOURCE_FILE_INT_H */

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# File sources on Azure Blob Storage (issue 20), against Azurite, with a
+# SharedKey storage credential: blobs uploaded while the source runs (CSV,
+# gzip, nested, empty, with bad lines) are each read once; listings page
+# through List Blobs two names at a time (continuation markers) and see the
+# same blobs again and again without reading them twice; a blob outside the
+# location or the pattern is not read; a rewritten blob (a new ETag) is
+# skipped; kill -9 in the middle of a blob resumes it where the last batch
+# stored ended.  Counts and sums are checked against the files uploaded.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+W=$IOTSTREAM_WORK/az28
+rm -rf "$W" && mkdir -p "$W"
+
+start_azurite
+azurite_request PUT "/lake28?restype=container" | tail -n 1 | grep -q 201 || fail "could not create container lake28"
+put_blob() { # name file
+  azurite_request PUT "/lake28/$1" "$2" | tail -n 1 | grep -q 201 || fail "could not upload $1"
+}
+make_csv() { # file n k
+  {
+    echo "ts,sensor_id,value"
+    awk -v n="$2" -v k="$3" 'BEGIN { for (i = 1; i <= n; i++)
+      printf "2026-11-%02dT%02d:%02d:00Z,s-%d,%d\n", 1 + i % 28, i % 24, i % 60, i % 11, i * k }'
+  } >"$1"
+}
+sum_of() { awk -v n="$1" -v k="$2" 'BEGIN { s = 0; for (i = 1; i <= n; i++) s += i * k; print s }'; }
+file_stats() { q "SELECT count(*) || ' ' || coalesce(sum(value), 0) || ' ' || count(DISTINCT line) FROM it28az.t WHERE file = '$1'"; }
+
+fresh_schema it28az
+psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SET client_min_messages = warning;
+DELETE FROM iotstream.dead_letters WHERE source = 'it28az';
+DELETE FROM iotstream.storage_credentials WHERE name = 'it28az_key';
+SELECT iotstream.create_storage_credential('it28az_key', 'shared_key', account => '$AZURITE_ACCOUNT', key => '$AZURITE_KEY');
+SELECT iotstream.create_stream_table('it28az.t',
+  'ts timestamptz NOT NULL, sensor_id text NOT NULL, value int NOT NULL, file text NOT NULL, line bigint NOT NULL',
+  'ts', partition_interval => '1 day', max_past => '3650 days', retention => NULL);
+SQL
+if q "SELECT iotstream.create_file_source('it28az', '$AZURITE_BLOB_URL/lake28/in', 'it28az.t', 'csv',
+        options => '{\"credential\": \"nope\"}')" 2>"$W/err"; then fail "an unknown credential was accepted"; fi
+grep -q 'storage credential "nope" does not exist' "$W/err" || fail "unknown credential: $(cat "$W/err")"
+q "SELECT iotstream.create_file_source('it28az', '$AZURITE_BLOB_URL/lake28/in', 'it28az.t', 'csv',
+     '{\"file\": \"\$topic\", \"line\": \"\$offset\"}',
+     '{\"credential\": \"it28az_key\", \"pattern\": \"**/*.csv\", \"list_page\": 2, \"poll_ms\": 50,
+       \"batch_size\": 300, \"batch_ms\": 20}')" >/dev/null
+q "SELECT iotstream.start_source('it28az')" >/dev/null
+wait_for "SELECT state = 'running' FROM iotstream.source_status WHERE source = 'it28az'" 60
+
+# blobs uploaded while the source runs
+make_csv "$W/a.csv" 1000 1 && put_blob in/a.csv "$W/a.csv"
+make_csv "$W/b.csv" 700 2 && put_blob in/2026/11/b.csv "$W/b.csv"
+make_csv "$W/z.csv" 900 3 && gzip -c "$W/z.csv" >"$W/z.csv.gz" && put_blob in/2026/11/z.csv.gz "$W/z.csv.gz"
+: >"$W/empty.csv" && put_blob in/empty.csv "$W/empty.csv"
+printf 'ts,sensor_id,value\n2026-11-05T00:00:00Z,x,1\nbroken,line\n2026-11-05T00:00:01Z,x,2\n' >"$W/bad.csv"
+put_blob in/bad.csv "$W/bad.csv"
+put_blob in/notes.txt "$W/a.csv"
+put_blob out/a.csv "$W/a.csv"
+wait_for "SELECT count(*) = 5 FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+            WHERE s.name = 'it28az' AND f.state = 'done'" 120
+assert_eq "$(file_stats a.csv)" "1000 $(sum_of 1000 1) 1000" "a.csv: rows, checksum, distinct lines"
+assert_eq "$(file_stats 2026/11/b.csv)" "700 $(sum_of 700 2) 700" "a nested blob"
+assert_eq "$(file_stats 2026/11/z.csv.gz)" "900 $(sum_of 900 3) 900" "a gzip blob"
+assert_eq "$(file_stats bad.csv)" "2 3 2" "bad.csv: the good rows"
+assert_eq "$(q "SELECT count(*) || ' ' || min(\"offset\") FROM iotstream.dead_letters WHERE source = 'it28az'")" "1 3" \
+  "bad.csv: the bad line is a dead letter"
+assert_eq "$(q "SELECT rows || ' ' || state FROM iotstream.source_files WHERE path = 'empty.csv'")" "0 done" "an empty blob"
+assert_eq "$(q "SELECT count(*) FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+                 WHERE s.name = 'it28az' AND (path LIKE '%notes%' OR path LIKE '%out/%')")" 0 \
+  "blobs outside the pattern or the location are not read"
+assert_eq "$(q "SELECT etag LIKE '0x%' FROM iotstream.source_files WHERE path = 'a.csv'")" t "the ledger keeps Azure's ETag"
+
+# a rewritten blob: a new ETag, skipped; a later blob shows the listings went on
+make_csv "$W/a2.csv" 1500 9 && put_blob in/a.csv "$W/a2.csv"
+wait_for "SELECT state = 'rewritten' FROM iotstream.source_files WHERE path = 'a.csv'" 60
+make_csv "$W/c.csv" 5 1 && put_blob in/c.csv "$W/c.csv"
+wait_for "SELECT state = 'done' FROM iotstream.source_files WHERE path = 'c.csv'" 60
+assert_eq "$(file_stats a.csv)" "1000 $(sum_of 1000 1) 1000" "the rewritten blob keeps its rows"
+assert_eq "$(q "SELECT count(*) || ' ' || count(DISTINCT (file, line)) FROM it28az.t")" "2607 2607" \
+  "listed again and again, no blob read twice"
+assert_eq "$(q "SELECT last_error IS NULL FROM iotstream.source_status WHERE source = 'it28az'")" t "no listing failed"
+
+# kill -9 in the middle of a blob, held there by a gate (see 28_files.sh):
+# the worker fetches the blob again and resumes at the stored position
+q "CREATE TABLE it28az.gate_open (x int);
+   CREATE FUNCTION it28az.gate() RETURNS trigger LANGUAGE plpgsql AS \$\$
+   BEGIN
+     IF NEW.file = 'big.csv' AND NEW.line > 8001 THEN
+       WHILE NOT EXISTS (SELECT 1 FROM it28az.gate_open) LOOP PERFORM pg_sleep(0.02); END LOOP;
+     END IF;
+     RETURN NEW;
+   END \$\$;
+   CREATE TRIGGER gate BEFORE INSERT ON it28az.t FOR EACH ROW EXECUTE FUNCTION it28az.gate()"
+held="SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'it28az' AND wait_event = 'PgSleep'"
+make_csv "$W/big.csv" 20000 1 && put_blob in/big.csv "$W/big.csv"
+wait_for "$held" 120
+before=$(q "SELECT position FROM iotstream.source_files WHERE path = 'big.csv'")
+[ "$before" -gt 0 ] && [ "$before" -lt "$(stat -c %s "$W/big.csv")" ] || fail "not mid-blob: position $before"
+pid=$(q "SELECT pids[1] FROM iotstream.source_status WHERE source = 'it28az'")
+kill -9 "$pid"
+echo "killed worker $pid at position $before"
+wait_for "$held AND NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid)" 120
+assert_eq "$(q "SELECT position FROM iotstream.source_files WHERE path = 'big.csv'")" "$before" \
+  "after the crash the worker resumed the blob at the stored position"
+q "INSERT INTO it28az.gate_open VALUES (1)"
+wait_for "SELECT state = 'done' FROM iotstream.source_files WHERE path = 'big.csv'" 120
+assert_eq "$(file_stats big.csv)" "20000 $(sum_of 20000 1) 20000" "big.csv: every row once after kill -9 mid-blob"
+
+q "SELECT iotstream.drop_source('it28az')" >/dev/null
+echo "ok"
