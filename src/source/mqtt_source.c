@@ -21,9 +21,10 @@
  * released its id (PUBCOMP goes out at once), and is overwritten by the
  * next id that takes it; slots are reused most recent first, so a quiet
  * source has a few rows.  After a restart the stored ids are in doubt: the
- * broker redelivers what it still holds (PUBLISH with DUP, or PUBREL)
- * before any new message, so at the first new message (DUP clear) the ids
- * still in doubt were completed before the crash and their slots are free.
+ * broker resends what it still holds (PUBLISH or PUBREL) before any new
+ * message, in the order it first sent it, so the first PUBLISH that is not
+ * a resend of an id in doubt ends the resends: the ids still in doubt were
+ * completed before the crash and their slots are free.
  *
  * A last position, "$mqtt/<client id>" partition 0, counts the messages
  * stored; it carries the batch's newest event time for detection.
@@ -49,8 +50,12 @@ typedef enum IdState
 	ID_QUEUED,					/* received, not handed to the worker yet */
 	ID_PENDING,					/* in the worker's batch, not committed */
 	ID_OWED,					/* committed; the ack could not be sent yet */
-	ID_RECEIVED					/* QoS 2: committed, PUBREC sent, PUBREL awaited */
+	ID_RECEIVED,				/* QoS 2: committed, PUBREC sent, PUBREL awaited */
+	ID_RELEASED					/* done (PUBCOMP or PUBACK sent) lately */
 } IdState;
+
+/* released ids remembered for the resends after the next reconnect */
+#define RELEASED_RING	4096
 
 typedef struct MqttMsg
 {
@@ -85,6 +90,8 @@ typedef struct MqttSource
 	int16	   *slot_of;		/* QoS 2: its slot, or -1 */
 	bool	   *doubt;			/* RECEIVED before a reconnect: maybe done */
 	bool		doubting;		/* until the first new message after connecting */
+	uint16	   *released;		/* ring of the ids released last */
+	int			nreleased;
 
 	/* QoS 2 slots: a stack of free ones */
 	int		   *free_slots;
@@ -151,6 +158,14 @@ free_slot(MqttSource *ms, uint16 id)
 	ms->slot_of[id] = -1;
 }
 
+/* Done with an id; remembered in case a restored broker resends it. */
+static void
+release_id(MqttSource *ms, uint16 id)
+{
+	ms->state[id] = ID_RELEASED;
+	ms->released[ms->nreleased++ % RELEASED_RING] = id;
+}
+
 /* ------------------------------------------------------------ client events */
 
 static void
@@ -182,9 +197,17 @@ on_connected(void *arg, bool session_present)
 	ms->backoff_ms = BACKOFF_MIN_MS;
 	/* the broker resends what it holds first: until then, stored ids are in doubt */
 	ms->doubting = false;
+	for (int i = 0; i < Min(ms->nreleased, RELEASED_RING); i++)
+		if (ms->state[ms->released[i]] == ID_RELEASED)
+			ms->doubt[ms->released[i]] = true;
 	for (int id = 1; id < 65536; id++)
-		if (ms->state[id] == ID_RECEIVED)
+	{
+		if (ms->state[id] == ID_RELEASED && !ms->doubt[id])
+			ms->state[id] = ID_NONE;	/* long done: not resent */
+		else if (ms->state[id] == ID_RECEIVED || ms->state[id] == ID_RELEASED)
 			ms->doubt[id] = ms->doubting = true;
+	}
+	ms->nreleased = 0;
 	send_owed(ms);
 	SourceSlotSetState("running");
 	if (!session_present)
@@ -206,6 +229,8 @@ end_doubt(MqttSource *ms)
 				ms->state[id] = ID_NONE;
 				free_slot(ms, id);
 			}
+			else if (ms->state[id] == ID_RELEASED)
+				ms->state[id] = ID_NONE;
 		}
 	ms->doubting = false;
 }
@@ -283,9 +308,19 @@ on_publish(void *arg, const MqttPublish *p)
 		enqueue(ms, p);
 		return;
 	}
-	if (!p->dup && ms->doubting)
-		end_doubt(ms);
 	h = message_hash(p->topic, p->topic_len, p->payload, p->payload_len);
+
+	/*
+	 * After connecting, the broker resends first what we had not
+	 * acknowledged, in the order it sent it (which is the order we stored
+	 * it in): the first PUBLISH that is not one of the ids in doubt ends the
+	 * resends.  DUP cannot tell: a broker restored from its persistence
+	 * file may resend with DUP clear.
+	 */
+	if (ms->doubting &&
+		!((ms->state[p->id] == ID_RECEIVED || ms->state[p->id] == ID_RELEASED) &&
+		  ms->doubt[p->id] && ms->hash[p->id] == h))
+		end_doubt(ms);
 	switch ((IdState) ms->state[p->id])
 	{
 		case ID_QUEUED:
@@ -295,14 +330,23 @@ on_publish(void *arg, const MqttPublish *p)
 		case ID_OWED:
 			/* stored; acknowledge it now */
 			MqttClientAck(ms->client, p->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK, p->id);
-			ms->state[p->id] = p->qos == 2 ? ID_RECEIVED : ID_NONE;
+			if (p->qos == 2)
+				ms->state[p->id] = ID_RECEIVED;
+			else
+				release_id(ms, p->id);
 			return;
 		case ID_RECEIVED:
-			if (ms->hash[p->id] == h && (p->dup || !ms->doubt[p->id]))
+			if (ms->hash[p->id] == h)
 			{
-				/* stored before: PUBREC again, never store it twice */
+				/* stored before: acknowledge again, never store it twice */
 				ms->doubt[p->id] = false;
-				MqttClientAck(ms->client, MQTT_PUBREC, p->id);
+				if (p->qos == 2)
+					MqttClientAck(ms->client, MQTT_PUBREC, p->id);
+				else
+				{
+					MqttClientAck(ms->client, MQTT_PUBACK, p->id);
+					release_id(ms, p->id);
+				}
 				return;
 			}
 			/* a new publication under an id whose exchange is over */
@@ -310,6 +354,19 @@ on_publish(void *arg, const MqttPublish *p)
 			free_slot(ms, p->id);
 			break;
 		case ID_NONE:
+			break;
+		case ID_RELEASED:
+			if (ms->doubt[p->id] && ms->hash[p->id] == h)
+			{
+				/*
+				 * A broker restored from its persistence file may resend a
+				 * message whose exchange was over (mosquitto 2.0 does): the
+				 * resend phase tells it from a new publication.
+				 */
+				ms->doubt[p->id] = false;
+				MqttClientAck(ms->client, p->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK, p->id);
+				return;
+			}
 			break;
 	}
 	ms->state[p->id] = ID_QUEUED;
@@ -325,9 +382,9 @@ on_pubrel(void *arg, uint16 id)
 	MqttClientAck(ms->client, MQTT_PUBCOMP, id);
 	if (ms->state[id] == ID_RECEIVED)
 	{
-		ms->state[id] = ID_NONE;
 		ms->doubt[id] = false;
 		free_slot(ms, id);
+		release_id(ms, id);
 	}
 }
 
@@ -493,6 +550,7 @@ mqtt_open(const SourceProperty *props, int nprops, const char *const *streams, i
 	ms->free_slots = malloc(MQTT_SLOTS * sizeof(int));
 	ms->owed = malloc(65536 * sizeof(uint16));
 	ms->owed_qos = malloc(65536);
+	ms->released = malloc(RELEASED_RING * sizeof(uint16));
 	for (int i = 0; i < 65536; i++)
 		ms->slot_of[i] = -1;
 
@@ -526,6 +584,13 @@ mqtt_open(const SourceProperty *props, int nprops, const char *const *streams, i
 		else
 			ms->free_slots[ms->nfree++] = s;
 	}
+	/*
+	 * The assignment the worker keeps (it holds the watermark until each
+	 * position is heard from, and matches each batch against them): the
+	 * count alone, not thousands of slots.
+	 */
+	pos[0] = pos[MQTT_SLOTS];
+	ms->cb.assigned(ms->cb.arg, pos, 1);
 	pfree(pos);
 
 	ms->client = MqttClientCreate(&ms->cfg, &h);
@@ -651,7 +716,10 @@ mqtt_ack(void *src, const SourcePosition *positions, int np)
 		if (open)
 		{
 			MqttClientAck(ms->client, m->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK, m->id);
-			ms->state[m->id] = m->qos == 2 ? ID_RECEIVED : ID_NONE;
+			if (m->qos == 2)
+				ms->state[m->id] = ID_RECEIVED;
+			else
+				release_id(ms, m->id);
 		}
 		else
 		{
@@ -741,6 +809,7 @@ mqtt_close(void *src)
 	free(ms->free_slots);
 	free(ms->owed);
 	free(ms->owed_qos);
+	free(ms->released);
 	close(ms->idle_pipe[0]);
 	close(ms->idle_pipe[1]);
 	free(ms);

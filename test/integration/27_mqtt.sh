@@ -98,4 +98,64 @@ assert_eq "$(q "SELECT count(*) || ' ' || sum(value) FROM it27.readings WHERE to
   "700 $((700 * 701 / 2 + 700 / 4))" "bare scalars: count and sum"
 assert_eq "$(q "SELECT count(*) || ' ' || sum(value) || ' ' || min(sensor) FROM it27.readings WHERE topic = 'plant/p2/pressure/raw'")" \
   "300 $((300 * 301 / 2)) pressure" "bare integers under #, level 2 of four"
-q "SELECT coalesce(convert_from(payload, 'UTF8'), '(none)') || ' => ' || reason FROM iotstream.dead_letters WHERE source = 'it27_bare' ORDER BY id" | sed 's/^/   /'
+assert_eq "$(q "SELECT string_agg(convert_from(payload, 'UTF8') || ' => ' || reason, ' | ' ORDER BY id)
+                  FROM iotstream.dead_letters WHERE source = 'it27_bare'")" \
+  'abc => invalid JSON: unexpected character at byte 0 | {"value": 1} => column "value": expected a number, got an object | [1, 2] => column "value": expected a number, got an array |  => invalid JSON: unexpected end of input at byte 0 | 12 13 => invalid JSON: garbage after the value at byte 3 | true => column "value": expected a number, got true' \
+  "bad payloads in the dead letters, with their reasons"
+
+# --- options, privileges, secrets
+err() { psql -X -q -At -c "$1" 2>&1 | sed -n 's/^ERROR:  //p' | head -1; }
+assert_eq "$(err "SELECT iotstream.create_mqtt_source('it27_x', 'http://h:1', ARRAY['a'], 'it27.readings')")" \
+  "invalid MQTT broker 'http://h:1'" "a broker that is not mqtt:// or mqtts://"
+assert_eq "$(err "SELECT iotstream.create_mqtt_source('it27_x', '$MQTT_URL', ARRAY['a/b+'], 'it27.readings')")" \
+  "invalid MQTT topic filter 'a/b+'" "+ inside a level"
+assert_eq "$(err "SELECT iotstream.create_mqtt_source('it27_x', '$MQTT_URL', ARRAY['a/#/b'], 'it27.readings')")" \
+  "invalid MQTT topic filter 'a/#/b'" "# before the last level"
+assert_eq "$(err "SELECT iotstream.create_mqtt_source('it27_x', '$MQTT_URL', ARRAY['a'], 'it27.readings', NULL, '{\"qos\": 0}')")" \
+  "option qos must be 1 or 2, not 0" "qos 0"
+assert_eq "$(err "SELECT iotstream.create_mqtt_source('it27_x', '$MQTT_URL', ARRAY['a'], 'it27.readings', NULL, '{\"workers\": 2}')")" \
+  "several workers need MQTT 5" "workers without MQTT 5"
+assert_eq "$(err "SELECT iotstream.create_mqtt_source('it27_x', '$MQTT_URL', ARRAY['a'], 'it27.readings', NULL, '{\"group.id\": \"g\"}')")" \
+  "option group.id is managed by iotstream" "a librdkafka property"
+assert_eq "$(err "SELECT iotstream.create_mqtt_source('it27_x', '$MQTT_URL', ARRAY['a'], 'it27.readings', NULL, '{\"client.id\": \"g\"}')")" \
+  "unknown MQTT source option 'client.id'" "an unknown option"
+assert_eq "$(err "SELECT iotstream.create_mqtt_source('it27_x', '$MQTT_URL', ARRAY['a'], 'it27.readings', '{\"site\": \"\$topic[x]\"}')")" \
+  'invalid topic level "$topic[x]" for column "site"' "a bad topic level"
+psql -X -q -c "DROP ROLE IF EXISTS it27_user; CREATE ROLE it27_user LOGIN" >/dev/null
+assert_eq "$(psql -X -q -At -U it27_user -c "SELECT iotstream.create_mqtt_source('it27_x', '$MQTT_URL', ARRAY['a'], 'it27.readings')" 2>&1 | sed -n 's/^ERROR:  //p')" \
+  "permission denied to create a source" "a non-superuser cannot create an MQTT source"
+assert_eq "$(q "SELECT value FROM iotstream.source_config('it27_bare') WHERE property = 'password'")" "********" \
+  "the password is masked in source_config"
+assert_eq "$(q "SELECT count(*) FROM iotstream.sources WHERE options::text LIKE '%hunter2%'")" 0 "the password is not in iotstream.sources"
+assert_eq "$(grep -c hunter2 "$CLUSTER_DATA/server.log" || true)" 0 "the password is not in the server log"
+
+# --- MQTT 5: two workers on a shared subscription; user properties as $headers
+psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SET client_min_messages = warning;
+SELECT iotstream.create_stream_table('it27.fleet', 'ts timestamptz NOT NULL, dev text NOT NULL, seq int NOT NULL, headers jsonb',
+  'ts', max_past => '1 day', max_future => '1 day', retention => NULL);
+SELECT iotstream.create_mqtt_source('it27_shared', '$MQTT_URL', ARRAY['fleet/+/seq'], 'it27.fleet',
+  '{"ts": "\$timestamp", "dev": "\$topic[1]", "seq": "\$payload", "headers": "\$headers"}',
+  '{"protocol": "5", "workers": 2, "qos": 2, "batch_ms": 50}');
+SELECT iotstream.start_source('it27_shared');
+SQL
+wait_for "SELECT cardinality(pids) = 2 AND state = 'running' FROM iotstream.source_status WHERE source = 'it27_shared'" 30
+# both workers subscribed: probes until each stored one (round robin between them)
+for i in $(seq 1 50); do
+  [ "$(q "SELECT count(DISTINCT topic) FROM iotstream.source_offsets WHERE topic LIKE '\$mqtt/iotstream-it27_shared-_' AND next_offset > 0")" = 2 ] && break
+  echo 0 | mqtt_pub fleet/probe/seq -q 2 -V mqttv5
+  sleep 0.2
+done
+q "DELETE FROM it27.fleet" >/dev/null
+pubs=()
+for d in f1 f2 f3 f4; do
+  seq 1 2000 | mqtt_pub "fleet/$d/seq" -q 2 -V mqttv5 -D publish user-property src "$d" &
+  pubs+=($!)
+done
+wait "${pubs[@]}"
+until_stored "SELECT count(*) >= 8000 FROM it27.fleet" 60
+assert_eq "$(q "SELECT count(*) || ' ' || count(DISTINCT (dev, seq)) || ' ' || sum(seq) FROM it27.fleet")" \
+  "8000 8000 $((4 * 2000 * 2001 / 2))" "a shared subscription: each message once"
+assert_eq "$(q "SELECT count(*) FROM it27.fleet WHERE headers->>'src' = dev")" 8000 "MQTT 5 user properties as \$headers"
+assert_eq "$(q "SELECT count(*) FROM iotstream.source_offsets WHERE topic LIKE '\$mqtt/iotstream-it27_shared-_' AND next_offset > 100")" \
+  2 "both workers stored messages"

@@ -272,7 +272,9 @@ fi
 # One mosquitto per script, on a free loopback port, with persistence in
 # $MQTT_DIR: a restart keeps the sessions and what they had not acknowledged.
 # max_inflight_messages: mosquitto sends a client at most 20 unacknowledged
-# QoS 1/2 messages by default, which would cap every batch at 20.
+# QoS 1/2 messages by default, which would cap every batch at 20; and on a
+# restart it restores at most that many in flight with their packet ids (it
+# resends the others under new ids, which look new to a QoS 2 receiver).
 
 start_mosquitto() {
   local line
@@ -283,7 +285,7 @@ start_mosquitto() {
     echo "allow_anonymous true"
     echo "persistence true"
     echo "persistence_location $MQTT_DIR/"
-    echo "max_inflight_messages 1000"
+    echo "max_inflight_messages 65535"
     echo "max_queued_messages 0"
     echo "log_dest file $MQTT_DIR/log"
     echo "log_type error"
@@ -322,7 +324,7 @@ restart_mosquitto() {
     until=$(($(date +%s) + down))
     # poll, and run what the caller passed in MQTT_WHILE_DOWN (a check)
     while [ "$(date +%s)" -lt "$until" ]; do
-      [ -n "${MQTT_WHILE_DOWN:-}" ] && eval "$MQTT_WHILE_DOWN"
+      if [ -n "${MQTT_WHILE_DOWN:-}" ]; then eval "$MQTT_WHILE_DOWN" || true; fi
       sleep 0.5
     done
   fi
