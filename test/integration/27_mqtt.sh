@@ -121,7 +121,7 @@ assert_eq "$(err "SELECT iotstream.create_mqtt_source('it27_x', '$MQTT_URL', ARR
   "unknown MQTT source option 'client.id'" "an unknown option"
 assert_eq "$(err "SELECT iotstream.create_mqtt_source('it27_x', '$MQTT_URL', ARRAY['a'], 'it27.readings', '{\"site\": \"\$topic[x]\"}')")" \
   'invalid topic level "$topic[x]" for column "site"' "a bad topic level"
-psql -X -q -c "DROP ROLE IF EXISTS it27_user; CREATE ROLE it27_user LOGIN" >/dev/null
+psql -X -q -c "SET client_min_messages = warning; DROP ROLE IF EXISTS it27_user; CREATE ROLE it27_user LOGIN; GRANT USAGE ON SCHEMA it27 TO it27_user" >/dev/null
 assert_eq "$(psql -X -q -At -U it27_user -c "SELECT iotstream.create_mqtt_source('it27_x', '$MQTT_URL', ARRAY['a'], 'it27.readings')" 2>&1 | sed -n 's/^ERROR:  //p')" \
   "permission denied to create a source" "a non-superuser cannot create an MQTT source"
 assert_eq "$(q "SELECT value FROM iotstream.source_config('it27_bare') WHERE property = 'password'")" "********" \
