@@ -111,6 +111,7 @@ typedef struct MqttSource
 	/* connection */
 	int			idle_pipe[2];	/* never readable: the fd while disconnected */
 	int64		next_attempt_ms;
+	int			shown_connected;	/* in source_status; -1: not yet */
 	int			backoff_ms;
 	char		last_error[256];
 	int64		error_count;
@@ -209,7 +210,6 @@ on_connected(void *arg, bool session_present)
 	}
 	ms->nreleased = 0;
 	send_owed(ms);
-	SourceSlotSetState("running");
 	if (!session_present)
 		elog(LOG, "iotstream MQTT source %s: connected, new session", ms->client_id);
 	else
@@ -394,7 +394,6 @@ on_lost(void *arg, const char *why)
 	MqttSource *ms = arg;
 
 	note_error(ms, why);
-	SourceSlotSetState("disconnected");
 	elog(LOG, "iotstream MQTT source %s: connection lost: %s", ms->client_id, why);
 	ms->next_attempt_ms = now_ms() + ms->backoff_ms;
 }
@@ -414,7 +413,6 @@ maybe_connect(MqttSource *ms)
 	if (!MqttClientConnect(ms->client))
 	{
 		note_error(ms, MqttClientError(ms->client));
-		SourceSlotSetState("disconnected");
 		ms->next_attempt_ms = now_ms() + ms->backoff_ms;
 		ms->backoff_ms = Min(ms->backoff_ms * 2, BACKOFF_MAX_MS);
 	}
@@ -461,6 +459,7 @@ mqtt_open(const SourceProperty *props, int nprops, const char *const *streams, i
 	ms->cb = *cb;
 	ms->headers = headers;
 	ms->backoff_ms = BACKOFF_MIN_MS;
+	ms->shown_connected = -1;
 	if (pipe(ms->idle_pipe) != 0)
 	{
 		snprintf(errbuf, errlen, "could not create a pipe: %m");
@@ -621,6 +620,12 @@ mqtt_poll(void *src, SourceMessage *out, int max)
 	maybe_connect(ms);
 	if (MqttClientOpen(ms->client))
 		(void) MqttClientService(ms->client);
+	/* source_status shows an outage */
+	if (ms->shown_connected != (int) MqttClientConnected(ms->client))
+	{
+		ms->shown_connected = MqttClientConnected(ms->client);
+		SourceSlotSetState(ms->shown_connected ? "running" : "disconnected");
+	}
 	while (n < max && ms->queue_head)
 	{
 		MqttMsg    *m = ms->queue_head;

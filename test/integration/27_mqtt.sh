@@ -9,7 +9,20 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 
-start_mosquitto
+# TLS: a CA and a certificate for localhost, made here; a second listener
+TLS_DIR=$IOTSTREAM_WORK/tls
+mkdir -p "$TLS_DIR"
+(
+  cd "$TLS_DIR"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=it27-ca -keyout ca.key -out ca.crt 2>/dev/null
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=it27-other -keyout other.key -out other.crt 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr 2>/dev/null
+  printf 'subjectAltName=DNS:localhost\n' >san.ext
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.crt 2>/dev/null
+)
+chmod 755 "$TLS_DIR" && chmod 644 "$TLS_DIR"/*
+TLS_PORT=$(free_port)
+start_mosquitto "listener $TLS_PORT 127.0.0.1" "cafile $TLS_DIR/ca.crt" "certfile $TLS_DIR/server.crt" "keyfile $TLS_DIR/server.key"
 
 psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
@@ -159,3 +172,28 @@ assert_eq "$(q "SELECT count(*) || ' ' || count(DISTINCT (dev, seq)) || ' ' || s
 assert_eq "$(q "SELECT count(*) FROM it27.fleet WHERE headers->>'src' = dev")" 8000 "MQTT 5 user properties as \$headers"
 assert_eq "$(q "SELECT count(*) FROM iotstream.source_offsets WHERE topic LIKE '\$mqtt/iotstream-it27_shared-_' AND next_offset > 100")" \
   2 "both workers stored messages"
+
+# --- TLS: mqtts:// with the test's CA; with another CA the handshake fails
+psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SET client_min_messages = warning;
+SELECT iotstream.create_mqtt_source('it27_tls', 'mqtts://localhost:$TLS_PORT', ARRAY['secure/+'], 'it27.fleet',
+  '{"ts": "\$timestamp", "dev": "\$topic[1]", "seq": "\$payload", "headers": null}',
+  '{"tls_ca": "$TLS_DIR/ca.crt", "batch_ms": 50}');
+SELECT iotstream.create_mqtt_source('it27_tls_bad', 'mqtts://localhost:$TLS_PORT', ARRAY['secure/+'], 'it27.fleet',
+  '{"ts": "\$timestamp", "dev": "\$topic[1]", "seq": "\$payload", "headers": null}',
+  '{"tls_ca": "$TLS_DIR/other.crt", "client_id": "it27-bad"}');
+SELECT iotstream.start_source('it27_tls'), iotstream.start_source('it27_tls_bad');
+SQL
+wait_for "SELECT state = 'running' FROM iotstream.source_status WHERE source = 'it27_tls'" 30
+for i in $(seq 1 50); do
+  [ "$(q "SELECT count(*) FROM it27.fleet WHERE dev = 'probe'")" -gt 0 ] && break
+  echo 0 | mqtt_pub secure/probe -q 2
+  sleep 0.2
+done
+seq 1 500 | mqtt_pub secure/t1 -q 2
+until_stored "SELECT count(*) = 500 FROM it27.fleet WHERE dev = 't1'" 30
+assert_eq "$(q "SELECT sum(seq) FROM it27.fleet WHERE dev = 't1'")" 125250 "mqtts:// with tls_ca: every message"
+wait_for "SELECT last_error ~ 'certificate verify failed' FROM iotstream.source_status WHERE source = 'it27_tls_bad'" 30
+assert_eq "$(q "SELECT state || ': ' || last_error FROM iotstream.source_status WHERE source = 'it27_tls_bad'")" \
+  "disconnected: TLS handshake with the broker failed: certificate verify failed: self-signed certificate in certificate chain" \
+  "a broker certificate from another CA is refused"
