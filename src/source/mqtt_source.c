@@ -520,7 +520,12 @@ mqtt_open(const SourceProperty *props, int nprops, const char *const *streams, i
 	ms->cfg.version = (v = prop(props, nprops, "protocol")) && strcmp(v, "5") == 0 ? 5 : 4;
 	ms->cfg.qos = (v = prop(props, nprops, "qos")) ? atoi(v) : 2;
 	ms->cfg.session_expiry = 0xFFFFFFFF;	/* never expires */
-	ms->cfg.receive_max = 65535;
+	/*
+	 * Receive Maximum: what the broker may send before acknowledgements.
+	 * Well below the 65535 packet ids, so that a backlog never has the
+	 * broker reuse an id we still hold; QoS 2 stores MQTT_SLOTS at a time.
+	 */
+	ms->cfg.receive_max = 16384;
 	ms->store_retained = !((v = prop(props, nprops, "retained")) && strcmp(v, "skip") == 0);
 	ms->cfg.retained = ms->store_retained;
 
