@@ -14,6 +14,10 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include "source/source.h"
 #include "detect/detect.h"
 
@@ -88,12 +92,34 @@ WorkerBeginXact(const char *activity)
 	pgstat_report_activity(STATE_RUNNING, activity);
 }
 
+/*
+ * glibc keeps the memory a worker frees, in the middle of its heap, for
+ * later: a worker whose largest batch or step was once large stays that
+ * large.  Every few seconds, the free pages go back to the kernel, so that
+ * a worker's private memory is what it holds (docs/sources.md, "Memory").
+ */
+static void
+worker_trim_memory(void)
+{
+#ifdef __GLIBC__
+	static TimestampTz last = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (now - last >= 5 * USECS_PER_SEC)
+	{
+		last = now;
+		malloc_trim(0);
+	}
+#endif
+}
+
 void
 WorkerCommitXact(void)
 {
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
+	worker_trim_memory();
 }
 
 typedef struct LaunchedWorker

@@ -40,16 +40,22 @@ CREATE TABLE iotstream.source_offsets (
 );
 COMMENT ON TABLE iotstream.source_offsets IS 'Per source and partition: the next offset to consume, committed with the rows; the last high watermark seen; and the newest event time stored (the partition''s watermark).';
 
--- Dedup keys seen within the horizon, per source.  No foreign key: a batch
--- stores thousands of keys, and a foreign key checks (and locks) the source
--- row for each one; a trigger forgets the keys of a source that goes.
+-- Dedup keys seen within the horizon, per source: one row per batch and key
+-- shard (the top 4 bits of the key hash), the batch's keys in `keys` as
+-- 8-byte big-endian hashes.  Written in the batch's transaction, looked up
+-- by shard and time only for keys memory cannot decide, and deleted a whole
+-- row at a time once the horizon has passed (src/ingest/dedup.c).  No
+-- foreign key: a trigger forgets the keys of a source that goes.
 CREATE TABLE iotstream.source_dedup (
     source_id   int NOT NULL,
-    key_hash    bigint NOT NULL,
     seen_at     timestamptz NOT NULL,
-    PRIMARY KEY (source_id, key_hash)
+    shard       smallint NOT NULL CHECK (shard BETWEEN 0 AND 15),
+    keys        bytea NOT NULL
 );
-COMMENT ON TABLE iotstream.source_dedup IS 'Hashes of dedup keys ingested within each source''s horizon.';
+-- random hashes do not compress: stored out of line as they are
+ALTER TABLE iotstream.source_dedup ALTER COLUMN keys SET STORAGE EXTERNAL;
+CREATE INDEX source_dedup_lookup ON iotstream.source_dedup (source_id, shard, seen_at);
+COMMENT ON TABLE iotstream.source_dedup IS 'Hashes of the dedup keys ingested within each source''s horizon: one row per batch and key shard.';
 
 CREATE FUNCTION iotstream._source_forget_dedup() RETURNS trigger
 LANGUAGE plpgsql AS $$
@@ -372,7 +378,8 @@ CREATE FUNCTION iotstream._worker_stats(
     OUT source_id int, OUT pid int, OUT state text, OUT messages bigint, OUT rows bigint,
     OUT dead_letters bigint, OUT duplicates bigint, OUT batches bigint,
     OUT messages_per_sec float8, OUT rows_per_sec float8, OUT started_at timestamptz,
-    OUT last_batch_at timestamptz, OUT last_error text, OUT last_error_at timestamptz)
+    OUT last_batch_at timestamptz, OUT last_error text, OUT last_error_at timestamptz,
+    OUT memory_bytes bigint, OUT dedup_bytes bigint, OUT dedup_keys bigint, OUT dedup_filtered_keys bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'iotstream_worker_stats' LANGUAGE C;
 COMMENT ON FUNCTION iotstream._worker_stats() IS 'Internal: the counters of each source worker since it started, from shared memory; a role sees the workers of the tables it may read.';
 
@@ -395,7 +402,11 @@ SELECT s.name AS source,
        w.last_batch_at,
        w.last_error,
        w.last_error_at,
-       s.kind
+       s.kind,
+       w.memory_bytes,
+       w.dedup_bytes,
+       w.dedup_keys,
+       w.dedup_filtered_keys
   FROM iotstream.sources s
   LEFT JOIN LATERAL (
        SELECT count(*) FILTER (WHERE x.pid IS NOT NULL) AS workers,
@@ -405,7 +416,9 @@ SELECT s.name AS source,
               sum(x.messages) AS messages, sum(x.rows) AS rows, sum(x.duplicates) AS duplicates,
               max(x.last_batch_at) AS last_batch_at,
               (array_agg(x.last_error ORDER BY x.last_error_at DESC NULLS LAST))[1] AS last_error,
-              max(x.last_error_at) AS last_error_at
+              max(x.last_error_at) AS last_error_at,
+              sum(x.memory_bytes)::bigint AS memory_bytes, sum(x.dedup_bytes)::bigint AS dedup_bytes,
+              sum(x.dedup_keys)::bigint AS dedup_keys, sum(x.dedup_filtered_keys)::bigint AS dedup_filtered_keys
          FROM iotstream._worker_stats() x WHERE x.source_id = s.source_id) w ON true
   LEFT JOIN LATERAL (
        SELECT jsonb_agg(jsonb_build_object('topic', so.topic, 'partition', so.partition,
@@ -419,7 +432,7 @@ SELECT s.name AS source,
     OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
 GRANT SELECT ON iotstream.source_status TO PUBLIC;
 COMMENT ON VIEW iotstream.source_status IS
-    'Each source: state, worker pids, partitions with stored offset, high watermark and lag, messages and rows per second over the last minute, totals since the workers started, duplicates, dead letters, and the last error. No secrets.';
+    'Each source: state, worker pids, partitions with stored offset, high watermark and lag, messages and rows per second over the last minute, totals since the workers started, duplicates, dead letters, the last error, its kind, and its workers'' memory: private memory (RssAnon), what dedup holds, and the keys it holds exactly and behind filters. No secrets.';
 
 -- Every option of a source as the worker passes it to librdkafka, secrets masked.
 CREATE FUNCTION iotstream.source_config(name text)

@@ -193,6 +193,19 @@ RuleKeyRaw(TupleDesc desc, int first, const Datum *values, const bool *nulls, St
 }
 
 /*
+ * The JSON texts of keys are a cache: past KEY_NAMES_MAX keys it starts
+ * afresh, so keys that stopped sending go, and so does its memory.
+ */
+static void
+key_names_forget(Rule *r)
+{
+	if (r->key_names_cxt)
+		MemoryContextDelete(r->key_names_cxt);
+	r->key_names_cxt = NULL;
+	r->key_names = NULL;
+}
+
+/*
  * Prepares the statement that spells a key: jsonb_build_object over the
  * key columns (named as the rule's query names them), as text.
  */
@@ -231,9 +244,7 @@ key_plan_prepare(Rule *r, TupleDesc desc, int first)
 		SPI_keepplan(plan);
 	r->key_plan = plan;
 	r->nkeys = nkeys;
-	if (r->key_names)
-		hash_destroy(r->key_names);
-	r->key_names = NULL;
+	key_names_forget(r);
 }
 
 /*
@@ -261,11 +272,12 @@ RuleKeyJson(Rule *r, TupleDesc desc, int first, Datum *values, bool *nulls, Stri
 		{
 			HASHCTL		ctl;
 
-			if (r->key_names)
-				hash_destroy(r->key_names);
+			key_names_forget(r);
+			r->key_names_cxt = AllocSetContextCreate(r->cxt, "iotstream rule key texts",
+													 ALLOCSET_DEFAULT_SIZES);
 			ctl.keysize = RAW_KEY_MAX;
 			ctl.entrysize = sizeof(KeyName);
-			ctl.hcxt = r->cxt;
+			ctl.hcxt = r->key_names_cxt;
 			r->key_names = hash_create("iotstream rule keys", 256, &ctl,
 									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		}
@@ -291,6 +303,6 @@ RuleKeyJson(Rule *r, TupleDesc desc, int first, Datum *values, bool *nulls, Stri
 	if (raw->len > RAW_KEY_MAX)
 		return json;
 	kn = hash_search(r->key_names, probe, HASH_ENTER, NULL);
-	strlcpy(kn->json, json, KEY_MAX);
+	kn->json = MemoryContextStrdup(r->key_names_cxt, json);
 	return kn->json;
 }

@@ -21,7 +21,7 @@
 #define KEY_MAX			512		/* bytes of a key's JSON text */
 #define RAW_KEY_MAX		120		/* bytes of a key's binary form that key_names caches */
 #define RULE_KEYS_MAX	32		/* key columns of a row or zscore rule */
-#define KEY_NAMES_MAX	100000	/* entries of key_names before it starts afresh */
+#define KEY_NAMES_MAX	50000	/* entries of key_names before it starts afresh (~10MB) */
 #define FETCH_ROWS		5000
 
 typedef enum RuleKind
@@ -52,6 +52,7 @@ struct Rule
 	Oid			key_types[RULE_KEYS_MAX];
 	int			nkeys;
 	HTAB	   *key_names;		/* KeyName: raw key -> JSON text */
+	MemoryContext key_names_cxt;	/* key_names and its texts */
 	bool		started;		/* evaluated_until is set */
 	TimestampTz last_evaluation;	/* wall clock, in this worker */
 
@@ -109,7 +110,7 @@ typedef struct KeyState
 typedef struct KeyName
 {
 	char		raw[RAW_KEY_MAX];
-	char		json[KEY_MAX];
+	char	   *json;			/* in key_names_cxt: as long as the key, not KEY_MAX */
 } KeyName;
 
 /* zscore: a key's last window means, oldest first from head. */

@@ -46,16 +46,8 @@
 
 #define MAX_BUFFERED_ROWS	1000	/* per partition, before a multi-insert */
 #define MAX_BUFFERED_PARTS	16
-#define DEDUP_LOAD_ROWS		10000	/* dedup keys fetched at a time */
-#define DEDUP_KEY_BYTES		48		/* a key in the hash, with dynahash's overhead */
 #define DEDUP_MEMORY_DEFAULT	(INT64CONST(64) * 1024 * 1024)
 #define DEDUP_MEMORY_MIN	(INT64CONST(64) * 1024)
-
-typedef struct DedupEntry
-{
-	uint64		hash;			/* key */
-	TimestampTz seen_at;
-} DedupEntry;
 
 struct IngestTarget
 {
@@ -68,16 +60,10 @@ struct IngestTarget
 	Oid			time_type;
 	int64		max_message_bytes;
 
-	/* dedup: key columns, horizon, and the hashes seen within it */
+	/* dedup: key columns, and the keys seen within the horizon (dedup.c) */
 	int			ndedup;
 	AttrNumber *dedup_attnos;
-	Interval	horizon;
-	HTAB	   *seen;			/* a bounded cache of iotstream.source_dedup */
-	bool		seen_loaded;
-	bool		seen_complete;	/* it holds every key of the table in the horizon */
-	int64		max_keys;		/* the bound: dedup_memory / DEDUP_KEY_BYTES */
-	TimestampTz last_expiry;
-	SPIPlanPtr	lookup_plan;	/* which of some keys the table holds */
+	DedupState *dedup;
 
 	/* columns with a DEFAULT (or identity), used when a message lacks them */
 	int			ndefaults;
@@ -85,7 +71,6 @@ struct IngestTarget
 	Expr	  **default_exprs;
 
 	SPIPlanPtr	dead_plan;
-	SPIPlanPtr	dedup_plan;
 	TupleDesc	desc;			/* the columns the plans above were made for
 								 * (same_columns) */
 	MemoryContext cxt;
@@ -117,11 +102,16 @@ typedef struct InsertState
 	int			nbufs;
 } InsertState;
 
-/* The column a dedup key names: the column itself, or deviceId for device_id. */
+/*
+ * The column a dedup key names: the column itself; the column the mapping
+ * fills from that JSON key or source ({"ts": "timestamp"}: "timestamp"
+ * names ts); or, by the default rule, device_id for deviceId.
+ */
 static AttrNumber
-resolve_column(TupleDesc desc, const char *name)
+resolve_column(TupleDesc desc, Jsonb *mapping, const char *name)
 {
 	StringInfoData snake;
+	AttrNumber	mapped = InvalidAttrNumber;
 
 	initStringInfo(&snake);
 	for (const char *p = name; *p; p++)
@@ -139,16 +129,51 @@ resolve_column(TupleDesc desc, const char *name)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (att->attisdropped)
-			continue;
-		if (strcmp(NameStr(att->attname), name) == 0 ||
-			strcmp(NameStr(att->attname), snake.data) == 0)
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	if (mapping && JB_ROOT_IS_OBJECT(mapping))
+	{
+		JsonbIterator *it = JsonbIteratorInit(&mapping->root);
+		JsonbValue	k,
+					v;
+		JsonbIteratorToken tok;
+		char	   *column = NULL;
+
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			if (tok != WJB_KEY)
+				continue;
+			tok = JsonbIteratorNext(&it, &v, true);
+			if (v.type == jbvString && v.val.string.len == strlen(name) &&
+				memcmp(v.val.string.val, name, v.val.string.len) == 0)
+			{
+				if (column != NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_AMBIGUOUS_COLUMN),
+							 errmsg("dedup key \"%s\" is read by more than one column of the mapping", name),
+							 errhint("Name the column to deduplicate on instead.")));
+				column = pnstrdup(k.val.string.val, k.val.string.len);
+			}
+		}
+		for (int i = 0; column && i < desc->natts; i++)
+			if (!TupleDescAttr(desc, i)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(desc, i)->attname), column) == 0)
+				mapped = TupleDescAttr(desc, i)->attnum;
+	}
+	if (mapped != InvalidAttrNumber)
+		return mapped;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), snake.data) == 0)
 			return att->attnum;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_COLUMN),
 			 errmsg("dedup key \"%s\" matches no column of the target", name),
-			 errhint("Name a column of the target table, or the JSON key that maps to it.")));
+			 errhint("Name a column of the target table, or the JSON key that the mapping or the default rule reads into it.")));
 	return InvalidAttrNumber;
 }
 
@@ -202,8 +227,7 @@ dedup_memory_option(JsonbValue *v)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option dedup_memory must be at least 64kB"),
-				 errhint("dedup_memory bounds the dedup keys a worker holds in memory, e.g. \"64MB\"; each key takes about %d bytes.",
-						 DEDUP_KEY_BYTES)));
+				 errhint("dedup_memory bounds the memory a worker's dedup keys take, e.g. \"64MB\".")));
 	return bytes;
 }
 
@@ -218,6 +242,8 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 	JsonbValue *v;
 	JsonbValue	key;
 	AsOwner		as;
+	Interval	horizon;
+	int64		dedup_memory = 0;
 
 	/* planning the defaults may run the table's functions: as its owner */
 	AsOwnerBegin(&as, TableOwner(relid));
@@ -246,7 +272,7 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 		{
 			t->ndedup = 1;
 			t->dedup_attnos = palloc(sizeof(AttrNumber));
-			t->dedup_attnos[0] = resolve_column(desc, pnstrdup(v->val.string.val, v->val.string.len));
+			t->dedup_attnos[0] = resolve_column(desc, mapping, pnstrdup(v->val.string.val, v->val.string.len));
 		}
 		else
 		{
@@ -262,15 +288,15 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 			while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
 				if (tok == WJB_ELEM && elem.type == jbvString && t->ndedup < desc->natts)
 					t->dedup_attnos[t->ndedup++] =
-						resolve_column(desc, pnstrdup(elem.val.string.val, elem.val.string.len));
+						resolve_column(desc, mapping, pnstrdup(elem.val.string.val, elem.val.string.len));
 		}
-		t->horizon = *DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum("1 hour"),
-															ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		horizon = *DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum("1 hour"),
+														 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
 		if ((v = OPTION("dedup_horizon")) && v->type == jbvString)
-			t->horizon = *DatumGetIntervalP(DirectFunctionCall3(interval_in,
-																CStringGetDatum(pnstrdup(v->val.string.val, v->val.string.len)),
-																ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-		t->max_keys = dedup_memory_option(OPTION("dedup_memory")) / DEDUP_KEY_BYTES;
+			horizon = *DatumGetIntervalP(DirectFunctionCall3(interval_in,
+															 CStringGetDatum(pnstrdup(v->val.string.val, v->val.string.len)),
+															 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		dedup_memory = dedup_memory_option(OPTION("dedup_memory"));
 	}
 #undef OPTION
 
@@ -293,44 +319,24 @@ IngestTargetCreate(Oid relid, Jsonb *mapping, Jsonb *options,
 	AsOwnerEnd(&as);
 
 	if (t->ndedup > 0)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(DedupEntry);
-		ctl.hcxt = cxt;
-		t->seen = hash_create("iotstream dedup keys", 4096, &ctl,
-							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
+		t->dedup = DedupCreate(source_id, &horizon, dedup_memory, cxt);
 
 	SPI_connect();
 	{
 		Oid			dtypes[7] = {TEXTOID, TEXTOID, INT4OID, INT8OID, BYTEAOID, BYTEAOID, TEXTOID};
-		Oid			ktypes[2] = {INT4OID, INT8ARRAYOID};
-		Oid			ltypes[3] = {INT4OID, INT8ARRAYOID, INTERVALOID};
 
 		t->dead_plan = SPI_prepare("INSERT INTO iotstream.dead_letters"
 								   " (source, topic, partition, \"offset\", key, payload, reason)"
 								   " VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, dtypes);
-		t->dedup_plan = SPI_prepare("INSERT INTO iotstream.source_dedup (source_id, key_hash, seen_at)"
-									" SELECT $1, h, now() FROM unnest($2) h"
-									" ON CONFLICT (source_id, key_hash) DO UPDATE SET seen_at = excluded.seen_at",
-									2, ktypes);
-		t->lookup_plan = SPI_prepare("SELECT key_hash FROM iotstream.source_dedup"
-									 " WHERE source_id = $1 AND key_hash = ANY ($2) AND seen_at >= now() - $3",
-									 3, ltypes);
-		if (t->dead_plan == NULL || t->dedup_plan == NULL || t->lookup_plan == NULL)
+		if (t->dead_plan == NULL)
 			elog(ERROR, "could not prepare iotstream ingest statements");
 		SPI_keepplan(t->dead_plan);
-		SPI_keepplan(t->dedup_plan);
-		SPI_keepplan(t->lookup_plan);
 	}
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	return t;
 }
 
-/* The dedup hashes in memory are only a cache of iotstream.source_dedup. */
 /* Whether the mapping reads Kafka headers (see DecodeNeedsHeaders). */
 bool
 IngestNeedsHeaders(const IngestTarget *t)
@@ -338,146 +344,24 @@ IngestNeedsHeaders(const IngestTarget *t)
 	return DecodeNeedsHeaders(t->plan);
 }
 
+/* After an aborted batch: memory may hold keys the table does not. */
 void
 IngestDedupReset(IngestTarget *t)
 {
-	if (t->seen)
-	{
-		HASH_SEQ_STATUS st;
-		DedupEntry *e;
-
-		hash_seq_init(&st, t->seen);
-		while ((e = hash_seq_search(&st)) != NULL)
-			hash_search(t->seen, &e->hash, HASH_REMOVE, NULL);
-	}
-	t->seen_loaded = false;
+	if (t->dedup)
+		DedupForget(t->dedup);
 }
 
-static void
-dedup_load(IngestTarget *t)
+void
+IngestDedupMemory(const IngestTarget *t, int64 *bytes, int64 *keys, int64 *filtered_keys)
 {
-	Oid			argtypes[2] = {INT4OID, INTERVALOID};
-	Datum		args[2] = {Int32GetDatum(t->source_id), IntervalPGetDatum(&t->horizon)};
-	SPIPlanPtr	plan;
-	Portal		portal;
-	bool		complete = true;
+	DedupUsage	u = {0};
 
-	IngestDedupReset(t);
-	SPI_connect();
-	/* forget keys past the horizon, then load the rest */
-	SPI_execute_with_args("DELETE FROM iotstream.source_dedup WHERE source_id = $1"
-						  " AND seen_at < now() - $2",
-						  2, argtypes, args, NULL, false, 0);
-	/*
-	 * Through a cursor, DEDUP_LOAD_ROWS keys at a time: the whole result
-	 * materialized at once took as much memory again as the hash it fills
-	 * (the spike of a reload)
-	 */
-	plan = SPI_prepare("SELECT key_hash, seen_at FROM iotstream.source_dedup WHERE source_id = $1",
-					   1, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "could not prepare the load of dedup keys");
-	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, DEDUP_LOAD_ROWS);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed && complete; i++)
-		{
-			bool		isnull;
-			uint64		h = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-			DedupEntry *e;
-
-			if (hash_get_num_entries(t->seen) >= t->max_keys)
-			{
-				complete = false;	/* the rest stay in the table */
-				break;
-			}
-			e = hash_search(t->seen, &h, HASH_ENTER, NULL);
-			e->seen_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		}
-		SPI_freetuptable(SPI_tuptable);
-		if (!complete)
-			break;
-	}
-	SPI_cursor_close(portal);
-	SPI_finish();
-	t->seen_complete = complete;
-	t->seen_loaded = true;
-	t->last_expiry = GetCurrentTimestamp();
-}
-
-static int
-uint64_cmp(const void *a, const void *b)
-{
-	uint64		x = *(const uint64 *) a;
-	uint64		y = *(const uint64 *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
-/*
- * A key new in this batch (or seen before the horizon): in the cache while
- * it has room; past the bound, in the batch's own hash, so that a second
- * message of it in the batch is still found, and the cache no longer holds
- * every key of the table.
- */
-static void
-dedup_remember(IngestTarget *t, uint64 h, TimestampTz now, HTAB **batch_keys)
-{
-	DedupEntry *e;
-
-	if (hash_get_num_entries(t->seen) < t->max_keys ||
-		hash_search(t->seen, &h, HASH_FIND, NULL) != NULL)
-	{
-		e = hash_search(t->seen, &h, HASH_ENTER, NULL);
-		e->seen_at = now;
-		return;
-	}
-	t->seen_complete = false;
-	if (*batch_keys == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(uint64);
-		ctl.hcxt = CurrentMemoryContext;	/* the batch's */
-		*batch_keys = hash_create("iotstream dedup keys of a batch", 1024, &ctl,
-								  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	}
-	(void) hash_search(*batch_keys, &h, HASH_ENTER, NULL);
-}
-
-/*
- * Which of keys iotstream.source_dedup holds within the horizon, sorted;
- * one statement for the keys of a batch the cache does not hold.
- */
-static uint64 *
-dedup_lookup(IngestTarget *t, const uint64 *keys, int n, int *nheld)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	Datum		args[3];
-	uint64	   *held;
-
-	args[0] = Int32GetDatum(t->source_id);
-	args[1] = PointerGetDatum(construct_array((Datum *) keys, n, INT8OID, sizeof(int64),
-											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[2] = IntervalPGetDatum(&t->horizon);
-	SPI_connect();
-	if (SPI_execute_plan(t->lookup_plan, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up dedup keys");
-	held = MemoryContextAlloc(cxt, sizeof(uint64) * Max(1, SPI_processed));
-	*nheld = (int) SPI_processed;
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-
-		held[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	SPI_finish();
-	qsort(held, *nheld, sizeof(uint64), uint64_cmp);
-	return held;
+	if (t->dedup)
+		DedupMemory(t->dedup, &u);
+	*bytes = u.bytes;
+	*keys = u.keys;
+	*filtered_keys = u.filtered_keys + u.unfiltered_keys;
 }
 
 static uint64
@@ -730,7 +614,7 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 	bool	   *skip = palloc0(sizeof(bool) * n);	/* bad or duplicate */
 	StreamTime *ts = palloc(sizeof(StreamTime) * n);
 	StreamRowVerdict *verdicts = palloc(sizeof(StreamRowVerdict) * n);
-	int64	   *new_keys = NULL;
+	uint64	   *new_keys = NULL;
 	int		   *new_rows = NULL;	/* the message each new key came from */
 	int			nnew = 0;
 	Relation	rel;
@@ -740,8 +624,8 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 	AsOwner		as;
 
 	/* iotstream's own reads and writes are the extension owner's ... */
-	if (t->ndedup > 0 && !t->seen_loaded)
-		dedup_load(t);
+	if (t->dedup)
+		DedupBatchBegin(t->dedup);	/* loads, or forgets what expired */
 
 	/*
 	 * ... but everything the table brings (domains the decoder's values
@@ -817,76 +701,41 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 						RelationGetRelationName(rel), t->source_name),
 				 errdetail("The batch was not stored; nothing is lost."),
 				 errhint("The source worker starts again and reads the messages with the new columns.")));
-	if (t->ndedup > 0)
+	if (t->dedup)
 	{
-		TimestampTz now = GetCurrentTransactionStartTimestamp();
-		TimestampTz oldest = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
-																	 TimestampTzGetDatum(now),
-																	 IntervalPGetDatum(&t->horizon)));
-		HTAB	   *batch_keys = NULL;	/* new keys the bounded cache could not take */
-		uint64	   *maybe_keys = palloc(sizeof(uint64) * n);
-		int		   *maybe_rows = palloc(sizeof(int) * n);
-		int			nmaybe = 0;
+		uint64	   *keys = palloc(sizeof(uint64) * n);
+		DedupVerdict *verdict = palloc(sizeof(DedupVerdict) * n);
+		int			nkeys = 0;
 
-		new_keys = palloc(sizeof(int64) * n);
+		new_keys = palloc(sizeof(uint64) * n);
 		new_rows = palloc(sizeof(int) * n);
 		for (int i = 0; i < n; i++)
 		{
 			bool		usable;
-			uint64		h;
-			DedupEntry *e;
 
 			if (skip[i])
 				continue;
-			h = dedup_hash(t, rel, values + i * natts, nulls + i * natts, &usable);
-			if (!usable)
-				continue;
-			e = hash_search(t->seen, &h, HASH_FIND, NULL);
-			if ((e && e->seen_at >= oldest) ||
-				(batch_keys && hash_search(batch_keys, &h, HASH_FIND, NULL)))
+			keys[nkeys] = dedup_hash(t, rel, values + i * natts, nulls + i * natts, &usable);
+			if (usable)
+				new_rows[nkeys++] = i;
+		}
+		if (DedupClassify(t->dedup, keys, nkeys, verdict) > 0)
+		{
+			/* the catalog is read as the extension's owner */
+			AsOwnerEnd(&as);
+			DedupResolve(t->dedup, keys, nkeys, verdict);
+			AsOwnerBegin(&as, TableOwner(t->relid));
+		}
+		for (int k = 0; k < nkeys; k++)
+		{
+			if (verdict[k] == DEDUP_SEEN)
 			{
-				skip[i] = true;
+				skip[new_rows[k]] = true;
 				counts->duplicates++;
 				continue;
 			}
-			if (e == NULL && !t->seen_complete)
-			{
-				/* the table may hold it: asked once for the batch, below */
-				maybe_keys[nmaybe] = h;
-				maybe_rows[nmaybe++] = i;
-				continue;
-			}
-			/* new, or seen before the horizon: it counts from now */
-			dedup_remember(t, h, now, &batch_keys);
-			new_rows[nnew] = i;
-			new_keys[nnew++] = (int64) h;
-		}
-		if (nmaybe > 0)
-		{
-			uint64	   *held;
-			int			nheld;
-
-			/* the catalog is read as the extension's owner */
-			AsOwnerEnd(&as);
-			held = dedup_lookup(t, maybe_keys, nmaybe, &nheld);
-			AsOwnerBegin(&as, TableOwner(t->relid));
-			for (int k = 0; k < nmaybe; k++)
-			{
-				uint64		h = maybe_keys[k];
-				int			i = maybe_rows[k];
-
-				if (bsearch(&h, held, nheld, sizeof(uint64), uint64_cmp) ||
-					hash_search(t->seen, &h, HASH_FIND, NULL) ||
-					(batch_keys && hash_search(batch_keys, &h, HASH_FIND, NULL)))
-				{
-					skip[i] = true;
-					counts->duplicates++;
-					continue;
-				}
-				dedup_remember(t, h, now, &batch_keys);
-				new_rows[nnew] = i;
-				new_keys[nnew++] = (int64) h;
-			}
+			new_rows[nnew] = new_rows[k];
+			new_keys[nnew++] = keys[k];
 		}
 	}
 	table_close(rel, NoLock);	/* the lock stays: see above */
@@ -923,35 +772,19 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 			store_dead_letter(t, &msgs[i], reason[i]);
 			counts->dead++;
 		}
+	SPI_finish();
 	if (row_by_row && nnew > 0)
 	{
 		/* a key whose row was not stored was not seen: a redelivery may store it */
 		int			kept = 0;
 
 		for (int k = 0; k < nnew; k++)
-		{
 			if (reason[new_rows[k]] == NULL)
 				new_keys[kept++] = new_keys[k];
-			else
-			{
-				uint64		h = (uint64) new_keys[k];
-
-				hash_search(t->seen, &h, HASH_REMOVE, NULL);
-			}
-		}
 		nnew = kept;
 	}
 	if (nnew > 0)
-	{
-		Datum		args[2];
-
-		args[0] = Int32GetDatum(t->source_id);
-		args[1] = PointerGetDatum(construct_array((Datum *) new_keys, nnew, INT8OID,
-												  sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		if (SPI_execute_plan(t->dedup_plan, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not store dedup keys");
-	}
-	SPI_finish();
+		DedupRemember(t->dedup, new_keys, nnew);
 	if (defstate)
 		FreeExecutorState(defstate);
 	counts->messages += n;
@@ -970,10 +803,6 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 		out->ts = ts;
 		out->msgs = msgs;
 	}
-
-	/* once a minute, forget what the horizon no longer covers */
-	if (t->seen && TimestampDifferenceExceeds(t->last_expiry, GetCurrentTimestamp(), 60000))
-		IngestDedupReset(t);
 }
 
 /*
@@ -997,8 +826,8 @@ iotstream_validate_source(PG_FUNCTION_ARGS)
 	t = IngestTargetCreate(PG_GETARG_OID(0), PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1),
 						   PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2), "", 0, cxt);
 	SPI_freeplan(t->dead_plan);
-	SPI_freeplan(t->dedup_plan);
-	SPI_freeplan(t->lookup_plan);
+	if (t->dedup)
+		DedupFree(t->dedup);
 	MemoryContextDelete(cxt);
 	PG_RETURN_VOID();
 }

@@ -61,5 +61,8 @@ extern void IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 						bool row_by_row, IngestCounts *counts,
 						IngestedRows *out);
 extern void IngestDedupReset(IngestTarget *t);
+/* what a target's dedup holds in memory: bytes, exact keys, filtered keys */
+extern void IngestDedupMemory(const IngestTarget *t, int64 *bytes, int64 *keys,
+							  int64 *filtered_keys);
 
 #endif							/* INGEST_INGEST_H */

@@ -31,6 +31,34 @@ extern void StreamEnsurePartitions(Oid relid, const StreamTime *ts,
 								   StreamRowVerdict *verdicts, const char **errors);
 extern const char *StreamRowVerdictReason(StreamRowVerdict verdict);
 
+/* in dedup.c: which keys of a batch were seen within the horizon */
+typedef struct DedupState DedupState;
+
+typedef enum DedupVerdict
+{
+	DEDUP_NEW,					/* not seen within the horizon */
+	DEDUP_SEEN,					/* seen: the message is a duplicate */
+	DEDUP_MAYBE					/* memory cannot tell: DedupResolve asks the table */
+} DedupVerdict;
+
+typedef struct DedupUsage
+{
+	int64		bytes;			/* memory held */
+	int64		keys;			/* keys held exactly */
+	int64		filtered_keys;	/* keys behind a Bloom filter */
+	int64		unfiltered_keys;	/* keys only the table holds */
+} DedupUsage;
+
+extern DedupState *DedupCreate(int source_id, const Interval *horizon, int64 budget,
+							   MemoryContext cxt);
+extern void DedupFree(DedupState *d);
+extern void DedupForget(DedupState *d);
+extern void DedupBatchBegin(DedupState *d);
+extern int	DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict);
+extern void DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict);
+extern void DedupRemember(DedupState *d, const uint64 *keys, int n);
+extern void DedupMemory(const DedupState *d, DedupUsage *u);
+
 /* in index_batch.c */
 struct ResultRelInfo;
 struct TupleTableSlot;

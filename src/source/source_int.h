@@ -38,6 +38,17 @@ extern void SourceSlotSetError(const char *msg);
 extern void SourceSlotCountBatch(int64 messages, int64 rows, int64 dead, int64 duplicates);
 extern void SourceSlotRelease(void);
 
+/* A worker's memory, as source_status shows it. */
+typedef struct SourceMemory
+{
+	int64		rss_anon;		/* bytes of private memory */
+	int64		dedup_bytes;	/* what dedup holds */
+	int64		dedup_keys;		/* keys it holds exactly */
+	int64		dedup_filtered_keys;	/* keys behind its filters */
+} SourceMemory;
+
+extern void SourceSlotSetMemory(const SourceMemory *m);
+extern int64 SourceRssAnon(void);
 
 /* in mqtt_client.c: the client side of MQTT 3.1.1 and 5 (no SQL here) */
 #define MQTT_MAX_USER_PROPERTIES 32

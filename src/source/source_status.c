@@ -44,6 +44,7 @@ typedef struct SourceSlot
 	TimestampTz last_batch_at;
 	TimestampTz last_error_at;
 	char		last_error[256];
+	SourceMemory memory;		/* as of the last report, once a second */
 } SourceSlot;
 
 static SourceSlot *Slots = NULL;
@@ -165,10 +166,45 @@ SourceSlotCountBatch(int64 messages, int64 rows, int64 dead, int64 duplicates)
 	SpinLockRelease(&MySlot->mutex);
 }
 
+/* What the worker's memory holds (SourceSlotReportMemory). */
+void
+SourceSlotSetMemory(const SourceMemory *m)
+{
+	if (!MySlot)
+		return;
+	SpinLockAcquire(&MySlot->mutex);
+	MySlot->memory = *m;
+	SpinLockRelease(&MySlot->mutex);
+}
+
+/*
+ * This process's private memory as the kernel counts it (RssAnon in
+ * /proc/self/status), in bytes; -1 where there is no such file.
+ */
+int64
+SourceRssAnon(void)
+{
+	FILE	   *f = fopen("/proc/self/status", "r");
+	char		line[256];
+	int64		kb = -1;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "RssAnon:", 8) == 0)
+		{
+			kb = strtoll(line + 8, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
 /*
  * iotstream._worker_stats() -> setof (source_id, pid, state, messages, rows,
  *	 dead, duplicates, batches, messages_per_sec, rows_per_sec, started_at,
- *	 last_batch_at, last_error, last_error_at)
+ *	 last_batch_at, last_error, last_error_at, memory_bytes, dedup_bytes,
+ *	 dedup_keys, dedup_filtered_keys)
  */
 PG_FUNCTION_INFO_V1(iotstream_worker_stats);
 Datum
@@ -183,8 +219,8 @@ iotstream_worker_stats(PG_FUNCTION_ARGS)
 	for (int i = 0; i < iotstream_max_workers; i++)
 	{
 		SourceSlot	s;
-		Datum		v[14];
-		bool		nulls[14] = {0};
+		Datum		v[18];
+		bool		nulls[18] = {0};
 		int64		msgs = 0,
 					rows = 0;
 
@@ -223,6 +259,11 @@ iotstream_worker_stats(PG_FUNCTION_ARGS)
 		nulls[12] = s.last_error[0] == '\0';
 		v[13] = TimestampTzGetDatum(s.last_error_at);
 		nulls[13] = s.last_error_at == 0;
+		v[14] = Int64GetDatum(s.memory.rss_anon);
+		nulls[14] = s.memory.rss_anon <= 0;
+		v[15] = Int64GetDatum(s.memory.dedup_bytes);
+		v[16] = Int64GetDatum(s.memory.dedup_keys);
+		v[17] = Int64GetDatum(s.memory.dedup_filtered_keys);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
 	}
 	return (Datum) 0;

@@ -137,6 +137,22 @@ on_revoke(void *arg)
 	Source->release(MySource);
 }
 
+/* what source_status shows of this worker's memory: at most once a second */
+static void
+report_memory(bool now)
+{
+	static TimestampTz last = 0;
+	TimestampTz t = GetCurrentTimestamp();
+	SourceMemory m;
+
+	if (!now && t - last < USECS_PER_SEC)
+		return;
+	last = t;
+	m.rss_anon = SourceRssAnon();
+	IngestDedupMemory(MyTarget, &m.dedup_bytes, &m.dedup_keys, &m.dedup_filtered_keys);
+	SourceSlotSetMemory(&m);
+}
+
 static void
 worker_exit(int code, Datum arg)
 {
@@ -298,6 +314,7 @@ process_batch(SourceMessage *msgs, int n, MemoryContext batch_cxt)
 	Source->ack(MySource, parts, np);		/* only after Postgres committed */
 	Source->release(MySource);
 	SourceSlotCountBatch(counts.messages, counts.rows, counts.dead, counts.duplicates);
+	report_memory(false);
 }
 
 PGDLLEXPORT void iotstream_source_main(Datum main_arg);
@@ -407,6 +424,7 @@ iotstream_source_main(Datum main_arg)
 		if (got > 0)
 			continue;			/* the queue may hold more */
 
+		report_memory(false);	/* an idle worker's too */
 		timeout = pending > 0 ?
 			Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline)) : 1000;
 		(void) WaitLatchOrSocket(MyLatch,

@@ -3,7 +3,8 @@
 #  - seed-002 events with 0.1% duplicates, deduplicated by eventId;
 #  - seed-004 telemetry with a corpus of every kind of bad message;
 #  - one source with two topics and a second source into the same table;
-#  - a dedup key is only remembered for a row that was stored.
+#  - a dedup key is only remembered for a row that was stored;
+#  - a dedup key may name the JSON key the mapping reads ("timestamp" for ts).
 # Every count and checksum is compared with what the simulator produced.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -32,7 +33,7 @@ SELECT iotstream.create_source('it40_events', '$BROKERS', ARRAY['events'], 'it40
   '{"batch_ms": 50, "dedup_key": "eventId", "dedup_horizon": "1 hour", "session.timeout.ms": "6000"}');
 SELECT iotstream.create_source('it40_tel', '$BROKERS', ARRAY['telemetry'], 'it40.telemetry',
   '{"ts": "timestamp", "topic": "\$topic", "kafka_partition": "\$partition", "kafka_offset": "\$offset"}',
-  '{"batch_ms": 50, "max_message_bytes": 8192}');
+  '{"batch_ms": 50, "max_message_bytes": 8192, "dedup_key": ["sensor_id", "metric_type", "timestamp"]}');
 SELECT iotstream.create_source('it40_site1', '$BROKERS', ARRAY['site1.temperature', 'site1.humidity'], 'it40.env',
   '{"ts": "timestamp", "topic": "\$topic"}', '{"batch_ms": 50}');
 SELECT iotstream.create_source('it40_site2', '$BROKERS', ARRAY['site2.temperature'], 'it40.env',
@@ -44,7 +45,7 @@ W=$IOTSTREAM_WORK
 "$IOTSTREAM_SIM" --brokers "$BROKERS" --topic events --format event --count 20000 --devices 50 \
   --seed 2 --duplicates 0.001 --start-time 2026-11-01T00:00:00Z --no-per-device >"$W/ev.json"
 "$IOTSTREAM_SIM" --brokers "$BROKERS" --topic telemetry --format telemetry --count 20000 --devices 20 \
-  --seed 4 --bad 0.02 --bad-kinds all --oversize-bytes 20000 --start-time 2026-11-01T00:00:00Z \
+  --seed 4 --bad 0.02 --bad-kinds all --oversize-bytes 20000 --duplicates 0.002 --start-time 2026-11-01T00:00:00Z \
   --no-per-device >"$W/tel.json"
 for t in site1.temperature:11 site1.humidity:12 site2.temperature:13; do
   "$IOTSTREAM_SIM" --brokers "$BROKERS" --topic "${t%:*}" --format telemetry --count 3000 --devices 5 \
@@ -60,7 +61,8 @@ tel_bad=$(json_get "$tel" bad)
 assert_eq "$((ev_dups > 0))" 1 "the event stream carries duplicates"
 
 wait_for "SELECT (SELECT count(*) FROM it40.events) + (SELECT duplicates FROM iotstream.source_status WHERE source = 'it40_events') >= $(json_get "$ev" produced)" 60
-wait_for "SELECT (SELECT count(*) FROM it40.telemetry) + (SELECT count(*) FROM iotstream.dead_letters WHERE source = 'it40_tel') >= $(json_get "$tel" produced)" 60
+wait_for "SELECT (SELECT count(*) FROM it40.telemetry) + (SELECT count(*) FROM iotstream.dead_letters WHERE source = 'it40_tel')
+                + (SELECT duplicates FROM iotstream.source_status WHERE source = 'it40_tel') >= $(json_get "$tel" produced)" 60
 wait_for "SELECT count(*) >= 9000 FROM it40.env" 60
 
 # events: exactly the good ones, once each, with the simulator's checksum
@@ -81,6 +83,9 @@ assert_eq "$(q "SELECT count(*) FROM it40.telemetry")" "$tel_good" "telemetry: e
 assert_eq "$(q "SELECT sum(round(value::float8 * 100)::bigint
                  + ((extract(epoch FROM ts) * 1000)::bigint - $start_ms)) FROM it40.telemetry")" \
   "$(json_get "$tel" checksum)" "telemetry: checksum"
+# the dedup key names "timestamp", the JSON key the mapping reads into ts
+assert_eq "$(q "SELECT duplicates FROM iotstream.source_status WHERE source = 'it40_tel'")" \
+  "$(json_get "$tel" duplicates)" "telemetry: re-sent readings dropped by a dedup key on a mapped JSON key"
 assert_eq "$(q "SELECT count(*) FROM iotstream.dead_letters WHERE source = 'it40_tel'")" "$tel_bad" \
   "telemetry: every bad message is a dead letter"
 for kind in not_json truncated wrong_type missing_field bad_time invalid_utf8 nul_byte oversize; do

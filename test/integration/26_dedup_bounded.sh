@@ -4,7 +4,8 @@
 #    overflow it, so duplicates of the later ones are found in
 #    iotstream.source_dedup, not in memory;
 #  - a restart of the worker rebuilds the bounded cache from the table;
-#  - once the horizon has passed, an event seen before it is new again.
+#  - once the horizon has passed, an event seen before it is new again;
+#  - source_status shows the keys held and the memory they take.
 # Stored rows and counted duplicates are compared with what was produced.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -20,7 +21,7 @@ SELECT iotstream.create_stream_table('it26.events', 'ts timestamptz NOT NULL, ev
   'ts', max_past => '1 day', max_future => '1 day', retention => NULL);
 SELECT iotstream.create_source('it26_dd', '$BROKERS', ARRAY['dd'], 'it26.events', NULL,
   '{"batch_ms": 50, "batch_size": 500, "dedup_key": "event_id", "dedup_horizon": "45 seconds",
-    "dedup_memory": "64kB"}');
+    "dedup_memory": "64kB", "session.timeout.ms": "6000", "heartbeat.interval.ms": "1000"}');
 SELECT iotstream.start_source('it26_dd');
 SQL
 
@@ -42,6 +43,12 @@ consumed() {
 produce 1 5000
 consumed 5000
 assert_eq "$(stored)" 5000 "5,000 distinct events are stored"
+# source_status shows what the bound holds: every key, exactly or behind a
+# filter, within 64kB; and the worker's private memory
+wait_for "SELECT dedup_keys + dedup_filtered_keys = 5000 FROM iotstream.source_status WHERE source = 'it26_dd'" 30
+assert_eq "$(q "SELECT dedup_keys BETWEEN 1 AND 1000, dedup_filtered_keys >= 4000, dedup_bytes <= 65536,
+                       memory_bytes > 1000000 FROM iotstream.source_status WHERE source = 'it26_dd'")" "t|t|t|t" \
+  "source_status: keys held exactly and behind filters, within dedup_memory"
 
 # duplicates of events the bounded cache cannot hold (the first 1,365 or so
 # fill it), in batches of their own
@@ -49,7 +56,9 @@ produce 3001 3500
 consumed 5500
 assert_eq "$(stored) $(dups)" "5000 500" "500 duplicates beyond the memory bound are dropped and counted"
 
-# a new worker rebuilds its cache from the table, bounded again
+# a new worker rebuilds its cache from the table, bounded again (a short
+# session timeout: a worker killed without leaving the group holds its
+# partitions until it expires, and the horizon must not pass meanwhile)
 q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'iotstream source worker'" >/dev/null
 wait_for "SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'iotstream source worker'" 60
 produce 4001 4300

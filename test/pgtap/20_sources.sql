@@ -1,6 +1,6 @@
 -- The source API: definitions, their errors, Event Hubs, and secrets.
 BEGIN;
-SELECT plan(36);
+SELECT plan(38);
 SET LOCAL client_min_messages = warning;
 
 SELECT iotstream.create_stream_table('tap_src', 'ts timestamptz NOT NULL, sensor_id text NOT NULL, value float8', 'ts');
@@ -63,6 +63,12 @@ SELECT throws_ok($$SELECT iotstream.create_source('tap2', 'b:9092', ARRAY['t'], 
                  '22023', NULL, 'offsets are ours');
 SELECT throws_ok($$SELECT iotstream.create_source('tap2', 'b:9092', ARRAY['t'], 'tap_src', NULL, '{"dedup_key": "nope"}')$$,
                  '42703', NULL, 'dedup key without a column');
+SELECT lives_ok($$SELECT iotstream.create_source('tap4', 'b:9092', ARRAY['t'], 'tap_src', '{"ts": "timestamp"}',
+                                                 '{"dedup_key": ["sensorId", "timestamp"]}')$$,
+                'a dedup key names the JSON key the mapping reads');
+SELECT throws_ok($$SELECT iotstream.create_source('tap5', 'b:9092', ARRAY['t'], 'tap_src',
+                                                  '{"ts": "timestamp", "value": "timestamp"}', '{"dedup_key": "timestamp"}')$$,
+                 '42702', NULL, 'a dedup key read into two columns is ambiguous');
 SELECT throws_ok($$SELECT iotstream.start_source('nope')$$, '42704', NULL, 'unknown source');
 CREATE ROLE tap_src_user;
 SET LOCAL ROLE tap_src_user;

@@ -1,0 +1,787 @@
+/*-------------------------------------------------------------------------
+ * dedup.c
+ *		Which messages of a batch repeat a key seen within the horizon:
+ *		exactly, in a bounded memory, at any rate and horizon.
+ *
+ * Invariant: iotstream.source_dedup holds every key stored within the
+ * horizon (written in the batch's transaction); memory only decides
+ * quickly.  A key memory is sure of is answered from memory; a key it is
+ * unsure of ("maybe") is looked up in the table, once per batch for all of
+ * them.  A false "maybe" costs a lookup, never a message.
+ *
+ * Memory (at most dedup_memory bytes, see docs/sources.md, "Deduplication"):
+ *  - the newest keys, with the time each was seen, in an open-addressing
+ *    hash table (16 bytes a slot, at most half of the bound);
+ *  - when it is full, its oldest keys move into a segment: a blocked Bloom
+ *    filter (24 bits a key at capacity) over the time range they were seen
+ *    in, in one of 8 places of an arena that takes the rest of the bound
+ *    from the first time the table is full.  When every place is taken,
+ *    the oldest segment loses its filter and answers "maybe" for its range.
+ * Expired keys leave in bulk: a sweep of the hash table, whole segments,
+ * and whole rows of the table (one row per batch and key shard).
+ *-------------------------------------------------------------------------
+ */
+#include "iotstream.h"
+
+#include <math.h>
+
+#include "ingest/ingest_int.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "port/pg_bswap.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#define SLOT_BYTES		sizeof(DedupSlot)
+#define MIN_SLOTS		1024
+#define MAX_LOAD_NUM	7			/* the hash table is full at 7/10 */
+#define MAX_LOAD_DEN	10
+#define BLOOM_BITS_PER_KEY 24		/* at capacity: about 1 false "maybe" in 10,000 */
+#define BLOOM_BLOCK_WORDS 8			/* a block: 512 bits, one cache line */
+#define BLOOM_PROBES	12
+#define PLANNED_SEGMENTS 8			/* a segment's filter: this part of its budget */
+#define MAX_SEGMENTS	64
+#define SHARDS			16			/* rows per batch in source_dedup */
+#define LOAD_ROWS		256			/* rows fetched at a time on a reload */
+
+/* a slot of the hash table: key and time side by side, one cache line */
+typedef struct DedupSlot
+{
+	uint64		key;			/* 0: free (a key of 0 is taken as 1) */
+	TimestampTz seen;
+} DedupSlot;
+
+typedef struct DedupSegment
+{
+	TimestampTz tmin;			/* when its keys were seen */
+	TimestampTz tmax;
+	int64		nkeys;
+	int64		capacity;		/* keys its filter was sized for */
+	uint64		nblocks;
+	uint64	   *bits;			/* NULL: no filter, every key is "maybe" */
+	int			place;			/* its filter's place in the arena */
+} DedupSegment;
+
+struct DedupState
+{
+	int			source_id;
+	Interval	horizon;
+	int64		budget;			/* dedup_memory, bytes */
+	MemoryContext cxt;
+
+	/* the newest keys */
+	DedupSlot  *slots;
+	uint64		nslots;			/* a power of two */
+	uint64		max_slots;
+	uint64		live;
+
+	/* older keys, oldest segment first */
+	DedupSegment seg[MAX_SEGMENTS];
+	int			nseg;
+	/*
+	 * The filters' arena: PLANNED_SEGMENTS places of equal size, taken in
+	 * full the first time the hash table is full (memory then stays at the
+	 * bound, flat, instead of growing with every segment)
+	 */
+	uint64	   *arena;
+	uint64		place_bytes;
+	bool		place_used[PLANNED_SEGMENTS];
+	int64		seg_bytes;
+
+	bool		loaded;
+	uint64	   *batch;			/* a batch's keys so far (DedupClassify), kept */
+	uint64		batch_slots;
+	uint64	   *maybe_segs;		/* per key classified: the segments that said
+								 * "maybe" (a bit each), until DedupResolve */
+	TimestampTz next_sweep;
+	int64		sweep_us;
+
+	SPIPlanPtr	store_plan;
+	SPIPlanPtr	lookup_plan;
+	SPIPlanPtr	expire_plan;
+	SPIPlanPtr	load_plan;
+};
+
+static inline uint64
+norm_key(uint64 k)
+{
+	return k ? k : 1;
+}
+
+/* the keys are hashes already; this spreads them over slots and blocks */
+static inline uint64
+mix(uint64 k)
+{
+	k ^= k >> 33;
+	k *= UINT64CONST(0xff51afd7ed558ccd);
+	k ^= k >> 33;
+	return k;
+}
+
+static TimestampTz
+horizon_start(DedupState *d, TimestampTz now)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+												   TimestampTzGetDatum(now),
+												   IntervalPGetDatum(&d->horizon)));
+}
+
+/* ---------------------------------------------------------- hash table */
+
+static void
+table_alloc(DedupState *d, uint64 nslots)
+{
+	d->slots = MemoryContextAllocExtended(d->cxt, nslots * sizeof(DedupSlot),
+										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	d->nslots = nslots;
+	d->live = 0;
+}
+
+static void
+table_free(DedupState *d)
+{
+	if (d->slots)
+		pfree(d->slots);
+	d->slots = NULL;
+	d->nslots = 0;
+	d->live = 0;
+}
+
+/* the slot of k, or of the free slot where it would go */
+static inline uint64
+table_slot(const DedupState *d, uint64 k)
+{
+	uint64		mask = d->nslots - 1;
+	uint64		i = mix(k) & mask;
+
+	while (d->slots[i].key != 0 && d->slots[i].key != k)
+		i = (i + 1) & mask;
+	return i;
+}
+
+static void
+table_put(DedupState *d, uint64 k, TimestampTz t)
+{
+	uint64		i = table_slot(d, k);
+
+	if (d->slots[i].key == 0)
+	{
+		d->slots[i].key = k;
+		d->slots[i].seen = t;
+		d->live++;
+	}
+	else if (d->slots[i].seen < t)
+		d->slots[i].seen = t;
+}
+
+/*
+ * Frees slot i, moving back the keys after it that would no longer be
+ * found (linear probing's deletion, without tombstones).  The caller looks
+ * at slot i again: a later key may have moved into it.
+ */
+static void
+table_delete(DedupState *d, uint64 i)
+{
+	uint64		mask = d->nslots - 1;
+	uint64		j = i;
+
+	for (;;)
+	{
+		uint64		home;
+
+		j = (j + 1) & mask;
+		if (d->slots[j].key == 0)
+			break;
+		home = mix(d->slots[j].key) & mask;
+		/* the key at j stays if its home lies cyclically in (i, j] */
+		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+			continue;
+		d->slots[i] = d->slots[j];
+		i = j;
+	}
+	d->slots[i].key = 0;
+	d->live--;
+}
+
+/* doubles the table; the bound leaves room for both while it moves */
+static void
+table_grow(DedupState *d)
+{
+	DedupSlot  *old = d->slots;
+	uint64		on = d->nslots;
+
+	table_alloc(d, on * 2);
+	for (uint64 i = 0; i < on; i++)
+		if (old[i].key != 0)
+			table_put(d, old[i].key, old[i].seen);
+	pfree(old);
+}
+
+/* ---------------------------------------------------------- segments */
+
+/* a key's block, and the start and step of its probes within the block */
+static inline uint64
+bloom_block(uint64 k, uint64 nblocks, uint32 *start, uint32 *step)
+{
+	uint64		h = mix(k ^ UINT64CONST(0x9e3779b97f4a7c15));
+	uint64		g = mix(h);
+
+	*start = g & 511;
+	*step = ((g >> 9) & 511) | 1;
+	return (uint64) (((unsigned __int128) h * nblocks) >> 64);
+}
+
+static void
+bloom_add(DedupSegment *s, uint64 k)
+{
+	uint32		start,
+				step;
+	uint64	   *block = s->bits + bloom_block(k, s->nblocks, &start, &step) * BLOOM_BLOCK_WORDS;
+
+	for (int p = 0; p < BLOOM_PROBES; p++)
+	{
+		uint32		bit = (start + p * step) & 511;
+
+		block[bit >> 6] |= UINT64CONST(1) << (bit & 63);
+	}
+}
+
+static bool
+bloom_maybe(const DedupSegment *s, uint64 k)
+{
+	uint32		start,
+				step;
+	const uint64 *block;
+
+	if (s->bits == NULL)
+		return true;
+	block = s->bits + bloom_block(k, s->nblocks, &start, &step) * BLOOM_BLOCK_WORDS;
+	for (int p = 0; p < BLOOM_PROBES; p++)
+	{
+		uint32		bit = (start + p * step) & 511;
+
+		if (!(block[bit >> 6] & (UINT64CONST(1) << (bit & 63))))
+			return false;
+	}
+	return true;
+}
+
+static void
+segment_drop_filter(DedupState *d, DedupSegment *s)
+{
+	if (s->bits)
+	{
+		d->place_used[s->place] = false;
+		s->bits = NULL;
+	}
+}
+
+/* a zeroed place in the arena for a new filter: the oldest filter's, if need be */
+static uint64 *
+segment_place(DedupState *d, int *place)
+{
+	if (d->arena == NULL)
+	{
+		int64		budget = d->budget - (int64) (d->max_slots * SLOT_BYTES);
+
+		d->place_bytes = Max(64, (budget / PLANNED_SEGMENTS) & ~(int64) 63);
+		d->arena = MemoryContextAllocExtended(d->cxt, d->place_bytes * PLANNED_SEGMENTS,
+											  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		d->seg_bytes = d->place_bytes * PLANNED_SEGMENTS;
+		memset(d->place_used, 0, sizeof(d->place_used));
+	}
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int p = 0; p < PLANNED_SEGMENTS; p++)
+			if (!d->place_used[p])
+			{
+				uint64	   *bits = d->arena + p * (d->place_bytes / sizeof(uint64));
+
+				memset(bits, 0, d->place_bytes);
+				d->place_used[p] = true;
+				*place = p;
+				return bits;
+			}
+		for (int g = 0; g < d->nseg; g++)
+			if (d->seg[g].bits)
+			{
+				segment_drop_filter(d, &d->seg[g]);
+				break;
+			}
+	}
+	elog(ERROR, "iotstream dedup: no place for a filter");
+	return NULL;
+}
+
+/*
+ * Moves the oldest keys of the full hash table (a quarter of it at least,
+ * and at least `room` of them) into the newest segment, or a new one.
+ */
+static void
+table_evict(DedupState *d, uint64 room)
+{
+	TimestampTz tmin = PG_INT64_MAX,
+				tmax = PG_INT64_MIN,
+				cut;
+	uint64		hist[64] = {0};
+	uint64		want = Max(d->live / 4, room),
+				sum = 0;
+	double		width;
+	int			b;
+	DedupSegment *s;
+
+	for (uint64 i = 0; i < d->nslots; i++)
+		if (d->slots[i].key != 0)
+		{
+			tmin = Min(tmin, d->slots[i].seen);
+			tmax = Max(tmax, d->slots[i].seen);
+		}
+	width = ((double) tmax - (double) tmin + 1) / 64;
+	for (uint64 i = 0; i < d->nslots; i++)
+		if (d->slots[i].key != 0)
+			hist[Min(63, (int) (((double) d->slots[i].seen - (double) tmin) / width))]++;
+	for (b = 0; b < 63 && sum + hist[b] < want; b++)
+		sum += hist[b];
+	/* the end of bin b, rounded up: never tmin, or nothing would move */
+	cut = b == 63 ? tmax + 1 : Max(tmin + 1, tmin + (TimestampTz) ceil((b + 1) * width));
+	if (b < 63)
+		sum += hist[b];
+
+	s = d->nseg > 0 ? &d->seg[d->nseg - 1] : NULL;
+	if (s == NULL || s->bits == NULL || s->nkeys + (int64) sum > s->capacity)
+	{
+		if (d->nseg == MAX_SEGMENTS)
+		{
+			/* the two oldest become one, without a filter */
+			segment_drop_filter(d, &d->seg[0]);
+			segment_drop_filter(d, &d->seg[1]);
+			d->seg[1].tmin = d->seg[0].tmin;
+			d->seg[1].nkeys += d->seg[0].nkeys;
+			memmove(&d->seg[0], &d->seg[1], sizeof(DedupSegment) * (d->nseg - 1));
+			d->nseg--;
+		}
+		s = &d->seg[d->nseg++];
+		memset(s, 0, sizeof(*s));
+		s->tmin = PG_INT64_MAX;
+		s->tmax = PG_INT64_MIN;
+		s->bits = segment_place(d, &s->place);
+		s->nblocks = d->place_bytes / 64;
+		/* past its capacity a filter answers "maybe" more often, and stays exact */
+		s->capacity = s->nblocks * 512 / BLOOM_BITS_PER_KEY;
+	}
+	for (uint64 i = 0; i < d->nslots; i++)
+	{
+		while (d->slots[i].key != 0 && d->slots[i].seen < cut)
+		{
+			if (s->bits)
+				bloom_add(s, d->slots[i].key);
+			s->tmin = Min(s->tmin, d->slots[i].seen);
+			s->tmax = Max(s->tmax, d->slots[i].seen);
+			s->nkeys++;
+			table_delete(d, i);
+		}
+	}
+}
+
+/* room for n more keys in the hash table, within the bound */
+static void
+table_make_room(DedupState *d, uint64 n)
+{
+	if (d->slots == NULL)
+		table_alloc(d, MIN_SLOTS);
+	while ((d->live + n) * MAX_LOAD_DEN > d->nslots * MAX_LOAD_NUM && d->nslots < d->max_slots)
+		table_grow(d);
+	while ((d->live + n) * MAX_LOAD_DEN > d->nslots * MAX_LOAD_NUM)
+		table_evict(d, d->live + n - d->nslots * MAX_LOAD_NUM / MAX_LOAD_DEN);
+}
+
+/* keys seen at a time, in pieces the hash table has room for */
+static void
+table_add(DedupState *d, const uint64 *keys, int n, bool big_endian, TimestampTz seen)
+{
+	while (n > 0)
+	{
+		int			piece;
+
+		table_make_room(d, 0);
+		piece = Min(n, (int) Max(1, d->max_slots * MAX_LOAD_NUM / MAX_LOAD_DEN / 2));
+		table_make_room(d, piece);
+		for (int i = 0; i < piece; i++)
+		{
+			uint64		k;
+
+			if (!big_endian && i + 8 < piece)
+				__builtin_prefetch(&d->slots[mix(keys[i + 8]) & (d->nslots - 1)], 1);
+			memcpy(&k, (const char *) keys + i * sizeof(uint64), sizeof(uint64));	/* unaligned, maybe */
+			if (big_endian)
+				k = norm_key(pg_ntoh64(k));
+			table_put(d, k, seen);
+		}
+		keys += piece;
+		n -= piece;
+	}
+}
+
+/* ---------------------------------------------------------- the catalog */
+
+DedupState *
+DedupCreate(int source_id, const Interval *horizon, int64 budget, MemoryContext cxt)
+{
+	DedupState *d = MemoryContextAllocZero(cxt, sizeof(DedupState));
+	Oid			store_types[3] = {INT4OID, INT2ARRAYOID, BYTEAARRAYOID};
+	Oid			lookup_types[4] = {INT4OID, INT2ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+	Oid			expire_types[2] = {INT4OID, TIMESTAMPTZOID};
+	int64		usecs;
+
+	d->source_id = source_id;
+	d->horizon = *horizon;
+	d->budget = budget;
+	d->cxt = cxt;
+	/* the table at its largest, and at its half while it doubles, take half the bound */
+	d->max_slots = MIN_SLOTS;
+	while ((d->max_slots * 2 + d->max_slots) * SLOT_BYTES <= (uint64) budget / 2)
+		d->max_slots *= 2;
+	usecs = horizon->time + (int64) horizon->day * USECS_PER_DAY + (int64) horizon->month * 30 * USECS_PER_DAY;
+	d->sweep_us = Min(Max(usecs / 16, USECS_PER_SEC), 60 * USECS_PER_SEC);
+
+	SPI_connect();
+	d->store_plan = SPI_prepare("INSERT INTO iotstream.source_dedup (source_id, seen_at, shard, keys)"
+								" SELECT $1, now(), s, k FROM unnest($2, $3) u(s, k)", 3, store_types);
+	d->lookup_plan = SPI_prepare("SELECT d.keys FROM unnest($2, $3, $4) q(shard, lo, hi)"
+								 " JOIN iotstream.source_dedup d ON d.source_id = $1 AND d.shard = q.shard"
+								 "  AND d.seen_at BETWEEN q.lo AND q.hi",
+								 4, lookup_types);
+	d->expire_plan = SPI_prepare("DELETE FROM iotstream.source_dedup WHERE source_id = $1 AND seen_at < $2",
+								 2, expire_types);
+	d->load_plan = SPI_prepare("SELECT seen_at, keys FROM iotstream.source_dedup"
+							   " WHERE source_id = $1 AND seen_at >= $2 ORDER BY seen_at",
+							   2, expire_types);
+	if (!d->store_plan || !d->lookup_plan || !d->expire_plan || !d->load_plan)
+		elog(ERROR, "could not prepare the dedup statements");
+	SPI_keepplan(d->store_plan);
+	SPI_keepplan(d->lookup_plan);
+	SPI_keepplan(d->expire_plan);
+	SPI_keepplan(d->load_plan);
+	SPI_finish();
+	return d;
+}
+
+void
+DedupFree(DedupState *d)
+{
+	DedupForget(d);
+	SPI_freeplan(d->store_plan);
+	SPI_freeplan(d->lookup_plan);
+	SPI_freeplan(d->expire_plan);
+	SPI_freeplan(d->load_plan);
+}
+
+/* Memory is only a cache of the table: after an aborted batch it goes. */
+void
+DedupForget(DedupState *d)
+{
+	table_free(d);
+	if (d->batch)
+		pfree(d->batch);
+	d->batch = NULL;
+	d->batch_slots = 0;
+	d->nseg = 0;
+	if (d->arena)
+		pfree(d->arena);
+	d->arena = NULL;
+	d->seg_bytes = 0;
+	d->loaded = false;
+}
+
+/* the keys of a batch row of source_dedup: big-endian, 8 bytes each */
+static void
+load_block(DedupState *d, TimestampTz seen, bytea *b)
+{
+	table_add(d, (const uint64 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b) / sizeof(uint64), true, seen);
+}
+
+/* Forgets what the horizon left behind, everywhere; then (re)loads. */
+void
+DedupBatchBegin(DedupState *d)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz oldest = horizon_start(d, now);
+	Datum		args[2] = {Int32GetDatum(d->source_id), TimestampTzGetDatum(oldest)};
+
+	if (d->loaded && now < d->next_sweep)
+		return;
+	SPI_connect();
+	if (SPI_execute_plan(d->expire_plan, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not forget expired dedup keys");
+	if (!d->loaded)
+	{
+		Portal		portal = SPI_cursor_open(NULL, d->load_plan, args, NULL, true);
+		MemoryContext per_block = AllocSetContextCreate(CurrentMemoryContext, "dedup load",
+														ALLOCSET_DEFAULT_SIZES);
+
+		DedupForget(d);
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, LOAD_ROWS);
+			if (SPI_processed == 0)
+				break;
+			for (uint64 r = 0; r < SPI_processed; r++)
+			{
+				MemoryContext old = MemoryContextSwitchTo(per_block);
+				bool		isnull;
+				TimestampTz seen = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+				bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
+
+				load_block(d, seen, b);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(per_block);
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+		MemoryContextDelete(per_block);
+		d->loaded = true;
+	}
+	else
+	{
+		/* the sweep: expired slots and whole segments */
+		for (uint64 i = 0; i < d->nslots; i++)
+			while (d->slots[i].key != 0 && d->slots[i].seen < oldest)
+				table_delete(d, i);
+		while (d->nseg > 0 && d->seg[0].tmax < oldest)
+		{
+			segment_drop_filter(d, &d->seg[0]);
+			memmove(&d->seg[0], &d->seg[1], sizeof(DedupSegment) * (d->nseg - 1));
+			d->nseg--;
+		}
+	}
+	SPI_finish();
+	d->next_sweep = now + d->sweep_us;
+}
+
+/*
+ * Sorts out keys[0..n-1] (the keys of a batch's rows, in order) into
+ * DEDUP_NEW, DEDUP_SEEN (within the horizon, or earlier in the batch) and
+ * DEDUP_MAYBE, from memory alone.  Returns how many are DEDUP_MAYBE.
+ */
+int
+DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict)
+{
+	TimestampTz oldest = horizon_start(d, GetCurrentTransactionStartTimestamp());
+	uint64		bslots = 64;
+	uint64	   *batch;
+	int			nmaybe = 0;
+
+	/* the batch's own set: kept from batch to batch, not allocated each time */
+	while (bslots < (uint64) n * 2)
+		bslots *= 2;
+	if (d->batch_slots < bslots)
+	{
+		if (d->batch)
+			pfree(d->batch);
+		d->batch = MemoryContextAllocExtended(d->cxt, sizeof(uint64) * bslots, MCXT_ALLOC_HUGE);
+		d->batch_slots = bslots;
+	}
+	batch = d->batch;
+	memset(batch, 0, sizeof(uint64) * bslots);
+	d->maybe_segs = palloc0(sizeof(uint64) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		keys[i] = norm_key(keys[i]);
+	for (int i = 0; i < n; i++)
+	{
+		uint64		k = keys[i];
+		uint64		j = mix(k) & (bslots - 1);
+
+		/* the slot a few keys ahead: its cache line comes while this one is looked at */
+		if (d->slots && i + 8 < n)
+			__builtin_prefetch(&d->slots[mix(keys[i + 8]) & (d->nslots - 1)]);
+		while (batch[j] != 0 && batch[j] != k)
+			j = (j + 1) & (bslots - 1);
+		if (batch[j] == k)
+		{
+			verdict[i] = DEDUP_SEEN;	/* earlier in this batch */
+			continue;
+		}
+		batch[j] = k;
+		verdict[i] = DEDUP_NEW;
+		if (d->slots)
+		{
+			uint64		s = table_slot(d, k);
+
+			if (d->slots[s].key == k && d->slots[s].seen >= oldest)
+			{
+				verdict[i] = DEDUP_SEEN;
+				continue;
+			}
+		}
+		for (int g = d->nseg - 1; g >= 0; g--)
+			if (d->seg[g].tmax >= oldest && bloom_maybe(&d->seg[g], k))
+				d->maybe_segs[i] |= UINT64CONST(1) << g;
+		if (d->maybe_segs[i])
+		{
+			verdict[i] = DEDUP_MAYBE;
+			nmaybe++;
+		}
+	}
+	return nmaybe;
+}
+
+static int
+uint64_cmp(const void *a, const void *b)
+{
+	uint64		x = *(const uint64 *) a;
+	uint64		y = *(const uint64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Settles every DEDUP_MAYBE of a classified batch with one lookup of the
+ * table: for each key, the rows of its shard in the time range of each
+ * segment that said "maybe" (the hash table answered for the rest).
+ */
+void
+DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict)
+{
+	TimestampTz oldest = horizon_start(d, GetCurrentTransactionStartTimestamp());
+	uint64		wanted[SHARDS] = {0};	/* per shard, the segments to read */
+	uint64	   *maybe = palloc(sizeof(uint64) * n);
+	bool	   *held;
+	int			nmaybe = 0;
+	int			npairs = 0;
+	Datum	   *shards = palloc(sizeof(Datum) * SHARDS * MAX_SEGMENTS);
+	Datum	   *lo = palloc(sizeof(Datum) * SHARDS * MAX_SEGMENTS);
+	Datum	   *hi = palloc(sizeof(Datum) * SHARDS * MAX_SEGMENTS);
+	Datum		args[4];
+
+	for (int i = 0; i < n; i++)
+		if (verdict[i] == DEDUP_MAYBE)
+		{
+			maybe[nmaybe++] = keys[i];
+			wanted[keys[i] >> 60] |= d->maybe_segs[i];
+		}
+	if (nmaybe == 0)
+		return;
+	for (int sh = 0; sh < SHARDS; sh++)
+		for (int g = 0; g < d->nseg; g++)
+			if (wanted[sh] & (UINT64CONST(1) << g))
+			{
+				shards[npairs] = Int16GetDatum(sh);
+				lo[npairs] = TimestampTzGetDatum(Max(d->seg[g].tmin, oldest));
+				hi[npairs++] = TimestampTzGetDatum(d->seg[g].tmax);
+			}
+	qsort(maybe, nmaybe, sizeof(uint64), uint64_cmp);
+	held = palloc0(sizeof(bool) * nmaybe);
+	args[0] = Int32GetDatum(d->source_id);
+	args[1] = PointerGetDatum(construct_array(shards, npairs, INT2OID, 2, true, TYPALIGN_SHORT));
+	args[2] = PointerGetDatum(construct_array(lo, npairs, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[3] = PointerGetDatum(construct_array(hi, npairs, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	SPI_connect();
+	if (SPI_execute_plan(d->lookup_plan, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up dedup keys");
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		const char *p = VARDATA_ANY(b);
+		int			nk = VARSIZE_ANY_EXHDR(b) / sizeof(uint64);
+
+		for (int i = 0; i < nk; i++)
+		{
+			uint64		k;
+			uint64	   *hit;
+
+			memcpy(&k, p + i * sizeof(uint64), sizeof(uint64));
+			k = norm_key(pg_ntoh64(k));
+			hit = bsearch(&k, maybe, nmaybe, sizeof(uint64), uint64_cmp);
+			if (hit)
+				held[hit - maybe] = true;
+		}
+	}
+	SPI_finish();
+	for (int i = 0; i < n; i++)
+		if (verdict[i] == DEDUP_MAYBE)
+		{
+			uint64		k = keys[i];
+			uint64	   *m = bsearch(&k, maybe, nmaybe, sizeof(uint64), uint64_cmp);
+
+			verdict[i] = held[m - maybe] ? DEDUP_SEEN : DEDUP_NEW;
+		}
+	pfree(maybe);
+	pfree(held);
+}
+
+/*
+ * Remembers the keys of the rows a batch stored (none twice), in memory
+ * and in the table, seen now: one row per key shard, in the batch's
+ * transaction.
+ */
+void
+DedupRemember(DedupState *d, const uint64 *keys, int n)
+{
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			count[SHARDS] = {0};
+	bytea	   *block[SHARDS];
+	char	   *fill[SHARDS];
+	Datum		shards[SHARDS];
+	Datum		blocks[SHARDS];
+	int			nb = 0;
+	Datum		args[3];
+
+	if (n == 0)
+		return;
+	table_add(d, keys, n, false, now);
+	for (int i = 0; i < n; i++)
+		count[keys[i] >> 60]++;
+	for (int sh = 0; sh < SHARDS; sh++)
+		if (count[sh] > 0)
+		{
+			block[sh] = palloc(VARHDRSZ + count[sh] * sizeof(uint64));
+			SET_VARSIZE(block[sh], VARHDRSZ + count[sh] * sizeof(uint64));
+			fill[sh] = VARDATA(block[sh]);
+		}
+	for (int i = 0; i < n; i++)
+	{
+		uint64		be = pg_hton64(keys[i]);
+		int			sh = keys[i] >> 60;
+
+		memcpy(fill[sh], &be, sizeof(uint64));
+		fill[sh] += sizeof(uint64);
+	}
+	for (int sh = 0; sh < SHARDS; sh++)
+		if (count[sh] > 0)
+		{
+			shards[nb] = Int16GetDatum(sh);
+			blocks[nb++] = PointerGetDatum(block[sh]);
+		}
+	args[0] = Int32GetDatum(d->source_id);
+	args[1] = PointerGetDatum(construct_array(shards, nb, INT2OID, 2, true, TYPALIGN_SHORT));
+	args[2] = PointerGetDatum(construct_array(blocks, nb, BYTEAOID, -1, false, TYPALIGN_INT));
+	SPI_connect();
+	if (SPI_execute_plan(d->store_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store dedup keys");
+	SPI_finish();
+	for (int sh = 0; sh < SHARDS; sh++)
+		if (count[sh] > 0)
+			pfree(block[sh]);
+}
+
+/* What memory holds, for source_status. */
+void
+DedupMemory(const DedupState *d, DedupUsage *u)
+{
+	u->bytes = (int64) (d->nslots * SLOT_BYTES) + d->seg_bytes;
+	u->keys = d->live;
+	u->filtered_keys = 0;
+	u->unfiltered_keys = 0;
+	for (int i = 0; i < d->nseg; i++)
+	{
+		if (d->seg[i].bits)
+			u->filtered_keys += d->seg[i].nkeys;
+		else
+			u->unfiltered_keys += d->seg[i].nkeys;
+	}
+}
