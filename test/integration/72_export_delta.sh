@@ -480,4 +480,11 @@ pg -c "SELECT iotstream._delta_create_commit('http://127.0.0.1:$PP/$AZURITE_ACCO
   fail "put-if-absent overwrote version 0"
 echo "ok - Put Blob with If-None-Match: * does not overwrite a version"
 assert_eq "$(grep -c "_delta_log/00000000000000000000.json 40[19]\|_delta_log/00000000000000000000.json 412" "$W/pxy.log")" 1 "the service answered 409 or 412"
+# log cleanup in the container: versions 0 to 9 go with Delete Blob
+pg -c "SELECT iotstream.alter_export('az', options => '{\"log_retention\": \"1 second\"}')" >/dev/null
+wait_for "SELECT EXISTS (SELECT 1 FROM iotstream.export_log WHERE export = 'az' AND status = 'log_cleaned')
+          FROM (SELECT count(*) FROM iotstream.run_export('az')) r" 30
+assert_eq "$(azurite_request GET "/dlake?comp=list&restype=container&prefix=t/dl_src/_delta_log/" | head -n -1 | grep -o '<Name>[^<]*</Name>' | sed 's/<[^>]*>//g; s#.*/##' | tr '\n' ' ')" \
+  "00000000000000000010.checkpoint.parquet 00000000000000000010.json _last_checkpoint " "in the container, log cleanup deleted versions 0 to 9 and kept the checkpoint of 10"
+assert_eq "$(grep -c "DELETE /$AZURITE_ACCOUNT/dlake/t/dl_src/_delta_log/0000000000000000000[0-9].json 202" "$W/pxy.log")" 10 "with one Delete Blob per version"
 pg -c "SELECT iotstream.drop_export('az')" >/dev/null
