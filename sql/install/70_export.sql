@@ -48,7 +48,9 @@ SELECT pg_catalog.pg_extension_config_dump('iotstream.exports', '');
 -- The ledger: one row per attempt.  A period's current files are those of
 -- its one 'exported' row; 'replacing' rows are older versions whose files
 -- are still to be deleted, 'replaced' rows older versions already deleted,
--- 'failed' rows attempts that committed nothing.
+-- 'failed' rows attempts that committed nothing; 'log_cleaned' rows are a
+-- Delta table's log cleanups (version: the checkpoint they cut at, files:
+-- the log entries deleted, period: the commit times those span).
 CREATE TABLE iotstream.export_log (
     id             bigserial PRIMARY KEY,
     export         text NOT NULL REFERENCES iotstream.exports ON DELETE CASCADE ON UPDATE CASCADE,
@@ -62,7 +64,7 @@ CREATE TABLE iotstream.export_log (
     max_time       timestamptz,
     checksum       bigint,
     change_signal  bigint,
-    status         text NOT NULL CHECK (status IN ('exported', 'replacing', 'replaced', 'failed')),
+    status         text NOT NULL CHECK (status IN ('exported', 'replacing', 'replaced', 'failed', 'log_cleaned')),
     started_at     timestamptz NOT NULL,
     finished_at    timestamptz,
     error          text,
@@ -72,7 +74,7 @@ CREATE TABLE iotstream.export_log (
 CREATE UNIQUE INDEX export_log_current ON iotstream.export_log (export, period_start) WHERE status = 'exported';
 CREATE INDEX export_log_export ON iotstream.export_log (export, period_start);
 COMMENT ON TABLE iotstream.export_log IS
-    'The export ledger: per export and period, each version''s files, rows, bytes, event-time range, content checksum, status (exported, replacing, replaced, failed), timings and error; for Delta tables, when a version was removed and its add actions.';
+    'The export ledger: per export and period, each version''s files, rows, bytes, event-time range, content checksum, status (exported, replacing, replaced, failed, log_cleaned), timings and error; for Delta tables, when a version was removed and its add actions, and the log cleanups (log_cleaned: the checkpoint version cut at and the log entries deleted).';
 SELECT pg_catalog.pg_extension_config_dump('iotstream.export_log', '');
 SELECT pg_catalog.pg_extension_config_dump('iotstream.export_log_id_seq', '');
 REVOKE ALL ON iotstream.exports, iotstream.export_log FROM PUBLIC;
@@ -230,7 +232,7 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['block_size', 'parallel_uploads', 'max
 COMMENT ON FUNCTION iotstream._export_upload_keys() IS 'Internal: the export options that configure uploads.';
 
 CREATE FUNCTION iotstream._export_table_keys() RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['deleted_file_retention'] $$;
+LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['deleted_file_retention', 'log_retention'] $$;
 COMMENT ON FUNCTION iotstream._export_table_keys() IS 'Internal: the export options that configure the Delta table, not the writer.';
 
 CREATE FUNCTION iotstream._export_check_options(writer_options jsonb, upload_options jsonb) RETURNS void
@@ -292,6 +294,19 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('invalid deleted_file_retention %s', e.options->'deleted_file_retention'),
                 HINT = 'Give an interval such as ''7 days'': how long files a commit removed stay for readers and time travel.';
+        END IF;
+    END IF;
+    IF e.options ? 'log_retention' THEN
+        BEGIN
+            retention := (e.options->>'log_retention')::interval;
+        EXCEPTION WHEN OTHERS THEN
+            retention := NULL;
+        END;
+        IF jsonb_typeof(e.options->'log_retention') <> 'string' OR retention IS NULL
+           OR retention < interval '0' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid log_retention %s', e.options->'log_retention'),
+                HINT = 'Give an interval such as ''30 days'': how long the Delta log keeps commits for history and time travel once a checkpoint covers them.';
         END IF;
     END IF;
     PERFORM iotstream._export_check_options(
@@ -369,7 +384,7 @@ BEGIN
     PERFORM iotstream._schedule_export(name, schedule);
 END $$;
 COMMENT ON FUNCTION iotstream.create_export(text, regclass, text, interval, interval, text, text, text, text, jsonb, text) IS
-    'Creates an export of a stream table: every sealed period (end + lateness < now()) becomes about ceil(bytes / target_file_size) Parquet files, by event time. format delta (the default): a Delta Lake table at destination/<table>, files in event_date=YYYY-MM-DD/event_hour=H/, one log commit per run; format parquet: destination/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN-<uuid>.parquet without a log. Registers the pg_cron job iotstream_export_<name> running iotstream.run_export(name) (schedule => NULL: none). Options: the writer options of write_parquet (compression_level, row_group_size, ...), block_size (16MB), parallel_uploads (4), max_retries (6), request_timeout_ms (120000), and for delta deleted_file_retention (7 days).';
+    'Creates an export of a stream table: every sealed period (end + lateness < now()) becomes about ceil(bytes / target_file_size) Parquet files, by event time. format delta (the default): a Delta Lake table at destination/<table>, files in event_date=YYYY-MM-DD/event_hour=H/, one log commit per run; format parquet: destination/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN-<uuid>.parquet without a log. Registers the pg_cron job iotstream_export_<name> running iotstream.run_export(name) (schedule => NULL: none). Options: the writer options of write_parquet (compression_level, row_group_size, ...), block_size (16MB), parallel_uploads (4), max_retries (6), request_timeout_ms (120000), and for delta deleted_file_retention (7 days) and log_retention (30 days).';
 
 CREATE FUNCTION iotstream.alter_export(
     name text, destination text DEFAULT NULL, lateness interval DEFAULT NULL,
@@ -726,7 +741,7 @@ BEGIN
             ELSE
                 l := iotstream._export_period(e, tcol, todo.ps, todo.ps + e.period,
                         coalesce((SELECT max(x.version) FROM iotstream.export_log x
-                                   WHERE x.export = e.name AND x.period_start = todo.ps AND x.status <> 'failed'), 0) + 1,
+                                   WHERE x.export = e.name AND x.period_start = todo.ps AND x.status NOT IN ('failed', 'log_cleaned')), 0) + 1,
                         NULL);
             END IF;
         EXCEPTION WHEN OTHERS THEN
@@ -767,6 +782,7 @@ BEGIN
         -- one Delta commit for everything this run wrote and replaced
         PERFORM iotstream._delta_commit(e, added, removed);
         SELECT * INTO e FROM iotstream.exports x WHERE x.name = run_export.name;
+        PERFORM iotstream._delta_clean_log(e);
     END IF;
     PERFORM iotstream._export_delete_replaced(e);
 END $$;

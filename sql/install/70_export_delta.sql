@@ -28,9 +28,33 @@ CREATE FUNCTION iotstream._delta_write_checkpoint(destination text, folder text,
 RETURNS bigint AS 'MODULE_PATHNAME', 'delta_write_checkpoint' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION iotstream._delta_write_checkpoint(text, text, text, bigint, jsonb[], int) IS
     'Internal: writes version''s checkpoint (one action a row, in the checkpoint schema, as nested Parquet) and then _last_checkpoint; returns its bytes.';
+CREATE FUNCTION iotstream._delta_read_last_checkpoint(destination text, folder text, credential text)
+RETURNS text AS 'MODULE_PATHNAME', 'delta_read_last_checkpoint' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._delta_read_last_checkpoint(text, text, text) IS
+    'Internal: the Delta table''s _delta_log/_last_checkpoint, or NULL when it has none.';
+CREATE FUNCTION iotstream._delta_delete_log(destination text, folder text, credential text, from_version bigint,
+    before_version bigint)
+RETURNS text[] AS 'MODULE_PATHNAME', 'delta_delete_log' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._delta_delete_log(text, text, text, bigint, bigint) IS
+    'Internal: deletes the commits and checkpoints of versions from_version up to before_version (excluded) of the Delta table''s log; returns the names of those that were there.';
 REVOKE ALL ON FUNCTION iotstream._delta_read_log(text, text, text, bigint),
     iotstream._delta_create_commit(text, text, text, bigint, text),
-    iotstream._delta_write_checkpoint(text, text, text, bigint, jsonb[], int) FROM PUBLIC;
+    iotstream._delta_write_checkpoint(text, text, text, bigint, jsonb[], int),
+    iotstream._delta_read_last_checkpoint(text, text, text),
+    iotstream._delta_delete_log(text, text, text, bigint, bigint) FROM PUBLIC;
+
+-- The state of the last checkpoint each export wrote, so that the next one
+-- is that state plus the commits after it: log cleanup deletes the commits
+-- a checkpoint covers, so they cannot be replayed again.
+CREATE TABLE iotstream.export_delta_checkpoints (
+    export   text PRIMARY KEY REFERENCES iotstream.exports ON DELETE CASCADE ON UPDATE CASCADE,
+    version  bigint NOT NULL,
+    actions  jsonb[] NOT NULL
+);
+COMMENT ON TABLE iotstream.export_delta_checkpoints IS
+    'Per Delta export, the version and actions of the last checkpoint it wrote: the base of its next checkpoint.';
+SELECT pg_catalog.pg_extension_config_dump('iotstream.export_delta_checkpoints', '');
+REVOKE ALL ON iotstream.export_delta_checkpoints FROM PUBLIC;
 
 -- The partition columns of an export's table, derived from event time:
 -- event_date (date), event_hour and event_minute (integer) as far as the
@@ -134,6 +158,9 @@ BEGIN
             'configuration', jsonb_build_object('delta.deletedFileRetentionDuration',
                 format('interval %s seconds', extract(epoch FROM coalesce((e.options->>'deleted_file_retention')::interval,
                                                                           interval '7 days'))::bigint),
+                'delta.logRetentionDuration',
+                format('interval %s seconds', extract(epoch FROM coalesce((e.options->>'log_retention')::interval,
+                                                                          interval '30 days'))::bigint),
                 'delta.checkpointInterval', '10'),
             'createdTime', now_ms);
     END IF;
@@ -175,24 +202,36 @@ END $$;
 COMMENT ON FUNCTION iotstream._delta_metadata(iotstream.exports, jsonb, jsonb, text[], bigint) IS
     'Internal: the metaData action a commit needs (a new table, or columns added at the end), or NULL; refuses dropped, renamed and retyped columns.';
 
--- Writes the checkpoint of version v: the table's state replayed from the
--- JSON commits (live adds, tombstones still within their retention, the
--- latest txn of each writer, metaData, protocol).  A failure costs a
--- warning, not the run: the commit is made, and readers replay the JSON.
+-- Writes the checkpoint of version v: the table's state (live adds,
+-- tombstones still within their retention, the latest txn of each writer,
+-- metaData, protocol) replayed from the export's previous checkpoint and
+-- the JSON commits after it, or from version 0 when it has none.  A failure
+-- costs a warning, not the run: the commit is made, and readers replay the
+-- JSON.  A gap in the commits to replay (another writer's log cleanup)
+-- is such a failure: a checkpoint is never written from part of the log.
 CREATE FUNCTION iotstream._delta_checkpoint(e iotstream.exports, tbl text, v bigint) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
     keep_ms bigint := (extract(epoch FROM coalesce((e.options->>'deleted_file_retention')::interval, interval '7 days')) * 1000)::bigint;
+    base iotstream.export_delta_checkpoints;
+    from_v bigint;
     acts jsonb[];
     nadds int;
+    nread bigint;
     msg text;
 BEGIN
-    WITH log AS (
-        SELECT r.version, x.a
-          FROM iotstream._delta_read_log(e.destination, tbl, e.credential, 0) r,
-               LATERAL (SELECT t::jsonb AS a FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '') x
+    SELECT * INTO base FROM iotstream.export_delta_checkpoints c WHERE c.export = e.name AND c.version < v;
+    from_v := coalesce(base.version, -1) + 1;
+    WITH raw AS MATERIALIZED (
+        SELECT r.version, r.commit
+          FROM iotstream._delta_read_log(e.destination, tbl, e.credential, from_v) r
          WHERE r.version <= v),
+    log AS (
+        SELECT base.version, b.a FROM unnest(base.actions) b(a) WHERE base.version IS NOT NULL
+        UNION ALL
+        SELECT r.version, x.a
+          FROM raw r, LATERAL (SELECT t::jsonb AS a FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '') x),
     files AS (
         -- the last action on each path decides
         SELECT DISTINCT ON (coalesce(a->'add'->>'path', a->'remove'->>'path')) a
@@ -210,16 +249,76 @@ BEGIN
         SELECT * FROM (SELECT a, false FROM log WHERE a ? 'metaData' ORDER BY version DESC LIMIT 1) m
         UNION ALL
         SELECT * FROM (SELECT a, false FROM log WHERE a ? 'protocol' ORDER BY version DESC LIMIT 1) p)
-    SELECT array_agg(a), count(*) FILTER (WHERE is_add) INTO acts, nadds FROM state;
+    SELECT array_agg(a), count(*) FILTER (WHERE is_add), (SELECT count(*) FROM raw)
+      INTO acts, nadds, nread FROM state;
+    IF nread <> v - from_v + 1 THEN
+        RAISE EXCEPTION 'the log from version % to % is incomplete (% of its commits are there)', from_v, v, nread;
+    END IF;
     PERFORM iotstream._delta_write_checkpoint(e.destination, tbl, e.credential, v, acts, nadds);
-    UPDATE iotstream.exports x SET delta_state = x.delta_state || jsonb_build_object('checkpoint', v)
+    INSERT INTO iotstream.export_delta_checkpoints AS c (export, version, actions) VALUES (e.name, v, acts)
+        ON CONFLICT (export) DO UPDATE SET version = excluded.version, actions = excluded.actions;
+    -- the checkpoints log cleanup may cut at, with the time of their commit
+    UPDATE iotstream.exports x
+       SET delta_state = x.delta_state || jsonb_build_object('checkpoint', v,
+               'checkpoints', coalesce(x.delta_state->'checkpoints', '[]') || jsonb_build_array(jsonb_build_array(v, now_ms)))
      WHERE x.name = e.name;
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
     RAISE WARNING 'export %: could not write the checkpoint of delta version %: %', e.name, v, msg;
 END $$;
 COMMENT ON FUNCTION iotstream._delta_checkpoint(iotstream.exports, text, bigint) IS
-    'Internal: writes the checkpoint of a version of the export''s Delta table (every 10 commits); a failure is a warning.';
+    'Internal: writes the checkpoint of a version of the export''s Delta table (every 10 commits) from its previous checkpoint and the commits since; a failure is a warning.';
+
+-- Log cleanup: deletes the commits and checkpoints older than
+-- delta.logRetentionDuration (the log_retention option, 30 days) below the
+-- newest checkpoint of this export whose commit is that old, as PROTOCOL.md's
+-- metadata cleanup does.  Only versions a checkpoint covers go: the cut is
+-- a version whose checkpoint this export wrote whole, and the next
+-- checkpoint is built from the last one (export_delta_checkpoints), never
+-- from the deleted commits.  Each cleanup is a ledger row (status
+-- log_cleaned, version the cut, files the entries deleted, period the
+-- commit times they span); a failure is a warning and the next run retries.
+CREATE FUNCTION iotstream._delta_clean_log(e iotstream.exports) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    tbl text := iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table));
+    keep interval := coalesce((e.options->>'log_retention')::interval, interval '30 days');
+    start bigint := coalesce((e.delta_state->>'log_start')::bigint, 0);
+    started timestamptz := clock_timestamp();
+    cut bigint;
+    cut_ms bigint;
+    names text[];
+    msg text;
+BEGIN
+    SELECT (c->>0)::bigint, (c->>1)::bigint INTO cut, cut_ms
+      FROM jsonb_array_elements(coalesce(e.delta_state->'checkpoints', '[]')) c
+     WHERE (c->>1)::bigint <= (extract(epoch FROM started - keep) * 1000)::bigint
+     ORDER BY (c->>0)::bigint DESC LIMIT 1;
+    IF cut IS NULL OR cut <= start THEN
+        RETURN;
+    END IF;
+    -- can't happen: the cut is at or below the checkpoint the next one builds on
+    IF cut > coalesce((SELECT c.version FROM iotstream.export_delta_checkpoints c WHERE c.export = e.name), -1) THEN
+        RAISE EXCEPTION 'log cleanup of export % would cut at version %, which no kept checkpoint covers', e.name, cut;
+    END IF;
+    BEGIN
+        names := iotstream._delta_delete_log(e.destination, tbl, e.credential, start, cut);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+        RAISE WARNING 'export %: could not clean up the delta log below version %: %', e.name, cut, msg;
+        RETURN;
+    END;
+    UPDATE iotstream.exports x
+       SET delta_state = x.delta_state || jsonb_build_object('log_start', cut, 'log_start_time', cut_ms,
+               'checkpoints', (SELECT coalesce(jsonb_agg(c), '[]') FROM jsonb_array_elements(x.delta_state->'checkpoints') c
+                                WHERE (c->>0)::bigint >= cut))
+     WHERE x.name = e.name;
+    INSERT INTO iotstream.export_log (export, period_start, period_end, version, files, status, started_at, finished_at)
+    VALUES (e.name, coalesce(to_timestamp((e.delta_state->>'log_start_time')::bigint / 1000.0), e.created_at),
+            to_timestamp(cut_ms / 1000.0), cut, names, 'log_cleaned', started, clock_timestamp());
+END $$;
+COMMENT ON FUNCTION iotstream._delta_clean_log(iotstream.exports) IS
+    'Internal: deletes the Delta log entries older than the log_retention option (30 days) that a checkpoint of the export covers, and records it in the ledger (status log_cleaned).';
 
 -- Commits the ledger rows `added` (their add actions) and `removed` (their
 -- files as remove actions) as one version; returns it, or NULL when the run
@@ -245,6 +344,8 @@ DECLARE
     proto jsonb;
     body text;
     v bigint;
+    nread int;
+    lc bigint;
     attempt int := 0;
 BEGIN
     SELECT coalesce(jsonb_agg(x.a ORDER BY l.id, x.i), '[]') INTO adds
@@ -265,10 +366,12 @@ BEGIN
 
     LOOP
         attempt := attempt + 1;
+        nread := 0;
         -- read what was committed since: other writers' commits, or this
         -- run's own from an attempt whose transaction rolled back
         FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination, tbl, e.credential,
                                                          coalesce((st->>'version')::bigint, -1) + 1) LOOP
+            nread := nread + 1;
             SELECT array_agg(t::jsonb) INTO acts FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '';
             mine := EXISTS (SELECT 1 FROM unnest(acts) a
                              WHERE a->'txn'->>'appId' = app AND (a->'txn'->>'version')::bigint >= seq);
@@ -312,11 +415,23 @@ BEGIN
         END LOOP;
         -- what was read is kept (the exports row is locked from here on)
         UPDATE iotstream.exports x SET delta_state = st WHERE x.name = e.name;
+        v := coalesce((st->>'version')::bigint, -1) + 1;
+        -- no commit after the last known: v is free, unless log cleanup
+        -- deleted it (it only deletes below a checkpoint)
+        IF nread = 0 THEN
+            lc := (iotstream._delta_read_last_checkpoint(e.destination, tbl, e.credential)::jsonb->>'version')::bigint;
+            IF lc >= v THEN
+                RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                    MESSAGE = format('export "%s": the delta table''s log was cleaned up past version %s, which this export has not read',
+                                     e.name, v),
+                    DETAIL = format('Its checkpoint of version %s covers commits that are deleted; creating version %s again would rewrite its history. Nothing was committed.', lc, v),
+                    HINT = 'iotstream cannot join a table from a checkpoint: drop the export and create it with a new destination, or keep log_retention longer than the export may pause.';
+            END IF;
+        END IF;
 
         meta := iotstream._delta_metadata(e, st->'metaData', fields, pcols, now_ms);
         proto := iotstream._delta_protocol(st->'protocol',
                     coalesce(((meta->>'schemaString')::jsonb)->'fields', '[]'));
-        v := coalesce((st->>'version')::bigint, -1) + 1;
         SELECT string_agg(x::text, E'\n') || E'\n' INTO body FROM (
             SELECT jsonb_build_object('commitInfo', jsonb_build_object(
                        'timestamp', now_ms,
@@ -374,9 +489,10 @@ BEGIN
             MESSAGE = format('export "%s" does not exist or does not write a delta table', export),
             HINT = 'See iotstream.export_status for the exports and their formats.';
     END IF;
+    -- from the first version log cleanup kept
     FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination,
                  iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table)),
-                 e.credential, 0) LOOP
+                 e.credential, coalesce((e.delta_state->>'log_start')::bigint, 0)) LOOP
         SELECT array_agg(t::jsonb) INTO acts FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '';
         SELECT a->'commitInfo' INTO ci FROM unnest(acts) a WHERE a ? 'commitInfo' LIMIT 1;
         version := r.version;

@@ -1346,3 +1346,638 @@ END $$;
 COMMENT ON FUNCTION iotstream.create_mqtt_source(text, text, text[], regclass, jsonb, jsonb) IS
     'Defines an MQTT source: messages of the topic filters (+ and # wildcards) on broker (mqtt://host:1883 or mqtts://host:8883) stored in the stream table target; at QoS 2 exactly once. options: qos (2), client_id (iotstream-<name>), username, password (secret), tls_ca, tls_cert, tls_key, keepalive (30), protocol (3.1.1|5), workers (MQTT 5 shared subscription), retained (store|skip), batch_size, batch_ms, dedup_key, dedup_horizon. The mapping also reads $topic[n] (from 0), $qos and $retain. Superusers only.';
 REVOKE ALL ON FUNCTION iotstream._check_mqtt_options(jsonb) FROM PUBLIC;
+
+-- ------------------------------------------------------------ Delta log cleanup (issue 18)
+-- Commits and checkpoints older than the log_retention option
+-- (delta.logRetentionDuration, 30 days) go once a checkpoint covers them,
+-- as part of run_export, recorded in the ledger (status log_cleaned).  Each
+-- checkpoint is built from the export's previous one, kept in
+-- export_delta_checkpoints, since the commits it covers may be deleted.
+ALTER TABLE iotstream.export_log DROP CONSTRAINT export_log_status_check,
+    ADD CONSTRAINT export_log_status_check
+        CHECK (status IN ('exported', 'replacing', 'replaced', 'failed', 'log_cleaned'));
+
+COMMENT ON TABLE iotstream.export_log IS
+    'The export ledger: per export and period, each version''s files, rows, bytes, event-time range, content checksum, status (exported, replacing, replaced, failed, log_cleaned), timings and error; for Delta tables, when a version was removed and its add actions, and the log cleanups (log_cleaned: the checkpoint version cut at and the log entries deleted).';
+
+CREATE FUNCTION iotstream._delta_read_last_checkpoint(destination text, folder text, credential text)
+RETURNS text AS 'MODULE_PATHNAME', 'delta_read_last_checkpoint' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._delta_read_last_checkpoint(text, text, text) IS
+    'Internal: the Delta table''s _delta_log/_last_checkpoint, or NULL when it has none.';
+CREATE FUNCTION iotstream._delta_delete_log(destination text, folder text, credential text, from_version bigint,
+    before_version bigint)
+RETURNS text[] AS 'MODULE_PATHNAME', 'delta_delete_log' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._delta_delete_log(text, text, text, bigint, bigint) IS
+    'Internal: deletes the commits and checkpoints of versions from_version up to before_version (excluded) of the Delta table''s log; returns the names of those that were there.';
+REVOKE ALL ON FUNCTION iotstream._delta_read_log(text, text, text, bigint),
+    iotstream._delta_create_commit(text, text, text, bigint, text),
+    iotstream._delta_write_checkpoint(text, text, text, bigint, jsonb[], int),
+    iotstream._delta_read_last_checkpoint(text, text, text),
+    iotstream._delta_delete_log(text, text, text, bigint, bigint) FROM PUBLIC;
+
+-- The state of the last checkpoint each export wrote, so that the next one
+-- is that state plus the commits after it: log cleanup deletes the commits
+-- a checkpoint covers, so they cannot be replayed again.
+CREATE TABLE iotstream.export_delta_checkpoints (
+    export   text PRIMARY KEY REFERENCES iotstream.exports ON DELETE CASCADE ON UPDATE CASCADE,
+    version  bigint NOT NULL,
+    actions  jsonb[] NOT NULL
+);
+COMMENT ON TABLE iotstream.export_delta_checkpoints IS
+    'Per Delta export, the version and actions of the last checkpoint it wrote: the base of its next checkpoint.';
+SELECT pg_catalog.pg_extension_config_dump('iotstream.export_delta_checkpoints', '');
+REVOKE ALL ON iotstream.export_delta_checkpoints FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION iotstream._delta_read_last_checkpoint(text, text, text),
+    iotstream._delta_delete_log(text, text, text, bigint, bigint) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION iotstream._export_table_keys() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['deleted_file_retention', 'log_retention'] $$;
+COMMENT ON FUNCTION iotstream._export_table_keys() IS 'Internal: the export options that configure the Delta table, not the writer.';
+
+CREATE OR REPLACE FUNCTION iotstream._check_export(e iotstream.exports) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    d record;
+    cred iotstream.storage_credentials;
+    secs numeric := extract(epoch FROM e.period);
+    retention interval;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM iotstream.stream_table_settings s WHERE s.relid = e.source_table) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('%s is not a stream table', e.source_table),
+            HINT = 'Exports read stream tables; create one with iotstream.create_stream_table().';
+    END IF;
+    IF e.period IS NULL OR secs <= 0 OR secs > 86400 OR 86400 % secs <> 0
+       OR extract(month FROM e.period) <> 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid export period "%s"', e.period),
+            HINT = 'A period divides a day evenly: ''15 minutes'', ''1 hour'', ''6 hours'' or ''1 day''.';
+    END IF;
+    IF e.lateness IS NULL OR e.lateness < interval '0' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid export lateness "%s"', e.lateness),
+            HINT = 'Lateness is how long after its end a period is sealed, such as ''10 minutes''.';
+    END IF;
+    IF e.target_file_size IS NULL OR e.target_file_size < 1024 * 1024 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'target_file_size must be at least 1MB',
+            HINT = 'Data lakes read best with files of 128MB to 1GB; the default is 256MB.';
+    END IF;
+    IF e.compression NOT IN ('zstd', 'snappy', 'gzip', 'none') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('unknown compression "%s"', e.compression),
+            HINT = 'Use zstd, snappy, gzip or none.';
+    END IF;
+    IF jsonb_typeof(e.options) <> 'object' OR e.options ? 'compression' OR e.options ? 'target_file_size' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'invalid export options',
+            HINT = 'Options are a JSON object; compression and target_file_size are arguments of their own.';
+    END IF;
+    IF e.format IS NULL OR e.format NOT IN ('delta', 'parquet') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('unknown export format "%s"', e.format),
+            HINT = 'Use delta (a Delta Lake table, the default) or parquet (Hive-style Parquet folders without a log).';
+    END IF;
+    IF e.options ? 'deleted_file_retention' THEN
+        BEGIN
+            retention := (e.options->>'deleted_file_retention')::interval;
+        EXCEPTION WHEN OTHERS THEN
+            retention := NULL;
+        END;
+        IF jsonb_typeof(e.options->'deleted_file_retention') <> 'string' OR retention IS NULL
+           OR retention < interval '0' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid deleted_file_retention %s', e.options->'deleted_file_retention'),
+                HINT = 'Give an interval such as ''7 days'': how long files a commit removed stay for readers and time travel.';
+        END IF;
+    END IF;
+    IF e.options ? 'log_retention' THEN
+        BEGIN
+            retention := (e.options->>'log_retention')::interval;
+        EXCEPTION WHEN OTHERS THEN
+            retention := NULL;
+        END;
+        IF jsonb_typeof(e.options->'log_retention') <> 'string' OR retention IS NULL
+           OR retention < interval '0' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid log_retention %s', e.options->'log_retention'),
+                HINT = 'Give an interval such as ''30 days'': how long the Delta log keeps commits for history and time travel once a checkpoint covers them.';
+        END IF;
+    END IF;
+    PERFORM iotstream._export_check_options(
+        (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(e.options)
+          WHERE key <> ALL (iotstream._export_upload_keys() || iotstream._export_table_keys())),
+        (SELECT coalesce(jsonb_object_agg(key, value), '{}') FROM jsonb_each(e.options)
+          WHERE key = ANY (iotstream._export_upload_keys())));
+    d := iotstream.parse_destination(e.destination);
+    IF e.credential IS NOT NULL THEN
+        SELECT * INTO cred FROM iotstream.storage_credentials c WHERE c.name = e.credential;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+                MESSAGE = format('storage credential "%s" does not exist', e.credential),
+                HINT = 'Create it with iotstream.create_storage_credential().';
+        END IF;
+        IF cred.account IS NOT NULL AND d.account IS NOT NULL AND cred.account <> d.account THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('storage credential "%s" is for account "%s", not "%s"', e.credential, cred.account, d.account),
+                HINT = 'Use a credential of the destination''s storage account.';
+        END IF;
+    ELSIF d.kind = 'blob' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('destination "%s" needs a credential', e.destination),
+            HINT = 'Create one with iotstream.create_storage_credential() and pass credential => its name.';
+    END IF;
+END $$;
+COMMENT ON FUNCTION iotstream._check_export(iotstream.exports) IS 'Internal: validates an export''s settings with actionable errors.';
+
+CREATE OR REPLACE FUNCTION iotstream._delta_metadata(e iotstream.exports, current jsonb, data_fields jsonb, pcols text[],
+    now_ms bigint) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    pfields jsonb;
+    cur_data jsonb;
+    n int;
+    diff text;
+BEGIN
+    SELECT jsonb_agg(jsonb_build_object('name', c, 'type', CASE WHEN i = 1 THEN 'date' ELSE 'integer' END,
+                                        'nullable', true, 'metadata', '{}'::jsonb) ORDER BY i)
+      INTO pfields FROM unnest(pcols) WITH ORDINALITY u(c, i);
+    IF current IS NULL THEN
+        RETURN jsonb_build_object(
+            'id', gen_random_uuid(),
+            'format', jsonb_build_object('provider', 'parquet', 'options', '{}'::jsonb),
+            'schemaString', jsonb_build_object('type', 'struct', 'fields', data_fields || pfields)::text,
+            'partitionColumns', to_jsonb(pcols),
+            'configuration', jsonb_build_object('delta.deletedFileRetentionDuration',
+                format('interval %s seconds', extract(epoch FROM coalesce((e.options->>'deleted_file_retention')::interval,
+                                                                          interval '7 days'))::bigint),
+                'delta.logRetentionDuration',
+                format('interval %s seconds', extract(epoch FROM coalesce((e.options->>'log_retention')::interval,
+                                                                          interval '30 days'))::bigint),
+                'delta.checkpointInterval', '10'),
+            'createdTime', now_ms);
+    END IF;
+    IF data_fields IS NULL THEN
+        RETURN NULL;                -- the run only removes files
+    END IF;
+    IF current->'partitionColumns' <> to_jsonb(pcols) THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = format('export "%s": the delta table is partitioned by %s, the export by %s',
+                             e.name, current->'partitionColumns', to_jsonb(pcols)),
+            DETAIL = 'A column named event_date, event_hour or event_minute was added or dropped, which renames the partition columns.',
+            HINT = 'Rename that column of the stream table, or export to a new destination.';
+    END IF;
+    SELECT coalesce(jsonb_agg(f ORDER BY i), '[]') INTO cur_data
+      FROM jsonb_array_elements(((current->>'schemaString')::jsonb)->'fields') WITH ORDINALITY x(f, i)
+     WHERE NOT (f->>'name' = ANY (pcols));
+    IF cur_data = data_fields THEN
+        RETURN NULL;
+    END IF;
+    n := jsonb_array_length(cur_data);
+    -- the first column that differs, for the message
+    SELECT format('column %s: %s in the delta table, %s now', i,
+                  coalesce((c->>'name') || ' ' || (c->>'type'), 'none'),
+                  coalesce((d->>'name') || ' ' || (d->>'type'), 'none'))
+      INTO diff
+      FROM generate_series(0, greatest(n, jsonb_array_length(data_fields)) - 1) i,
+           LATERAL (SELECT cur_data->i AS c, data_fields->i AS d) p
+     WHERE p.c IS DISTINCT FROM p.d ORDER BY i LIMIT 1;
+    IF jsonb_array_length(data_fields) <= n
+       OR (n > 0 AND (SELECT jsonb_agg(data_fields->i ORDER BY i) FROM generate_series(0, n - 1) i) <> cur_data) THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = format('export "%s": the stream table''s columns no longer match its delta table', e.name),
+            DETAIL = format('First difference at %s. A dropped, renamed or retyped column needs column mapping, which iotstream does not write; nothing was committed.', diff),
+            HINT = 'Add columns at the end instead (ALTER TABLE ... ADD COLUMN), restore the old column, or drop the export and create it with a new destination.';
+    END IF;
+    RETURN (current - 'createdTime')
+           || jsonb_build_object('schemaString', jsonb_build_object('type', 'struct', 'fields', data_fields || pfields)::text);
+END $$;
+COMMENT ON FUNCTION iotstream._delta_metadata(iotstream.exports, jsonb, jsonb, text[], bigint) IS
+    'Internal: the metaData action a commit needs (a new table, or columns added at the end), or NULL; refuses dropped, renamed and retyped columns.';
+
+CREATE OR REPLACE FUNCTION iotstream._delta_checkpoint(e iotstream.exports, tbl text, v bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    keep_ms bigint := (extract(epoch FROM coalesce((e.options->>'deleted_file_retention')::interval, interval '7 days')) * 1000)::bigint;
+    base iotstream.export_delta_checkpoints;
+    from_v bigint;
+    acts jsonb[];
+    nadds int;
+    nread bigint;
+    msg text;
+BEGIN
+    SELECT * INTO base FROM iotstream.export_delta_checkpoints c WHERE c.export = e.name AND c.version < v;
+    from_v := coalesce(base.version, -1) + 1;
+    WITH raw AS MATERIALIZED (
+        SELECT r.version, r.commit
+          FROM iotstream._delta_read_log(e.destination, tbl, e.credential, from_v) r
+         WHERE r.version <= v),
+    log AS (
+        SELECT base.version, b.a FROM unnest(base.actions) b(a) WHERE base.version IS NOT NULL
+        UNION ALL
+        SELECT r.version, x.a
+          FROM raw r, LATERAL (SELECT t::jsonb AS a FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '') x),
+    files AS (
+        -- the last action on each path decides
+        SELECT DISTINCT ON (coalesce(a->'add'->>'path', a->'remove'->>'path')) a
+          FROM log WHERE a ? 'add' OR a ? 'remove'
+         ORDER BY coalesce(a->'add'->>'path', a->'remove'->>'path'), version DESC, (a ? 'add') DESC),
+    state AS (
+        SELECT jsonb_build_object('add', (a->'add') || '{"dataChange": false}') AS a, true AS is_add FROM files WHERE a ? 'add'
+        UNION ALL
+        SELECT a, false FROM files
+         WHERE a ? 'remove' AND coalesce((a->'remove'->>'deletionTimestamp')::bigint, 0) > now_ms - keep_ms
+        UNION ALL
+        SELECT * FROM (SELECT DISTINCT ON (a->'txn'->>'appId') a, false FROM log WHERE a ? 'txn'
+                        ORDER BY a->'txn'->>'appId', version DESC) t
+        UNION ALL
+        SELECT * FROM (SELECT a, false FROM log WHERE a ? 'metaData' ORDER BY version DESC LIMIT 1) m
+        UNION ALL
+        SELECT * FROM (SELECT a, false FROM log WHERE a ? 'protocol' ORDER BY version DESC LIMIT 1) p)
+    SELECT array_agg(a), count(*) FILTER (WHERE is_add), (SELECT count(*) FROM raw)
+      INTO acts, nadds, nread FROM state;
+    IF nread <> v - from_v + 1 THEN
+        RAISE EXCEPTION 'the log from version % to % is incomplete (% of its commits are there)', from_v, v, nread;
+    END IF;
+    PERFORM iotstream._delta_write_checkpoint(e.destination, tbl, e.credential, v, acts, nadds);
+    INSERT INTO iotstream.export_delta_checkpoints AS c (export, version, actions) VALUES (e.name, v, acts)
+        ON CONFLICT (export) DO UPDATE SET version = excluded.version, actions = excluded.actions;
+    -- the checkpoints log cleanup may cut at, with the time of their commit
+    UPDATE iotstream.exports x
+       SET delta_state = x.delta_state || jsonb_build_object('checkpoint', v,
+               'checkpoints', coalesce(x.delta_state->'checkpoints', '[]') || jsonb_build_array(jsonb_build_array(v, now_ms)))
+     WHERE x.name = e.name;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+    RAISE WARNING 'export %: could not write the checkpoint of delta version %: %', e.name, v, msg;
+END $$;
+COMMENT ON FUNCTION iotstream._delta_checkpoint(iotstream.exports, text, bigint) IS
+    'Internal: writes the checkpoint of a version of the export''s Delta table (every 10 commits) from its previous checkpoint and the commits since; a failure is a warning.';
+
+CREATE FUNCTION iotstream._delta_clean_log(e iotstream.exports) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    tbl text := iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table));
+    keep interval := coalesce((e.options->>'log_retention')::interval, interval '30 days');
+    start bigint := coalesce((e.delta_state->>'log_start')::bigint, 0);
+    started timestamptz := clock_timestamp();
+    cut bigint;
+    cut_ms bigint;
+    names text[];
+    msg text;
+BEGIN
+    SELECT (c->>0)::bigint, (c->>1)::bigint INTO cut, cut_ms
+      FROM jsonb_array_elements(coalesce(e.delta_state->'checkpoints', '[]')) c
+     WHERE (c->>1)::bigint <= (extract(epoch FROM started - keep) * 1000)::bigint
+     ORDER BY (c->>0)::bigint DESC LIMIT 1;
+    IF cut IS NULL OR cut <= start THEN
+        RETURN;
+    END IF;
+    -- can't happen: the cut is at or below the checkpoint the next one builds on
+    IF cut > coalesce((SELECT c.version FROM iotstream.export_delta_checkpoints c WHERE c.export = e.name), -1) THEN
+        RAISE EXCEPTION 'log cleanup of export % would cut at version %, which no kept checkpoint covers', e.name, cut;
+    END IF;
+    BEGIN
+        names := iotstream._delta_delete_log(e.destination, tbl, e.credential, start, cut);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+        RAISE WARNING 'export %: could not clean up the delta log below version %: %', e.name, cut, msg;
+        RETURN;
+    END;
+    UPDATE iotstream.exports x
+       SET delta_state = x.delta_state || jsonb_build_object('log_start', cut, 'log_start_time', cut_ms,
+               'checkpoints', (SELECT coalesce(jsonb_agg(c), '[]') FROM jsonb_array_elements(x.delta_state->'checkpoints') c
+                                WHERE (c->>0)::bigint >= cut))
+     WHERE x.name = e.name;
+    INSERT INTO iotstream.export_log (export, period_start, period_end, version, files, status, started_at, finished_at)
+    VALUES (e.name, coalesce(to_timestamp((e.delta_state->>'log_start_time')::bigint / 1000.0), e.created_at),
+            to_timestamp(cut_ms / 1000.0), cut, names, 'log_cleaned', started, clock_timestamp());
+END $$;
+COMMENT ON FUNCTION iotstream._delta_clean_log(iotstream.exports) IS
+    'Internal: deletes the Delta log entries older than the log_retention option (30 days) that a checkpoint of the export covers, and records it in the ledger (status log_cleaned).';
+
+REVOKE ALL ON FUNCTION iotstream._delta_clean_log(iotstream.exports) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION iotstream._delta_commit(e iotstream.exports, added bigint[], removed bigint[]) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    tbl text := iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table));
+    app text := iotstream._delta_app_id(e);
+    seq bigint := e.delta_runs + 1;
+    st jsonb := e.delta_state;
+    pcols text[] := iotstream._delta_partition_columns(e.source_table, e.period);
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    adds jsonb;
+    removes jsonb;
+    fields jsonb;
+    paths text[];
+    r record;
+    acts jsonb[];
+    mine boolean;
+    clash text;
+    meta jsonb;
+    proto jsonb;
+    body text;
+    v bigint;
+    nread int;
+    lc bigint;
+    attempt int := 0;
+BEGIN
+    SELECT coalesce(jsonb_agg(x.a ORDER BY l.id, x.i), '[]') INTO adds
+      FROM iotstream.export_log l, jsonb_array_elements(l.delta_files->'add') WITH ORDINALITY x(a, i)
+     WHERE l.id = ANY (added);
+    SELECT coalesce(jsonb_agg(jsonb_build_object('path', x.a->'path', 'deletionTimestamp', now_ms, 'dataChange', true,
+                                                 'extendedFileMetadata', true, 'partitionValues', x.a->'partitionValues',
+                                                 'size', x.a->'size') ORDER BY l.id, x.i), '[]') INTO removes
+      FROM iotstream.export_log l, jsonb_array_elements(l.delta_files->'add') WITH ORDINALITY x(a, i)
+     WHERE l.id = ANY (removed);
+    IF jsonb_array_length(adds) = 0 AND jsonb_array_length(removes) = 0 THEN
+        RETURN NULL;
+    END IF;
+    SELECT l.delta_files->'fields' INTO fields FROM iotstream.export_log l
+     WHERE l.id = ANY (added) AND l.delta_files ? 'fields' ORDER BY l.id DESC LIMIT 1;
+    SELECT array_agg(x->>'path') INTO paths
+      FROM (SELECT jsonb_array_elements(adds) UNION ALL SELECT jsonb_array_elements(removes)) y(x);
+
+    LOOP
+        attempt := attempt + 1;
+        nread := 0;
+        -- read what was committed since: other writers' commits, or this
+        -- run's own from an attempt whose transaction rolled back
+        FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination, tbl, e.credential,
+                                                         coalesce((st->>'version')::bigint, -1) + 1) LOOP
+            nread := nread + 1;
+            SELECT array_agg(t::jsonb) INTO acts FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '';
+            mine := EXISTS (SELECT 1 FROM unnest(acts) a
+                             WHERE a->'txn'->>'appId' = app AND (a->'txn'->>'version')::bigint >= seq);
+            IF NOT mine THEN
+                SELECT coalesce(a->'add'->>'path', a->'remove'->>'path') INTO clash FROM unnest(acts) a
+                 WHERE coalesce(a->'add'->>'path', a->'remove'->>'path') = ANY (paths) LIMIT 1;
+                IF clash IS NOT NULL THEN
+                    RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                        MESSAGE = format('export "%s": version %s of the delta table, by another writer, touches "%s", which this run adds or removes',
+                                         e.name, r.version, clash),
+                        DETAIL = 'Nothing was committed; the ledger keeps the periods as they were.',
+                        HINT = 'Two exports write the same files: give each its own destination or export name.';
+                END IF;
+            END IF;
+            SELECT st || coalesce((SELECT jsonb_build_object('metaData', a->'metaData') FROM unnest(acts) a WHERE a ? 'metaData' LIMIT 1), '{}')
+                      || coalesce((SELECT jsonb_build_object('protocol', a->'protocol') FROM unnest(acts) a WHERE a ? 'protocol' LIMIT 1), '{}')
+                      || jsonb_build_object('version', r.version)
+              INTO st;
+            IF mine THEN
+                -- committed already: never twice, as long as the files it
+                -- lists are the ones in storage now.  Rows that came between
+                -- the attempts make the retry write other bytes under the
+                -- same names: then the same paths are committed again with
+                -- their sizes and stats now (legal for an existing path), and
+                -- files only the earlier attempt wrote are removed.
+                IF (SELECT coalesce(jsonb_agg(jsonb_build_array(a->'add'->'path', a->'add'->'size', a->'add'->'stats')
+                                              ORDER BY a->'add'->>'path'), '[]')
+                      FROM unnest(acts) a WHERE a ? 'add')
+                   = (SELECT coalesce(jsonb_agg(jsonb_build_array(x->'path', x->'size', x->'stats') ORDER BY x->>'path'), '[]')
+                        FROM jsonb_array_elements(adds) x) THEN
+                    UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
+                    RETURN r.version;
+                END IF;
+                SELECT coalesce(jsonb_agg(jsonb_build_object('path', a->'add'->'path', 'deletionTimestamp', now_ms,
+                                          'dataChange', true, 'extendedFileMetadata', true,
+                                          'partitionValues', a->'add'->'partitionValues', 'size', a->'add'->'size')), '[]')
+                  INTO removes
+                  FROM unnest(acts) a
+                 WHERE a ? 'add' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(adds) x WHERE x->>'path' = a->'add'->>'path');
+            END IF;
+        END LOOP;
+        -- what was read is kept (the exports row is locked from here on)
+        UPDATE iotstream.exports x SET delta_state = st WHERE x.name = e.name;
+        v := coalesce((st->>'version')::bigint, -1) + 1;
+        -- no commit after the last known: v is free, unless log cleanup
+        -- deleted it (it only deletes below a checkpoint)
+        IF nread = 0 THEN
+            lc := (iotstream._delta_read_last_checkpoint(e.destination, tbl, e.credential)::jsonb->>'version')::bigint;
+            IF lc >= v THEN
+                RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                    MESSAGE = format('export "%s": the delta table''s log was cleaned up past version %s, which this export has not read',
+                                     e.name, v),
+                    DETAIL = format('Its checkpoint of version %s covers commits that are deleted; creating version %s again would rewrite its history. Nothing was committed.', lc, v),
+                    HINT = 'iotstream cannot join a table from a checkpoint: drop the export and create it with a new destination, or keep log_retention longer than the export may pause.';
+            END IF;
+        END IF;
+
+        meta := iotstream._delta_metadata(e, st->'metaData', fields, pcols, now_ms);
+        proto := iotstream._delta_protocol(st->'protocol',
+                    coalesce(((meta->>'schemaString')::jsonb)->'fields', '[]'));
+        SELECT string_agg(x::text, E'\n') || E'\n' INTO body FROM (
+            SELECT jsonb_build_object('commitInfo', jsonb_build_object(
+                       'timestamp', now_ms,
+                       'operation', 'WRITE',
+                       'operationParameters', jsonb_build_object(
+                           'mode', CASE WHEN jsonb_array_length(removes) = 0 THEN 'Append' ELSE 'Overwrite' END,
+                           'partitionBy', to_jsonb(pcols)::text),
+                       'readVersion', CASE WHEN v > 0 THEN v - 1 END,
+                       'isBlindAppend', jsonb_array_length(removes) = 0,
+                       'engineInfo', 'iotstream/' || (SELECT x.extversion FROM pg_catalog.pg_extension x WHERE x.extname = 'iotstream'),
+                       'txnId', gen_random_uuid(),
+                       'iotstream', jsonb_build_object('export', e.name, 'run', seq, 'attempt', attempt))) AS x
+            UNION ALL SELECT jsonb_build_object('protocol', proto) WHERE proto IS NOT NULL
+            UNION ALL SELECT jsonb_build_object('metaData', meta) WHERE meta IS NOT NULL
+            UNION ALL SELECT jsonb_build_object('txn', jsonb_build_object('appId', app, 'version', seq, 'lastUpdated', now_ms))
+            UNION ALL SELECT jsonb_build_object('add', a) FROM jsonb_array_elements(adds) a
+            UNION ALL SELECT jsonb_build_object('remove', a) FROM jsonb_array_elements(removes) a) y;
+        IF iotstream._delta_create_commit(e.destination, tbl, e.credential, v, body) THEN
+            st := st || jsonb_build_object('version', v)
+                  || CASE WHEN meta IS NULL THEN '{}' ELSE jsonb_build_object('metaData', meta) END
+                  || CASE WHEN proto IS NULL THEN '{}' ELSE jsonb_build_object('protocol', proto) END;
+            UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
+            -- every delta.checkpointInterval (10) commits
+            IF v > 0 AND v % 10 = 0 THEN
+                PERFORM iotstream._delta_checkpoint(e, tbl, v);
+            END IF;
+            RETURN v;
+        END IF;
+        -- another writer took version v: read it and try the next
+        IF attempt >= 100 THEN
+            RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                MESSAGE = format('export "%s": 100 attempts to commit to the delta table lost to other writers', e.name),
+                HINT = 'The next run tries again; nothing was committed.';
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION iotstream._delta_commit(iotstream.exports, bigint[], bigint[]) IS
+    'Internal: commits a run''s add and remove actions as one version of the export''s Delta table (put-if-absent, optimistic concurrency, txn dedup); returns the version or NULL.';
+
+CREATE OR REPLACE FUNCTION iotstream.delta_history(export text)
+RETURNS TABLE (version bigint, "timestamp" timestamptz, operation text, operation_parameters jsonb,
+               files_added int, files_removed int, rows_added bigint, bytes_added bigint, writer text,
+               engine text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    e iotstream.exports;
+    r record;
+    acts jsonb[];
+    ci jsonb;
+BEGIN
+    PERFORM iotstream._export_require_superuser('read delta logs');
+    SELECT * INTO e FROM iotstream.exports x WHERE x.name = delta_history.export;
+    IF NOT FOUND OR e.format <> 'delta' THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = format('export "%s" does not exist or does not write a delta table', export),
+            HINT = 'See iotstream.export_status for the exports and their formats.';
+    END IF;
+    -- from the first version log cleanup kept
+    FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination,
+                 iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table)),
+                 e.credential, coalesce((e.delta_state->>'log_start')::bigint, 0)) LOOP
+        SELECT array_agg(t::jsonb) INTO acts FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '';
+        SELECT a->'commitInfo' INTO ci FROM unnest(acts) a WHERE a ? 'commitInfo' LIMIT 1;
+        version := r.version;
+        "timestamp" := to_timestamp((ci->>'timestamp')::bigint / 1000.0);
+        operation := ci->>'operation';
+        operation_parameters := ci->'operationParameters';
+        SELECT count(*) FILTER (WHERE a ? 'add'), count(*) FILTER (WHERE a ? 'remove'),
+               sum(((a->'add'->>'stats')::jsonb->>'numRecords')::bigint), sum((a->'add'->>'size')::bigint)
+          INTO files_added, files_removed, rows_added, bytes_added FROM unnest(acts) a;
+        writer := ci->'iotstream'->>'export';
+        engine := ci->>'engineInfo';
+        RETURN NEXT;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION iotstream.delta_history(text) IS
+    'The commits of an export''s Delta table, oldest first, like DESCRIBE HISTORY: version, time, operation, files and rows added, files removed, and the export (of any server) that wrote it.';
+
+CREATE OR REPLACE FUNCTION iotstream.run_export(name text)
+RETURNS TABLE (period_start timestamptz, period_end timestamptz, version int, files int, rows bigint,
+               bytes bigint, status text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    e iotstream.exports;
+    tcol name;
+    cutoff timestamptz;
+    todo record;
+    l iotstream.export_log;
+    msg text;
+    detail text;
+    cur record;
+    added bigint[] := '{}';      -- ledger rows of this run: its Delta commit
+    removed bigint[] := '{}';
+BEGIN
+    PERFORM iotstream._export_require_superuser('run exports');
+    SELECT * INTO e FROM iotstream.exports x WHERE x.name = run_export.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = format('export "%s" does not exist', name),
+            HINT = 'Create it with iotstream.create_export().';
+    END IF;
+    -- one run at a time per export (the cron job and a manual call)
+    IF NOT pg_try_advisory_xact_lock(hashtext('iotstream.run_export'), hashtext(e.name)) THEN
+        RAISE NOTICE 'export % is already running', e.name;
+        RETURN;
+    END IF;
+    SELECT s.time_column INTO tcol FROM iotstream.stream_table_settings s WHERE s.relid = e.source_table;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('%s is no longer a stream table', e.source_table),
+            HINT = 'Drop the export, or register the table again with iotstream.create_stream_table().';
+    END IF;
+    cutoff := now() - e.lateness;
+
+    PERFORM iotstream._export_delete_replaced(e);
+
+    -- Work: periods exported whose change signal moved and whose content
+    -- differs (late rows), then sealed periods never exported.
+    FOR todo IN
+        WITH parts AS (
+            -- statistics are read once per run and cached for the transaction
+            SELECT p.range_start, p.range_end,
+                   pg_catalog.pg_stat_get_tuples_inserted(p.partition)
+                   + pg_catalog.pg_stat_get_tuples_updated(p.partition)
+                   + pg_catalog.pg_stat_get_tuples_deleted(p.partition) AS sig
+              FROM iotstream.partitions(e.source_table) p),
+        periods AS (
+            SELECT DISTINCT g AS ps
+              FROM parts, generate_series(date_bin(e.period, parts.range_start, 'epoch'),
+                                          parts.range_end - interval '1 microsecond', e.period) g
+             WHERE parts.range_start < cutoff AND g + e.period <= cutoff),
+        exported AS (
+            -- as _change_signal(): NULL unless partitions cover the whole period
+            SELECT x, x.period_start AS ps,
+                   (SELECT CASE WHEN sum(least(pp.range_end, x.period_end) - greatest(pp.range_start, x.period_start))
+                                     >= x.period_end - x.period_start
+                                THEN sum(pp.sig)::bigint END
+                      FROM parts pp WHERE pp.range_start < x.period_end AND pp.range_end > x.period_start) AS sig
+              FROM iotstream.export_log x
+             WHERE x.export = e.name AND x.status = 'exported')
+        SELECT exported.x AS old, exported.ps FROM exported
+         WHERE exported.sig IS NOT NULL AND exported.sig IS DISTINCT FROM (exported.x).change_signal
+        UNION ALL
+        SELECT NULL, periods.ps FROM periods
+         WHERE NOT EXISTS (SELECT 1 FROM iotstream.export_log x
+                            WHERE x.export = e.name AND x.period_start = periods.ps AND x.status = 'exported')
+        ORDER BY 2
+    LOOP
+        l := NULL;
+        BEGIN
+            IF (todo.old).id IS NOT NULL THEN
+                -- the signal moved: re-export only if the content changed
+                SELECT * INTO cur FROM iotstream._period_summary(e.source_table, tcol, todo.ps, todo.ps + e.period);
+                IF cur.rows = (todo.old).rows AND cur.checksum = (todo.old).checksum THEN
+                    UPDATE iotstream.export_log x
+                       SET change_signal = iotstream._change_signal(e.source_table, x.period_start, x.period_end)
+                     WHERE x.id = (todo.old).id;
+                    CONTINUE;
+                END IF;
+                l := iotstream._export_period(e, tcol, todo.ps, todo.ps + e.period, (todo.old).version + 1, todo.old);
+            ELSE
+                l := iotstream._export_period(e, tcol, todo.ps, todo.ps + e.period,
+                        coalesce((SELECT max(x.version) FROM iotstream.export_log x
+                                   WHERE x.export = e.name AND x.period_start = todo.ps AND x.status NOT IN ('failed', 'log_cleaned')), 0) + 1,
+                        NULL);
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            -- nothing of this attempt is visible; the ledger keeps the old version
+            GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+            INSERT INTO iotstream.export_log (export, period_start, period_end, version, status, started_at,
+                                              finished_at, error)
+            VALUES (e.name, todo.ps, todo.ps + e.period, coalesce((todo.old).version, 0) + 1, 'failed',
+                    now(), clock_timestamp(), msg || coalesce(' ' || detail, ''));
+            RAISE WARNING 'export % of period % failed: %', e.name, todo.ps, msg;
+            period_start := todo.ps;
+            period_end := todo.ps + e.period;
+            version := coalesce((todo.old).version, 0) + 1;
+            files := 0;
+            rows := NULL;
+            bytes := NULL;
+            status := 'failed';
+            RETURN NEXT;
+            -- storage is likely down: the next run resumes here (what was
+            -- written before the failure is still committed below)
+            EXIT;
+        END;
+        added := added || l.id;
+        IF (todo.old).id IS NOT NULL THEN
+            removed := removed || (todo.old).id;
+        END IF;
+        period_start := l.period_start;
+        period_end := l.period_end;
+        version := l.version;
+        files := cardinality(l.files);
+        rows := l.rows;
+        bytes := l.bytes;
+        status := l.status;
+        RETURN NEXT;
+    END LOOP;
+
+    IF e.format = 'delta' THEN
+        -- one Delta commit for everything this run wrote and replaced
+        PERFORM iotstream._delta_commit(e, added, removed);
+        SELECT * INTO e FROM iotstream.exports x WHERE x.name = run_export.name;
+        PERFORM iotstream._delta_clean_log(e);
+    END IF;
+    PERFORM iotstream._export_delete_replaced(e);
+END $$;
+COMMENT ON FUNCTION iotstream.run_export(text) IS
+    'Exports every sealed period of the export not exported yet, and re-exports periods that got late rows (their change signal moved and their row count or checksum differs), replacing their files. For a Delta table, everything a run writes and replaces is one commit to its log. Returns one row per period written. Idempotent: a second run writes nothing. A failure is recorded as a failed ledger row and stops the run; the next run resumes.';
+
+COMMENT ON FUNCTION iotstream.create_export(text, regclass, text, interval, interval, text, text, text, text, jsonb, text) IS
+    'Creates an export of a stream table: every sealed period (end + lateness < now()) becomes about ceil(bytes / target_file_size) Parquet files, by event time. format delta (the default): a Delta Lake table at destination/<table>, files in event_date=YYYY-MM-DD/event_hour=H/, one log commit per run; format parquet: destination/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN-<uuid>.parquet without a log. Registers the pg_cron job iotstream_export_<name> running iotstream.run_export(name) (schedule => NULL: none). Options: the writer options of write_parquet (compression_level, row_group_size, ...), block_size (16MB), parallel_uploads (4), max_retries (6), request_timeout_ms (120000), and for delta deleted_file_retention (7 days) and log_retention (30 days).';

@@ -1,10 +1,12 @@
 /*-------------------------------------------------------------------------
  * delta_log.c
  *		The storage half of the Delta log: read the commits of a table's
- *		_delta_log from a version on, and create one commit file with
- *		put-if-absent.  What a commit holds, optimistic concurrency and the
- *		table's state are SQL (sql/install/70_export_delta.sql); this file
- *		only moves log entries.
+ *		_delta_log from a version on, create one commit file with
+ *		put-if-absent, read _last_checkpoint, and delete the entries that a
+ *		checkpoint made obsolete.  What a commit holds, optimistic
+ *		concurrency, the table's state and which versions log cleanup may
+ *		delete are SQL (sql/install/70_export_delta.sql); this file only
+ *		moves log entries.
  *
  * The invariant: a commit file is created whole or not at all, and never
  * over another.  In a container, Put Blob with If-None-Match: * (409 or 412
@@ -21,12 +23,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "catalog/pg_type.h"
 #include "common/file_perm.h"
 #include "common/pg_prng.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
@@ -58,7 +62,7 @@ log_open(DeltaLog *log, FunctionCallInfo fcinfo)
 	char	   *folder;
 	char	   *credential;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3))
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || (PG_NARGS() > 3 && PG_ARGISNULL(3)))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("a delta log needs a destination, a table folder and a version"),
@@ -109,15 +113,15 @@ entry_name(int64 version)
 	return psprintf("%020lld.json", (long long) version);
 }
 
-/* Reads one commit into out; false if there is no such version. */
+/* Reads one entry of the log into out; false if there is no such entry. */
 static bool
-log_read(DeltaLog *log, int64 version, StringInfo out)
+log_read_entry(DeltaLog *log, const char *name, StringInfo out)
 {
 	if (log->client)
-		return BlobGetSmall(log->client, psprintf("%s/%s", log->prefix, entry_name(version)), out);
+		return BlobGetSmall(log->client, psprintf("%s/%s", log->prefix, name), out);
 	else
 	{
-		char	   *path = psprintf("%s/%s", log->dir, entry_name(version));
+		char	   *path = psprintf("%s/%s", log->dir, name);
 		FILE	   *fp = AllocateFile(path, PG_BINARY_R);
 		char		buf[8192];
 		size_t		n;
@@ -142,6 +146,32 @@ log_read(DeltaLog *log, int64 version, StringInfo out)
 		FreeFile(fp);
 		return true;
 	}
+}
+
+/* Reads one commit into out; false if there is no such version. */
+static bool
+log_read(DeltaLog *log, int64 version, StringInfo out)
+{
+	return log_read_entry(log, entry_name(version), out);
+}
+
+/* Deletes one entry of the log; false if it was not there. */
+static bool
+log_delete_entry(DeltaLog *log, const char *name)
+{
+	char	   *path;
+
+	if (log->client)
+		return BlobDelete(log->client, psprintf("%s/%s", log->prefix, name));
+	path = psprintf("%s/%s", log->dir, name);
+	if (unlink(path) == 0)
+		return true;
+	if (errno != ENOENT)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not delete delta log entry \"%s\": %m", path),
+				 errhint("The destination must be writable by the server's operating system user.")));
+	return false;
 }
 
 /* Creates one commit unless the version exists; true if this call made it. */
@@ -257,4 +287,87 @@ delta_create_commit(PG_FUNCTION_ARGS)
 	created = log_create(&log, PG_GETARG_INT64(3), VARDATA_ANY(body), VARSIZE_ANY_EXHDR(body));
 	log_close(&log);
 	PG_RETURN_BOOL(created);
+}
+
+PG_FUNCTION_INFO_V1(delta_read_last_checkpoint);
+
+/*
+ * _delta_read_last_checkpoint(destination, folder, credential) → text
+ * The table's _delta_log/_last_checkpoint, or NULL when it has none.
+ */
+Datum
+delta_read_last_checkpoint(PG_FUNCTION_ARGS)
+{
+	DeltaLog	log;
+	StringInfoData body;
+	bool		found;
+
+	check_superuser();
+	log_open(&log, fcinfo);
+	initStringInfo(&body);
+	found = log_read_entry(&log, "_last_checkpoint", &body);
+	log_close(&log);
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(body.data, body.len));
+}
+
+PG_FUNCTION_INFO_V1(delta_delete_log);
+
+/*
+ * _delta_delete_log(destination, folder, credential, from_version,
+ *					 before_version) → text[]
+ * Deletes the commits and checkpoints of versions from_version up to
+ * before_version (excluded) and returns the names of those that were
+ * there.  The caller passes a before_version that has a complete
+ * checkpoint (_delta_clean_log), so the versions deleted are covered.
+ */
+Datum
+delta_delete_log(PG_FUNCTION_ARGS)
+{
+	DeltaLog	log;
+	int64		from;
+	int64		before;
+	int64		v;
+	ArrayBuildState *volatile names = NULL;
+
+	check_superuser();
+	if (PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a delta log cleanup needs the version it stops before"),
+				 errhint("It is called by iotstream.run_export().")));
+	from = PG_GETARG_INT64(3);
+	before = PG_GETARG_INT64(4);
+	if (from < 0 || before < from)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid delta log range from " INT64_FORMAT " before " INT64_FORMAT, from, before),
+				 errhint("Versions start at 0 and the range ends at the checkpoint that covers it.")));
+	log_open(&log, fcinfo);
+	PG_TRY();
+	{
+		for (v = from; v < before; v++)
+		{
+			char	   *json = entry_name(v);
+			char	   *cp = psprintf("%020lld.checkpoint.parquet", (long long) v);
+
+			CHECK_FOR_INTERRUPTS();
+			/* the checkpoint first: a version's JSON goes last */
+			if (log_delete_entry(&log, cp))
+				names = accumArrayResult(names, CStringGetTextDatum(cp), false, TEXTOID,
+										 CurrentMemoryContext);
+			if (log_delete_entry(&log, json))
+				names = accumArrayResult(names, CStringGetTextDatum(json), false, TEXTOID,
+										 CurrentMemoryContext);
+		}
+	}
+	PG_FINALLY();
+	{
+		log_close(&log);
+	}
+	PG_END_TRY();
+	if (names == NULL)
+		PG_RETURN_ARRAYTYPE_P(construct_empty_array(TEXTOID));
+	PG_RETURN_DATUM(makeArrayResult(names, CurrentMemoryContext));
 }

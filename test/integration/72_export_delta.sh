@@ -8,7 +8,8 @@
 # and a storage failure between the upload and the commit, the live table
 # equals the stream table by count and checksums; removed files stay until
 # their retention ends; a dropped column is refused with nothing committed;
-# past 10 commits the checkpoint alone gives the same table; two exports
+# past 10 commits the checkpoint alone gives the same table; log cleanup
+# deletes only commits a checkpoint covers, older than log_retention; two exports
 # racing for one version both land, on contiguous versions, in one cluster
 # and across two clusters (exports of the same name).
 set -euo pipefail
@@ -270,6 +271,71 @@ assert_eq "$(dfield "$only" "$pick")" "$(dfield "$full" "$pick")" "the checkpoin
 v10=$(delta "$W/cponly" --version 10 --sql "$SUMS") || fail "reader at version 10: $v10"
 assert_eq "$(dfield "$v10" 'o.files.length + " " + o.tombstones.length')" "2 10" "version 10 from its checkpoint: two files, ten tombstones within their retention"
 
+# --- log cleanup: commits older than log_retention go once a checkpoint
+# covers them; the checkpoint they go below, and every commit after it, stay
+pg <<SQL >/dev/null
+SELECT iotstream.create_stream_table('dl_lc', 'ts timestamptz NOT NULL, n int', 'ts', '1 day');
+SELECT iotstream.ensure_partitions('dl_lc', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO dl_lc SELECT date_trunc('day', now()) - interval '1 day' + g * interval '1 minute', g FROM generate_series(0, 119) g;
+SELECT iotstream.create_export('lc', 'dl_lc', 'file://$LAKE', schedule => NULL,
+       options => '{"log_retention": "1 second", "deleted_file_retention": "1 day"}');
+SQL
+err=$(pg -c "SELECT iotstream.alter_export('lc', options => '{\"log_retention\": \"soon\"}')" 2>&1) && fail "a bad log_retention was accepted"
+case "$err" in *"invalid log_retention \"soon\""*"HINT:  Give an interval such as '30 days'"*) echo "ok - a bad log_retention is refused with a hint" ;; *) fail "log_retention: $err" ;; esac
+# late rows make each run one commit: versions 0 to 11, a checkpoint at 10
+lc_commits() {
+  local i
+  for i in $(seq "$1" "$2"); do
+    pg -c "INSERT INTO dl_lc VALUES (date_trunc('day', now()) - interval '1 day' + interval '$((i % 2)) hours' + interval '$i s', -$i)" >/dev/null
+    pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+    [ "$(pg -c "SELECT count(*) FROM iotstream.run_export('lc') WHERE rows > 0")" = "$3" ] || fail "lc: run $i did not export $3 period(s)"
+  done
+}
+lc_commits 0 0 2
+lc_commits 1 11 1
+LC=$LAKE/dl_lc
+lc_json() { ls "$LC/_delta_log" | grep '\.json$' | sed 's/^0*\([0-9]\)/\1/; s/\.json$//' | tr '\n' ' '; }
+assert_eq "$(pg -c "SELECT (delta_state->>'checkpoint') || ' ' || jsonb_array_length(delta_state->'checkpoints') FROM iotstream.exports WHERE name = 'lc'")" "10 1" "lc: a checkpoint at version 10"
+before=$(delta "$LC" --no-checkpoint --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader: $before"
+# poll: each run cleans up once the checkpoint's commit is older than 1 second
+wait_for "SELECT EXISTS (SELECT 1 FROM iotstream.export_log WHERE export = 'lc' AND status = 'log_cleaned')
+          FROM (SELECT count(*) FROM iotstream.run_export('lc')) r" 30
+assert_eq "$(lc_json)" "10 11 " "log cleanup deleted versions 0 to 9 and kept 10 (its checkpoint) and 11"
+assert_eq "$(ls "$LC/_delta_log" | grep -c checkpoint)" 2 "the checkpoint of version 10 and _last_checkpoint stay"
+assert_eq "$(pg -c "SELECT version || ' ' || cardinality(files) || ' ' || (files[1] = '00000000000000000000.json') || ' ' || (files[10] = '00000000000000000009.json') || ' ' || (period_end <= finished_at - interval '1 second')
+                   FROM iotstream.export_log WHERE export = 'lc' AND status = 'log_cleaned'")" "10 10 true true true" \
+  "the ledger records the cleanup: cut at version 10, the ten entries deleted, commits older than the retention"
+after=$(delta "$LC" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader after the cleanup: $after"
+pick='JSON.stringify([o.files.map(f => f.path + ":" + f.size + ":" + f.numRecords).sort(), o.txn, o.schema, o.sql])'
+assert_eq "$(dfield "$after" "$pick")" "$(dfield "$before" "$pick")" "after the cleanup, the checkpoint and version 11 give the table every JSON commit gave"
+assert_eq "$(dfield "$after" 'o.sql[0].join(" ")')" "$(pg -c "SELECT count(*) || ' ' || sum(n) FROM dl_lc")" "lc: the table holds the stream table's rows"
+assert_eq "$(pg -c "SELECT min(version) || ' ' || count(*) FROM iotstream.delta_history('lc')")" "10 2" "delta_history starts at the first version kept"
+# the next checkpoint is built from the last one: versions 0 to 9 are gone
+lc_commits 12 21 1
+assert_eq "$(pg -c "SELECT last_checkpoint FROM iotstream.export_status WHERE name = 'lc'")" 20 "lc: a checkpoint at version 20, without versions 0 to 9"
+at20=$(delta "$LC" --version 20 --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader at version 20: $at20"
+assert_eq "$(dfield "$at20" 'o.checkpoint + " " + o.sql[0].join(" ")')" "20 $(pg -c "SELECT count(*) || ' ' || sum(n) FROM dl_lc WHERE n <> -21")" "the checkpoint of version 20 holds every row up to version 20"
+wait_for "SELECT (SELECT count(*) FROM iotstream.export_log WHERE export = 'lc' AND status = 'log_cleaned') = 2
+          FROM (SELECT count(*) FROM iotstream.run_export('lc')) r" 30
+assert_eq "$(lc_json)" "20 21 " "the second cleanup cut at version 20"
+assert_eq "$(ls "$LC/_delta_log" | grep checkpoint | tr '\n' ' ')" "00000000000000000020.checkpoint.parquet _last_checkpoint " "and deleted the checkpoint of version 10"
+out=$(delta "$LC" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader: $out"
+assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" "$(pg -c "SELECT count(*) || ' ' || sum(n) FROM dl_lc")" "after two cleanups the table holds the stream table's rows"
+# a writer that has not read the deleted versions is refused: it would
+# create version 0 again
+pg <<SQL >/dev/null
+CREATE SCHEMA lcj;
+SELECT iotstream.create_stream_table('lcj.dl_lc', 'ts timestamptz NOT NULL, n int', 'ts', '1 day');
+SELECT iotstream.ensure_partitions('lcj.dl_lc', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO lcj.dl_lc VALUES (date_trunc('day', now()) - interval '1 day', 1);
+SELECT iotstream.create_export('lcj', 'lcj.dl_lc', 'file://$LAKE', schedule => NULL);
+SQL
+err=$(pg -c "SELECT count(*) FROM iotstream.run_export('lcj')" 2>&1) && fail "a writer joined a cleaned-up log"
+case "$err" in *"log was cleaned up past version 0, which this export has not read"*"HINT:  iotstream cannot join a table from a checkpoint"*) echo "ok - a writer that has not read the deleted versions is refused with a hint" ;; *) fail "joining a cleaned-up log: $err" ;; esac
+assert_eq "$(lc_json)" "20 21 " "a writer joining a cleaned-up log creates no version"
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.export_log WHERE export = 'lcj' AND status = 'exported'")" 0 "and commits nothing to its ledger"
+pg -c "SELECT iotstream.drop_export('lcj')" >/dev/null
+
 # --- two exports race for one version: both land, on contiguous versions
 pg <<SQL >/dev/null
 CREATE SCHEMA wa; CREATE SCHEMA wb;
@@ -414,4 +480,11 @@ pg -c "SELECT iotstream._delta_create_commit('http://127.0.0.1:$PP/$AZURITE_ACCO
   fail "put-if-absent overwrote version 0"
 echo "ok - Put Blob with If-None-Match: * does not overwrite a version"
 assert_eq "$(grep -c "_delta_log/00000000000000000000.json 40[19]\|_delta_log/00000000000000000000.json 412" "$W/pxy.log")" 1 "the service answered 409 or 412"
+# log cleanup in the container: versions 0 to 9 go with Delete Blob
+pg -c "SELECT iotstream.alter_export('az', options => '{\"log_retention\": \"1 second\"}')" >/dev/null
+wait_for "SELECT EXISTS (SELECT 1 FROM iotstream.export_log WHERE export = 'az' AND status = 'log_cleaned')
+          FROM (SELECT count(*) FROM iotstream.run_export('az')) r" 30
+assert_eq "$(azurite_request GET "/dlake?comp=list&restype=container&prefix=t/dl_src/_delta_log/" | head -n -1 | grep -o '<Name>[^<]*</Name>' | sed 's/<[^>]*>//g; s#.*/##' | tr '\n' ' ')" \
+  "00000000000000000010.checkpoint.parquet 00000000000000000010.json _last_checkpoint " "in the container, log cleanup deleted versions 0 to 9 and kept the checkpoint of 10"
+assert_eq "$(grep -c "DELETE /$AZURITE_ACCOUNT/dlake/t/dl_src/_delta_log/0000000000000000000[0-9].json 202" "$W/pxy.log")" 10 "with one Delete Blob per version"
 pg -c "SELECT iotstream.drop_export('az')" >/dev/null
