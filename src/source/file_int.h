@@ -52,8 +52,12 @@ typedef struct FileFormat
 
 typedef struct FileRecord
 {
-	char	   *payload;		/* JSON; a bad CSV record: its raw text */
+	char	   *payload;		/* JSON; CSV: the record's raw text */
 	size_t		len;
+	const SourceFields *fieldset;	/* CSV: the names of fields */
+	char	  **fields;			/* CSV: the values, NULL for a null */
+	int		   *field_lens;
+	const char *error;			/* a bad record: why, for its dead letter */
 	int64		line;			/* line number of its first line, from 1 */
 	int64		end;			/* position after it: where to resume */
 	int64		lines_after;	/* lines read up to end */

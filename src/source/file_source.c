@@ -8,7 +8,7 @@
  * (at most every poll_ms), takes the files whose ledger entry says they
  * are not done, and hands out their records as messages: the topic is the
  * file's path, the partition 0, the offset the record's line number, the
- * payload a JSON line or a CSV record as a JSON object (file_read.c), so
+ * payload a JSON line, or a CSV record split into named fields (file_read.c), so
  * the decoder, the mapping, dead letters and dedup work as for any source.
  * A batch's position of a file is the byte after its last record; the
  * ledger (file_ledger.c) stores it, with the file's version and state, in
@@ -37,6 +37,7 @@ typedef struct BatchFile
 {
 	FileEntry	file;
 	FileProgress progress;
+	SourceFields *fieldset;		/* CSV: its names, as long as its messages */
 } BatchFile;
 
 typedef struct FileSource
@@ -417,6 +418,19 @@ file_poll(void *src, SourceMessage *out, int max)
 		m->timestamp_ms = rec.timestamp_ms >= 0 ? rec.timestamp_ms : s->cur.mtime_ns / 1000000;
 		m->headers = rec.headers;
 		m->nheaders = rec.nheaders;
+		if (rec.fieldset && b->fieldset == NULL)
+		{
+			/* the reader may close before the batch is stored */
+			b->fieldset = palloc(sizeof(SourceFields));
+			*b->fieldset = *rec.fieldset;
+			b->fieldset->names = palloc(sizeof(char *) * rec.fieldset->nnames);
+			for (int i = 0; i < rec.fieldset->nnames; i++)
+				b->fieldset->names[i] = pstrdup(rec.fieldset->names[i]);
+		}
+		m->fieldset = b->fieldset;
+		m->fields = rec.fields;
+		m->field_lens = rec.field_lens;
+		m->error = rec.error;
 	}
 	MemoryContextSwitchTo(old);
 	return got;

@@ -21,6 +21,18 @@ typedef struct SourceHeader
 } SourceHeader;
 
 /*
+ * The names of a record's fields (a CSV header or columns option), the
+ * same for every record of a file.  A new id means new names: the decoder
+ * matches names to columns once per id, not per record.
+ */
+typedef struct SourceFields
+{
+	uint64		id;
+	int			nnames;
+	char	  **names;
+} SourceFields;
+
+/*
  * One message as the decoder sees it, whatever its source: the mapping
  * reads these fields as $payload, $key, $topic, $partition, $offset,
  * $timestamp and $headers.  No client library's types here.
@@ -37,6 +49,16 @@ typedef struct SourceMessage
 	int64		timestamp_ms;	/* -1 if the message has no timestamp */
 	int			nheaders;
 	const SourceHeader *headers;
+	/*
+	 * A record already split into fields (CSV): the decoder reads field i
+	 * (fields[i], field_lens[i] bytes, NULL for a null) for the name
+	 * fieldset->names[i], and payload is the record's text, for a dead
+	 * letter.  NULL: the payload is the message.
+	 */
+	const SourceFields *fieldset;
+	char	  **fields;
+	const int  *field_lens;
+	const char *error;			/* not NULL: a dead letter, for this reason */
 } SourceMessage;
 
 typedef struct SourceProperty

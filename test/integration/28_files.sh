@@ -95,6 +95,10 @@ assert_eq "$(q "SELECT string_agg(\"offset\"::text, ',' ORDER BY \"offset\") FRO
 assert_eq "$(q "SELECT convert_from(payload, 'UTF8') FROM iotstream.dead_letters
                  WHERE source = 'it28' AND topic = 'data/bad.csv' AND \"offset\" = 3")" \
   "2026-11-02T00:00:01Z,too,many,fields" "a dead letter's payload is its line"
+assert_eq "$(q "SELECT string_agg(\"offset\" || ': ' || reason, ' | ' ORDER BY \"offset\") FROM iotstream.dead_letters
+                 WHERE source = 'it28' AND topic = 'data/bad.csv'")" \
+  "3: the CSV record has 4 fields, the header 3 | 5: column \"ts\": not an ISO 8601 timestamp | 7: the CSV record has 2 fields, the header 3 | 9: the CSV record has a quote that never closes" \
+  "bad.csv: each dead letter's reason names the CSV problem"
 assert_eq "$(q "SELECT sensor_id FROM it28.t WHERE file = 'data/bad.csv' AND value = 4")" "quoted, with comma" "a quoted field"
 
 # every file listed again and again since: nothing was read twice
