@@ -22,8 +22,25 @@ typedef struct FileEntry
 	char		etag[FILE_ETAG_LEN];	/* size and mtime: a rewrite changes it */
 } FileEntry;
 
+/*
+ * Where a listing of date-laid folders goes on from: the last date_levels
+ * folders before a file are its date, those before them its group (say, a
+ * Capture partition); a group's folders dated before its date are not
+ * listed.  groups[i] has dates[i].
+ */
+typedef struct FileListResume
+{
+	int			date_levels;
+	int			n;
+	char	  **groups;
+	char	  **dates;
+} FileListResume;
+
 /* in file_list.c */
-extern FileEntry *FileListLocal(const char *root, const char *pattern, int *n);
+extern FileEntry *FileListLocal(const char *root, const char *pattern,
+								const FileListResume *resume, int *n);
+extern int	FilePathSplit(const char *path, int group_depth, int date_levels,
+						  char **group, char **date);
 extern bool FilePatternMatches(const char *pattern, const char *path);
 extern char *FilePatternPrefix(const char *pattern);
 

@@ -9,7 +9,10 @@
  * Invariant: the listing is sorted by path and names each regular file
  * once, with its size and modification time; directories a pattern cannot
  * match below are not opened, so a date-laid folder is walked only where
- * the pattern leads.  Nothing here knows SQL or the ledger.
+ * the pattern leads.  With a FileListResume (a pattern without "**"), the
+ * folders of a group dated before its resume date are not opened either:
+ * a pass with nothing new reads only the folders on the way to the newest
+ * date, and those newer than it.  Nothing here knows SQL or the ledger.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
@@ -31,6 +34,8 @@ typedef struct Lister
 	FileEntry  *entries;
 	int			n;
 	int			cap;
+	const FileListResume *resume;	/* or NULL */
+	int			group_depth;	/* folders before the date folders */
 } Lister;
 
 static void
@@ -72,6 +77,66 @@ segment_matches(const char *seg, const char *name, bool last)
 }
 
 /*
+ * Splits a relative path into its first group_depth folders (the group)
+ * and the date_levels folders after them (the date, or as many as it has):
+ * both palloc'd, "/"-joined.  Returns how many date folders it found.
+ */
+int
+FilePathSplit(const char *path, int group_depth, int date_levels,
+			  char **group, char **date)
+{
+	const char *p = path;
+	const char *date_start;
+	int			k;
+
+	for (k = 0; k < group_depth && (p = strchr(p, '/')) != NULL; k++)
+		p++;
+	if (p == NULL)
+		p = path + strlen(path);
+	*group = pnstrdup(path, p > path && p[-1] == '/' ? p - 1 - path : p - path);
+	date_start = p;
+	for (k = 0; k < date_levels && *p; k++)
+	{
+		const char *slash = strchr(p, '/');
+
+		p = slash ? slash + 1 : p + strlen(p);
+	}
+	*date = pnstrdup(date_start, p > date_start && p[-1] == '/' ? p - 1 - date_start : p - date_start);
+	return k;
+}
+
+/*
+ * Whether the folder child (at depth si, so its date has si - group_depth
+ * + 1 folders) is dated before its group's resume date cut to as many.
+ */
+static bool
+before_resume(Lister *l, const char *child, int si)
+{
+	char	   *group;
+	char	   *date;
+	int			nd = FilePathSplit(child, l->group_depth, si - l->group_depth + 1, &group, &date);
+	bool		before = false;
+
+	for (int i = 0; i < l->resume->n; i++)
+	{
+		char	   *rgroup;
+		char	   *rdate;
+
+		if (strcmp(l->resume->groups[i], group) != 0)
+			continue;
+		/* the resume date, cut to nd folders */
+		(void) FilePathSplit(l->resume->dates[i], 0, nd, &rgroup, &rdate);
+		before = strcmp(date, rdate) < 0;
+		pfree(rgroup);
+		pfree(rdate);
+		break;
+	}
+	pfree(group);
+	pfree(date);
+	return before;
+}
+
+/*
  * Walks the directory rel (relative to the root, "" for the root itself)
  * where segment si of the pattern is to be matched.
  */
@@ -107,7 +172,11 @@ walk(Lister *l, const char *rel, int si, int depth)
 			continue;
 		if (S_ISDIR(st.st_mode))
 		{
-			if (globstar)
+			if (l->resume && si >= l->group_depth && before_resume(l, child, si))
+			{
+				/* dated before its group's resume: not listed */
+			}
+			else if (globstar)
 				walk(l, child, si, depth + 1);
 			else if (!last && segment_matches(seg, de->d_name, false))
 				walk(l, child, si + 1, depth + 1);
@@ -136,7 +205,8 @@ entry_cmp(const void *a, const void *b)
  * number.  In the current memory context.
  */
 FileEntry *
-FileListLocal(const char *root, const char *pattern, int *n)
+FileListLocal(const char *root, const char *pattern, const FileListResume *resume,
+			  int *n)
 {
 	Lister		l = {0};
 	char	   *p = pstrdup(pattern);
@@ -157,6 +227,11 @@ FileListLocal(const char *root, const char *pattern, int *n)
 	{
 		*n = 0;
 		return NULL;
+	}
+	if (resume && resume->date_levels > 0 && resume->n > 0 && strstr(pattern, "**") == NULL)
+	{
+		l.resume = resume;
+		l.group_depth = Max(l.nsegs - 1 - resume->date_levels, 0);
 	}
 	walk(&l, "", 0, 0);
 	if (l.n > 1)

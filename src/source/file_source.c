@@ -54,6 +54,8 @@ typedef struct FileSource
 	MemoryContext msg_cxt;		/* the messages handed out: reset on release */
 	MemoryContext list_cxt;		/* the last listing */
 
+	FileListResume resume;		/* date-laid folders: where listing goes on */
+
 	FileEntry  *todo;			/* files of the last listing to read */
 	int			ntodo;
 	int			next;
@@ -154,6 +156,8 @@ file_open(const SourceProperty *props, int nprops, const char *const *streams, i
 	s->reingest = v && strcmp(v, "reingest") == 0;
 	v = prop(props, nprops, "file.poll_ms");
 	s->poll_ms = v ? atoi(v) : FILE_POLL_MS_DEFAULT;
+	v = prop(props, nprops, "file.date_levels");
+	s->resume.date_levels = v ? atoi(v) : 0;
 	s->maxbatch = 16;
 	s->batch = palloc(sizeof(BatchFile) * s->maxbatch);
 	s->ledger = FileLedgerLoad(prop(props, nprops, "group.id"),
@@ -246,6 +250,62 @@ in_batch(FileSource *s, const char *path)
 }
 
 /*
+ * Where the next listing of date-laid folders goes on from: per group, the
+ * date of its newest file, or of its oldest file still to read (a file
+ * not listed again would not be read).  Kept in memory: a restarted
+ * worker lists everything once, and the ledger skips what is done.
+ */
+static void
+update_resume(FileSource *s, const FileEntry *all, int n)
+{
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+	FileListResume *r = &s->resume;
+	int			nsegs = 1;
+	int			group_depth;
+	bool	   *held = palloc0(sizeof(bool) * (r->n + n));	/* by a file to read */
+
+	for (const char *p = s->pattern; *p; p++)
+		nsegs += *p == '/';
+	group_depth = Max(nsegs - 1 - r->date_levels, 0);
+	/* the listing is sorted: a group's first file to read is its oldest */
+	for (int i = 0; i < n; i++)
+	{
+		char	   *group;
+		char	   *date;
+		bool		todo = false;
+		int			g;
+
+		(void) FilePathSplit(all[i].path, group_depth, r->date_levels, &group, &date);
+		for (int k = 0; k < s->ntodo && !todo; k++)
+			todo = strcmp(s->todo[k].path, all[i].path) == 0;
+		for (g = 0; g < r->n; g++)
+			if (strcmp(r->groups[g], group) == 0)
+				break;
+		if (g == r->n)
+		{
+			r->groups = r->n ? repalloc(r->groups, sizeof(char *) * (r->n + 1)) : palloc(sizeof(char *));
+			r->dates = r->n ? repalloc(r->dates, sizeof(char *) * (r->n + 1)) : palloc(sizeof(char *));
+			r->groups[g] = group;
+			r->dates[g] = date;
+			r->n++;
+			held[g] = todo;
+			continue;
+		}
+		pfree(group);
+		if (!held[g] && strcmp(date, r->dates[g]) > 0)
+		{
+			pfree(r->dates[g]);
+			r->dates[g] = date;
+		}
+		else
+			pfree(date);
+		held[g] = held[g] || todo;
+	}
+	pfree(held);
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * Lists the folder again (if poll_ms has passed): the files to read are
  * those the ledger has not seen done in their current version.  New files
  * are written as seen; a done file whose version changed is read again
@@ -284,7 +344,7 @@ list_files(FileSource *s)
 		}
 	}
 	else
-		all = FileListLocal(s->root, s->pattern, &n);
+		all = FileListLocal(s->root, s->pattern, &s->resume, &n);
 	s->todo = palloc(sizeof(FileEntry) * Max(n, 1));
 	seen = palloc(sizeof(FileProgress) * Max(n, 1));
 	s->ntodo = s->next = 0;
@@ -321,6 +381,8 @@ list_files(FileSource *s)
 	FileLedgerWrite(s->ledger, seen, nseen, true);
 	FileLedgerRemember(s->ledger, seen, nseen);
 	MemoryContextSwitchTo(old);
+	if (s->root && s->resume.date_levels > 0 && strstr(s->pattern, "**") == NULL)
+		update_resume(s, all, n);
 }
 
 /* Opens the next file to read; false if there is none. */
