@@ -594,10 +594,21 @@ file_close(void *src)
 	MemoryContextDelete(s->cxt);
 }
 
+/* An idle worker polls again when the next listing is due. */
+static long
+file_idle_ms(void *src)
+{
+	FileSource *s = src;
+	TimestampTz due = TimestampTzPlusMilliseconds(s->listed_at, s->poll_ms);
+
+	return TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due);
+}
+
 const SourceOps FileSourceOps = {
 	.kind = "file",
 	.open = file_open,
 	.fd = file_fd,
+	.idle_ms = file_idle_ms,
 	.poll = file_poll,
 	.positions = file_positions,
 	.end_offset = file_end_offset,

@@ -108,6 +108,12 @@ typedef struct SourceOps
 						 const SourceCallbacks *cb, bool headers,
 						 char *errbuf, size_t errlen);
 	int			(*fd) (void *src);	/* readable when messages wait; -1: none */
+	/*
+	 * Without a descriptor: how long an idle worker may wait before its
+	 * next poll, in milliseconds (the file source's next listing).  NULL:
+	 * a second.
+	 */
+	long		(*idle_ms) (void *src);
 	/* up to max messages, valid until release */
 	int			(*poll) (void *src, SourceMessage *out, int max);
 	/* the next position of every stream partition in msgs: what to store */

@@ -3,7 +3,8 @@
 # into the same kind of table (the limit), in the same run (issue 20 asks
 # for at least 0.8x).  The source runs before the file appears; the clock
 # starts when the file is renamed into its folder and stops when the
-# ledger says it is done, so worker start-up is not counted.
+# ledger says it is done, so worker start-up is not counted.  Best of 3
+# runs of each, alternating.
 #   ROWS=1000000 test/bench/files.sh   (run by make bench)
 set -euo pipefail
 . "$(dirname "$0")/../integration/lib.sh"
@@ -35,31 +36,40 @@ q "COPY (SELECT to_char(timestamptz '2026-11-01 00:00+00' + i * (interval '2 day
            FROM generate_series(0, $ROWS - 1) i) TO '$DATA/rows.csv' WITH (FORMAT csv, HEADER)"
 chmod 644 "$DATA/rows.csv"
 
-q "CHECKPOINT"
-t0=$(now_ms)
-q "COPY bench_files.by_copy FROM '$DATA/rows.csv' WITH (FORMAT csv, HEADER)"
-copy_ms=$(( $(now_ms) - t0 ))
-
 q "SELECT iotstream.create_file_source('bench_files', 'file://$DATA/lake', 'bench_files.by_source', 'csv',
      options => '{\"batch_size\": 10000, \"batch_ms\": 200, \"poll_ms\": 50}')" >/dev/null
 q "SELECT iotstream.start_source('bench_files')" >/dev/null
 wait_for "SELECT state = 'running' FROM iotstream.source_status WHERE source = 'bench_files'" 60
-q "CHECKPOINT"
-cp "$DATA/rows.csv" "$DATA/.rows.csv"
-t0=$(now_ms)
-mv "$DATA/.rows.csv" "$DATA/lake/rows.csv"
-while [ "$(q "SELECT coalesce(bool_and(state = 'done'), false) FROM iotstream.source_files f
-                JOIN iotstream.sources s USING (source_id) WHERE s.name = 'bench_files'")" != t ]; do
-  sleep 0.05
+
+# best of 3 each, alternating, as copy.sh does: the machine is shared
+copy_ms=0 src_ms=0
+for run in 1 2 3; do
+  q "TRUNCATE bench_files.by_copy" && q "CHECKPOINT"
+  t0=$(now_ms)
+  q "COPY bench_files.by_copy FROM '$DATA/rows.csv' WITH (FORMAT csv, HEADER)"
+  ms=$(( $(now_ms) - t0 ))
+  echo "   run $run: COPY $ms ms"
+  [ "$copy_ms" -eq 0 ] || [ "$ms" -lt "$copy_ms" ] && copy_ms=$ms
+
+  q "TRUNCATE bench_files.by_source" && q "CHECKPOINT"
+  cp "$DATA/rows.csv" "$DATA/.rows.csv"
+  t0=$(now_ms)
+  mv "$DATA/.rows.csv" "$DATA/lake/rows_$run.csv"
+  while [ "$(q "SELECT count(*) FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+                  WHERE s.name = 'bench_files' AND f.path = 'rows_$run.csv' AND f.state = 'done'")" != 1 ]; do
+    sleep 0.05
+  done
+  ms=$(( $(now_ms) - t0 ))
+  echo "   run $run: file source $ms ms"
+  [ "$src_ms" -eq 0 ] || [ "$ms" -lt "$src_ms" ] && src_ms=$ms
+  [ "$(q "SELECT count(*) FROM bench_files.by_source")" = "$ROWS" ] || fail "the file source lost rows"
+  [ "$(q "SELECT (SELECT sum(value::numeric) FROM bench_files.by_copy) = (SELECT sum(value::numeric) FROM bench_files.by_source)")" = t ] ||
+    fail "checksums differ"
 done
-src_ms=$(( $(now_ms) - t0 ))
-[ "$(q "SELECT count(*) FROM bench_files.by_source")" = "$ROWS" ] || fail "the file source lost rows"
-[ "$(q "SELECT (SELECT sum(value::numeric) FROM bench_files.by_copy) = (SELECT sum(value::numeric) FROM bench_files.by_source)")" = t ] ||
-  fail "checksums differ"
 
 ours=$(( ROWS * 1000 / (src_ms > 0 ? src_ms : 1) ))
 peer=$(( ROWS * 1000 / (copy_ms > 0 ? copy_ms : 1) ))
-printf '%-44s %12s %12s %7s\n' "CSV file of $ROWS rows into a stream table" "file source" "COPY" "ratio"
+printf '%-44s %12s %12s %7s\n' "CSV file of $ROWS rows (best of 3)" "file source" "COPY" "ratio"
 printf '%-44s %12s %12s %7s\n' "rows/s (target >= 0.8x)" "$ours" "$peer" \
   "$(awk -v a="$ours" -v b="$peer" 'BEGIN { printf "%.2f", a / b }')"
 q "SELECT iotstream.drop_source('bench_files')" >/dev/null
