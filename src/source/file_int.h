@@ -41,6 +41,10 @@ extern FileEntry *FileListLocal(const char *root, const char *pattern,
 								const FileListResume *resume, int *n);
 extern int	FilePathSplit(const char *path, int group_depth, int date_levels,
 						  char **group, char **date);
+extern bool FileListBeforeResume(const FileListResume *resume, int group_depth,
+								 const char *child, int si);
+extern bool FileSegmentMatches(const char *seg, const char *name, bool last);
+extern int	FileEntryCmp(const void *a, const void *b);
 extern bool FilePatternMatches(const char *pattern, const char *path);
 extern char *FilePatternPrefix(const char *pattern);
 
@@ -49,7 +53,8 @@ typedef struct FileBlob FileBlob;
 
 extern FileBlob *FileBlobOpen(const char *location, const char *credential,
 							  int page_size, MemoryContext cxt);
-extern FileEntry *FileBlobList(FileBlob *b, const char *pattern, int *n,
+extern FileEntry *FileBlobList(FileBlob *b, const char *pattern,
+							   const FileListResume *resume, int *n,
 							   char *errbuf, size_t errlen);
 extern bool FileBlobFetch(FileBlob *b, const FileEntry *f, const char *dest,
 						  char *errbuf, size_t errlen);

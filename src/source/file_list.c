@@ -58,8 +58,8 @@ add_entry(Lister *l, const char *rel, const struct stat *st)
 }
 
 /* Whether name matches a segment, ".gz" stripped for the last one. */
-static bool
-segment_matches(const char *seg, const char *name, bool last)
+bool
+FileSegmentMatches(const char *seg, const char *name, bool last)
 {
 	size_t		len = strlen(name);
 
@@ -109,23 +109,23 @@ FilePathSplit(const char *path, int group_depth, int date_levels,
  * Whether the folder child (at depth si, so its date has si - group_depth
  * + 1 folders) is dated before its group's resume date cut to as many.
  */
-static bool
-before_resume(Lister *l, const char *child, int si)
+bool
+FileListBeforeResume(const FileListResume *resume, int group_depth, const char *child, int si)
 {
 	char	   *group;
 	char	   *date;
-	int			nd = FilePathSplit(child, l->group_depth, si - l->group_depth + 1, &group, &date);
+	int			nd = FilePathSplit(child, group_depth, si - group_depth + 1, &group, &date);
 	bool		before = false;
 
-	for (int i = 0; i < l->resume->n; i++)
+	for (int i = 0; i < resume->n; i++)
 	{
 		char	   *rgroup;
 		char	   *rdate;
 
-		if (strcmp(l->resume->groups[i], group) != 0)
+		if (strcmp(resume->groups[i], group) != 0)
 			continue;
 		/* the resume date, cut to nd folders */
-		(void) FilePathSplit(l->resume->dates[i], 0, nd, &rgroup, &rdate);
+		(void) FilePathSplit(resume->dates[i], 0, nd, &rgroup, &rdate);
 		before = strcmp(date, rdate) < 0;
 		pfree(rgroup);
 		pfree(rdate);
@@ -172,19 +172,19 @@ walk(Lister *l, const char *rel, int si, int depth)
 			continue;
 		if (S_ISDIR(st.st_mode))
 		{
-			if (l->resume && si >= l->group_depth && before_resume(l, child, si))
+			if (l->resume && si >= l->group_depth && FileListBeforeResume(l->resume, l->group_depth, child, si))
 			{
 				/* dated before its group's resume: not listed */
 			}
 			else if (globstar)
 				walk(l, child, si, depth + 1);
-			else if (!last && segment_matches(seg, de->d_name, false))
+			else if (!last && FileSegmentMatches(seg, de->d_name, false))
 				walk(l, child, si + 1, depth + 1);
 		}
 		else if (S_ISREG(st.st_mode))
 		{
 			/* a "**" not last has had its files matched by walk(si + 1) */
-			if (last && segment_matches(seg, de->d_name, true))
+			if (last && FileSegmentMatches(seg, de->d_name, true))
 				add_entry(l, child, &st);
 		}
 		pfree(full);
@@ -194,8 +194,8 @@ walk(Lister *l, const char *rel, int si, int depth)
 	pfree(dir);
 }
 
-static int
-entry_cmp(const void *a, const void *b)
+int
+FileEntryCmp(const void *a, const void *b)
 {
 	return strcmp(((const FileEntry *) a)->path, ((const FileEntry *) b)->path);
 }
@@ -236,7 +236,7 @@ FileListLocal(const char *root, const char *pattern, const FileListResume *resum
 	walk(&l, "", 0, 0);
 	if (l.n > 1)
 	{
-		qsort(l.entries, l.n, sizeof(FileEntry), entry_cmp);
+		qsort(l.entries, l.n, sizeof(FileEntry), FileEntryCmp);
 		/* a file reached through two "**" expansions is listed once */
 		for (int i = 1; i < l.n; i++)
 			if (strcmp(l.entries[i].path, l.entries[k].path) != 0)
@@ -260,7 +260,7 @@ segments_match(char **s, int ns, char **p, int np)
 				return true;
 		return false;
 	}
-	if (np == 0 || !segment_matches(s[0], p[0], ns == 1 && np == 1))
+	if (np == 0 || !FileSegmentMatches(s[0], p[0], ns == 1 && np == 1))
 		return false;
 	return segments_match(s + 1, ns - 1, p + 1, np - 1);
 }

@@ -331,7 +331,7 @@ list_files(FileSource *s)
 	{
 		char		errbuf[512];
 
-		all = FileBlobList(s->blob, s->pattern, &n, errbuf, sizeof(errbuf));
+		all = FileBlobList(s->blob, s->pattern, &s->resume, &n, errbuf, sizeof(errbuf));
 		if (n == 0)
 			all = palloc(sizeof(FileEntry));
 		if (n < 0)
@@ -381,7 +381,7 @@ list_files(FileSource *s)
 	FileLedgerWrite(s->ledger, seen, nseen, true);
 	FileLedgerRemember(s->ledger, seen, nseen);
 	MemoryContextSwitchTo(old);
-	if (s->root && s->resume.date_levels > 0 && strstr(s->pattern, "**") == NULL)
+	if (s->resume.date_levels > 0 && strstr(s->pattern, "**") == NULL)
 		update_resume(s, all, n);
 }
 
