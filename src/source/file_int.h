@@ -70,6 +70,7 @@ typedef struct FileFormat
 	char		quote;
 	char	  **columns;		/* CSV: names by position, or NULL */
 	int			ncolumns;
+	bool		headers;		/* Avro Capture: the mapping reads $headers */
 } FileFormat;
 
 typedef struct FileRecord
@@ -100,7 +101,8 @@ extern void FileReaderClose(FileReader *r);
 /* in file_avro.c: the records of an Avro file (a record count is a position) */
 typedef struct FileAvro FileAvro;
 
-extern FileAvro *FileAvroOpen(const char *path, int64 position, char *errbuf, size_t errlen);
+extern FileAvro *FileAvroOpen(const char *path, int64 position, bool headers,
+							  char *errbuf, size_t errlen);
 extern int	FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt);
 extern const char *FileAvroError(FileAvro *a);
 extern void FileAvroClose(FileAvro *a);

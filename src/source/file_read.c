@@ -236,7 +236,7 @@ FileReaderOpen(const char *fullpath, const FileFormat *fmt, int64 position, int6
 	if (fmt->avro)
 	{
 		r->fmt = *fmt;
-		r->avro = FileAvroOpen(fullpath, position, errbuf, errlen);
+		r->avro = FileAvroOpen(fullpath, position, fmt->headers, errbuf, errlen);
 		if (r->avro == NULL)
 		{
 			pfree(r);

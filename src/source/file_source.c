@@ -144,6 +144,7 @@ file_open(const SourceProperty *props, int nprops, const char *const *streams, i
 	v = prop(props, nprops, "file.format");
 	s->fmt.jsonl = v && strcmp(v, "jsonl") == 0;
 	s->fmt.avro = v && strcmp(v, "avro") == 0;
+	s->fmt.headers = headers;
 	v = prop(props, nprops, "file.header");
 	s->fmt.header = v == NULL || strcmp(v, "true") == 0;
 	v = prop(props, nprops, "file.delimiter");
