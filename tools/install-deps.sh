@@ -17,7 +17,7 @@ done
 pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
       libtap-parser-sourcehandler-pgtap-perl
       librdkafka-dev kcat libcurl4-openssl-dev libssl-dev libsnappy-dev libzstd-dev
-      zlib1g-dev libavro-dev zstd make gcc nodejs npm)
+      zlib1g-dev libavro-dev zstd make gcc nodejs npm mosquitto mosquitto-clients)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -18,7 +18,10 @@
  *    path (complexData.moreData0: dots separate keys; a backslash makes the
  *    next character part of the key, as in "\." or a leading "\$")
  *    or one of $payload, $topic, $partition, $offset, $key, $timestamp,
- *    $headers, or null to leave the column out.  Columns it does not name
+ *    $headers, or null to leave the column out.  MQTT messages add
+ *    $topic[n] (level n of the topic, counted from 0), $qos and $retain;
+ *    $payload into a column of another type than jsonb, json, text,
+ *    varchar and bytea takes a bare scalar payload (21.5, true, "open").  Columns it does not name
  *    keep the default rule.
  *  - A missing key or a JSON null gives SQL NULL.  A missing key (or an
  *    absent $key or $timestamp) in a column with a DEFAULT, and a column
@@ -140,10 +143,16 @@ source_accepts(DecodeSource source, DecodeKind kind)
 		case DS_JSON:
 			return true;
 		case DS_PAYLOAD:
-			return kind == DK_JSONB || kind == DK_JSON || kind == DK_TEXT ||
-				kind == DK_VARCHAR || kind == DK_BYTEA;
+			/* other kinds take a bare scalar payload such as 21.5 or true */
+			return kind != DK_UNSUPPORTED;
 		case DS_TOPIC:
+		case DS_TOPIC_LEVEL:
 			return kind == DK_TEXT || kind == DK_VARCHAR;
+		case DS_QOS:
+			return kind == DK_INT2 || kind == DK_INT4 || kind == DK_INT8 ||
+				kind == DK_NUMERIC || kind == DK_TEXT || kind == DK_VARCHAR;
+		case DS_RETAIN:
+			return kind == DK_BOOL || kind == DK_TEXT || kind == DK_VARCHAR;
 		case DS_PARTITION:
 		case DS_OFFSET:
 			return kind == DK_INT2 || kind == DK_INT4 || kind == DK_INT8 ||
@@ -169,9 +178,15 @@ source_types_hint(DecodeSource source)
 	switch (source)
 	{
 		case DS_PAYLOAD:
-			return "$payload fills jsonb, json, text, varchar and bytea columns.";
+			return "$payload fills jsonb, json, text, varchar and bytea columns, and a column of another type with a bare scalar payload.";
 		case DS_TOPIC:
 			return "$topic fills text and varchar columns.";
+		case DS_TOPIC_LEVEL:
+			return "$topic[n] fills text and varchar columns.";
+		case DS_QOS:
+			return "$qos fills smallint, integer, bigint, numeric, text and varchar columns.";
+		case DS_RETAIN:
+			return "$retain fills boolean, text and varchar columns.";
 		case DS_PARTITION:
 		case DS_OFFSET:
 			return "$partition and $offset fill smallint, integer, bigint, numeric, text and varchar columns.";
@@ -198,6 +213,8 @@ static const struct
 	{"$key", DS_KEY},
 	{"$timestamp", DS_TIMESTAMP},
 	{"$headers", DS_HEADERS},
+	{"$qos", DS_QOS},
+	{"$retain", DS_RETAIN},
 };
 
 static JsonKeyEntry *
@@ -348,6 +365,21 @@ map_column(DecodePlan *plan, TupleDesc desc, const char *relname,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid JSON path for column \"%s\"", colname),
 				 errdetail("The path contains a NUL character.")));
+	if (strncmp(col->path, "$topic[", 7) == 0)
+	{
+		char	   *end;
+		long		level = strtol(col->path + 7, &end, 10);
+
+		if (end == col->path + 7 || strcmp(end, "]") != 0 || level < 0 || level > 1000)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid topic level \"%s\" for column \"%s\"",
+							col->path, colname),
+					 errhint("Write $topic[n] with n counted from 0: in \"arduino/site-1/dht11\", $topic[1] is \"site-1\".")));
+		col->source = DS_TOPIC_LEVEL;
+		col->level = (int) level;
+		return;
+	}
 	if (col->path[0] == '$')
 	{
 		for (i = 0; i < lengthof(special_sources); i++)
@@ -358,7 +390,7 @@ map_column(DecodePlan *plan, TupleDesc desc, const char *relname,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown source \"%s\" for column \"%s\"",
 							col->path, colname),
-					 errhint("The sources are $payload, $topic, $partition, $offset, $key, $timestamp and $headers; write \"\\$\" for a key that starts with a dollar sign.")));
+					 errhint("The sources are $payload, $topic, $topic[n], $partition, $offset, $key, $timestamp, $headers, $qos and $retain; write \"\\$\" for a key that starts with a dollar sign.")));
 		col->source = special_sources[i].source;
 		return;
 	}
@@ -485,9 +517,9 @@ DecodePlanCreate(Oid relid, Jsonb *mapping, MemoryContext cxt)
 					 errhint("%s", source_types_hint(col->source))));
 		if (col->source == DS_JSON)
 			plan->scan = true;
-		else if (col->source == DS_PAYLOAD &&
-				 (col->kind == DK_JSONB || col->kind == DK_JSON))
-			plan->scan = true;
+		else if (col->source == DS_PAYLOAD && col->kind != DK_TEXT &&
+				 col->kind != DK_VARCHAR && col->kind != DK_BYTEA)
+			plan->scan = true;	/* jsonb, json, or a bare scalar */
 	}
 	if (plan->root->nentries == 0)
 		plan->root = NULL;
@@ -592,6 +624,37 @@ metadata_token(const DecodeColumn *col, const SourceMessage *msg,
 			*value = DecodeHeaders(msg);
 			*done = true;
 			break;
+		case DS_TOPIC_LEVEL:
+			{
+				const char *p = msg->topic;
+
+				/* level n: after n slashes, up to the next; absent: NULL */
+				for (int n = col->level; p && n > 0; n--)
+					if ((p = strchr(p, '/')) != NULL)
+						p++;
+				if (p == NULL)
+					return true;
+				tok->type = JTOK_RAW;
+				tok->start = p;
+				tok->len = strchrnul(p, '/') - p;
+				if (!pg_verify_mbstr(PG_UTF8, tok->start, tok->len, true))
+				{
+					*reason = column_reason(col, "the topic name is not valid UTF-8");
+					return false;
+				}
+				break;
+			}
+		case DS_QOS:
+			tok->type = JTOK_NUMBER;
+			tok->flags = JTOK_F_INTEGRAL;
+			tok->start = numbuf;
+			tok->len = snprintf(numbuf, 32, "%d", (int) msg->qos);
+			break;
+		case DS_RETAIN:
+			tok->type = msg->retain ? JTOK_TRUE : JTOK_FALSE;
+			tok->start = msg->retain ? "true" : "false";
+			tok->len = strlen(tok->start);
+			break;
 		default:
 			elog(ERROR, "unexpected decode source %d", col->source);
 	}
@@ -678,6 +741,12 @@ DecodeColumns(DecodePlan *plan, const SourceMessage *msg, const JsonToken *whole
 					break;
 				if (col->kind == DK_JSONB || col->kind == DK_JSON)
 					tok = whole;
+				else if (col->kind != DK_TEXT && col->kind != DK_VARCHAR &&
+						 col->kind != DK_BYTEA)
+				{
+					/* a bare scalar: an object or array does not convert */
+					tok = whole;
+				}
 				else
 				{
 					mtok.type = JTOK_RAW;

@@ -131,7 +131,11 @@ typedef enum DecodeSource
 	DS_OFFSET,
 	DS_KEY,
 	DS_TIMESTAMP,
-	DS_HEADERS
+	DS_HEADERS,
+	/* MQTT (issue 19) */
+	DS_TOPIC_LEVEL,				/* $topic[n]: level n of the topic, from 0 */
+	DS_QOS,
+	DS_RETAIN
 } DecodeSource;
 
 typedef struct DecodeColumn
@@ -144,6 +148,7 @@ typedef struct DecodeColumn
 	int32		typmod;
 	bool		notnull;
 	bool		hasdefault;		/* DEFAULT or identity */
+	int			level;			/* DS_TOPIC_LEVEL: which */
 } DecodeColumn;
 
 struct DecodePlan

@@ -92,6 +92,8 @@ struct DedupState
 	int64		seg_bytes;
 
 	bool		loaded;
+	uint64	   *batch;			/* a batch's keys so far (DedupClassify), kept */
+	uint64		batch_slots;
 	uint64	   *maybe_segs;		/* per key classified: the segments that said
 								 * "maybe" (a bit each), until DedupResolve */
 	TimestampTz next_sweep;
@@ -411,6 +413,8 @@ table_add(DedupState *d, const uint64 *keys, int n, bool big_endian, TimestampTz
 		{
 			uint64		k;
 
+			if (!big_endian && i + 8 < piece)
+				__builtin_prefetch(&d->slots[mix(keys[i + 8]) & (d->nslots - 1)], 1);
 			memcpy(&k, (const char *) keys + i * sizeof(uint64), sizeof(uint64));	/* unaligned, maybe */
 			if (big_endian)
 				k = norm_key(pg_ntoh64(k));
@@ -480,6 +484,10 @@ void
 DedupForget(DedupState *d)
 {
 	table_free(d);
+	if (d->batch)
+		pfree(d->batch);
+	d->batch = NULL;
+	d->batch_slots = 0;
 	d->nseg = 0;
 	if (d->arena)
 		pfree(d->arena);
@@ -567,16 +575,29 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict)
 	uint64	   *batch;
 	int			nmaybe = 0;
 
+	/* the batch's own set: kept from batch to batch, not allocated each time */
 	while (bslots < (uint64) n * 2)
 		bslots *= 2;
-	batch = palloc0(sizeof(uint64) * bslots);
+	if (d->batch_slots < bslots)
+	{
+		if (d->batch)
+			pfree(d->batch);
+		d->batch = MemoryContextAllocExtended(d->cxt, sizeof(uint64) * bslots, MCXT_ALLOC_HUGE);
+		d->batch_slots = bslots;
+	}
+	batch = d->batch;
+	memset(batch, 0, sizeof(uint64) * bslots);
 	d->maybe_segs = palloc0(sizeof(uint64) * Max(n, 1));
 	for (int i = 0; i < n; i++)
+		keys[i] = norm_key(keys[i]);
+	for (int i = 0; i < n; i++)
 	{
-		uint64		k = norm_key(keys[i]);
+		uint64		k = keys[i];
 		uint64		j = mix(k) & (bslots - 1);
 
-		keys[i] = k;
+		/* the slot a few keys ahead: its cache line comes while this one is looked at */
+		if (d->slots && i + 8 < n)
+			__builtin_prefetch(&d->slots[mix(keys[i + 8]) & (d->nslots - 1)]);
 		while (batch[j] != 0 && batch[j] != k)
 			j = (j + 1) & (bslots - 1);
 		if (batch[j] == k)
@@ -605,7 +626,6 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict)
 			nmaybe++;
 		}
 	}
-	pfree(batch);
 	return nmaybe;
 }
 

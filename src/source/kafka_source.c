@@ -327,6 +327,8 @@ KafkaSourcePoll(KafkaSource *ks, SourceMessage *out, int max)
 		out[n].timestamp_ms = rd_kafka_message_timestamp(m, NULL);
 		out[n].nheaders = 0;
 		out[n].headers = NULL;
+		out[n].qos = 0;
+		out[n].retain = false;
 		if (ks->headers && rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			size_t		cnt = rd_kafka_header_cnt(hdrs);

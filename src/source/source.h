@@ -35,7 +35,8 @@ typedef struct SourceFields
 /*
  * One message as the decoder sees it, whatever its source: the mapping
  * reads these fields as $payload, $key, $topic, $partition, $offset,
- * $timestamp and $headers.  No client library's types here.
+ * $timestamp and $headers (and MQTT's $qos and $retain).  No client
+ * library's types here.
  */
 typedef struct SourceMessage
 {
@@ -49,6 +50,8 @@ typedef struct SourceMessage
 	int64		timestamp_ms;	/* -1 if the message has no timestamp */
 	int			nheaders;
 	const SourceHeader *headers;
+	uint8		qos;			/* MQTT: $qos; 0 elsewhere */
+	bool		retain;			/* MQTT: $retain; false elsewhere */
 	/*
 	 * A record already split into fields (CSV): the decoder reads field i
 	 * (fields[i], field_lens[i] bytes, NULL for a null) for the name
@@ -97,7 +100,8 @@ typedef struct SourceCallbacks
  * The loop polls a batch, decodes and ingests it, stores the batch's
  * positions in the same transaction as its rows, commits, and only then
  * acknowledges; it knows no protocol.  Kafka and Event Hubs are the first
- * implementation (kafka_source.c); files the third (file_source.c).
+ * implementation (kafka_source.c), MQTT the second (mqtt_source.c), files
+ * the third (file_source.c).
  */
 typedef struct SourceOps
 {
@@ -116,7 +120,10 @@ typedef struct SourceOps
 	long		(*idle_ms) (void *src);
 	/* up to max messages, valid until release */
 	int			(*poll) (void *src, SourceMessage *out, int max);
-	/* the next position of every stream partition in msgs: what to store */
+	/*
+	 * the next position of every stream partition in msgs: what to store;
+	 * out has room for n + 1
+	 */
 	int			(*positions) (void *src, const SourceMessage *msgs, int n,
 							  SourcePosition *out);
 	/* the end of a partition as last seen (high watermark), -1 if unknown */
@@ -142,6 +149,9 @@ extern const SourceOps KafkaSourceOps;
 
 /* in file_source.c: files of a folder (file_*.c) */
 extern const SourceOps FileSourceOps;
+
+/* in mqtt_source.c */
+extern const SourceOps MqttSourceOps;
 
 /* in kafka_sink.c: a producer, for alert topics (detect/alerts.c) */
 typedef struct KafkaSink KafkaSink;

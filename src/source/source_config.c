@@ -22,7 +22,8 @@
 /*
  * Reads the source and its librdkafka properties, secrets included; runs in
  * a transaction.  Options with a dot in their name (and "debug") go to
- * librdkafka; the others are ours.
+ * librdkafka; the others are ours.  An MQTT source gets all its options
+ * (mqtt_source.c reads qos, client_id, username, password, ...).
  */
 SourceConfig *
 SourceConfigLoad(int source_id, bool running, MemoryContext cxt)
@@ -81,7 +82,7 @@ SourceConfigLoad(int source_id, bool running, MemoryContext cxt)
 	MemoryContextSwitchTo(old);
 
 	if (SPI_execute_with_args("SELECT o.key, o.value #>> '{}' FROM iotstream.sources s, jsonb_each(s.options) o"
-							  " WHERE s.source_id = $1 AND (o.key LIKE '%.%' OR o.key = 'debug')"
+							  " WHERE s.source_id = $1 AND (o.key LIKE '%.%' OR o.key = 'debug' OR s.kind = 'mqtt')"
 							  " UNION ALL"
 							  " SELECT o.key, o.value #>> '{}' FROM iotstream.source_secrets x, jsonb_each(x.properties) o"
 							  " WHERE x.source_id = $1",
@@ -107,7 +108,7 @@ SourceConfigLoad(int source_id, bool running, MemoryContext cxt)
 const SourceOps *
 SourceOpsFor(const char *kind)
 {
-	static const SourceOps *const all[] = {&KafkaSourceOps, &FileSourceOps};
+	static const SourceOps *const all[] = {&KafkaSourceOps, &MqttSourceOps, &FileSourceOps};
 
 	for (int i = 0; i < lengthof(all); i++)
 		if (strcmp(all[i]->kind, kind) == 0)

@@ -262,7 +262,7 @@ holding_watermark(void)
 static void
 process_batch(SourceMessage *msgs, int n, MemoryContext batch_cxt)
 {
-	SourcePosition *parts = palloc(sizeof(SourcePosition) * n);
+	SourcePosition *parts = palloc(sizeof(SourcePosition) * (n + 1));
 	const int	np = Source->positions(MySource, msgs, n, parts);
 	IngestCounts counts;
 	IngestedRows rows;

@@ -108,7 +108,9 @@ done
 # the default dedup_memory (64MB: every key in the hash table) and bounded
 # below that (DEDUP_SMALL, so that most keys are behind filters); dedup off
 # is read the same way before and after them, and the better of each counts
-declare -A rate_dd
+declare -A rate_dd cpu_dd
+# CPU time of a process in ms (utime + stime)
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000 / hz)}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 DEDUP_SMALL=${DEDUP_SMALL:-8MB}
 case " $SHAPES " in *" narrow "*)
   runs=(off 64MB "$DEDUP_SMALL" off2)
@@ -129,14 +131,20 @@ case " $SHAPES " in *" narrow "*)
     wait_for "SELECT ($consumed) > 0" 60
     t0=$(now_ms)
     c0=$(q "$consumed")
+    wpid=$(q "SELECT pids[1] FROM iotstream.source_status WHERE source = '$name'")
+    w0=$(cpu_ms "$wpid")
     wait_for "SELECT ($consumed) >= $NARROW" 240
     t1=$(now_ms)
+    w1=$(cpu_ms "$wpid")
     assert_eq "$(q "SELECT count(*) + (SELECT duplicates FROM iotstream.source_status WHERE source = '$name')
                       FROM bench.narrow")" "$NARROW" "dedup ${mem%2}: every narrow message stored or counted as a duplicate"
     r=$(( (NARROW - c0) * 1000 / (t1 - t0) ))
     k=${mem%2}
     [ "${rate_dd[$k]:-0}" -ge "$r" ] || rate_dd[$k]=$r
-    echo "   $r rows/s"
+    # the worker's CPU per million rows: what dedup costs, whatever else runs
+    c=$(( (w1 - w0) * 1000000 / (NARROW - c0) ))
+    [ -n "${cpu_dd[$k]:-}" ] && [ "${cpu_dd[$k]}" -le "$c" ] || cpu_dd[$k]=$c
+    echo "   $r rows/s, worker CPU $c ms per million rows"
     q "SELECT iotstream.drop_source('$name')" >/dev/null
   done
   q "TRUNCATE bench.narrow"
@@ -182,10 +190,12 @@ for shape in $SHAPES; do
     "$(awk "BEGIN {printf \"%.2fx\", ${rate_iot[$shape]} / ${rate_peer[$shape]}}")"
 done
 if [ -n "${rate_dd[off]:-}" ]; then
-  printf '\nnarrow, dedup off (best of 2)         %10d rows/s\n' "${rate_dd[off]}"
+  printf '\nnarrow, dedup off (best of 2)         %10d rows/s  worker CPU %5d ms per million rows\n' \
+    "${rate_dd[off]}" "${cpu_dd[off]}"
   for mem in 64MB "$DEDUP_SMALL"; do
-    printf 'narrow, dedup on, dedup_memory %-6s %10d rows/s  %sx of dedup off\n' "$mem" "${rate_dd[$mem]}" \
-      "$(awk "BEGIN {printf \"%.2f\", ${rate_dd[$mem]} / ${rate_dd[off]}}")"
+    printf 'narrow, dedup on, dedup_memory %-6s %10d rows/s  %sx of dedup off; CPU %5d ms, %sx of dedup off\n' \
+      "$mem" "${rate_dd[$mem]}" "$(awk "BEGIN {printf \"%.2f\", ${rate_dd[$mem]} / ${rate_dd[off]}}")" \
+      "${cpu_dd[$mem]}" "$(awk "BEGIN {printf \"%.2f\", ${cpu_dd[off]} / (${cpu_dd[$mem]} + 0.001)}")"
   done
 fi
 echo

@@ -11,6 +11,12 @@
 #   start_broker [iotstream-broker args]   start a broker; exports BROKERS
 #   broker_cmd "down 1"                    send a command; fails unless "ok"
 #   stop_broker                            quit it (all its data is gone)
+#   start_mosquitto [config lines...]      an MQTT broker (Debian's mosquitto) with
+#                                          persistence; exports MQTT_URL, MQTT_PORT
+#   restart_mosquitto [down_s]             SIGTERM (it saves its sessions), wait,
+#                                          start again on the same port
+#   stop_mosquitto
+#   mqtt_pub TOPIC [mosquitto_pub args]    publish stdin's lines, one message each
 #   start_azurite                          exports AZURITE_BLOB_URL, AZURITE_PORT
 #   stop_azurite
 #   azurite_request METHOD PATH [FILE]     SharedKey-signed curl to Azurite;
@@ -235,6 +241,7 @@ azurite_request() {
 _lib_cleanup() {
   stop_broker
   stop_azurite
+  stop_mosquitto
   # a work directory we made ourselves (run outside test/run.sh) goes too
   [ -n "$_LIB_OWN_WORK" ] && rm -rf "$_LIB_OWN_WORK"
   return 0
@@ -260,3 +267,81 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   if (wait_for "SELECT false" 1 2>/dev/null); then fail "wait_for returned on false"; fi
   echo "ok - lib.sh helpers"
 fi
+
+# --- mosquitto (MQTT) --------------------------------------------------------
+# One mosquitto per script, on a free loopback port, with persistence in
+# $MQTT_DIR: a restart keeps the sessions and what they had not acknowledged.
+# max_inflight_messages: mosquitto sends a client at most 20 unacknowledged
+# QoS 1/2 messages by default, which would cap every batch at 20; and on a
+# restart it restores at most that many in flight with their packet ids (it
+# resends the others under new ids, which look new to a QoS 2 receiver).
+
+start_mosquitto() {
+  local line
+  MQTT_DIR=${MQTT_DIR:-$(mktemp -d "$IOTSTREAM_WORK/mosquitto.XXXXXX")}
+  MQTT_PORT=${MQTT_PORT:-$(free_port)}
+  {
+    echo "listener $MQTT_PORT 127.0.0.1"
+    echo "allow_anonymous true"
+    echo "persistence true"
+    echo "persistence_location $MQTT_DIR/"
+    echo "max_inflight_messages 65535"
+    echo "max_queued_messages 0"
+    echo "log_dest file $MQTT_DIR/log"
+    echo "log_type error"
+    echo "log_type warning"
+    echo "log_type notice"
+    for line in "$@"; do echo "$line"; done
+  } >"$MQTT_DIR/mosquitto.conf"
+  chmod 777 "$MQTT_DIR"
+  touch "$MQTT_DIR/log" && chmod 666 "$MQTT_DIR/log"
+  _mosquitto_run
+  MQTT_URL=mqtt://127.0.0.1:$MQTT_PORT
+  export MQTT_DIR MQTT_PORT MQTT_URL
+}
+
+_mosquitto_run() {
+  local i
+  /usr/sbin/mosquitto -c "$MQTT_DIR/mosquitto.conf" >>"$MQTT_DIR/out" 2>&1 &
+  MQTT_PID=$!
+  _lib_record_pid "$MQTT_PID"
+  for i in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$MQTT_PORT") 2>/dev/null; then return 0; fi
+    kill -0 "$MQTT_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$MQTT_DIR/out" "$MQTT_DIR/log" >&2
+  fail "mosquitto did not listen on port $MQTT_PORT"
+}
+
+# restart_mosquitto [seconds down]: a graceful stop writes the persistence file
+restart_mosquitto() {
+  local down=${1:-0} until
+  kill -TERM "$MQTT_PID"
+  wait_gone "$MQTT_PID" 100 || fail "mosquitto did not stop"
+  wait "$MQTT_PID" 2>/dev/null || true
+  if [ "$down" -gt 0 ]; then
+    until=$(($(date +%s) + down))
+    # poll, and run what the caller passed in MQTT_WHILE_DOWN (a check)
+    while [ "$(date +%s)" -lt "$until" ]; do
+      if [ -n "${MQTT_WHILE_DOWN:-}" ]; then eval "$MQTT_WHILE_DOWN" || true; fi
+      sleep 0.5
+    done
+  fi
+  _mosquitto_run
+}
+
+stop_mosquitto() {
+  [ -n "${MQTT_PID:-}" ] || return 0
+  kill -TERM "$MQTT_PID" 2>/dev/null || true
+  wait_gone "$MQTT_PID" 50 || kill -9 "$MQTT_PID" 2>/dev/null || true
+  wait "$MQTT_PID" 2>/dev/null || true
+  unset MQTT_PID
+}
+
+# mqtt_pub TOPIC [args]: each line of stdin is a message (mosquitto_pub -l)
+mqtt_pub() {
+  local topic=$1
+  shift
+  mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -t "$topic" -l "$@"
+}
