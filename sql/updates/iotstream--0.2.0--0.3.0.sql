@@ -1122,6 +1122,15 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('option list_page must be an integer from 1 to 5000, not %s', v),
                 HINT = 'list_page is how many names one List Blobs request returns.';
+        ELSIF k = 'date_levels' AND (jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric NOT BETWEEN 0 AND 16
+                                     OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option date_levels must be an integer from 0 to 16, not %s', v),
+                HINT = 'date_levels is how many folders before a file are laid out by date, as 2 for "data/*/*/physical_data_*.csv".';
+        ELSIF k = 'date_levels' AND coalesce(options->>'pattern', '**') LIKE '%**%' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'option date_levels needs a pattern without "**"',
+                HINT = 'Write one glob per folder, as in "data/*/*/physical_data_*.csv".';
         ELSIF k = 'poll_ms' AND (jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric < 10
                                  OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)) THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -1129,14 +1138,14 @@ BEGIN
                 HINT = 'poll_ms is how often, in milliseconds, the folder is listed for new files.';
         END IF;
         IF k IN ('pattern', 'header', 'delimiter', 'quote', 'columns', 'on_rewrite', 'path_column', 'poll_ms',
-                 'credential', 'list_page') THEN
+                 'credential', 'list_page', 'date_levels') THEN
             file_opts := file_opts || jsonb_build_object('file.' || k, v);
         ELSIF k IN ('batch_size', 'batch_ms', 'max_message_bytes', 'dedup_key', 'dedup_horizon', 'dedup_memory') THEN
             rest := rest || jsonb_build_object(k, v);
         ELSE
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('unknown option %L of a file source', k),
-                HINT = 'Options are pattern, header, delimiter, quote, columns, on_rewrite, path_column, poll_ms, credential, list_page, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon, dedup_memory.';
+                HINT = 'Options are pattern, header, delimiter, quote, columns, on_rewrite, path_column, poll_ms, date_levels, credential, list_page, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon, dedup_memory.';
         END IF;
     END LOOP;
     IF options->>'on_rewrite' = 'reingest' AND options->>'path_column' IS NULL THEN
@@ -1154,7 +1163,7 @@ BEGIN
     RETURN id;
 END $$;
 COMMENT ON FUNCTION iotstream.create_file_source(text, text, regclass, text, jsonb, jsonb) IS
-    'Defines a file source: the files of a folder (file:///...) or blob container (abfss://, https://, emulator http://; options.credential) that match options.pattern (default **/*.<format>, .gz included) read once each into the stream table target; format csv, jsonl or avro (Event Hubs Capture: Body decoded, the rest in $headers). options: pattern, header, delimiter, quote, columns, on_rewrite (skip|reingest), path_column, poll_ms, credential, list_page, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon. Superusers only.';
+    'Defines a file source: the files of a folder (file:///...) or blob container (abfss://, https://, emulator http://; options.credential) that match options.pattern (default **/*.<format>, .gz included) read once each into the stream table target; format csv, jsonl or avro (Event Hubs Capture: Body decoded, the rest in $headers). options: pattern, header, delimiter, quote, columns, on_rewrite (skip|reingest), path_column, poll_ms, date_levels, credential, list_page, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon. Superusers only.';
 
 -- source_status: the files of a file source by state (a new last column)
 CREATE OR REPLACE VIEW iotstream.source_status AS

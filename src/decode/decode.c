@@ -74,48 +74,6 @@
 /* Largest payload or key we decode. */
 #define DECODE_MAX_BYTES	((size_t) 256 * 1024 * 1024)
 
-typedef enum DecodeSource
-{
-	DS_NONE,					/* left out: NULL or the column default */
-	DS_JSON,					/* a key path in the payload */
-	DS_PAYLOAD,
-	DS_TOPIC,
-	DS_PARTITION,
-	DS_OFFSET,
-	DS_KEY,
-	DS_TIMESTAMP,
-	DS_HEADERS,
-	/* MQTT (issue 19) */
-	DS_TOPIC_LEVEL,				/* $topic[n]: level n of the topic, from 0 */
-	DS_QOS,
-	DS_RETAIN
-} DecodeSource;
-
-typedef struct DecodeColumn
-{
-	char	   *name;
-	char	   *path;			/* the mapping's text, for reasons */
-	DecodeSource source;
-	DecodeKind	kind;
-	Oid			typid;
-	int32		typmod;
-	bool		notnull;
-	bool		hasdefault;		/* DEFAULT or identity */
-	int			level;			/* DS_TOPIC_LEVEL: which */
-} DecodeColumn;
-
-struct DecodePlan
-{
-	Oid			relid;
-	int			natts;
-	DecodeColumn *cols;
-	JsonKeyNode *root;			/* keys wanted, or NULL */
-	bool		scan;			/* the payload must be valid JSON */
-	JsonScanSlot *slots;		/* per column, cleared per message */
-	bool	   *use_default;	/* per column, see DecodeUseDefault */
-};
-
-
 static const char *const kind_names[] = {
 	"text", "varchar", "smallint", "integer", "bigint", "real",
 	"double precision", "numeric", "boolean", "timestamptz", "timestamp",
@@ -708,10 +666,16 @@ DecodeMessage(DecodePlan *plan, const SourceMessage *msg,
 			  Datum *values, bool *nulls, const char **reason)
 {
 	JsonToken	whole;
-	int			i;
 
 	memset(&whole, 0, sizeof(whole));
 	*reason = NULL;
+	if (msg->error)
+	{
+		*reason = msg->error;
+		return false;
+	}
+	if (msg->fields)
+		return DecodeFields(plan, msg, values, nulls, reason);
 	/* a safety net below palloc's limit; the ingest path has its own */
 	if (msg->payload_len > DECODE_MAX_BYTES || msg->key_len > DECODE_MAX_BYTES)
 	{
@@ -738,6 +702,19 @@ DecodeMessage(DecodePlan *plan, const SourceMessage *msg,
 		}
 	}
 
+	return DecodeColumns(plan, msg, &whole, values, nulls, reason);
+}
+
+/*
+ * The columns' values from the tokens in plan->slots (DS_JSON columns) and
+ * the message's metadata; whole is the payload as a JSON value.
+ */
+bool
+DecodeColumns(DecodePlan *plan, const SourceMessage *msg, const JsonToken *whole,
+			  Datum *values, bool *nulls, const char **reason)
+{
+	int			i;
+
 	for (i = 0; i < plan->natts; i++)
 	{
 		const DecodeColumn *col = &plan->cols[i];
@@ -763,12 +740,12 @@ DecodeMessage(DecodePlan *plan, const SourceMessage *msg,
 				if (msg->payload == NULL)
 					break;
 				if (col->kind == DK_JSONB || col->kind == DK_JSON)
-					tok = &whole;
+					tok = whole;
 				else if (col->kind != DK_TEXT && col->kind != DK_VARCHAR &&
 						 col->kind != DK_BYTEA)
 				{
 					/* a bare scalar: an object or array does not convert */
-					tok = &whole;
+					tok = whole;
 				}
 				else
 				{

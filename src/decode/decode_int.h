@@ -119,4 +119,60 @@ extern bool DecodeValue(DecodeKind kind, int32 typmod, const JsonToken *tok,
 						Datum *value, const char **why);
 extern Datum DecodeHeaders(const SourceMessage *msg);
 
+/* in decode.c: a compiled plan (decode.h), shared with decode_fields.c */
+
+typedef enum DecodeSource
+{
+	DS_NONE,					/* left out: NULL or the column default */
+	DS_JSON,					/* a key path in the payload */
+	DS_PAYLOAD,
+	DS_TOPIC,
+	DS_PARTITION,
+	DS_OFFSET,
+	DS_KEY,
+	DS_TIMESTAMP,
+	DS_HEADERS,
+	/* MQTT (issue 19) */
+	DS_TOPIC_LEVEL,				/* $topic[n]: level n of the topic, from 0 */
+	DS_QOS,
+	DS_RETAIN
+} DecodeSource;
+
+typedef struct DecodeColumn
+{
+	char	   *name;
+	char	   *path;			/* the mapping's text, for reasons */
+	DecodeSource source;
+	DecodeKind	kind;
+	Oid			typid;
+	int32		typmod;
+	bool		notnull;
+	bool		hasdefault;		/* DEFAULT or identity */
+	int			level;			/* DS_TOPIC_LEVEL: which */
+} DecodeColumn;
+
+struct DecodePlan
+{
+	Oid			relid;
+	int			natts;
+	DecodeColumn *cols;
+	JsonKeyNode *root;			/* keys wanted, or NULL */
+	bool		scan;			/* the payload must be valid JSON */
+	JsonScanSlot *slots;		/* per column, cleared per message */
+	bool	   *use_default;	/* per column, see DecodeUseDefault */
+	uint64		fields_id;		/* the SourceFields field_of is for, 0: none */
+	int		   *field_of;		/* per column: its field, or a FIELD_* */
+};
+
+#define FIELD_NONE		(-1)	/* no field of the column's name */
+#define FIELD_NESTED	(-2)	/* a path into a field, which is a string */
+
+extern bool DecodeColumns(DecodePlan *plan, const SourceMessage *msg,
+						  const JsonToken *whole, Datum *values, bool *nulls,
+						  const char **reason);
+
+/* in decode_fields.c: a record already split into named fields (CSV) */
+extern bool DecodeFields(DecodePlan *plan, const SourceMessage *msg,
+						 Datum *values, bool *nulls, const char **reason);
+
 #endif							/* DECODE_DECODE_INT_H */

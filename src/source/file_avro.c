@@ -86,6 +86,7 @@ struct FileAvro
 	avro_value_iface_t *iface;
 	avro_value_t value;
 	bool		capture;		/* the records have a Body */
+	bool		headers;		/* Capture's metadata as headers, not just the time */
 	bool		empty;			/* a file of no bytes: no records */
 	int64		records;		/* read so far */
 	char		error[256];
@@ -97,7 +98,7 @@ static const char *const capture_fields[] = {
 
 /* Opens path to read after position records; NULL with the reason. */
 FileAvro *
-FileAvroOpen(const char *path, int64 position, char *errbuf, size_t errlen)
+FileAvroOpen(const char *path, int64 position, bool headers, char *errbuf, size_t errlen)
 {
 	FileAvro   *a;
 	avro_value_t body;
@@ -107,6 +108,7 @@ FileAvroOpen(const char *path, int64 position, char *errbuf, size_t errlen)
 	if (!avro_load(errbuf, errlen))
 		return NULL;
 	a = palloc0(sizeof(FileAvro));
+	a->headers = headers;
 	/* a writer with no record to write may leave no bytes at all (avsc does) */
 	if (stat(path, &st) == 0 && st.st_size == 0)
 	{
@@ -256,6 +258,10 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 		{
 			char	   *v = NULL;
 
+			/* without $headers in the mapping, only the time is read */
+			if (!a->headers && i != 2)
+				continue;
+
 			if (avro_value_get_by_name(&a->value, capture_fields[i], &f, NULL) == 0)
 			{
 				/* a union (nullable) field: its branch */
@@ -277,6 +283,8 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 				rec->timestamp_ms = capture_time_ms(v);
 		}
 		rec->headers = h;
+		if (!a->headers)
+			rec->nheaders = 0;
 	}
 	else
 	{

@@ -9,7 +9,10 @@
  * account/container/path, with a SharedKey, SAS or Entra ID credential.
  * A listing is List Blobs under the pattern's literal folders (its prefix),
  * page by page with the marker Azure returns, so a listing that finds
- * nothing new costs one request per page of names; a file to read is
+ * nothing new costs one request per page of names; with date_levels, once
+ * a group's resume date is known, it goes folder by folder (delimiter
+ * "/") and skips the folders dated before it, one request per folder on
+ * the way to the newest date (and per newer one); a file to read is
  * fetched whole to a temporary file, which file_read.c then reads as a
  * local one (and seeks in, to resume).  Invariant: a blob's etag is
  * Azure's ETag, which changes whenever the blob is written.  Secrets stay
@@ -197,23 +200,26 @@ escape(FileBlob *b, const char *s)
 }
 
 /*
- * The blobs under the location that match pattern, by path relative to
- * it, sorted; NULL (with the reason in errbuf) if the listing failed.
+ * One listing of the names under prefix, page by page: its blobs (full
+ * names, in order) into *blobs, and with delimited (delimiter "/") the
+ * folders right under it, as "prefix/name/", into *dirs.  False, with the
+ * reason in errbuf, if a request failed.
  */
-FileEntry *
-FileBlobList(FileBlob *b, const char *pattern, int *n, char *errbuf, size_t errlen)
+static bool
+list_prefix(FileBlob *b, const char *prefix, bool delimited,
+			FileEntry **blobs, int *nblobs, char ***dirs, int *ndirs,
+			char *errbuf, size_t errlen)
 {
-	const char *folder = b->loc->path;
-	char	   *prefix = psprintf("%s%s%s", folder, folder[0] ? "/" : "", FilePatternPrefix(pattern));
-	size_t		skip = folder[0] ? strlen(folder) + 1 : 0;
 	char	   *path = psprintf("%s/%s", b->loc->path_prefix, BlobEncodePath(b->loc->container));
 	char	   *marker = NULL;
-	FileEntry  *entries = NULL;
-	int			count = 0,
-				cap = 0;
+	int			cap = 0,
+				dcap = 0;
 	StringInfoData body;
 
-	*n = -1;					/* a failed listing */
+	*blobs = NULL;
+	*nblobs = 0;
+	*dirs = NULL;
+	*ndirs = 0;
 	initStringInfo(&body);
 	do
 	{
@@ -226,6 +232,11 @@ FileBlobList(FileBlob *b, const char *pattern, int *n, char *errbuf, size_t errl
 		initStringInfo(&signq);
 		appendStringInfoString(&sendq, "comp=list");
 		appendStringInfoString(&signq, "comp=list");
+		if (delimited)
+		{
+			appendStringInfoString(&sendq, "&delimiter=%2F");
+			appendStringInfoString(&signq, "&delimiter=/");
+		}
 		if (marker)
 		{
 			appendStringInfo(&sendq, "&marker=%s", escape(b, marker));
@@ -243,53 +254,205 @@ FileBlobList(FileBlob *b, const char *pattern, int *n, char *errbuf, size_t errl
 		resetStringInfo(&body);
 		status = blob_get(b, path, sendq.data, signq.data, &body, NULL, errbuf, errlen);
 		if (status == 0)
-			return NULL;
+			return false;
 		if (status != 200)
 		{
 			char	   *code = xml_value(body.data, body.data + body.len, "Code");
 
 			snprintf(errbuf, errlen, "listing container \"%s\" of account \"%s\" failed: HTTP %ld%s%s",
 					 b->loc->container, b->loc->account, status, code ? " " : "", code ? code : "");
-			return NULL;
+			return false;
 		}
 		for (s = strstr(body.data, "<Blob>"); s; s = strstr(s, "<Blob>"))
 		{
 			const char *end = strstr(s, "</Blob>");
-			char	   *name;
+			FileEntry  *e;
 			char	   *len;
 			char	   *etag;
 			char	   *modified;
 
 			if (end == NULL)
 				break;
-			name = xml_value(s, end, "Name");
+			if (*nblobs == cap)
+			{
+				cap = cap ? cap * 2 : 64;
+				*blobs = *blobs ? repalloc(*blobs, sizeof(FileEntry) * cap) :
+					palloc(sizeof(FileEntry) * cap);
+			}
+			e = &(*blobs)[*nblobs];
+			e->path = xml_value(s, end, "Name");
 			len = xml_value(s, end, "Content-Length");
 			etag = xml_value(s, end, "Etag");
 			modified = xml_value(s, end, "Last-Modified");
 			s = end;
-			if (name == NULL || strlen(name) <= skip || strncmp(name, folder, skip ? skip - 1 : 0) != 0 ||
-				!FilePatternMatches(pattern, name + skip))
+			if (e->path == NULL)
 				continue;
-			if (count == cap)
-			{
-				cap = cap ? cap * 2 : 64;
-				entries = entries ? repalloc(entries, sizeof(FileEntry) * cap) :
-					palloc(sizeof(FileEntry) * cap);
-			}
-			entries[count].path = pstrdup(name + skip);
-			entries[count].size = len ? strtoll(len, NULL, 10) : 0;
-			entries[count].mtime_ns = modified ? (int64) curl_getdate(modified, NULL) * 1000000000 : 0;
+			e->size = len ? strtoll(len, NULL, 10) : 0;
+			e->mtime_ns = modified ? (int64) curl_getdate(modified, NULL) * 1000000000 : 0;
 			if (etag && etag[0] == '"')
 			{
 				etag++;
 				if (etag[0] && etag[strlen(etag) - 1] == '"')
 					etag[strlen(etag) - 1] = '\0';
 			}
-			strlcpy(entries[count].etag, etag ? etag : "", FILE_ETAG_LEN);
-			count++;
+			strlcpy(e->etag, etag ? etag : "", FILE_ETAG_LEN);
+			(*nblobs)++;
+		}
+		for (s = strstr(body.data, "<BlobPrefix>"); s; s = strstr(s, "<BlobPrefix>"))
+		{
+			const char *end = strstr(s, "</BlobPrefix>");
+			char	   *name;
+
+			if (end == NULL)
+				break;
+			name = xml_value(s, end, "Name");
+			s = end;
+			if (name == NULL)
+				continue;
+			if (*ndirs == dcap)
+			{
+				dcap = dcap ? dcap * 2 : 16;
+				*dirs = *dirs ? repalloc(*dirs, sizeof(char *) * dcap) : palloc(sizeof(char *) * dcap);
+			}
+			(*dirs)[(*ndirs)++] = name;
 		}
 		marker = xml_value(body.data, body.data + body.len, "NextMarker");
 	} while (marker && marker[0]);
+	return true;
+}
+
+/* Adds the blobs of a listing that match pattern, by path relative to the folder. */
+static void
+add_matching(FileBlob *b, const char *pattern, FileEntry *blobs, int nblobs,
+			 FileEntry **entries, int *count, int *cap)
+{
+	const char *folder = b->loc->path;
+	size_t		skip = folder[0] ? strlen(folder) + 1 : 0;
+
+	for (int i = 0; i < nblobs; i++)
+	{
+		const char *name = blobs[i].path;
+
+		if (strlen(name) <= skip || strncmp(name, folder, skip ? skip - 1 : 0) != 0 ||
+			!FilePatternMatches(pattern, name + skip))
+			continue;
+		if (*count == *cap)
+		{
+			*cap = *cap ? *cap * 2 : 64;
+			*entries = *entries ? repalloc(*entries, sizeof(FileEntry) * *cap) :
+				palloc(sizeof(FileEntry) * *cap);
+		}
+		(*entries)[*count] = blobs[i];
+		(*entries)[*count].path = pstrdup(name + skip);
+		(*count)++;
+	}
+}
+
+typedef struct BlobWalk
+{
+	FileBlob   *b;
+	const char *pattern;
+	char	  **segs;
+	int			nsegs;
+	const FileListResume *resume;
+	int			group_depth;
+	FileEntry  *entries;
+	int			count;
+	int			cap;
+	char	   *errbuf;
+	size_t		errlen;
+} BlobWalk;
+
+/*
+ * Lists the folder rel (relative to the location, "" or ending in "/"),
+ * where segment si of the pattern is to be matched, one request a page:
+ * the folders under it that the pattern leads to and that are not dated
+ * before their group's resume date are walked in turn.
+ */
+static bool
+walk_blob(BlobWalk *w, const char *rel, int si)
+{
+	const char *folder = w->b->loc->path;
+	char	   *prefix = psprintf("%s%s%s", folder, folder[0] ? "/" : "", rel);
+	FileEntry  *blobs;
+	int			nblobs;
+	char	  **dirs;
+	int			ndirs;
+	bool		last = si == w->nsegs - 1;
+
+	if (!list_prefix(w->b, prefix, true, &blobs, &nblobs, &dirs, &ndirs, w->errbuf, w->errlen))
+		return false;
+	if (last)
+	{
+		add_matching(w->b, w->pattern, blobs, nblobs, &w->entries, &w->count, &w->cap);
+		return true;
+	}
+	for (int i = 0; i < ndirs; i++)
+	{
+		char	   *child = dirs[i] + strlen(prefix) - strlen(rel);	/* rel + "name/" */
+		char	   *name;
+
+		if (strlen(dirs[i]) <= strlen(prefix) + 1)
+			continue;
+		name = pnstrdup(dirs[i] + strlen(prefix), strlen(dirs[i]) - strlen(prefix) - 1);
+		if (!FileSegmentMatches(w->segs[si], name, false))
+			continue;
+		if (si >= w->group_depth &&
+			FileListBeforeResume(w->resume, w->group_depth, pnstrdup(child, strlen(child) - 1), si))
+			continue;			/* dated before its group's resume: not listed */
+		if (!walk_blob(w, child, si + 1))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The blobs under the location that match pattern, by path relative to
+ * it, sorted; NULL (with the reason in errbuf) if the listing failed.
+ * With a resume (date_levels, a pattern without "**"), folder by folder
+ * (delimiter "/") from each group's resume date; else all the names under
+ * the pattern's literal folders, in one listing of as many pages.
+ */
+FileEntry *
+FileBlobList(FileBlob *b, const char *pattern, const FileListResume *resume,
+			 int *n, char *errbuf, size_t errlen)
+{
+	const char *folder = b->loc->path;
+	FileEntry  *blobs;
+	int			nblobs;
+	char	  **dirs;
+	int			ndirs;
+	FileEntry  *entries = NULL;
+	int			count = 0,
+				cap = 0;
+
+	*n = -1;					/* a failed listing */
+	if (resume && resume->date_levels > 0 && resume->n > 0 && strstr(pattern, "**") == NULL)
+	{
+		BlobWalk	w = {0};
+		char	   *p = pstrdup(pattern);
+		char	   *save = NULL;
+
+		w.b = b;
+		w.pattern = pattern;
+		w.segs = palloc(sizeof(char *) * (strlen(pattern) / 2 + 2));
+		for (char *tok = strtok_r(p, "/", &save); tok; tok = strtok_r(NULL, "/", &save))
+			w.segs[w.nsegs++] = tok;
+		w.resume = resume;
+		w.group_depth = Max(w.nsegs - 1 - resume->date_levels, 0);
+		w.errbuf = errbuf;
+		w.errlen = errlen;
+		if (w.nsegs == 0 || !walk_blob(&w, "", 0))
+			return NULL;
+		if (w.count > 1)
+			qsort(w.entries, w.count, sizeof(FileEntry), FileEntryCmp);
+		*n = w.count;
+		return w.entries;
+	}
+	if (!list_prefix(b, psprintf("%s%s%s", folder, folder[0] ? "/" : "", FilePatternPrefix(pattern)),
+					 false, &blobs, &nblobs, &dirs, &ndirs, errbuf, errlen))
+		return NULL;
+	add_matching(b, pattern, blobs, nblobs, &entries, &count, &cap);
 	*n = count;
 	/* List Blobs returns names in order */
 	return entries;

@@ -22,8 +22,29 @@ typedef struct FileEntry
 	char		etag[FILE_ETAG_LEN];	/* size and mtime: a rewrite changes it */
 } FileEntry;
 
+/*
+ * Where a listing of date-laid folders goes on from: the last date_levels
+ * folders before a file are its date, those before them its group (say, a
+ * Capture partition); a group's folders dated before its date are not
+ * listed.  groups[i] has dates[i].
+ */
+typedef struct FileListResume
+{
+	int			date_levels;
+	int			n;
+	char	  **groups;
+	char	  **dates;
+} FileListResume;
+
 /* in file_list.c */
-extern FileEntry *FileListLocal(const char *root, const char *pattern, int *n);
+extern FileEntry *FileListLocal(const char *root, const char *pattern,
+								const FileListResume *resume, int *n);
+extern int	FilePathSplit(const char *path, int group_depth, int date_levels,
+						  char **group, char **date);
+extern bool FileListBeforeResume(const FileListResume *resume, int group_depth,
+								 const char *child, int si);
+extern bool FileSegmentMatches(const char *seg, const char *name, bool last);
+extern int	FileEntryCmp(const void *a, const void *b);
 extern bool FilePatternMatches(const char *pattern, const char *path);
 extern char *FilePatternPrefix(const char *pattern);
 
@@ -32,7 +53,8 @@ typedef struct FileBlob FileBlob;
 
 extern FileBlob *FileBlobOpen(const char *location, const char *credential,
 							  int page_size, MemoryContext cxt);
-extern FileEntry *FileBlobList(FileBlob *b, const char *pattern, int *n,
+extern FileEntry *FileBlobList(FileBlob *b, const char *pattern,
+							   const FileListResume *resume, int *n,
 							   char *errbuf, size_t errlen);
 extern bool FileBlobFetch(FileBlob *b, const FileEntry *f, const char *dest,
 						  char *errbuf, size_t errlen);
@@ -48,12 +70,17 @@ typedef struct FileFormat
 	char		quote;
 	char	  **columns;		/* CSV: names by position, or NULL */
 	int			ncolumns;
+	bool		headers;		/* Avro Capture: the mapping reads $headers */
 } FileFormat;
 
 typedef struct FileRecord
 {
-	char	   *payload;		/* JSON; a bad CSV record: its raw text */
+	char	   *payload;		/* JSON; CSV: the record's raw text */
 	size_t		len;
+	const SourceFields *fieldset;	/* CSV: the names of fields */
+	char	  **fields;			/* CSV: the values, NULL for a null */
+	int		   *field_lens;
+	const char *error;			/* a bad record: why, for its dead letter */
 	int64		line;			/* line number of its first line, from 1 */
 	int64		end;			/* position after it: where to resume */
 	int64		lines_after;	/* lines read up to end */
@@ -74,7 +101,8 @@ extern void FileReaderClose(FileReader *r);
 /* in file_avro.c: the records of an Avro file (a record count is a position) */
 typedef struct FileAvro FileAvro;
 
-extern FileAvro *FileAvroOpen(const char *path, int64 position, char *errbuf, size_t errlen);
+extern FileAvro *FileAvroOpen(const char *path, int64 position, bool headers,
+							  char *errbuf, size_t errlen);
 extern int	FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt);
 extern const char *FileAvroError(FileAvro *a);
 extern void FileAvroClose(FileAvro *a);

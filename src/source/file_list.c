@@ -9,7 +9,10 @@
  * Invariant: the listing is sorted by path and names each regular file
  * once, with its size and modification time; directories a pattern cannot
  * match below are not opened, so a date-laid folder is walked only where
- * the pattern leads.  Nothing here knows SQL or the ledger.
+ * the pattern leads.  With a FileListResume (a pattern without "**"), the
+ * folders of a group dated before its resume date are not opened either:
+ * a pass with nothing new reads only the folders on the way to the newest
+ * date, and those newer than it.  Nothing here knows SQL or the ledger.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
@@ -31,6 +34,8 @@ typedef struct Lister
 	FileEntry  *entries;
 	int			n;
 	int			cap;
+	const FileListResume *resume;	/* or NULL */
+	int			group_depth;	/* folders before the date folders */
 } Lister;
 
 static void
@@ -53,8 +58,8 @@ add_entry(Lister *l, const char *rel, const struct stat *st)
 }
 
 /* Whether name matches a segment, ".gz" stripped for the last one. */
-static bool
-segment_matches(const char *seg, const char *name, bool last)
+bool
+FileSegmentMatches(const char *seg, const char *name, bool last)
 {
 	size_t		len = strlen(name);
 
@@ -69,6 +74,66 @@ segment_matches(const char *seg, const char *name, bool last)
 		return ok;
 	}
 	return false;
+}
+
+/*
+ * Splits a relative path into its first group_depth folders (the group)
+ * and the date_levels folders after them (the date, or as many as it has):
+ * both palloc'd, "/"-joined.  Returns how many date folders it found.
+ */
+int
+FilePathSplit(const char *path, int group_depth, int date_levels,
+			  char **group, char **date)
+{
+	const char *p = path;
+	const char *date_start;
+	int			k;
+
+	for (k = 0; k < group_depth && (p = strchr(p, '/')) != NULL; k++)
+		p++;
+	if (p == NULL)
+		p = path + strlen(path);
+	*group = pnstrdup(path, p > path && p[-1] == '/' ? p - 1 - path : p - path);
+	date_start = p;
+	for (k = 0; k < date_levels && *p; k++)
+	{
+		const char *slash = strchr(p, '/');
+
+		p = slash ? slash + 1 : p + strlen(p);
+	}
+	*date = pnstrdup(date_start, p > date_start && p[-1] == '/' ? p - 1 - date_start : p - date_start);
+	return k;
+}
+
+/*
+ * Whether the folder child (at depth si, so its date has si - group_depth
+ * + 1 folders) is dated before its group's resume date cut to as many.
+ */
+bool
+FileListBeforeResume(const FileListResume *resume, int group_depth, const char *child, int si)
+{
+	char	   *group;
+	char	   *date;
+	int			nd = FilePathSplit(child, group_depth, si - group_depth + 1, &group, &date);
+	bool		before = false;
+
+	for (int i = 0; i < resume->n; i++)
+	{
+		char	   *rgroup;
+		char	   *rdate;
+
+		if (strcmp(resume->groups[i], group) != 0)
+			continue;
+		/* the resume date, cut to nd folders */
+		(void) FilePathSplit(resume->dates[i], 0, nd, &rgroup, &rdate);
+		before = strcmp(date, rdate) < 0;
+		pfree(rgroup);
+		pfree(rdate);
+		break;
+	}
+	pfree(group);
+	pfree(date);
+	return before;
 }
 
 /*
@@ -107,15 +172,19 @@ walk(Lister *l, const char *rel, int si, int depth)
 			continue;
 		if (S_ISDIR(st.st_mode))
 		{
-			if (globstar)
+			if (l->resume && si >= l->group_depth && FileListBeforeResume(l->resume, l->group_depth, child, si))
+			{
+				/* dated before its group's resume: not listed */
+			}
+			else if (globstar)
 				walk(l, child, si, depth + 1);
-			else if (!last && segment_matches(seg, de->d_name, false))
+			else if (!last && FileSegmentMatches(seg, de->d_name, false))
 				walk(l, child, si + 1, depth + 1);
 		}
 		else if (S_ISREG(st.st_mode))
 		{
 			/* a "**" not last has had its files matched by walk(si + 1) */
-			if (last && segment_matches(seg, de->d_name, true))
+			if (last && FileSegmentMatches(seg, de->d_name, true))
 				add_entry(l, child, &st);
 		}
 		pfree(full);
@@ -125,8 +194,8 @@ walk(Lister *l, const char *rel, int si, int depth)
 	pfree(dir);
 }
 
-static int
-entry_cmp(const void *a, const void *b)
+int
+FileEntryCmp(const void *a, const void *b)
 {
 	return strcmp(((const FileEntry *) a)->path, ((const FileEntry *) b)->path);
 }
@@ -136,7 +205,8 @@ entry_cmp(const void *a, const void *b)
  * number.  In the current memory context.
  */
 FileEntry *
-FileListLocal(const char *root, const char *pattern, int *n)
+FileListLocal(const char *root, const char *pattern, const FileListResume *resume,
+			  int *n)
 {
 	Lister		l = {0};
 	char	   *p = pstrdup(pattern);
@@ -158,10 +228,15 @@ FileListLocal(const char *root, const char *pattern, int *n)
 		*n = 0;
 		return NULL;
 	}
+	if (resume && resume->date_levels > 0 && resume->n > 0 && strstr(pattern, "**") == NULL)
+	{
+		l.resume = resume;
+		l.group_depth = Max(l.nsegs - 1 - resume->date_levels, 0);
+	}
 	walk(&l, "", 0, 0);
 	if (l.n > 1)
 	{
-		qsort(l.entries, l.n, sizeof(FileEntry), entry_cmp);
+		qsort(l.entries, l.n, sizeof(FileEntry), FileEntryCmp);
 		/* a file reached through two "**" expansions is listed once */
 		for (int i = 1; i < l.n; i++)
 			if (strcmp(l.entries[i].path, l.entries[k].path) != 0)
@@ -185,7 +260,7 @@ segments_match(char **s, int ns, char **p, int np)
 				return true;
 		return false;
 	}
-	if (np == 0 || !segment_matches(s[0], p[0], ns == 1 && np == 1))
+	if (np == 0 || !FileSegmentMatches(s[0], p[0], ns == 1 && np == 1))
 		return false;
 	return segments_match(s + 1, ns - 1, p + 1, np - 1);
 }

@@ -6,12 +6,13 @@
  * zlib reads both kinds (a file that is not gzip is read as it is), so a
  * position is always an offset in the uncompressed text, and a reader
  * resumes at a stored position with gzseek.  A JSON line is a record as
- * it is; a CSV record (quoted fields may span lines) becomes a JSON
- * object of strings named by the header or the columns option, empty
- * unquoted fields null, for the decoder and the source's mapping to read.
+ * it is; a CSV record (quoted fields may span lines) is handed on split
+ * into its unquoted fields, named by the header or the columns option
+ * (empty unquoted fields null), which the decoder reads by name with no
+ * JSON in between (decode_fields.c), and its raw text, for a dead letter.
  * A CSV record whose field count differs from the columns', or whose
- * quote never closes, is handed on as its raw text: the decoder refuses
- * it and it becomes a dead letter, with the rest of the file stored.
+ * quote never closes, carries the reason: it becomes a dead letter, with
+ * the rest of the file stored.
  * Invariant: each record's end is the position just after it (its line
  * ending included), so storing it with the record's rows resumes after it.
  *-------------------------------------------------------------------------
@@ -26,6 +27,9 @@
 
 #define READ_CHUNK	(256 * 1024)
 
+/* Each reader's SourceFields gets a new id: its names may differ. */
+static uint64 fieldsets_made = 0;
+
 struct FileReader
 {
 	FileAvro   *avro;			/* an Avro file: file_avro.c reads it */
@@ -33,8 +37,7 @@ struct FileReader
 	FileFormat	fmt;
 	char	  **names;			/* CSV column names */
 	int			nnames;
-	char	  **keys;			/* each name as a JSON key and colon */
-	int		   *keylens;
+	SourceFields fieldset;		/* the names, for the decoder */
 	char	   *buf;
 	size_t		cap;
 	size_t		start;			/* first unread byte in buf */
@@ -43,9 +46,9 @@ struct FileReader
 	int64		lines;			/* lines before buf[start] */
 	bool		eof;
 	char		error[256];
-	StringInfoData json;
 	StringInfoData unquoted;	/* one record's fields, unquoted */
 	char	  **fields;			/* one record's fields, reused */
+	int		   *lens;
 	bool	   *quoted;
 	int			maxfields;
 };
@@ -89,36 +92,10 @@ fill(FileReader *r)
 	return true;
 }
 
-static void
-append_json_string(StringInfo s, const char *v, size_t len)
-{
-	size_t		run = 0;			/* start of the characters that need no escape */
-
-	enlargeStringInfo(s, (int) len + 2);
-	s->data[s->len++] = '"';
-	for (size_t i = 0; i < len; i++)
-	{
-		unsigned char c = (unsigned char) v[i];
-
-		if (c != '"' && c != '\\' && c >= 0x20)
-			continue;
-		appendBinaryStringInfo(s, v + run, i - run);
-		if (c < 0x20)
-			appendStringInfo(s, "\\u%04x", c);
-		else
-		{
-			appendStringInfoChar(s, '\\');
-			appendStringInfoChar(s, (char) c);
-		}
-		run = i + 1;
-	}
-	appendBinaryStringInfo(s, v + run, len - run);
-	appendStringInfoChar(s, '"');
-}
-
 /*
  * Splits the CSV record at buf[start..] into fields, unquoting them in
- * place in a copy.  Returns the record's length (line ending included), 0
+ * a copy, each with a quote before and after it (the decoder's string
+ * tokens span their quotes) and a NUL.  Returns the record's length (line ending included), 0
  * if the buffer does not hold all of it yet, -1 for an unclosed quote at
  * the end of the file (the rest is the record).  *nl counts its lines.
  */
@@ -160,7 +137,7 @@ csv_split(FileReader *r, int *nfields, int *nl, bool at_eof)
 	}
 	/* pass 2: the fields, unquoted, into the reader's scratch buffer */
 	resetStringInfo(&r->unquoted);
-	enlargeStringInfo(&r->unquoted, (int) (q - p) + 2);
+	enlargeStringInfo(&r->unquoted, (int) (q - p) * 4 + 8);
 	out = r->unquoted.data;
 	{
 		const char *s = p;
@@ -172,7 +149,10 @@ csv_split(FileReader *r, int *nfields, int *nl, bool at_eof)
 		for (;;)
 		{
 			bool		was_quoted = false;
-			char	   *field = o;
+			char	   *field;
+
+			*o++ = '"';
+			field = o;
 
 			if (s < rec_end && *s == quote)
 			{
@@ -196,13 +176,16 @@ csv_split(FileReader *r, int *nfields, int *nl, bool at_eof)
 			}
 			while (s < rec_end && *s != d)
 				*o++ = *s++;	/* text after a closing quote is kept */
-			*o++ = '\0';
 			if (n == r->maxfields)
 			{
 				r->maxfields *= 2;
 				r->fields = repalloc(r->fields, sizeof(char *) * r->maxfields);
+				r->lens = repalloc(r->lens, sizeof(int) * r->maxfields);
 				r->quoted = repalloc(r->quoted, sizeof(bool) * r->maxfields);
 			}
+			r->lens[n] = (int) (o - field);
+			*o++ = '"';
+			*o++ = '\0';
 			r->fields[n] = field;
 			r->quoted[n] = was_quoted;
 			n++;
@@ -210,6 +193,7 @@ csv_split(FileReader *r, int *nfields, int *nl, bool at_eof)
 				break;
 			s++;				/* the delimiter */
 		}
+		r->unquoted.len = (int) (o - out);
 	}
 	*nfields = n;
 	return (q < end ? q + 1 : q) - p;
@@ -231,7 +215,7 @@ read_header(FileReader *r)
 			return false;		/* an empty file, or nothing but a broken header */
 		r->names = palloc(sizeof(char *) * nf);
 		for (int i = 0; i < nf; i++)
-			r->names[i] = pstrdup(r->fields[i]);
+			r->names[i] = pnstrdup(r->fields[i], r->lens[i]);
 		r->nnames = nf;
 		r->start += len;
 		r->lines += nl;
@@ -252,7 +236,7 @@ FileReaderOpen(const char *fullpath, const FileFormat *fmt, int64 position, int6
 	if (fmt->avro)
 	{
 		r->fmt = *fmt;
-		r->avro = FileAvroOpen(fullpath, position, errbuf, errlen);
+		r->avro = FileAvroOpen(fullpath, position, fmt->headers, errbuf, errlen);
 		if (r->avro == NULL)
 		{
 			pfree(r);
@@ -273,8 +257,8 @@ FileReaderOpen(const char *fullpath, const FileFormat *fmt, int64 position, int6
 	r->buf = palloc(r->cap);
 	r->maxfields = 16;
 	r->fields = palloc(sizeof(char *) * r->maxfields);
+	r->lens = palloc(sizeof(int) * r->maxfields);
 	r->quoted = palloc(sizeof(bool) * r->maxfields);
-	initStringInfo(&r->json);
 	initStringInfo(&r->unquoted);
 
 	if (!fmt->jsonl)
@@ -289,6 +273,9 @@ FileReaderOpen(const char *fullpath, const FileFormat *fmt, int64 position, int6
 			r->names = fmt->columns;
 			r->nnames = fmt->ncolumns;
 		}
+		r->fieldset.id = ++fieldsets_made;
+		r->fieldset.names = r->names;
+		r->fieldset.nnames = r->nnames;
 	}
 	if (position > r->buf_pos + (int64) r->start)
 	{
@@ -323,8 +310,7 @@ FileReaderNext(FileReader *r, FileRecord *rec, MemoryContext cxt)
 {
 	if (r->avro)
 		return FileAvroNext(r->avro, rec, cxt);
-	rec->headers = NULL;
-	rec->nheaders = 0;
+	memset(rec, 0, sizeof(FileRecord));
 	rec->timestamp_ms = -1;
 	for (;;)
 	{
@@ -367,7 +353,8 @@ FileReaderNext(FileReader *r, FileRecord *rec, MemoryContext cxt)
 			int			nf = 0,
 						nl = 0;
 			ssize_t		len;
-			bool		bad;
+			size_t		rawlen;
+			bool		unclosed = false;
 
 			if (avail == 0)
 			{
@@ -383,20 +370,28 @@ FileReaderNext(FileReader *r, FileRecord *rec, MemoryContext cxt)
 				continue;
 			}
 			if (len < 0)
+			{
 				len = avail;	/* an unclosed quote takes the rest */
+				unclosed = true;
+			}
 			rec->line = r->lines + 1;
 			r->lines += Max(nl, 1);
 			r->start += len;
 			/* a blank line is no record */
-			if (nf == 1 && r->fields[0][0] == '\0' && !r->quoted[0])
+			if (nf == 1 && r->lens[0] == 0 && !r->quoted[0])
 				continue;
-			bad = r->names == NULL || nf != r->nnames;
-			if (bad)
+			rawlen = len;
+			while (rawlen > 0 && (p[rawlen - 1] == '\n' || p[rawlen - 1] == '\r'))
+				rawlen--;
+			if (unclosed)
+				rec->error = "the CSV record has a quote that never closes";
+			else if (r->names == NULL)
+				rec->error = "the CSV file has no header to name its fields";
+			else if (nf != r->nnames)
+				rec->error = MemoryContextStrdup(cxt,
+												 psprintf("the CSV record has %d fields, the header %d", nf, r->nnames));
+			if (rec->error)
 			{
-				size_t		rawlen = len;
-
-				while (rawlen > 0 && (p[rawlen - 1] == '\n' || p[rawlen - 1] == '\r'))
-					rawlen--;
 				rec->payload = MemoryContextAlloc(cxt, rawlen + 1);
 				memcpy(rec->payload, p, rawlen);
 				rec->payload[rawlen] = '\0';
@@ -404,39 +399,27 @@ FileReaderNext(FileReader *r, FileRecord *rec, MemoryContext cxt)
 			}
 			else
 			{
-				resetStringInfo(&r->json);
-				appendStringInfoChar(&r->json, '{');
-				if (r->keys == NULL)
-				{
-					/* the names as JSON keys, made once */
-					r->keys = MemoryContextAlloc(GetMemoryChunkContext(r), sizeof(char *) * r->nnames);
-					r->keylens = MemoryContextAlloc(GetMemoryChunkContext(r), sizeof(int) * r->nnames);
-					for (int i = 0; i < r->nnames; i++)
-					{
-						StringInfoData k;
+				/* one chunk: the raw text, the fields, their pointers and lengths */
+				size_t		ptrs = MAXALIGN(sizeof(char *) * nf + sizeof(int) * nf);
+				char	   *chunk = MemoryContextAlloc(cxt, ptrs + r->unquoted.len + rawlen + 1);
+				char	   *text = chunk + ptrs;
+				char	   *raw = text + r->unquoted.len;
 
-						initStringInfo(&k);
-						append_json_string(&k, r->names[i], strlen(r->names[i]));
-						appendStringInfoChar(&k, ':');
-						r->keys[i] = MemoryContextStrdup(GetMemoryChunkContext(r), k.data);
-						r->keylens[i] = k.len;
-						pfree(k.data);
-					}
-				}
+				rec->fields = (char **) chunk;
+				rec->field_lens = (int *) (chunk + sizeof(char *) * nf);
+				memcpy(text, r->unquoted.data, r->unquoted.len);
 				for (int i = 0; i < nf; i++)
 				{
-					if (i > 0)
-						appendStringInfoChar(&r->json, ',');
-					appendBinaryStringInfo(&r->json, r->keys[i], r->keylens[i]);
-					if (r->fields[i][0] == '\0' && !r->quoted[i])
-						appendStringInfoString(&r->json, "null");
-					else
-						append_json_string(&r->json, r->fields[i], strlen(r->fields[i]));
+					bool		isnull = r->lens[i] == 0 && !r->quoted[i];
+
+					rec->fields[i] = isnull ? NULL : text + (r->fields[i] - r->unquoted.data);
+					rec->field_lens[i] = r->lens[i];
 				}
-				appendStringInfoChar(&r->json, '}');
-				rec->payload = MemoryContextAlloc(cxt, r->json.len + 1);
-				memcpy(rec->payload, r->json.data, r->json.len + 1);
-				rec->len = r->json.len;
+				memcpy(raw, p, rawlen);
+				raw[rawlen] = '\0';
+				rec->payload = raw;
+				rec->len = rawlen;
+				rec->fieldset = &r->fieldset;
 			}
 			rec->end = r->buf_pos + r->start;
 			rec->lines_after = r->lines;
@@ -466,8 +449,8 @@ FileReaderClose(FileReader *r)
 		gzclose(r->gz);
 	pfree(r->buf);
 	pfree(r->fields);
+	pfree(r->lens);
 	pfree(r->quoted);
-	pfree(r->json.data);
 	pfree(r->unquoted.data);
 	pfree(r);
 }

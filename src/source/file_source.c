@@ -8,7 +8,7 @@
  * (at most every poll_ms), takes the files whose ledger entry says they
  * are not done, and hands out their records as messages: the topic is the
  * file's path, the partition 0, the offset the record's line number, the
- * payload a JSON line or a CSV record as a JSON object (file_read.c), so
+ * payload a JSON line, or a CSV record split into named fields (file_read.c), so
  * the decoder, the mapping, dead letters and dedup work as for any source.
  * A batch's position of a file is the byte after its last record; the
  * ledger (file_ledger.c) stores it, with the file's version and state, in
@@ -37,6 +37,7 @@ typedef struct BatchFile
 {
 	FileEntry	file;
 	FileProgress progress;
+	SourceFields *fieldset;		/* CSV: its names, as long as its messages */
 } BatchFile;
 
 typedef struct FileSource
@@ -52,6 +53,8 @@ typedef struct FileSource
 	MemoryContext cxt;			/* lives as long as the source */
 	MemoryContext msg_cxt;		/* the messages handed out: reset on release */
 	MemoryContext list_cxt;		/* the last listing */
+
+	FileListResume resume;		/* date-laid folders: where listing goes on */
 
 	FileEntry  *todo;			/* files of the last listing to read */
 	int			ntodo;
@@ -141,6 +144,7 @@ file_open(const SourceProperty *props, int nprops, const char *const *streams, i
 	v = prop(props, nprops, "file.format");
 	s->fmt.jsonl = v && strcmp(v, "jsonl") == 0;
 	s->fmt.avro = v && strcmp(v, "avro") == 0;
+	s->fmt.headers = headers;
 	v = prop(props, nprops, "file.header");
 	s->fmt.header = v == NULL || strcmp(v, "true") == 0;
 	v = prop(props, nprops, "file.delimiter");
@@ -153,6 +157,8 @@ file_open(const SourceProperty *props, int nprops, const char *const *streams, i
 	s->reingest = v && strcmp(v, "reingest") == 0;
 	v = prop(props, nprops, "file.poll_ms");
 	s->poll_ms = v ? atoi(v) : FILE_POLL_MS_DEFAULT;
+	v = prop(props, nprops, "file.date_levels");
+	s->resume.date_levels = v ? atoi(v) : 0;
 	s->maxbatch = 16;
 	s->batch = palloc(sizeof(BatchFile) * s->maxbatch);
 	s->ledger = FileLedgerLoad(prop(props, nprops, "group.id"),
@@ -245,6 +251,62 @@ in_batch(FileSource *s, const char *path)
 }
 
 /*
+ * Where the next listing of date-laid folders goes on from: per group, the
+ * date of its newest file, or of its oldest file still to read (a file
+ * not listed again would not be read).  Kept in memory: a restarted
+ * worker lists everything once, and the ledger skips what is done.
+ */
+static void
+update_resume(FileSource *s, const FileEntry *all, int n)
+{
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+	FileListResume *r = &s->resume;
+	int			nsegs = 1;
+	int			group_depth;
+	bool	   *held = palloc0(sizeof(bool) * (r->n + n));	/* by a file to read */
+
+	for (const char *p = s->pattern; *p; p++)
+		nsegs += *p == '/';
+	group_depth = Max(nsegs - 1 - r->date_levels, 0);
+	/* the listing is sorted: a group's first file to read is its oldest */
+	for (int i = 0; i < n; i++)
+	{
+		char	   *group;
+		char	   *date;
+		bool		todo = false;
+		int			g;
+
+		(void) FilePathSplit(all[i].path, group_depth, r->date_levels, &group, &date);
+		for (int k = 0; k < s->ntodo && !todo; k++)
+			todo = strcmp(s->todo[k].path, all[i].path) == 0;
+		for (g = 0; g < r->n; g++)
+			if (strcmp(r->groups[g], group) == 0)
+				break;
+		if (g == r->n)
+		{
+			r->groups = r->n ? repalloc(r->groups, sizeof(char *) * (r->n + 1)) : palloc(sizeof(char *));
+			r->dates = r->n ? repalloc(r->dates, sizeof(char *) * (r->n + 1)) : palloc(sizeof(char *));
+			r->groups[g] = group;
+			r->dates[g] = date;
+			r->n++;
+			held[g] = todo;
+			continue;
+		}
+		pfree(group);
+		if (!held[g] && strcmp(date, r->dates[g]) > 0)
+		{
+			pfree(r->dates[g]);
+			r->dates[g] = date;
+		}
+		else
+			pfree(date);
+		held[g] = held[g] || todo;
+	}
+	pfree(held);
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * Lists the folder again (if poll_ms has passed): the files to read are
  * those the ledger has not seen done in their current version.  New files
  * are written as seen; a done file whose version changed is read again
@@ -270,7 +332,7 @@ list_files(FileSource *s)
 	{
 		char		errbuf[512];
 
-		all = FileBlobList(s->blob, s->pattern, &n, errbuf, sizeof(errbuf));
+		all = FileBlobList(s->blob, s->pattern, &s->resume, &n, errbuf, sizeof(errbuf));
 		if (n == 0)
 			all = palloc(sizeof(FileEntry));
 		if (n < 0)
@@ -283,7 +345,7 @@ list_files(FileSource *s)
 		}
 	}
 	else
-		all = FileListLocal(s->root, s->pattern, &n);
+		all = FileListLocal(s->root, s->pattern, &s->resume, &n);
 	s->todo = palloc(sizeof(FileEntry) * Max(n, 1));
 	seen = palloc(sizeof(FileProgress) * Max(n, 1));
 	s->ntodo = s->next = 0;
@@ -320,6 +382,8 @@ list_files(FileSource *s)
 	FileLedgerWrite(s->ledger, seen, nseen, true);
 	FileLedgerRemember(s->ledger, seen, nseen);
 	MemoryContextSwitchTo(old);
+	if (s->resume.date_levels > 0 && strstr(s->pattern, "**") == NULL)
+		update_resume(s, all, n);
 }
 
 /* Opens the next file to read; false if there is none. */
@@ -417,6 +481,19 @@ file_poll(void *src, SourceMessage *out, int max)
 		m->timestamp_ms = rec.timestamp_ms >= 0 ? rec.timestamp_ms : s->cur.mtime_ns / 1000000;
 		m->headers = rec.headers;
 		m->nheaders = rec.nheaders;
+		if (rec.fieldset && b->fieldset == NULL)
+		{
+			/* the reader may close before the batch is stored */
+			b->fieldset = palloc(sizeof(SourceFields));
+			*b->fieldset = *rec.fieldset;
+			b->fieldset->names = palloc(sizeof(char *) * rec.fieldset->nnames);
+			for (int i = 0; i < rec.fieldset->nnames; i++)
+				b->fieldset->names[i] = pstrdup(rec.fieldset->names[i]);
+		}
+		m->fieldset = b->fieldset;
+		m->fields = rec.fields;
+		m->field_lens = rec.field_lens;
+		m->error = rec.error;
 	}
 	MemoryContextSwitchTo(old);
 	return got;
@@ -518,10 +595,21 @@ file_close(void *src)
 	MemoryContextDelete(s->cxt);
 }
 
+/* An idle worker polls again when the next listing is due. */
+static long
+file_idle_ms(void *src)
+{
+	FileSource *s = src;
+	TimestampTz due = TimestampTzPlusMilliseconds(s->listed_at, s->poll_ms);
+
+	return TimestampDifferenceMilliseconds(GetCurrentTimestamp(), due);
+}
+
 const SourceOps FileSourceOps = {
 	.kind = "file",
 	.open = file_open,
 	.fd = file_fd,
+	.idle_ms = file_idle_ms,
 	.poll = file_poll,
 	.positions = file_positions,
 	.end_offset = file_end_offset,

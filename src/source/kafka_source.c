@@ -316,6 +316,7 @@ KafkaSourcePoll(KafkaSource *ks, SourceMessage *out, int max)
 		ap->position = m->offset + 1;
 		ks->held[ks->nheld++] = m;
 
+		memset(&out[n], 0, sizeof(SourceMessage));
 		out[n].payload = m->payload;
 		out[n].payload_len = m->len;
 		out[n].key = m->key;

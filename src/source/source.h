@@ -21,6 +21,18 @@ typedef struct SourceHeader
 } SourceHeader;
 
 /*
+ * The names of a record's fields (a CSV header or columns option), the
+ * same for every record of a file.  A new id means new names: the decoder
+ * matches names to columns once per id, not per record.
+ */
+typedef struct SourceFields
+{
+	uint64		id;
+	int			nnames;
+	char	  **names;
+} SourceFields;
+
+/*
  * One message as the decoder sees it, whatever its source: the mapping
  * reads these fields as $payload, $key, $topic, $partition, $offset,
  * $timestamp and $headers (and MQTT's $qos and $retain).  No client
@@ -40,6 +52,16 @@ typedef struct SourceMessage
 	const SourceHeader *headers;
 	uint8		qos;			/* MQTT: $qos; 0 elsewhere */
 	bool		retain;			/* MQTT: $retain; false elsewhere */
+	/*
+	 * A record already split into fields (CSV): the decoder reads field i
+	 * (fields[i], field_lens[i] bytes, NULL for a null) for the name
+	 * fieldset->names[i], and payload is the record's text, for a dead
+	 * letter.  NULL: the payload is the message.
+	 */
+	const SourceFields *fieldset;
+	char	  **fields;
+	const int  *field_lens;
+	const char *error;			/* not NULL: a dead letter, for this reason */
 } SourceMessage;
 
 typedef struct SourceProperty
@@ -90,6 +112,12 @@ typedef struct SourceOps
 						 const SourceCallbacks *cb, bool headers,
 						 char *errbuf, size_t errlen);
 	int			(*fd) (void *src);	/* readable when messages wait; -1: none */
+	/*
+	 * Without a descriptor: how long an idle worker may wait before its
+	 * next poll, in milliseconds (the file source's next listing).  NULL:
+	 * a second.
+	 */
+	long		(*idle_ms) (void *src);
 	/* up to max messages, valid until release */
 	int			(*poll) (void *src, SourceMessage *out, int max);
 	/*

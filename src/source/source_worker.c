@@ -431,6 +431,8 @@ iotstream_source_main(Datum main_arg)
 		timeout = pending > 0 ?
 			Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline)) : 1000;
 		sock = Source->fd(MySource);
+		if (sock < 0 && Source->idle_ms)
+			timeout = Max(1, Min(timeout, Source->idle_ms(MySource)));
 		/* a source without a descriptor (files) is polled on the timeout */
 		(void) WaitLatchOrSocket(MyLatch,
 								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH |

@@ -8,7 +8,8 @@
 #      the stored position (held mid-file by an advisory lock, no timing);
 #   4. a rewritten file: skipped (state rewritten, rows unchanged), or read
 #      again with on_rewrite 'reingest', whose rows replace the earlier ones;
-#   5. JSON lines through the decoder and a mapping.
+#   5. JSON lines through the decoder and a mapping;
+#   6. date-laid folders (date_levels) listed from the newest date seen.
 # Every check counts rows and sums their values against the files written.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -95,6 +96,10 @@ assert_eq "$(q "SELECT string_agg(\"offset\"::text, ',' ORDER BY \"offset\") FRO
 assert_eq "$(q "SELECT convert_from(payload, 'UTF8') FROM iotstream.dead_letters
                  WHERE source = 'it28' AND topic = 'data/bad.csv' AND \"offset\" = 3")" \
   "2026-11-02T00:00:01Z,too,many,fields" "a dead letter's payload is its line"
+assert_eq "$(q "SELECT string_agg(\"offset\" || ': ' || reason, ' | ' ORDER BY \"offset\") FROM iotstream.dead_letters
+                 WHERE source = 'it28' AND topic = 'data/bad.csv'")" \
+  "3: the CSV record has 4 fields, the header 3 | 5: column \"ts\": not an ISO 8601 timestamp | 7: the CSV record has 2 fields, the header 3 | 9: the CSV record has a quote that never closes" \
+  "bad.csv: each dead letter's reason names the CSV problem"
 assert_eq "$(q "SELECT sensor_id FROM it28.t WHERE file = 'data/bad.csv' AND value = 4")" "quoted, with comma" "a quoted field"
 
 # every file listed again and again since: nothing was read twice
@@ -177,6 +182,43 @@ wait_for "SELECT state = 'done' FROM iotstream.source_files f JOIN iotstream.sou
 assert_eq "$(q "SELECT count(*) || ' ' || sum(value) || ' ' || count(DISTINCT sensor_id) FROM it28.t WHERE file = 'events.jsonl'")" \
   "2000 $(sum_of 2000 1) 5" "jsonl: every line, by the mapping"
 assert_eq "$(q "SELECT count(*) FROM iotstream.dead_letters WHERE source = 'it28js'")" 1 "jsonl: the broken line is a dead letter"
+
+# 6. date-laid folders are listed from the newest date seen, not from the
+#    root: once 2026/11 is read, a file dropped late into 2026/10 is not
+#    listed (its folder is not read again), while files in 2026/11 and in
+#    a newer 2026/12 are.  The late file is dropped before 2026/12 exists,
+#    so any listing that finds 2026/12 would have found it from the root.
+dl_done() { echo "SELECT count(*) = 1 FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+                   WHERE s.name = 'it28dl' AND f.state = 'done' AND f.path = '$1'"; }
+mkdir -p "$LAKE/dl" && chmod 755 "$LAKE/dl"
+make_csv dl/2026/10/day_01.csv 10 1
+make_csv dl/2026/11/day_01.csv 20 2
+q "SELECT iotstream.create_file_source('it28dl', 'file://$LAKE/dl', 'it28.t', 'csv',
+     '{\"file\": \"\$topic\", \"line\": \"\$offset\"}',
+     '{\"pattern\": \"*/*/day_*.csv\", \"date_levels\": 2, \"poll_ms\": 20}')" >/dev/null
+q "SELECT iotstream.start_source('it28dl')" >/dev/null
+wait_for "SELECT count(*) = 2 FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+            WHERE s.name = 'it28dl' AND f.state = 'done'" 60
+make_csv dl/2026/11/day_02.csv 30 3
+wait_for "$(dl_done 2026/11/day_02.csv)" 60
+make_csv dl/2026/10/day_31.csv 40 4
+make_csv dl/2026/11/day_03.csv 50 5
+make_csv dl/2026/12/day_01.csv 60 6
+wait_for "SELECT count(*) = 2 FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+            WHERE s.name = 'it28dl' AND f.state = 'done' AND f.path IN ('2026/11/day_03.csv', '2026/12/day_01.csv')" 60
+assert_eq "$(q "SELECT string_agg(path || ':' || rows, ' ' ORDER BY path) FROM iotstream.source_files f
+                 JOIN iotstream.sources s USING (source_id) WHERE s.name = 'it28dl'")" \
+  "2026/10/day_01.csv:10 2026/11/day_01.csv:20 2026/11/day_02.csv:30 2026/11/day_03.csv:50 2026/12/day_01.csv:60" \
+  "date_levels: the newest month and a newer one are listed, the earlier month is not"
+assert_eq "$(q "SELECT count(*) || ' ' || sum(value) FROM it28.t WHERE file LIKE '2026/1_/day_%'")" \
+  "$((10 + 20 + 30 + 50 + 60)) $(( $(sum_of 10 1) + $(sum_of 20 2) + $(sum_of 30 3) + $(sum_of 50 5) + $(sum_of 60 6) ))" \
+  "date_levels: the rows of every file listed, once"
+if q "SELECT iotstream.create_file_source('it28bad', 'file://$LAKE/dl', 'it28.t', 'csv',
+        options => '{\"pattern\": \"**/*.csv\", \"date_levels\": 2}')" 2>"$W/err"; then
+  fail "date_levels with a ** pattern was accepted"
+fi
+grep -q 'option date_levels needs a pattern without "\*\*"' "$W/err" || fail "date_levels with **: $(cat "$W/err")"
+echo "ok - date_levels with a ** pattern is refused"
 
 q "SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name LIKE 'it28%'" >/dev/null
 echo "ok"

@@ -107,5 +107,49 @@ q "INSERT INTO it28az.gate_open VALUES (1)"
 wait_for "SELECT state = 'done' FROM iotstream.source_files WHERE path = 'big.csv'" 120
 assert_eq "$(file_stats big.csv)" "20000 $(sum_of 20000 1) 20000" "big.csv: every row once after kill -9 mid-blob"
 
+# date_levels on a container: once a group's newest date is known, the
+# listing goes folder by folder (delimiter "/") from it.  Requests pass
+# through test/node/blob_proxy.mjs, which logs each List Blobs' prefix:
+# passes with nothing new list only dl/, dl/2026/ and dl/2026/11/, never
+# dl/2026/10/; a blob dropped late into 2026/10 is not listed, blobs in
+# 2026/11 and a newer 2026/12 are.
+pf=$W/proxy.port
+(cd "$IOTSTREAM_ROOT/test/node" && exec node blob_proxy.mjs --port-file "$pf" --log "$W/proxy.log" \
+   --upstream "$AZURITE_PORT" --log-prefix 1 >"$W/proxy.out" 2>&1) &
+_lib_record_pid $!
+for i in $(seq 1 100); do [ -s "$pf" ] && break; sleep 0.1; done
+[ -s "$pf" ] || fail "blob_proxy did not start"
+PPORT=$(cat "$pf")
+make_csv "$W/d1.csv" 10 1 && put_blob dl/2026/10/day_01.csv "$W/d1.csv"
+make_csv "$W/d2.csv" 20 2 && put_blob dl/2026/11/day_01.csv "$W/d2.csv"
+q "SELECT iotstream.create_file_source('it28azd', 'http://127.0.0.1:$PPORT/$AZURITE_ACCOUNT/lake28/dl', 'it28az.t', 'csv',
+     '{\"file\": \"\$topic\", \"line\": \"\$offset\"}',
+     '{\"credential\": \"it28az_key\", \"pattern\": \"*/*/day_*.csv\", \"date_levels\": 2, \"poll_ms\": 20}')" >/dev/null
+q "SELECT iotstream.start_source('it28azd')" >/dev/null
+azd_done() { echo "SELECT count(*) = $1 FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+                    WHERE s.name = 'it28azd' AND f.state = 'done' ${2:-}"; }
+wait_for "$(azd_done 2)" 60
+make_csv "$W/d3.csv" 30 3 && put_blob dl/2026/11/day_02.csv "$W/d3.csv"
+wait_for "$(azd_done 3)" 60
+from=$(wc -l <"$W/proxy.log")
+for i in $(seq 1 300); do # poll the log: three more listings
+  [ "$(tail -n +$((from + 1)) "$W/proxy.log" | grep -c 'comp=list')" -ge 9 ] && break
+  sleep 0.1
+done
+assert_eq "$(tail -n +$((from + 1)) "$W/proxy.log" | grep 'comp=list' | head -9 | sed 's/.* prefix=//; s/ .*//' | sort | uniq -c | awk '{ print $2 ":" $1 }' | paste -sd ' ')" \
+  "dl/:3 dl/2026/:3 dl/2026/11/:3" "date_levels: three passes with nothing new list dl/, dl/2026/ and dl/2026/11/ only"
+make_csv "$W/d4.csv" 40 4 && put_blob dl/2026/10/day_31.csv "$W/d4.csv"
+make_csv "$W/d5.csv" 50 5 && put_blob dl/2026/11/day_03.csv "$W/d5.csv"
+make_csv "$W/d6.csv" 60 6 && put_blob dl/2026/12/day_01.csv "$W/d6.csv"
+wait_for "$(azd_done 2 "AND f.path IN ('2026/11/day_03.csv', '2026/12/day_01.csv')")" 60
+assert_eq "$(q "SELECT string_agg(path || ':' || rows, ' ' ORDER BY path) FROM iotstream.source_files f
+                 JOIN iotstream.sources s USING (source_id) WHERE s.name = 'it28azd'")" \
+  "2026/10/day_01.csv:10 2026/11/day_01.csv:20 2026/11/day_02.csv:30 2026/11/day_03.csv:50 2026/12/day_01.csv:60" \
+  "date_levels: the newest month and a newer one are listed, the earlier month is not"
+assert_eq "$(q "SELECT count(*) || ' ' || sum(value) FROM it28az.t WHERE file LIKE '2026/1_/day_%'")" \
+  "$((10 + 20 + 30 + 50 + 60)) $(( $(sum_of 10 1) + $(sum_of 20 2) + $(sum_of 30 3) + $(sum_of 50 5) + $(sum_of 60 6) ))" \
+  "date_levels: the rows of every blob listed, once"
+q "SELECT iotstream.drop_source('it28azd')" >/dev/null
+
 q "SELECT iotstream.drop_source('it28az')" >/dev/null
 echo "ok"

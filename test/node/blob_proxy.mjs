@@ -10,6 +10,7 @@
 //   --reject-blocklist N  answer the Nth Put Block List with 400 (once)
 //   --reject-put-while FILE --reject-put-path SUBSTR  while FILE exists,
 //                     answer PUTs whose path holds SUBSTR with 400
+//   --log-prefix 1    add " prefix=P" (decoded) to the line of a List Blobs
 //   --bearer TOKEN    act as blob storage itself (without keeping the data):
 //                     201, or for Delete Blob 202 or 404, to requests that
 //                     carry "Authorization: Bearer TOKEN", 403 to others
@@ -43,7 +44,9 @@ const server = http.createServer((req, res) => {
   const path = req.url.split('?')[0]
   const query = req.url.includes('?') ? req.url.split('?')[1] : ''
   const comp = (query.match(/comp=([a-z]+)/) || [])[1] || ''
-  const what = `${req.method} ${path}${comp ? ' comp=' + comp : ''}`
+  const listPrefix = args['log-prefix'] && comp === 'list'
+    ? ` prefix=${new URLSearchParams(query).get('prefix') || ''}` : ''
+  const what = `${req.method} ${path}${comp ? ' comp=' + comp : ''}${listPrefix}`
   if (path.endsWith('/oauth2/v2.0/token') || path === '/metadata/identity/oauth2/token') {
     let body = ''
     req.on('data', (d) => { body += d })
