@@ -62,39 +62,11 @@
 
 #define COPY_BATCH_ROWS		10000
 #define COPY_BATCH_BYTES	(16 * 1024 * 1024)
-#define MAX_BUFFERED_ROWS	1000	/* per partition, before a multi-insert */
-#define MAX_BUFFERED_PARTS	16
 
 /* the COPY option of the hook, removed before PostgreSQL sees the rest */
 #define OPTION_OUT_OF_BOUNDS	"out_of_bounds"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
-
-/* Rows waiting for one partition's multi-insert. */
-typedef struct PartBuffer
-{
-	ResultRelInfo *rri;
-	TupleDesc	desc;			/* an unpinned copy, for the slots */
-	BulkInsertState bistate;
-	IndexBatch *index_batch;	/* NULL: indexes maintained row by row */
-	TupleTableSlot *slots[MAX_BUFFERED_ROWS];
-	int			nslots;
-	int			n;
-} PartBuffer;
-
-/* The table open for insert, between two batches that create partitions. */
-typedef struct RouteInsert
-{
-	MemoryContext cxt;			/* the COPY's: outlives the batches */
-	EState	   *estate;
-	ModifyTableState *mtstate;
-	ResultRelInfo *root;
-	PartitionTupleRouting *proute;
-	TupleTableSlot *rootslot;
-	CommandId	cid;
-	PartBuffer *bufs[MAX_BUFFERED_PARTS];
-	int			nbufs;
-} RouteInsert;
 
 typedef struct CopyRoute
 {
@@ -110,7 +82,7 @@ typedef struct CopyRoute
 	Oid			time_type;
 	bool		to_dead_letters;
 	bool		statement_triggers_fired;
-	RouteInsert *ins;			/* NULL while the table is closed */
+	RoutedInsert *ins;			/* NULL while the table is closed */
 	uint64		stored;
 	uint64		dead;
 
@@ -131,167 +103,16 @@ typedef struct CopyRoute
 static void
 route_insert_begin(CopyRoute *cr)
 {
-	MemoryContext old = MemoryContextSwitchTo(cr->cxt);
-	RouteInsert *st = palloc0(sizeof(RouteInsert));
-	RangeTblEntry *rte = makeNode(RangeTblEntry);
-	Relation	rel;
-
-	st->cxt = cr->cxt;
-	st->estate = CreateExecutorState();
-	rte->rtekind = RTE_RELATION;
-	rte->relid = cr->relid;
-	rte->relkind = RELKIND_PARTITIONED_TABLE;
-	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_INSERT;
-	ExecInitRangeTable(st->estate, list_make1(rte));
-	st->root = makeNode(ResultRelInfo);
-	ExecInitResultRelation(st->estate, st->root, 1);
-	CheckValidResultRel(st->root, CMD_INSERT);
-	rel = st->root->ri_RelationDesc;
-
-	st->mtstate = makeNode(ModifyTableState);
-	st->mtstate->ps.state = st->estate;
-	st->mtstate->operation = CMD_INSERT;
-	st->mtstate->mt_nrels = 1;
-	st->mtstate->resultRelInfo = st->root;
-	st->mtstate->rootResultRelInfo = st->root;
-
-	AfterTriggerBeginQuery();
-	if (!cr->statement_triggers_fired)
-	{
-		ExecBSInsertTriggers(st->estate, st->root);
-		cr->statement_triggers_fired = true;
-	}
-	st->proute = ExecSetupPartitionTupleRouting(st->estate, rel);
-	st->cid = GetCurrentCommandId(true);
-	st->estate->es_output_cid = st->cid;
-	st->rootslot = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(rel), &TTSOpsVirtual);
-	cr->ins = st;
-	MemoryContextSwitchTo(old);
-}
-
-static void
-flush_buffer(RouteInsert *st, PartBuffer *b)
-{
-	ResultRelInfo *rri = b->rri;
-
-	if (b->n == 0)
-		return;
-	table_multi_insert(rri->ri_RelationDesc, b->slots, b->n, st->cid, 0, b->bistate);
-	if (b->index_batch)
-		IndexBatchInsert(b->index_batch, rri, b->slots, b->n);
-	for (int i = 0; i < b->n; i++)
-	{
-		if (rri->ri_NumIndices > 0 && !b->index_batch)
-			list_free(ExecInsertIndexTuples(rri, b->slots[i], st->estate,
-											false, false, NULL, NIL));
-		if (rri->ri_TrigDesc && rri->ri_TrigDesc->trig_insert_after_row)
-			ExecARInsertTriggers(st->estate, rri, b->slots[i], NIL, NULL);
-		ResetPerTupleExprContext(st->estate);
-	}
-	b->n = 0;
-}
-
-/* The buffer of partition rri, taking over another if all are in use. */
-static PartBuffer *
-buffer_for(RouteInsert *st, ResultRelInfo *rri)
-{
-	PartBuffer *b;
-
-	for (int i = 0; i < st->nbufs; i++)
-		if (st->bufs[i]->rri == rri)
-			return st->bufs[i];
-	if (st->nbufs == MAX_BUFFERED_PARTS)
-	{
-		for (int i = 0; i < st->nbufs; i++)
-			flush_buffer(st, st->bufs[i]);
-		st->nbufs = 0;
-	}
-	if (st->bufs[st->nbufs] == NULL)
-		st->bufs[st->nbufs] = MemoryContextAllocZero(st->cxt, sizeof(PartBuffer));
-	b = st->bufs[st->nbufs++];
-	if (b->rri != rri)
-	{
-		MemoryContext old = MemoryContextSwitchTo(st->cxt);
-
-		if (b->bistate)
-			FreeBulkInsertState(b->bistate);
-		b->rri = rri;
-		b->desc = CreateTupleDescCopy(RelationGetDescr(rri->ri_RelationDesc));
-		b->bistate = GetBulkInsertState();
-		b->index_batch = IndexBatchCreate(rri);
-		b->nslots = 0;
-		MemoryContextSwitchTo(old);
-	}
-	return b;
-}
-
-/* Stores one row; false if a BEFORE trigger skipped it. */
-static bool
-route_insert_row(RouteInsert *st, const Datum *values, const bool *nulls)
-{
-	TupleTableSlot *slot = st->rootslot;
-	ResultRelInfo *rri;
-	PartBuffer *b;
-	TupleTableSlot *bslot;
-	Relation	rel;
-
-	ExecClearTuple(slot);
-	memcpy(slot->tts_values, values, sizeof(Datum) * slot->tts_tupleDescriptor->natts);
-	memcpy(slot->tts_isnull, nulls, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	ExecStoreVirtualTuple(slot);
-
-	rri = ExecFindPartition(st->mtstate, st->root, st->proute, slot, st->estate);
-	if (rri->ri_RootToPartitionMap)
-		slot = execute_attr_map_slot(rri->ri_RootToPartitionMap->attrMap, slot,
-									 rri->ri_PartitionTupleSlot);
-	rel = rri->ri_RelationDesc;
-	b = buffer_for(st, rri);
-	if (b->n == b->nslots)
-	{
-		/* the slot and its entry in the tuple table outlive the batch */
-		MemoryContext old = MemoryContextSwitchTo(st->cxt);
-
-		b->slots[b->nslots++] = ExecInitExtraTupleSlot(st->estate, b->desc,
-													   table_slot_callbacks(rel));
-		MemoryContextSwitchTo(old);
-	}
-	bslot = b->slots[b->n];
-	ExecCopySlot(bslot, slot);
-
-	if (rri->ri_TrigDesc && rri->ri_TrigDesc->trig_insert_before_row &&
-		!ExecBRInsertTriggers(st->estate, rri, bslot))
-		return false;
-	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
-		ExecComputeStoredGenerated(rri, st->estate, bslot, CMD_INSERT);
-	if (rel->rd_att->constr)
-		ExecConstraints(rri, bslot, st->estate);
-	ResetPerTupleExprContext(st->estate);
-	if (++b->n == MAX_BUFFERED_ROWS)
-		flush_buffer(st, b);
-	return true;
+	/* the statement's BEFORE triggers fire once, with the first batch */
+	cr->ins = RoutedInsertBegin(cr->relid, !cr->statement_triggers_fired, cr->cxt);
+	cr->statement_triggers_fired = true;
 }
 
 /* Flushes and closes the table; last: the statement's AFTER triggers too. */
 static void
 route_insert_end(CopyRoute *cr, bool last)
 {
-	RouteInsert *st = cr->ins;
-
-	for (int i = 0; i < MAX_BUFFERED_PARTS && st->bufs[i]; i++)
-	{
-		if (i < st->nbufs)
-			flush_buffer(st, st->bufs[i]);
-		FreeBulkInsertState(st->bufs[i]->bistate);
-	}
-	if (last)
-		ExecASInsertTriggers(st->estate, st->root, NULL);
-	AfterTriggerEndQuery(st->estate);
-	ExecCleanupTupleRouting(st->mtstate, st->proute);
-	ExecCloseResultRelations(st->estate);
-	ExecCloseRangeTableRelations(st->estate);
-	ExecResetTupleTable(st->estate->es_tupleTable, false);
-	FreeExecutorState(st->estate);
+	RoutedInsertEnd(cr->ins, last);
 	cr->ins = NULL;
 }
 
@@ -447,7 +268,7 @@ route_batch(CopyRoute *cr, int n)
 		route_insert_begin(cr);
 	for (int i = 0; i < n; i++)
 		if (cr->verdicts[i] == STREAM_ROW_OK &&
-			route_insert_row(cr->ins, cr->values + i * cr->natts, cr->nulls + i * cr->natts))
+			RoutedInsertRow(cr->ins, cr->values + i * cr->natts, cr->nulls + i * cr->natts))
 			cr->stored++;
 	pgstat_progress_update_param(PROGRESS_COPY_TUPLES_PROCESSED, cr->stored);
 }

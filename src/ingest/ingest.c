@@ -8,8 +8,7 @@
  *
  * The fast path decodes every message, makes sure the partitions exist
  * (before the table is opened for insert: ATTACH cannot run on a table in
- * use), routes the rows with the executor's tuple routing and writes each
- * partition's rows with table_multi_insert, as COPY does.  A row the fast
+ * use), and stores the rows as COPY does (routed_insert.c).  A row the fast
  * path cannot store (a CHECK constraint, a unique index, a trigger's error)
  * aborts the batch; the caller then retries it row by row, each row in a
  * subtransaction, and the rows that still fail become dead letters.
@@ -44,8 +43,6 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-#define MAX_BUFFERED_ROWS	1000	/* per partition, before a multi-insert */
-#define MAX_BUFFERED_PARTS	16
 #define DEDUP_MEMORY_DEFAULT	(INT64CONST(64) * 1024 * 1024)
 #define DEDUP_MEMORY_MIN	(INT64CONST(64) * 1024)
 
@@ -75,32 +72,6 @@ struct IngestTarget
 								 * (same_columns) */
 	MemoryContext cxt;
 };
-
-/* Rows waiting for one partition's multi-insert. */
-typedef struct PartBuffer
-{
-	ResultRelInfo *rri;
-	TupleDesc	desc;			/* an unpinned copy: slots made per batch
-								 * must not each pin the relcache's */
-	BulkInsertState bistate;	/* one per partition: a bulk-insert state
-								 * remembers a buffer by block number only */
-	IndexBatch *index_batch;	/* NULL: indexes maintained row by row */
-	TupleTableSlot *slots[MAX_BUFFERED_ROWS];
-	int			nslots;			/* slots created so far */
-	int			n;				/* slots holding rows */
-} PartBuffer;
-
-typedef struct InsertState
-{
-	EState	   *estate;
-	ModifyTableState *mtstate;
-	ResultRelInfo *root;
-	PartitionTupleRouting *proute;
-	TupleTableSlot *rootslot;
-	CommandId	cid;
-	PartBuffer *bufs[MAX_BUFFERED_PARTS];
-	int			nbufs;
-} InsertState;
 
 /*
  * The column a dedup key names: the column itself; the column the mapping
@@ -397,147 +368,6 @@ dedup_hash(IngestTarget *t, Relation rel, const Datum *values, const bool *nulls
 	return h;
 }
 
-static void
-insert_begin(IngestTarget *t, InsertState *st)
-{
-	RangeTblEntry *rte = makeNode(RangeTblEntry);
-	Relation	rel;
-
-	memset(st, 0, sizeof(InsertState));
-	st->estate = CreateExecutorState();
-	rte->rtekind = RTE_RELATION;
-	rte->relid = t->relid;
-	rte->relkind = get_rel_relkind(t->relid);
-	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_INSERT;
-	ExecInitRangeTable(st->estate, list_make1(rte));
-	st->root = makeNode(ResultRelInfo);
-	ExecInitResultRelation(st->estate, st->root, 1);
-	CheckValidResultRel(st->root, CMD_INSERT);
-	ExecOpenIndices(st->root, false);
-	rel = st->root->ri_RelationDesc;
-
-	st->mtstate = makeNode(ModifyTableState);
-	st->mtstate->ps.state = st->estate;
-	st->mtstate->operation = CMD_INSERT;
-	st->mtstate->mt_nrels = 1;
-	st->mtstate->resultRelInfo = st->root;
-	st->mtstate->rootResultRelInfo = st->root;
-
-	AfterTriggerBeginQuery();
-	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
-		st->proute = ExecSetupPartitionTupleRouting(st->estate, rel);
-	st->cid = GetCurrentCommandId(true);
-	st->estate->es_output_cid = st->cid;
-	st->rootslot = ExecInitExtraTupleSlot(st->estate, RelationGetDescr(rel), &TTSOpsVirtual);
-}
-
-static void
-flush_buffer(InsertState *st, PartBuffer *b)
-{
-	ResultRelInfo *rri = b->rri;
-
-	if (b->n == 0)
-		return;
-	table_multi_insert(rri->ri_RelationDesc, b->slots, b->n, st->cid, 0, b->bistate);
-	if (b->index_batch)
-		IndexBatchInsert(b->index_batch, rri, b->slots, b->n);
-	for (int i = 0; i < b->n; i++)
-	{
-		if (rri->ri_NumIndices > 0 && !b->index_batch)
-			list_free(ExecInsertIndexTuples(rri, b->slots[i], st->estate,
-											false, false, NULL, NIL));
-		if (rri->ri_TrigDesc && rri->ri_TrigDesc->trig_insert_after_row)
-			ExecARInsertTriggers(st->estate, rri, b->slots[i], NIL, NULL);
-		ResetPerTupleExprContext(st->estate);
-	}
-	b->n = 0;
-}
-
-static void
-insert_row(InsertState *st, const Datum *values, const bool *nulls)
-{
-	TupleTableSlot *slot = st->rootslot;
-	ResultRelInfo *rri = st->root;
-	PartBuffer *b = NULL;
-	TupleTableSlot *bslot;
-	Relation	rel;
-
-	ExecClearTuple(slot);
-	memcpy(slot->tts_values, values, sizeof(Datum) * slot->tts_tupleDescriptor->natts);
-	memcpy(slot->tts_isnull, nulls, sizeof(bool) * slot->tts_tupleDescriptor->natts);
-	ExecStoreVirtualTuple(slot);
-
-	if (st->proute)
-	{
-		rri = ExecFindPartition(st->mtstate, st->root, st->proute, slot, st->estate);
-		if (rri->ri_RootToPartitionMap)
-			slot = execute_attr_map_slot(rri->ri_RootToPartitionMap->attrMap, slot,
-										 rri->ri_PartitionTupleSlot);
-	}
-	rel = rri->ri_RelationDesc;
-
-	for (int i = 0; i < st->nbufs; i++)
-		if (st->bufs[i]->rri == rri)
-			b = st->bufs[i];
-	if (b == NULL)
-	{
-		if (st->nbufs == MAX_BUFFERED_PARTS)
-		{
-			for (int i = 0; i < st->nbufs; i++)
-				flush_buffer(st, st->bufs[i]);
-			st->nbufs = 0;		/* buffers are reused below */
-		}
-		if (st->bufs[st->nbufs] == NULL)
-			st->bufs[st->nbufs] = palloc0(sizeof(PartBuffer));
-		b = st->bufs[st->nbufs++];
-		if (b->rri != rri)
-		{
-			if (b->bistate)
-				FreeBulkInsertState(b->bistate);
-			b->rri = rri;
-			b->desc = CreateTupleDescCopy(RelationGetDescr(rel));
-			b->bistate = GetBulkInsertState();
-			b->index_batch = IndexBatchCreate(rri);
-			b->nslots = 0;
-		}
-	}
-	if (b->n == b->nslots)
-		b->slots[b->nslots++] = ExecInitExtraTupleSlot(st->estate, b->desc,
-													   table_slot_callbacks(rel));
-	bslot = b->slots[b->n];
-	ExecCopySlot(bslot, slot);
-
-	if (rri->ri_TrigDesc && rri->ri_TrigDesc->trig_insert_before_row &&
-		!ExecBRInsertTriggers(st->estate, rri, bslot))
-		return;					/* a trigger skipped the row */
-	if (rel->rd_att->constr && rel->rd_att->constr->has_generated_stored)
-		ExecComputeStoredGenerated(rri, st->estate, bslot, CMD_INSERT);
-	if (rel->rd_att->constr)
-		ExecConstraints(rri, bslot, st->estate);
-	ResetPerTupleExprContext(st->estate);
-	if (++b->n == MAX_BUFFERED_ROWS)
-		flush_buffer(st, b);
-}
-
-static void
-insert_end(InsertState *st)
-{
-	for (int i = 0; i < MAX_BUFFERED_PARTS && st->bufs[i]; i++)
-	{
-		if (i < st->nbufs)
-			flush_buffer(st, st->bufs[i]);
-		FreeBulkInsertState(st->bufs[i]->bistate);
-	}
-	AfterTriggerEndQuery(st->estate);
-	if (st->proute)
-		ExecCleanupTupleRouting(st->mtstate, st->proute);
-	ExecCloseResultRelations(st->estate);
-	ExecCloseRangeTableRelations(st->estate);
-	ExecResetTupleTable(st->estate->es_tupleTable, false);
-	FreeExecutorState(st->estate);
-}
-
 /* Stores one row in its own subtransaction; returns the error, or NULL. */
 typedef struct OneRow
 {
@@ -550,11 +380,10 @@ static void
 insert_one(void *arg)
 {
 	OneRow	   *r = arg;
-	InsertState st;
+	RoutedInsert *st = RoutedInsertBegin(r->t->relid, false, CurrentMemoryContext);
 
-	insert_begin(r->t, &st);
-	insert_row(&st, r->values, r->nulls);
-	insert_end(&st);
+	(void) RoutedInsertRow(st, r->values, r->nulls);
+	RoutedInsertEnd(st, false);
 }
 
 static const char *
@@ -742,16 +571,15 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 
 	if (!row_by_row)
 	{
-		InsertState st;
+		RoutedInsert *st = RoutedInsertBegin(t->relid, false, CurrentMemoryContext);
 
-		insert_begin(t, &st);
 		for (int i = 0; i < n; i++)
 			if (!skip[i])
 			{
-				insert_row(&st, values + i * natts, nulls + i * natts);
+				(void) RoutedInsertRow(st, values + i * natts, nulls + i * natts);
 				counts->rows++;
 			}
-		insert_end(&st);
+		RoutedInsertEnd(st, false);
 	}
 	else
 	{

@@ -70,6 +70,13 @@ extern void DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict 
 extern void DedupRemember(DedupState *d, const uint64 *keys, int n);
 extern void DedupMemory(const DedupState *d, DedupUsage *u);
 
+/* in routed_insert.c: rows stored as COPY stores them */
+typedef struct RoutedInsert RoutedInsert;
+
+extern RoutedInsert *RoutedInsertBegin(Oid relid, bool statement_triggers, MemoryContext cxt);
+extern bool RoutedInsertRow(RoutedInsert *st, const Datum *values, const bool *nulls);
+extern void RoutedInsertEnd(RoutedInsert *st, bool statement_triggers);
+
 /* in index_batch.c */
 struct ResultRelInfo;
 struct TupleTableSlot;
