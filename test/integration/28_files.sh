@@ -58,8 +58,9 @@ make_csv data/2026/12/deep/c.csv 10 3
 make_csv data/top.csv 7 5
 : >"$W/stage28/f.tmp" && chmod 644 "$W/stage28/f.tmp" && mv "$W/stage28/f.tmp" "$LAKE/data/empty.csv"
 echo "ts,sensor_id,value" >"$W/stage28/f.tmp" && chmod 644 "$W/stage28/f.tmp" && mv "$W/stage28/f.tmp" "$LAKE/data/header_only.csv"
-make_csv data/2026/11/zipped.csv 3000 4
-gzip -c "$LAKE/data/2026/11/zipped.csv" >"$W/stage28/z.tmp" && rm "$LAKE/data/2026/11/zipped.csv"
+# made outside the lake: the running source must never see the plain file
+LAKE="$W/stage28/plain" make_csv zipped.csv 3000 4
+gzip -c "$W/stage28/plain/zipped.csv" >"$W/stage28/z.tmp"
 chmod 644 "$W/stage28/z.tmp" && mv "$W/stage28/z.tmp" "$LAKE/data/2026/11/zipped.csv.gz"
 echo "not,matched" >"$LAKE/data/ignored.txt"
 wait_for "SELECT count(*) = 7 FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
