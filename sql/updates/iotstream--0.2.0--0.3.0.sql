@@ -1644,6 +1644,9 @@ BEGIN
     IF cut IS NULL OR cut <= start THEN
         RETURN;
     END IF;
+    -- at most 100,000 versions a run (_delta_delete_log's limit): every
+    -- version below the checkpoint is covered, so a part of them may go first
+    cut := least(cut, start + 100000);
     -- can't happen: the cut is at or below the checkpoint the next one builds on
     IF cut > coalesce((SELECT c.version FROM iotstream.export_delta_checkpoints c WHERE c.export = e.name), -1) THEN
         RAISE EXCEPTION 'log cleanup of export % would cut at version %, which no kept checkpoint covers', e.name, cut;

@@ -312,6 +312,8 @@ delta_read_last_checkpoint(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(body.data, body.len));
 }
 
+#define DELTA_CLEANUP_MAX_VERSIONS 100000
+
 PG_FUNCTION_INFO_V1(delta_delete_log);
 
 /*
@@ -332,10 +334,10 @@ delta_delete_log(PG_FUNCTION_ARGS)
 	ArrayBuildState *volatile names = NULL;
 
 	check_superuser();
-	if (PG_ARGISNULL(4))
+	if (PG_ARGISNULL(3) || PG_ARGISNULL(4))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("a delta log cleanup needs the version it stops before"),
+				 errmsg("a delta log cleanup needs the versions it starts at and stops before"),
 				 errhint("It is called by iotstream.run_export().")));
 	from = PG_GETARG_INT64(3);
 	before = PG_GETARG_INT64(4);
@@ -344,6 +346,13 @@ delta_delete_log(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid delta log range from " INT64_FORMAT " before " INT64_FORMAT, from, before),
 				 errhint("Versions start at 0 and the range ends at the checkpoint that covers it.")));
+	/* one request per entry: a range is what a cleanup covers, not a table's life */
+	if (before - from > DELTA_CLEANUP_MAX_VERSIONS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a delta log cleanup covers at most %d versions, not " INT64_FORMAT,
+						DELTA_CLEANUP_MAX_VERSIONS, before - from),
+				 errhint("Clean up in steps: run_export cleans up to the newest checkpoint it covers.")));
 	log_open(&log, fcinfo);
 	PG_TRY();
 	{
