@@ -699,7 +699,7 @@ BEGIN
     protocol := coalesce(options->>'protocol', '3.1.1');
     FOR k, v IN SELECT * FROM jsonb_each(options) LOOP
         IF k NOT IN ('qos', 'client_id', 'username', 'password', 'tls_ca', 'tls_cert', 'tls_key',
-                     'keepalive', 'protocol', 'workers', 'retained',
+                     'keepalive', 'protocol', 'workers', 'retained', 'topic_template',
                      'batch_size', 'batch_ms', 'max_message_bytes', 'dedup_key', 'dedup_horizon') THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('unknown MQTT source option %L', k),
@@ -759,6 +759,10 @@ DECLARE
     public_opts jsonb;
     secret_opts jsonb;
     f text;
+    template text := options->>'topic_template';
+    level text;
+    i int := 0;
+    levels jsonb := '{}';
 BEGIN
     PERFORM iotstream._require_superuser('create a source');
     IF EXISTS (SELECT 1 FROM iotstream.sources s WHERE s.name = create_mqtt_source.name) THEN
@@ -775,6 +779,31 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('invalid MQTT broker %L', broker),
             HINT = 'Pass mqtt://host:1883, or mqtts://host:8883 for TLS.';
+    END IF;
+    -- a topic template, arduino/{site}/{sensor}: each {name} level fills the
+    -- column name ($topic[n], unless the mapping says otherwise), and the
+    -- template with + for them is the filter if none is given
+    IF template IS NOT NULL THEN
+        IF jsonb_typeof(options->'topic_template') <> 'string' OR template = '' OR template ~ '[+#\x01-\x1f]' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid topic_template %L', options->'topic_template'),
+                HINT = 'Write the topic with a {column} for each level to map, for example "arduino/{site}/{sensor}".';
+        END IF;
+        FOREACH level IN ARRAY string_to_array(template, '/') LOOP
+            IF level ~ '[{}]' THEN
+                IF level !~ '^\{[A-Za-z_][A-Za-z0-9_]*\}$' OR levels ? substr(level, 2, length(level) - 2) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                        MESSAGE = format('invalid level %L of topic_template %L', level, template),
+                        HINT = 'A mapped level is a whole level of the form {column}, each column once.';
+                END IF;
+                levels := levels || jsonb_build_object(substr(level, 2, length(level) - 2), format('$topic[%s]', i));
+            END IF;
+            i := i + 1;
+        END LOOP;
+        mapping := levels || coalesce(mapping, '{}');
+        IF topic_filters IS NULL OR cardinality(topic_filters) = 0 THEN
+            topic_filters := ARRAY[regexp_replace(template, '\{[A-Za-z0-9_]+\}', '+', 'g')];
+        END IF;
     END IF;
     IF topic_filters IS NULL OR cardinality(topic_filters) = 0 OR array_position(topic_filters, NULL) IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -810,4 +839,4 @@ BEGIN
     RETURN id;
 END $$;
 COMMENT ON FUNCTION iotstream.create_mqtt_source(text, text, text[], regclass, jsonb, jsonb) IS
-    'Defines an MQTT source: messages of the topic filters (+ and # wildcards) on broker (mqtt://host:1883 or mqtts://host:8883) stored in the stream table target; at QoS 2 exactly once. options: qos (2), client_id (iotstream-<name>), username, password (secret), tls_ca, tls_cert, tls_key, keepalive (30), protocol (3.1.1|5), workers (MQTT 5 shared subscription), retained (store|skip), batch_size, batch_ms, dedup_key, dedup_horizon. The mapping also reads $topic[n] (from 0), $qos and $retain. Superusers only.';
+    'Defines an MQTT source: messages of the topic filters (+ and # wildcards) on broker (mqtt://host:1883 or mqtts://host:8883) stored in the stream table target; at QoS 2 exactly once. options: qos (2), client_id (iotstream-<name>), username, password (secret), tls_ca, tls_cert, tls_key, keepalive (30), protocol (3.1.1|5), workers (MQTT 5 shared subscription), retained (store|skip), topic_template (arduino/{site}/{sensor}: levels into columns, and the filter if none is given), batch_size, batch_ms, dedup_key, dedup_horizon. The mapping also reads $topic[n] (from 0), $qos and $retain. Superusers only.';

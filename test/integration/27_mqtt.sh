@@ -197,3 +197,30 @@ wait_for "SELECT last_error ~ 'certificate verify failed' FROM iotstream.source_
 assert_eq "$(q "SELECT state || ': ' || last_error FROM iotstream.source_status WHERE source = 'it27_tls_bad'")" \
   "disconnected: TLS handshake with the broker failed: certificate verify failed: self-signed certificate in certificate chain" \
   "a broker certificate from another CA is refused"
+
+# --- a topic template: {site} and {sensor} levels into columns, and the filter
+q "SELECT iotstream.create_mqtt_source('it27_tmpl', '$MQTT_URL', NULL, 'it27.readings',
+     '{\"ts\": \"\$timestamp\", \"value\": \"\$payload\", \"topic\": null, \"qos\": null, \"retained\": null}',
+     '{\"topic_template\": \"farm/{site}/{sensor}\", \"qos\": 1, \"batch_ms\": 50}')" >/dev/null
+assert_eq "$(q "SELECT topics::text || ' ' || (mapping->>'site') || ' ' || (mapping->>'sensor') FROM iotstream.sources
+                 WHERE name = 'it27_tmpl'")" '{farm/+/+} $topic[1] $topic[2]' "topic_template: the filter and the mapping it makes"
+q "SELECT iotstream.start_source('it27_tmpl')" >/dev/null
+wait_for "SELECT state = 'running' FROM iotstream.source_status WHERE source = 'it27_tmpl'" 30
+for i in $(seq 1 50); do
+  [ "$(q "SELECT count(*) FROM it27.readings WHERE site = 'probe-t'")" -gt 0 ] && break
+  echo 0 | mqtt_pub farm/probe-t/x -q 1
+  sleep 0.2
+done
+seq 1 200 | mqtt_pub farm/f1/soil -q 1
+seq 1 100 | mqtt_pub farm/f2/air -q 1
+until_stored "SELECT count(*) = 300 FROM it27.readings WHERE site IN ('f1', 'f2')" 30
+assert_eq "$(q "SELECT string_agg(site || '/' || sensor || ':' || count || ':' || sum, ' ' ORDER BY site)
+                 FROM (SELECT site, sensor, count(*), sum(value) FROM it27.readings WHERE site IN ('f1', 'f2')
+                        GROUP BY 1, 2) x")" "f1/soil:200:20100 f2/air:100:5050" "topic_template: levels into columns"
+if q "SELECT iotstream.create_mqtt_source('it27_tmpl_bad', '$MQTT_URL', NULL, 'it27.readings', NULL,
+        '{\"topic_template\": \"farm/{site}/x{sensor}\"}')" 2>"$IOTSTREAM_WORK/tmpl.err"; then
+  fail "a template level that is not a whole {column} was accepted"
+fi
+grep -q "invalid level 'x{sensor}'" "$IOTSTREAM_WORK/tmpl.err" || fail "unexpected error: $(cat "$IOTSTREAM_WORK/tmpl.err")"
+echo "ok - topic_template: a level that is not a whole {column} is refused"
+q "SELECT iotstream.drop_source('it27_tmpl')" >/dev/null
