@@ -43,15 +43,26 @@ as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# A loopback port nobody listens on.
+# A loopback port nobody uses. It is picked below the kernel's ephemeral
+# range, where no outgoing connection can hold it as its local port (a
+# listener cannot bind such a port: EADDRINUSE), and no socket in any state
+# may have it. A caller that starts a server still retries on another port:
+# other runs share the machine.
 free_port() {
-  local p i
+  local p i lo=32768 hi=60999
+  read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
   for i in $(seq 1 100); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      echo "$p"
-      return 0
+    if [ "$lo" -gt 12000 ]; then
+      p=$((10000 + RANDOM % (lo - 10000)))
+    else
+      p=$((hi + 1 + RANDOM % (65000 - hi)))
     fi
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+    if command -v ss >/dev/null && [ -n "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
+      continue
+    fi
+    echo "$p"
+    return 0
   done
   return 1
 }

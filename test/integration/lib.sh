@@ -179,25 +179,30 @@ stop_broker() {
 # --- Azurite (Azure Blob Storage emulator) --------------------------------
 
 start_azurite() {
-  local bin i
+  local bin i try
   bin=$IOTSTREAM_ROOT/test/node/node_modules/azurite/dist/src/blob/main.js
   [ -f "$bin" ] || fail "azurite is not installed (tools/install-deps.sh)"
-  AZURITE_PORT=$(free_port)
   AZURITE_DIR=$(mktemp -d "$IOTSTREAM_WORK/azurite.XXXXXX")
-  (cd "$AZURITE_DIR" && exec node "$bin" --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" --inMemoryPersistence \
-    --disableTelemetry --silent --skipApiVersionCheck >"$AZURITE_DIR/log" 2>&1) &
-  AZURITE_PID=$!
-  _lib_record_pid "$AZURITE_PID"
-  AZURITE_BLOB_URL=http://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT
-  export AZURITE_PORT AZURITE_BLOB_URL AZURITE_KEY AZURITE_ACCOUNT
-  for i in $(seq 1 150); do
-    # any HTTP answer means it listens (an anonymous request gets 4xx)
-    if curl -s -o /dev/null -w '%{http_code}' "$AZURITE_BLOB_URL?comp=list" 2>/dev/null |
-        grep -q '^[1-5]'; then
-      return 0
-    fi
-    kill -0 "$AZURITE_PID" 2>/dev/null || break
-    sleep 0.2
+  # the port picked may be taken before Azurite binds it: another one then
+  for try in 1 2 3; do
+    AZURITE_PORT=$(free_port)
+    (cd "$AZURITE_DIR" && exec node "$bin" --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" --inMemoryPersistence \
+      --disableTelemetry --silent --skipApiVersionCheck >"$AZURITE_DIR/log" 2>&1) &
+    AZURITE_PID=$!
+    _lib_record_pid "$AZURITE_PID"
+    AZURITE_BLOB_URL=http://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT
+    export AZURITE_PORT AZURITE_BLOB_URL AZURITE_KEY AZURITE_ACCOUNT
+    for i in $(seq 1 150); do
+      kill -0 "$AZURITE_PID" 2>/dev/null || break
+      # our Azurite answering, not whatever else may listen there
+      if curl -s -D - -o /dev/null "$AZURITE_BLOB_URL?comp=list" 2>/dev/null | grep -qi '^server: azurite' &&
+          kill -0 "$AZURITE_PID" 2>/dev/null; then
+        return 0
+      fi
+      sleep 0.2
+    done
+    grep -q EADDRINUSE "$AZURITE_DIR/log" || break
+    kill "$AZURITE_PID" 2>/dev/null; wait "$AZURITE_PID" 2>/dev/null || true
   done
   cat "$AZURITE_DIR/log" >&2
   fail "azurite did not answer on port $AZURITE_PORT"
