@@ -91,5 +91,6 @@ extern int	iotstream_max_workers;
 extern void LauncherInit(void);
 extern void WorkerBeginXact(const char *activity);
 extern void WorkerCommitXact(void);
+extern void WorkerMemoryInit(void);
 
 #endif							/* IOTSTREAM_H */

@@ -46,6 +46,8 @@
 #define MAX_SEGMENTS	64
 #define SHARDS			16			/* rows per batch in source_dedup */
 #define LOAD_ROWS		256			/* rows fetched at a time on a reload */
+#define STEPS			512			/* when keys entered the hash table, in steps */
+#define EVICT_AHEAD		32			/* keys moved to a filter together, blocks prefetched */
 
 /* a slot of the hash table: key and time side by side, one cache line */
 typedef struct DedupSlot
@@ -53,6 +55,13 @@ typedef struct DedupSlot
 	uint64		key;			/* 0: free (a key of 0 is taken as 1) */
 	TimestampTz seen;
 } DedupSlot;
+
+/* keys that entered the hash table at a time (or up to it, once merged) */
+typedef struct DedupStep
+{
+	TimestampTz seen;
+	uint64		n;
+} DedupStep;
 
 typedef struct DedupSegment
 {
@@ -78,6 +87,16 @@ struct DedupState
 	uint64		max_slots;
 	uint64		live;
 
+	/*
+	 * How many keys entered the table when, oldest first: an eviction finds
+	 * the time before which a quarter of them entered without scanning the
+	 * table.  The counts only guide the cut: a key entered again at a later
+	 * time counts twice, so a cut may move fewer keys than planned, and the
+	 * next one moves more.
+	 */
+	DedupStep	steps[STEPS];
+	int			nsteps;
+
 	/* older keys, oldest segment first */
 	DedupSegment seg[MAX_SEGMENTS];
 	int			nseg;
@@ -95,7 +114,11 @@ struct DedupState
 	uint64	   *batch;			/* a batch's keys so far (DedupClassify), kept */
 	uint64		batch_slots;
 	uint64	   *maybe_segs;		/* per key classified: the segments that said
-								 * "maybe" (a bit each), until DedupResolve */
+								 * "maybe" (a bit each), until DedupResolve;
+								 * kept like batch */
+	int			maybe_slots;
+	bool		put_early;		/* DedupClassify put the batch's new keys in
+								 * the hash table: DedupRemember need not */
 	TimestampTz next_sweep;
 	int64		sweep_us;
 
@@ -220,6 +243,42 @@ table_grow(DedupState *d)
 	pfree(old);
 }
 
+/* n keys entered the hash table at seen */
+static void
+steps_add(DedupState *d, TimestampTz seen, uint64 n)
+{
+	if (d->nsteps > 0 && d->steps[d->nsteps - 1].seen >= seen)
+	{
+		/* the same batch, or a time out of order: it counts with the last */
+		d->steps[d->nsteps - 1].n += n;
+		return;
+	}
+	if (d->nsteps == STEPS)
+	{
+		/* full: pairs become one step, at the later time of the two */
+		for (int i = 0; i < STEPS / 2; i++)
+		{
+			d->steps[i].n = d->steps[2 * i].n + d->steps[2 * i + 1].n;
+			d->steps[i].seen = d->steps[2 * i + 1].seen;
+		}
+		d->nsteps = STEPS / 2;
+	}
+	d->steps[d->nsteps].seen = seen;
+	d->steps[d->nsteps++].n = n;
+}
+
+/* forgets the steps before cut (their keys left the table) */
+static void
+steps_forget(DedupState *d, TimestampTz cut)
+{
+	int			i = 0;
+
+	while (i < d->nsteps && d->steps[i].seen < cut)
+		i++;
+	memmove(&d->steps[0], &d->steps[i], sizeof(DedupStep) * (d->nsteps - i));
+	d->nsteps -= i;
+}
+
 /* ---------------------------------------------------------- segments */
 
 /* a key's block, and the start and step of its probes within the block */
@@ -234,19 +293,31 @@ bloom_block(uint64 k, uint64 nblocks, uint32 *start, uint32 *step)
 	return (uint64) (((unsigned __int128) h * nblocks) >> 64);
 }
 
+/*
+ * Adds keys[0..n-1] to a segment's filter.  Each key's block is a cache
+ * miss: the blocks of all n are computed and fetched first, so that the
+ * misses overlap instead of coming one after another.
+ */
 static void
-bloom_add(DedupSegment *s, uint64 k)
+bloom_add_keys(DedupSegment *s, const uint64 *keys, int n)
 {
-	uint32		start,
-				step;
-	uint64	   *block = s->bits + bloom_block(k, s->nblocks, &start, &step) * BLOOM_BLOCK_WORDS;
+	uint64	   *block[EVICT_AHEAD];
+	uint32		start[EVICT_AHEAD],
+				step[EVICT_AHEAD];
 
-	for (int p = 0; p < BLOOM_PROBES; p++)
+	Assert(n <= EVICT_AHEAD);
+	for (int i = 0; i < n; i++)
 	{
-		uint32		bit = (start + p * step) & 511;
-
-		block[bit >> 6] |= UINT64CONST(1) << (bit & 63);
+		block[i] = s->bits + bloom_block(keys[i], s->nblocks, &start[i], &step[i]) * BLOOM_BLOCK_WORDS;
+		__builtin_prefetch(block[i], 1);
 	}
+	for (int i = 0; i < n; i++)
+		for (int p = 0; p < BLOOM_PROBES; p++)
+		{
+			uint32		bit = (start[i] + p * step[i]) & 511;
+
+			block[i][bit >> 6] |= UINT64CONST(1) << (bit & 63);
+		}
 }
 
 static bool
@@ -288,8 +359,9 @@ segment_place(DedupState *d, int *place)
 		int64		budget = d->budget - (int64) (d->max_slots * SLOT_BYTES);
 
 		d->place_bytes = Max(64, (budget / PLANNED_SEGMENTS) & ~(int64) 63);
+		/* not zeroed here: a place is zeroed when a filter takes it */
 		d->arena = MemoryContextAllocExtended(d->cxt, d->place_bytes * PLANNED_SEGMENTS,
-											  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+											  MCXT_ALLOC_HUGE);
 		d->seg_bytes = d->place_bytes * PLANNED_SEGMENTS;
 		memset(d->place_used, 0, sizeof(d->place_used));
 	}
@@ -318,40 +390,28 @@ segment_place(DedupState *d, int *place)
 
 /*
  * Moves the oldest keys of the full hash table (a quarter of it at least,
- * and at least `room` of them) into the newest segment, or a new one.
+ * and at least `room` of them) into the newest segment, or a new one.  The
+ * steps say where to cut; one pass over the table moves the keys.
  */
 static void
 table_evict(DedupState *d, uint64 room)
 {
-	TimestampTz tmin = PG_INT64_MAX,
-				tmax = PG_INT64_MIN,
-				cut;
-	uint64		hist[64] = {0};
 	uint64		want = Max(d->live / 4, room),
 				sum = 0;
-	double		width;
-	int			b;
+	uint64		moving[EVICT_AHEAD];
+	int			nmoving = 0;
+	int			i;
+	TimestampTz cut;
 	DedupSegment *s;
 
-	for (uint64 i = 0; i < d->nslots; i++)
-		if (d->slots[i].key != 0)
-		{
-			tmin = Min(tmin, d->slots[i].seen);
-			tmax = Max(tmax, d->slots[i].seen);
-		}
-	width = ((double) tmax - (double) tmin + 1) / 64;
-	for (uint64 i = 0; i < d->nslots; i++)
-		if (d->slots[i].key != 0)
-			hist[Min(63, (int) (((double) d->slots[i].seen - (double) tmin) / width))]++;
-	for (b = 0; b < 63 && sum + hist[b] < want; b++)
-		sum += hist[b];
-	/* the end of bin b, rounded up: never tmin, or nothing would move */
-	cut = b == 63 ? tmax + 1 : Max(tmin + 1, tmin + (TimestampTz) ceil((b + 1) * width));
-	if (b < 63)
-		sum += hist[b];
+	for (i = 0; i < d->nsteps && sum < want; i++)
+		sum += d->steps[i].n;
+	/* past the last step (counts that ran short): every key moves */
+	cut = sum >= want && i > 0 ? d->steps[i - 1].seen + 1 : PG_INT64_MAX;
+	steps_forget(d, cut);
 
 	s = d->nseg > 0 ? &d->seg[d->nseg - 1] : NULL;
-	if (s == NULL || s->bits == NULL || s->nkeys + (int64) sum > s->capacity)
+	if (s == NULL || s->bits == NULL || s->nkeys + (int64) Min(sum, d->live) > s->capacity)
 	{
 		if (d->nseg == MAX_SEGMENTS)
 		{
@@ -372,18 +432,27 @@ table_evict(DedupState *d, uint64 room)
 		/* past its capacity a filter answers "maybe" more often, and stays exact */
 		s->capacity = s->nblocks * 512 / BLOOM_BITS_PER_KEY;
 	}
-	for (uint64 i = 0; i < d->nslots; i++)
+	for (uint64 j = 0; j < d->nslots; j++)
 	{
-		while (d->slots[i].key != 0 && d->slots[i].seen < cut)
+		while (d->slots[j].key != 0 && d->slots[j].seen < cut)
 		{
 			if (s->bits)
-				bloom_add(s, d->slots[i].key);
-			s->tmin = Min(s->tmin, d->slots[i].seen);
-			s->tmax = Max(s->tmax, d->slots[i].seen);
+			{
+				moving[nmoving++] = d->slots[j].key;
+				if (nmoving == EVICT_AHEAD)
+				{
+					bloom_add_keys(s, moving, nmoving);
+					nmoving = 0;
+				}
+			}
+			s->tmin = Min(s->tmin, d->slots[j].seen);
+			s->tmax = Max(s->tmax, d->slots[j].seen);
 			s->nkeys++;
-			table_delete(d, i);
+			table_delete(d, j);
 		}
 	}
+	if (nmoving > 0)
+		bloom_add_keys(s, moving, nmoving);
 }
 
 /* room for n more keys in the hash table, within the bound */
@@ -420,6 +489,7 @@ table_add(DedupState *d, const uint64 *keys, int n, bool big_endian, TimestampTz
 				k = norm_key(pg_ntoh64(k));
 			table_put(d, k, seen);
 		}
+		steps_add(d, seen, piece);
 		keys += piece;
 		n -= piece;
 	}
@@ -493,6 +563,12 @@ DedupForget(DedupState *d)
 		pfree(d->arena);
 	d->arena = NULL;
 	d->seg_bytes = 0;
+	d->nsteps = 0;
+	if (d->maybe_segs)
+		pfree(d->maybe_segs);
+	d->maybe_segs = NULL;
+	d->maybe_slots = 0;
+	d->put_early = false;
 	d->loaded = false;
 }
 
@@ -551,6 +627,7 @@ DedupBatchBegin(DedupState *d)
 		for (uint64 i = 0; i < d->nslots; i++)
 			while (d->slots[i].key != 0 && d->slots[i].seen < oldest)
 				table_delete(d, i);
+		steps_forget(d, oldest);
 		while (d->nseg > 0 && d->seg[0].tmax < oldest)
 		{
 			segment_drop_filter(d, &d->seg[0]);
@@ -566,16 +643,23 @@ DedupBatchBegin(DedupState *d)
  * Sorts out keys[0..n-1] (the keys of a batch's rows, in order) into
  * DEDUP_NEW, DEDUP_SEEN (within the horizon, or earlier in the batch) and
  * DEDUP_MAYBE, from memory alone.  Returns how many are DEDUP_MAYBE.
+ *
+ * With put_new, the caller stores every row found new, or the batch fails
+ * and DedupForget follows: the new keys then enter the hash table here, in
+ * the slot their probe found, instead of with a second probe in
+ * DedupRemember (DedupResolve puts those it settles as new).
  */
 int
-DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict)
+DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict, bool put_new)
 {
-	TimestampTz oldest = horizon_start(d, GetCurrentTransactionStartTimestamp());
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz oldest = horizon_start(d, now);
 	uint64		bslots = 64;
 	uint64	   *batch;
+	uint64		put = 0;
 	int			nmaybe = 0;
 
-	/* the batch's own set: kept from batch to batch, not allocated each time */
+	/* the batch's own sets: kept from batch to batch, not allocated each time */
 	while (bslots < (uint64) n * 2)
 		bslots *= 2;
 	if (d->batch_slots < bslots)
@@ -585,19 +669,33 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict)
 		d->batch = MemoryContextAllocExtended(d->cxt, sizeof(uint64) * bslots, MCXT_ALLOC_HUGE);
 		d->batch_slots = bslots;
 	}
+	if (d->maybe_slots < n)
+	{
+		if (d->maybe_segs)
+			pfree(d->maybe_segs);
+		d->maybe_segs = MemoryContextAllocExtended(d->cxt, sizeof(uint64) * bslots, MCXT_ALLOC_HUGE);
+		d->maybe_slots = bslots;
+	}
 	batch = d->batch;
 	memset(batch, 0, sizeof(uint64) * bslots);
-	d->maybe_segs = palloc0(sizeof(uint64) * Max(n, 1));
+	memset(d->maybe_segs, 0, sizeof(uint64) * Max(n, 1));
+
+	/* room for all of them at once, or DedupRemember puts them in pieces */
+	d->put_early = put_new &&
+		(uint64) n <= d->max_slots * MAX_LOAD_NUM / MAX_LOAD_DEN / 2;
+	if (d->put_early)
+		table_make_room(d, n);
 	for (int i = 0; i < n; i++)
 		keys[i] = norm_key(keys[i]);
 	for (int i = 0; i < n; i++)
 	{
 		uint64		k = keys[i];
 		uint64		j = mix(k) & (bslots - 1);
+		uint64		s = 0;
 
 		/* the slot a few keys ahead: its cache line comes while this one is looked at */
 		if (d->slots && i + 8 < n)
-			__builtin_prefetch(&d->slots[mix(keys[i + 8]) & (d->nslots - 1)]);
+			__builtin_prefetch(&d->slots[mix(keys[i + 8]) & (d->nslots - 1)], 1);
 		while (batch[j] != 0 && batch[j] != k)
 			j = (j + 1) & (bslots - 1);
 		if (batch[j] == k)
@@ -609,8 +707,7 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict)
 		verdict[i] = DEDUP_NEW;
 		if (d->slots)
 		{
-			uint64		s = table_slot(d, k);
-
+			s = table_slot(d, k);
 			if (d->slots[s].key == k && d->slots[s].seen >= oldest)
 			{
 				verdict[i] = DEDUP_SEEN;
@@ -625,7 +722,20 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict)
 			verdict[i] = DEDUP_MAYBE;
 			nmaybe++;
 		}
+		else if (d->put_early)
+		{
+			/* new: in its slot, free or held by the key expired */
+			if (d->slots[s].key == 0)
+			{
+				d->slots[s].key = k;
+				d->live++;
+			}
+			d->slots[s].seen = now;
+			put++;
+		}
 	}
+	if (put > 0)
+		steps_add(d, now, put);
 	return nmaybe;
 }
 
@@ -709,6 +819,12 @@ DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict)
 			uint64	   *m = bsearch(&k, maybe, nmaybe, sizeof(uint64), uint64_cmp);
 
 			verdict[i] = held[m - maybe] ? DEDUP_SEEN : DEDUP_NEW;
+			if (verdict[i] == DEDUP_NEW && d->put_early)
+			{
+				/* DedupClassify made the room */
+				table_put(d, k, GetCurrentTransactionStartTimestamp());
+				steps_add(d, GetCurrentTransactionStartTimestamp(), 1);
+			}
 		}
 	pfree(maybe);
 	pfree(held);
@@ -733,7 +849,8 @@ DedupRemember(DedupState *d, const uint64 *keys, int n)
 
 	if (n == 0)
 		return;
-	table_add(d, keys, n, false, now);
+	if (!d->put_early)
+		table_add(d, keys, n, false, now);
 	for (int i = 0; i < n; i++)
 		count[keys[i] >> 60]++;
 	for (int sh = 0; sh < SHARDS; sh++)

@@ -548,7 +548,8 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 			if (usable)
 				new_rows[nkeys++] = i;
 		}
-		if (DedupClassify(t->dedup, keys, nkeys, verdict) > 0)
+		/* a row-by-row batch may leave rows unstored: their keys wait for DedupRemember */
+		if (DedupClassify(t->dedup, keys, nkeys, verdict, !row_by_row) > 0)
 		{
 			/* the catalog is read as the extension's owner */
 			AsOwnerEnd(&as);

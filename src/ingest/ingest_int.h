@@ -65,7 +65,8 @@ extern DedupState *DedupCreate(int source_id, const Interval *horizon, int64 bud
 extern void DedupFree(DedupState *d);
 extern void DedupForget(DedupState *d);
 extern void DedupBatchBegin(DedupState *d);
-extern int	DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict);
+extern int	DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict,
+						  bool put_new);
 extern void DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict);
 extern void DedupRemember(DedupState *d, const uint64 *keys, int n);
 extern void DedupMemory(const DedupState *d, DedupUsage *u);

@@ -336,6 +336,7 @@ iotstream_source_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(iotstream_database, NULL, 0);
+	WorkerMemoryInit();
 
 	long_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream source", ALLOCSET_DEFAULT_SIZES);
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream batch", ALLOCSET_DEFAULT_SIZES);
