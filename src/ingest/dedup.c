@@ -48,6 +48,7 @@
 #define LOAD_ROWS		256			/* rows fetched at a time on a reload */
 #define STEPS			512			/* when keys entered the hash table, in steps */
 #define EVICT_AHEAD		32			/* keys moved to a filter together, blocks prefetched */
+#define PREFETCH_AHEAD	16			/* a batch's keys: probes fetched this far ahead */
 
 /* a slot of the hash table: key and time side by side, one cache line */
 typedef struct DedupSlot
@@ -318,6 +319,17 @@ bloom_add_keys(DedupSegment *s, const uint64 *keys, int n)
 
 			block[i][bit >> 6] |= UINT64CONST(1) << (bit & 63);
 		}
+}
+
+/* brings the cache line of k's block in a segment's filter */
+static inline void
+bloom_prefetch(const DedupSegment *s, uint64 k)
+{
+	uint32		start,
+				step;
+
+	if (s->bits)
+		__builtin_prefetch(s->bits + bloom_block(k, s->nblocks, &start, &step) * BLOOM_BLOCK_WORDS);
 }
 
 static bool
@@ -677,33 +689,53 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict, bool pu
 		d->maybe_slots = bslots;
 	}
 	batch = d->batch;
-	memset(batch, 0, sizeof(uint64) * bslots);
 	memset(d->maybe_segs, 0, sizeof(uint64) * Max(n, 1));
 
-	/* room for all of them at once, or DedupRemember puts them in pieces */
+	/*
+	 * Room for all of them at once, or DedupRemember puts them in pieces.
+	 * Put early, a key seen earlier in the batch is in the hash table (or,
+	 * when it was "maybe", DedupResolve finds it twice): no batch set.
+	 */
 	d->put_early = put_new &&
 		(uint64) n <= d->max_slots * MAX_LOAD_NUM / MAX_LOAD_DEN / 2;
 	if (d->put_early)
 		table_make_room(d, n);
+	else
+		memset(batch, 0, sizeof(uint64) * bslots);
 	for (int i = 0; i < n; i++)
 		keys[i] = norm_key(keys[i]);
 	for (int i = 0; i < n; i++)
 	{
 		uint64		k = keys[i];
-		uint64		j = mix(k) & (bslots - 1);
 		uint64		s = 0;
 
-		/* the slot a few keys ahead: its cache line comes while this one is looked at */
-		if (d->slots && i + 8 < n)
-			__builtin_prefetch(&d->slots[mix(keys[i + 8]) & (d->nslots - 1)], 1);
-		while (batch[j] != 0 && batch[j] != k)
-			j = (j + 1) & (bslots - 1);
-		if (batch[j] == k)
+		/*
+		 * The slot and the filter blocks of a key further on: their cache
+		 * lines come while this one is looked at.
+		 */
+		if (i + PREFETCH_AHEAD < n)
 		{
-			verdict[i] = DEDUP_SEEN;	/* earlier in this batch */
-			continue;
+			uint64		ahead = keys[i + PREFETCH_AHEAD];
+
+			if (d->slots)
+				__builtin_prefetch(&d->slots[mix(ahead) & (d->nslots - 1)], 1);
+			for (int g = d->nseg - 1; g >= 0; g--)
+				if (d->seg[g].tmax >= oldest)
+					bloom_prefetch(&d->seg[g], ahead);
 		}
-		batch[j] = k;
+		if (!d->put_early)
+		{
+			uint64		j = mix(k) & (bslots - 1);
+
+			while (batch[j] != 0 && batch[j] != k)
+				j = (j + 1) & (bslots - 1);
+			if (batch[j] == k)
+			{
+				verdict[i] = DEDUP_SEEN;	/* earlier in this batch */
+				continue;
+			}
+			batch[j] = k;
+		}
 		verdict[i] = DEDUP_NEW;
 		if (d->slots)
 		{
@@ -784,6 +816,15 @@ DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict)
 				hi[npairs++] = TimestampTzGetDatum(d->seg[g].tmax);
 			}
 	qsort(maybe, nmaybe, sizeof(uint64), uint64_cmp);
+	{
+		/* once each: a key may come twice in the batch */
+		int			u = 0;
+
+		for (int i = 0; i < nmaybe; i++)
+			if (u == 0 || maybe[u - 1] != maybe[i])
+				maybe[u++] = maybe[i];
+		nmaybe = u;
+	}
 	held = palloc0(sizeof(bool) * nmaybe);
 	args[0] = Int32GetDatum(d->source_id);
 	args[1] = PointerGetDatum(construct_array(shards, npairs, INT2OID, 2, true, TYPALIGN_SHORT));
@@ -819,6 +860,8 @@ DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict)
 			uint64	   *m = bsearch(&k, maybe, nmaybe, sizeof(uint64), uint64_cmp);
 
 			verdict[i] = held[m - maybe] ? DEDUP_SEEN : DEDUP_NEW;
+			/* the same key again later in the batch (put early: no batch set) */
+			held[m - maybe] = true;
 			if (verdict[i] == DEDUP_NEW && d->put_early)
 			{
 				/* DedupClassify made the room */
