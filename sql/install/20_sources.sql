@@ -51,8 +51,10 @@ CREATE TABLE iotstream.source_dedup (
     seen_at     timestamptz NOT NULL,
     shard       smallint NOT NULL CHECK (shard BETWEEN 0 AND 15),
     keys        bytea NOT NULL
-);
--- random hashes do not compress: stored out of line as they are
+) WITH (toast_tuple_target = 8160);
+-- random hashes do not compress: never compressed, and kept in the row up
+-- to a page (a batch of 10,000 keys makes rows of about 5kB): a row stored
+-- out of line cost three TOAST rows and their index entries more
 ALTER TABLE iotstream.source_dedup ALTER COLUMN keys SET STORAGE EXTERNAL;
 CREATE INDEX source_dedup_lookup ON iotstream.source_dedup (source_id, shard, seen_at);
 COMMENT ON TABLE iotstream.source_dedup IS 'Hashes of the dedup keys ingested within each source''s horizon: one row per batch and key shard.';

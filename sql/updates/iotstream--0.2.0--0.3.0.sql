@@ -89,7 +89,7 @@ CREATE TABLE iotstream.source_dedup (
     seen_at     timestamptz NOT NULL,
     shard       smallint NOT NULL CHECK (shard BETWEEN 0 AND 15),
     keys        bytea NOT NULL
-);
+) WITH (toast_tuple_target = 8160);
 ALTER TABLE iotstream.source_dedup ALTER COLUMN keys SET STORAGE EXTERNAL;
 CREATE INDEX source_dedup_lookup ON iotstream.source_dedup (source_id, shard, seen_at);
 COMMENT ON TABLE iotstream.source_dedup IS 'Hashes of the dedup keys ingested within each source''s horizon: one row per batch and key shard.';

@@ -23,7 +23,7 @@
  */
 #include "iotstream.h"
 
-#include <math.h>
+#include <sys/mman.h>
 
 #include "ingest/ingest_int.h"
 
@@ -109,6 +109,7 @@ struct DedupState
 	uint64	   *arena;
 	uint64		place_bytes;
 	bool		place_used[PLANNED_SEGMENTS];
+	bool		place_dirty[PLANNED_SEGMENTS];	/* once used: to be zeroed */
 	int64		seg_bytes;
 
 	bool		loaded;
@@ -155,12 +156,30 @@ horizon_start(DedupState *d, TimestampTz now)
 
 /* ---------------------------------------------------------- hash table */
 
-static void
-table_alloc(DedupState *d, uint64 nslots)
+/*
+ * Zeroed memory of the kernel's, mapped for the table and the filters:
+ * its pages are zero until first written, so neither a memset nor a
+ * growing table (a rehash at each doubling) is needed, and memory is
+ * taken as keys arrive, up to the size mapped.
+ */
+static void *
+zeroed_map(size_t bytes)
 {
-	d->slots = MemoryContextAllocExtended(d->cxt, nslots * sizeof(DedupSlot),
-										  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	d->nslots = nslots;
+	void	   *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory for %zu bytes of dedup keys", bytes),
+				 errhint("Lower the source's dedup_memory, or free memory on the server.")));
+	return p;
+}
+
+static void
+table_alloc(DedupState *d)
+{
+	d->slots = zeroed_map(d->max_slots * sizeof(DedupSlot));
+	d->nslots = d->max_slots;
 	d->live = 0;
 }
 
@@ -168,7 +187,7 @@ static void
 table_free(DedupState *d)
 {
 	if (d->slots)
-		pfree(d->slots);
+		munmap(d->slots, d->nslots * sizeof(DedupSlot));
 	d->slots = NULL;
 	d->nslots = 0;
 	d->live = 0;
@@ -228,20 +247,6 @@ table_delete(DedupState *d, uint64 i)
 	}
 	d->slots[i].key = 0;
 	d->live--;
-}
-
-/* doubles the table; the bound leaves room for both while it moves */
-static void
-table_grow(DedupState *d)
-{
-	DedupSlot  *old = d->slots;
-	uint64		on = d->nslots;
-
-	table_alloc(d, on * 2);
-	for (uint64 i = 0; i < on; i++)
-		if (old[i].key != 0)
-			table_put(d, old[i].key, old[i].seen);
-	pfree(old);
 }
 
 /* n keys entered the hash table at seen */
@@ -371,11 +376,10 @@ segment_place(DedupState *d, int *place)
 		int64		budget = d->budget - (int64) (d->max_slots * SLOT_BYTES);
 
 		d->place_bytes = Max(64, (budget / PLANNED_SEGMENTS) & ~(int64) 63);
-		/* not zeroed here: a place is zeroed when a filter takes it */
-		d->arena = MemoryContextAllocExtended(d->cxt, d->place_bytes * PLANNED_SEGMENTS,
-											  MCXT_ALLOC_HUGE);
+		d->arena = zeroed_map(d->place_bytes * PLANNED_SEGMENTS);
 		d->seg_bytes = d->place_bytes * PLANNED_SEGMENTS;
 		memset(d->place_used, 0, sizeof(d->place_used));
+		memset(d->place_dirty, 0, sizeof(d->place_dirty));
 	}
 	for (int pass = 0; pass < 2; pass++)
 	{
@@ -384,8 +388,10 @@ segment_place(DedupState *d, int *place)
 			{
 				uint64	   *bits = d->arena + p * (d->place_bytes / sizeof(uint64));
 
-				memset(bits, 0, d->place_bytes);
-				d->place_used[p] = true;
+				/* zero as mapped, the first time */
+				if (d->place_dirty[p])
+					memset(bits, 0, d->place_bytes);
+				d->place_used[p] = d->place_dirty[p] = true;
 				*place = p;
 				return bits;
 			}
@@ -472,9 +478,7 @@ static void
 table_make_room(DedupState *d, uint64 n)
 {
 	if (d->slots == NULL)
-		table_alloc(d, MIN_SLOTS);
-	while ((d->live + n) * MAX_LOAD_DEN > d->nslots * MAX_LOAD_NUM && d->nslots < d->max_slots)
-		table_grow(d);
+		table_alloc(d);
 	while ((d->live + n) * MAX_LOAD_DEN > d->nslots * MAX_LOAD_NUM)
 		table_evict(d, d->live + n - d->nslots * MAX_LOAD_NUM / MAX_LOAD_DEN);
 }
@@ -522,9 +526,9 @@ DedupCreate(int source_id, const Interval *horizon, int64 budget, MemoryContext 
 	d->horizon = *horizon;
 	d->budget = budget;
 	d->cxt = cxt;
-	/* the table at its largest, and at its half while it doubles, take half the bound */
+	/* the table takes half the bound (mapped whole, taken as keys come) */
 	d->max_slots = MIN_SLOTS;
-	while ((d->max_slots * 2 + d->max_slots) * SLOT_BYTES <= (uint64) budget / 2)
+	while (d->max_slots * 2 * SLOT_BYTES <= (uint64) budget / 2)
 		d->max_slots *= 2;
 	usecs = horizon->time + (int64) horizon->day * USECS_PER_DAY + (int64) horizon->month * 30 * USECS_PER_DAY;
 	d->sweep_us = Min(Max(usecs / 16, USECS_PER_SEC), 60 * USECS_PER_SEC);
@@ -572,7 +576,7 @@ DedupForget(DedupState *d)
 	d->batch_slots = 0;
 	d->nseg = 0;
 	if (d->arena)
-		pfree(d->arena);
+		munmap(d->arena, d->seg_bytes);
 	d->arena = NULL;
 	d->seg_bytes = 0;
 	d->nsteps = 0;
