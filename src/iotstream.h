@@ -87,6 +87,7 @@ extern const char *CatchError(void (*step) (void *arg), void *arg);
 /* in launcher.c: the GUCs, the launcher, and every worker's transactions */
 extern char *iotstream_database;
 extern int	iotstream_detection_yield;
+extern int	iotstream_rule_state_idle;	/* minutes */
 extern int	iotstream_max_workers;
 extern void LauncherInit(void);
 extern void WorkerBeginXact(const char *activity);

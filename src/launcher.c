@@ -43,6 +43,7 @@
 
 /* GUCs */
 char	   *iotstream_database = NULL;
+int			iotstream_rule_state_idle = 7 * 24 * 60;
 int			iotstream_detection_yield = 10000;
 int			iotstream_max_workers = 16;
 
@@ -387,6 +388,12 @@ LauncherInit(void)
 							"that ingestion gets the CPU, then runs one step and waits again; 0 never waits.",
 							&iotstream_detection_yield, 10000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("iotstream.rule_state_idle",
+							"How long a rule keeps the state of a key that sends nothing.",
+							"A row-by-row rule's key silent this long starts afresh, and its state leaves "
+							"iotstream.rule_state: the state rules keep is bounded by the keys that send.",
+							&iotstream_rule_state_idle, 7 * 24 * 60, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
 	DefineCustomIntVariable("iotstream.max_workers",
 							"Maximum number of iotstream source workers.",
 							"Each also needs a slot in max_worker_processes.",

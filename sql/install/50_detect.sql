@@ -92,14 +92,18 @@ CREATE TABLE iotstream.rule_progress (
 );
 COMMENT ON TABLE iotstream.rule_progress IS 'Per rule: how far it has evaluated, and its counters.';
 
--- Per rule and key, the state of a row-by-row detector (a C struct).
+-- Per rule and key, the state of a row-by-row detector (a C struct), and
+-- when the key last sent: a key silent for iotstream.rule_state_idle loses
+-- its state (src/detect/rule_state.c).
 CREATE TABLE iotstream.rule_state (
     rule_id int NOT NULL REFERENCES iotstream.rules ON DELETE CASCADE,
     key     jsonb NOT NULL,
     state   bytea NOT NULL,
+    seen_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (rule_id, key)
 );
-COMMENT ON TABLE iotstream.rule_state IS 'Per rule and key: the detector state of row-by-row rules, saved with each evaluation.';
+CREATE INDEX rule_state_idle ON iotstream.rule_state (rule_id, seen_at);
+COMMENT ON TABLE iotstream.rule_state IS 'Per rule and key: the detector state of row-by-row rules, saved with each evaluation; idle keys age out.';
 
 CREATE TABLE iotstream.anomalies (
     id             bigserial PRIMARY KEY,

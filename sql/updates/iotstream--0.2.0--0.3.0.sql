@@ -2022,3 +2022,10 @@ COMMENT ON FUNCTION iotstream.run_export(text) IS
 
 COMMENT ON FUNCTION iotstream.create_export(text, regclass, text, interval, interval, text, text, text, text, jsonb, text) IS
     'Creates an export of a stream table: every sealed period (end + lateness < now()) becomes about ceil(bytes / target_file_size) Parquet files, by event time. format delta (the default): a Delta Lake table at destination/<table>, files in event_date=YYYY-MM-DD/event_hour=H/, one log commit per run; format parquet: destination/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN-<uuid>.parquet without a log. Registers the pg_cron job iotstream_export_<name> running iotstream.run_export(name) (schedule => NULL: none). Options: the writer options of write_parquet (compression_level, row_group_size, ...), block_size (16MB), parallel_uploads (4), max_retries (6), request_timeout_ms (120000), and for delta deleted_file_retention (7 days) and log_retention (30 days).';
+
+-- ------------------------------------------------------------ rule state
+-- Bounded memory (issue 21): a key that stopped sending ages out of its
+-- rule's state after iotstream.rule_state_idle.
+ALTER TABLE iotstream.rule_state ADD COLUMN seen_at timestamptz NOT NULL DEFAULT now();
+CREATE INDEX rule_state_idle ON iotstream.rule_state (rule_id, seen_at);
+COMMENT ON TABLE iotstream.rule_state IS 'Per rule and key: the detector state of row-by-row rules, saved with each evaluation; idle keys age out.';

@@ -3,7 +3,11 @@
  *		Each key's detector state, and its key as JSON.
  *
  * A row-by-row rule keeps a state per key (iotstream.rule_state), loaded
- * before and saved after each evaluation in its transaction.  Keys are
+ * before and saved after each evaluation in its transaction.  A key that
+ * sent nothing for iotstream.rule_state_idle is not loaded (it starts
+ * afresh), and such keys leave the table in bulk as the rule's state is
+ * loaded (an index range, empty when none is idle): the state a rule holds
+ * is bounded by the keys that send.  Keys are
  * spelled as JSON (jsonb_build_object, as anomalies show them) only the
  * first time a key is seen; rows carry them in binary form.
  *-------------------------------------------------------------------------
@@ -87,12 +91,17 @@ RuleStatesCreate(const Rule *r, bool load)
 	states = hash_create("iotstream rule states", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	if (load && RuleStateSize(r) > 0)
 	{
-		Oid			argtypes[1] = {INT4OID};
-		Datum		args[1] = {Int32GetDatum(r->rule_id)};
+		Oid			argtypes[2] = {INT4OID, TIMESTAMPTZOID};
+		TimestampTz now = GetCurrentTransactionStartTimestamp();
+		Datum		args[2] = {Int32GetDatum(r->rule_id),
+		TimestampTzGetDatum(now - (TimestampTz) iotstream_rule_state_idle * 60 * USECS_PER_SEC)};
 		Size		size = RuleStateSize(r);
 
-		if (SPI_execute_with_args("SELECT key::text, state FROM iotstream.rule_state WHERE rule_id = $1",
-								  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		if (SPI_execute_with_args("DELETE FROM iotstream.rule_state WHERE rule_id = $1 AND seen_at < $2",
+								  2, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not forget idle keys of iotstream.rule_state");
+		if (SPI_execute_with_args("SELECT key::text, state FROM iotstream.rule_state WHERE rule_id = $1 AND seen_at >= $2",
+								  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read iotstream.rule_state");
 		MemoryContextSwitchTo(ctl.hcxt);
 		for (uint64 i = 0; i < SPI_processed; i++)
@@ -154,7 +163,7 @@ RuleStatesSave(const Rule *r, HTAB *states)
 	args[2] = PointerGetDatum(construct_array(vd, n, BYTEAOID, -1, false, TYPALIGN_INT));
 	if (SPI_execute_with_args("INSERT INTO iotstream.rule_state AS s (rule_id, key, state)"
 							  " SELECT $1, k::jsonb, v FROM unnest($2, $3) u(k, v)"
-							  " ON CONFLICT (rule_id, key) DO UPDATE SET state = excluded.state",
+							  " ON CONFLICT (rule_id, key) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at",
 							  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store iotstream.rule_state");
 }

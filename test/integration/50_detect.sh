@@ -187,5 +187,23 @@ ids=$(grep 'Asynchronous notification "iotstream_anomaly"' "$W/notify.log" | gre
 assert_eq "$ids" "$(q "SELECT string_agg(id::text, ' ' ORDER BY id) || ' ' FROM iotstream.anomalies WHERE rule LIKE 'it60%'")" \
   "the listener received each anomaly's NOTIFY, with its id"
 
+# idle keys age out of a rule's state (iotstream.rule_state_idle, 7 days):
+# a key last seen 8 days ago leaves iotstream.rule_state at the rule's next
+# evaluation; the sensors, which sent within it, keep theirs
+ewma=$(q "SELECT rule_id FROM iotstream.rules WHERE name = 'it60_ewma'")
+assert_eq "$(q "SELECT count(*) FROM iotstream.rule_state WHERE rule_id = $ewma")" 20 \
+  "ewma keeps a state for each of the 20 sensors"
+q "INSERT INTO iotstream.rule_state (rule_id, key, state, seen_at)
+   SELECT rule_id, '{\"sensor_id\": \"ghost\"}', state, now() - interval '8 days'
+     FROM iotstream.rule_state WHERE rule_id = $ewma LIMIT 1" >/dev/null
+until0=$(q "SELECT evaluated_until FROM iotstream.rule_progress WHERE rule_id = $ewma")
+for m in 30 31 32 33; do
+  echo "{\"timestamp\": \"2026-11-01T00:$m:00Z\", \"sensor_id\": \"sensor-0002\", \"metric_type\": \"temperature\", \"value\": 65}"
+done | kcat -P -b "$BROKERS" -t shift
+wait_for "SELECT evaluated_until > '$until0' FROM iotstream.rule_progress WHERE rule_id = $ewma" 60
+assert_eq "$(q "SELECT count(*), count(*) FILTER (WHERE key->>'sensor_id' = 'ghost')
+                  FROM iotstream.rule_state WHERE rule_id = $ewma")" "20|0" \
+  "an idle key leaves the rule's state; the sensors keep theirs"
+
 q "SELECT iotstream.drop_source('it60_' || t) FROM unnest(ARRAY['ordered', 'shuffled', 'shift']) t" >/dev/null
 echo "ok"
