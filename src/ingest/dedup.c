@@ -163,9 +163,10 @@ horizon_start(DedupState *d, TimestampTz now)
  * taken as keys arrive, up to the size mapped.
  */
 static void *
-zeroed_map(size_t bytes)
+zeroed_map(size_t bytes, bool populate)
 {
-	void	   *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void	   *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+						 MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
 
 	if (p == MAP_FAILED)
 		ereport(ERROR,
@@ -178,7 +179,7 @@ zeroed_map(size_t bytes)
 static void
 table_alloc(DedupState *d)
 {
-	d->slots = zeroed_map(d->max_slots * sizeof(DedupSlot));
+	d->slots = zeroed_map(d->max_slots * sizeof(DedupSlot), false);
 	d->nslots = d->max_slots;
 	d->live = 0;
 }
@@ -376,7 +377,11 @@ segment_place(DedupState *d, int *place)
 		int64		budget = d->budget - (int64) (d->max_slots * SLOT_BYTES);
 
 		d->place_bytes = Max(64, (budget / PLANNED_SEGMENTS) & ~(int64) 63);
-		d->arena = zeroed_map(d->place_bytes * PLANNED_SEGMENTS);
+		/*
+		 * Its pages are taken now, all of them: memory then stays where it
+		 * is as filters fill places, instead of creeping up a place at a time
+		 */
+		d->arena = zeroed_map(d->place_bytes * PLANNED_SEGMENTS, true);
 		d->seg_bytes = d->place_bytes * PLANNED_SEGMENTS;
 		memset(d->place_used, 0, sizeof(d->place_used));
 		memset(d->place_dirty, 0, sizeof(d->place_dirty));
