@@ -41,15 +41,15 @@ CREATE TABLE iotstream.source_offsets (
 COMMENT ON TABLE iotstream.source_offsets IS 'Per source and partition: the next offset to consume, committed with the rows; the last high watermark seen; and the newest event time stored (the partition''s watermark).';
 
 -- Dedup keys seen within the horizon, per source: one row per batch and key
--- shard (the top 4 bits of the key hash), the batch's keys in `keys` as
--- 8-byte big-endian hashes.  Written in the batch's transaction, looked up
+-- shard (the top 5 bits of the key hash), the batch's keys in `keys` as
+-- 16-byte big-endian hashes (two 64-bit halves).  Written in the batch's transaction, looked up
 -- by shard and time only for keys memory cannot decide, and deleted a whole
 -- row at a time once the horizon has passed (src/ingest/dedup.c).  No
 -- foreign key: a trigger forgets the keys of a source that goes.
 CREATE TABLE iotstream.source_dedup (
     source_id   int NOT NULL,
     seen_at     timestamptz NOT NULL,
-    shard       smallint NOT NULL CHECK (shard BETWEEN 0 AND 15),
+    shard       smallint NOT NULL CHECK (shard BETWEEN 0 AND 31),
     keys        bytea NOT NULL
 ) WITH (toast_tuple_target = 8160);
 -- random hashes do not compress: never compressed, and kept in the row up

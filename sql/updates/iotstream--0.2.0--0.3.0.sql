@@ -87,7 +87,7 @@ ALTER TABLE iotstream.source_dedup RENAME TO source_dedup_0_2;
 CREATE TABLE iotstream.source_dedup (
     source_id   int NOT NULL,
     seen_at     timestamptz NOT NULL,
-    shard       smallint NOT NULL CHECK (shard BETWEEN 0 AND 15),
+    shard       smallint NOT NULL CHECK (shard BETWEEN 0 AND 31),
     keys        bytea NOT NULL
 ) WITH (toast_tuple_target = 8160);
 ALTER TABLE iotstream.source_dedup ALTER COLUMN keys SET STORAGE EXTERNAL;
@@ -95,7 +95,9 @@ CREATE INDEX source_dedup_lookup ON iotstream.source_dedup (source_id, shard, se
 COMMENT ON TABLE iotstream.source_dedup IS 'Hashes of the dedup keys ingested within each source''s horizon: one row per batch and key shard.';
 REVOKE ALL ON iotstream.source_dedup FROM PUBLIC;
 INSERT INTO iotstream.source_dedup (source_id, seen_at, shard, keys)
-SELECT source_id, seen_at, ((key_hash >> 60) & 15)::smallint, string_agg(int8send(key_hash), ''::bytea)
+SELECT source_id, seen_at, ((key_hash >> 59) & 31)::smallint,
+       -- 0.2.0 kept 64 bits: the second half 0 matches any (src/ingest/dedup.c)
+       string_agg(int8send(key_hash) || '\x0000000000000000'::bytea, ''::bytea)
   FROM iotstream.source_dedup_0_2
  GROUP BY 1, 2, 3;
 DROP TABLE iotstream.source_dedup_0_2;

@@ -44,16 +44,18 @@
 #define BLOOM_PROBES	12
 #define PLANNED_SEGMENTS 8			/* a segment's filter: this part of its budget */
 #define MAX_SEGMENTS	64
-#define SHARDS			16			/* rows per batch in source_dedup */
+#define SHARDS			32			/* rows per batch in source_dedup */
+#define SHARD_SHIFT		59			/* a key's shard: the top 5 bits of hi */
+#define KEY_BYTES		16			/* a key in source_dedup: hi, lo, big-endian */
 #define LOAD_ROWS		256			/* rows fetched at a time on a reload */
 #define STEPS			512			/* when keys entered the hash table, in steps */
 #define EVICT_AHEAD		32			/* keys moved to a filter together, blocks prefetched */
 #define PREFETCH_AHEAD	16			/* a batch's keys: probes fetched this far ahead */
 
-/* a slot of the hash table: key and time side by side, one cache line */
+/* a slot of the hash table: key and time side by side */
 typedef struct DedupSlot
 {
-	uint64		key;			/* 0: free (a key of 0 is taken as 1) */
+	DedupKey	key;			/* hi 0: free (a hi of 0 is taken as 1) */
 	TimestampTz seen;
 } DedupSlot;
 
@@ -84,7 +86,7 @@ struct DedupState
 
 	/* the newest keys */
 	DedupSlot  *slots;
-	uint64		nslots;			/* a power of two */
+	uint64		nslots;			/* half the bound, in slots */
 	uint64		max_slots;
 	uint64		live;
 
@@ -113,7 +115,7 @@ struct DedupState
 	int64		seg_bytes;
 
 	bool		loaded;
-	uint64	   *batch;			/* a batch's keys so far (DedupClassify), kept */
+	DedupKey   *batch;			/* a batch's keys so far (DedupClassify), kept */
 	uint64		batch_slots;
 	uint64	   *maybe_segs;		/* per key classified: the segments that said
 								 * "maybe" (a bit each), until DedupResolve;
@@ -130,10 +132,55 @@ struct DedupState
 	SPIPlanPtr	load_plan;
 };
 
-static inline uint64
-norm_key(uint64 k)
+/*
+ * A key is 128 bits of hash: hi places it (slots, shards, filters), both
+ * halves decide equality.  Neither half is 0 in a key hashed here; a lo of
+ * 0 is a key stored by 0.2.0, which kept 64 bits (hi), and it matches any
+ * key with its hi until its horizon has passed.
+ */
+static inline DedupKey
+norm_key(DedupKey k)
 {
-	return k ? k : 1;
+	if (k.hi == 0)
+		k.hi = 1;
+	if (k.lo == 0)
+		k.lo = 1;
+	return k;
+}
+
+static inline bool
+key_eq(DedupKey a, DedupKey b)
+{
+	return a.hi == b.hi && (a.lo == b.lo || a.lo == 0 || b.lo == 0);
+}
+
+/* a key of source_dedup, big-endian: 16 bytes (8 from 0.2.0, lo 0) */
+static inline DedupKey
+key_from_be(const char *p, int width)
+{
+	DedupKey	k = {0, 0};
+
+	memcpy(&k.hi, p, sizeof(uint64));
+	k.hi = pg_ntoh64(k.hi);
+	if (k.hi == 0)
+		k.hi = 1;
+	if (width == KEY_BYTES)
+	{
+		memcpy(&k.lo, p + sizeof(uint64), sizeof(uint64));
+		k.lo = pg_ntoh64(k.lo);
+	}
+	return k;
+}
+
+static int
+key_cmp(const void *a, const void *b)
+{
+	const DedupKey *x = a;
+	const DedupKey *y = b;
+
+	if (x->hi != y->hi)
+		return x->hi < y->hi ? -1 : 1;
+	return x->lo < y->lo ? -1 : x->lo > y->lo ? 1 : 0;
 }
 
 /* the keys are hashes already; this spreads them over slots and blocks */
@@ -194,24 +241,30 @@ table_free(DedupState *d)
 	d->live = 0;
 }
 
+/* where a key's probe starts: any table size, not only powers of two */
+static inline uint64
+slot_home(const DedupState *d, uint64 hi)
+{
+	return (uint64) (((unsigned __int128) mix(hi) * d->nslots) >> 64);
+}
+
 /* the slot of k, or of the free slot where it would go */
 static inline uint64
-table_slot(const DedupState *d, uint64 k)
+table_slot(const DedupState *d, DedupKey k)
 {
-	uint64		mask = d->nslots - 1;
-	uint64		i = mix(k) & mask;
+	uint64		i = slot_home(d, k.hi);
 
-	while (d->slots[i].key != 0 && d->slots[i].key != k)
-		i = (i + 1) & mask;
+	while (d->slots[i].key.hi != 0 && !key_eq(d->slots[i].key, k))
+		i = i + 1 == d->nslots ? 0 : i + 1;
 	return i;
 }
 
 static void
-table_put(DedupState *d, uint64 k, TimestampTz t)
+table_put(DedupState *d, DedupKey k, TimestampTz t)
 {
 	uint64		i = table_slot(d, k);
 
-	if (d->slots[i].key == 0)
+	if (d->slots[i].key.hi == 0)
 	{
 		d->slots[i].key = k;
 		d->slots[i].seen = t;
@@ -229,24 +282,23 @@ table_put(DedupState *d, uint64 k, TimestampTz t)
 static void
 table_delete(DedupState *d, uint64 i)
 {
-	uint64		mask = d->nslots - 1;
 	uint64		j = i;
 
 	for (;;)
 	{
 		uint64		home;
 
-		j = (j + 1) & mask;
-		if (d->slots[j].key == 0)
+		j = j + 1 == d->nslots ? 0 : j + 1;
+		if (d->slots[j].key.hi == 0)
 			break;
-		home = mix(d->slots[j].key) & mask;
+		home = slot_home(d, d->slots[j].key.hi);
 		/* the key at j stays if its home lies cyclically in (i, j] */
 		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
 			continue;
 		d->slots[i] = d->slots[j];
 		i = j;
 	}
-	d->slots[i].key = 0;
+	d->slots[i].key.hi = 0;
 	d->live--;
 }
 
@@ -457,11 +509,11 @@ table_evict(DedupState *d, uint64 room)
 	}
 	for (uint64 j = 0; j < d->nslots; j++)
 	{
-		while (d->slots[j].key != 0 && d->slots[j].seen < cut)
+		while (d->slots[j].key.hi != 0 && d->slots[j].seen < cut)
 		{
 			if (s->bits)
 			{
-				moving[nmoving++] = d->slots[j].key;
+				moving[nmoving++] = d->slots[j].key.hi;
 				if (nmoving == EVICT_AHEAD)
 				{
 					bloom_add_keys(s, moving, nmoving);
@@ -488,9 +540,12 @@ table_make_room(DedupState *d, uint64 n)
 		table_evict(d, d->live + n - d->nslots * MAX_LOAD_NUM / MAX_LOAD_DEN);
 }
 
-/* keys seen at a time, in pieces the hash table has room for */
+/*
+ * Keys seen at a time, in pieces the hash table has room for: n keys of
+ * keys, or (keys NULL) n big-endian keys of width bytes at be.
+ */
 static void
-table_add(DedupState *d, const uint64 *keys, int n, bool big_endian, TimestampTz seen)
+table_add(DedupState *d, const DedupKey *keys, const char *be, int width, int n, TimestampTz seen)
 {
 	while (n > 0)
 	{
@@ -501,17 +556,15 @@ table_add(DedupState *d, const uint64 *keys, int n, bool big_endian, TimestampTz
 		table_make_room(d, piece);
 		for (int i = 0; i < piece; i++)
 		{
-			uint64		k;
-
-			if (!big_endian && i + 8 < piece)
-				__builtin_prefetch(&d->slots[mix(keys[i + 8]) & (d->nslots - 1)], 1);
-			memcpy(&k, (const char *) keys + i * sizeof(uint64), sizeof(uint64));	/* unaligned, maybe */
-			if (big_endian)
-				k = norm_key(pg_ntoh64(k));
-			table_put(d, k, seen);
+			if (keys && i + 8 < piece)
+				__builtin_prefetch(&d->slots[slot_home(d, keys[i + 8].hi)], 1);
+			table_put(d, keys ? keys[i] : key_from_be(be + (size_t) i * width, width), seen);
 		}
 		steps_add(d, seen, piece);
-		keys += piece;
+		if (keys)
+			keys += piece;
+		else
+			be += (size_t) piece * width;
 		n -= piece;
 	}
 }
@@ -532,9 +585,7 @@ DedupCreate(int source_id, const Interval *horizon, int64 budget, MemoryContext 
 	d->budget = budget;
 	d->cxt = cxt;
 	/* the table takes half the bound (mapped whole, taken as keys come) */
-	d->max_slots = MIN_SLOTS;
-	while (d->max_slots * 2 * SLOT_BYTES <= (uint64) budget / 2)
-		d->max_slots *= 2;
+	d->max_slots = Max(MIN_SLOTS, (uint64) budget / 2 / SLOT_BYTES);
 	usecs = horizon->time + (int64) horizon->day * USECS_PER_DAY + (int64) horizon->month * 30 * USECS_PER_DAY;
 	d->sweep_us = Min(Max(usecs / 16, USECS_PER_SEC), 60 * USECS_PER_SEC);
 
@@ -593,11 +644,11 @@ DedupForget(DedupState *d)
 	d->loaded = false;
 }
 
-/* the keys of a batch row of source_dedup: big-endian, 8 bytes each */
+/* the keys of a batch row of source_dedup */
 static void
-load_block(DedupState *d, TimestampTz seen, bytea *b)
+load_block(DedupState *d, TimestampTz seen, bytea *b, int width)
 {
-	table_add(d, (const uint64 *) VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b) / sizeof(uint64), true, seen);
+	table_add(d, NULL, VARDATA_ANY(b), width, VARSIZE_ANY_EXHDR(b) / width, seen);
 }
 
 /* Forgets what the horizon left behind, everywhere; then (re)loads. */
@@ -632,7 +683,7 @@ DedupBatchBegin(DedupState *d)
 				TimestampTz seen = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
 				bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &isnull));
 
-				load_block(d, seen, b);
+				load_block(d, seen, b, KEY_BYTES);
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(per_block);
 			}
@@ -646,7 +697,7 @@ DedupBatchBegin(DedupState *d)
 	{
 		/* the sweep: expired slots and whole segments */
 		for (uint64 i = 0; i < d->nslots; i++)
-			while (d->slots[i].key != 0 && d->slots[i].seen < oldest)
+			while (d->slots[i].key.hi != 0 && d->slots[i].seen < oldest)
 				table_delete(d, i);
 		steps_forget(d, oldest);
 		while (d->nseg > 0 && d->seg[0].tmax < oldest)
@@ -671,12 +722,12 @@ DedupBatchBegin(DedupState *d)
  * DedupRemember (DedupResolve puts those it settles as new).
  */
 int
-DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict, bool put_new)
+DedupClassify(DedupState *d, DedupKey *keys, int n, DedupVerdict *verdict, bool put_new)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	TimestampTz oldest = horizon_start(d, now);
 	uint64		bslots = 64;
-	uint64	   *batch;
+	DedupKey   *batch;
 	uint64		put = 0;
 	int			nmaybe = 0;
 
@@ -687,7 +738,7 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict, bool pu
 	{
 		if (d->batch)
 			pfree(d->batch);
-		d->batch = MemoryContextAllocExtended(d->cxt, sizeof(uint64) * bslots, MCXT_ALLOC_HUGE);
+		d->batch = MemoryContextAllocExtended(d->cxt, sizeof(DedupKey) * bslots, MCXT_ALLOC_HUGE);
 		d->batch_slots = bslots;
 	}
 	if (d->maybe_slots < n)
@@ -710,12 +761,12 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict, bool pu
 	if (d->put_early)
 		table_make_room(d, n);
 	else
-		memset(batch, 0, sizeof(uint64) * bslots);
+		memset(batch, 0, sizeof(DedupKey) * bslots);
 	for (int i = 0; i < n; i++)
 		keys[i] = norm_key(keys[i]);
 	for (int i = 0; i < n; i++)
 	{
-		uint64		k = keys[i];
+		DedupKey	k = keys[i];
 		uint64		s = 0;
 
 		/*
@@ -724,21 +775,21 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict, bool pu
 		 */
 		if (i + PREFETCH_AHEAD < n)
 		{
-			uint64		ahead = keys[i + PREFETCH_AHEAD];
+			uint64		ahead = keys[i + PREFETCH_AHEAD].hi;
 
 			if (d->slots)
-				__builtin_prefetch(&d->slots[mix(ahead) & (d->nslots - 1)], 1);
+				__builtin_prefetch(&d->slots[slot_home(d, ahead)], 1);
 			for (int g = d->nseg - 1; g >= 0; g--)
 				if (d->seg[g].tmax >= oldest)
 					bloom_prefetch(&d->seg[g], ahead);
 		}
 		if (!d->put_early)
 		{
-			uint64		j = mix(k) & (bslots - 1);
+			uint64		j = mix(k.hi) & (bslots - 1);
 
-			while (batch[j] != 0 && batch[j] != k)
+			while (batch[j].hi != 0 && !key_eq(batch[j], k))
 				j = (j + 1) & (bslots - 1);
-			if (batch[j] == k)
+			if (batch[j].hi != 0)
 			{
 				verdict[i] = DEDUP_SEEN;	/* earlier in this batch */
 				continue;
@@ -749,14 +800,14 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict, bool pu
 		if (d->slots)
 		{
 			s = table_slot(d, k);
-			if (d->slots[s].key == k && d->slots[s].seen >= oldest)
+			if (d->slots[s].key.hi != 0 && d->slots[s].seen >= oldest)
 			{
 				verdict[i] = DEDUP_SEEN;
 				continue;
 			}
 		}
 		for (int g = d->nseg - 1; g >= 0; g--)
-			if (d->seg[g].tmax >= oldest && bloom_maybe(&d->seg[g], k))
+			if (d->seg[g].tmax >= oldest && bloom_maybe(&d->seg[g], k.hi))
 				d->maybe_segs[i] |= UINT64CONST(1) << g;
 		if (d->maybe_segs[i])
 		{
@@ -766,11 +817,9 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict, bool pu
 		else if (d->put_early)
 		{
 			/* new: in its slot, free or held by the key expired */
-			if (d->slots[s].key == 0)
-			{
-				d->slots[s].key = k;
+			if (d->slots[s].key.hi == 0)
 				d->live++;
-			}
+			d->slots[s].key = k;
 			d->slots[s].seen = now;
 			put++;
 		}
@@ -780,13 +829,23 @@ DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict, bool pu
 	return nmaybe;
 }
 
+/* the first of sorted keys[0..n-1] whose hi is not below hi */
 static int
-uint64_cmp(const void *a, const void *b)
+lower_bound_hi(const DedupKey *keys, int n, uint64 hi)
 {
-	uint64		x = *(const uint64 *) a;
-	uint64		y = *(const uint64 *) b;
+	int			a = 0,
+				b = n;
 
-	return x < y ? -1 : x > y ? 1 : 0;
+	while (a < b)
+	{
+		int			m = a + (b - a) / 2;
+
+		if (keys[m].hi < hi)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a;
 }
 
 /*
@@ -795,11 +854,11 @@ uint64_cmp(const void *a, const void *b)
  * segment that said "maybe" (the hash table answered for the rest).
  */
 void
-DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict)
+DedupResolve(DedupState *d, const DedupKey *keys, int n, DedupVerdict *verdict)
 {
 	TimestampTz oldest = horizon_start(d, GetCurrentTransactionStartTimestamp());
 	uint64		wanted[SHARDS] = {0};	/* per shard, the segments to read */
-	uint64	   *maybe = palloc(sizeof(uint64) * n);
+	DedupKey   *maybe = palloc(sizeof(DedupKey) * n);
 	bool	   *held;
 	int			nmaybe = 0;
 	int			npairs = 0;
@@ -812,7 +871,7 @@ DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict)
 		if (verdict[i] == DEDUP_MAYBE)
 		{
 			maybe[nmaybe++] = keys[i];
-			wanted[keys[i] >> 60] |= d->maybe_segs[i];
+			wanted[keys[i].hi >> SHARD_SHIFT] |= d->maybe_segs[i];
 		}
 	if (nmaybe == 0)
 		return;
@@ -824,13 +883,13 @@ DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict)
 				lo[npairs] = TimestampTzGetDatum(Max(d->seg[g].tmin, oldest));
 				hi[npairs++] = TimestampTzGetDatum(d->seg[g].tmax);
 			}
-	qsort(maybe, nmaybe, sizeof(uint64), uint64_cmp);
+	qsort(maybe, nmaybe, sizeof(DedupKey), key_cmp);
 	{
 		/* once each: a key may come twice in the batch */
 		int			u = 0;
 
 		for (int i = 0; i < nmaybe; i++)
-			if (u == 0 || maybe[u - 1] != maybe[i])
+			if (u == 0 || key_cmp(&maybe[u - 1], &maybe[i]) != 0)
 				maybe[u++] = maybe[i];
 		nmaybe = u;
 	}
@@ -847,26 +906,24 @@ DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict)
 		bool		isnull;
 		bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
 		const char *p = VARDATA_ANY(b);
-		int			nk = VARSIZE_ANY_EXHDR(b) / sizeof(uint64);
+		int			nk = VARSIZE_ANY_EXHDR(b) / KEY_BYTES;
 
 		for (int i = 0; i < nk; i++)
 		{
-			uint64		k;
-			uint64	   *hit;
+			DedupKey	k = key_from_be(p + (size_t) i * KEY_BYTES, KEY_BYTES);
 
-			memcpy(&k, p + i * sizeof(uint64), sizeof(uint64));
-			k = norm_key(pg_ntoh64(k));
-			hit = bsearch(&k, maybe, nmaybe, sizeof(uint64), uint64_cmp);
-			if (hit)
-				held[hit - maybe] = true;
+			/* every key of the batch it equals: its own, or any with its hi (0.2.0) */
+			for (int j = lower_bound_hi(maybe, nmaybe, k.hi); j < nmaybe && maybe[j].hi == k.hi; j++)
+				if (key_eq(maybe[j], k))
+					held[j] = true;
 		}
 	}
 	SPI_finish();
 	for (int i = 0; i < n; i++)
 		if (verdict[i] == DEDUP_MAYBE)
 		{
-			uint64		k = keys[i];
-			uint64	   *m = bsearch(&k, maybe, nmaybe, sizeof(uint64), uint64_cmp);
+			DedupKey	k = keys[i];
+			DedupKey   *m = bsearch(&k, maybe, nmaybe, sizeof(DedupKey), key_cmp);
 
 			verdict[i] = held[m - maybe] ? DEDUP_SEEN : DEDUP_NEW;
 			/* the same key again later in the batch (put early: no batch set) */
@@ -888,7 +945,7 @@ DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict)
  * transaction.
  */
 void
-DedupRemember(DedupState *d, const uint64 *keys, int n)
+DedupRemember(DedupState *d, const DedupKey *keys, int n)
 {
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int			count[SHARDS] = {0};
@@ -902,23 +959,23 @@ DedupRemember(DedupState *d, const uint64 *keys, int n)
 	if (n == 0)
 		return;
 	if (!d->put_early)
-		table_add(d, keys, n, false, now);
+		table_add(d, keys, NULL, 0, n, now);
 	for (int i = 0; i < n; i++)
-		count[keys[i] >> 60]++;
+		count[keys[i].hi >> SHARD_SHIFT]++;
 	for (int sh = 0; sh < SHARDS; sh++)
 		if (count[sh] > 0)
 		{
-			block[sh] = palloc(VARHDRSZ + count[sh] * sizeof(uint64));
-			SET_VARSIZE(block[sh], VARHDRSZ + count[sh] * sizeof(uint64));
+			block[sh] = palloc(VARHDRSZ + count[sh] * KEY_BYTES);
+			SET_VARSIZE(block[sh], VARHDRSZ + count[sh] * KEY_BYTES);
 			fill[sh] = VARDATA(block[sh]);
 		}
 	for (int i = 0; i < n; i++)
 	{
-		uint64		be = pg_hton64(keys[i]);
-		int			sh = keys[i] >> 60;
+		uint64		be[2] = {pg_hton64(keys[i].hi), pg_hton64(keys[i].lo)};
+		int			sh = keys[i].hi >> SHARD_SHIFT;
 
-		memcpy(fill[sh], &be, sizeof(uint64));
-		fill[sh] += sizeof(uint64);
+		memcpy(fill[sh], be, KEY_BYTES);
+		fill[sh] += KEY_BYTES;
 	}
 	for (int sh = 0; sh < SHARDS; sh++)
 		if (count[sh] > 0)

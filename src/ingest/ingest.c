@@ -335,35 +335,50 @@ IngestDedupMemory(const IngestTarget *t, int64 *bytes, int64 *keys, int64 *filte
 	*filtered_keys = u.filtered_keys + u.unfiltered_keys;
 }
 
-static uint64
+/*
+ * A row's dedup key: two independent 64-bit hashes of its key columns'
+ * values (hi as 0.2.0 computed it), so that two different keys pass for
+ * one about once in 2^128: never, at any rate and horizon.
+ */
+#define DEDUP_LO_SEED	UINT64CONST(0x9e3779b97f4a7c15)
+
+static DedupKey
 dedup_hash(IngestTarget *t, Relation rel, const Datum *values, const bool *nulls, bool *usable)
 {
-	uint64		h = 0;
+	DedupKey	h = {0, 0};
 
 	*usable = true;
 	for (int k = 0; k < t->ndedup; k++)
 	{
 		int			a = t->dedup_attnos[k] - 1;
 		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), a);
+		const unsigned char *p;
+		int			len;
 
 		if (nulls[a])
 		{
 			*usable = false;	/* a row without its key is never a duplicate */
-			return 0;
+			return h;
 		}
 		if (att->attbyval)
-			h = hash_combine64(h, hash_bytes_extended((const unsigned char *) &values[a],
-													  att->attlen, k));
+		{
+			p = (const unsigned char *) &values[a];
+			len = att->attlen;
+		}
 		else if (att->attlen == -1)
 		{
 			struct varlena *d = PG_DETOAST_DATUM_PACKED(values[a]);
 
-			h = hash_combine64(h, hash_bytes_extended((const unsigned char *) VARDATA_ANY(d),
-													  VARSIZE_ANY_EXHDR(d), k));
+			p = (const unsigned char *) VARDATA_ANY(d);
+			len = VARSIZE_ANY_EXHDR(d);
 		}
 		else
-			h = hash_combine64(h, hash_bytes_extended((const unsigned char *) DatumGetPointer(values[a]),
-													  att->attlen > 0 ? att->attlen : strlen(DatumGetCString(values[a])), k));
+		{
+			p = (const unsigned char *) DatumGetPointer(values[a]);
+			len = att->attlen > 0 ? att->attlen : strlen(DatumGetCString(values[a]));
+		}
+		h.hi = hash_combine64(h.hi, hash_bytes_extended(p, len, k));
+		h.lo = hash_combine64(h.lo, hash_bytes_extended(p, len, DEDUP_LO_SEED + k));
 	}
 	return h;
 }
@@ -443,7 +458,7 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 	bool	   *skip = palloc0(sizeof(bool) * n);	/* bad or duplicate */
 	StreamTime *ts = palloc(sizeof(StreamTime) * n);
 	StreamRowVerdict *verdicts = palloc(sizeof(StreamRowVerdict) * n);
-	uint64	   *new_keys = NULL;
+	DedupKey   *new_keys = NULL;
 	int		   *new_rows = NULL;	/* the message each new key came from */
 	int			nnew = 0;
 	Relation	rel;
@@ -532,11 +547,11 @@ IngestBatch(IngestTarget *t, const SourceMessage *msgs, int n,
 				 errhint("The source worker starts again and reads the messages with the new columns.")));
 	if (t->dedup)
 	{
-		uint64	   *keys = palloc(sizeof(uint64) * n);
+		DedupKey   *keys = palloc(sizeof(DedupKey) * n);
 		DedupVerdict *verdict = palloc(sizeof(DedupVerdict) * n);
 		int			nkeys = 0;
 
-		new_keys = palloc(sizeof(uint64) * n);
+		new_keys = palloc(sizeof(DedupKey) * n);
 		new_rows = palloc(sizeof(int) * n);
 		for (int i = 0; i < n; i++)
 		{

@@ -52,6 +52,13 @@ typedef enum DedupVerdict
 	DEDUP_MAYBE					/* memory cannot tell: DedupResolve asks the table */
 } DedupVerdict;
 
+/* a dedup key: 128 bits of hash of the key columns' values (dedup.c) */
+typedef struct DedupKey
+{
+	uint64		hi;
+	uint64		lo;
+} DedupKey;
+
 typedef struct DedupUsage
 {
 	int64		bytes;			/* memory held */
@@ -65,10 +72,10 @@ extern DedupState *DedupCreate(int source_id, const Interval *horizon, int64 bud
 extern void DedupFree(DedupState *d);
 extern void DedupForget(DedupState *d);
 extern void DedupBatchBegin(DedupState *d);
-extern int	DedupClassify(DedupState *d, uint64 *keys, int n, DedupVerdict *verdict,
+extern int	DedupClassify(DedupState *d, DedupKey *keys, int n, DedupVerdict *verdict,
 						  bool put_new);
-extern void DedupResolve(DedupState *d, const uint64 *keys, int n, DedupVerdict *verdict);
-extern void DedupRemember(DedupState *d, const uint64 *keys, int n);
+extern void DedupResolve(DedupState *d, const DedupKey *keys, int n, DedupVerdict *verdict);
+extern void DedupRemember(DedupState *d, const DedupKey *keys, int n);
 extern void DedupMemory(const DedupState *d, DedupUsage *u);
 
 /* in routed_insert.c: rows stored as COPY stores them */

@@ -105,7 +105,7 @@ for shape in $SHAPES; do
 done
 
 # the narrow stream again, deduplicated on (sensor_id, metric_type, ts): with
-# the default dedup_memory (64MB: 730,000 keys in the hash table, the rest
+# the default dedup_memory (64MB: 980,000 keys in the hash table, the rest
 # behind a filter) and bounded below that (DEDUP_SMALL, so that most keys
 # are behind filters); rounds of off, 64MB and DEDUP_SMALL, the best of each
 declare -A rate_dd cpu_dd

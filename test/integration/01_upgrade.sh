@@ -293,6 +293,12 @@ assert_eq "$(qu "SELECT string_agg(DISTINCT c.relowner::regrole::text, ',') FROM
 assert_eq "$(qu "SELECT count(*) FROM iotstream.rules WHERE eval_sql LIKE '%it01.readings%'")" 3 \
   "$OLD: rule statements name their table"
 settings0=$(qu "SELECT string_agg(s::text, ' ' ORDER BY relid::text) FROM iotstream.stream_table_settings s")
+# dedup keys of a source, as the old version stored them (one 64-bit hash a
+# row; replica mode skips the foreign key to a source this test lacks)
+qu "SET session_replication_role = replica;
+    INSERT INTO iotstream.source_dedup (source_id, key_hash, seen_at)
+    VALUES (9001, 1, '2026-12-01 00:00+00'), (9001, -1, '2026-12-01 00:00+00'),
+           (9001, x'0123456789abcdef'::bigint, '2026-12-01 00:00+00'), (9001, 7, '2026-12-01 00:01+00')" >/dev/null
 
 # ------------------------------------------------------------ the update
 # 0.1.0 ran rules as the superuser; 0.2.0 runs them as the table's owner.
@@ -318,6 +324,16 @@ t0=$(date +%s%N)
 qu "ALTER EXTENSION iotstream UPDATE TO '$NEW'"
 echo "ok - ALTER EXTENSION iotstream UPDATE TO '$NEW' ($((($(date +%s%N) - t0) / 1000000)) ms)"
 assert_eq "$(qu "SELECT extversion FROM pg_extension WHERE extname = 'iotstream'")" "$NEW" "$UP: updated"
+# the old keys, moved to one row per batch and shard: 16 bytes each, the
+# old hash first and a second half of zeros (which matches any key with
+# that first half: src/ingest/dedup.c)
+assert_eq "$(qu "SELECT string_agg(format('%s/%s/%s/%s', to_char(seen_at AT TIME ZONE 'UTC', 'HH24:MI'), shard,
+                          encode(substr(keys, 16 * i + 1, 8), 'hex'), encode(substr(keys, 16 * i + 9, 8), 'hex')),
+                          ' ' ORDER BY seen_at, shard, substr(keys, 16 * i + 1, 8))
+                   FROM iotstream.source_dedup, generate_series(0, length(keys) / 16 - 1) i
+                  WHERE source_id = 9001 AND length(keys) % 16 = 0")" \
+  "00:00/0/0000000000000001/0000000000000000 00:00/0/0123456789abcdef/0000000000000000 00:00/31/ffffffffffffffff/0000000000000000 00:01/0/0000000000000007/0000000000000000" \
+  "$UP: the old dedup keys are kept, by batch and shard, as 16-byte keys"
 
 catalog "$UP" >"$W/up.txt"
 same "the updated catalog is the one CREATE EXTENSION makes" "$W/up.txt" "$W/fresh.txt"
