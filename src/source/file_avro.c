@@ -1,94 +1,49 @@
 /*-------------------------------------------------------------------------
  * file_avro.c
- *		The records of an Avro object container file, read with avro-c
+ *		The records of an Avro object container file, decoded with avro-c
  *		(Debian's libavro), Event Hubs Capture files understood.
  *
  * A file whose records have a field Body (the Event Hubs Capture schema:
  * bytes, or null) gives that Body as the message payload (none: a dead
- * letter), for the decoder and the
- * mapping to read as JSON, and the record's SequenceNumber, Offset,
- * EnqueuedTimeUtc, SystemProperties and Properties as message headers
- * ($headers), EnqueuedTimeUtc also as its timestamp ($timestamp).  Any
- * other record is handed on as its JSON encoding.  A position is a record
- * count: a reader resumes by reading past that many records.  avro-c
- * cannot skip a block it cannot read, so a corrupt block ends the file
- * (failed, with avro-c's reason), the records before it stored.
+ * letter), for the decoder and the mapping to read as JSON, and the
+ * record's SequenceNumber, Offset, EnqueuedTimeUtc, SystemProperties and
+ * Properties as message headers ($headers), EnqueuedTimeUtc also as its
+ * timestamp ($timestamp).  Any other record is handed on as its JSON
+ * encoding.  The blocks come from file_avro_block.c; a corrupt block is
+ * one dead letter (its reason, its offset, its first bytes), and the file
+ * goes on after it.
  *
- * avro-c parses schemas with jansson, whose json_object() the server's own
- * SQL function json_object() would stand in for if libavro were linked
- * like the other libraries: it is loaded with dlopen(RTLD_DEEPBIND), so
- * that it and its libraries see their own symbols first.
+ * A position is a block's offset, and "lines" the records of that block
+ * already read: a reader resumes at a block, past that many records.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
 #include "source/file_int.h"
+#include "source/file_avro.h"
 
-#include <avro.h>
-#include <dlfcn.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "utils/memutils.h"
 
-/* the functions of libavro used here (the value methods are in its ifaces) */
-static struct
-{
-	bool		tried;
-	void	   *lib;
-	int			(*file_reader) (const char *, avro_file_reader_t *);
-	avro_schema_t (*get_writer_schema) (avro_file_reader_t);
-	int			(*read_value) (avro_file_reader_t, avro_value_t *);
-	int			(*reader_close) (avro_file_reader_t);
-	avro_value_iface_t *(*class_from_schema) (avro_schema_t);
-	int			(*value_new) (avro_value_iface_t *, avro_value_t *);
-	void		(*value_decref) (avro_value_t *);
-	int			(*value_to_json) (const avro_value_t *, int, char **);
-	int			(*schema_decref) (avro_schema_t);
-	const char *(*strerror) (void);
-} Avro;
-
-/* Loads libavro once; false, with the reason, if it cannot. */
-static bool
-avro_load(char *errbuf, size_t errlen)
-{
-	if (!Avro.tried)
-	{
-		Avro.tried = true;
-		Avro.lib = dlopen("libavro.so", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
-		if (Avro.lib == NULL)
-			Avro.lib = dlopen("libavro.so.23", RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
-		if (Avro.lib)
-		{
-#define LOAD(field, name) (*(void **) &Avro.field = dlsym(Avro.lib, name))
-			if (!LOAD(file_reader, "avro_file_reader") ||
-				!LOAD(get_writer_schema, "avro_file_reader_get_writer_schema") ||
-				!LOAD(read_value, "avro_file_reader_read_value") ||
-				!LOAD(reader_close, "avro_file_reader_close") ||
-				!LOAD(class_from_schema, "avro_generic_class_from_schema") ||
-				!LOAD(value_new, "avro_generic_value_new") ||
-				!LOAD(value_decref, "avro_value_decref") ||
-				!LOAD(value_to_json, "avro_value_to_json") ||
-				!LOAD(schema_decref, "avro_schema_decref") ||
-				!LOAD(strerror, "avro_strerror"))
-				Avro.lib = NULL;
-#undef LOAD
-		}
-	}
-	if (Avro.lib == NULL)
-		snprintf(errbuf, errlen, "libavro (avro-c) could not be loaded; install Debian's libavro23");
-	return Avro.lib != NULL;
-}
-
 struct FileAvro
 {
-	avro_file_reader_t reader;
-	avro_schema_t schema;
+	const AvroLib *lib;
+	AvroBlocks *blocks;
+	avro_schema_t schema;		/* the writer's, owned by blocks */
 	avro_value_iface_t *iface;
 	avro_value_t value;
+	avro_reader_t reader;		/* the current block's records */
+	AvroBlock	block;
+	int64		block_read;		/* its records read */
+	int64		next;			/* the offset of the block after it */
+	int64		skip;			/* records of the first block already stored */
 	bool		capture;		/* the records have a Body */
 	bool		headers;		/* Capture's metadata as headers, not just the time */
 	bool		empty;			/* a file of no bytes: no records */
-	int64		records;		/* read so far */
+	int			body_index;
+	int			field_index[5]; /* of capture_fields, -1 if absent */
+	int64		records;		/* read so far (a corrupt block counts one) */
 	char		error[256];
 };
 
@@ -96,17 +51,21 @@ static const char *const capture_fields[] = {
 	"SequenceNumber", "Offset", "EnqueuedTimeUtc", "SystemProperties", "Properties"
 };
 
-/* Opens path to read after position records; NULL with the reason. */
+/*
+ * Opens path to read from the block at position (0: the first), past
+ * in_block of its records; records were read before.  NULL with the reason.
+ */
 FileAvro *
-FileAvroOpen(const char *path, int64 position, bool headers, char *errbuf, size_t errlen)
+FileAvroOpen(const char *path, int64 position, int64 in_block, int64 records,
+			 bool headers, char *errbuf, size_t errlen)
 {
 	FileAvro   *a;
-	avro_value_t body;
+	avro_value_t f;
+	size_t		index;
+	int64		first;
 
 	struct stat st;
 
-	if (!avro_load(errbuf, errlen))
-		return NULL;
 	a = palloc0(sizeof(FileAvro));
 	a->headers = headers;
 	/* a writer with no record to write may leave no bytes at all (avsc does) */
@@ -115,34 +74,35 @@ FileAvroOpen(const char *path, int64 position, bool headers, char *errbuf, size_
 		a->empty = true;
 		return a;
 	}
-	if (Avro.file_reader(path, &a->reader) != 0)
+	a->blocks = AvroBlocksOpen(path, &a->schema, &first, errbuf, errlen);
+	if (a->blocks == NULL)
 	{
-		snprintf(errbuf, errlen, "not an Avro object container file: %s", Avro.strerror());
 		pfree(a);
 		return NULL;
 	}
-	a->schema = Avro.get_writer_schema(a->reader);
-	a->iface = Avro.class_from_schema(a->schema);
-	if (a->iface == NULL || Avro.value_new(a->iface, &a->value) != 0)
+	a->lib = AvroLoad(errbuf, errlen);
+	a->iface = a->lib->class_from_schema(a->schema);
+	if (a->iface == NULL || a->lib->value_new(a->iface, &a->value) != 0)
 	{
-		snprintf(errbuf, errlen, "unsupported Avro schema: %s", Avro.strerror());
-		Avro.reader_close(a->reader);
+		snprintf(errbuf, errlen, "unsupported Avro schema: %s", a->lib->strerror());
+		AvroBlocksClose(a->blocks);
 		pfree(a);
 		return NULL;
 	}
-	a->capture = avro_value_get_type(&a->value) == AVRO_RECORD &&
-		avro_value_get_by_name(&a->value, "Body", &body, NULL) == 0;
-	while (a->records < position)
+	a->reader = a->lib->reader_memory(NULL, 0);
+	a->body_index = -1;
+	if (avro_value_get_type(&a->value) == AVRO_RECORD &&
+		avro_value_get_by_name(&a->value, "Body", &f, &index) == 0)
 	{
-		if (Avro.read_value(a->reader, &a->value) != 0)
-		{
-			snprintf(errbuf, errlen, "could not read to record " INT64_FORMAT ": %s",
-					 position, Avro.strerror());
-			FileAvroClose(a);
-			return NULL;
-		}
-		a->records++;
+		a->capture = true;
+		a->body_index = (int) index;
+		for (int i = 0; i < lengthof(capture_fields); i++)
+			a->field_index[i] = avro_value_get_by_name(&a->value, capture_fields[i], &f, &index) == 0 ?
+				(int) index : -1;
 	}
+	a->next = position > 0 ? position : first;
+	a->skip = in_block;
+	a->records = records;
 	return a;
 }
 
@@ -176,7 +136,7 @@ capture_time_ms(const char *s)
 
 /* A field as header text: strings as they are, others as JSON. */
 static char *
-field_text(avro_value_t *f, MemoryContext cxt)
+field_text(const AvroLib *lib, avro_value_t *f, MemoryContext cxt)
 {
 	const char *str;
 	size_t		size;
@@ -195,7 +155,7 @@ field_text(avro_value_t *f, MemoryContext cxt)
 			snprintf(r, 24, INT64_FORMAT, (int64) l);
 			return r;
 		default:
-			if (Avro.value_to_json(f, 1, &json) != 0)
+			if (lib->value_to_json(f, 1, &json) != 0)
 				return NULL;
 			r = MemoryContextStrdup(cxt, json);
 			free(json);
@@ -207,25 +167,57 @@ field_text(avro_value_t *f, MemoryContext cxt)
 int
 FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 {
-	int			rc;
-
 	if (a->empty)
 		return 0;
-	rc = Avro.read_value(a->reader, &a->value);
-	if (rc == EOF)
-		return 0;
-	if (rc != 0)
+	memset(rec, 0, sizeof(FileRecord));
+	rec->timestamp_ms = -1;
+	while (a->block_read >= a->block.count)
 	{
+		int64		at = a->next;
+		int			r = AvroBlocksNext(a->blocks, at, &a->block);
+
+		a->block_read = 0;
+		if (r == 0)
+			return 0;
+		a->next = a->block.resume;
+		if (r < 0)
+		{
+			/* one dead letter for the block; the file goes on after it */
+			a->block.count = 0;
+			a->skip = 0;
+			a->records++;
+			rec->error = MemoryContextStrdup(cxt,
+											 psprintf("corrupt Avro block at byte " INT64_FORMAT ": %s; the file goes on at byte " INT64_FORMAT,
+													  at, a->block.reason, a->next));
+			rec->payload = MemoryContextAlloc(cxt, a->block.raw_len + 1);
+			memcpy(rec->payload, a->block.raw, a->block.raw_len);
+			rec->payload[a->block.raw_len] = '\0';
+			rec->len = a->block.raw_len;
+			pfree((void *) a->block.raw);
+			rec->line = a->records;
+			rec->end = a->next;
+			rec->lines_after = 0;
+			return 1;
+		}
+		a->lib->reader_memory_set_source(a->reader, a->block.data, a->block.len);
+		/* resuming: the records of the block already stored */
+		for (; a->skip > 0 && a->block_read < a->block.count; a->skip--, a->block_read++)
+			if (a->lib->skip_data(a->reader, a->schema) != 0)
+				break;
+		a->skip = 0;
+	}
+	if (a->lib->value_read(a->reader, &a->value) != 0)
+	{
+		/* file_avro_block.c decoded the block already: cannot happen */
 		snprintf(a->error, sizeof(a->error), "could not read Avro record " INT64_FORMAT ": %s",
-				 a->records + 1, Avro.strerror());
+				 a->records + 1, a->lib->strerror());
 		return -1;
 	}
+	a->block_read++;
 	a->records++;
-	memset(rec, 0, sizeof(FileRecord));
 	rec->line = a->records;
-	rec->end = a->records;
-	rec->lines_after = a->records;
-	rec->timestamp_ms = -1;
+	rec->end = a->block.offset;
+	rec->lines_after = a->block_read;
 	if (a->capture)
 	{
 		avro_value_t f;
@@ -233,7 +225,7 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 		size_t		size = 0;
 		SourceHeader *h = MemoryContextAllocZero(cxt, sizeof(SourceHeader) * lengthof(capture_fields));
 
-		if (avro_value_get_by_name(&a->value, "Body", &f, NULL) == 0)
+		if (avro_value_get_by_index(&a->value, a->body_index, &f, NULL) == 0)
 		{
 			avro_value_t branch;
 
@@ -262,7 +254,8 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 			if (!a->headers && i != 2)
 				continue;
 
-			if (avro_value_get_by_name(&a->value, capture_fields[i], &f, NULL) == 0)
+			if (a->field_index[i] >= 0 &&
+				avro_value_get_by_index(&a->value, a->field_index[i], &f, NULL) == 0)
 			{
 				/* a union (nullable) field: its branch */
 				if (avro_value_get_type(&f) == AVRO_UNION)
@@ -273,7 +266,7 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 						f = branch;
 				}
 				if (avro_value_get_type(&f) != AVRO_NULL)
-					v = field_text(&f, cxt);
+					v = field_text(a->lib, &f, cxt);
 			}
 			h[rec->nheaders].name = capture_fields[i];
 			h[rec->nheaders].value = v;
@@ -290,10 +283,10 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 	{
 		char	   *json;
 
-		if (Avro.value_to_json(&a->value, 1, &json) != 0)
+		if (a->lib->value_to_json(&a->value, 1, &json) != 0)
 		{
 			snprintf(a->error, sizeof(a->error), "could not encode Avro record " INT64_FORMAT ": %s",
-					 a->records, Avro.strerror());
+					 a->records, a->lib->strerror());
 			return -1;
 		}
 		rec->payload = MemoryContextStrdup(cxt, json);
@@ -317,9 +310,9 @@ FileAvroClose(FileAvro *a)
 		pfree(a);
 		return;
 	}
-	Avro.value_decref(&a->value);
+	a->lib->value_decref(&a->value);
 	avro_value_iface_decref(a->iface);
-	Avro.schema_decref(a->schema);
-	Avro.reader_close(a->reader);
+	a->lib->reader_free(a->reader);
+	AvroBlocksClose(a->blocks);	/* and the schema */
 	pfree(a);
 }

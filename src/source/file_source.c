@@ -398,7 +398,8 @@ next_file(FileSource *s)
 		FileLedgerEntry *e;
 		char	   *full;
 		int64		position = 0,
-					lines = 0;
+					lines = 0,
+					records = 0;
 
 		if (s->next >= s->ntodo)
 		{
@@ -417,6 +418,7 @@ next_file(FileSource *s)
 		{
 			position = e->position;
 			lines = e->lines;
+			records = e->rows;
 		}
 		if (s->blob)
 		{
@@ -434,7 +436,7 @@ next_file(FileSource *s)
 			/* the reader lives across batches, its records only until release */
 			MemoryContext old = MemoryContextSwitchTo(s->cxt);
 
-			s->reader = FileReaderOpen(full, &s->fmt, position, lines, errbuf, sizeof(errbuf));
+			s->reader = FileReaderOpen(full, &s->fmt, position, lines, records, errbuf, sizeof(errbuf));
 			MemoryContextSwitchTo(old);
 		}
 		pfree(full);
