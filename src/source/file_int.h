@@ -145,6 +145,7 @@ typedef struct FileLedger FileLedger;
 extern FileLedger *FileLedgerLoad(const char *group_id, const char *path_column,
 								  MemoryContext cxt);
 extern FileLedgerEntry *FileLedgerGet(FileLedger *l, const char *path);
+extern FileLedgerEntry **FileLedgerEntries(FileLedger *l, int *n);
 extern void FileLedgerWrite(FileLedger *l, const FileProgress *p, int n, bool own_xact);
 extern void FileLedgerRemember(FileLedger *l, const FileProgress *p, int n);
 

@@ -210,6 +210,21 @@ FileLedgerWrite(FileLedger *l, const FileProgress *p, int n, bool own_xact)
 	MemoryContextSwitchTo(old);
 }
 
+/* The entries of the ledger, in no order; *n of them, palloc'd. */
+FileLedgerEntry **
+FileLedgerEntries(FileLedger *l, int *n)
+{
+	FileLedgerEntry **all = palloc(sizeof(FileLedgerEntry *) * Max(hash_get_num_entries(l->files), 1));
+	HASH_SEQ_STATUS seq;
+	FileLedgerEntry *e;
+
+	*n = 0;
+	hash_seq_init(&seq, l->files);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		all[(*n)++] = e;
+	return all;
+}
+
 /* After the commit of what FileLedgerWrite wrote: the ledger in memory. */
 void
 FileLedgerRemember(FileLedger *l, const FileProgress *p, int n)
