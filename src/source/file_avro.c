@@ -22,7 +22,6 @@
 #include "source/file_avro.h"
 
 #include <sys/stat.h>
-#include <time.h>
 
 #include "utils/memutils.h"
 
@@ -31,8 +30,12 @@ struct FileAvro
 	const AvroLib *lib;
 	AvroBlocks *blocks;
 	avro_schema_t schema;		/* the writer's, owned by blocks */
+	avro_schema_t projection;	/* Capture without $headers: Body and the time */
 	avro_value_iface_t *iface;
-	avro_value_t value;
+	avro_value_t value;			/* a record, of projection if there is one */
+	avro_value_iface_t *resolver;	/* reads the writer's records into value */
+	avro_value_t resolved;
+	avro_value_t *target;		/* &resolved, or &value */
 	avro_reader_t reader;		/* the current block's records */
 	AvroBlock	block;
 	int64		block_read;		/* its records read */
@@ -81,20 +84,45 @@ FileAvroOpen(const char *path, int64 position, int64 in_block, int64 records,
 		return NULL;
 	}
 	a->lib = AvroLoad(errbuf, errlen);
-	a->iface = a->lib->class_from_schema(a->schema);
-	if (a->iface == NULL || a->lib->value_new(a->iface, &a->value) != 0)
+	a->capture = is_avro_record(a->schema) &&
+		a->lib->schema_record_field_get(a->schema, "Body") != NULL;
+	if (a->capture && !headers)
+	{
+		/*
+		 * Only Body and EnqueuedTimeUtc are wanted: avro-c resolves the
+		 * writer's records into a record of those two, and skips the
+		 * other fields (maps among them) without making values of them.
+		 */
+		a->projection = a->lib->schema_record(a->lib->schema_name(a->schema),
+											  a->lib->schema_namespace(a->schema));
+		if (a->lib->schema_record_field_get(a->schema, "EnqueuedTimeUtc"))
+			a->lib->schema_record_field_append(a->projection, "EnqueuedTimeUtc",
+											   a->lib->schema_record_field_get(a->schema, "EnqueuedTimeUtc"));
+		a->lib->schema_record_field_append(a->projection, "Body",
+										   a->lib->schema_record_field_get(a->schema, "Body"));
+	}
+	a->iface = a->lib->class_from_schema(a->projection ? a->projection : a->schema);
+	if (a->iface == NULL || a->lib->value_new(a->iface, &a->value) != 0 ||
+		(a->projection &&
+		 ((a->resolver = a->lib->resolved_writer_new(a->schema, a->projection)) == NULL ||
+		  a->lib->resolved_writer_new_value(a->resolver, &a->resolved) != 0)))
 	{
 		snprintf(errbuf, errlen, "unsupported Avro schema: %s", a->lib->strerror());
 		AvroBlocksClose(a->blocks);
 		pfree(a);
 		return NULL;
 	}
+	a->target = &a->value;
+	if (a->projection)
+	{
+		a->lib->resolved_writer_set_dest(&a->resolved, &a->value);
+		a->target = &a->resolved;
+	}
 	a->reader = a->lib->reader_memory(NULL, 0);
 	a->body_index = -1;
-	if (avro_value_get_type(&a->value) == AVRO_RECORD &&
-		avro_value_get_by_name(&a->value, "Body", &f, &index) == 0)
+	if (a->capture)
 	{
-		a->capture = true;
+		avro_value_get_by_name(&a->value, "Body", &f, &index);
 		a->body_index = (int) index;
 		for (int i = 0; i < lengthof(capture_fields); i++)
 			a->field_index[i] = avro_value_get_by_name(&a->value, capture_fields[i], &f, &index) == 0 ?
@@ -106,7 +134,29 @@ FileAvroOpen(const char *path, int64 position, int64 in_block, int64 records,
 	return a;
 }
 
-/* "12/7/2026 11:00:00 AM" (Capture's EnqueuedTimeUtc) in ms since 1970; -1 if not. */
+/* The digits at *p (at most 4), then sep (none if NUL); false if not. */
+static bool
+take_int(const char **p, char sep, int *v)
+{
+	int			n = 0,
+				d = 0;
+
+	while (**p >= '0' && **p <= '9' && d < 4)
+	{
+		n = n * 10 + (**p - '0');
+		(*p)++;
+		d++;
+	}
+	if (d == 0 || (sep != '\0' && *(*p)++ != sep))
+		return false;
+	*v = n;
+	return true;
+}
+
+/*
+ * "12/7/2026 11:00:00 AM" (Capture's EnqueuedTimeUtc) in ms since 1970;
+ * -1 if not.  Read by hand: it is read for every record.
+ */
 static int64
 capture_time_ms(const char *s)
 {
@@ -116,22 +166,29 @@ capture_time_ms(const char *s)
 				h,
 				m,
 				sec;
-	char		ampm[3] = "";
-	struct tm	tm = {0};
+	int64		days;
+	int			y,
+				era,
+				yoe,
+				doy;
 
-	if (sscanf(s, "%d/%d/%d %d:%d:%d %2s", &mon, &day, &year, &h, &m, &sec, ampm) < 6)
+	if (!take_int(&s, '/', &mon) || !take_int(&s, '/', &day) || !take_int(&s, ' ', &year) ||
+		!take_int(&s, ':', &h) || !take_int(&s, ':', &m) || !take_int(&s, '\0', &sec) ||
+		mon < 1 || mon > 12 || day < 1 || day > 31 || h > 23 || m > 59 || sec > 60)
 		return -1;
-	if (ampm[0] == 'P' && h < 12)
+	while (*s == ' ')
+		s++;
+	if (*s == 'P' && h < 12)
 		h += 12;
-	else if (ampm[0] == 'A' && h == 12)
+	else if (*s == 'A' && h == 12)
 		h = 0;
-	tm.tm_year = year - 1900;
-	tm.tm_mon = mon - 1;
-	tm.tm_mday = day;
-	tm.tm_hour = h;
-	tm.tm_min = m;
-	tm.tm_sec = sec;
-	return (int64) timegm(&tm) * 1000;
+	/* days since 1970-01-01 of a proleptic Gregorian date */
+	y = mon <= 2 ? year - 1 : year;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (mon > 2 ? mon - 3 : mon + 9) + 2) / 5 + day - 1;
+	days = (int64) era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+	return ((days * 24 + h) * 60 + m) * 60000 + (int64) sec * 1000;
 }
 
 /* A field as header text: strings as they are, others as JSON. */
@@ -206,7 +263,7 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 				break;
 		a->skip = 0;
 	}
-	if (a->lib->value_read(a->reader, &a->value) != 0)
+	if (a->lib->value_read(a->reader, a->target) != 0)
 	{
 		/* file_avro_block.c decoded the block already: cannot happen */
 		snprintf(a->error, sizeof(a->error), "could not read Avro record " INT64_FORMAT ": %s",
@@ -310,8 +367,15 @@ FileAvroClose(FileAvro *a)
 		pfree(a);
 		return;
 	}
+	if (a->projection)
+	{
+		a->lib->value_decref(&a->resolved);
+		avro_value_iface_decref(a->resolver);
+	}
 	a->lib->value_decref(&a->value);
 	avro_value_iface_decref(a->iface);
+	if (a->projection)
+		a->lib->schema_decref(a->projection);
 	a->lib->reader_free(a->reader);
 	AvroBlocksClose(a->blocks);	/* and the schema */
 	pfree(a);

@@ -28,6 +28,14 @@ typedef struct AvroLib
 	void		(*reader_free) (avro_reader_t);
 	int			(*schema_from_json_length) (const char *, size_t, avro_schema_t *);
 	int			(*schema_decref) (avro_schema_t);
+	avro_schema_t (*schema_record) (const char *, const char *);
+	avro_schema_t (*schema_record_field_get) (const avro_schema_t, const char *);
+	int			(*schema_record_field_append) (const avro_schema_t, const char *, const avro_schema_t);
+	const char *(*schema_name) (const avro_schema_t);
+	const char *(*schema_namespace) (const avro_schema_t);
+	avro_value_iface_t *(*resolved_writer_new) (avro_schema_t, avro_schema_t);
+	int			(*resolved_writer_new_value) (avro_value_iface_t *, avro_value_t *);
+	void		(*resolved_writer_set_dest) (avro_value_t *, avro_value_t *);
 	const char *(*strerror) (void);
 } AvroLib;
 

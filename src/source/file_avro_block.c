@@ -105,6 +105,14 @@ AvroLoad(char *errbuf, size_t errlen)
 				LOAD(reader_free, "avro_reader_free") &&
 				LOAD(schema_from_json_length, "avro_schema_from_json_length") &&
 				LOAD(schema_decref, "avro_schema_decref") &&
+				LOAD(schema_record, "avro_schema_record") &&
+				LOAD(schema_record_field_get, "avro_schema_record_field_get") &&
+				LOAD(schema_record_field_append, "avro_schema_record_field_append") &&
+				LOAD(schema_name, "avro_schema_name") &&
+				LOAD(schema_namespace, "avro_schema_namespace") &&
+				LOAD(resolved_writer_new, "avro_resolved_writer_new") &&
+				LOAD(resolved_writer_new_value, "avro_resolved_writer_new_value") &&
+				LOAD(resolved_writer_set_dest, "avro_resolved_writer_set_dest") &&
 				LOAD(strerror, "avro_strerror");
 #undef LOAD
 		}

@@ -121,4 +121,20 @@ assert_eq "$(stats 07.avro)" "20000 $(sum_range 20001 40000) 20000" "07.avro: ev
 assert_eq "$(q "SELECT count(*) FROM it28av.t WHERE file = 'ns/hub/07.avro' AND rec = value - 20000")" 20000 \
   "07.avro: each row's \$offset is its record's number"
 q "SELECT iotstream.drop_source('it28av')" >/dev/null
+
+# A mapping without $headers: only Body and EnqueuedTimeUtc are decoded
+# (a projection avro-c resolves the records into); the same rows result.
+mkdir -p "$W/lake2" && chmod 755 "$W/lake2"
+q "DROP TRIGGER gate ON it28av.t"
+q "SELECT iotstream.create_file_source('it28av2', 'file://$W/lake2', 'it28av.t', 'avro',
+     '{\"seq\": \"value\", \"enqueued\": \"\$timestamp\", \"file\": \"\$topic\", \"rec\": \"\$offset\"}',
+     '{\"poll_ms\": 50, \"batch_size\": 713, \"batch_ms\": 20}')" >/dev/null
+q "SELECT iotstream.start_source('it28av2')" >/dev/null
+node "$GEN" "$W/stage/10.avro" 50001 3000 4096 deflate && chmod 644 "$W/stage/10.avro" && mv "$W/stage/10.avro" "$W/lake2/10.avro"
+wait_for "SELECT state = 'done' FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+            WHERE s.name = 'it28av2' AND f.path = '10.avro'" 120
+assert_eq "$(q "SELECT count(*) || ' ' || sum(value) || ' ' || count(*) FILTER (WHERE enqueued = ts AND meta IS NULL AND rec = value - 50000)
+                FROM it28av.t WHERE file = '10.avro'")" "3000 $(sum_range 50001 53000) 3000" \
+  "without \$headers: every record, its time and number"
+q "SELECT iotstream.drop_source('it28av2')" >/dev/null
 echo "ok"

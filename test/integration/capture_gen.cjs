@@ -9,7 +9,7 @@
 // and the SequenceNumbers of its records are printed, "first last": the
 // block's record count is read with avsc's long type.
 // Record i (FIRST <= i < FIRST + COUNT): SequenceNumber i, Offset "i*100",
-// Body {"deviceId": "d-<i % 5>", "value": i, "ts": <an ISO time>}.
+// Body {"deviceId": "d-<i % 5>", "value": i, "ts": 2026-11-01 + i seconds}.
 'use strict';
 const path = require('path');
 const avro = require(path.join(__dirname, '../node/node_modules/avsc'));
@@ -63,7 +63,8 @@ out.on('close', () => {
   } else throw new Error(`unknown damage ${how}`);
 });
 for (let i = Number(first); i < Number(first) + Number(count); i++) {
-  const t = new Date(Date.UTC(2026, 10, 1 + (i % 28), i % 24, i % 60, i % 60));
+  // Capture writes a partition's events in the order they were enqueued
+  const t = new Date(Date.UTC(2026, 10, 1) + i * 1000);
   const h = t.getUTCHours();
   const enqueued = `${t.getUTCMonth() + 1}/${t.getUTCDate()}/${t.getUTCFullYear()} ` +
     `${h % 12 === 0 ? 12 : h % 12}:${String(t.getUTCMinutes()).padStart(2, '0')}:` +
