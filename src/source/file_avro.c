@@ -220,6 +220,18 @@ field_text(const AvroLib *lib, avro_value_t *f, MemoryContext cxt)
 	}
 }
 
+/* The type of f, made its branch if it is a union (a nullable field). */
+static avro_type_t
+field_branch(avro_value_t *f)
+{
+	avro_value_t branch;
+
+	if (avro_value_get_type(f) == AVRO_UNION &&
+		avro_value_get_current_branch(f, &branch) == 0)
+		*f = branch;
+	return avro_value_get_type(f);
+}
+
 /* The next record: 1, 0 at the end, -1 on an error (FileAvroError). */
 int
 FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
@@ -280,19 +292,16 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 		avro_value_t f;
 		const void *buf = NULL;
 		size_t		size = 0;
-		SourceHeader *h = MemoryContextAllocZero(cxt, sizeof(SourceHeader) * lengthof(capture_fields));
+		SourceHeader *h;
 
+		/* Capture's Body is ["null", "bytes"] */
 		if (avro_value_get_by_index(&a->value, a->body_index, &f, NULL) == 0)
 		{
-			avro_value_t branch;
+			avro_type_t t = field_branch(&f);
 
-			/* Capture's Body is ["null", "bytes"] */
-			if (avro_value_get_type(&f) == AVRO_UNION &&
-				avro_value_get_current_branch(&f, &branch) == 0)
-				f = branch;
-			if (avro_value_get_type(&f) == AVRO_BYTES)
+			if (t == AVRO_BYTES)
 				avro_value_get_bytes(&f, &buf, &size);
-			else if (avro_value_get_type(&f) == AVRO_STRING)
+			else if (t == AVRO_STRING)
 				avro_value_get_string(&f, (const char **) &buf, &size);
 		}
 		if (buf != NULL)
@@ -303,28 +312,27 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 			rec->payload[size] = '\0';
 			rec->len = size;
 		}
+		if (!a->headers)
+		{
+			/* only the time, read where avro-c holds it */
+			const char *str;
+
+			if (a->field_index[2] >= 0 &&
+				avro_value_get_by_index(&a->value, a->field_index[2], &f, NULL) == 0 &&
+				field_branch(&f) == AVRO_STRING &&
+				avro_value_get_string(&f, &str, &size) == 0)
+				rec->timestamp_ms = capture_time_ms(str);
+			return 1;
+		}
+		h = MemoryContextAllocZero(cxt, sizeof(SourceHeader) * lengthof(capture_fields));
 		for (int i = 0; i < lengthof(capture_fields); i++)
 		{
 			char	   *v = NULL;
 
-			/* without $headers in the mapping, only the time is read */
-			if (!a->headers && i != 2)
-				continue;
-
 			if (a->field_index[i] >= 0 &&
-				avro_value_get_by_index(&a->value, a->field_index[i], &f, NULL) == 0)
-			{
-				/* a union (nullable) field: its branch */
-				if (avro_value_get_type(&f) == AVRO_UNION)
-				{
-					avro_value_t branch;
-
-					if (avro_value_get_current_branch(&f, &branch) == 0)
-						f = branch;
-				}
-				if (avro_value_get_type(&f) != AVRO_NULL)
-					v = field_text(a->lib, &f, cxt);
-			}
+				avro_value_get_by_index(&a->value, a->field_index[i], &f, NULL) == 0 &&
+				field_branch(&f) != AVRO_NULL)
+				v = field_text(a->lib, &f, cxt);
 			h[rec->nheaders].name = capture_fields[i];
 			h[rec->nheaders].value = v;
 			h[rec->nheaders].len = v ? strlen(v) : 0;
@@ -333,8 +341,6 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 				rec->timestamp_ms = capture_time_ms(v);
 		}
 		rec->headers = h;
-		if (!a->headers)
-			rec->nheaders = 0;
 	}
 	else
 	{
