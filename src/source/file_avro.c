@@ -9,9 +9,10 @@
  * record's SequenceNumber, Offset, EnqueuedTimeUtc, SystemProperties and
  * Properties as message headers ($headers), EnqueuedTimeUtc also as its
  * timestamp ($timestamp).  Any other record is handed on as its JSON
- * encoding.  The blocks come from file_avro_block.c; a corrupt block is
- * one dead letter (its reason, its offset, its first bytes), and the file
- * goes on after it.
+ * encoding.  The blocks come from file_avro_block.c, and each is decoded
+ * whole before any of its records is handed out: a corrupt block is one
+ * dead letter (its reason, its offset, its first bytes), none of its
+ * records stored, and the file goes on after it.
  *
  * A position is a block's offset, and "lines" the records of that block
  * already read: a reader resumes at a block, past that many records.
@@ -24,6 +25,16 @@
 #include <sys/stat.h>
 
 #include "utils/memutils.h"
+
+/* A record of a block, decoded, until it is handed out (copied). */
+typedef struct AvroRecord
+{
+	char	   *payload;		/* NULL: none (a Body that is null) */
+	size_t		len;
+	int64		timestamp_ms;
+	SourceHeader *headers;
+	int			nheaders;
+} AvroRecord;
 
 struct FileAvro
 {
@@ -38,7 +49,9 @@ struct FileAvro
 	avro_value_t *target;		/* &resolved, or &value */
 	avro_reader_t reader;		/* the current block's records */
 	AvroBlock	block;
-	int64		block_read;		/* its records read */
+	MemoryContext block_cxt;	/* its records, decoded: reset per block */
+	AvroRecord *recs;
+	int64		block_read;		/* its records handed out */
 	int64		next;			/* the offset of the block after it */
 	int64		skip;			/* records of the first block already stored */
 	bool		capture;		/* the records have a Body */
@@ -119,6 +132,8 @@ FileAvroOpen(const char *path, int64 position, int64 in_block, int64 records,
 		a->target = &a->resolved;
 	}
 	a->reader = a->lib->reader_memory(NULL, 0);
+	a->block_cxt = AllocSetContextCreate(CurrentMemoryContext, "iotstream Avro block",
+										 ALLOCSET_DEFAULT_SIZES);
 	a->body_index = -1;
 	if (a->capture)
 	{
@@ -232,10 +247,125 @@ field_branch(avro_value_t *f)
 	return avro_value_get_type(f);
 }
 
+/* The record avro-c has read into a->value, into r (its memory in cxt). */
+static bool
+take_record(FileAvro *a, AvroRecord *r, MemoryContext cxt)
+{
+	avro_value_t f;
+
+	memset(r, 0, sizeof(AvroRecord));
+	r->timestamp_ms = -1;
+	if (a->capture)
+	{
+		const void *buf = NULL;
+		size_t		size = 0;
+		SourceHeader *h;
+
+		/* Capture's Body is ["null", "bytes"] */
+		if (avro_value_get_by_index(&a->value, a->body_index, &f, NULL) == 0)
+		{
+			avro_type_t t = field_branch(&f);
+
+			if (t == AVRO_BYTES)
+				avro_value_get_bytes(&f, &buf, &size);
+			else if (t == AVRO_STRING)
+				avro_value_get_string(&f, (const char **) &buf, &size);
+		}
+		if (buf != NULL)
+		{
+			r->payload = MemoryContextAlloc(cxt, size + 1);
+			if (size > 0)
+				memcpy(r->payload, buf, size);
+			r->payload[size] = '\0';
+			r->len = size;
+		}
+		if (!a->headers)
+		{
+			/* only the time, read where avro-c holds it */
+			const char *str;
+
+			if (a->field_index[2] >= 0 &&
+				avro_value_get_by_index(&a->value, a->field_index[2], &f, NULL) == 0 &&
+				field_branch(&f) == AVRO_STRING &&
+				avro_value_get_string(&f, &str, &size) == 0)
+				r->timestamp_ms = capture_time_ms(str);
+			return true;
+		}
+		h = MemoryContextAllocZero(cxt, sizeof(SourceHeader) * lengthof(capture_fields));
+		for (int i = 0; i < lengthof(capture_fields); i++)
+		{
+			char	   *v = NULL;
+
+			if (a->field_index[i] >= 0 &&
+				avro_value_get_by_index(&a->value, a->field_index[i], &f, NULL) == 0 &&
+				field_branch(&f) != AVRO_NULL)
+				v = field_text(a->lib, &f, cxt);
+			h[r->nheaders].name = capture_fields[i];
+			h[r->nheaders].value = v;
+			h[r->nheaders].len = v ? strlen(v) : 0;
+			r->nheaders++;
+			if (i == 2 && v)
+				r->timestamp_ms = capture_time_ms(v);
+		}
+		r->headers = h;
+	}
+	else
+	{
+		char	   *json;
+
+		if (a->lib->value_to_json(&a->value, 1, &json) != 0)
+			return false;
+		r->payload = MemoryContextStrdup(cxt, json);
+		r->len = strlen(json);
+		free(json);
+	}
+	return true;
+}
+
+/*
+ * Decodes all the records of a block (AvroDecodeBlock): a block is handed
+ * out only if all its records, and nothing else, are its bytes.
+ */
+static bool
+decode_block(void *arg, const AvroBlock *block, char *reason, size_t reasonlen)
+{
+	FileAvro   *a = arg;
+	char		extra;
+
+	MemoryContextReset(a->block_cxt);
+	a->recs = NULL;
+	/* a record is at least a byte (a schema of nulls alone is not read) */
+	if (block->count > (int64) block->len)
+	{
+		snprintf(reason, reasonlen, "its " INT64_FORMAT " records cannot fit in its %zu bytes",
+				 block->count, block->len);
+		return false;
+	}
+	a->recs = MemoryContextAlloc(a->block_cxt, sizeof(AvroRecord) * Max(block->count, 1));
+	a->lib->reader_memory_set_source(a->reader, block->data, block->len);
+	for (int64 i = 0; i < block->count; i++)
+		if (a->lib->value_read(a->reader, a->target) != 0 ||
+			!take_record(a, &a->recs[i], a->block_cxt))
+		{
+			snprintf(reason, reasonlen, "record " INT64_FORMAT " of " INT64_FORMAT " cannot be decoded: %s",
+					 i + 1, block->count, a->lib->strerror());
+			return false;
+		}
+	if (a->lib->read(a->reader, &extra, 1) == 0)
+	{
+		snprintf(reason, reasonlen, "its " INT64_FORMAT " records end before its %zu bytes do",
+				 block->count, block->len);
+		return false;
+	}
+	return true;
+}
+
 /* The next record: 1, 0 at the end, -1 on an error (FileAvroError). */
 int
 FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 {
+	AvroRecord *r;
+
 	if (a->empty)
 		return 0;
 	memset(rec, 0, sizeof(FileRecord));
@@ -243,13 +373,13 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 	while (a->block_read >= a->block.count)
 	{
 		int64		at = a->next;
-		int			r = AvroBlocksNext(a->blocks, at, &a->block);
+		int			got = AvroBlocksNext(a->blocks, at, &a->block, decode_block, a);
 
 		a->block_read = 0;
-		if (r == 0)
+		if (got == 0)
 			return 0;
 		a->next = a->block.resume;
-		if (r < 0)
+		if (got < 0)
 		{
 			/* one dead letter for the block; the file goes on after it */
 			a->block.count = 0;
@@ -268,93 +398,35 @@ FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt)
 			rec->lines_after = 0;
 			return 1;
 		}
-		a->lib->reader_memory_set_source(a->reader, a->block.data, a->block.len);
 		/* resuming: the records of the block already stored */
-		for (; a->skip > 0 && a->block_read < a->block.count; a->skip--, a->block_read++)
-			if (a->lib->skip_data(a->reader, a->schema) != 0)
-				break;
+		a->block_read = Min(a->skip, a->block.count);
 		a->skip = 0;
 	}
-	if (a->lib->value_read(a->reader, a->target) != 0)
-	{
-		/* file_avro_block.c decoded the block already: cannot happen */
-		snprintf(a->error, sizeof(a->error), "could not read Avro record " INT64_FORMAT ": %s",
-				 a->records + 1, a->lib->strerror());
-		return -1;
-	}
-	a->block_read++;
+	/* the block's records live until the next block: a copy for the batch */
+	r = &a->recs[a->block_read++];
 	a->records++;
 	rec->line = a->records;
 	rec->end = a->block.offset;
 	rec->lines_after = a->block_read;
-	if (a->capture)
+	rec->timestamp_ms = r->timestamp_ms;
+	if (r->payload)
 	{
-		avro_value_t f;
-		const void *buf = NULL;
-		size_t		size = 0;
-		SourceHeader *h;
+		rec->payload = MemoryContextAlloc(cxt, r->len + 1);
+		memcpy(rec->payload, r->payload, r->len + 1);
+		rec->len = r->len;
+	}
+	if (r->nheaders > 0)
+	{
+		SourceHeader *h = MemoryContextAlloc(cxt, sizeof(SourceHeader) * r->nheaders);
 
-		/* Capture's Body is ["null", "bytes"] */
-		if (avro_value_get_by_index(&a->value, a->body_index, &f, NULL) == 0)
+		for (int i = 0; i < r->nheaders; i++)
 		{
-			avro_type_t t = field_branch(&f);
-
-			if (t == AVRO_BYTES)
-				avro_value_get_bytes(&f, &buf, &size);
-			else if (t == AVRO_STRING)
-				avro_value_get_string(&f, (const char **) &buf, &size);
-		}
-		if (buf != NULL)
-		{
-			rec->payload = MemoryContextAlloc(cxt, size + 1);
-			if (size > 0)
-				memcpy(rec->payload, buf, size);
-			rec->payload[size] = '\0';
-			rec->len = size;
-		}
-		if (!a->headers)
-		{
-			/* only the time, read where avro-c holds it */
-			const char *str;
-
-			if (a->field_index[2] >= 0 &&
-				avro_value_get_by_index(&a->value, a->field_index[2], &f, NULL) == 0 &&
-				field_branch(&f) == AVRO_STRING &&
-				avro_value_get_string(&f, &str, &size) == 0)
-				rec->timestamp_ms = capture_time_ms(str);
-			return 1;
-		}
-		h = MemoryContextAllocZero(cxt, sizeof(SourceHeader) * lengthof(capture_fields));
-		for (int i = 0; i < lengthof(capture_fields); i++)
-		{
-			char	   *v = NULL;
-
-			if (a->field_index[i] >= 0 &&
-				avro_value_get_by_index(&a->value, a->field_index[i], &f, NULL) == 0 &&
-				field_branch(&f) != AVRO_NULL)
-				v = field_text(a->lib, &f, cxt);
-			h[rec->nheaders].name = capture_fields[i];
-			h[rec->nheaders].value = v;
-			h[rec->nheaders].len = v ? strlen(v) : 0;
-			rec->nheaders++;
-			if (i == 2 && v)
-				rec->timestamp_ms = capture_time_ms(v);
+			h[i] = r->headers[i];
+			if (h[i].value)
+				h[i].value = MemoryContextStrdup(cxt, h[i].value);
 		}
 		rec->headers = h;
-	}
-	else
-	{
-		char	   *json;
-
-		if (a->lib->value_to_json(&a->value, 1, &json) != 0)
-		{
-			snprintf(a->error, sizeof(a->error), "could not encode Avro record " INT64_FORMAT ": %s",
-					 a->records, a->lib->strerror());
-			return -1;
-		}
-		rec->payload = MemoryContextStrdup(cxt, json);
-		rec->len = strlen(json);
-		free(json);
+		rec->nheaders = r->nheaders;
 	}
 	return 1;
 }
@@ -384,5 +456,6 @@ FileAvroClose(FileAvro *a)
 		a->lib->schema_decref(a->projection);
 	a->lib->reader_free(a->reader);
 	AvroBlocksClose(a->blocks);	/* and the schema */
+	MemoryContextDelete(a->block_cxt);
 	pfree(a);
 }

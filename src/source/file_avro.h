@@ -21,7 +21,6 @@ typedef struct AvroLib
 	int			(*value_to_json) (const avro_value_t *, int, char **);
 	int			(*value_read) (avro_reader_t, avro_value_t *);
 	int			(*value_sizeof) (avro_value_t *, size_t *);
-	int			(*skip_data) (avro_reader_t, avro_schema_t);
 	int			(*read) (avro_reader_t, void *, int64_t);
 	avro_reader_t (*reader_memory) (const char *, int64_t);
 	void		(*reader_memory_set_source) (avro_reader_t, const char *, int64_t);
@@ -60,7 +59,12 @@ typedef struct AvroBlock
 
 extern AvroBlocks *AvroBlocksOpen(const char *path, avro_schema_t *schema,
 								  int64 *first, char *errbuf, size_t errlen);
-extern int	AvroBlocksNext(AvroBlocks *b, int64 offset, AvroBlock *out);
+/* reads the records of a block; false, with the reason, if it cannot */
+typedef bool (*AvroDecodeBlock) (void *arg, const AvroBlock *block,
+								 char *reason, size_t reasonlen);
+
+extern int	AvroBlocksNext(AvroBlocks *b, int64 offset, AvroBlock *out,
+						   AvroDecodeBlock decode, void *arg);
 extern void AvroBlocksClose(AvroBlocks *b);
 
 #endif							/* SOURCE_FILE_AVRO_H */

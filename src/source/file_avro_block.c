@@ -8,8 +8,8 @@
  * container's framing itself, as the Avro specification lays it out, and
  * leaves everything else to avro-c: the header is decoded by avro-c as the
  * record it is (magic, metadata map, sync marker), a block's records by
- * avro-c from memory (avro_skip_data checks them here; file_avro.c decodes
- * them).  What is done here is only the framing of each block (its record
+ * avro-c from memory (in file_avro.c, which decodes a whole block before
+ * it hands out any of its records).  What is done here is only the framing of each block (its record
  * count, byte size, bytes and sync marker) and its codec: null, deflate
  * (zlib) or snappy.
  *
@@ -61,7 +61,6 @@ struct AvroBlocks
 	char		sync[AVRO_SYNC_LEN];
 	AvroCodec	codec;
 	avro_schema_t schema;
-	avro_reader_t check;		/* reads a block's records to check them */
 	MemoryContext cxt;			/* the reader's: its buffers live there */
 	char	   *plain;			/* a decompressed block */
 	size_t		plain_cap;
@@ -98,7 +97,6 @@ AvroLoad(char *errbuf, size_t errlen)
 				LOAD(value_to_json, "avro_value_to_json") &&
 				LOAD(value_read, "avro_value_read") &&
 				LOAD(value_sizeof, "avro_value_sizeof") &&
-				LOAD(skip_data, "avro_skip_data") &&
 				LOAD(read, "avro_read") &&
 				LOAD(reader_memory, "avro_reader_memory") &&
 				LOAD(reader_memory_set_source, "avro_reader_memory_set_source") &&
@@ -327,7 +325,6 @@ AvroBlocksOpen(const char *path, avro_schema_t *schema, int64 *first,
 		pfree(b);
 		return NULL;
 	}
-	b->check = Avro.reader_memory(b->buf, 0);
 	*schema = b->schema;
 	*first = b->buf_pos + b->start;
 	return b;
@@ -418,37 +415,16 @@ decompress(AvroBlocks *b, const char *data, size_t len, AvroBlock *out)
 	}
 }
 
-/* Whether the block's count records (avro-c decodes) fill exactly its bytes. */
-static bool
-check_records(AvroBlocks *b, AvroBlock *out)
-{
-	char		extra;
-
-	Avro.reader_memory_set_source(b->check, out->data, out->len);
-	for (int64 i = 0; i < out->count; i++)
-		if (Avro.skip_data(b->check, b->schema) != 0)
-		{
-			snprintf(b->reason, sizeof(b->reason), "record " INT64_FORMAT " of " INT64_FORMAT " cannot be decoded: %s",
-					 i + 1, out->count, Avro.strerror());
-			return false;
-		}
-	if (Avro.read(b->check, &extra, 1) == 0)
-	{
-		snprintf(b->reason, sizeof(b->reason), "its " INT64_FORMAT " records end before its %zu bytes do",
-				 out->count, out->len);
-		return false;
-	}
-	return true;
-}
-
 /*
  * The block at offset: 1 (out is the block, out->resume the next one's
  * offset), 0 at the end of the file, -1 for a corrupt block (out->reason,
- * out->resume where the file goes on, out->raw its first bytes).  out's
- * bytes are valid until the next call.
+ * out->resume where the file goes on, out->raw its first bytes).  decode
+ * reads the block's records: false, with the reason, if they are not
+ * exactly its bytes.  out's bytes are valid until the next call.
  */
 int
-AvroBlocksNext(AvroBlocks *b, int64 offset, AvroBlock *out)
+AvroBlocksNext(AvroBlocks *b, int64 offset, AvroBlock *out,
+			   AvroDecodeBlock decode, void *arg)
 {
 	const char *p;
 	size_t		avail;
@@ -486,7 +462,8 @@ AvroBlocksNext(AvroBlocks *b, int64 offset, AvroBlock *out)
 		p = b->buf + b->start;	/* the window may have moved */
 		out->count = count;
 		sync_ok = memcmp(p + n1 + n2 + size, b->sync, AVRO_SYNC_LEN) == 0;
-		records_ok = decompress(b, p + n1 + n2, size, out) && check_records(b, out);
+		records_ok = decompress(b, p + n1 + n2, size, out) &&
+			decode(arg, out, b->reason, sizeof(b->reason));
 		/* the sync marker alone damaged: the next block is still after it */
 		framed = sync_ok || records_ok;
 		good = sync_ok && records_ok;
@@ -538,7 +515,6 @@ AvroBlocksNext(AvroBlocks *b, int64 offset, AvroBlock *out)
 void
 AvroBlocksClose(AvroBlocks *b)
 {
-	Avro.reader_free(b->check);
 	Avro.schema_decref(b->schema);
 	gzclose(b->gz);
 	pfree(b->buf);
