@@ -223,23 +223,28 @@ read_header(AvroBlocks *b, char *errbuf, size_t errlen)
 	for (;;)
 	{
 		(void) want(b, want_len);
+		if (b->len - b->start < 4 || memcmp(b->buf + b->start, "Obj\1", 4) != 0)
+		{
+			rc = -1;			/* not worth reading on */
+			break;
+		}
 		r = Avro.reader_memory(b->buf + b->start, b->len - b->start);
 		rc = Avro.value_read(r, &hdr);
 		Avro.reader_free(r);
-		if (rc == 0 || b->eof)
+		if (rc == 0 || b->eof || want_len > MaxAllocSize / 4)
 			break;
 		want_len = (b->len - b->start) * 2;
 	}
-	if (rc != 0)
-		snprintf(errbuf, errlen, "not an Avro object container file: %s", Avro.strerror());
-	else if (avro_value_get_by_name(&hdr, "magic", &f, NULL) != 0 ||
-			 avro_value_get_fixed(&f, &p, &n) != 0 || n != 4 || memcmp(p, "Obj\1", 4) != 0)
+	if (rc < 0)
 		snprintf(errbuf, errlen, "not an Avro object container file: its first bytes are not Obj1");
+	else if (rc != 0)
+		snprintf(errbuf, errlen, "not an Avro object container file: %s", Avro.strerror());
 	else
 	{
 		const char *schema;
 		const char *codec;
 		size_t		codec_len = 0;
+		bool		codec_ok = true;
 
 		avro_value_get_by_name(&hdr, "sync", &f, NULL);
 		avro_value_get_fixed(&f, &p, &n);
@@ -255,10 +260,10 @@ read_header(AvroBlocks *b, char *errbuf, size_t errlen)
 		else if (codec_len == 6 && memcmp(codec, "snappy", 6) == 0)
 			b->codec = CODEC_SNAPPY;
 		else
+			codec_ok = false;
+		if (!codec_ok)
 			snprintf(errbuf, errlen, "the Avro codec \"%.*s\" is not supported (null, deflate and snappy are)",
 					 (int) Min(codec_len, 32), codec);
-		if (errbuf[0] != '\0')
-			;
 		else if (schema == NULL)
 			snprintf(errbuf, errlen, "the Avro file has no avro.schema");
 		else if (Avro.schema_from_json_length(schema, n, &b->schema) != 0)
@@ -317,7 +322,6 @@ AvroBlocksOpen(const char *path, avro_schema_t *schema, int64 *first,
 	gzbuffer(b->gz, AVRO_READ_CHUNK);
 	b->cap = AVRO_READ_CHUNK;
 	b->buf = palloc(b->cap);
-	errbuf[0] = '\0';
 	if (!read_header(b, errbuf, errlen))
 	{
 		gzclose(b->gz);

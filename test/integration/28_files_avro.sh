@@ -42,7 +42,8 @@ bad04=$(node "$GEN" "$W/stage/04.avro" 9001 3000 4096 deflate 2 flip) && put 04.
 bad05=$(node "$GEN" "$W/stage/05.avro" 13001 3000 4096 null 4 flip) && put 05.avro
 bad06=$(node "$GEN" "$W/stage/06.avro" 17001 3000 4096 null -1 truncate) && put 06.avro
 node "$GEN" "$W/stage/08.avro" 40001 500 4096 deflate && gzip "$W/stage/08.avro" && put 08.avro.gz
-wait_for "SELECT count(*) = 8 FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+echo '{"not": "avro"}' >"$W/stage/09.avro" && put 09.avro
+wait_for "SELECT count(*) = 9 FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
             WHERE s.name = 'it28av' AND f.state IN ('done', 'failed')" 120
 
 assert_eq "$(stats 00.avro)" "2000 $(sum_range 1 2000) 2000" "a Capture file, null codec"
@@ -55,6 +56,8 @@ assert_eq "$(q "SELECT count(*) FILTER (WHERE (meta->>'SequenceNumber')::bigint 
   "the Capture metadata of every record: \$headers and \$timestamp"
 assert_eq "$(q "SELECT rows || ' ' || state FROM iotstream.source_files WHERE path = 'ns/hub/03.avro'")" "0 done" \
   "an empty container file is done"
+assert_eq "$(q "SELECT rows || ' ' || state || ' ' || error FROM iotstream.source_files WHERE path = 'ns/hub/09.avro'")" \
+  "0 failed not an Avro object container file: its first bytes are not Obj1" "a file that is not Avro is failed"
 
 # A damaged file: the damaged block's records are missing, all others are
 # there once, and one dead letter names the block, at the record number
