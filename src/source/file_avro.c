@@ -97,8 +97,9 @@ FileAvroOpen(const char *path, int64 position, int64 in_block, int64 records,
 		return NULL;
 	}
 	a->lib = AvroLoad(errbuf, errlen);
+	/* (avro_schema_record_field_get is not safe for a field that is absent) */
 	a->capture = is_avro_record(a->schema) &&
-		a->lib->schema_record_field_get(a->schema, "Body") != NULL;
+		a->lib->schema_record_field_get_index(a->schema, "Body") >= 0;
 	if (a->capture && !headers)
 	{
 		/*
@@ -106,13 +107,18 @@ FileAvroOpen(const char *path, int64 position, int64 in_block, int64 records,
 		 * writer's records into a record of those two, and skips the
 		 * other fields (maps among them) without making values of them.
 		 */
+		static const char *const wanted[] = {"EnqueuedTimeUtc", "Body"};
+
 		a->projection = a->lib->schema_record(a->lib->schema_name(a->schema),
 											  a->lib->schema_namespace(a->schema));
-		if (a->lib->schema_record_field_get(a->schema, "EnqueuedTimeUtc"))
-			a->lib->schema_record_field_append(a->projection, "EnqueuedTimeUtc",
-											   a->lib->schema_record_field_get(a->schema, "EnqueuedTimeUtc"));
-		a->lib->schema_record_field_append(a->projection, "Body",
-										   a->lib->schema_record_field_get(a->schema, "Body"));
+		for (int i = 0; i < lengthof(wanted); i++)
+		{
+			int			k = a->lib->schema_record_field_get_index(a->schema, wanted[i]);
+
+			if (k >= 0)
+				a->lib->schema_record_field_append(a->projection, wanted[i],
+												   a->lib->schema_record_field_get_by_index(a->schema, k));
+		}
 	}
 	a->iface = a->lib->class_from_schema(a->projection ? a->projection : a->schema);
 	if (a->iface == NULL || a->lib->value_new(a->iface, &a->value) != 0 ||

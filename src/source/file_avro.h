@@ -28,7 +28,8 @@ typedef struct AvroLib
 	int			(*schema_from_json_length) (const char *, size_t, avro_schema_t *);
 	int			(*schema_decref) (avro_schema_t);
 	avro_schema_t (*schema_record) (const char *, const char *);
-	avro_schema_t (*schema_record_field_get) (const avro_schema_t, const char *);
+	int			(*schema_record_field_get_index) (const avro_schema_t, const char *);
+	avro_schema_t (*schema_record_field_get_by_index) (const avro_schema_t, int);
 	int			(*schema_record_field_append) (const avro_schema_t, const char *, const avro_schema_t);
 	const char *(*schema_name) (const avro_schema_t);
 	const char *(*schema_namespace) (const avro_schema_t);

@@ -104,7 +104,8 @@ AvroLoad(char *errbuf, size_t errlen)
 				LOAD(schema_from_json_length, "avro_schema_from_json_length") &&
 				LOAD(schema_decref, "avro_schema_decref") &&
 				LOAD(schema_record, "avro_schema_record") &&
-				LOAD(schema_record_field_get, "avro_schema_record_field_get") &&
+				LOAD(schema_record_field_get_index, "avro_schema_record_field_get_index") &&
+				LOAD(schema_record_field_get_by_index, "avro_schema_record_field_get_by_index") &&
 				LOAD(schema_record_field_append, "avro_schema_record_field_append") &&
 				LOAD(schema_name, "avro_schema_name") &&
 				LOAD(schema_namespace, "avro_schema_namespace") &&
@@ -193,7 +194,8 @@ meta_get(avro_value_t *meta, const char *key, size_t *len)
 	avro_value_t v;
 	const void *buf;
 
-	if (avro_value_get_by_name(meta, key, &v, NULL) != 0 ||
+	/* (some avro-c versions give an absent key as a child of no value) */
+	if (avro_value_get_by_name(meta, key, &v, NULL) != 0 || v.self == NULL ||
 		avro_value_get_bytes(&v, &buf, len) != 0)
 		return NULL;
 	return buf;

@@ -139,5 +139,20 @@ wait_for "SELECT state = 'done' FROM iotstream.source_files f JOIN iotstream.sou
 assert_eq "$(q "SELECT count(*) || ' ' || sum(value) || ' ' || count(*) FILTER (WHERE enqueued = ts AND meta IS NULL AND rec = value - 50000)
                 FROM it28av.t WHERE file = '10.avro'")" "3000 $(sum_range 50001 53000) 3000" \
   "without \$headers: every record, its time and number"
+# A record of another schema (no Body) is the message as its JSON encoding.
+node -e "
+  const avro = require('$IOTSTREAM_ROOT/test/node/node_modules/avsc');
+  const type = avro.Type.forSchema({type: 'record', name: 'Reading', fields: [
+    {name: 'deviceId', type: 'string'}, {name: 'value', type: 'long'}, {name: 'ts', type: 'string'}]});
+  const enc = avro.createFileEncoder('$W/stage/11.avro', type, {codec: 'deflate', blockSize: 2048});
+  for (let i = 60001; i <= 61000; i++)
+    enc.write({deviceId: 'd-' + (i % 5), value: i, ts: new Date(Date.UTC(2026, 10, 2) + i * 1000).toISOString()});
+  enc.end();" && chmod 644 "$W/stage/11.avro"
+wait_for "SELECT true" 5 # (the encoder's file is closed when node exits)
+mv "$W/stage/11.avro" "$W/lake2/11.avro"
+wait_for "SELECT state = 'done' FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+            WHERE s.name = 'it28av2' AND f.path = '11.avro'" 120
+assert_eq "$(q "SELECT count(*) || ' ' || sum(value) || ' ' || count(DISTINCT device_id) FROM it28av.t WHERE file = '11.avro'")" \
+  "1000 $(sum_range 60001 61000) 5" "a record of another schema: its JSON encoding, decoded by the mapping"
 q "SELECT iotstream.drop_source('it28av2')" >/dev/null
 echo "ok"
