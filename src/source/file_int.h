@@ -92,16 +92,17 @@ typedef struct FileRecord
 typedef struct FileReader FileReader;
 
 extern FileReader *FileReaderOpen(const char *fullpath, const FileFormat *fmt,
-								  int64 position, int64 lines,
+								  int64 position, int64 lines, int64 records,
 								  char *errbuf, size_t errlen);
 extern int	FileReaderNext(FileReader *r, FileRecord *rec, MemoryContext cxt);
 extern const char *FileReaderError(FileReader *r);
 extern void FileReaderClose(FileReader *r);
 
-/* in file_avro.c: the records of an Avro file (a record count is a position) */
+/* in file_avro.c: the records of an Avro file (a block's offset is a position) */
 typedef struct FileAvro FileAvro;
 
-extern FileAvro *FileAvroOpen(const char *path, int64 position, bool headers,
+extern FileAvro *FileAvroOpen(const char *path, int64 position, int64 in_block,
+							  int64 records, bool headers,
 							  char *errbuf, size_t errlen);
 extern int	FileAvroNext(FileAvro *a, FileRecord *rec, MemoryContext cxt);
 extern const char *FileAvroError(FileAvro *a);
@@ -123,6 +124,7 @@ typedef struct FileLedgerEntry
 	char		etag[FILE_ETAG_LEN];	/* of the version its rows are of */
 	int64		position;
 	int64		lines;
+	int64		rows;			/* records read of the version */
 	FileState	state;
 } FileLedgerEntry;
 
@@ -143,6 +145,7 @@ typedef struct FileLedger FileLedger;
 extern FileLedger *FileLedgerLoad(const char *group_id, const char *path_column,
 								  MemoryContext cxt);
 extern FileLedgerEntry *FileLedgerGet(FileLedger *l, const char *path);
+extern FileLedgerEntry **FileLedgerEntries(FileLedger *l, int *n);
 extern void FileLedgerWrite(FileLedger *l, const FileProgress *p, int n, bool own_xact);
 extern void FileLedgerRemember(FileLedger *l, const FileProgress *p, int n);
 

@@ -84,7 +84,7 @@ FileLedgerLoad(const char *group_id, const char *path_column, MemoryContext cxt)
 	}
 	argtypes[0] = INT4OID;
 	args[0] = Int32GetDatum(l->source_id);
-	if (SPI_execute_with_args("SELECT path, etag, position, lines, state FROM iotstream.source_files"
+	if (SPI_execute_with_args("SELECT path, etag, position, lines, state, rows FROM iotstream.source_files"
 							  " WHERE source_id = $1", 1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read iotstream.source_files");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -103,6 +103,7 @@ FileLedgerLoad(const char *group_id, const char *path_column, MemoryContext cxt)
 		e->position = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
 		e->lines = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 		e->state = state_of(SPI_getvalue(tup, desc, 5));
+		e->rows = DatumGetInt64(SPI_getbinval(tup, desc, 6, &isnull));
 	}
 	if (path_column)
 	{
@@ -209,6 +210,21 @@ FileLedgerWrite(FileLedger *l, const FileProgress *p, int n, bool own_xact)
 	MemoryContextSwitchTo(old);
 }
 
+/* The entries of the ledger, in no order; *n of them, palloc'd. */
+FileLedgerEntry **
+FileLedgerEntries(FileLedger *l, int *n)
+{
+	FileLedgerEntry **all = palloc(sizeof(FileLedgerEntry *) * Max(hash_get_num_entries(l->files), 1));
+	HASH_SEQ_STATUS seq;
+	FileLedgerEntry *e;
+
+	*n = 0;
+	hash_seq_init(&seq, l->files);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		all[(*n)++] = e;
+	return all;
+}
+
 /* After the commit of what FileLedgerWrite wrote: the ledger in memory. */
 void
 FileLedgerRemember(FileLedger *l, const FileProgress *p, int n)
@@ -216,10 +232,13 @@ FileLedgerRemember(FileLedger *l, const FileProgress *p, int n)
 	for (int i = 0; i < n; i++)
 	{
 		FileLedgerEntry *e;
+		bool		found;
 
 		if (strlen(p[i].file->path) >= MAXPGPATH)
 			continue;
-		e = hash_search(l->files, p[i].file->path, HASH_ENTER, NULL);
+		e = hash_search(l->files, p[i].file->path, HASH_ENTER, &found);
+		if (!found)
+			e->rows = 0;
 		if (p[i].state == FILE_REWRITTEN)
 		{
 			e->state = FILE_REWRITTEN;
@@ -228,6 +247,7 @@ FileLedgerRemember(FileLedger *l, const FileProgress *p, int n)
 		strlcpy(e->etag, p[i].file->etag, sizeof(e->etag));
 		e->position = p[i].position;
 		e->lines = p[i].lines;
+		e->rows = p[i].reingest ? p[i].rows : e->rows + p[i].rows;
 		e->state = p[i].state;
 	}
 }

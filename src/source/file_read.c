@@ -224,19 +224,20 @@ read_header(FileReader *r)
 }
 
 /*
- * Opens fullpath to read from position, after lines lines.  NULL, with
- * the reason in errbuf, if it cannot be opened.
+ * Opens fullpath to read from position, after lines lines (Avro: from the
+ * block at position, past lines of its records, records read before it).
+ * NULL, with the reason in errbuf, if it cannot be opened.
  */
 FileReader *
 FileReaderOpen(const char *fullpath, const FileFormat *fmt, int64 position, int64 lines,
-			   char *errbuf, size_t errlen)
+			   int64 records, char *errbuf, size_t errlen)
 {
 	FileReader *r = palloc0(sizeof(FileReader));
 
 	if (fmt->avro)
 	{
 		r->fmt = *fmt;
-		r->avro = FileAvroOpen(fullpath, position, fmt->headers, errbuf, errlen);
+		r->avro = FileAvroOpen(fullpath, position, lines, records, fmt->headers, errbuf, errlen);
 		if (r->avro == NULL)
 		{
 			pfree(r);

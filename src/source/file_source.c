@@ -74,6 +74,8 @@ typedef struct FileSource
 	int64		nerrors;
 } FileSource;
 
+static void resume_from_ledger(FileSource *s);
+
 static void
 set_error(FileSource *s, const char *msg)
 {
@@ -163,6 +165,8 @@ file_open(const SourceProperty *props, int nprops, const char *const *streams, i
 	s->batch = palloc(sizeof(BatchFile) * s->maxbatch);
 	s->ledger = FileLedgerLoad(prop(props, nprops, "group.id"),
 							   prop(props, nprops, "file.path_column"), cxt);
+	if (s->resume.date_levels > 0 && strstr(s->pattern, "**") == NULL)
+		resume_from_ledger(s);
 	MemoryContextSwitchTo(old);
 	return s;
 }
@@ -250,45 +254,66 @@ in_batch(FileSource *s, const char *path)
 	return false;
 }
 
+/* How many folders of a path before its dates are its group. */
+static int
+group_depth(FileSource *s)
+{
+	int			nsegs = 1;
+
+	for (const char *p = s->pattern; *p; p++)
+		nsegs += *p == '/';
+	return Max(nsegs - 1 - s->resume.date_levels, 0);
+}
+
+/* The index of group in the resume, added (with date) if it is new. */
+static int
+resume_group(FileListResume *r, char *group, char *date, bool *added)
+{
+	int			g;
+
+	for (g = 0; g < r->n; g++)
+		if (strcmp(r->groups[g], group) == 0)
+		{
+			*added = false;
+			return g;
+		}
+	r->groups = r->n ? repalloc(r->groups, sizeof(char *) * (r->n + 1)) : palloc(sizeof(char *));
+	r->dates = r->n ? repalloc(r->dates, sizeof(char *) * (r->n + 1)) : palloc(sizeof(char *));
+	r->groups[g] = group;
+	r->dates[g] = date;
+	r->n++;
+	*added = true;
+	return g;
+}
+
 /*
  * Where the next listing of date-laid folders goes on from: per group, the
  * date of its newest file, or of its oldest file still to read (a file
- * not listed again would not be read).  Kept in memory: a restarted
- * worker lists everything once, and the ledger skips what is done.
+ * not listed again would not be read).
  */
 static void
 update_resume(FileSource *s, const FileEntry *all, int n)
 {
 	MemoryContext old = MemoryContextSwitchTo(s->cxt);
 	FileListResume *r = &s->resume;
-	int			nsegs = 1;
-	int			group_depth;
+	int			depth = group_depth(s);
 	bool	   *held = palloc0(sizeof(bool) * (r->n + n));	/* by a file to read */
 
-	for (const char *p = s->pattern; *p; p++)
-		nsegs += *p == '/';
-	group_depth = Max(nsegs - 1 - r->date_levels, 0);
 	/* the listing is sorted: a group's first file to read is its oldest */
 	for (int i = 0; i < n; i++)
 	{
 		char	   *group;
 		char	   *date;
 		bool		todo = false;
+		bool		added;
 		int			g;
 
-		(void) FilePathSplit(all[i].path, group_depth, r->date_levels, &group, &date);
+		(void) FilePathSplit(all[i].path, depth, r->date_levels, &group, &date);
 		for (int k = 0; k < s->ntodo && !todo; k++)
 			todo = strcmp(s->todo[k].path, all[i].path) == 0;
-		for (g = 0; g < r->n; g++)
-			if (strcmp(r->groups[g], group) == 0)
-				break;
-		if (g == r->n)
+		g = resume_group(r, group, date, &added);
+		if (added)
 		{
-			r->groups = r->n ? repalloc(r->groups, sizeof(char *) * (r->n + 1)) : palloc(sizeof(char *));
-			r->dates = r->n ? repalloc(r->dates, sizeof(char *) * (r->n + 1)) : palloc(sizeof(char *));
-			r->groups[g] = group;
-			r->dates[g] = date;
-			r->n++;
 			held[g] = todo;
 			continue;
 		}
@@ -304,6 +329,44 @@ update_resume(FileSource *s, const FileEntry *all, int n)
 	}
 	pfree(held);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Where a (re)started worker lists from: the same dates, from the files
+ * of the ledger (which commits with their rows) instead of a listing, so
+ * a restart does not list from the root.
+ */
+static void
+resume_from_ledger(FileSource *s)
+{
+	FileListResume *r = &s->resume;
+	int			depth = group_depth(s);
+	int			n;
+	FileLedgerEntry **all = FileLedgerEntries(s->ledger, &n);
+	char	  **oldest_todo = palloc0(sizeof(char *) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		char	   *group;
+		char	   *date;
+		bool		todo = all[i]->state == FILE_SEEN || all[i]->state == FILE_IN_PROGRESS;
+		bool		added;
+		int			g;
+
+		if (!FilePatternMatches(s->pattern, all[i]->path))
+			continue;
+		(void) FilePathSplit(all[i]->path, depth, r->date_levels, &group, &date);
+		g = resume_group(r, group, date, &added);
+		if (!added && strcmp(date, r->dates[g]) > 0)
+			r->dates[g] = date;
+		if (todo && (oldest_todo[g] == NULL || strcmp(date, oldest_todo[g]) < 0))
+			oldest_todo[g] = date;
+	}
+	for (int g = 0; g < r->n; g++)
+		if (oldest_todo[g])
+			r->dates[g] = oldest_todo[g];
+	pfree(oldest_todo);
+	pfree(all);
 }
 
 /*
@@ -398,7 +461,8 @@ next_file(FileSource *s)
 		FileLedgerEntry *e;
 		char	   *full;
 		int64		position = 0,
-					lines = 0;
+					lines = 0,
+					records = 0;
 
 		if (s->next >= s->ntodo)
 		{
@@ -417,6 +481,7 @@ next_file(FileSource *s)
 		{
 			position = e->position;
 			lines = e->lines;
+			records = e->rows;
 		}
 		if (s->blob)
 		{
@@ -434,7 +499,7 @@ next_file(FileSource *s)
 			/* the reader lives across batches, its records only until release */
 			MemoryContext old = MemoryContextSwitchTo(s->cxt);
 
-			s->reader = FileReaderOpen(full, &s->fmt, position, lines, errbuf, sizeof(errbuf));
+			s->reader = FileReaderOpen(full, &s->fmt, position, lines, records, errbuf, sizeof(errbuf));
 			MemoryContextSwitchTo(old);
 		}
 		pfree(full);

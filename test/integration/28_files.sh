@@ -214,6 +214,17 @@ assert_eq "$(q "SELECT string_agg(path || ':' || rows, ' ' ORDER BY path) FROM i
 assert_eq "$(q "SELECT count(*) || ' ' || sum(value) FROM it28.t WHERE file LIKE '2026/1_/day_%'")" \
   "$((10 + 20 + 30 + 50 + 60)) $(( $(sum_of 10 1) + $(sum_of 20 2) + $(sum_of 30 3) + $(sum_of 50 5) + $(sum_of 60 6) ))" \
   "date_levels: the rows of every file listed, once"
+# A restarted worker goes on from the dates of the ledger: the late file
+# in 2026/10 stays unlisted, a new file in 2026/12 is read.
+pid=$(q "SELECT pids[1] FROM iotstream.source_status WHERE source = 'it28dl'")
+q "SELECT iotstream.stop_source('it28dl')" >/dev/null
+wait_for "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid)" 60
+q "SELECT iotstream.start_source('it28dl')" >/dev/null
+make_csv dl/2026/12/day_02.csv 70 7
+wait_for "$(dl_done 2026/12/day_02.csv)" 60
+assert_eq "$(q "SELECT count(*) FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+                 WHERE s.name = 'it28dl' AND f.path = '2026/10/day_31.csv'")" 0 \
+  "date_levels: after a restart the late file in 2026/10 is still not listed"
 if q "SELECT iotstream.create_file_source('it28bad', 'file://$LAKE/dl', 'it28.t', 'csv',
         options => '{\"pattern\": \"**/*.csv\", \"date_levels\": 2}')" 2>"$W/err"; then
   fail "date_levels with a ** pattern was accepted"

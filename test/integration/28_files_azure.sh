@@ -112,7 +112,7 @@ assert_eq "$(file_stats big.csv)" "20000 $(sum_of 20000 1) 20000" "big.csv: ever
 # through test/node/blob_proxy.mjs, which logs each List Blobs' prefix:
 # passes with nothing new list only dl/, dl/2026/ and dl/2026/11/, never
 # dl/2026/10/; a blob dropped late into 2026/10 is not listed, blobs in
-# 2026/11 and a newer 2026/12 are.
+# 2026/11 and a newer 2026/12 are; after a restart too.
 pf=$W/proxy.port
 (cd "$IOTSTREAM_ROOT/test/node" && exec node blob_proxy.mjs --port-file "$pf" --log "$W/proxy.log" \
    --upstream "$AZURITE_PORT" --log-prefix 1 >"$W/proxy.out" 2>&1) &
@@ -149,6 +149,25 @@ assert_eq "$(q "SELECT string_agg(path || ':' || rows, ' ' ORDER BY path) FROM i
 assert_eq "$(q "SELECT count(*) || ' ' || sum(value) FROM it28az.t WHERE file LIKE '2026/1_/day_%'")" \
   "$((10 + 20 + 30 + 50 + 60)) $(( $(sum_of 10 1) + $(sum_of 20 2) + $(sum_of 30 3) + $(sum_of 50 5) + $(sum_of 60 6) ))" \
   "date_levels: the rows of every blob listed, once"
+# A restarted worker goes on from the dates of the ledger, not from the
+# root (a first listing of all names under dl/ would make three of dl/):
+# its first two passes list dl/, dl/2026/ and dl/2026/12/ (the newest
+# month now), and the late blob stays unlisted.
+pid=$(q "SELECT pids[1] FROM iotstream.source_status WHERE source = 'it28azd'")
+q "SELECT iotstream.stop_source('it28azd')" >/dev/null
+wait_for "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid)" 60
+from=$(wc -l <"$W/proxy.log")
+q "SELECT iotstream.start_source('it28azd')" >/dev/null
+for i in $(seq 1 300); do # poll the log: two listings
+  [ "$(tail -n +$((from + 1)) "$W/proxy.log" | grep -c 'comp=list')" -ge 6 ] && break
+  sleep 0.1
+done
+lists=$(tail -n +$((from + 1)) "$W/proxy.log" | grep 'comp=list' | head -6)
+assert_eq "$(echo "$lists" | sed 's/.* prefix=//; s/ .*//' | sort | uniq -c | awk '{ print $2 ":" $1 }' | paste -sd ' ')" \
+  "dl/:2 dl/2026/:2 dl/2026/12/:2" "date_levels: after a restart the passes list dl/, dl/2026/ and dl/2026/12/ only"
+assert_eq "$(q "SELECT count(*) FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+                 WHERE s.name = 'it28azd' AND f.path = '2026/10/day_31.csv'")" 0 \
+  "date_levels: after a restart the late blob in 2026/10 is still not listed"
 q "SELECT iotstream.drop_source('it28azd')" >/dev/null
 
 q "SELECT iotstream.drop_source('it28az')" >/dev/null

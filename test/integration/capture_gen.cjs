@@ -1,11 +1,15 @@
 // Writes Event Hubs Capture files with avsc, an Avro implementation
 // independent of iotstream's reader (avro-c): the Capture schema, each
 // record's Body a JSON reading.  Used by 28_files_avro.sh.
-//   node capture_gen.cjs FILE FIRST COUNT [BLOCK_BYTES] [CODEC] [CORRUPT_SYNC]
-// CORRUPT_SYNC n > 0: the file's nth block-ending sync marker is overwritten,
-// as a torn or corrupted block would leave it.
+//   node capture_gen.cjs FILE FIRST COUNT [BLOCK_BYTES] [CODEC] [CORRUPT_BLOCK] [HOW]
+// CORRUPT_BLOCK n > 0: block n (from 1; -1: the last) is damaged, HOW:
+//   sync      its sync marker is overwritten (the default)
+//   flip      a run of bytes in the middle of its data is overwritten
+//   truncate  the file ends in the middle of it
+// and the SequenceNumbers of its records are printed, "first last": the
+// block's record count is read with avsc's long type.
 // Record i (FIRST <= i < FIRST + COUNT): SequenceNumber i, Offset "i*100",
-// Body {"deviceId": "d-<i % 5>", "value": i, "ts": <an ISO time>}.
+// Body {"deviceId": "d-<i % 5>", "value": i, "ts": 2026-11-01 + i seconds}.
 'use strict';
 const path = require('path');
 const avro = require(path.join(__dirname, '../node/node_modules/avsc'));
@@ -22,23 +26,45 @@ const schema = {
   ],
 };
 const fs = require('fs');
-const [file, first, count, blockBytes, codec, corrupt] = process.argv.slice(2);
+const [file, first, count, blockBytes, codec, corrupt, how] = process.argv.slice(2);
 const syncMarker = Buffer.from('iotstream-sync-!');
 const type = avro.Type.forSchema(schema, {wrapUnions: true});
-const enc = avro.createFileEncoder(file, type,
+const enc = new avro.streams.BlockEncoder(type,
   {blockSize: Number(blockBytes || 65536), codec: codec || 'null', syncMarker});
-enc.on('finish', () => {
+const out = fs.createWriteStream(file);
+enc.pipe(out);
+// the file is whole once its stream closes (the encoder finishes before)
+out.on('close', () => {
   if (!Number(corrupt)) return;
   const buf = fs.readFileSync(file);
-  // occurrence 0 ends the header; occurrence n ends block n
-  let at = -1;
-  for (let k = 0; k <= Number(corrupt); k++) at = buf.indexOf(syncMarker, at + 1);
-  if (at < 0) throw new Error('no such block');
-  buf.fill(0x5a, at, at + 16);
-  fs.writeFileSync(file, buf);
+  // occurrence 0 ends the header; occurrence k ends block k
+  const ends = [];
+  for (let at = buf.indexOf(syncMarker); at >= 0; at = buf.indexOf(syncMarker, at + 1)) ends.push(at);
+  const n = Number(corrupt) < 0 ? ends.length - 1 : Number(corrupt);
+  if (n < 1 || n >= ends.length) throw new Error('no such block');
+  const long = avro.Type.forSchema('long');
+  let seq = Number(first);
+  for (let k = 1; k < n; k++) seq += long.decode(buf, ends[k - 1] + 16).value;
+  const start = ends[n - 1] + 16;
+  const head = long.decode(buf, start);
+  const size = long.decode(buf, head.offset);
+  const data = size.offset;  // the block's data: [data, data + size.value)
+  console.log(`${seq} ${seq + head.value - 1}`);
+  if ((how || 'sync') === 'sync') {
+    buf.fill(0x5a, ends[n], ends[n] + 16);
+    fs.writeFileSync(file, buf);
+  } else if (how === 'flip') {
+    const run = Math.min(300, Math.floor(size.value / 3));
+    const at = data + Math.floor(size.value / 2) - Math.floor(run / 2);
+    buf.fill(0xff, at, at + run);
+    fs.writeFileSync(file, buf);
+  } else if (how === 'truncate') {
+    fs.writeFileSync(file, buf.subarray(0, data + Math.floor(size.value / 2)));
+  } else throw new Error(`unknown damage ${how}`);
 });
 for (let i = Number(first); i < Number(first) + Number(count); i++) {
-  const t = new Date(Date.UTC(2026, 10, 1 + (i % 28), i % 24, i % 60, i % 60));
+  // Capture writes a partition's events in the order they were enqueued
+  const t = new Date(Date.UTC(2026, 10, 1) + i * 1000);
   const h = t.getUTCHours();
   const enqueued = `${t.getUTCMonth() + 1}/${t.getUTCDate()}/${t.getUTCFullYear()} ` +
     `${h % 12 === 0 ? 12 : h % 12}:${String(t.getUTCMinutes()).padStart(2, '0')}:` +
