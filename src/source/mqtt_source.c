@@ -42,6 +42,7 @@
 #define MQTT_SLOTS			2048	/* QoS 2 ids stored and not yet released */
 #define BACKOFF_MIN_MS		250
 #define BACKOFF_MAX_MS		5000
+#define CHUNK_SIZE			(1024 * 1024)	/* messages are carved from chunks */
 
 /* what we know of a packet id */
 typedef enum IdState
@@ -57,9 +58,22 @@ typedef enum IdState
 /* released ids remembered for the resends after the next reconnect */
 #define RELEASED_RING	4096
 
+/*
+ * A chunk of message memory.  Messages are carved from the current chunk
+ * one after the other; a chunk goes back whole (kept as the spare, or
+ * freed) when the last of its messages is released after its commit.
+ */
+typedef struct MsgChunk
+{
+	size_t		size;			/* bytes after the header */
+	size_t		used;
+	int64		live;			/* messages carved and not released */
+} MsgChunk;
+
 typedef struct MqttMsg
 {
 	struct MqttMsg *next;
+	MsgChunk   *chunk;
 	uint16		id;
 	uint8		qos;
 	bool		dup;
@@ -104,6 +118,8 @@ typedef struct MqttSource
 	MqttMsg    *held_head;
 	MqttMsg    *held_tail;
 	int64		stored;			/* messages stored by this session */
+	MsgChunk   *chunk;			/* messages are carved from this one */
+	MsgChunk   *spare;			/* an empty chunk kept for the next */
 	uint16	   *owed;			/* committed ids whose ack is not sent */
 	uint8	   *owed_qos;
 	int			nowed;
@@ -235,6 +251,67 @@ end_doubt(MqttSource *ms)
 	ms->doubting = false;
 }
 
+#define CHUNK_HEADER	MAXALIGN(sizeof(MsgChunk))
+
+/* Room for one message: from the current chunk, else the spare or a new one. */
+static MqttMsg *
+msg_alloc(MqttSource *ms, size_t size)
+{
+	MsgChunk   *c = ms->chunk;
+	MqttMsg    *m;
+
+	size = MAXALIGN(size);
+	if (c == NULL || c->size - c->used < size)
+	{
+		if (ms->spare && size <= ms->spare->size)
+		{
+			c = ms->spare;
+			ms->spare = NULL;
+		}
+		else
+		{
+			size_t		csize = Max(size, CHUNK_SIZE);
+
+			c = malloc(CHUNK_HEADER + csize);
+			if (c == NULL)
+				elog(ERROR, "out of memory");
+			c->size = csize;
+		}
+		c->used = 0;
+		c->live = 0;
+		/* the old current chunk goes back when its last message does */
+		if (ms->chunk && ms->chunk->live == 0)
+		{
+			if (ms->spare == NULL && ms->chunk->size == CHUNK_SIZE)
+				ms->spare = ms->chunk;
+			else
+				free(ms->chunk);
+		}
+		ms->chunk = c;
+	}
+	m = (MqttMsg *) ((char *) c + CHUNK_HEADER + c->used);
+	c->used += size;
+	c->live++;
+	m->chunk = c;
+	return m;
+}
+
+/* A message released: its chunk goes back with its last message. */
+static void
+msg_free(MqttSource *ms, MqttMsg *m)
+{
+	MsgChunk   *c = m->chunk;
+
+	if (--c->live > 0)
+		return;
+	if (c == ms->chunk)
+		c->used = 0;			/* empty: carve from its start again */
+	else if (ms->spare == NULL && c->size == CHUNK_SIZE)
+		ms->spare = c;
+	else
+		free(c);
+}
+
 static void
 enqueue(MqttSource *ms, const MqttPublish *p)
 {
@@ -246,9 +323,7 @@ enqueue(MqttSource *ms, const MqttPublish *p)
 	size += MAXALIGN(sizeof(SourceHeader) * nh) + 8;
 	for (int i = 0; i < nh; i++)
 		size += p->props[i].name_len + p->props[i].value_len + 2;
-	m = malloc(size);
-	if (m == NULL)
-		elog(ERROR, "out of memory");
+	m = msg_alloc(ms, size);
 	d = (char *) m + MAXALIGN(sizeof(MqttMsg));
 	m->headers = (SourceHeader *) d;
 	d += MAXALIGN(sizeof(SourceHeader) * nh);
@@ -760,7 +835,7 @@ mqtt_release(void *src)
 			if (m->qos == 2)
 				free_slot(ms, m->id);
 		}
-		free(m);
+		msg_free(ms, m);
 		m = next;
 	}
 	ms->held_head = ms->held_tail = NULL;
@@ -798,8 +873,10 @@ mqtt_close(void *src)
 	for (MqttMsg *m = ms->queue_head, *next; m; m = next)
 	{
 		next = m->next;
-		free(m);
+		msg_free(ms, m);
 	}
+	free(ms->chunk);
+	free(ms->spare);
 	for (int i = 0; i < ms->cfg.nfilters; i++)
 		free(ms->filters[i]);
 	free(ms->filters);
