@@ -62,7 +62,7 @@ usage(FILE *out)
 			"MQTT (--mqtt instead of --brokers):\n"
 			"  --topic T                  {device} and {metric} are replaced per message\n"
 			"  --qos 0|1|2                (default 1)\n"
-			"  --window N                 QoS 1, 2: packet ids in flight (default 1000)\n"
+			"  --window N                 QoS 1, 2: packet ids in flight (default 20)\n"
 			"  --client-id ID             (default iotstream-sim-<pid>)\n"
 			"  --payload json|value       the message, or (telemetry) its bare value\n");
 }
@@ -263,7 +263,7 @@ parse_options(Options *o, int argc, char **argv)
 	o->per_device = 1;
 	o->start_ms = INT64_MIN;
 	o->qos = 1;
-	o->window = 1000;
+	o->window = 20;
 	for (k = 0; k < BAD_NKINDS; k++)
 		o->bad_enabled[k] = k != BAD_OVERSIZE;
 	o->nmetrics = split_list(default_metrics, o->metrics, MAX_METRICS);

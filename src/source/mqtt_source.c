@@ -747,6 +747,18 @@ mqtt_poll(void *src, SourceMessage *out, int max)
 }
 
 /*
+ * A QoS 2 message waits and every slot is taken (by this batch, or by ids
+ * awaiting PUBREL): commit now rather than idle until batch_ms.
+ */
+static bool
+mqtt_batch_full(void *src)
+{
+	MqttSource *ms = src;
+
+	return ms->nfree == 0 && ms->queue_head != NULL && ms->queue_head->qos == 2;
+}
+
+/*
  * What to store with the batch: the slot of each QoS 2 message, then the
  * count of messages stored (last: it takes the batch's event times).
  */
@@ -907,6 +919,7 @@ const SourceOps MqttSourceOps = {
 	.open = mqtt_open,
 	.fd = mqtt_fd,
 	.poll = mqtt_poll,
+	.batch_full = mqtt_batch_full,
 	.positions = mqtt_positions,
 	.end_offset = mqtt_end_offset,
 	.drained = mqtt_drained,
