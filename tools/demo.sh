@@ -225,7 +225,7 @@ psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
 SELECT iotstream.drop_rule(name) FROM iotstream.rules WHERE name = 'arduino_overheat';
 SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name = 'demo_mqtt';
-SELECT iotstream.drop_stream_table('arduino', drop_table => true) WHERE to_regclass('arduino') IS NOT NULL;
+SELECT iotstream.drop_stream_table(to_regclass('arduino'), drop_table => true) WHERE to_regclass('arduino') IS NOT NULL;
 SELECT iotstream.create_stream_table('arduino',
     'ts timestamptz NOT NULL, device text NOT NULL, measurement text NOT NULL, value float8 NOT NULL',
     'ts', partition_interval => '1 hour', premake => 3, retention => '7 days');
