@@ -84,7 +84,7 @@ tools/bin/iotstream-broker: tools/broker.c
 	@mkdir -p tools/bin
 	$(TOOLS_CC) $(TOOLS_CFLAGS) -o $@ $< -lrdkafka
 
-tools/bin/iotstream-sim: tools/simulator.c tools/sim_message.c tools/sim_options.c tools/sim.h
+tools/bin/iotstream-sim: tools/simulator.c tools/sim_message.c tools/sim_options.c tools/sim_mqtt.c tools/sim.h
 	@mkdir -p tools/bin
 	$(TOOLS_CC) $(TOOLS_CFLAGS) -o $@ $(filter %.c,$^) -lrdkafka -lm
 

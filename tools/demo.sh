@@ -3,7 +3,9 @@
 #   tools/demo.sh start   install what is missing; start a cluster, the local
 #                         broker and the simulator; a source feeds the stream
 #                         table `telemetry`; detection queries to try; sealed
-#                         hours exported as Parquet to a local lake folder
+#                         hours exported as Parquet to a local lake folder;
+#                         an MQTT path: mosquitto, simulated Arduino sensors
+#                         on per-measurement topics, an MQTT source, a rule
 #   tools/demo.sh stop    stop all of it
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +28,9 @@ stop_pidfile() {
 case "${1:-start}" in
 stop)
   stop_pidfile "$DEMO/sim.pid"
+  stop_pidfile "$DEMO/sim_mqtt.pid"
   stop_pidfile "$DEMO/broker.pid"
+  stop_pidfile "$DEMO/mosquitto.pid"
   cluster_stop "$DEMO/cluster"
   echo "demo stopped"
   exit 0
@@ -186,6 +190,89 @@ else
   echo "   (run make test once to install avsc, then make demo again to drop Capture files here)"
 fi
 
+# MQTT (issue 19): simulated Arduino sensors (seed 003: a DHT11 for
+# temperature and humidity, a sonar, a PIR) publish one topic per
+# measurement, arduino/<device>/<measurement>, to Debian's mosquitto; an
+# MQTT source at QoS 2 stores them, its topic template filling the device
+# and measurement columns
+# each make demo starts the MQTT part over: a fresh broker, table and source
+stop_pidfile "$DEMO/sim_mqtt.pid"
+stop_pidfile "$DEMO/mosquitto.pid"
+MQTT_DIR=$DEMO/mosquitto
+rm -rf "$MQTT_DIR"
+mkdir -p "$MQTT_DIR" && chmod 777 "$MQTT_DIR"
+echo "== starting mosquitto (persistence in $MQTT_DIR)"
+MQTT_PORT=$(free_port)
+cat >"$MQTT_DIR/mosquitto.conf" <<CONF
+listener $MQTT_PORT 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $MQTT_DIR/
+max_inflight_messages 65535
+max_queued_messages 0
+log_dest file $MQTT_DIR/log
+CONF
+touch "$MQTT_DIR/log" && chmod 666 "$MQTT_DIR/log"
+nohup /usr/sbin/mosquitto -c "$MQTT_DIR/mosquitto.conf" >"$MQTT_DIR/out" 2>&1 &
+echo $! >"$DEMO/mosquitto.pid"
+echo "$MQTT_PORT" >"$DEMO/mosquitto.port"
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$MQTT_PORT") 2>/dev/null && break; sleep 0.1; done
+MQTT_URL=mqtt://127.0.0.1:$(cat "$DEMO/mosquitto.port")
+echo "== stream table arduino, MQTT source demo_mqtt on $MQTT_URL (arduino/{device}/{measurement}, QoS 2)"
+mqtt_start=$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:00Z)
+# the demo's data starts over: the table goes with its rule and source
+psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+SET client_min_messages = warning;
+SELECT iotstream.drop_rule(name) FROM iotstream.rules WHERE name = 'arduino_overheat';
+SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name = 'demo_mqtt';
+SELECT iotstream.drop_stream_table(to_regclass('arduino'), drop_table => true) WHERE to_regclass('arduino') IS NOT NULL;
+SELECT iotstream.create_stream_table('arduino',
+    'ts timestamptz NOT NULL, device text NOT NULL, measurement text NOT NULL, value float8 NOT NULL',
+    'ts', partition_interval => '1 hour', premake => 3, retention => '7 days');
+SELECT iotstream.create_mqtt_source('demo_mqtt', '$MQTT_URL', NULL, 'arduino',
+    '{"ts": "timestamp", "value": "value"}',
+    '{"topic_template": "arduino/{device}/{measurement}", "qos": 2, "batch_ms": 100}');
+SELECT iotstream.create_rule('arduino_overheat', 'arduino', 'value', ARRAY['device'], 'threshold_count',
+    '{"threshold": 100, "min_count": 5}', filter => 'measurement = ''temperature''',
+    lateness => '10 seconds', severity => 'critical');
+SELECT iotstream.start_source('demo_mqtt');
+SQL
+# subscribed once a probe comes through (timed at the start of the history,
+# not to move the rule's watermark past it): then the source's persistent
+# session keeps whatever is published for it
+for _ in $(seq 1 100); do
+  [ "$(psql -X -At -c "SELECT count(*) > 0 FROM arduino WHERE device = 'probe'")" = t ] && break
+  mosquitto_pub -p "${MQTT_URL##*:}" -q 2 -t arduino/probe/probe -m "{\"timestamp\": \"$mqtt_start\", \"value\": 0}"
+  sleep 0.2
+done
+mqtt_burst=$(date -u -d '-20 minutes' +%Y-%m-%dT%H:%M:00Z)
+echo "== Arduino sensors: an hour of history from 4 boards (QoS 1), a temperature burst at $mqtt_burst"
+tools/bin/iotstream-sim --mqtt "$MQTT_URL" --qos 1 --topic 'arduino/{device}/{metric}' --format telemetry \
+  --devices 4 --metrics temperature,humidity,distance,motion --count 1440 --time-step 10s \
+  --start-time "$mqtt_start" --burst "2,$mqtt_burst" --seed 3 --no-per-device >"$DEMO/mqtt_backfill.json"
+echo "== Arduino sensors: live, 4 boards, 2 readings a second each (QoS 2; stops with make demo-stop)"
+nohup tools/bin/iotstream-sim --mqtt "$MQTT_URL" --qos 2 --topic 'arduino/{device}/{metric}' --format telemetry \
+  --devices 4 --metrics temperature,humidity,distance,motion --rate 8 --time-step 500ms --start-time now \
+  --duration 86400 --seed 4 --no-per-device >"$DEMO/sim_mqtt.log" 2>&1 &
+echo $! >"$DEMO/sim_mqtt.pid"
+mqtt_good=$(sed -n 's/.*"good":\([0-9]*\).*/\1/p' "$DEMO/mqtt_backfill.json")
+for _ in $(seq 1 150); do
+  [ "$(psql -X -At -c "SELECT count(*) >= $mqtt_good FROM arduino WHERE ts < '$mqtt_start'::timestamptz + interval '1 hour'
+                         AND device <> 'probe'")" = t ] && break
+  sleep 0.2
+done
+psql -X -c "SELECT source, kind, state, round(messages_per_sec) AS msg_per_s, messages, rows, dead_letters
+             FROM iotstream.source_status WHERE source = 'demo_mqtt'" \
+     -c "SELECT measurement, count(*) AS readings, count(DISTINCT device) AS devices, round(min(value)::numeric, 2) AS min,
+                round(max(value)::numeric, 2) AS max FROM arduino WHERE device <> 'probe' GROUP BY 1 ORDER BY 1"
+echo "== the rule 'arduino_overheat': at least 5 temperatures above 100 in a minute"
+for _ in $(seq 1 150); do
+  [ "$(psql -X -At -c "SELECT count(*) > 0 FROM iotstream.anomalies WHERE rule = 'arduino_overheat'")" = t ] && break
+  sleep 0.2
+done
+psql -X -c "SELECT id, key->>'device' AS device, window_start, value AS above, detected_at FROM iotstream.anomalies
+             WHERE rule = 'arduino_overheat' ORDER BY id"
+
 cat <<MSG
 == the demo is running
    connect:  psql "host=$PGHOST port=$PGPORT user=$PGUSER dbname=$PGDATABASE"
@@ -196,6 +283,8 @@ cat <<MSG
                WHERE metric_type = 'temperature' AND bucket_start > now() - interval '10 minutes' GROUP BY 1;
    lake:     $LAKE; SELECT * FROM iotstream.export_status;
    capture:  drop Capture .avro files under $CAPTURE; SELECT source, files FROM iotstream.source_status;
+   mqtt:     mosquitto_sub -p ${MQTT_URL##*:} -t 'arduino/#' -v   # the Arduino readings
+             SELECT measurement, count(*), max(ts) FROM arduino GROUP BY 1;
    try:      SELECT sensor_id, iotstream.stats_agg(value) FROM telemetry
                WHERE metric_type = 'temperature' GROUP BY 1;
              SELECT reason, count(*) FROM iotstream.dead_letters GROUP BY 1;

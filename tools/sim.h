@@ -89,6 +89,12 @@ typedef struct Options
 	int			flush_timeout_ms;
 	int			per_device;
 	const char *output_file;	/* write lines instead of producing */
+	const char *mqtt;			/* mqtt://host:port: publish there, not Kafka */
+	int			qos;			/* MQTT QoS 0, 1, 2 */
+	int			window;			/* MQTT packet ids in flight */
+	const char *client_id;
+	int			payload_value;	/* MQTT: the bare value, not the JSON */
+	int			start_now;		/* --start-time now: when producing starts */
 } Options;
 
 /* What one message contributes to the checksum. */
@@ -98,7 +104,10 @@ typedef struct MsgFacts
 	int64_t		seq;
 	int64_t		value_x100;
 	int64_t		time_ms;
+	const char *metric;			/* telemetry: its metric type */
 } MsgFacts;
+
+typedef struct MqttPub MqttPub;
 
 /* in sim_message.c */
 extern uint64_t rng_next(uint64_t *state);
@@ -110,6 +119,16 @@ extern void device_name(const Options *o, int dev, char *buf, size_t size);
 extern size_t build_message(const Options *o, int64_t i, MsgKind kind,
 							int64_t bad_n, const Burst *b, int burst,
 							char *buf, MsgFacts *f);
+
+/* in sim_mqtt.c */
+extern MqttPub *mqtt_pub_open(const char *url, const char *client_id, int qos,
+							  int window, char *err, size_t errlen);
+extern int	mqtt_pub_send(MqttPub *p, const char *topic, size_t tlen,
+						  const char *payload, size_t len);
+extern int	mqtt_pub_wait(MqttPub *p, int wait_ms);
+extern int64_t mqtt_pub_finish(MqttPub *p, int timeout_ms);
+extern const char *mqtt_pub_error(MqttPub *p);
+extern void mqtt_pub_close(MqttPub *p);
 
 /* in sim_options.c */
 extern void parse_options(Options *o, int argc, char **argv);

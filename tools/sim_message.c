@@ -295,6 +295,10 @@ metric_cents(const char *metric, uint64_t *rng)
 		return rng_below(rng, 500);	/* 0.00 .. 4.99 */
 	if (strcmp(metric, "humidity") == 0)
 		return 2000 + rng_below(rng, 6000);
+	if (strcmp(metric, "distance") == 0)
+		return 200 + rng_below(rng, 39800);	/* sonar: 2 .. 400 cm */
+	if (strcmp(metric, "motion") == 0)
+		return rng_below(rng, 10) == 0 ? 100 : 0;	/* PIR: 1 or 0 */
 	return rng_below(rng, 10000);
 }
 
@@ -412,6 +416,7 @@ build_message(const Options *o, int64_t i, MsgKind kind, int64_t bad_n,
 		}
 		f->seq = 0;
 		f->value_x100 = cents;
+		f->metric = metric;
 		p = put_str(p, "\"sensor_id\":\"");
 		p = put_str(p, dev);
 		p = put_str(p, "\",");

@@ -23,13 +23,15 @@ usage(FILE *out)
 {
 	fprintf(out,
 			"usage: iotstream-sim --brokers HOST:PORT[,...] --topic TOPIC [options]\n"
+			"       iotstream-sim --mqtt mqtt://HOST:PORT --topic 'a/{device}/{metric}' [options]\n"
 			"  --format event|telemetry   seed-002 events (default) or seed-004 telemetry\n"
 			"  --count N                  good messages to produce (default 1000)\n"
 			"  --rate R                   messages/s, 0 = as fast as possible (default 0)\n"
 			"  --duration S               with --rate: --count = rate * S\n"
 			"  --devices D                devices (default 10)\n"
 			"  --start-time T             event time of the first message, ISO 8601\n"
-			"                             (default: now, floored to the minute)\n"
+			"                             (default: now, floored to the minute), or now:\n"
+			"                             the moment producing starts, to the ms\n"
 			"  --time-step DUR            time between two messages of a device:\n"
 			"                             250ms, 1s, 2m, 1h (default 1s)\n"
 			"  --time-format iso|epoch_s|epoch_ms   (default iso)\n"
@@ -56,7 +58,13 @@ usage(FILE *out)
 			"  -X prop=value              librdkafka producer property; repeatable\n"
 			"  --output-file PATH         write \"key<TAB>payload\" lines to PATH instead\n"
 			"                             of producing (kcat -P -K'\\t' -l PATH reads them)\n"
-			"  --flush-timeout S          wait at most S s for deliveries (default 300)\n");
+			"  --flush-timeout S          wait at most S s for deliveries (default 300)\n"
+			"MQTT (--mqtt instead of --brokers):\n"
+			"  --topic T                  {device} and {metric} are replaced per message\n"
+			"  --qos 0|1|2                (default 1)\n"
+			"  --window N                 QoS 1, 2: packet ids in flight (default 20)\n"
+			"  --client-id ID             (default iotstream-sim-<pid>)\n"
+			"  --payload json|value       the message, or (telemetry) its bare value\n");
 }
 
 static int64_t
@@ -254,6 +262,8 @@ parse_options(Options *o, int argc, char **argv)
 	o->flush_timeout_ms = 300000;
 	o->per_device = 1;
 	o->start_ms = INT64_MIN;
+	o->qos = 1;
+	o->window = 20;
 	for (k = 0; k < BAD_NKINDS; k++)
 		o->bad_enabled[k] = k != BAD_OVERSIZE;
 	o->nmetrics = split_list(default_metrics, o->metrics, MAX_METRICS);
@@ -280,6 +290,28 @@ parse_options(Options *o, int argc, char **argv)
 		errno = 0;
 		if (strcmp(a, "--brokers") == 0)
 			o->brokers = v;
+		else if (strcmp(a, "--mqtt") == 0)
+			o->mqtt = v;
+		else if (strcmp(a, "--qos") == 0)
+		{
+			if (strcmp(v, "0") && strcmp(v, "1") && strcmp(v, "2"))
+				die("--qos must be 0, 1 or 2", v);
+			o->qos = atoi(v);
+		}
+		else if (strcmp(a, "--window") == 0)
+		{
+			o->window = (int) strtol(v, &end, 10);
+			if (*end || o->window < 1 || o->window > 65535)
+				die("--window must be from 1 to 65535", v);
+		}
+		else if (strcmp(a, "--client-id") == 0)
+			o->client_id = v;
+		else if (strcmp(a, "--payload") == 0)
+		{
+			if (strcmp(v, "json") && strcmp(v, "value"))
+				die("--payload must be json or value", v);
+			o->payload_value = strcmp(v, "value") == 0;
+		}
 		else if (strcmp(a, "--output-file") == 0)
 			o->output_file = v;
 		else if (strcmp(a, "--topic") == 0)
@@ -323,6 +355,8 @@ parse_options(Options *o, int argc, char **argv)
 			if (*end || o->devices < 1 || o->devices > 10000000)
 				die("bad --devices", v);
 		}
+		else if (strcmp(a, "--start-time") == 0 && strcmp(v, "now") == 0)
+			o->start_now = 1;
 		else if (strcmp(a, "--start-time") == 0)
 		{
 			if ((o->start_ms = parse_iso(v)) == INT64_MIN)
@@ -408,13 +442,24 @@ parse_options(Options *o, int argc, char **argv)
 	}
 	if (!o->topic)
 		o->topic = o->output_file ? "-" : NULL;
-	if ((!o->brokers && !o->output_file) || !o->topic)
+	if ((!o->brokers && !o->output_file && !o->mqtt) || !o->topic)
 	{
 		usage(stderr);
 		exit(2);
 	}
 	if (o->duration > 0 && o->rate > 0)
 		o->count = (int64_t) (o->rate * o->duration);
+	if (o->mqtt && (o->brokers || o->output_file))
+		die("--mqtt goes without --brokers and --output-file", NULL);
+	if (o->payload_value && (!o->mqtt || !o->telemetry || o->bad_fraction > 0))
+		die("--payload value needs --mqtt and --format telemetry, without --bad", NULL);
+	if (o->start_now)
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		o->start_ms = (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	}
 	if (o->start_ms == INT64_MIN)
 	{
 		o->start_ms = (int64_t) time(NULL) * 1000;

@@ -1,9 +1,12 @@
 /*-------------------------------------------------------------------------
  * simulator.c
- *		iotstream-sim: a device simulator and load generator for Kafka.
+ *		iotstream-sim: a device simulator and load generator for Kafka
+ *		and MQTT.
  *
  * It produces seed-002 events (--format event) or seed-004 telemetry
- * (--format telemetry) with librdkafka, keyed by device id, and prints a
+ * (--format telemetry) with librdkafka, keyed by device id, or publishes
+ * them to an MQTT broker (sim_mqtt.c) on per-device, per-measurement
+ * topics such as arduino/{device}/{metric}, and prints a
  * one-line JSON summary of what it produced so that a test can verify the
  * ingested rows exactly.  See tools/README.md for every option and for the
  * SQL that recomputes the checksum.
@@ -16,8 +19,9 @@
  * second random stream and is added around the good messages, so the set of
  * good messages does not change when those options do.
  *
- * This file produces and summarises; sim_message.c writes the messages and
- * sim_options.c reads the command line (shared declarations in sim.h).
+ * This file produces and summarises; sim_message.c writes the messages,
+ * sim_options.c reads the command line and sim_mqtt.c publishes to MQTT
+ * (shared declarations in sim.h).
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
@@ -28,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -88,10 +93,61 @@ typedef struct Producer
 	Stats	   *st;
 	double		t0;
 	FILE	   *out;			/* --output-file instead of Kafka, or NULL */
+	MqttPub    *mqtt;			/* --mqtt instead of Kafka, or NULL */
 } Producer;
 
+/* The MQTT topic of a message: --topic with {device} and {metric} filled. */
+static size_t
+mqtt_topic(const Options *o, const char *key, const MsgFacts *f, char *buf, size_t size)
+{
+	const char *t = o->topic;
+	size_t		n = 0;
+
+	while (*t && n + 1 < size)
+	{
+		const char *v = NULL;
+
+		if (strncmp(t, "{device}", 8) == 0)
+			v = key, t += 8;
+		else if (strncmp(t, "{metric}", 8) == 0)
+			v = f->metric ? f->metric : (f->dev % 2 ? "TEMP" : "CO2"), t += 8;
+		if (v)
+			while (*v && n + 1 < size)
+				buf[n++] = *v++;
+		else
+			buf[n++] = *t++;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
 static int
-produce(Producer *pr, const char *key, const char *payload, size_t len)
+publish(Producer *pr, const char *key, const MsgFacts *f, const char *payload, size_t len)
+{
+	char		topic[512];
+	char		value[32];
+	size_t		tlen = mqtt_topic(pr->o, key, f, topic, sizeof(topic));
+
+	if (pr->o->payload_value)
+	{
+		/* the bare value, as many sensors send it: 63.25 */
+		int64_t		c = f->value_x100;
+
+		len = snprintf(value, sizeof(value), "%s%lld.%02lld", c < 0 ? "-" : "",
+					   (long long) (c < 0 ? -c : c) / 100, (long long) (c < 0 ? -c : c) % 100);
+		payload = value;
+	}
+	if (!mqtt_pub_send(pr->mqtt, topic, tlen, payload, len))
+	{
+		fprintf(stderr, "iotstream-sim: publish failed: %s\n", mqtt_pub_error(pr->mqtt));
+		return 0;
+	}
+	pr->st->produced++;
+	return 1;
+}
+
+static int
+produce(Producer *pr, const char *key, const MsgFacts *f, const char *payload, size_t len)
 {
 	rd_kafka_resp_err_t err;
 
@@ -105,6 +161,12 @@ produce(Producer *pr, const char *key, const char *payload, size_t len)
 		{
 			if (pr->rk)
 				rd_kafka_poll(pr->rk, (int) (ahead * 1000));
+			else if (pr->mqtt)
+			{
+				/* what is gathered goes out now: the time is due */
+				if (!mqtt_pub_wait(pr->mqtt, (int) (ahead * 1000)))
+					break;
+			}
 			else
 			{
 				struct timespec ts = {0, (long) (ahead * 1e9)};
@@ -113,6 +175,8 @@ produce(Producer *pr, const char *key, const char *payload, size_t len)
 			}
 		}
 	}
+	if (pr->mqtt)
+		return publish(pr, key, f, payload, len);
 	if (pr->out)
 	{
 		/* one "key<TAB>payload" line per message, as kcat -P -K'\t' reads */
@@ -225,7 +289,7 @@ run(Producer *pr, char *buf)
 				{
 					blen = build_message(o, -1, GOOD, 0, bu, k, bbuf, &bf);
 					device_name(o, bf.dev, key, sizeof(key));
-					if (!produce(pr, key, bbuf, blen))
+					if (!produce(pr, key, &bf, bbuf, blen))
 						return 0;
 					count_good(o, st, &bf);
 					st->burst_msgs++;
@@ -234,7 +298,7 @@ run(Producer *pr, char *buf)
 			}
 
 			device_name(o, f.dev, key, sizeof(key));
-			if (!produce(pr, key, buf, len))
+			if (!produce(pr, key, &f, buf, len))
 				return 0;
 			count_good(o, st, &f);
 			ring[nring++ % DUP_RING] = i;
@@ -245,7 +309,7 @@ run(Producer *pr, char *buf)
 
 				len = build_message(o, d, GOOD, 0, NULL, 0, buf, &f);
 				device_name(o, f.dev, key, sizeof(key));
-				if (!produce(pr, key, buf, len))
+				if (!produce(pr, key, &f, buf, len))
 					return 0;
 				st->duplicates++;
 			}
@@ -255,7 +319,7 @@ run(Producer *pr, char *buf)
 
 				len = build_message(o, i, kind, st->bad[kind], NULL, 0, buf, &f);
 				device_name(o, f.dev, key, sizeof(key));
-				if (!produce(pr, key, buf, len))
+				if (!produce(pr, key, &f, buf, len))
 					return 0;
 				st->bad[kind]++;
 			}
@@ -271,7 +335,7 @@ run(Producer *pr, char *buf)
 		{
 			len = build_message(o, -1, GOOD, 0, bu, m, buf, &f);
 			device_name(o, f.dev, key, sizeof(key));
-			if (!produce(pr, key, buf, len))
+			if (!produce(pr, key, &f, buf, len))
 				return 0;
 			count_good(o, st, &f);
 			st->burst_msgs++;
@@ -296,9 +360,11 @@ print_summary(const Options *o, const Stats *st, double elapsed)
 	*put_iso(t0, o->start_ms) = '\0';
 	*put_iso(t1, st->good ? st->min_time_ms : o->start_ms) = '\0';
 	*put_iso(t2, st->good ? st->max_time_ms : o->start_ms) = '\0';
-	printf("{\"format\":\"%s\",\"topic\":\"%s\",\"seed\":%llu,\"devices\":%d,"
+	printf("{\"format\":\"%s\",\"topic\":\"%s\",", o->telemetry ? "telemetry" : "event", o->topic);
+	if (o->mqtt)
+		printf("\"qos\":%d,", o->qos);
+	printf("\"seed\":%llu,\"devices\":%d,"
 		   "\"start_time\":\"%s\",\"start_ms\":%lld,\"step_ms\":%lld,",
-		   o->telemetry ? "telemetry" : "event", o->topic,
 		   (unsigned long long) o->seed, o->devices, t0,
 		   (long long) o->start_ms, (long long) o->step_ms);
 	printf("\"produced\":%lld,\"delivered\":%lld,\"failed\":%lld,",
@@ -422,6 +488,17 @@ main(int argc, char **argv)
 			die("cannot open --output-file", o.output_file);
 		goto start;
 	}
+	if (o.mqtt)
+	{
+		char		id[64];
+
+		snprintf(id, sizeof(id), "iotstream-sim-%d", (int) getpid());
+		pr.mqtt = mqtt_pub_open(o.mqtt, o.client_id ? o.client_id : id, o.qos, o.window,
+								errstr, sizeof(errstr));
+		if (pr.mqtt == NULL)
+			die(errstr, NULL);
+		goto start;
+	}
 	conf = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", o.brokers, errstr, sizeof(errstr)))
 		die(errstr, NULL);
@@ -458,6 +535,17 @@ start:
 	}
 	if (pr.rk)
 		rd_kafka_flush(pr.rk, o.flush_timeout_ms);
+	if (pr.mqtt)
+	{
+		delivered = mqtt_pub_finish(pr.mqtt, o.flush_timeout_ms);
+		if (delivered < st.produced)
+		{
+			failed = st.produced - delivered;
+			snprintf(first_error, sizeof(first_error), "%s",
+					 mqtt_pub_error(pr.mqtt) ? mqtt_pub_error(pr.mqtt) : "not acknowledged within --flush-timeout");
+		}
+		mqtt_pub_close(pr.mqtt);
+	}
 	if (pr.rk && rd_kafka_outq_len(pr.rk) > 0)
 	{
 		int			left = rd_kafka_outq_len(pr.rk);

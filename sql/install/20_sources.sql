@@ -279,14 +279,39 @@ DECLARE
     s iotstream.sources;
     public_opts jsonb;
     secret_opts jsonb;
+    old_levels jsonb;
+    new_levels jsonb;
 BEGIN
     PERFORM iotstream._require_superuser('alter a source');
     id := iotstream._source_id(name);
     SELECT * INTO s FROM iotstream.sources x WHERE x.source_id = id FOR UPDATE;
+    IF s.kind = 'mqtt' THEN
+        -- the checks of create_mqtt_source, on the settings as they will be
+        IF options ? 'topic_template' OR mapping IS NOT NULL THEN
+            -- the template's levels are part of the stored mapping: swap them
+            old_levels := coalesce(iotstream._mqtt_template_levels(s.options->'topic_template'), '{}');
+            new_levels := iotstream._mqtt_template_levels(coalesce(options->'topic_template', s.options->'topic_template'));
+            IF mapping IS NULL THEN
+                SELECT jsonb_object_agg(e.key, e.value) INTO mapping
+                  FROM jsonb_each(s.mapping) e WHERE old_levels->e.key IS DISTINCT FROM e.value;
+            END IF;
+            IF new_levels IS NOT NULL THEN
+                mapping := new_levels || coalesce(mapping, '{}');
+            END IF;
+            -- a filter made from the old template follows the new one
+            IF topics IS NULL AND options ? 'topic_template' AND s.options ? 'topic_template'
+               AND s.topics = ARRAY[regexp_replace(s.options->>'topic_template', '\{[A-Za-z0-9_]+\}', '+', 'g')] THEN
+                topics := ARRAY[regexp_replace(options->>'topic_template', '\{[A-Za-z0-9_]+\}', '+', 'g')];
+            END IF;
+        END IF;
+        PERFORM iotstream._check_mqtt_source(coalesce(brokers, s.brokers), coalesce(topics, s.topics),
+                                             s.options || coalesce(options, '{}'));
+    ELSIF options IS NOT NULL THEN
+        PERFORM iotstream._check_source_options(options);
+    END IF;
     PERFORM iotstream._validate_source(s.target, coalesce(mapping, s.mapping),
                                        s.options || coalesce(options, '{}'));
     IF options IS NOT NULL THEN
-        PERFORM iotstream._check_source_options(options);
         SELECT * INTO public_opts, secret_opts FROM iotstream._split_options(options);
         UPDATE iotstream.source_secrets x SET properties = x.properties || secret_opts WHERE x.source_id = id;
     END IF;
@@ -299,7 +324,7 @@ BEGIN
     PERFORM iotstream._wake_launcher();
 END $$;
 COMMENT ON FUNCTION iotstream.alter_source(text, text, text[], jsonb, jsonb) IS
-    'Changes a source; NULL leaves a setting unchanged, options are merged. A running worker restarts with the new settings.';
+    'Changes a source; NULL leaves a setting unchanged, options are merged and checked as at creation (for an MQTT source: the broker URL, topic filters, options and topic_template as create_mqtt_source does). A running worker restarts with the new settings.';
 
 CREATE FUNCTION iotstream.drop_source(name text, drop_offsets boolean DEFAULT true) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -705,7 +730,7 @@ BEGIN
                      'batch_size', 'batch_ms', 'max_message_bytes', 'dedup_key', 'dedup_horizon') THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('unknown MQTT source option %L', k),
-                HINT = 'The options of an MQTT source are qos, client_id, username, password, tls_ca, tls_cert, tls_key, keepalive, protocol, workers, retained, batch_size, batch_ms, max_message_bytes, dedup_key and dedup_horizon.';
+                HINT = 'The options of an MQTT source are qos, client_id, username, password, tls_ca, tls_cert, tls_key, keepalive, protocol, workers, retained, topic_template, batch_size, batch_ms, max_message_bytes, dedup_key and dedup_horizon.';
         ELSIF k = 'qos' AND v::text NOT IN ('1', '2') THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('option qos must be 1 or 2, not %s', v),
@@ -748,64 +773,49 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION iotstream._check_mqtt_options(jsonb) IS 'Internal: validates the options of an MQTT source.';
 
-CREATE FUNCTION iotstream.create_mqtt_source(
-    name          text,
-    broker        text,
-    topic_filters text[],
-    target        regclass,
-    mapping       jsonb DEFAULT NULL,
-    options       jsonb DEFAULT '{}')
-RETURNS int LANGUAGE plpgsql AS $$
+-- A topic template, arduino/{site}/{sensor}: each {name} level fills the
+-- column name, as {"name": "$topic[n]"}; NULL without a template.
+CREATE FUNCTION iotstream._mqtt_template_levels(template jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    id int;
-    public_opts jsonb;
-    secret_opts jsonb;
-    f text;
-    template text := options->>'topic_template';
     level text;
     i int := 0;
     levels jsonb := '{}';
 BEGIN
-    PERFORM iotstream._require_superuser('create a source');
-    IF EXISTS (SELECT 1 FROM iotstream.sources s WHERE s.name = create_mqtt_source.name) THEN
-        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
-            MESSAGE = format('source %L already exists', create_mqtt_source.name),
-            HINT = 'Change it with iotstream.alter_source() or drop it with iotstream.drop_source().';
+    IF template IS NULL THEN
+        RETURN NULL;
     END IF;
-    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_name',
-            MESSAGE = format('invalid source name %L', name),
-            HINT = 'Use up to 63 letters, digits, dots, dashes and underscores.';
+    IF jsonb_typeof(template) <> 'string' OR template #>> '{}' = '' OR template #>> '{}' ~ '[+#\x01-\x1f]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid topic_template %s', template),
+            HINT = 'Write the topic with a {column} for each level to map, for example "arduino/{site}/{sensor}".';
     END IF;
+    FOREACH level IN ARRAY string_to_array(template #>> '{}', '/') LOOP
+        IF level ~ '[{}]' THEN
+            IF level !~ '^\{[A-Za-z_][A-Za-z0-9_]*\}$' OR levels ? substr(level, 2, length(level) - 2) THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = format('invalid level %L of topic_template %L', level, template #>> '{}'),
+                    HINT = 'A mapped level is a whole level of the form {column}, each column once.';
+            END IF;
+            levels := levels || jsonb_build_object(substr(level, 2, length(level) - 2), format('$topic[%s]', i));
+        END IF;
+        i := i + 1;
+    END LOOP;
+    RETURN levels;
+END $$;
+COMMENT ON FUNCTION iotstream._mqtt_template_levels(jsonb) IS 'Internal: the mapping of the {column} levels of an MQTT topic template, after checking it.';
+
+-- The checks of an MQTT source's broker, filters and whole options, the
+-- same when it is created and when it is altered.
+CREATE FUNCTION iotstream._check_mqtt_source(broker text, topic_filters text[], options jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    f text;
+BEGIN
     IF broker IS NULL OR broker !~ '^mqtts?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?$' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = format('invalid MQTT broker %L', broker),
             HINT = 'Pass mqtt://host:1883, or mqtts://host:8883 for TLS.';
-    END IF;
-    -- a topic template, arduino/{site}/{sensor}: each {name} level fills the
-    -- column name ($topic[n], unless the mapping says otherwise), and the
-    -- template with + for them is the filter if none is given
-    IF template IS NOT NULL THEN
-        IF jsonb_typeof(options->'topic_template') <> 'string' OR template = '' OR template ~ '[+#\x01-\x1f]' THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('invalid topic_template %L', options->'topic_template'),
-                HINT = 'Write the topic with a {column} for each level to map, for example "arduino/{site}/{sensor}".';
-        END IF;
-        FOREACH level IN ARRAY string_to_array(template, '/') LOOP
-            IF level ~ '[{}]' THEN
-                IF level !~ '^\{[A-Za-z_][A-Za-z0-9_]*\}$' OR levels ? substr(level, 2, length(level) - 2) THEN
-                    RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                        MESSAGE = format('invalid level %L of topic_template %L', level, template),
-                        HINT = 'A mapped level is a whole level of the form {column}, each column once.';
-                END IF;
-                levels := levels || jsonb_build_object(substr(level, 2, length(level) - 2), format('$topic[%s]', i));
-            END IF;
-            i := i + 1;
-        END LOOP;
-        mapping := levels || coalesce(mapping, '{}');
-        IF topic_filters IS NULL OR cardinality(topic_filters) = 0 THEN
-            topic_filters := ARRAY[regexp_replace(template, '\{[A-Za-z0-9_]+\}', '+', 'g')];
-        END IF;
     END IF;
     IF topic_filters IS NULL OR cardinality(topic_filters) = 0 OR array_position(topic_filters, NULL) IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -825,12 +835,52 @@ BEGIN
                 HINT = 'Add "protocol": "5" to the options; with "workers" above 1 the filters are shared for you.';
         END IF;
     END LOOP;
+    PERFORM iotstream._check_mqtt_options(coalesce(options, '{}'));
+    PERFORM iotstream._mqtt_template_levels(options->'topic_template');
+END $$;
+COMMENT ON FUNCTION iotstream._check_mqtt_source(text, text[], jsonb) IS 'Internal: validates the broker, topic filters and options of an MQTT source, for create_mqtt_source and alter_source.';
+
+CREATE FUNCTION iotstream.create_mqtt_source(
+    name          text,
+    broker        text,
+    topic_filters text[],
+    target        regclass,
+    mapping       jsonb DEFAULT NULL,
+    options       jsonb DEFAULT '{}')
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    id int;
+    public_opts jsonb;
+    secret_opts jsonb;
+    levels jsonb;
+BEGIN
+    PERFORM iotstream._require_superuser('create a source');
+    IF EXISTS (SELECT 1 FROM iotstream.sources s WHERE s.name = create_mqtt_source.name) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('source %L already exists', create_mqtt_source.name),
+            HINT = 'Change it with iotstream.alter_source() or drop it with iotstream.drop_source().';
+    END IF;
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_name',
+            MESSAGE = format('invalid source name %L', name),
+            HINT = 'Use up to 63 letters, digits, dots, dashes and underscores.';
+    END IF;
+    -- the {name} levels of a topic template fill their columns (unless the
+    -- mapping says otherwise), and the template with + for them is the
+    -- filter if none is given
+    levels := iotstream._mqtt_template_levels(options->'topic_template');
+    IF levels IS NOT NULL THEN
+        mapping := levels || coalesce(mapping, '{}');
+        IF topic_filters IS NULL OR cardinality(topic_filters) = 0 THEN
+            topic_filters := ARRAY[regexp_replace(options->>'topic_template', '\{[A-Za-z0-9_]+\}', '+', 'g')];
+        END IF;
+    END IF;
+    PERFORM iotstream._check_mqtt_source(broker, topic_filters, coalesce(options, '{}'));
     IF target IS NULL OR NOT EXISTS (SELECT 1 FROM iotstream.stream_table_settings st WHERE st.relid = target) THEN
         RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
             MESSAGE = format('target %s is not a stream table', coalesce(target::text, 'NULL')),
             HINT = 'Create it with iotstream.create_stream_table() first.';
     END IF;
-    PERFORM iotstream._check_mqtt_options(coalesce(options, '{}'));
     PERFORM iotstream._validate_source(target, mapping, coalesce(options, '{}'));
     SELECT * INTO public_opts, secret_opts FROM iotstream._split_options(coalesce(options, '{}'));
     INSERT INTO iotstream.sources (name, brokers, topics, target, mapping, options, group_id, kind)

@@ -2031,3 +2031,248 @@ COMMENT ON FUNCTION iotstream.create_export(text, regclass, text, interval, inte
 ALTER TABLE iotstream.rule_state ADD COLUMN seen_at timestamptz NOT NULL DEFAULT now();
 CREATE INDEX rule_state_idle ON iotstream.rule_state (rule_id, seen_at);
 COMMENT ON TABLE iotstream.rule_state IS 'Per rule and key: the detector state of row-by-row rules, saved with each evaluation; idle keys age out.';
+
+-- ------------------------------------------------------------ MQTT: alter_source checks (issue 19)
+-- alter_source runs create_mqtt_source's checks on an MQTT source (the
+-- broker, filters, options and topic template, carved out into
+-- _check_mqtt_source and _mqtt_template_levels) and swaps a topic
+-- template's levels in the mapping.
+
+CREATE OR REPLACE FUNCTION iotstream._check_mqtt_options(options jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    k text;
+    v jsonb;
+    protocol text;
+BEGIN
+    PERFORM iotstream._check_source_options(options);
+    protocol := coalesce(options->>'protocol', '3.1.1');
+    FOR k, v IN SELECT * FROM jsonb_each(options) LOOP
+        IF k NOT IN ('qos', 'client_id', 'username', 'password', 'tls_ca', 'tls_cert', 'tls_key',
+                     'keepalive', 'protocol', 'workers', 'retained', 'topic_template',
+                     'batch_size', 'batch_ms', 'max_message_bytes', 'dedup_key', 'dedup_horizon') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('unknown MQTT source option %L', k),
+                HINT = 'The options of an MQTT source are qos, client_id, username, password, tls_ca, tls_cert, tls_key, keepalive, protocol, workers, retained, topic_template, batch_size, batch_ms, max_message_bytes, dedup_key and dedup_horizon.';
+        ELSIF k = 'qos' AND v::text NOT IN ('1', '2') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option qos must be 1 or 2, not %s', v),
+                HINT = 'QoS 2 stores each message exactly once; QoS 1 at least once (set a dedup_key to drop redeliveries).';
+        ELSIF k = 'protocol' AND v #>> '{}' NOT IN ('3.1.1', '5') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option protocol must be "3.1.1" or "5", not %s', v),
+                HINT = 'Write the MQTT version as a string, for example "5".';
+        ELSIF k = 'retained' AND v #>> '{}' NOT IN ('store', 'skip') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option retained must be "store" or "skip", not %s', v),
+                HINT = 'store keeps the retained message a new subscription receives; skip acknowledges it and stores nothing.';
+        ELSIF k = 'keepalive' AND (jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric NOT BETWEEN 0 AND 65535
+                                   OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option keepalive must be a number of seconds from 0 to 65535, not %s', v),
+                HINT = 'The default is 30; 0 turns keepalive off.';
+        ELSIF k = 'workers' AND (jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric NOT BETWEEN 1 AND 64
+                                 OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option workers must be an integer from 1 to 64, not %s', v),
+                HINT = 'Several workers share the topic filters through an MQTT 5 shared subscription.';
+        ELSIF k = 'workers' AND (v #>> '{}')::int > 1 AND protocol <> '5' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'several workers need MQTT 5',
+                DETAIL = 'The workers share the topic filters through a shared subscription ($share/<group>/<filter>), which MQTT 3.1.1 does not have.',
+                HINT = 'Add "protocol": "5" to the options, or use one worker.';
+        ELSIF k = 'client_id' AND (jsonb_typeof(v) <> 'string' OR v #>> '{}' !~ '^[A-Za-z0-9_.:-]{1,60}$') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid client_id %s', v),
+                HINT = 'Use up to 60 letters, digits, dots, colons, dashes and underscores; with several workers, -1, -2, ... is appended.';
+        ELSIF k IN ('username', 'password', 'tls_ca', 'tls_cert', 'tls_key') AND
+              (jsonb_typeof(v) <> 'string' OR v #>> '{}' = '') THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('option %s must be a non-empty string', k),
+                HINT = 'tls_ca, tls_cert and tls_key are paths of PEM files the server can read.';
+        END IF;
+    END LOOP;
+    RETURN options;
+END $$;
+COMMENT ON FUNCTION iotstream._check_mqtt_options(jsonb) IS 'Internal: validates the options of an MQTT source.';
+
+-- A topic template, arduino/{site}/{sensor}: each {name} level fills the
+-- column name, as {"name": "$topic[n]"}; NULL without a template.
+CREATE FUNCTION iotstream._mqtt_template_levels(template jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    level text;
+    i int := 0;
+    levels jsonb := '{}';
+BEGIN
+    IF template IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(template) <> 'string' OR template #>> '{}' = '' OR template #>> '{}' ~ '[+#\x01-\x1f]' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid topic_template %s', template),
+            HINT = 'Write the topic with a {column} for each level to map, for example "arduino/{site}/{sensor}".';
+    END IF;
+    FOREACH level IN ARRAY string_to_array(template #>> '{}', '/') LOOP
+        IF level ~ '[{}]' THEN
+            IF level !~ '^\{[A-Za-z_][A-Za-z0-9_]*\}$' OR levels ? substr(level, 2, length(level) - 2) THEN
+                RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                    MESSAGE = format('invalid level %L of topic_template %L', level, template #>> '{}'),
+                    HINT = 'A mapped level is a whole level of the form {column}, each column once.';
+            END IF;
+            levels := levels || jsonb_build_object(substr(level, 2, length(level) - 2), format('$topic[%s]', i));
+        END IF;
+        i := i + 1;
+    END LOOP;
+    RETURN levels;
+END $$;
+COMMENT ON FUNCTION iotstream._mqtt_template_levels(jsonb) IS 'Internal: the mapping of the {column} levels of an MQTT topic template, after checking it.';
+
+-- The checks of an MQTT source's broker, filters and whole options, the
+-- same when it is created and when it is altered.
+CREATE FUNCTION iotstream._check_mqtt_source(broker text, topic_filters text[], options jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    f text;
+BEGIN
+    IF broker IS NULL OR broker !~ '^mqtts?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('invalid MQTT broker %L', broker),
+            HINT = 'Pass mqtt://host:1883, or mqtts://host:8883 for TLS.';
+    END IF;
+    IF topic_filters IS NULL OR cardinality(topic_filters) = 0 OR array_position(topic_filters, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'topic_filters must be a non-empty array of MQTT topic filters',
+            HINT = 'Pass for example ARRAY[''arduino/+/dht11'', ''plant/#''].';
+    END IF;
+    FOREACH f IN ARRAY topic_filters LOOP
+        -- + is a whole level, # the whole last level (MQTT 3.1.1 section 4.7)
+        IF f = '' OR octet_length(f) > 1024 OR f ~ '[^/]\+|\+[^/]|[^/]#|#.' OR f ~ '[\x01-\x1f]' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('invalid MQTT topic filter %L', f),
+                HINT = '+ stands for one whole level (a/+/c) and # for all remaining levels, last (a/#).';
+        END IF;
+        IF f LIKE '$share/%' AND coalesce(options->>'protocol', '3.1.1') <> '5' THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('the shared subscription %L needs MQTT 5', f),
+                HINT = 'Add "protocol": "5" to the options; with "workers" above 1 the filters are shared for you.';
+        END IF;
+    END LOOP;
+    PERFORM iotstream._check_mqtt_options(coalesce(options, '{}'));
+    PERFORM iotstream._mqtt_template_levels(options->'topic_template');
+END $$;
+COMMENT ON FUNCTION iotstream._check_mqtt_source(text, text[], jsonb) IS 'Internal: validates the broker, topic filters and options of an MQTT source, for create_mqtt_source and alter_source.';
+
+CREATE OR REPLACE FUNCTION iotstream.create_mqtt_source(
+    name          text,
+    broker        text,
+    topic_filters text[],
+    target        regclass,
+    mapping       jsonb DEFAULT NULL,
+    options       jsonb DEFAULT '{}')
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    id int;
+    public_opts jsonb;
+    secret_opts jsonb;
+    levels jsonb;
+BEGIN
+    PERFORM iotstream._require_superuser('create a source');
+    IF EXISTS (SELECT 1 FROM iotstream.sources s WHERE s.name = create_mqtt_source.name) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = format('source %L already exists', create_mqtt_source.name),
+            HINT = 'Change it with iotstream.alter_source() or drop it with iotstream.drop_source().';
+    END IF;
+    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_name',
+            MESSAGE = format('invalid source name %L', name),
+            HINT = 'Use up to 63 letters, digits, dots, dashes and underscores.';
+    END IF;
+    -- the {name} levels of a topic template fill their columns (unless the
+    -- mapping says otherwise), and the template with + for them is the
+    -- filter if none is given
+    levels := iotstream._mqtt_template_levels(options->'topic_template');
+    IF levels IS NOT NULL THEN
+        mapping := levels || coalesce(mapping, '{}');
+        IF topic_filters IS NULL OR cardinality(topic_filters) = 0 THEN
+            topic_filters := ARRAY[regexp_replace(options->>'topic_template', '\{[A-Za-z0-9_]+\}', '+', 'g')];
+        END IF;
+    END IF;
+    PERFORM iotstream._check_mqtt_source(broker, topic_filters, coalesce(options, '{}'));
+    IF target IS NULL OR NOT EXISTS (SELECT 1 FROM iotstream.stream_table_settings st WHERE st.relid = target) THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+            MESSAGE = format('target %s is not a stream table', coalesce(target::text, 'NULL')),
+            HINT = 'Create it with iotstream.create_stream_table() first.';
+    END IF;
+    PERFORM iotstream._validate_source(target, mapping, coalesce(options, '{}'));
+    SELECT * INTO public_opts, secret_opts FROM iotstream._split_options(coalesce(options, '{}'));
+    INSERT INTO iotstream.sources (name, brokers, topics, target, mapping, options, group_id, kind)
+    VALUES (name, broker, topic_filters, target, mapping, public_opts,
+            coalesce(options->>'client_id', 'iotstream-' || name), 'mqtt')
+    RETURNING source_id INTO id;
+    INSERT INTO iotstream.source_secrets VALUES (id, secret_opts);
+    RETURN id;
+END $$;
+COMMENT ON FUNCTION iotstream.create_mqtt_source(text, text, text[], regclass, jsonb, jsonb) IS
+    'Defines an MQTT source: messages of the topic filters (+ and # wildcards) on broker (mqtt://host:1883 or mqtts://host:8883) stored in the stream table target; at QoS 2 exactly once. options: qos (2), client_id (iotstream-<name>), username, password (secret), tls_ca, tls_cert, tls_key, keepalive (30), protocol (3.1.1|5), workers (MQTT 5 shared subscription), retained (store|skip), topic_template (arduino/{site}/{sensor}: levels into columns, and the filter if none is given), batch_size, batch_ms, dedup_key, dedup_horizon. The mapping also reads $topic[n] (from 0), $qos and $retain. Superusers only.';
+
+CREATE OR REPLACE FUNCTION iotstream.alter_source(
+    name    text,
+    brokers text DEFAULT NULL,
+    topics  text[] DEFAULT NULL,
+    mapping jsonb DEFAULT NULL,
+    options jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    id int;
+    s iotstream.sources;
+    public_opts jsonb;
+    secret_opts jsonb;
+    old_levels jsonb;
+    new_levels jsonb;
+BEGIN
+    PERFORM iotstream._require_superuser('alter a source');
+    id := iotstream._source_id(name);
+    SELECT * INTO s FROM iotstream.sources x WHERE x.source_id = id FOR UPDATE;
+    IF s.kind = 'mqtt' THEN
+        -- the checks of create_mqtt_source, on the settings as they will be
+        IF options ? 'topic_template' OR mapping IS NOT NULL THEN
+            -- the template's levels are part of the stored mapping: swap them
+            old_levels := coalesce(iotstream._mqtt_template_levels(s.options->'topic_template'), '{}');
+            new_levels := iotstream._mqtt_template_levels(coalesce(options->'topic_template', s.options->'topic_template'));
+            IF mapping IS NULL THEN
+                SELECT jsonb_object_agg(e.key, e.value) INTO mapping
+                  FROM jsonb_each(s.mapping) e WHERE old_levels->e.key IS DISTINCT FROM e.value;
+            END IF;
+            IF new_levels IS NOT NULL THEN
+                mapping := new_levels || coalesce(mapping, '{}');
+            END IF;
+            -- a filter made from the old template follows the new one
+            IF topics IS NULL AND options ? 'topic_template' AND s.options ? 'topic_template'
+               AND s.topics = ARRAY[regexp_replace(s.options->>'topic_template', '\{[A-Za-z0-9_]+\}', '+', 'g')] THEN
+                topics := ARRAY[regexp_replace(options->>'topic_template', '\{[A-Za-z0-9_]+\}', '+', 'g')];
+            END IF;
+        END IF;
+        PERFORM iotstream._check_mqtt_source(coalesce(brokers, s.brokers), coalesce(topics, s.topics),
+                                             s.options || coalesce(options, '{}'));
+    ELSIF options IS NOT NULL THEN
+        PERFORM iotstream._check_source_options(options);
+    END IF;
+    PERFORM iotstream._validate_source(s.target, coalesce(mapping, s.mapping),
+                                       s.options || coalesce(options, '{}'));
+    IF options IS NOT NULL THEN
+        SELECT * INTO public_opts, secret_opts FROM iotstream._split_options(options);
+        UPDATE iotstream.source_secrets x SET properties = x.properties || secret_opts WHERE x.source_id = id;
+    END IF;
+    UPDATE iotstream.sources x SET
+        brokers = coalesce(alter_source.brokers, x.brokers),
+        topics = coalesce(alter_source.topics, x.topics),
+        mapping = coalesce(alter_source.mapping, x.mapping),
+        options = CASE WHEN public_opts IS NULL THEN x.options ELSE x.options || public_opts END
+     WHERE x.source_id = id;
+    PERFORM iotstream._wake_launcher();
+END $$;
+COMMENT ON FUNCTION iotstream.alter_source(text, text, text[], jsonb, jsonb) IS
+    'Changes a source; NULL leaves a setting unchanged, options are merged and checked as at creation (for an MQTT source: the broker URL, topic filters, options and topic_template as create_mqtt_source does). A running worker restarts with the new settings.';
+REVOKE ALL ON FUNCTION iotstream._mqtt_template_levels(jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION iotstream._check_mqtt_source(text, text[], jsonb) FROM PUBLIC;

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  * mqtt_source.c
  *		An MQTT subscriber for one source worker: the second implementation
- *		of the source interface (source.h), over mqtt_client.c.
+ *		of the source interface (source.h), over mqtt_client.c.  What the
+ *		broker sends is handled in mqtt_receiver.c (shared state: mqtt_int.h).
  *
  * The invariant kept here: nothing is acknowledged before the worker's
  * transaction commits.  PUBACK (QoS 1) and PUBREC (QoS 2) go out in ack(),
@@ -31,389 +32,22 @@
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
-#include "source/source_int.h"
+#include "source/mqtt_int.h"
 
-#include <time.h>
 #include <unistd.h>
 
-#include "common/hashfn.h"
 #include "postmaster/bgworker.h"
-
-#define MQTT_SLOTS			2048	/* QoS 2 ids stored and not yet released */
-#define BACKOFF_MIN_MS		250
-#define BACKOFF_MAX_MS		5000
-
-/* what we know of a packet id */
-typedef enum IdState
-{
-	ID_NONE = 0,
-	ID_QUEUED,					/* received, not handed to the worker yet */
-	ID_PENDING,					/* in the worker's batch, not committed */
-	ID_OWED,					/* committed; the ack could not be sent yet */
-	ID_RECEIVED,				/* QoS 2: committed, PUBREC sent, PUBREL awaited */
-	ID_RELEASED					/* done (PUBCOMP or PUBACK sent) lately */
-} IdState;
-
-/* released ids remembered for the resends after the next reconnect */
-#define RELEASED_RING	4096
-
-typedef struct MqttMsg
-{
-	struct MqttMsg *next;
-	uint16		id;
-	uint8		qos;
-	bool		dup;
-	bool		retain;
-	int64		arrived_ms;
-	char	   *topic;
-	char	   *payload;
-	size_t		len;
-	int			nheaders;
-	SourceHeader *headers;
-} MqttMsg;
-
-typedef struct MqttSource
-{
-	MqttClient *client;
-	MqttClientConfig cfg;
-	SourceCallbacks cb;
-	bool		headers;		/* copy user properties: a column takes $headers */
-	bool		store_retained;
-	char	   *client_id;
-	char	   *stream_topic;	/* "$mqtt/<client id>" */
-	char	   *slot_topic;		/* "$mqtt/<client id>/qos2" */
-	char	  **filters;
-
-	/* packet ids */
-	uint8	   *state;			/* IdState by id */
-	uint32	   *hash;			/* of the message stored under the id */
-	int16	   *slot_of;		/* QoS 2: its slot, or -1 */
-	bool	   *doubt;			/* RECEIVED before a reconnect: maybe done */
-	bool		doubting;		/* until the first new message after connecting */
-	uint16	   *released;		/* ring of the ids released last */
-	int			nreleased;
-
-	/* QoS 2 slots: a stack of free ones */
-	int		   *free_slots;
-	int			nfree;
-
-	/* messages: queued (not handed out) and held (in the worker's batch) */
-	MqttMsg    *queue_head;
-	MqttMsg    *queue_tail;
-	int64		queued;
-	MqttMsg    *held_head;
-	MqttMsg    *held_tail;
-	int64		stored;			/* messages stored by this session */
-	uint16	   *owed;			/* committed ids whose ack is not sent */
-	uint8	   *owed_qos;
-	int			nowed;
-
-	/* connection */
-	int			idle_pipe[2];	/* never readable: the fd while disconnected */
-	int64		next_attempt_ms;
-	int			shown_connected;	/* in source_status; -1: not yet */
-	int			backoff_ms;
-	char		last_error[256];
-	int64		error_count;
-} MqttSource;
-
-static int64
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-note_error(MqttSource *ms, const char *msg)
-{
-	snprintf(ms->last_error, sizeof(ms->last_error), "%s", msg);
-	ms->error_count++;
-}
-
-static uint32
-message_hash(const char *topic, size_t tlen, const char *payload, size_t len)
-{
-	uint64		seed = hash_bytes_extended((const unsigned char *) topic, tlen, 0);
-	uint32		h = (uint32) hash_bytes_extended((const unsigned char *) payload, len, seed);
-
-	return h ? h : 1;
-}
-
-static void
-free_slot(MqttSource *ms, uint16 id)
-{
-	if (ms->slot_of[id] >= 0)
-		ms->free_slots[ms->nfree++] = ms->slot_of[id];
-	ms->slot_of[id] = -1;
-}
-
-/* Done with an id; remembered in case a restored broker resends it. */
-static void
-release_id(MqttSource *ms, uint16 id)
-{
-	ms->state[id] = ID_RELEASED;
-	ms->released[ms->nreleased++ % RELEASED_RING] = id;
-}
-
-/* ------------------------------------------------------------ client events */
-
-static void
-send_owed(MqttSource *ms)
-{
-	for (int i = 0; i < ms->nowed; i++)
-	{
-		uint16		id = ms->owed[i];
-
-		if (ms->state[id] != ID_OWED)
-			continue;
-		MqttClientAck(ms->client, ms->owed_qos[i] == 2 ? MQTT_PUBREC : MQTT_PUBACK, id);
-
-		/*
-		 * The broker resent it on connecting, before it read this ack: the
-		 * resend is recognised until the first new message, at QoS 1 too.
-		 */
-		ms->state[id] = ID_RECEIVED;
-		ms->doubt[id] = ms->doubting = true;
-	}
-	ms->nowed = 0;
-}
-
-static void
-on_connected(void *arg, bool session_present)
-{
-	MqttSource *ms = arg;
-
-	ms->backoff_ms = BACKOFF_MIN_MS;
-	/* the broker resends what it holds first: until then, stored ids are in doubt */
-	ms->doubting = false;
-	for (int i = 0; i < Min(ms->nreleased, RELEASED_RING); i++)
-		if (ms->state[ms->released[i]] == ID_RELEASED)
-			ms->doubt[ms->released[i]] = true;
-	for (int id = 1; id < 65536; id++)
-	{
-		if (ms->state[id] == ID_RELEASED && !ms->doubt[id])
-			ms->state[id] = ID_NONE;	/* long done: not resent */
-		else if (ms->state[id] == ID_RECEIVED || ms->state[id] == ID_RELEASED)
-			ms->doubt[id] = ms->doubting = true;
-	}
-	ms->nreleased = 0;
-	send_owed(ms);
-	if (!session_present)
-		elog(LOG, "iotstream MQTT source %s: connected, new session", ms->client_id);
-	else
-		elog(LOG, "iotstream MQTT source %s: connected, session resumed", ms->client_id);
-}
-
-/* The first new message after connecting: what is still in doubt was done. */
-static void
-end_doubt(MqttSource *ms)
-{
-	for (int id = 1; id < 65536; id++)
-		if (ms->doubt[id])
-		{
-			ms->doubt[id] = false;
-			if (ms->state[id] == ID_RECEIVED)
-			{
-				ms->state[id] = ID_NONE;
-				free_slot(ms, id);
-			}
-			else if (ms->state[id] == ID_RELEASED)
-				ms->state[id] = ID_NONE;
-		}
-	ms->doubting = false;
-}
-
-static void
-enqueue(MqttSource *ms, const MqttPublish *p)
-{
-	size_t		size = MAXALIGN(sizeof(MqttMsg)) + p->topic_len + 1 + p->payload_len + 1;
-	int			nh = ms->headers ? p->nprops : 0;
-	MqttMsg    *m;
-	char	   *d;
-
-	size += MAXALIGN(sizeof(SourceHeader) * nh) + 8;
-	for (int i = 0; i < nh; i++)
-		size += p->props[i].name_len + p->props[i].value_len + 2;
-	m = malloc(size);
-	if (m == NULL)
-		elog(ERROR, "out of memory");
-	d = (char *) m + MAXALIGN(sizeof(MqttMsg));
-	m->headers = (SourceHeader *) d;
-	d += MAXALIGN(sizeof(SourceHeader) * nh);
-	m->next = NULL;
-	m->id = p->id;
-	m->qos = p->qos;
-	m->dup = p->dup;
-	m->retain = p->retain;
-	m->arrived_ms = wall_ms();
-	m->topic = d;
-	memcpy(d, p->topic, p->topic_len);
-	d[p->topic_len] = '\0';
-	d += p->topic_len + 1;
-	m->payload = d;
-	memcpy(d, p->payload, p->payload_len);
-	d[p->payload_len] = '\0';
-	d += p->payload_len + 1;
-	m->len = p->payload_len;
-	m->nheaders = nh;
-	for (int i = 0; i < nh; i++)
-	{
-		SourceHeader *h = &m->headers[i];
-
-		memcpy(d, p->props[i].name, p->props[i].name_len);
-		d[p->props[i].name_len] = '\0';
-		h->name = d;
-		d += p->props[i].name_len + 1;
-		memcpy(d, p->props[i].value, p->props[i].value_len);
-		d[p->props[i].value_len] = '\0';
-		h->value = d;
-		h->len = p->props[i].value_len;
-		d += p->props[i].value_len + 1;
-	}
-	if (ms->queue_tail)
-		ms->queue_tail->next = m;
-	else
-		ms->queue_head = m;
-	ms->queue_tail = m;
-	ms->queued++;
-}
-
-static void
-on_publish(void *arg, const MqttPublish *p)
-{
-	MqttSource *ms = arg;
-	uint32		h;
-
-	if (p->retain && !ms->store_retained)
-	{
-		/* acknowledged, not stored: nothing to lose */
-		if (p->qos > 0)
-			MqttClientAck(ms->client, p->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK, p->id);
-		return;
-	}
-	if (p->qos == 0)
-	{
-		enqueue(ms, p);
-		return;
-	}
-	h = message_hash(p->topic, p->topic_len, p->payload, p->payload_len);
-
-	/*
-	 * After connecting, the broker resends first what we had not
-	 * acknowledged, in the order it sent it (which is the order we stored
-	 * it in): the first PUBLISH that is not one of the ids in doubt ends the
-	 * resends.  DUP cannot tell: a broker restored from its persistence
-	 * file may resend with DUP clear.
-	 */
-	if (ms->doubting &&
-		!((ms->state[p->id] == ID_RECEIVED || ms->state[p->id] == ID_RELEASED) &&
-		  ms->doubt[p->id] && ms->hash[p->id] == h))
-		end_doubt(ms);
-	switch ((IdState) ms->state[p->id])
-	{
-		case ID_QUEUED:
-		case ID_PENDING:
-			/* a resend of what we hold: acknowledged after its commit */
-			return;
-		case ID_OWED:
-			/* stored; acknowledge it now */
-			MqttClientAck(ms->client, p->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK, p->id);
-			if (p->qos == 2)
-				ms->state[p->id] = ID_RECEIVED;
-			else
-				release_id(ms, p->id);
-			return;
-		case ID_RECEIVED:
-			if (ms->hash[p->id] == h)
-			{
-				/* stored before: acknowledge again, never store it twice */
-				ms->doubt[p->id] = false;
-				if (p->qos == 2)
-					MqttClientAck(ms->client, MQTT_PUBREC, p->id);
-				else
-				{
-					MqttClientAck(ms->client, MQTT_PUBACK, p->id);
-					release_id(ms, p->id);
-				}
-				return;
-			}
-			/* a new publication under an id whose exchange is over */
-			ms->doubt[p->id] = false;
-			free_slot(ms, p->id);
-			break;
-		case ID_NONE:
-			break;
-		case ID_RELEASED:
-			if (ms->doubt[p->id] && ms->hash[p->id] == h)
-			{
-				/*
-				 * A broker restored from its persistence file may resend a
-				 * message whose exchange was over (mosquitto 2.0 does): the
-				 * resend phase tells it from a new publication.
-				 */
-				ms->doubt[p->id] = false;
-				MqttClientAck(ms->client, p->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK, p->id);
-				return;
-			}
-			break;
-	}
-	ms->state[p->id] = ID_QUEUED;
-	ms->hash[p->id] = h;
-	enqueue(ms, p);
-}
-
-static void
-on_pubrel(void *arg, uint16 id)
-{
-	MqttSource *ms = arg;
-
-	MqttClientAck(ms->client, MQTT_PUBCOMP, id);
-	if (ms->state[id] == ID_RECEIVED)
-	{
-		ms->doubt[id] = false;
-		free_slot(ms, id);
-		release_id(ms, id);
-	}
-}
-
-static void
-on_lost(void *arg, const char *why)
-{
-	MqttSource *ms = arg;
-
-	note_error(ms, why);
-	elog(LOG, "iotstream MQTT source %s: connection lost: %s", ms->client_id, why);
-	ms->next_attempt_ms = now_ms() + ms->backoff_ms;
-}
-
-static void
-on_error(void *arg, const char *why)
-{
-	note_error(arg, why);
-}
 
 /* Connects when it is time to try again, with a growing backoff. */
 static void
 maybe_connect(MqttSource *ms)
 {
-	if (MqttClientOpen(ms->client) || now_ms() < ms->next_attempt_ms)
+	if (MqttClientOpen(ms->client) || MqttNowMs() < ms->next_attempt_ms)
 		return;
 	if (!MqttClientConnect(ms->client))
 	{
-		note_error(ms, MqttClientError(ms->client));
-		ms->next_attempt_ms = now_ms() + ms->backoff_ms;
+		MqttNoteError(ms, MqttClientError(ms->client));
+		ms->next_attempt_ms = MqttNowMs() + ms->backoff_ms;
 		ms->backoff_ms = Min(ms->backoff_ms * 2, BACKOFF_MAX_MS);
 	}
 }
@@ -452,7 +86,7 @@ mqtt_open(const SourceProperty *props, int nprops, const char *const *streams, i
 	char	   *colon;
 	int			workers = (v = prop(props, nprops, "workers")) ? atoi(v) : 1;
 	int			index = 1;
-	MqttHandler h = {on_connected, on_publish, on_pubrel, on_lost, on_error, ms};
+	MqttHandler h = MqttReceiverHandler(ms);
 	SourcePosition *pos;
 	char		buf[256];
 
@@ -672,6 +306,18 @@ mqtt_poll(void *src, SourceMessage *out, int max)
 }
 
 /*
+ * A QoS 2 message waits and every slot is taken (by this batch, or by ids
+ * awaiting PUBREL): commit now rather than idle until batch_ms.
+ */
+static bool
+mqtt_batch_full(void *src)
+{
+	MqttSource *ms = src;
+
+	return ms->nfree == 0 && ms->queue_head != NULL && ms->queue_head->qos == 2;
+}
+
+/*
  * What to store with the batch: the slot of each QoS 2 message, then the
  * count of messages stored (last: it takes the batch's event times).
  */
@@ -729,7 +375,7 @@ mqtt_ack(void *src, const SourcePosition *positions, int np)
 			if (m->qos == 2)
 				ms->state[m->id] = ID_RECEIVED;
 			else
-				release_id(ms, m->id);
+				MqttReleaseId(ms, m->id);
 		}
 		else
 		{
@@ -758,9 +404,9 @@ mqtt_release(void *src)
 		{
 			ms->state[m->id] = ID_NONE;
 			if (m->qos == 2)
-				free_slot(ms, m->id);
+				MqttFreeSlot(ms, m->id);
 		}
-		free(m);
+		MqttMsgFree(ms, m);
 		m = next;
 	}
 	ms->held_head = ms->held_tail = NULL;
@@ -798,8 +444,10 @@ mqtt_close(void *src)
 	for (MqttMsg *m = ms->queue_head, *next; m; m = next)
 	{
 		next = m->next;
-		free(m);
+		MqttMsgFree(ms, m);
 	}
+	free(ms->chunk);
+	free(ms->spare);
 	for (int i = 0; i < ms->cfg.nfilters; i++)
 		free(ms->filters[i]);
 	free(ms->filters);
@@ -830,6 +478,7 @@ const SourceOps MqttSourceOps = {
 	.open = mqtt_open,
 	.fd = mqtt_fd,
 	.poll = mqtt_poll,
+	.batch_full = mqtt_batch_full,
 	.positions = mqtt_positions,
 	.end_offset = mqtt_end_offset,
 	.drained = mqtt_drained,

@@ -121,6 +121,12 @@ typedef struct SourceOps
 	/* up to max messages, valid until release */
 	int			(*poll) (void *src, SourceMessage *out, int max);
 	/*
+	 * Whether poll can hand out nothing more until the batch it gave
+	 * commits (MQTT QoS 2: every receiver slot is taken), so the worker
+	 * commits now rather than at batch_ms.  NULL: never.
+	 */
+	bool		(*batch_full) (void *src);
+	/*
 	 * the next position of every stream partition in msgs: what to store;
 	 * out has room for n + 1
 	 */

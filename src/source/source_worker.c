@@ -416,6 +416,7 @@ iotstream_source_main(Datum main_arg)
 		}
 
 		if (pending > 0 && (pending >= MyConfig->batch_size ||
+							(Source->batch_full && Source->batch_full(MySource)) ||
 							GetCurrentTimestamp() >= deadline))
 		{
 			int			n = pending;

@@ -142,6 +142,42 @@ assert_eq "$(q "SELECT value FROM iotstream.source_config('it27_bare') WHERE pro
 assert_eq "$(q "SELECT count(*) FROM iotstream.sources WHERE options::text LIKE '%hunter2%'")" 0 "the password is not in iotstream.sources"
 assert_eq "$(grep -c hunter2 "$CLUSTER_DATA/server.log" || true)" 0 "the password is not in the server log"
 
+# alter_source runs create_mqtt_source's checks (on it27_bare: MQTT 3.1.1,
+# qos 1); a refused change leaves the source as it was
+alter_err() {
+  psql -X -q -At -v VERBOSITY=verbose -c "SELECT iotstream.alter_source('it27_bare', $1)" 2>&1 |
+    sed -n 's/^ERROR:  \([0-9A-Z]*\): /\1 /p; s/^HINT:  /hint: /p' | paste -sd '|'
+}
+assert_eq "$(alter_err "brokers => 'http://h:1'")" \
+  "22023 invalid MQTT broker 'http://h:1'|hint: Pass mqtt://host:1883, or mqtts://host:8883 for TLS." "alter: a bad broker"
+assert_eq "$(alter_err "topics => ARRAY['a/#/b']")" \
+  "22023 invalid MQTT topic filter 'a/#/b'|hint: + stands for one whole level (a/+/c) and # for all remaining levels, last (a/#)." \
+  "alter: a bad topic filter"
+assert_eq "$(alter_err "topics => ARRAY['\$share/g/plant/#']")" \
+  "22023 the shared subscription '\$share/g/plant/#' needs MQTT 5|hint: Add \"protocol\": \"5\" to the options; with \"workers\" above 1 the filters are shared for you." \
+  "alter: a shared subscription on MQTT 3.1.1"
+assert_eq "$(alter_err "options => '{\"qos\": 3}'")" \
+  "22023 option qos must be 1 or 2, not 3|hint: QoS 2 stores each message exactly once; QoS 1 at least once (set a dedup_key to drop redeliveries)." \
+  "alter: qos 3"
+assert_eq "$(alter_err "options => '{\"workers\": 2}'")" \
+  "22023 several workers need MQTT 5|hint: Add \"protocol\": \"5\" to the options, or use one worker." "alter: workers on MQTT 3.1.1"
+assert_eq "$(alter_err "options => '{\"client.id\": \"x\"}'" | cut -d'|' -f1)" \
+  "22023 unknown MQTT source option 'client.id'" "alter: a librdkafka-style option"
+assert_eq "$(alter_err "options => '{\"retained\": \"keep\"}'" | cut -d'|' -f1)" \
+  "22023 option retained must be \"store\" or \"skip\", not \"keep\"" "alter: retained"
+assert_eq "$(alter_err "options => '{\"topic_template\": \"plant/{site\"}'" | cut -d'|' -f1)" \
+  "22023 invalid level '{site' of topic_template 'plant/{site'" "alter: a bad topic_template"
+assert_eq "$(alter_err "options => '{\"password\": \"\"}'" | cut -d'|' -f1)" \
+  "22023 option password must be a non-empty string" "alter: an empty password"
+assert_eq "$(q "SELECT brokers || ' ' || topics::text || ' ' || (options->>'qos') || ' ' || (options ? 'workers') FROM iotstream.sources WHERE name = 'it27_bare'")" \
+  "$MQTT_URL {plant/#} 1 false" "refused alters changed nothing"
+# the options as a whole: workers with MQTT 5 given at once is accepted
+q "SELECT iotstream.alter_source('it27_bare', options => '{\"protocol\": \"5\", \"workers\": 1, \"batch_ms\": 60}')" >/dev/null
+assert_eq "$(alter_err "options => '{\"protocol\": \"3.1.1\", \"workers\": 2}'" | cut -d'|' -f1)" \
+  "22023 several workers need MQTT 5" "alter: the merged options are checked (workers 2 with protocol 3.1.1)"
+assert_eq "$(q "SELECT (options->>'protocol') || ' ' || (options->>'batch_ms') FROM iotstream.sources WHERE name = 'it27_bare'")" \
+  "5 60" "alter: accepted MQTT options are stored"
+
 # --- MQTT 5: two workers on a shared subscription; user properties as $headers
 psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
 SET client_min_messages = warning;
@@ -223,4 +259,11 @@ if q "SELECT iotstream.create_mqtt_source('it27_tmpl_bad', '$MQTT_URL', NULL, 'i
 fi
 grep -q "invalid level 'x{sensor}'" "$IOTSTREAM_WORK/tmpl.err" || fail "unexpected error: $(cat "$IOTSTREAM_WORK/tmpl.err")"
 echo "ok - topic_template: a level that is not a whole {column} is refused"
+# alter: a new template swaps its levels in the mapping, and the filter made from the old one
+q "SELECT iotstream.alter_source('it27_tmpl', options => '{\"topic_template\": \"farm2/{sensor}/{site}\"}')" >/dev/null
+assert_eq "$(q "SELECT topics::text || ' ' || (mapping->>'site') || ' ' || (mapping->>'sensor') || ' ' || (mapping->>'value')
+                 FROM iotstream.sources WHERE name = 'it27_tmpl'")" '{farm2/+/+} $topic[2] $topic[1] $payload' \
+  "alter: a new topic_template, its filter and its mapping"
+assert_eq "$(psql -X -q -At -c "SELECT iotstream.alter_source('it27_tmpl', options => '{\"topic_template\": \"farm2/{nosuch}/x\"}')" 2>&1 |
+             sed -n 's/^ERROR:  //p')" 'mapping names column "nosuch", which table "readings" does not have' "alter: a template level naming no column"
 q "SELECT iotstream.drop_source('it27_tmpl')" >/dev/null

@@ -161,6 +161,60 @@ stop_broker
 if kill -0 "$pid" 2>/dev/null; then fail "the broker still runs after stop_broker"; fi
 echo "ok - broker stopped"
 
+# --- iotstream-sim --mqtt: per-measurement topics at QoS 0, 1 and 2 -----------
+# what a subscriber receives is checked against the summary: the count,
+# each topic against its payload, and the checksum recomputed in SQL
+start_mosquitto
+# mqtt_listen FILE: a subscriber to sim/# writing FILE, once it is subscribed
+# (a probe on sim/probe came back); mqtt_received FILE N: wait for N
+# messages besides probes, then stop it
+mqtt_listen() {
+  mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -q 2 -v -t 'sim/#' >"$1" &
+  MQTT_SUB=$!
+  _lib_record_pid "$MQTT_SUB"
+  for i in $(seq 1 100); do
+    mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -t sim/probe -m x
+    sleep 0.1
+    [ -s "$1" ] && return 0
+  done
+  fail "the subscriber did not subscribe"
+}
+mqtt_received() {
+  for i in $(seq 1 300); do
+    [ "$(grep -vc '^sim/probe ' "$1")" -ge "$2" ] && break
+    sleep 0.2
+  done
+  sleep 0.3   # a message more than announced would show now
+  kill "$MQTT_SUB"
+  wait "$MQTT_SUB" 2>/dev/null || true
+  grep -v '^sim/probe ' "$1" >"$1.msgs" || true
+}
+psql_q -c "CREATE TABLE mqtt_lines (line text)"
+for qos in 0 1 2; do
+  n=3000
+  mqtt_listen "$W/mqtt$qos.txt"
+  "$IOTSTREAM_SIM" --mqtt "$MQTT_URL" --qos $qos --topic 'sim/{device}/{metric}' --format telemetry \
+    --count $n --devices 7 --metrics temperature,humidity,distance,motion --seed $((qos + 5)) \
+    --start-time $T0 --no-per-device >"$W/mqtt$qos.json"
+  mqtt_received "$W/mqtt$qos.txt" $n
+  S=$(cat "$W/mqtt$qos.json")
+  assert_eq "$(g qos) $(g delivered) $(g failed)" "$qos $n 0" "mqtt QoS $qos: summary"
+  psql_q -c "TRUNCATE mqtt_lines" -c "\copy mqtt_lines FROM '$W/mqtt$qos.txt.msgs' (FORMAT text)"
+  assert_eq "$(psql_q -c "SELECT count(*), count(*) FILTER (WHERE split_part(line, ' ', 1) = 'sim/' || (d->>'sensor_id') || '/' || (d->>'metric_type')),
+      sum(round((d->>'value')::float8 * 100)::bigint + ((extract(epoch FROM (d->>'timestamp')::timestamptz) * 1000)::bigint - $(g start_ms)))
+      FROM (SELECT line, substr(line, strpos(line, ' ') + 1)::jsonb AS d FROM mqtt_lines) x")" \
+    "$n|$n|$(g checksum)" "mqtt QoS $qos: messages, topics and checksum as the summary says"
+done
+# bare values: the measurement is in the topic, the payload is the value
+mqtt_listen "$W/mqttv.txt"
+"$IOTSTREAM_SIM" --mqtt "$MQTT_URL" --qos 1 --topic 'sim/{device}/{metric}' --format telemetry --count 40 \
+  --devices 2 --metrics distance,motion --payload value --start-time $T0 --no-per-device >"$W/mqttv.json"
+mqtt_received "$W/mqttv.txt" 40
+S=$(cat "$W/mqttv.json")
+assert_eq "$(grep -c '^sim/sensor-000[01]/\(distance\|motion\) [0-9]*\.[0-9][0-9]$' "$W/mqttv.txt.msgs") $(awk '{ s += $2 * 100 } END { printf "%.0f", s }' "$W/mqttv.txt.msgs")" \
+  "40 $(g sum_value_x100)" "mqtt --payload value: bare values on their topics, summing as the summary says"
+psql_q -c "DROP TABLE mqtt_lines"
+
 # --- Azurite -----------------------------------------------------------------
 start_azurite
 r=$(azurite_request PUT "/tools-test?restype=container")
