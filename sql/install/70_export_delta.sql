@@ -72,18 +72,21 @@ $$;
 COMMENT ON FUNCTION iotstream._delta_partition_columns(regclass, interval) IS
     'Internal: the Delta partition columns of an export (event_date, event_hour, event_minute as the period needs; prefixed iotstream_ when the table has a column of such a name).';
 
--- The columns a Delta export writes: all of them, uuids as their text (Delta
--- has no uuid type, and Spark refuses a FIXED_LEN_BYTE_ARRAY without one).
+-- The columns a Delta export writes: all of them, uuids (and arrays of
+-- uuids) as their text (Delta has no uuid type, and Spark refuses a
+-- FIXED_LEN_BYTE_ARRAY without one).
 CREATE FUNCTION iotstream._delta_select_list(relid regclass) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(string_agg(CASE WHEN 'uuid'::regtype IN (a.atttypid, t.typbasetype)
                                     THEN format('%I::text AS %I', a.attname, a.attname)
+                                    WHEN 'uuid[]'::regtype IN (a.atttypid, t.typbasetype)
+                                    THEN format('%I::text[] AS %I', a.attname, a.attname)
                                     ELSE format('%I', a.attname) END, ', ' ORDER BY a.attnum), '*')
       FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
      WHERE a.attrelid = relid AND a.attnum > 0 AND NOT a.attisdropped
 $$;
 COMMENT ON FUNCTION iotstream._delta_select_list(regclass) IS
-    'Internal: the select list of a Delta export (uuid columns as text).';
+    'Internal: the select list of a Delta export (uuid and uuid[] columns as text).';
 
 -- The txn appId of an export: unique per server, database and export, so
 -- that exports of several servers can feed one table.
@@ -100,7 +103,8 @@ COMMENT ON FUNCTION iotstream._delta_app_id(iotstream.exports) IS
 CREATE FUNCTION iotstream._delta_protocol(current jsonb, fields jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    ntz boolean := EXISTS (SELECT 1 FROM jsonb_array_elements(fields) f WHERE f->>'type' = 'timestamp_ntz');
+    -- also an array's elements and a struct's fields
+    ntz boolean := jsonb_path_exists(fields, '$.** ? (@.type == "timestamp_ntz" || @.elementType == "timestamp_ntz" || @.valueType == "timestamp_ntz")');
     rf jsonb;
     wf jsonb;
     extra text;

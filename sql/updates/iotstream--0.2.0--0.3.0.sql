@@ -2022,3 +2022,60 @@ COMMENT ON FUNCTION iotstream.run_export(text) IS
 
 COMMENT ON FUNCTION iotstream.create_export(text, regclass, text, interval, interval, text, text, text, text, jsonb, text) IS
     'Creates an export of a stream table: every sealed period (end + lateness < now()) becomes about ceil(bytes / target_file_size) Parquet files, by event time. format delta (the default): a Delta Lake table at destination/<table>, files in event_date=YYYY-MM-DD/event_hour=H/, one log commit per run; format parquet: destination/<table>/date=YYYY-MM-DD/hour=HH/part-NNNNN-<uuid>.parquet without a log. Registers the pg_cron job iotstream_export_<name> running iotstream.run_export(name) (schedule => NULL: none). Options: the writer options of write_parquet (compression_level, row_group_size, ...), block_size (16MB), parallel_uploads (4), max_retries (6), request_timeout_ms (120000), and for delta deleted_file_retention (7 days) and log_retention (30 days).';
+
+-- Delta exports write arrays as Delta arrays and composites as structs
+-- The columns a Delta export writes: all of them, uuids (and arrays of
+-- uuids) as their text (Delta has no uuid type, and Spark refuses a
+-- FIXED_LEN_BYTE_ARRAY without one).
+CREATE OR REPLACE FUNCTION iotstream._delta_select_list(relid regclass) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(string_agg(CASE WHEN 'uuid'::regtype IN (a.atttypid, t.typbasetype)
+                                    THEN format('%I::text AS %I', a.attname, a.attname)
+                                    WHEN 'uuid[]'::regtype IN (a.atttypid, t.typbasetype)
+                                    THEN format('%I::text[] AS %I', a.attname, a.attname)
+                                    ELSE format('%I', a.attname) END, ', ' ORDER BY a.attnum), '*')
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = relid AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION iotstream._delta_select_list(regclass) IS
+    'Internal: the select list of a Delta export (uuid and uuid[] columns as text).';
+
+-- The protocol a commit needs, or NULL when the table's is enough.  Errors
+-- when the table uses writer features iotstream does not implement.
+CREATE OR REPLACE FUNCTION iotstream._delta_protocol(current jsonb, fields jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    -- also an array's elements and a struct's fields
+    ntz boolean := jsonb_path_exists(fields, '$.** ? (@.type == "timestamp_ntz" || @.elementType == "timestamp_ntz" || @.valueType == "timestamp_ntz")');
+    rf jsonb;
+    wf jsonb;
+    extra text;
+BEGIN
+    IF current IS NULL THEN
+        IF ntz THEN
+            RETURN '{"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["timestampNtz"], "writerFeatures": ["timestampNtz"]}';
+        END IF;
+        RETURN '{"minReaderVersion": 1, "minWriterVersion": 2}';
+    END IF;
+    SELECT string_agg(f, ', ') INTO extra
+      FROM jsonb_array_elements_text(coalesce(current->'writerFeatures', '[]')) f
+     WHERE f NOT IN ('appendOnly', 'invariants', 'timestampNtz');
+    IF (current->>'minWriterVersion')::int NOT IN (1, 2, 7) OR (current->>'minReaderVersion')::int > 3
+       OR extra IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = 'the delta table needs a writer iotstream is not',
+            DETAIL = format('Its protocol is %s.', current),
+            HINT = 'iotstream writes tables of writer version 2, or 7 with the features appendOnly, invariants and timestampNtz; export to another destination.';
+    END IF;
+    IF NOT ntz OR coalesce(current->'readerFeatures', '[]') ? 'timestampNtz' THEN
+        RETURN NULL;
+    END IF;
+    -- the upgrade to table features lists the legacy features writer version 2 implied
+    rf := coalesce(current->'readerFeatures', '[]') || '["timestampNtz"]';
+    wf := coalesce(current->'writerFeatures',
+                   CASE WHEN (current->>'minWriterVersion')::int >= 2 THEN '["appendOnly", "invariants"]'::jsonb
+                        ELSE '[]' END) || '["timestampNtz"]';
+    RETURN jsonb_build_object('minReaderVersion', 3, 'minWriterVersion', 7, 'readerFeatures', rf, 'writerFeatures', wf);
+END $$;
+COMMENT ON FUNCTION iotstream._delta_protocol(jsonb, jsonb) IS
+    'Internal: the protocol action a commit of these schema fields needs on a table of the current protocol (timestampNtz needs reader 3 and writer 7), or NULL.';
