@@ -327,6 +327,21 @@ END $$;
 COMMENT ON FUNCTION iotstream._delta_clean_log(iotstream.exports) IS
     'Internal: deletes the Delta log entries older than the log_retention option (30 days) that a checkpoint of the export covers, and records it in the ledger (status log_cleaned).';
 
+-- The log retention that bounds what any writer's cleanup may have deleted
+-- since: the shorter of the table's delta.logRetentionDuration ("interval
+-- 30 days", as Delta writes it) and this export's log_retention; NULL when
+-- the table's cannot be read.
+CREATE FUNCTION iotstream._delta_log_retention_ms(e iotstream.exports, st jsonb) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((extract(epoch FROM least(t.i, coalesce((e.options->>'log_retention')::interval, interval '30 days'))) * 1000)::bigint, 0)
+      FROM (SELECT (SELECT (m[1] || ' ' || m[2])::interval
+                      FROM regexp_match(coalesce(st->'metaData'->'configuration'->>'delta.logRetentionDuration', 'interval 30 days'),
+                                        '^\s*interval\s+(\d{1,9})\s+(seconds?|minutes?|hours?|days?|weeks?)\s*$', 'i') m) AS i) t
+     WHERE t.i IS NOT NULL
+$$;
+COMMENT ON FUNCTION iotstream._delta_log_retention_ms(iotstream.exports, jsonb) IS
+    'Internal: the shorter of the Delta table''s delta.logRetentionDuration and the export''s log_retention, in milliseconds (NULL when unreadable).';
+
 -- Commits the ledger rows `added` (their add actions) and `removed` (their
 -- files as remove actions) as one version; returns it, or NULL when the run
 -- wrote nothing.
@@ -374,8 +389,14 @@ BEGIN
     LOOP
         attempt := attempt + 1;
         nread := 0;
-        -- read what was committed since: other writers' commits, or this
-        -- run's own from an attempt whose transaction rolled back
+        -- The first attempt creates the next version at once: put-if-absent
+        -- fails if anyone (another writer, or an earlier attempt of this
+        -- run that committed and then rolled back in PostgreSQL) took it,
+        -- and only then are the commits since read, and checked.  The
+        -- exports row is locked from here on: its state is about to change.
+        IF attempt = 1 THEN
+            PERFORM FROM iotstream.exports x WHERE x.name = e.name FOR NO KEY UPDATE;
+        ELSE
         FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination, tbl, e.credential,
                                                          coalesce((st->>'version')::bigint, -1) + 1) LOOP
             nread := nread + 1;
@@ -422,10 +443,14 @@ BEGIN
         END LOOP;
         -- what was read is kept (the exports row is locked from here on)
         UPDATE iotstream.exports x SET delta_state = st WHERE x.name = e.name;
+        END IF;
         v := coalesce((st->>'version')::bigint, -1) + 1;
         -- no commit after the last known: v is free, unless log cleanup
-        -- deleted it (it only deletes below a checkpoint)
-        IF nread = 0 THEN
+        -- deleted it (it only deletes below a checkpoint).  Cleanup only
+        -- deletes commits older than the log retention, so while this
+        -- export's knowledge of the table is younger than that, it cannot
+        -- have deleted v: _last_checkpoint is read only past it.
+        IF nread = 0 AND NOT coalesce(now_ms - (st->>'known_at')::bigint < iotstream._delta_log_retention_ms(e, st), false) THEN
             lc := (iotstream._delta_read_last_checkpoint(e.destination, tbl, e.credential)::jsonb->>'version')::bigint;
             IF lc >= v THEN
                 RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -457,7 +482,8 @@ BEGIN
             UNION ALL SELECT jsonb_build_object('add', a) FROM jsonb_array_elements(adds) a
             UNION ALL SELECT jsonb_build_object('remove', a) FROM jsonb_array_elements(removes) a) y;
         IF iotstream._delta_create_commit(e.destination, tbl, e.credential, v, body) THEN
-            st := st || jsonb_build_object('version', v)
+            -- known_at: when this export last knew the table's newest version
+            st := st || jsonb_build_object('version', v, 'known_at', now_ms)
                   || CASE WHEN meta IS NULL THEN '{}' ELSE jsonb_build_object('metaData', meta) END
                   || CASE WHEN proto IS NULL THEN '{}' ELSE jsonb_build_object('protocol', proto) END;
             UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
