@@ -4,13 +4,13 @@
 --
 -- The invariant: a run's files are in the table in one commit or not at
 -- all, and a run is committed at most once.  The commit carries a txn
--- action (appId: the export, version: its run number); before it creates a
--- version, the run reads every commit after the last it knows, and finds
--- there its own commit when an earlier attempt of the same run committed
--- and then rolled back in PostgreSQL.  Commits are created with
--- put-if-absent (C: src/export/delta_log.c); when another writer took the
--- version, the run reads it, checks that it touched none of the run's
--- files, and tries the next version.
+-- action (appId: the export, version: its run number).  Commits are
+-- created with put-if-absent (C: src/export/delta_log.c); when the version
+-- after the last one the run knows is taken, the run reads every commit
+-- since, finds there its own when an earlier attempt of the same run
+-- committed and then rolled back in PostgreSQL, checks that the others
+-- touched none of its files, and tries the next version.  A writer whose next version log
+-- cleanup deleted starts from the checkpoint _last_checkpoint names.
 
 CREATE FUNCTION iotstream._delta_read_log(destination text, folder text, credential text, from_version bigint,
     OUT version bigint, OUT commit text)
@@ -32,6 +32,10 @@ CREATE FUNCTION iotstream._delta_read_last_checkpoint(destination text, folder t
 RETURNS text AS 'MODULE_PATHNAME', 'delta_read_last_checkpoint' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION iotstream._delta_read_last_checkpoint(text, text, text) IS
     'Internal: the Delta table''s _delta_log/_last_checkpoint, or NULL when it has none.';
+CREATE FUNCTION iotstream._delta_read_checkpoint(destination text, folder text, credential text, version bigint)
+RETURNS jsonb[] AS 'MODULE_PATHNAME', 'delta_read_checkpoint' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._delta_read_checkpoint(text, text, text, bigint) IS
+    'Internal: the actions of the Delta table''s classic checkpoint of version, one a row as in a commit; NULL when it has none.';
 CREATE FUNCTION iotstream._delta_delete_log(destination text, folder text, credential text, from_version bigint,
     before_version bigint)
 RETURNS text[] AS 'MODULE_PATHNAME', 'delta_delete_log' LANGUAGE C VOLATILE;
@@ -41,6 +45,7 @@ REVOKE ALL ON FUNCTION iotstream._delta_read_log(text, text, text, bigint),
     iotstream._delta_create_commit(text, text, text, bigint, text),
     iotstream._delta_write_checkpoint(text, text, text, bigint, jsonb[], int),
     iotstream._delta_read_last_checkpoint(text, text, text),
+    iotstream._delta_read_checkpoint(text, text, text, bigint),
     iotstream._delta_delete_log(text, text, text, bigint, bigint) FROM PUBLIC;
 
 -- The state of the last checkpoint each export wrote, so that the next one
@@ -368,6 +373,7 @@ DECLARE
     v bigint;
     nread int;
     lc bigint;
+    cp jsonb[];
     attempt int := 0;
 BEGIN
     SELECT coalesce(jsonb_agg(x.a ORDER BY l.id, x.i), '[]') INTO adds
@@ -453,11 +459,32 @@ BEGIN
         IF nread = 0 AND NOT coalesce(now_ms - (st->>'known_at')::bigint < iotstream._delta_log_retention_ms(e, st), false) THEN
             lc := (iotstream._delta_read_last_checkpoint(e.destination, tbl, e.credential)::jsonb->>'version')::bigint;
             IF lc >= v THEN
-                RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-                    MESSAGE = format('export "%s": the delta table''s log was cleaned up past version %s, which this export has not read',
-                                     e.name, v),
-                    DETAIL = format('Its checkpoint of version %s covers commits that are deleted; creating version %s again would rewrite its history. Nothing was committed.', lc, v),
-                    HINT = 'iotstream cannot join a table from a checkpoint: drop the export and create it with a new destination, or keep log_retention longer than the export may pause.';
+                -- the commits up to lc are gone: the table is its checkpoint
+                -- of lc plus the commits after it, read by the next attempt
+                cp := iotstream._delta_read_checkpoint(e.destination, tbl, e.credential, lc);
+                IF cp IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(cp) a WHERE a ? 'metaData')
+                   OR NOT EXISTS (SELECT 1 FROM unnest(cp) a WHERE a ? 'protocol') THEN
+                    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                        MESSAGE = format('export "%s": the delta table''s log was cleaned up past version %s, and its checkpoint of version %s cannot be read',
+                                         e.name, v, lc),
+                        DETAIL = 'iotstream reads classic single-file checkpoints holding metaData and protocol. Nothing was committed.',
+                        HINT = 'Write a classic checkpoint of the table with another engine, or export to a new destination.';
+                END IF;
+                IF EXISTS (SELECT 1 FROM unnest(cp) a WHERE a->'txn'->>'appId' = app AND (a->'txn'->>'version')::bigint >= seq) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                        MESSAGE = format('export "%s": the delta table''s checkpoint of version %s holds this run''s commit, whose actions are deleted', e.name, lc),
+                        DETAIL = 'Nothing was committed.',
+                        HINT = 'Drop the export and create it again to export its periods anew.';
+                END IF;
+                st := st || jsonb_build_object('version', lc, 'checkpoint', lc, 'log_start', lc,
+                    'metaData', (SELECT a->'metaData' FROM unnest(cp) a WHERE a ? 'metaData' LIMIT 1),
+                    'protocol', (SELECT a->'protocol' FROM unnest(cp) a WHERE a ? 'protocol' LIMIT 1));
+                -- the base of this export's next checkpoint
+                INSERT INTO iotstream.export_delta_checkpoints AS c (export, version, actions)
+                VALUES (e.name, lc, cp)
+                ON CONFLICT (export) DO UPDATE SET version = excluded.version, actions = excluded.actions;
+                UPDATE iotstream.exports x SET delta_state = st WHERE x.name = e.name;
+                CONTINUE;
             END IF;
         END IF;
 

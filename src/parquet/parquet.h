@@ -180,6 +180,9 @@ extern ParquetNestedWriter *ParquetNestedCreate(const ParquetNode *fields, int n
 extern void ParquetNestedAddRow(ParquetNestedWriter *w, Jsonb *row);
 extern int64 ParquetNestedWrite(ParquetNestedWriter *w, ParquetWriteFn write, void *arg);
 
+/* in parquet_read.c */
+extern char **ParquetReadJsonRows(const char *data, size_t len, int64 *nrows);
+
 /* in parquet_options.c */
 extern void ParquetParseOptions(Jsonb *jb, ParquetWriterOptions *w);
 

@@ -195,6 +195,54 @@ typedef struct ParquetSchema
 extern ParquetSchema *ParquetSchemaBuild(MemoryContext cxt, const ParquetNode *fields, int nfields);
 extern void ParquetSchemaEncode(ThriftBuf *t, const ParquetSchema *s);
 
+/* in parquet_read_footer.c: Thrift compact reading and the footer */
+
+typedef struct ThriftReader
+{
+	const uint8 *p;
+	const uint8 *end;
+} ThriftReader;
+
+extern void ParquetReadCorrupt(const char *what) pg_attribute_noreturn();
+extern uint64 ThriftReadVarint(ThriftReader *r);
+extern int64 ThriftReadZigzag(ThriftReader *r);
+extern int	ThriftReadField(ThriftReader *r, int16 *id);
+extern int	ThriftReadList(ThriftReader *r, int *elem);
+extern const uint8 *ThriftReadBinary(ThriftReader *r, int *len);
+extern void ThriftSkip(ThriftReader *r, int type);
+
+typedef struct PqrSchema
+{
+	char	   *name;
+	int			type;			/* physical type, -1 for a group */
+	int			repetition;
+	int			nchildren;
+	int			converted;
+	bool		is_list;		/* LIST annotation */
+	bool		is_map;			/* MAP annotation */
+} PqrSchema;
+
+typedef struct PqrChunk
+{
+	int64		dict_offset;	/* -1: none */
+	int64		data_offset;
+	int64		compressed;
+	int64		num_values;
+	int			codec;
+} PqrChunk;
+
+typedef struct PqrFile
+{
+	PqrSchema    *schema;
+	int			nschema;
+	int64		num_rows;
+	int			nrowgroups;
+	int			nleaves;
+	PqrChunk	   *chunks;			/* [rowgroup * nleaves + leaf] */
+} PqrFile;
+
+extern void ParquetReadFooter(const uint8 *data, size_t len, PqrFile *f);
+
 /* in parquet_footer.c */
 
 /* What the footer records of one written column chunk. */
