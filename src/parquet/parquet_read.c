@@ -421,6 +421,8 @@ read_chunk(const uint8 *data, size_t len, PqrChunk *c, RLeaf *l)
 		if (csize < 0 || usize < 0 || csize > end - body)
 			ParquetReadCorrupt("page out of its chunk");
 		p = body + csize;
+		if (nvals < 0 || (ptype == 2 ? nvals > usize : nvals > c->num_values - done))
+			ParquetReadCorrupt("a page holds more values than its chunk");
 		if (ptype == 2)
 		{
 			/* the dictionary: PLAIN values */

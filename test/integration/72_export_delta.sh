@@ -361,6 +361,26 @@ assert_eq "$(pg -c "SELECT last_checkpoint FROM iotstream.export_status WHERE na
 at30=$(delta "$LC" --version 30 --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader at version 30: $at30"
 assert_eq "$(dfield "$at30" 'o.checkpoint + " " + o.sql[0].join(" ")')" \
   "30 $(pg -c "SELECT count(*) || ' ' || sum(n) FROM (SELECT n FROM dl_lc UNION ALL SELECT n FROM lcj.dl_lc) u")" "the checkpoint of 30 holds every row"
+# the checkpoint reader gives back exactly the actions the checkpoint was written from
+assert_eq "$(pg -c "WITH r AS (SELECT jsonb_strip_nulls(a) a FROM unnest(iotstream._delta_read_checkpoint('file://$LAKE', 'dl_lc', NULL, 30)) a),
+                        w AS (SELECT jsonb_strip_nulls(a) a FROM iotstream.export_delta_checkpoints c, unnest(c.actions) a WHERE c.export = 'lcj' AND c.version = 30)
+                   SELECT (SELECT count(*) FROM r) || ' ' || ((SELECT count(*) FROM r) = (SELECT count(*) FROM w))
+                          || ' ' || (SELECT count(*) FROM (SELECT a FROM r EXCEPT ALL SELECT a FROM w) x)")" \
+  "$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).size + " true 0")' "$LC/_delta_log/_last_checkpoint")" \
+  "the checkpoint reader reads back every action the checkpoint of 30 was written from"
+# a damaged checkpoint is an error (data_corrupted), never a crash
+mkdir -p "$W/bad/t/_delta_log"
+cp30=$LC/_delta_log/00000000000000000030.checkpoint.parquet
+size=$(stat -c %s "$cp30")
+head -c $((size / 2)) "$cp30" >"$W/bad/t/_delta_log/00000000000000000001.checkpoint.parquet"
+{ head -c $((size - 8)) "$cp30"; printf '\377\377\377\177PAR1'; } >"$W/bad/t/_delta_log/00000000000000000002.checkpoint.parquet"
+{ head -c 200 "$cp30"; head -c 300 /dev/zero; tail -c +501 "$cp30"; } >"$W/bad/t/_delta_log/00000000000000000003.checkpoint.parquet"
+chmod -R a+rX "$W/bad"
+for v in 1 2 3; do
+  err=$(pg -c "SELECT iotstream._delta_read_checkpoint('file://$W/bad', 't', NULL, $v)" 2>&1 || true)
+  case "$err" in *"could not read a parquet file"*) ;; *) fail "damaged checkpoint $v: $err" ;; esac
+done
+assert_eq "$(pg -c "SELECT 'alive'")" alive "damaged checkpoints (cut, a footer length past the file, pages zeroed) are errors, and the server stays up"
 pg -c "SELECT iotstream.drop_export('lcj')" >/dev/null
 
 # --- two exports race for one version: both land, on contiguous versions
