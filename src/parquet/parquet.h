@@ -82,7 +82,6 @@ typedef void (*ParquetWriteFn) (void *arg, const void *data, size_t len);
 typedef struct ParquetWriter ParquetWriter;
 struct ParquetNode;
 
-extern void ParquetWriterDefaults(ParquetWriterOptions *opts);
 extern ParquetWriter *ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 										  const ParquetWriterOptions *opts,
 										  ParquetWriteFn write, void *arg);
@@ -96,10 +95,12 @@ extern void ParquetWriteLeaf(ParquetWriter *w, int col, const char *plain, size_
 							 int64 nlevels);
 extern void ParquetEndRows(ParquetWriter *w, int64 nrows);
 extern void ParquetWriterFinish(ParquetWriter *w);
+extern void ParquetWriterDestroy(ParquetWriter *w);
+
+/* in parquet_file_info.c */
 extern int64 ParquetWriterRows(ParquetWriter *w);
 extern int64 ParquetWriterBytes(ParquetWriter *w);
 extern int	ParquetWriterRowGroups(ParquetWriter *w);
-extern void ParquetWriterDestroy(ParquetWriter *w);
 
 /* A column's statistics over a whole file (PLAIN bytes, no length prefix). */
 typedef struct ParquetFileColumnStats
@@ -184,6 +185,7 @@ extern int64 ParquetNestedWrite(ParquetNestedWriter *w, ParquetWriteFn write, vo
 extern char **ParquetReadJsonRows(const char *data, size_t len, int64 *nrows);
 
 /* in parquet_options.c */
+extern void ParquetWriterDefaults(ParquetWriterOptions *opts);
 extern void ParquetParseOptions(Jsonb *jb, ParquetWriterOptions *w);
 
 #endif							/* PARQUET_PARQUET_H */
