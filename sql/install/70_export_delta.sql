@@ -4,13 +4,13 @@
 --
 -- The invariant: a run's files are in the table in one commit or not at
 -- all, and a run is committed at most once.  The commit carries a txn
--- action (appId: the export, version: its run number); before it creates a
--- version, the run reads every commit after the last it knows, and finds
--- there its own commit when an earlier attempt of the same run committed
--- and then rolled back in PostgreSQL.  Commits are created with
--- put-if-absent (C: src/export/delta_log.c); when another writer took the
--- version, the run reads it, checks that it touched none of the run's
--- files, and tries the next version.
+-- action (appId: the export, version: its run number).  Commits are
+-- created with put-if-absent (C: src/export/delta_log.c); when the version
+-- after the last one the run knows is taken, the run reads every commit
+-- since, finds there its own when an earlier attempt of the same run
+-- committed and then rolled back in PostgreSQL, checks that the others
+-- touched none of its files, and tries the next version.  A writer whose next version log
+-- cleanup deleted starts from the checkpoint _last_checkpoint names.
 
 CREATE FUNCTION iotstream._delta_read_log(destination text, folder text, credential text, from_version bigint,
     OUT version bigint, OUT commit text)
@@ -32,6 +32,10 @@ CREATE FUNCTION iotstream._delta_read_last_checkpoint(destination text, folder t
 RETURNS text AS 'MODULE_PATHNAME', 'delta_read_last_checkpoint' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION iotstream._delta_read_last_checkpoint(text, text, text) IS
     'Internal: the Delta table''s _delta_log/_last_checkpoint, or NULL when it has none.';
+CREATE FUNCTION iotstream._delta_read_checkpoint(destination text, folder text, credential text, version bigint)
+RETURNS jsonb[] AS 'MODULE_PATHNAME', 'delta_read_checkpoint' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._delta_read_checkpoint(text, text, text, bigint) IS
+    'Internal: the actions of the Delta table''s classic checkpoint of version, one a row as in a commit; NULL when it has none.';
 CREATE FUNCTION iotstream._delta_delete_log(destination text, folder text, credential text, from_version bigint,
     before_version bigint)
 RETURNS text[] AS 'MODULE_PATHNAME', 'delta_delete_log' LANGUAGE C VOLATILE;
@@ -41,6 +45,7 @@ REVOKE ALL ON FUNCTION iotstream._delta_read_log(text, text, text, bigint),
     iotstream._delta_create_commit(text, text, text, bigint, text),
     iotstream._delta_write_checkpoint(text, text, text, bigint, jsonb[], int),
     iotstream._delta_read_last_checkpoint(text, text, text),
+    iotstream._delta_read_checkpoint(text, text, text, bigint),
     iotstream._delta_delete_log(text, text, text, bigint, bigint) FROM PUBLIC;
 
 -- The state of the last checkpoint each export wrote, so that the next one
@@ -72,18 +77,21 @@ $$;
 COMMENT ON FUNCTION iotstream._delta_partition_columns(regclass, interval) IS
     'Internal: the Delta partition columns of an export (event_date, event_hour, event_minute as the period needs; prefixed iotstream_ when the table has a column of such a name).';
 
--- The columns a Delta export writes: all of them, uuids as their text (Delta
--- has no uuid type, and Spark refuses a FIXED_LEN_BYTE_ARRAY without one).
+-- The columns a Delta export writes: all of them, uuids (and arrays of
+-- uuids) as their text (Delta has no uuid type, and Spark refuses a
+-- FIXED_LEN_BYTE_ARRAY without one).
 CREATE FUNCTION iotstream._delta_select_list(relid regclass) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT coalesce(string_agg(CASE WHEN 'uuid'::regtype IN (a.atttypid, t.typbasetype)
                                     THEN format('%I::text AS %I', a.attname, a.attname)
+                                    WHEN 'uuid[]'::regtype IN (a.atttypid, t.typbasetype)
+                                    THEN format('%I::text[] AS %I', a.attname, a.attname)
                                     ELSE format('%I', a.attname) END, ', ' ORDER BY a.attnum), '*')
       FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
      WHERE a.attrelid = relid AND a.attnum > 0 AND NOT a.attisdropped
 $$;
 COMMENT ON FUNCTION iotstream._delta_select_list(regclass) IS
-    'Internal: the select list of a Delta export (uuid columns as text).';
+    'Internal: the select list of a Delta export (uuid and uuid[] columns as text).';
 
 -- The txn appId of an export: unique per server, database and export, so
 -- that exports of several servers can feed one table.
@@ -100,7 +108,8 @@ COMMENT ON FUNCTION iotstream._delta_app_id(iotstream.exports) IS
 CREATE FUNCTION iotstream._delta_protocol(current jsonb, fields jsonb) RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    ntz boolean := EXISTS (SELECT 1 FROM jsonb_array_elements(fields) f WHERE f->>'type' = 'timestamp_ntz');
+    -- also an array's elements and a struct's fields
+    ntz boolean := jsonb_path_exists(fields, '$.** ? (@.type == "timestamp_ntz" || @.elementType == "timestamp_ntz" || @.valueType == "timestamp_ntz")');
     rf jsonb;
     wf jsonb;
     extra text;
@@ -323,6 +332,21 @@ END $$;
 COMMENT ON FUNCTION iotstream._delta_clean_log(iotstream.exports) IS
     'Internal: deletes the Delta log entries older than the log_retention option (30 days) that a checkpoint of the export covers, and records it in the ledger (status log_cleaned).';
 
+-- The log retention that bounds what any writer's cleanup may have deleted
+-- since: the shorter of the table's delta.logRetentionDuration ("interval
+-- 30 days", as Delta writes it) and this export's log_retention; NULL when
+-- the table's cannot be read.
+CREATE FUNCTION iotstream._delta_log_retention_ms(e iotstream.exports, st jsonb) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((extract(epoch FROM least(t.i, coalesce((e.options->>'log_retention')::interval, interval '30 days'))) * 1000)::bigint, 0)
+      FROM (SELECT (SELECT (m[1] || ' ' || m[2])::interval
+                      FROM regexp_match(coalesce(st->'metaData'->'configuration'->>'delta.logRetentionDuration', 'interval 30 days'),
+                                        '^\s*interval\s+(\d{1,9})\s+(seconds?|minutes?|hours?|days?|weeks?)\s*$', 'i') m) AS i) t
+     WHERE t.i IS NOT NULL
+$$;
+COMMENT ON FUNCTION iotstream._delta_log_retention_ms(iotstream.exports, jsonb) IS
+    'Internal: the shorter of the Delta table''s delta.logRetentionDuration and the export''s log_retention, in milliseconds (NULL when unreadable).';
+
 -- Commits the ledger rows `added` (their add actions) and `removed` (their
 -- files as remove actions) as one version; returns it, or NULL when the run
 -- wrote nothing.
@@ -349,6 +373,7 @@ DECLARE
     v bigint;
     nread int;
     lc bigint;
+    cp jsonb[];
     attempt int := 0;
 BEGIN
     SELECT coalesce(jsonb_agg(x.a ORDER BY l.id, x.i), '[]') INTO adds
@@ -370,8 +395,14 @@ BEGIN
     LOOP
         attempt := attempt + 1;
         nread := 0;
-        -- read what was committed since: other writers' commits, or this
-        -- run's own from an attempt whose transaction rolled back
+        -- The first attempt creates the next version at once: put-if-absent
+        -- fails if anyone (another writer, or an earlier attempt of this
+        -- run that committed and then rolled back in PostgreSQL) took it,
+        -- and only then are the commits since read, and checked.  The
+        -- exports row is locked from here on: its state is about to change.
+        IF attempt = 1 THEN
+            PERFORM FROM iotstream.exports x WHERE x.name = e.name FOR NO KEY UPDATE;
+        ELSE
         FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination, tbl, e.credential,
                                                          coalesce((st->>'version')::bigint, -1) + 1) LOOP
             nread := nread + 1;
@@ -418,17 +449,42 @@ BEGIN
         END LOOP;
         -- what was read is kept (the exports row is locked from here on)
         UPDATE iotstream.exports x SET delta_state = st WHERE x.name = e.name;
+        END IF;
         v := coalesce((st->>'version')::bigint, -1) + 1;
         -- no commit after the last known: v is free, unless log cleanup
-        -- deleted it (it only deletes below a checkpoint)
-        IF nread = 0 THEN
+        -- deleted it (it only deletes below a checkpoint).  Cleanup only
+        -- deletes commits older than the log retention, so while this
+        -- export's knowledge of the table is younger than that, it cannot
+        -- have deleted v: _last_checkpoint is read only past it.
+        IF nread = 0 AND NOT coalesce(now_ms - (st->>'known_at')::bigint < iotstream._delta_log_retention_ms(e, st), false) THEN
             lc := (iotstream._delta_read_last_checkpoint(e.destination, tbl, e.credential)::jsonb->>'version')::bigint;
             IF lc >= v THEN
-                RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-                    MESSAGE = format('export "%s": the delta table''s log was cleaned up past version %s, which this export has not read',
-                                     e.name, v),
-                    DETAIL = format('Its checkpoint of version %s covers commits that are deleted; creating version %s again would rewrite its history. Nothing was committed.', lc, v),
-                    HINT = 'iotstream cannot join a table from a checkpoint: drop the export and create it with a new destination, or keep log_retention longer than the export may pause.';
+                -- the commits up to lc are gone: the table is its checkpoint
+                -- of lc plus the commits after it, read by the next attempt
+                cp := iotstream._delta_read_checkpoint(e.destination, tbl, e.credential, lc);
+                IF cp IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(cp) a WHERE a ? 'metaData')
+                   OR NOT EXISTS (SELECT 1 FROM unnest(cp) a WHERE a ? 'protocol') THEN
+                    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                        MESSAGE = format('export "%s": the delta table''s log was cleaned up past version %s, and its checkpoint of version %s cannot be read',
+                                         e.name, v, lc),
+                        DETAIL = 'iotstream reads classic single-file checkpoints holding metaData and protocol. Nothing was committed.',
+                        HINT = 'Write a classic checkpoint of the table with another engine, or export to a new destination.';
+                END IF;
+                IF EXISTS (SELECT 1 FROM unnest(cp) a WHERE a->'txn'->>'appId' = app AND (a->'txn'->>'version')::bigint >= seq) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                        MESSAGE = format('export "%s": the delta table''s checkpoint of version %s holds this run''s commit, whose actions are deleted', e.name, lc),
+                        DETAIL = 'Nothing was committed.',
+                        HINT = 'Drop the export and create it again to export its periods anew.';
+                END IF;
+                st := st || jsonb_build_object('version', lc, 'checkpoint', lc, 'log_start', lc,
+                    'metaData', (SELECT a->'metaData' FROM unnest(cp) a WHERE a ? 'metaData' LIMIT 1),
+                    'protocol', (SELECT a->'protocol' FROM unnest(cp) a WHERE a ? 'protocol' LIMIT 1));
+                -- the base of this export's next checkpoint
+                INSERT INTO iotstream.export_delta_checkpoints AS c (export, version, actions)
+                VALUES (e.name, lc, cp)
+                ON CONFLICT (export) DO UPDATE SET version = excluded.version, actions = excluded.actions;
+                UPDATE iotstream.exports x SET delta_state = st WHERE x.name = e.name;
+                CONTINUE;
             END IF;
         END IF;
 
@@ -453,7 +509,8 @@ BEGIN
             UNION ALL SELECT jsonb_build_object('add', a) FROM jsonb_array_elements(adds) a
             UNION ALL SELECT jsonb_build_object('remove', a) FROM jsonb_array_elements(removes) a) y;
         IF iotstream._delta_create_commit(e.destination, tbl, e.credential, v, body) THEN
-            st := st || jsonb_build_object('version', v)
+            -- known_at: when this export last knew the table's newest version
+            st := st || jsonb_build_object('version', v, 'known_at', now_ms)
                   || CASE WHEN meta IS NULL THEN '{}' ELSE jsonb_build_object('metaData', meta) END
                   || CASE WHEN proto IS NULL THEN '{}' ELSE jsonb_build_object('protocol', proto) END;
             UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;

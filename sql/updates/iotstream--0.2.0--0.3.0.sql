@@ -2276,3 +2276,430 @@ COMMENT ON FUNCTION iotstream.alter_source(text, text, text[], jsonb, jsonb) IS
     'Changes a source; NULL leaves a setting unchanged, options are merged and checked as at creation (for an MQTT source: the broker URL, topic filters, options and topic_template as create_mqtt_source does). A running worker restarts with the new settings.';
 REVOKE ALL ON FUNCTION iotstream._mqtt_template_levels(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION iotstream._check_mqtt_source(text, text[], jsonb) FROM PUBLIC;
+
+-- Delta exports write arrays as Delta arrays and composites as structs
+-- The columns a Delta export writes: all of them, uuids (and arrays of
+-- uuids) as their text (Delta has no uuid type, and Spark refuses a
+-- FIXED_LEN_BYTE_ARRAY without one).
+CREATE OR REPLACE FUNCTION iotstream._delta_select_list(relid regclass) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(string_agg(CASE WHEN 'uuid'::regtype IN (a.atttypid, t.typbasetype)
+                                    THEN format('%I::text AS %I', a.attname, a.attname)
+                                    WHEN 'uuid[]'::regtype IN (a.atttypid, t.typbasetype)
+                                    THEN format('%I::text[] AS %I', a.attname, a.attname)
+                                    ELSE format('%I', a.attname) END, ', ' ORDER BY a.attnum), '*')
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+     WHERE a.attrelid = relid AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION iotstream._delta_select_list(regclass) IS
+    'Internal: the select list of a Delta export (uuid and uuid[] columns as text).';
+
+-- The protocol a commit needs, or NULL when the table's is enough.  Errors
+-- when the table uses writer features iotstream does not implement.
+CREATE OR REPLACE FUNCTION iotstream._delta_protocol(current jsonb, fields jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    -- also an array's elements and a struct's fields
+    ntz boolean := jsonb_path_exists(fields, '$.** ? (@.type == "timestamp_ntz" || @.elementType == "timestamp_ntz" || @.valueType == "timestamp_ntz")');
+    rf jsonb;
+    wf jsonb;
+    extra text;
+BEGIN
+    IF current IS NULL THEN
+        IF ntz THEN
+            RETURN '{"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["timestampNtz"], "writerFeatures": ["timestampNtz"]}';
+        END IF;
+        RETURN '{"minReaderVersion": 1, "minWriterVersion": 2}';
+    END IF;
+    SELECT string_agg(f, ', ') INTO extra
+      FROM jsonb_array_elements_text(coalesce(current->'writerFeatures', '[]')) f
+     WHERE f NOT IN ('appendOnly', 'invariants', 'timestampNtz');
+    IF (current->>'minWriterVersion')::int NOT IN (1, 2, 7) OR (current->>'minReaderVersion')::int > 3
+       OR extra IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = 'the delta table needs a writer iotstream is not',
+            DETAIL = format('Its protocol is %s.', current),
+            HINT = 'iotstream writes tables of writer version 2, or 7 with the features appendOnly, invariants and timestampNtz; export to another destination.';
+    END IF;
+    IF NOT ntz OR coalesce(current->'readerFeatures', '[]') ? 'timestampNtz' THEN
+        RETURN NULL;
+    END IF;
+    -- the upgrade to table features lists the legacy features writer version 2 implied
+    rf := coalesce(current->'readerFeatures', '[]') || '["timestampNtz"]';
+    wf := coalesce(current->'writerFeatures',
+                   CASE WHEN (current->>'minWriterVersion')::int >= 2 THEN '["appendOnly", "invariants"]'::jsonb
+                        ELSE '[]' END) || '["timestampNtz"]';
+    RETURN jsonb_build_object('minReaderVersion', 3, 'minWriterVersion', 7, 'readerFeatures', rf, 'writerFeatures', wf);
+END $$;
+COMMENT ON FUNCTION iotstream._delta_protocol(jsonb, jsonb) IS
+    'Internal: the protocol action a commit of these schema fields needs on a table of the current protocol (timestampNtz needs reader 3 and writer 7), or NULL.';
+
+-- A Delta commit creates its version first and reads the log only when
+-- another writer took it; _last_checkpoint only past the log retention
+-- The log retention that bounds what any writer's cleanup may have deleted
+-- since: the shorter of the table's delta.logRetentionDuration ("interval
+-- 30 days", as Delta writes it) and this export's log_retention; NULL when
+-- the table's cannot be read.
+CREATE FUNCTION iotstream._delta_log_retention_ms(e iotstream.exports, st jsonb) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((extract(epoch FROM least(t.i, coalesce((e.options->>'log_retention')::interval, interval '30 days'))) * 1000)::bigint, 0)
+      FROM (SELECT (SELECT (m[1] || ' ' || m[2])::interval
+                      FROM regexp_match(coalesce(st->'metaData'->'configuration'->>'delta.logRetentionDuration', 'interval 30 days'),
+                                        '^\s*interval\s+(\d{1,9})\s+(seconds?|minutes?|hours?|days?|weeks?)\s*$', 'i') m) AS i) t
+     WHERE t.i IS NOT NULL
+$$;
+COMMENT ON FUNCTION iotstream._delta_log_retention_ms(iotstream.exports, jsonb) IS
+    'Internal: the shorter of the Delta table''s delta.logRetentionDuration and the export''s log_retention, in milliseconds (NULL when unreadable).';
+REVOKE ALL ON FUNCTION iotstream._delta_log_retention_ms(iotstream.exports, jsonb) FROM PUBLIC;
+
+-- Commits the ledger rows `added` (their add actions) and `removed` (their
+-- files as remove actions) as one version; returns it, or NULL when the run
+-- wrote nothing.
+CREATE OR REPLACE FUNCTION iotstream._delta_commit(e iotstream.exports, added bigint[], removed bigint[]) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    tbl text := iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table));
+    app text := iotstream._delta_app_id(e);
+    seq bigint := e.delta_runs + 1;
+    st jsonb := e.delta_state;
+    pcols text[] := iotstream._delta_partition_columns(e.source_table, e.period);
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    adds jsonb;
+    removes jsonb;
+    fields jsonb;
+    paths text[];
+    r record;
+    acts jsonb[];
+    mine boolean;
+    clash text;
+    meta jsonb;
+    proto jsonb;
+    body text;
+    v bigint;
+    nread int;
+    lc bigint;
+    attempt int := 0;
+BEGIN
+    SELECT coalesce(jsonb_agg(x.a ORDER BY l.id, x.i), '[]') INTO adds
+      FROM iotstream.export_log l, jsonb_array_elements(l.delta_files->'add') WITH ORDINALITY x(a, i)
+     WHERE l.id = ANY (added);
+    SELECT coalesce(jsonb_agg(jsonb_build_object('path', x.a->'path', 'deletionTimestamp', now_ms, 'dataChange', true,
+                                                 'extendedFileMetadata', true, 'partitionValues', x.a->'partitionValues',
+                                                 'size', x.a->'size') ORDER BY l.id, x.i), '[]') INTO removes
+      FROM iotstream.export_log l, jsonb_array_elements(l.delta_files->'add') WITH ORDINALITY x(a, i)
+     WHERE l.id = ANY (removed);
+    IF jsonb_array_length(adds) = 0 AND jsonb_array_length(removes) = 0 THEN
+        RETURN NULL;
+    END IF;
+    SELECT l.delta_files->'fields' INTO fields FROM iotstream.export_log l
+     WHERE l.id = ANY (added) AND l.delta_files ? 'fields' ORDER BY l.id DESC LIMIT 1;
+    SELECT array_agg(x->>'path') INTO paths
+      FROM (SELECT jsonb_array_elements(adds) UNION ALL SELECT jsonb_array_elements(removes)) y(x);
+
+    LOOP
+        attempt := attempt + 1;
+        nread := 0;
+        -- The first attempt creates the next version at once: put-if-absent
+        -- fails if anyone (another writer, or an earlier attempt of this
+        -- run that committed and then rolled back in PostgreSQL) took it,
+        -- and only then are the commits since read, and checked.  The
+        -- exports row is locked from here on: its state is about to change.
+        IF attempt = 1 THEN
+            PERFORM FROM iotstream.exports x WHERE x.name = e.name FOR NO KEY UPDATE;
+        ELSE
+        FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination, tbl, e.credential,
+                                                         coalesce((st->>'version')::bigint, -1) + 1) LOOP
+            nread := nread + 1;
+            SELECT array_agg(t::jsonb) INTO acts FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '';
+            mine := EXISTS (SELECT 1 FROM unnest(acts) a
+                             WHERE a->'txn'->>'appId' = app AND (a->'txn'->>'version')::bigint >= seq);
+            IF NOT mine THEN
+                SELECT coalesce(a->'add'->>'path', a->'remove'->>'path') INTO clash FROM unnest(acts) a
+                 WHERE coalesce(a->'add'->>'path', a->'remove'->>'path') = ANY (paths) LIMIT 1;
+                IF clash IS NOT NULL THEN
+                    RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                        MESSAGE = format('export "%s": version %s of the delta table, by another writer, touches "%s", which this run adds or removes',
+                                         e.name, r.version, clash),
+                        DETAIL = 'Nothing was committed; the ledger keeps the periods as they were.',
+                        HINT = 'Two exports write the same files: give each its own destination or export name.';
+                END IF;
+            END IF;
+            SELECT st || coalesce((SELECT jsonb_build_object('metaData', a->'metaData') FROM unnest(acts) a WHERE a ? 'metaData' LIMIT 1), '{}')
+                      || coalesce((SELECT jsonb_build_object('protocol', a->'protocol') FROM unnest(acts) a WHERE a ? 'protocol' LIMIT 1), '{}')
+                      || jsonb_build_object('version', r.version)
+              INTO st;
+            IF mine THEN
+                -- committed already: never twice, as long as the files it
+                -- lists are the ones in storage now.  Rows that came between
+                -- the attempts make the retry write other bytes under the
+                -- same names: then the same paths are committed again with
+                -- their sizes and stats now (legal for an existing path), and
+                -- files only the earlier attempt wrote are removed.
+                IF (SELECT coalesce(jsonb_agg(jsonb_build_array(a->'add'->'path', a->'add'->'size', a->'add'->'stats')
+                                              ORDER BY a->'add'->>'path'), '[]')
+                      FROM unnest(acts) a WHERE a ? 'add')
+                   = (SELECT coalesce(jsonb_agg(jsonb_build_array(x->'path', x->'size', x->'stats') ORDER BY x->>'path'), '[]')
+                        FROM jsonb_array_elements(adds) x) THEN
+                    UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
+                    RETURN r.version;
+                END IF;
+                SELECT coalesce(jsonb_agg(jsonb_build_object('path', a->'add'->'path', 'deletionTimestamp', now_ms,
+                                          'dataChange', true, 'extendedFileMetadata', true,
+                                          'partitionValues', a->'add'->'partitionValues', 'size', a->'add'->'size')), '[]')
+                  INTO removes
+                  FROM unnest(acts) a
+                 WHERE a ? 'add' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(adds) x WHERE x->>'path' = a->'add'->>'path');
+            END IF;
+        END LOOP;
+        -- what was read is kept (the exports row is locked from here on)
+        UPDATE iotstream.exports x SET delta_state = st WHERE x.name = e.name;
+        END IF;
+        v := coalesce((st->>'version')::bigint, -1) + 1;
+        -- no commit after the last known: v is free, unless log cleanup
+        -- deleted it (it only deletes below a checkpoint).  Cleanup only
+        -- deletes commits older than the log retention, so while this
+        -- export's knowledge of the table is younger than that, it cannot
+        -- have deleted v: _last_checkpoint is read only past it.
+        IF nread = 0 AND NOT coalesce(now_ms - (st->>'known_at')::bigint < iotstream._delta_log_retention_ms(e, st), false) THEN
+            lc := (iotstream._delta_read_last_checkpoint(e.destination, tbl, e.credential)::jsonb->>'version')::bigint;
+            IF lc >= v THEN
+                RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                    MESSAGE = format('export "%s": the delta table''s log was cleaned up past version %s, which this export has not read',
+                                     e.name, v),
+                    DETAIL = format('Its checkpoint of version %s covers commits that are deleted; creating version %s again would rewrite its history. Nothing was committed.', lc, v),
+                    HINT = 'iotstream cannot join a table from a checkpoint: drop the export and create it with a new destination, or keep log_retention longer than the export may pause.';
+            END IF;
+        END IF;
+
+        meta := iotstream._delta_metadata(e, st->'metaData', fields, pcols, now_ms);
+        proto := iotstream._delta_protocol(st->'protocol',
+                    coalesce(((meta->>'schemaString')::jsonb)->'fields', '[]'));
+        SELECT string_agg(x::text, E'\n') || E'\n' INTO body FROM (
+            SELECT jsonb_build_object('commitInfo', jsonb_build_object(
+                       'timestamp', now_ms,
+                       'operation', 'WRITE',
+                       'operationParameters', jsonb_build_object(
+                           'mode', CASE WHEN jsonb_array_length(removes) = 0 THEN 'Append' ELSE 'Overwrite' END,
+                           'partitionBy', to_jsonb(pcols)::text),
+                       'readVersion', CASE WHEN v > 0 THEN v - 1 END,
+                       'isBlindAppend', jsonb_array_length(removes) = 0,
+                       'engineInfo', 'iotstream/' || (SELECT x.extversion FROM pg_catalog.pg_extension x WHERE x.extname = 'iotstream'),
+                       'txnId', gen_random_uuid(),
+                       'iotstream', jsonb_build_object('export', e.name, 'run', seq, 'attempt', attempt))) AS x
+            UNION ALL SELECT jsonb_build_object('protocol', proto) WHERE proto IS NOT NULL
+            UNION ALL SELECT jsonb_build_object('metaData', meta) WHERE meta IS NOT NULL
+            UNION ALL SELECT jsonb_build_object('txn', jsonb_build_object('appId', app, 'version', seq, 'lastUpdated', now_ms))
+            UNION ALL SELECT jsonb_build_object('add', a) FROM jsonb_array_elements(adds) a
+            UNION ALL SELECT jsonb_build_object('remove', a) FROM jsonb_array_elements(removes) a) y;
+        IF iotstream._delta_create_commit(e.destination, tbl, e.credential, v, body) THEN
+            -- known_at: when this export last knew the table's newest version
+            st := st || jsonb_build_object('version', v, 'known_at', now_ms)
+                  || CASE WHEN meta IS NULL THEN '{}' ELSE jsonb_build_object('metaData', meta) END
+                  || CASE WHEN proto IS NULL THEN '{}' ELSE jsonb_build_object('protocol', proto) END;
+            UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
+            -- every delta.checkpointInterval (10) commits
+            IF v > 0 AND v % 10 = 0 THEN
+                PERFORM iotstream._delta_checkpoint(e, tbl, v);
+            END IF;
+            RETURN v;
+        END IF;
+        -- another writer took version v: read it and try the next
+        IF attempt >= 100 THEN
+            RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                MESSAGE = format('export "%s": 100 attempts to commit to the delta table lost to other writers', e.name),
+                HINT = 'The next run tries again; nothing was committed.';
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION iotstream._delta_commit(iotstream.exports, bigint[], bigint[]) IS
+    'Internal: commits a run''s add and remove actions as one version of the export''s Delta table (put-if-absent, optimistic concurrency, txn dedup); returns the version or NULL.';
+
+-- A Delta writer joins a table whose early log is gone from its checkpoint
+CREATE FUNCTION iotstream._delta_read_checkpoint(destination text, folder text, credential text, version bigint)
+RETURNS jsonb[] AS 'MODULE_PATHNAME', 'delta_read_checkpoint' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION iotstream._delta_read_checkpoint(text, text, text, bigint) IS
+    'Internal: the actions of the Delta table''s classic checkpoint of version, one a row as in a commit; NULL when it has none.';
+REVOKE ALL ON FUNCTION iotstream._delta_read_checkpoint(text, text, text, bigint) FROM PUBLIC;
+-- Commits the ledger rows `added` (their add actions) and `removed` (their
+-- files as remove actions) as one version; returns it, or NULL when the run
+-- wrote nothing.
+CREATE OR REPLACE FUNCTION iotstream._delta_commit(e iotstream.exports, added bigint[], removed bigint[]) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    tbl text := iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table));
+    app text := iotstream._delta_app_id(e);
+    seq bigint := e.delta_runs + 1;
+    st jsonb := e.delta_state;
+    pcols text[] := iotstream._delta_partition_columns(e.source_table, e.period);
+    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
+    adds jsonb;
+    removes jsonb;
+    fields jsonb;
+    paths text[];
+    r record;
+    acts jsonb[];
+    mine boolean;
+    clash text;
+    meta jsonb;
+    proto jsonb;
+    body text;
+    v bigint;
+    nread int;
+    lc bigint;
+    cp jsonb[];
+    attempt int := 0;
+BEGIN
+    SELECT coalesce(jsonb_agg(x.a ORDER BY l.id, x.i), '[]') INTO adds
+      FROM iotstream.export_log l, jsonb_array_elements(l.delta_files->'add') WITH ORDINALITY x(a, i)
+     WHERE l.id = ANY (added);
+    SELECT coalesce(jsonb_agg(jsonb_build_object('path', x.a->'path', 'deletionTimestamp', now_ms, 'dataChange', true,
+                                                 'extendedFileMetadata', true, 'partitionValues', x.a->'partitionValues',
+                                                 'size', x.a->'size') ORDER BY l.id, x.i), '[]') INTO removes
+      FROM iotstream.export_log l, jsonb_array_elements(l.delta_files->'add') WITH ORDINALITY x(a, i)
+     WHERE l.id = ANY (removed);
+    IF jsonb_array_length(adds) = 0 AND jsonb_array_length(removes) = 0 THEN
+        RETURN NULL;
+    END IF;
+    SELECT l.delta_files->'fields' INTO fields FROM iotstream.export_log l
+     WHERE l.id = ANY (added) AND l.delta_files ? 'fields' ORDER BY l.id DESC LIMIT 1;
+    SELECT array_agg(x->>'path') INTO paths
+      FROM (SELECT jsonb_array_elements(adds) UNION ALL SELECT jsonb_array_elements(removes)) y(x);
+
+    LOOP
+        attempt := attempt + 1;
+        nread := 0;
+        -- The first attempt creates the next version at once: put-if-absent
+        -- fails if anyone (another writer, or an earlier attempt of this
+        -- run that committed and then rolled back in PostgreSQL) took it,
+        -- and only then are the commits since read, and checked.  The
+        -- exports row is locked from here on: its state is about to change.
+        IF attempt = 1 THEN
+            PERFORM FROM iotstream.exports x WHERE x.name = e.name FOR NO KEY UPDATE;
+        ELSE
+        FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination, tbl, e.credential,
+                                                         coalesce((st->>'version')::bigint, -1) + 1) LOOP
+            nread := nread + 1;
+            SELECT array_agg(t::jsonb) INTO acts FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '';
+            mine := EXISTS (SELECT 1 FROM unnest(acts) a
+                             WHERE a->'txn'->>'appId' = app AND (a->'txn'->>'version')::bigint >= seq);
+            IF NOT mine THEN
+                SELECT coalesce(a->'add'->>'path', a->'remove'->>'path') INTO clash FROM unnest(acts) a
+                 WHERE coalesce(a->'add'->>'path', a->'remove'->>'path') = ANY (paths) LIMIT 1;
+                IF clash IS NOT NULL THEN
+                    RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                        MESSAGE = format('export "%s": version %s of the delta table, by another writer, touches "%s", which this run adds or removes',
+                                         e.name, r.version, clash),
+                        DETAIL = 'Nothing was committed; the ledger keeps the periods as they were.',
+                        HINT = 'Two exports write the same files: give each its own destination or export name.';
+                END IF;
+            END IF;
+            SELECT st || coalesce((SELECT jsonb_build_object('metaData', a->'metaData') FROM unnest(acts) a WHERE a ? 'metaData' LIMIT 1), '{}')
+                      || coalesce((SELECT jsonb_build_object('protocol', a->'protocol') FROM unnest(acts) a WHERE a ? 'protocol' LIMIT 1), '{}')
+                      || jsonb_build_object('version', r.version)
+              INTO st;
+            IF mine THEN
+                -- committed already: never twice, as long as the files it
+                -- lists are the ones in storage now.  Rows that came between
+                -- the attempts make the retry write other bytes under the
+                -- same names: then the same paths are committed again with
+                -- their sizes and stats now (legal for an existing path), and
+                -- files only the earlier attempt wrote are removed.
+                IF (SELECT coalesce(jsonb_agg(jsonb_build_array(a->'add'->'path', a->'add'->'size', a->'add'->'stats')
+                                              ORDER BY a->'add'->>'path'), '[]')
+                      FROM unnest(acts) a WHERE a ? 'add')
+                   = (SELECT coalesce(jsonb_agg(jsonb_build_array(x->'path', x->'size', x->'stats') ORDER BY x->>'path'), '[]')
+                        FROM jsonb_array_elements(adds) x) THEN
+                    UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
+                    RETURN r.version;
+                END IF;
+                SELECT coalesce(jsonb_agg(jsonb_build_object('path', a->'add'->'path', 'deletionTimestamp', now_ms,
+                                          'dataChange', true, 'extendedFileMetadata', true,
+                                          'partitionValues', a->'add'->'partitionValues', 'size', a->'add'->'size')), '[]')
+                  INTO removes
+                  FROM unnest(acts) a
+                 WHERE a ? 'add' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(adds) x WHERE x->>'path' = a->'add'->>'path');
+            END IF;
+        END LOOP;
+        -- what was read is kept (the exports row is locked from here on)
+        UPDATE iotstream.exports x SET delta_state = st WHERE x.name = e.name;
+        END IF;
+        v := coalesce((st->>'version')::bigint, -1) + 1;
+        -- no commit after the last known: v is free, unless log cleanup
+        -- deleted it (it only deletes below a checkpoint).  Cleanup only
+        -- deletes commits older than the log retention, so while this
+        -- export's knowledge of the table is younger than that, it cannot
+        -- have deleted v: _last_checkpoint is read only past it.
+        IF nread = 0 AND NOT coalesce(now_ms - (st->>'known_at')::bigint < iotstream._delta_log_retention_ms(e, st), false) THEN
+            lc := (iotstream._delta_read_last_checkpoint(e.destination, tbl, e.credential)::jsonb->>'version')::bigint;
+            IF lc >= v THEN
+                -- the commits up to lc are gone: the table is its checkpoint
+                -- of lc plus the commits after it, read by the next attempt
+                cp := iotstream._delta_read_checkpoint(e.destination, tbl, e.credential, lc);
+                IF cp IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(cp) a WHERE a ? 'metaData')
+                   OR NOT EXISTS (SELECT 1 FROM unnest(cp) a WHERE a ? 'protocol') THEN
+                    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                        MESSAGE = format('export "%s": the delta table''s log was cleaned up past version %s, and its checkpoint of version %s cannot be read',
+                                         e.name, v, lc),
+                        DETAIL = 'iotstream reads classic single-file checkpoints holding metaData and protocol. Nothing was committed.',
+                        HINT = 'Write a classic checkpoint of the table with another engine, or export to a new destination.';
+                END IF;
+                IF EXISTS (SELECT 1 FROM unnest(cp) a WHERE a->'txn'->>'appId' = app AND (a->'txn'->>'version')::bigint >= seq) THEN
+                    RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                        MESSAGE = format('export "%s": the delta table''s checkpoint of version %s holds this run''s commit, whose actions are deleted', e.name, lc),
+                        DETAIL = 'Nothing was committed.',
+                        HINT = 'Drop the export and create it again to export its periods anew.';
+                END IF;
+                st := st || jsonb_build_object('version', lc, 'checkpoint', lc, 'log_start', lc,
+                    'metaData', (SELECT a->'metaData' FROM unnest(cp) a WHERE a ? 'metaData' LIMIT 1),
+                    'protocol', (SELECT a->'protocol' FROM unnest(cp) a WHERE a ? 'protocol' LIMIT 1));
+                -- the base of this export's next checkpoint
+                INSERT INTO iotstream.export_delta_checkpoints AS c (export, version, actions)
+                VALUES (e.name, lc, cp)
+                ON CONFLICT (export) DO UPDATE SET version = excluded.version, actions = excluded.actions;
+                UPDATE iotstream.exports x SET delta_state = st WHERE x.name = e.name;
+                CONTINUE;
+            END IF;
+        END IF;
+
+        meta := iotstream._delta_metadata(e, st->'metaData', fields, pcols, now_ms);
+        proto := iotstream._delta_protocol(st->'protocol',
+                    coalesce(((meta->>'schemaString')::jsonb)->'fields', '[]'));
+        SELECT string_agg(x::text, E'\n') || E'\n' INTO body FROM (
+            SELECT jsonb_build_object('commitInfo', jsonb_build_object(
+                       'timestamp', now_ms,
+                       'operation', 'WRITE',
+                       'operationParameters', jsonb_build_object(
+                           'mode', CASE WHEN jsonb_array_length(removes) = 0 THEN 'Append' ELSE 'Overwrite' END,
+                           'partitionBy', to_jsonb(pcols)::text),
+                       'readVersion', CASE WHEN v > 0 THEN v - 1 END,
+                       'isBlindAppend', jsonb_array_length(removes) = 0,
+                       'engineInfo', 'iotstream/' || (SELECT x.extversion FROM pg_catalog.pg_extension x WHERE x.extname = 'iotstream'),
+                       'txnId', gen_random_uuid(),
+                       'iotstream', jsonb_build_object('export', e.name, 'run', seq, 'attempt', attempt))) AS x
+            UNION ALL SELECT jsonb_build_object('protocol', proto) WHERE proto IS NOT NULL
+            UNION ALL SELECT jsonb_build_object('metaData', meta) WHERE meta IS NOT NULL
+            UNION ALL SELECT jsonb_build_object('txn', jsonb_build_object('appId', app, 'version', seq, 'lastUpdated', now_ms))
+            UNION ALL SELECT jsonb_build_object('add', a) FROM jsonb_array_elements(adds) a
+            UNION ALL SELECT jsonb_build_object('remove', a) FROM jsonb_array_elements(removes) a) y;
+        IF iotstream._delta_create_commit(e.destination, tbl, e.credential, v, body) THEN
+            -- known_at: when this export last knew the table's newest version
+            st := st || jsonb_build_object('version', v, 'known_at', now_ms)
+                  || CASE WHEN meta IS NULL THEN '{}' ELSE jsonb_build_object('metaData', meta) END
+                  || CASE WHEN proto IS NULL THEN '{}' ELSE jsonb_build_object('protocol', proto) END;
+            UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
+            -- every delta.checkpointInterval (10) commits
+            IF v > 0 AND v % 10 = 0 THEN
+                PERFORM iotstream._delta_checkpoint(e, tbl, v);
+            END IF;
+            RETURN v;
+        END IF;
+        -- another writer took version v: read it and try the next
+        IF attempt >= 100 THEN
+            RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+                MESSAGE = format('export "%s": 100 attempts to commit to the delta table lost to other writers', e.name),
+                HINT = 'The next run tries again; nothing was committed.';
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION iotstream._delta_commit(iotstream.exports, bigint[], bigint[]) IS
+    'Internal: commits a run''s add and remove actions as one version of the export''s Delta table (put-if-absent, optimistic concurrency, txn dedup); returns the version or NULL.';

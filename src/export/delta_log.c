@@ -2,8 +2,9 @@
  * delta_log.c
  *		The storage half of the Delta log: read the commits of a table's
  *		_delta_log from a version on, create one commit file with
- *		put-if-absent, read _last_checkpoint, and delete the entries that a
- *		checkpoint made obsolete.  What a commit holds, optimistic
+ *		put-if-absent, read _last_checkpoint and a checkpoint's actions (to
+ *		join a table whose early log is gone), and delete the entries that
+ *		a checkpoint made obsolete.  What a commit holds, optimistic
  *		concurrency, the table's state and which versions log cleanup may
  *		delete are SQL (sql/install/70_export_delta.sql); this file only
  *		moves log entries.
@@ -32,6 +33,7 @@
 #include "storage/fd.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/tuplestore.h"
 
 /* A table's log: where its entries are, and a client for a container. */
@@ -310,6 +312,51 @@ delta_read_last_checkpoint(PG_FUNCTION_ARGS)
 	if (!found)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(body.data, body.len));
+}
+
+PG_FUNCTION_INFO_V1(delta_read_checkpoint);
+
+/*
+ * _delta_read_checkpoint(destination, folder, credential, version) → jsonb[]
+ * The actions of version's checkpoint (a classic, single-file one), one a
+ * row as in a commit: {"add": {...}}, {"metaData": {...}}, ...; NULL when
+ * it has none.
+ */
+Datum
+delta_read_checkpoint(PG_FUNCTION_ARGS)
+{
+	DeltaLog	log;
+	StringInfoData body;
+	volatile bool found = false;
+	char	  **rows;
+	int64		nrows;
+	int64		i;
+	Datum	   *elems;
+
+	check_superuser();
+	log_open(&log, fcinfo);
+	initStringInfo(&body);
+	PG_TRY();
+	{
+		found = log_read_entry(&log, psprintf("%020lld.checkpoint.parquet", (long long) PG_GETARG_INT64(3)),
+							   &body);
+	}
+	PG_FINALLY();
+	{
+		log_close(&log);
+	}
+	PG_END_TRY();
+	if (!found)
+		PG_RETURN_NULL();
+	rows = ParquetReadJsonRows(body.data, body.len, &nrows);
+	if (nrows > MaxAllocSize / sizeof(Datum))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a delta checkpoint of " INT64_FORMAT " actions is too big to read", nrows)));
+	elems = palloc(sizeof(Datum) * Max(nrows, 1));
+	for (i = 0; i < nrows; i++)
+		elems[i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(rows[i]));
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, (int) nrows, JSONBOID, -1, false, TYPALIGN_INT));
 }
 
 #define DELTA_CLEANUP_MAX_VERSIONS 100000

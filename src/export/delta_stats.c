@@ -12,7 +12,8 @@
  * (infinities, out-of-range dates) and types Delta keeps no bounds for
  * (boolean, binary) get none.  Statistics cover the first
  * DELTA_STATS_COLUMNS columns, as delta.dataSkippingNumIndexedCols says by
- * default.
+ * default; a struct's are nested objects of its fields, and arrays have
+ * none (PROTOCOL.md, Per-file Statistics).
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
@@ -67,28 +68,70 @@ delta_type(const ParquetColumnSpec *s)
 	return "binary";
 }
 
-/* The Delta schema fields of the file's columns, a JSON array. */
+static void append_fields(StringInfo out, const ParquetNode *nodes, int n);
+
+/* A field's Delta type: a name, or an array, struct or map object. */
+static void
+append_type(StringInfo out, const ParquetNode *n)
+{
+	switch (n->kind)
+	{
+		case PARQUET_NODE_LIST:
+			appendStringInfoString(out, "{\"type\":\"array\",\"elementType\":");
+			append_type(out, &n->children[0]);
+			appendStringInfoString(out, ",\"containsNull\":true}");
+			break;
+		case PARQUET_NODE_MAP:
+			appendStringInfoString(out, "{\"type\":\"map\",\"keyType\":\"string\",\"valueType\":");
+			append_type(out, &n->children[0]);
+			appendStringInfoString(out, ",\"valueContainsNull\":true}");
+			break;
+		case PARQUET_NODE_STRUCT:
+			appendStringInfoString(out, "{\"type\":\"struct\",\"fields\":");
+			append_fields(out, n->children, n->nchildren);
+			appendStringInfoChar(out, '}');
+			break;
+		case PARQUET_NODE_LEAF:
+			appendStringInfo(out, "\"%s\"", delta_type(n->spec));
+			break;
+		default:
+			elog(ERROR, "delta schema: unexpected parquet node kind %d", (int) n->kind);
+	}
+}
+
+static void
+append_fields(StringInfo out, const ParquetNode *nodes, int n)
+{
+	int			i;
+
+	appendStringInfoChar(out, '[');
+	for (i = 0; i < n; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(out, ',');
+		appendStringInfoString(out, "{\"name\":");
+		escape_json(out, nodes[i].name);
+		appendStringInfoString(out, ",\"type\":");
+		append_type(out, &nodes[i]);
+		/* always nullable: NOT NULL added or dropped later is no schema change */
+		appendStringInfoString(out, ",\"nullable\":true,\"metadata\":{}}");
+	}
+	appendStringInfoChar(out, ']');
+}
+
+/*
+ * The Delta schema fields of the file's columns, a JSON array: arrays as
+ * {"type": "array", ...}, composites as {"type": "struct", ...}.
+ */
 char *
 DeltaSchemaFields(ParquetWriter *w)
 {
-	int			ncols;
-	const ParquetColumnSpec *cols = ParquetWriterColumns(w, &ncols);
+	int			nfields;
+	const ParquetNode *fields = ParquetWriterFields(w, &nfields);
 	StringInfoData out;
-	int			i;
 
 	initStringInfo(&out);
-	appendStringInfoChar(&out, '[');
-	for (i = 0; i < ncols; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(&out, ',');
-		appendStringInfoString(&out, "{\"name\":");
-		escape_json(&out, cols[i].name);
-		/* always nullable: NOT NULL added or dropped later is no schema change */
-		appendStringInfo(&out, ",\"type\":\"%s\",\"nullable\":true,\"metadata\":{}}",
-						 delta_type(&cols[i]));
-	}
-	appendStringInfoChar(&out, ']');
+	append_fields(&out, fields, nfields);
 	return out.data;
 }
 
@@ -249,57 +292,122 @@ append_bound(StringInfo out, const ParquetColumnSpec *s, const char *p, int32 le
 	return false;
 }
 
+/* What DeltaFileStats walks: the leaves' statistics, in depth-first order. */
+typedef struct StatsWalk
+{
+	ParquetFileColumnStats *st;
+	int			leaf;			/* the next leaf */
+	int			budget;			/* indexed columns left */
+	StringInfoData one;
+} StatsWalk;
+
+static int
+count_leaves(const ParquetNode *n)
+{
+	int			i,
+				k = 0;
+
+	if (n->nchildren == 0)
+		return 1;
+	for (i = 0; i < n->nchildren; i++)
+		k += count_leaves(&n->children[i]);
+	return k;
+}
+
+/*
+ * Appends the members of one of minValues (pass 0), maxValues (1) or
+ * nullCount (2) for nodes, mirroring the schema: a struct is an object of
+ * its fields; arrays and maps have no statistics.  Returns the members
+ * written.
+ */
+static int
+append_stats(StringInfo out, StatsWalk *sw, const ParquetNode *nodes, int n, int pass)
+{
+	int			written = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		const ParquetNode *f = &nodes[i];
+		ParquetFileColumnStats *st;
+
+		if (sw->budget <= 0)
+			break;
+		if (f->kind == PARQUET_NODE_STRUCT)
+		{
+			StringInfoData sub;
+
+			initStringInfo(&sub);
+			if (append_stats(&sub, sw, f->children, f->nchildren, pass) > 0)
+			{
+				if (written++ > 0)
+					appendStringInfoChar(out, ',');
+				escape_json(out, f->name);
+				appendStringInfo(out, ":{%s}", sub.data);
+			}
+			pfree(sub.data);
+			continue;
+		}
+		if (f->kind != PARQUET_NODE_LEAF)
+		{
+			/* an array or map: one indexed column, without statistics */
+			sw->leaf += count_leaves(f);
+			sw->budget--;
+			continue;
+		}
+		st = &sw->st[sw->leaf++];
+		sw->budget--;
+		resetStringInfo(&sw->one);
+		if (pass == 2)
+			appendStringInfo(&sw->one, INT64_FORMAT, st->null_count);
+		else if (!st->has_minmax ||
+				 !append_bound(&sw->one, f->spec, pass == 0 ? st->min : st->max,
+							   pass == 0 ? st->minlen : st->maxlen, pass == 1))
+			continue;
+		if (written++ > 0)
+			appendStringInfoChar(out, ',');
+		escape_json(out, f->name);
+		appendStringInfoChar(out, ':');
+		appendBinaryStringInfo(out, sw->one.data, sw->one.len);
+	}
+	return written;
+}
+
 /*
  * The Delta statistics of a finished file, as the JSON text that goes into
- * its add action's "stats" string.
+ * its add action's "stats" string.  The first DELTA_STATS_COLUMNS columns
+ * are indexed, a struct's fields each counting as one, an array or map as
+ * one without statistics.
  */
 char *
 DeltaFileStats(ParquetWriter *w)
 {
-	int			ncols;
-	const ParquetColumnSpec *cols = ParquetWriterColumns(w, &ncols);
-	int			n = Min(ncols, DELTA_STATS_COLUMNS);
-	ParquetFileColumnStats *st = palloc(sizeof(ParquetFileColumnStats) * Max(n, 1));
+	int			nleaves;
+	int			nfields;
+	const ParquetNode *fields = ParquetWriterFields(w, &nfields);
+	StatsWalk	sw;
 	StringInfoData out;
-	StringInfoData one;
 	int			pass;
 	int			i;
 
-	for (i = 0; i < n; i++)
-		ParquetWriterColumnStats(w, i, &st[i]);
+	(void) ParquetWriterColumns(w, &nleaves);
+	memset(&sw, 0, sizeof(sw));
+	sw.st = palloc0(sizeof(ParquetFileColumnStats) * Max(nleaves, 1));
+	for (i = 0; i < nleaves; i++)
+		ParquetWriterColumnStats(w, i, &sw.st[i]);
+	initStringInfo(&sw.one);
 	initStringInfo(&out);
-	initStringInfo(&one);
 	appendStringInfo(&out, "{\"numRecords\":" INT64_FORMAT, ParquetWriterRows(w));
-	for (pass = 0; pass < 2; pass++)
+	for (pass = 0; pass < 3; pass++)
 	{
-		bool		first = true;
+		static const char *const names[] = {"minValues", "maxValues", "nullCount"};
 
-		appendStringInfoString(&out, pass == 0 ? ",\"minValues\":{" : ",\"maxValues\":{");
-		for (i = 0; i < n; i++)
-		{
-			if (!st[i].has_minmax)
-				continue;
-			resetStringInfo(&one);
-			if (!append_bound(&one, &cols[i], pass == 0 ? st[i].min : st[i].max,
-							  pass == 0 ? st[i].minlen : st[i].maxlen, pass == 1))
-				continue;
-			if (!first)
-				appendStringInfoChar(&out, ',');
-			escape_json(&out, cols[i].name);
-			appendStringInfoChar(&out, ':');
-			appendBinaryStringInfo(&out, one.data, one.len);
-			first = false;
-		}
+		sw.leaf = 0;
+		sw.budget = DELTA_STATS_COLUMNS;
+		appendStringInfo(&out, ",\"%s\":{", names[pass]);
+		(void) append_stats(&out, &sw, fields, nfields, pass);
 		appendStringInfoChar(&out, '}');
 	}
-	appendStringInfoString(&out, ",\"nullCount\":{");
-	for (i = 0; i < n; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(&out, ',');
-		escape_json(&out, cols[i].name);
-		appendStringInfo(&out, ":" INT64_FORMAT, st[i].null_count);
-	}
-	appendStringInfoString(&out, "}}");
+	appendStringInfoChar(&out, '}');
 	return out.data;
 }

@@ -80,19 +80,27 @@ typedef struct ParquetWriterOptions
 typedef void (*ParquetWriteFn) (void *arg, const void *data, size_t len);
 
 typedef struct ParquetWriter ParquetWriter;
+struct ParquetNode;
 
-extern void ParquetWriterDefaults(ParquetWriterOptions *opts);
 extern ParquetWriter *ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 										  const ParquetWriterOptions *opts,
 										  ParquetWriteFn write, void *arg);
+extern ParquetWriter *ParquetWriterCreateNested(const struct ParquetNode *fields, int nfields,
+												const ParquetWriterOptions *opts,
+												ParquetWriteFn write, void *arg);
 extern void ParquetWriteColumn(ParquetWriter *w, int col, const char *plain, size_t len,
 							   int64 nvalues, const uint8 *defs, int64 nrows);
+extern void ParquetWriteLeaf(ParquetWriter *w, int col, const char *plain, size_t len,
+							 int64 nvalues, const uint8 *defs, const uint8 *reps,
+							 int64 nlevels);
 extern void ParquetEndRows(ParquetWriter *w, int64 nrows);
 extern void ParquetWriterFinish(ParquetWriter *w);
+extern void ParquetWriterDestroy(ParquetWriter *w);
+
+/* in parquet_file_info.c */
 extern int64 ParquetWriterRows(ParquetWriter *w);
 extern int64 ParquetWriterBytes(ParquetWriter *w);
 extern int	ParquetWriterRowGroups(ParquetWriter *w);
-extern void ParquetWriterDestroy(ParquetWriter *w);
 
 /* A column's statistics over a whole file (PLAIN bytes, no length prefix). */
 typedef struct ParquetFileColumnStats
@@ -106,6 +114,7 @@ typedef struct ParquetFileColumnStats
 } ParquetFileColumnStats;
 
 extern const ParquetColumnSpec *ParquetWriterColumns(ParquetWriter *w, int *ncols);
+extern const struct ParquetNode *ParquetWriterFields(ParquetWriter *w, int *nfields);
 extern void ParquetWriterColumnStats(ParquetWriter *w, int col, ParquetFileColumnStats *out);
 
 /* in parquet_file_sink.c */
@@ -133,18 +142,26 @@ typedef struct ParquetQuerySinks
 extern int	ParquetWriteQuery(const char *query, const ParquetWriterOptions *opts,
 							  ParquetQuerySinks *sinks, int64 *rows, int64 *bytes);
 
-/* in parquet_nested.c */
+/* in parquet_schema.c */
 
-/* A node of a nested schema; every node is optional. */
+/*
+ * A node of a nested schema.  Groups are STRUCT (children: its fields),
+ * LIST (children[0]: the element) and MAP (children[0]: the value; keys
+ * are strings).  A LEAF has the type of spec (spec->nullable decides
+ * whether it is optional; its name is the node's); STRING, INT64, INT32 and
+ * BOOLEAN are optional leaves of those types.  Every group is optional.
+ * Leaf columns are numbered depth-first: ParquetWriteLeaf's col.
+ */
 typedef enum ParquetNodeKind
 {
-	PARQUET_NODE_STRUCT,		/* children: its fields */
-	PARQUET_NODE_LIST,			/* children[0]: the element, a leaf */
-	PARQUET_NODE_MAP,			/* children[0]: the value, a leaf; keys are strings */
+	PARQUET_NODE_STRUCT,
+	PARQUET_NODE_LIST,
+	PARQUET_NODE_MAP,
 	PARQUET_NODE_STRING,
 	PARQUET_NODE_INT64,
 	PARQUET_NODE_INT32,
-	PARQUET_NODE_BOOLEAN
+	PARQUET_NODE_BOOLEAN,
+	PARQUET_NODE_LEAF
 } ParquetNodeKind;
 
 typedef struct ParquetNode
@@ -153,7 +170,10 @@ typedef struct ParquetNode
 	ParquetNodeKind kind;
 	int			nchildren;
 	const struct ParquetNode *children;
+	const ParquetColumnSpec *spec;	/* PARQUET_NODE_LEAF */
 } ParquetNode;
+
+/* in parquet_nested.c */
 
 typedef struct ParquetNestedWriter ParquetNestedWriter;
 
@@ -161,7 +181,11 @@ extern ParquetNestedWriter *ParquetNestedCreate(const ParquetNode *fields, int n
 extern void ParquetNestedAddRow(ParquetNestedWriter *w, Jsonb *row);
 extern int64 ParquetNestedWrite(ParquetNestedWriter *w, ParquetWriteFn write, void *arg);
 
+/* in parquet_read.c */
+extern char **ParquetReadJsonRows(const char *data, size_t len, int64 *nrows);
+
 /* in parquet_options.c */
+extern void ParquetWriterDefaults(ParquetWriterOptions *opts);
 extern void ParquetParseOptions(Jsonb *jb, ParquetWriterOptions *w);
 
 #endif							/* PARQUET_PARQUET_H */

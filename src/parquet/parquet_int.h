@@ -157,6 +157,92 @@ extern void ParquetStatsAddPlain(ParquetStats *c, const char *plain, size_t len,
 extern bool ParquetStatsBytes(ParquetStats *c, MemoryContext cxt, char **min, int32 *minlen,
 							  char **max, int32 *maxlen);
 
+/* in parquet_schema.c */
+
+#define PARQUET_REQUIRED 0
+#define PARQUET_OPTIONAL 1
+#define PARQUET_REPEATED 2
+
+/*
+ * The physical schema: the caller's nodes plus the repeated groups of LIST
+ * and MAP, each with its definition and repetition levels.
+ */
+typedef struct ParquetSchemaNode
+{
+	const char *name;
+	ParquetNodeKind logical;	/* groups: STRUCT, LIST or MAP; leaves: LEAF */
+	int			repetition;
+	int			def;			/* definition level when present */
+	int			rep;			/* repetition level of its values */
+	int			nchildren;
+	struct ParquetSchemaNode *children;
+	int			leaf;			/* leaves: their column number */
+	ParquetColumnSpec spec;		/* leaves */
+} ParquetSchemaNode;
+
+typedef struct ParquetSchema
+{
+	ParquetSchemaNode root;
+	int			nleaves;
+	ParquetSchemaNode **leaves;
+	const char ***paths;		/* per leaf: names from the root's child down */
+	int		   *depths;
+	int			nelements;		/* schema elements, root included */
+	ParquetNode *fields;		/* a copy of what it was built from */
+	int			nfields;
+} ParquetSchema;
+
+extern ParquetSchema *ParquetSchemaBuild(MemoryContext cxt, const ParquetNode *fields, int nfields);
+extern void ParquetSchemaEncode(ThriftBuf *t, const ParquetSchema *s);
+
+/* in parquet_read_footer.c: Thrift compact reading and the footer */
+
+typedef struct ThriftReader
+{
+	const uint8 *p;
+	const uint8 *end;
+} ThriftReader;
+
+extern void ParquetReadCorrupt(const char *what) pg_attribute_noreturn();
+extern uint64 ThriftReadVarint(ThriftReader *r);
+extern int64 ThriftReadZigzag(ThriftReader *r);
+extern int	ThriftReadField(ThriftReader *r, int16 *id);
+extern int	ThriftReadList(ThriftReader *r, int *elem);
+extern const uint8 *ThriftReadBinary(ThriftReader *r, int *len);
+extern void ThriftSkip(ThriftReader *r, int type);
+
+typedef struct PqrSchema
+{
+	char	   *name;
+	int			type;			/* physical type, -1 for a group */
+	int			repetition;
+	int			nchildren;
+	int			converted;
+	bool		is_list;		/* LIST annotation */
+	bool		is_map;			/* MAP annotation */
+} PqrSchema;
+
+typedef struct PqrChunk
+{
+	int64		dict_offset;	/* -1: none */
+	int64		data_offset;
+	int64		compressed;
+	int64		num_values;
+	int			codec;
+} PqrChunk;
+
+typedef struct PqrFile
+{
+	PqrSchema    *schema;
+	int			nschema;
+	int64		num_rows;
+	int			nrowgroups;
+	int			nleaves;
+	PqrChunk	   *chunks;			/* [rowgroup * nleaves + leaf] */
+} PqrFile;
+
+extern void ParquetReadFooter(const uint8 *data, size_t len, PqrFile *f);
+
 /* in parquet_footer.c */
 
 /* What the footer records of one written column chunk. */
@@ -179,7 +265,8 @@ typedef struct ParquetChunkMeta
 
 typedef struct ParquetFooter
 {
-	ParquetColumnSpec *cols;
+	const ParquetSchema *schema;
+	ParquetColumnSpec *cols;	/* the leaves */
 	ParquetChunkMeta **chunks;	/* [column][row group] */
 	int			ncols;
 	int			nrowgroups;
@@ -223,8 +310,37 @@ typedef struct ColumnConv
 	FmgrInfo	out;			/* CONV_OUTPUT, CONV_DECIMAL */
 } ColumnConv;
 
-struct FormData_pg_attribute;
-extern void ParquetMapColumn(struct FormData_pg_attribute *att, ParquetColumnSpec *spec, ColumnConv *conv);
+extern void ParquetMapType(Oid typid, int32 typmod, ParquetColumnSpec *spec, ColumnConv *conv);
+
+/* in parquet_writer.c: a writer of an already built schema */
+extern ParquetWriter *ParquetWriterCreateSchema(ParquetSchema *schema,
+												const ParquetWriterOptions *opts,
+												ParquetWriteFn write, void *arg);
+
+/* in parquet_shred.c: PostgreSQL arrays and composites as nested columns */
+
+/* One leaf column's levels and values for the rows of a batch. */
+typedef struct ParquetLeafBatch
+{
+	ParquetBuf	plain;
+	ParquetBuf	defs;			/* a definition level per slot */
+	ParquetBuf	reps;			/* a repetition level per slot, if repeated */
+	int64		nvalues;
+	bool		repeated;		/* the leaf is below a list */
+} ParquetLeafBatch;
+
+typedef struct ParquetShred ParquetShred;
+
+extern bool ParquetTypeIsNested(Oid typid, int32 typmod);
+extern ParquetShred *ParquetShredPlan(Oid typid, int32 typmod, const char *name,
+									  ParquetNode *node);
+extern void ParquetShredBind(ParquetShred *sh, const ParquetSchemaNode *node,
+							 ParquetLeafBatch *leaves);
+extern bool ParquetShredValue(ParquetShred *sh, Datum d, bool isnull, bool convert,
+							  StringInfo scratch);
+extern void ParquetWriteValue(MemoryContext cxt, ParquetBuf *b, ConvKind kind,
+							  const ParquetColumnSpec *spec, ColumnConv *conv, Datum d,
+							  bool convert, StringInfo scratch);
 
 /* in parquet_options.c: the writer's options and the file's key-value metadata */
 typedef struct ParquetWriteOptions

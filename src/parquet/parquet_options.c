@@ -38,6 +38,19 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+/* The writer's defaults, before any option. */
+void
+ParquetWriterDefaults(ParquetWriterOptions *opts)
+{
+	memset(opts, 0, sizeof(ParquetWriterOptions));
+	opts->codec = PARQUET_CODEC_ZSTD;
+	opts->row_group_bytes = INT64CONST(128) * 1024 * 1024;
+	opts->page_bytes = 1024 * 1024;
+	opts->dictionary_bytes = 1024 * 1024;
+	opts->dictionary = true;
+	opts->threads = 2;
+}
+
 
 #define MAX_METADATA 64
 

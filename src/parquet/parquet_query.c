@@ -6,7 +6,8 @@
  * The query runs through SPI with a DestReceiver that converts each row as
  * the executor produces it into per-column batches of PLAIN bytes, and hands
  * the writer BATCH_ROWS rows at a time, one column at a time; memory stays
- * bounded by a batch plus the one row group the writer buffers.  Each
+ * bounded by a batch plus the one row group the writer buffers.  Arrays and
+ * composite types are shredded into their leaf columns (parquet_shred.c).  Each
  * column's conversion is decided once from the result's tuple descriptor;
  * the per-row loop does no catalog lookups and no allocation.  The file is written as
  * "<path>.tmp.<pid>" next to the target, fsynced, and renamed (durably)
@@ -59,6 +60,9 @@ typedef struct ColumnBatch
 	uint8	   *defs;			/* a definition level per row, kept from the
 								 * batch's first null on */
 	int			nnull;			/* rows without a value */
+	int			leaf;			/* the writer's column (the first of a nested one) */
+	int			nleaves;
+	ParquetShred *shred;		/* an array or composite: its leaves' batches */
 } ColumnBatch;
 
 /* Room for extra more bytes in a batch buffer (it lives in cxt). */
@@ -237,6 +241,18 @@ write_jsonb(MemoryContext cxt, ParquetBuf *b, Jsonb *jb)
 	b->len = si.len;
 }
 
+static pg_attribute_always_inline void write_value(MemoryContext cxt, ParquetBuf *b, ConvKind kind,
+												   const ParquetColumnSpec *spec, ColumnConv *conv,
+												   Datum d, bool convert, StringInfo scratch);
+
+/* write_value, for the elements and attributes of nested columns. */
+void
+ParquetWriteValue(MemoryContext cxt, ParquetBuf *b, ConvKind kind, const ParquetColumnSpec *spec,
+				  ColumnConv *conv, Datum d, bool convert, StringInfo scratch)
+{
+	write_value(cxt, b, kind, spec, conv, d, convert, scratch);
+}
+
 /* Appends the PLAIN form of one non-null value to its column's batch. */
 static pg_attribute_always_inline void
 write_value(MemoryContext cxt, ParquetBuf *b, ConvKind kind, const ParquetColumnSpec *spec,
@@ -377,6 +393,8 @@ typedef struct ParquetDest
 	ParquetColumnSpec *specs;
 	ColumnConv *convs;
 	ColumnBatch *batch;
+	ParquetSchema *schema;		/* of every file, built once */
+	ParquetLeafBatch *leaves;	/* of nested columns, by leaf number */
 	int			nbatch;			/* rows in the batch */
 	bool		convert;		/* server encoding is not UTF-8 */
 	StringInfoData scratch;
@@ -392,7 +410,7 @@ dest_open_file(ParquetDest *d)
 	void	   *write_arg;
 
 	d->sinks->open(d->sinks->arg, d->nfiles, &write, &write_arg);
-	d->writer = ParquetWriterCreate(d->specs, d->ncols, d->opts, write, write_arg);
+	d->writer = ParquetWriterCreateSchema(d->schema, d->opts, write, write_arg);
 	MemoryContextSwitchTo(old);
 }
 
@@ -422,8 +440,24 @@ dest_flush_batch(ParquetDest *d)
 	for (i = 0; i < d->ncols; i++)
 	{
 		ColumnBatch *b = &d->batch[i];
+		int			k;
 
-		ParquetWriteColumn(d->writer, i, b->plain.data, b->plain.len,
+		if (b->shred)
+		{
+			for (k = b->leaf; k < b->leaf + b->nleaves; k++)
+			{
+				ParquetLeafBatch *l = &d->leaves[k];
+
+				ParquetWriteLeaf(d->writer, k, l->plain.data, l->plain.len, l->nvalues,
+								 (const uint8 *) l->defs.data,
+								 l->repeated ? (const uint8 *) l->reps.data : NULL,
+								 (int64) l->defs.len);
+				l->plain.len = l->defs.len = l->reps.len = 0;
+				l->nvalues = 0;
+			}
+			continue;
+		}
+		ParquetWriteColumn(d->writer, b->leaf, b->plain.data, b->plain.len,
 						   d->nbatch - b->nnull, b->nnull > 0 ? b->defs : NULL,
 						   d->nbatch);
 		b->plain.len = 0;
@@ -442,6 +476,7 @@ dest_startup(DestReceiver *self, int operation, TupleDesc tupdesc)
 {
 	ParquetDest *d = (ParquetDest *) self;
 	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+	ParquetNode *fields;
 	int			i;
 
 	d->ncols = tupdesc->natts;
@@ -452,6 +487,7 @@ dest_startup(DestReceiver *self, int operation, TupleDesc tupdesc)
 	d->specs = palloc0(sizeof(ParquetColumnSpec) * d->ncols);
 	d->convs = palloc0(sizeof(ColumnConv) * d->ncols);
 	d->batch = palloc0(sizeof(ColumnBatch) * d->ncols);
+	fields = palloc0(sizeof(ParquetNode) * d->ncols);
 	for (i = 0; i < d->ncols; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
@@ -465,11 +501,42 @@ dest_startup(DestReceiver *self, int operation, TupleDesc tupdesc)
 				d->specs[i].name = psprintf("%s_%d", NameStr(att->attname), i + 1);
 				j = -1;
 			}
-		ParquetMapColumn(att, &d->specs[i], &d->convs[i]);
+		if (ParquetTypeIsNested(att->atttypid, att->atttypmod))
+		{
+			d->batch[i].shred = ParquetShredPlan(att->atttypid, att->atttypmod,
+												 d->specs[i].name, &fields[i]);
+			continue;
+		}
+		ParquetMapType(att->atttypid, att->atttypmod, &d->specs[i], &d->convs[i]);
+		fields[i].name = d->specs[i].name;
+		fields[i].kind = PARQUET_NODE_LEAF;
+		fields[i].spec = &d->specs[i];
 		d->batch[i].kind = d->convs[i].kind;
 		d->batch[i].spec = &d->specs[i];
 		d->batch[i].conv = &d->convs[i];
 		d->batch[i].defs = palloc(BATCH_ROWS);
+	}
+	/* the schema of every file, and each column's leaves in it */
+	d->schema = ParquetSchemaBuild(d->cxt, fields, d->ncols);
+	d->leaves = palloc0(sizeof(ParquetLeafBatch) * Max(d->schema->nleaves, 1));
+	for (i = 0; i < d->ncols; i++)
+	{
+		ParquetSchemaNode *node = &d->schema->root.children[i];
+		ParquetSchemaNode *n = node;
+
+		/* its leaves are contiguous: the first is the leftmost */
+		while (n->logical != PARQUET_NODE_LEAF)
+			n = &n->children[0];
+		d->batch[i].leaf = n->leaf;
+		d->batch[i].nleaves = 1;
+		if (d->batch[i].shred)
+		{
+			n = node;
+			while (n->logical != PARQUET_NODE_LEAF)
+				n = &n->children[n->nchildren - 1];
+			d->batch[i].nleaves = n->leaf - d->batch[i].leaf + 1;
+			ParquetShredBind(d->batch[i].shred, node, d->leaves);
+		}
 	}
 	initStringInfo(&d->scratch);
 	d->row_cxt = AllocSetContextCreate(d->cxt, "write_parquet rows",
@@ -500,6 +567,11 @@ dest_receive(TupleTableSlot *slot, DestReceiver *self)
 	isnull = slot->tts_isnull;
 	for (i = 0, b = d->batch; i < ncols; i++, b++)
 	{
+		if (unlikely(b->shred != NULL))
+		{
+			full |= ParquetShredValue(b->shred, values[i], isnull[i], convert, &d->scratch);
+			continue;
+		}
 		if (isnull[i])
 		{
 			/* the rows before the batch's first null all had a value */

@@ -5,8 +5,9 @@
  * Each column's conversion is decided once, from the result's tuple
  * descriptor, so that the per-row loop (parquet_query.c) only follows it.
  * The mapping itself is documented once, in docs/parquet.md ("Types");
- * domains map as their base type, and any type without a mapping of its
- * own is written as STRING, its text output.
+ * domains map as their base type, arrays and composite types become LIST
+ * and STRUCT (parquet_shred.c), and any other type without a mapping of
+ * its own is written as STRING, its text output.
  *-------------------------------------------------------------------------
  */
 #include "iotstream.h"
@@ -49,12 +50,15 @@ decimal_bytes(int p)
 	return (int) ceil((p * log2(10.0) + 1) / 8);
 }
 
-/* Decides the Parquet column and the conversion for one result column. */
+/*
+ * Decides the Parquet leaf and the conversion for a value of type declared
+ * (with typmod); arrays and composites are parquet_shred.c's.
+ */
 void
-ParquetMapColumn(Form_pg_attribute att, ParquetColumnSpec *spec, ColumnConv *conv)
+ParquetMapType(Oid declared, int32 declared_typmod, ParquetColumnSpec *spec, ColumnConv *conv)
 {
-	int32		typmod = att->atttypmod;
-	Oid			typid = getBaseTypeAndTypmod(att->atttypid, &typmod);
+	int32		typmod = declared_typmod;
+	Oid			typid = getBaseTypeAndTypmod(declared, &typmod);
 
 	spec->nullable = true;
 	spec->logical = PARQUET_LOGICAL_NONE;
@@ -170,7 +174,7 @@ ParquetMapColumn(Form_pg_attribute att, ParquetColumnSpec *spec, ColumnConv *con
 		Oid			outfn;
 		bool		isvarlena;
 
-		getTypeOutputInfo(att->atttypid, &outfn, &isvarlena);
+		getTypeOutputInfo(declared, &outfn, &isvarlena);
 		fmgr_info(outfn, &conv->out);
 		spec->type = PARQUET_BYTE_ARRAY;
 		spec->logical = PARQUET_LOGICAL_STRING;

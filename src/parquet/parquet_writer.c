@@ -4,8 +4,9 @@
  *		PLAIN encoding, statistics, and snappy/gzip/zstd compression.
  *
  * It knows nothing of tuples or of where the bytes go: the caller declares
- * a schema of ParquetColumnSpec, hands over batches of rows one column at a
- * time (PLAIN bytes plus definition levels) and ends each batch, and the
+ * a schema of ParquetColumnSpec (or of nested ParquetNode), hands over
+ * batches of rows one leaf column at a time (PLAIN bytes plus definition
+ * levels, and repetition levels for nested leaves) and ends each batch, and the
  * file's bytes leave through a write callback in order (a local file sink
  * is provided; the export stage streams to Azure).
  *
@@ -43,30 +44,64 @@
 /* early pages queued for the compressor before the backend lends a hand */
 #define EARLY_BACKLOG 2
 
-void
-ParquetWriterDefaults(ParquetWriterOptions *opts)
-{
-	memset(opts, 0, sizeof(ParquetWriterOptions));
-	opts->codec = PARQUET_CODEC_ZSTD;
-	opts->row_group_bytes = INT64CONST(128) * 1024 * 1024;
-	opts->page_bytes = 1024 * 1024;
-	opts->dictionary_bytes = 1024 * 1024;
-	opts->dictionary = true;
-	opts->threads = 2;
-}
+static ParquetWriter *create(ParquetSchema *schema, const ParquetNode *fields, int nfields,
+							 const ParquetWriterOptions *opts, ParquetWriteFn write, void *arg);
 
+/* A writer of flat columns: each a top-level leaf. */
 ParquetWriter *
 ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 					const ParquetWriterOptions *opts,
 					ParquetWriteFn write, void *arg)
 {
+	ParquetNode *fields = palloc0(sizeof(ParquetNode) * Max(ncols, 1));
+	ParquetWriter *w;
+	int			i;
+
+	for (i = 0; i < ncols; i++)
+	{
+		fields[i].name = cols[i].name;
+		fields[i].kind = PARQUET_NODE_LEAF;
+		fields[i].spec = &cols[i];
+	}
+	w = ParquetWriterCreateNested(fields, ncols, opts, write, arg);
+	pfree(fields);
+	return w;
+}
+
+/* A writer of rows of nested fields: see ParquetNode. */
+ParquetWriter *
+ParquetWriterCreateNested(const ParquetNode *fields, int nfields,
+						  const ParquetWriterOptions *opts,
+						  ParquetWriteFn write, void *arg)
+{
+	return create(NULL, fields, nfields, opts, write, arg);
+}
+
+/* A writer of a schema built once for many files; it must outlive them. */
+ParquetWriter *
+ParquetWriterCreateSchema(ParquetSchema *schema, const ParquetWriterOptions *opts,
+						  ParquetWriteFn write, void *arg)
+{
+	return create(schema, NULL, 0, opts, write, arg);
+}
+
+static ParquetWriter *
+create(ParquetSchema *schema, const ParquetNode *fields, int nfields,
+	   const ParquetWriterOptions *opts, ParquetWriteFn write, void *arg)
+{
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "iotstream parquet writer",
 											  ALLOCSET_DEFAULT_SIZES);
 	ParquetWriter *w = MemoryContextAllocZero(cxt, sizeof(ParquetWriter));
+	int			ncols;
 	int			i;
 
+	if (schema == NULL)
+		schema = ParquetSchemaBuild(cxt, fields, nfields);
+	ncols = schema->nleaves;
+
 	w->cxt = cxt;
+	w->schema = schema;
 	w->opts = *opts;
 	w->opts.kv_keys = MemoryContextAllocZero(cxt, sizeof(char *) * (opts->nkv + 1));
 	w->opts.kv_values = MemoryContextAllocZero(cxt, sizeof(char *) * (opts->nkv + 1));
@@ -84,9 +119,16 @@ ParquetWriterCreate(const ParquetColumnSpec *cols, int ncols,
 	for (i = 0; i < ncols; i++)
 	{
 		PqColumn   *c = &w->cols[i];
+		ParquetSchemaNode *leaf = schema->leaves[i];
 
-		c->spec = cols[i];
-		c->spec.name = MemoryContextStrdup(cxt, cols[i].name);
+		c->spec = leaf->spec;
+		c->spec.name = MemoryContextStrdup(cxt, leaf->name);
+		c->max_def = leaf->def;
+		c->max_rep = leaf->rep;
+		c->nested = c->max_def > 1 || c->max_rep > 0;
+		/* a flat leaf has a definition level exactly when it is nullable */
+		if (!c->nested)
+			c->spec.nullable = c->max_def == 1;
 		switch (c->spec.type)
 		{
 			case PARQUET_BOOLEAN:
@@ -136,6 +178,24 @@ PqAddPlainValues(ParquetWriter *w, PqColumn *c, const char *buf, size_t len, int
 		w->cut_wanted = true;
 }
 
+/* The values of a batch of n slots of c, nvalues of them defined. */
+static void
+add_values(ParquetWriter *w, PqColumn *c, const char *plain, size_t len,
+		   int64 nvalues, int64 n)
+{
+	c->nnull += n - nvalues;
+	w->rg_bytes += len;
+	if (nvalues == 0)
+		return;
+	if (c->dict_mode)
+	{
+		ParquetBufAppend(w->cxt, &c->batch[w->cur_batch], plain, len);
+		c->batch_n[w->cur_batch] += nvalues;
+	}
+	else
+		PqAddPlainValues(w, c, plain, len, nvalues);
+}
+
 /*
  * Takes a batch of rows of one column: nrows definition levels (defs; NULL
  * when every row has a value) and the nvalues non-null values, in PLAIN
@@ -154,6 +214,8 @@ ParquetWriteColumn(ParquetWriter *w, int col, const char *plain, size_t len,
 	if (col < 0 || col >= w->ncols)
 		elog(ERROR, "parquet column %d out of range", col);
 	c = &w->cols[col];
+	if (c->nested)
+		elog(ERROR, "nested parquet column \"%s\" needs its levels", c->spec.name);
 	if (defs != NULL && nvalues < nrows)
 	{
 		if (!c->spec.nullable)
@@ -188,17 +250,56 @@ ParquetWriteColumn(ParquetWriter *w, int col, const char *plain, size_t len,
 		memset(c->defs + c->nrows, 1, nrows);
 	}
 	c->nrows += nrows;
-	c->nnull += nrows - nvalues;
-	w->rg_bytes += len;
-	if (nvalues == 0)
-		return;
-	if (c->dict_mode)
+	add_values(w, c, plain, len, nvalues, nrows);
+}
+
+/* Grows a level array to hold n levels. */
+static void
+levels_room(ParquetWriter *w, uint8 **levels, int64 *cap, int64 n)
+{
+	if (n > *cap)
 	{
-		ParquetBufAppend(w->cxt, &c->batch[w->cur_batch], plain, len);
-		c->batch_n[w->cur_batch] += nvalues;
+		int64		newcap = Max(*cap * 2, Max(n, 1024));
+
+		*levels = *levels ? repalloc_huge(*levels, newcap)
+			: MemoryContextAllocHuge(w->cxt, newcap);
+		*cap = newcap;
 	}
-	else
-		PqAddPlainValues(w, c, plain, len, nvalues);
+}
+
+/*
+ * Takes the slots of a batch of rows of a nested leaf column: nlevels
+ * definition levels (defs) and repetition levels (reps; NULL when the leaf
+ * repeats nowhere), and the nvalues values of the slots defined to the
+ * leaf's own level, in PLAIN form.  The batch ends on a row.  A flat
+ * column takes ParquetWriteColumn's arguments here too (reps NULL).
+ */
+void
+ParquetWriteLeaf(ParquetWriter *w, int col, const char *plain, size_t len,
+				 int64 nvalues, const uint8 *defs, const uint8 *reps, int64 nlevels)
+{
+	PqColumn   *c;
+
+	if (col < 0 || col >= w->ncols)
+		elog(ERROR, "parquet column %d out of range", col);
+	c = &w->cols[col];
+	if (!c->nested)
+	{
+		ParquetWriteColumn(w, col, plain, len, nvalues, defs, nlevels);
+		return;
+	}
+	if (nlevels > 0 && (defs == NULL || (c->max_rep > 0 && reps == NULL)))
+		elog(ERROR, "nested parquet column \"%s\" needs its levels", c->spec.name);
+	levels_room(w, &c->defs, &c->defs_cap, c->nrows + nlevels);
+	memcpy(c->defs + c->nrows, defs, nlevels);
+	c->defs_kept = true;
+	if (c->max_rep > 0)
+	{
+		levels_room(w, &c->reps, &c->reps_cap, c->nrows + nlevels);
+		memcpy(c->reps + c->nrows, reps, nlevels);
+	}
+	c->nrows += nlevels;
+	add_values(w, c, plain, len, nvalues, nlevels);
 }
 
 static void flush_row_group(ParquetWriter *w);
@@ -290,7 +391,17 @@ build_page(ParquetWriter *w, PqColumn *c, ParquetBuf *page, int64 r, int64 r1,
 	int64		n = r1 - r;
 	int64		nv = n;
 
-	if (c->spec.nullable)
+	if (c->max_rep > 0)
+	{
+		uint32		len32;
+
+		w->levels.len = 0;
+		ParquetRleEncode(w->cxt, &w->levels, c->reps + r, 1, n, ParquetBitWidth(c->max_rep));
+		len32 = (uint32) w->levels.len;
+		ParquetBufAppend(w->cxt, page, &len32, 4);
+		ParquetBufAppend(w->cxt, page, w->levels.data, w->levels.len);
+	}
+	if (c->max_def > 0)
 	{
 		int64		k;
 		uint32		len32;
@@ -298,10 +409,12 @@ build_page(ParquetWriter *w, PqColumn *c, ParquetBuf *page, int64 r, int64 r1,
 		w->levels.len = 0;
 		if (c->defs_kept)
 		{
+			uint8		top = (uint8) c->max_def;
+
 			nv = 0;
 			for (k = r; k < r1; k++)
-				nv += c->defs[k];
-			ParquetRleEncode(w->cxt, &w->levels, c->defs + r, 1, n, 1);
+				nv += c->defs[k] == top;
+			ParquetRleEncode(w->cxt, &w->levels, c->defs + r, 1, n, ParquetBitWidth(c->max_def));
 		}
 		else if (n > 0)
 		{
@@ -573,9 +686,15 @@ write_chunk(ParquetWriter *w, PqColumn *c)
 	do
 	{
 		int64		r1 = Min(r + rows_per_page, c->nrows);
-		int64		n = r1 - r;
-		int64		nv = n;
+		int64		n;
+		int64		nv;
 		ParquetBuf *page;
+
+		/* a page begins on a row: at repetition level 0 */
+		if (c->max_rep > 0)
+			while (r1 < c->nrows && c->reps[r1] != 0)
+				r1++;
+		n = r1 - r;
 
 		page = next_page(w, false, (int32) n,
 						 use_dict ? ENC_RLE_DICTIONARY : ENC_PLAIN);
@@ -636,6 +755,7 @@ ParquetWriterFinish(ParquetWriter *w)
 		uint32		len32;
 		int			i;
 
+		f.schema = w->schema;
 		f.cols = palloc(sizeof(ParquetColumnSpec) * Max(w->ncols, 1));
 		f.chunks = palloc(sizeof(ParquetChunkMeta *) * Max(w->ncols, 1));
 		for (i = 0; i < w->ncols; i++)
@@ -661,77 +781,6 @@ ParquetWriterFinish(ParquetWriter *w)
 		pfree(f.chunks);
 	}
 	w->finished = true;
-}
-
-int64
-ParquetWriterRows(ParquetWriter *w)
-{
-	return w->total_rows;
-}
-
-/*
- * Bytes of the file's finished row groups (all of it once finished): what
- * column 0 streamed of the row group under way does not count yet, so that
- * callers cutting files by size still cut them on a row group.
- */
-int64
-ParquetWriterBytes(ParquetWriter *w)
-{
-	return w->offset - w->rg_streamed;
-}
-
-int
-ParquetWriterRowGroups(ParquetWriter *w)
-{
-	return w->nrowgroups;
-}
-
-/* The columns of the file, as the writer was created with them. */
-const ParquetColumnSpec *
-ParquetWriterColumns(ParquetWriter *w, int *ncols)
-{
-	ParquetColumnSpec *specs = palloc(sizeof(ParquetColumnSpec) * Max(w->ncols, 1));
-	int			i;
-
-	for (i = 0; i < w->ncols; i++)
-		specs[i] = w->cols[i].spec;
-	*ncols = w->ncols;
-	return specs;
-}
-
-/*
- * A column's statistics over the whole finished file, merged from its
- * chunks (what a table format's log records per file).  min/max are absent
- * when no chunk had a value, or when one chunk had values but no min/max
- * (a byte array too long to track): then no bound is known for the file.
- */
-void
-ParquetWriterColumnStats(ParquetWriter *w, int col, ParquetFileColumnStats *out)
-{
-	PqColumn   *c = &w->cols[col];
-	ParquetStats merged;
-	bool		known = true;
-	int			i;
-
-	Assert(w->finished);
-	ParquetStatsInit(&merged, &c->spec, CurrentMemoryContext);
-	memset(out, 0, sizeof(ParquetFileColumnStats));
-	for (i = 0; i < c->nchunks; i++)
-	{
-		ParquetChunkMeta *m = &c->chunks[i];
-
-		out->null_count += m->null_count;
-		if (m->has_minmax)
-		{
-			ParquetStatsAdd(&merged, m->min, m->minlen);
-			ParquetStatsAdd(&merged, m->max, m->maxlen);
-		}
-		else if (m->null_count < m->num_values)
-			known = false;
-	}
-	out->has_minmax = known &&
-		ParquetStatsBytes(&merged, CurrentMemoryContext, &out->min, &out->minlen,
-						  &out->max, &out->maxlen);
 }
 
 void

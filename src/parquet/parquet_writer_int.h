@@ -26,8 +26,13 @@ typedef struct PqColumn
 {
 	ParquetColumnSpec spec;
 	int			width;			/* bytes per fixed-width value, 0 for BYTE_ARRAY */
+	int			max_def;		/* its leaf's levels in the schema */
+	int			max_rep;
+	bool		nested;			/* levels beyond 0/1: defs (and reps) always kept */
+	uint8	   *reps;			/* one repetition level per slot (max_rep > 0) */
+	int64		reps_cap;
 
-	/* the current chunk */
+	/* the current chunk (nested leaves: rows are level slots) */
 	int64		nrows;
 	int64		nnull;
 	int64		nvalues;		/* non-null values */
@@ -88,6 +93,7 @@ typedef struct PqColumn
 struct ParquetWriter
 {
 	MemoryContext cxt;
+	ParquetSchema *schema;
 	ParquetWriterOptions opts;
 	ParquetWriteFn write;
 	void	   *write_arg;

@@ -10,6 +10,10 @@
 #     and to Azurite.  Ours: the delta run; the peer: the parquet run; the
 #     difference is what the Delta log adds (statistics, reading the log,
 #     _last_checkpoint, the put-if-absent commit).
+# (a2) The same in the steady state: two exports (delta, parquet) that
+#     have committed before, of a table partitioned by hour; each round adds
+#     20,000 rows of a new hour and times each export's run_export of it
+#     (alternating which goes first).
 # (b) A checkpoint of 10,000 files: a table whose version 0 adds 10,000
 #     files (realistic stats) and versions 1 to 10 one file each; ours:
 #     iotstream._delta_checkpoint of version 10 (the log read and replayed in
@@ -80,6 +84,41 @@ for where in local azurite; do
     done
   done
   d=$(median <"$OUT/a_delta"); p=$(median <"$OUT/a_parquet")
+  printf '%-44s %7s ms %7s ms %7sx %+6s ms\n' "   to $where" "$(fmt "$d")" "$(fmt "$p")" "$(fmt "$d / $p" 2)" "$(fmt "$d - $p")"
+done
+
+# ------------------------------------------------------------ (a2) the commit, steady state
+printf '%-44s %10s %10s %8s %9s\n' "(a2) the same, exports that committed before" "delta" "parquet" "ratio" "commit"
+for where in local azurite; do
+  pg <<SQL >/dev/null
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS bench_delta_steady;
+-- hourly partitions: a round's rows move the change signal of its own hour only
+SELECT iotstream.create_stream_table('bench_delta_steady', 'ts timestamptz NOT NULL, device int, temperature float8, status text', 'ts', '1 hour');
+SELECT iotstream.ensure_partitions('bench_delta_steady', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO bench_delta_steady SELECT ts, device, temperature, status FROM bench_delta_small;
+SQL
+  for f in delta parquet; do
+    if [ $where = local ]; then dest="file://$OUT/a2_${f}"; cred=NULL
+    else dest="$AZURITE_BLOB_URL/bench/a2_${f}"; cred="'bench_delta_az'"; fi
+    pg -c "SELECT iotstream.create_export('bd_s_$f', 'bench_delta_steady', '$dest', credential => $cred, schedule => NULL, format => '$f')" >/dev/null
+    pg -c "SELECT count(*) FROM iotstream.run_export('bd_s_$f')" >/dev/null
+  done
+  : >"$OUT/t2_delta" ; : >"$OUT/t2_parquet"
+  for r in $(seq 1 "$RUNS"); do
+    pg -c "INSERT INTO bench_delta_steady SELECT ts + interval '$r hours', device, temperature, status FROM bench_delta_small" >/dev/null
+    # hint bits and statistics set here, not by whichever export reads the rows first
+    pg -c "VACUUM ANALYZE bench_delta_steady" >/dev/null
+    order="delta parquet"; [ $((r % 2)) = 0 ] && order="parquet delta"
+    for f in $order; do
+      t=$(ms "SELECT count(*) FROM iotstream.run_export('bd_s_$f') WHERE rows > 0")
+      [ "$(pg -c "SELECT sum(rows) FROM iotstream.export_log WHERE export = 'bd_s_$f' AND status = 'exported'")" = $((20000 * (r + 1))) ] ||
+        fail "(a2) the $f export did not write round $r's 20,000 rows"
+      echo "$t" >>"$OUT/t2_$f"
+    done
+  done
+  pg -c "SELECT iotstream.drop_export('bd_s_delta'), iotstream.drop_export('bd_s_parquet')" >/dev/null
+  d=$(median <"$OUT/t2_delta"); p=$(median <"$OUT/t2_parquet")
   printf '%-44s %7s ms %7s ms %7sx %+6s ms\n' "   to $where" "$(fmt "$d")" "$(fmt "$p")" "$(fmt "$d / $p" 2)" "$(fmt "$d - $p")"
 done
 
@@ -164,6 +203,6 @@ printf '%-44s %7s ms %7s ms %7sx\n' "   delta against parquet" "$(fmt "$c_delta"
 
 pg <<SQL >/dev/null
 SELECT iotstream.drop_export('bd_cp');
-DROP TABLE bench_delta_small, bench_delta_rows;
+DROP TABLE bench_delta_small, bench_delta_rows, bench_delta_steady;
 SELECT iotstream.drop_storage_credential('bench_delta_az');
 SQL

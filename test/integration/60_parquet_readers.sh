@@ -146,7 +146,7 @@ F=$OUT/types_zstd.parquet
 # The Parquet types chosen for each Postgres type.
 schema=$(rnode duckdb "SELECT string_agg(name || ':' || type || ':' || coalesce(converted_type, '-') || ':' || coalesce(type_length::VARCHAR, '-'), ' ' ORDER BY name) FROM parquet_schema('$F') WHERE name <> 'schema'")
 check "schema: physical and converted types" "$schema" \
-  '["arr:BYTE_ARRAY:UTF8:- b:BOOLEAN:-:- bp:BYTE_ARRAY:UTF8:- by:BYTE_ARRAY:-:- d:INT32:DATE:- f4:FLOAT:-:- f8:DOUBLE:-:- hi:BYTE_ARRAY:UTF8:- i2:INT32:INT_16:- i4:INT32:INT_32:- i8:INT64:INT_64:- id:INT32:INT_32:- iv:BYTE_ARRAY:UTF8:- jb:BYTE_ARRAY:JSON:- js:BYTE_ARRAY:JSON:- lo:BYTE_ARRAY:UTF8:- n18:INT64:DECIMAL:- n38:FIXED_LEN_BYTE_ARRAY:DECIMAL:16 n9:INT32:DECIMAL:- nn:BYTE_ARRAY:UTF8:- ts:INT64:-:- tstz:INT64:TIMESTAMP_MICROS:- u:FIXED_LEN_BYTE_ARRAY:-:16"]'
+  '["b:BOOLEAN:-:- bp:BYTE_ARRAY:UTF8:- by:BYTE_ARRAY:-:- d:INT32:DATE:- element:INT32:INT_32:- f4:FLOAT:-:- f8:DOUBLE:-:- hi:BYTE_ARRAY:UTF8:- i2:INT32:INT_16:- i4:INT32:INT_32:- i8:INT64:INT_64:- id:INT32:INT_32:- iv:BYTE_ARRAY:UTF8:- jb:BYTE_ARRAY:JSON:- js:BYTE_ARRAY:JSON:- lo:BYTE_ARRAY:UTF8:- n18:INT64:DECIMAL:- n38:FIXED_LEN_BYTE_ARRAY:DECIMAL:16 n9:INT32:DECIMAL:- nn:BYTE_ARRAY:UTF8:- ts:INT64:-:- tstz:INT64:TIMESTAMP_MICROS:- u:FIXED_LEN_BYTE_ARRAY:-:16"]'
 ltypes=$(rnode duckdb "SELECT string_agg(name || '=' || logical_type, ' ' ORDER BY name) FROM parquet_schema('$F') WHERE name IN ('u', 'ts', 'tstz', 'n38')")
 case "$ltypes" in
   *"n38=DecimalType(scale=10, precision=38)"*"ts=TimestampType(isAdjustedToUTC=0"*"tstz=TimestampType(isAdjustedToUTC=1"*"u=UUIDType()"*)
@@ -269,7 +269,8 @@ check "row groups: each has its own id range in its statistics" "$got" '[true]'
 res=$(write empty.parquet '{}' 'SELECT * FROM pq_types WHERE false')
 check "empty: zero rows" "$res" "0|$(stat -c %s "$OUT/empty.parquet")|0"
 got=$(rnode duckdb "SELECT count(*) FROM '$OUT/empty.parquet'" "SELECT count(*) FROM parquet_schema('$OUT/empty.parquet')")
-check "empty: DuckDB reads no rows and all 24 schema elements" "$(echo $got)" '["0"] ["24"]'
+# 24 columns, the int[] a LIST of three elements (arr, list, element)
+check "empty: DuckDB reads no rows and all 26 schema elements" "$(echo $got)" '["0"] ["26"]'
 if out=$(rnode compare "$OUT/empty.parquet" 'SELECT * FROM pq_types WHERE false'); then ok "empty: hyparquet reads it too"; else not_ok "empty: $out"; fi
 
 # Only NULLs in a column, a required-free single column, duplicate names.
@@ -331,6 +332,79 @@ check "caught failures: the file written after them is whole" "$got" '["50000","
 check "atomic: no temporary file is left" "$(ls "$OUT" | grep -c '\.tmp\.')" 0
 got=$(rnode duckdb "SELECT count(*), sum(one) FROM '$OUT/atomic.parquet'")
 check "atomic: the old file is intact" "$got" '["1","1"]'
+
+# Arrays as LIST and composite types as STRUCT (3-level lists, nested
+# groups), with NULLs at every level: a NULL array, an empty one, a NULL
+# element, a NULL composite, a NULL field, an array of composites holding
+# arrays.  Both readers, value by value, in one page and across many pages
+# and row groups.
+pg <<'SQL' || exit 1
+DROP TABLE IF EXISTS pq_nested;
+DROP TYPE IF EXISTS pq_outer;
+DROP TYPE IF EXISTS pq_inner;
+DROP TYPE IF EXISTS pq_when;
+CREATE TYPE pq_inner AS (k int, tags text[]);
+CREATE TYPE pq_outer AS (name text, score float8, inr pq_inner, vals int[], n numeric(10,2));
+CREATE TYPE pq_when AS ("at" timestamptz);
+CREATE TABLE pq_nested (id int, ia int[], ta text[], fa float8[], c pq_outer, ca pq_inner[], ba bool[], da date[], w pq_when);
+INSERT INTO pq_nested VALUES
+ (1, '{1,2,3}', '{a,b}', '{1.5,NaN,-Infinity}', ROW('x', 2.5, ROW(7, '{p,q}'), '{9}', 12.5),
+     ARRAY[ROW(1, '{z}')::pq_inner, NULL, ROW(NULL, NULL)::pq_inner], '{t,NULL,f}', '{2026-01-02}', ROW('2026-03-01 10:00:00+00')),
+ (2, NULL, '{}', '{NULL}', NULL, NULL, NULL, '{}', NULL),
+ (3, '{}', '{NULL,c}', NULL, ROW(NULL, NULL, NULL, NULL, NULL), '{}', '{}', NULL, ROW(NULL)),
+ (4, '{NULL,5}', NULL, '{-0,1e300}', ROW('y', NULL, ROW(NULL, '{}'), '{}', -0.01), ARRAY[ROW(2, '{NULL}')::pq_inner], '{NULL}', '{NULL}', NULL),
+ (5, '{NULL}', '{"", "é ✓"}', '{}', ROW('', 0, NULL, '{NULL,NULL}', 0), ARRAY[NULL]::pq_inner[], NULL, NULL, NULL),
+ (6, '[0:1]={10,11}', '{x}', NULL, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO pq_nested
+SELECT g,
+       CASE WHEN g % 7 = 0 THEN NULL WHEN g % 11 = 0 THEN '{}' ELSE
+            (SELECT array_agg(CASE WHEN x % 5 = 0 THEN NULL ELSE g * x END) FROM generate_series(1, g % 9 + 1) x) END,
+       CASE WHEN g % 13 = 0 THEN NULL ELSE
+            (SELECT array_agg(CASE WHEN x % 4 = 0 THEN NULL ELSE md5((g * x)::text) END) FROM generate_series(1, g % 5) x) END,
+       CASE WHEN g % 3 = 0 THEN NULL ELSE ARRAY[g / 7.0, -g * 1e-3]::float8[] END,
+       CASE WHEN g % 17 = 0 THEN NULL ELSE
+            ROW('n' || g % 10, CASE WHEN g % 2 = 0 THEN NULL ELSE g * 0.25 END,
+                CASE WHEN g % 19 = 0 THEN NULL ELSE ROW(g, ARRAY['t' || g, NULL])::pq_inner END,
+                CASE WHEN g % 23 = 0 THEN NULL ELSE ARRAY[g, g + 1, g + 2] END,
+                (g % 1000) / 8.0)::pq_outer END,
+       CASE WHEN g % 29 = 0 THEN NULL ELSE
+            (SELECT array_agg(CASE WHEN x = 2 THEN NULL ELSE ROW(x, CASE WHEN x = 3 THEN '{}'::text[] ELSE ARRAY['e' || x] END)::pq_inner END)
+               FROM generate_series(1, g % 4) x) END,
+       CASE WHEN g % 31 = 0 THEN NULL ELSE ARRAY[g % 2 = 0, NULL] END,
+       CASE WHEN g % 37 = 0 THEN NULL ELSE ARRAY[date '2026-01-01' + g % 400] END,
+       CASE WHEN g % 41 = 0 THEN NULL ELSE ROW(timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute 0.000001 seconds')::pq_when END
+FROM generate_series(7, 6000) g;
+SQL
+# The readers write timestamps and dates in lists and structs each their
+# own way: the value by value comparison leaves them out, and sums check them.
+NSRC='SELECT id, ia, ta, fa, c, ca, ba FROM pq_nested ORDER BY id'
+res=$(write nested.parquet '{}' "$NSRC")
+check "nested: rows returned" "${res%%|*}" 6000
+write nested_all.parquet '{}' 'SELECT * FROM pq_nested ORDER BY id' >/dev/null
+got=$(rnode duckdb "SELECT sum(epoch_us(w.at))::VARCHAR || '|' || sum(list_sum(list_transform(da, d -> d - DATE '1970-01-01')))::VARCHAR || '|' || count(w.at) || '|' || sum(len(da)) FROM '$OUT/nested_all.parquet'")
+want=$(pg -c "SELECT sum((extract(epoch FROM (w).at) * 1000000)::bigint) || '|' || (SELECT sum(d - date '1970-01-01') FROM pq_nested, unnest(da) d) || '|' || count((w).at) || '|' || sum(cardinality(da)) FROM pq_nested")
+check "nested: timestamps in a struct and dates in a list" "$got" "[\"$want\"]"
+got=$(rnode duckdb "SELECT string_agg(column_name || ' ' || column_type, ', ' ORDER BY column_name) FROM (DESCRIBE SELECT * FROM '$OUT/nested_all.parquet')")
+check "nested: DuckDB sees lists and structs" "$got" '["ba BOOLEAN[], c STRUCT(\"name\" VARCHAR, score DOUBLE, inr STRUCT(k INTEGER, tags VARCHAR[]), vals INTEGER[], n DECIMAL(10,2)), ca STRUCT(k INTEGER, tags VARCHAR[])[], da DATE[], fa DOUBLE[], ia INTEGER[], id INTEGER, ta VARCHAR[], w STRUCT(\"at\" TIMESTAMP WITH TIME ZONE)"]'
+got=$(rnode duckdb "SELECT string_agg(name || ':' || coalesce(repetition_type, '') || ':' || coalesce(converted_type, ''), ' ' ORDER BY rowid) FROM (SELECT row_number() OVER () AS rowid, * FROM parquet_schema('$OUT/nested.parquet')) WHERE name IN ('ia', 'list', 'element') AND rowid <= 5")
+check "nested: the 3-level LIST layout" "$got" '["ia:OPTIONAL:LIST list:REPEATED: element:OPTIONAL:INT_32"]'
+if out=$(rnode compare "$OUT/nested.parquet" "$NSRC"); then ok "nested: DuckDB and hyparquet read every value as Postgres has it"; else not_ok "nested: $out"; fi
+# many pages (cut on rows) and row groups, PLAIN and dictionary pages
+res=$(write nested_pages.parquet '{"page_size": "4kB", "row_group_size": "64kB", "dictionary": false, "compression": "snappy"}' "$NSRC")
+rgs=$(echo "$res" | cut -d'|' -f3)
+[ "$rgs" -ge 3 ] && ok "nested: $rgs row groups" || not_ok "nested: only $rgs row groups"
+if out=$(rnode compare "$OUT/nested_pages.parquet" "$NSRC"); then ok "nested, small pages and row groups: every value read back"; else not_ok "nested pages: $out"; fi
+res=$(write nested_dict.parquet '{"page_size": "4kB", "compression": "zstd"}' "$NSRC")
+if out=$(rnode compare "$OUT/nested_dict.parquet" "$NSRC"); then ok "nested, dictionary pages: every value read back"; else not_ok "nested dictionary: $out"; fi
+# the leaves' statistics: a struct field's min/max and its nulls (a NULL composite counts)
+got=$(rnode duckdb "SELECT stats_min_value || '|' || stats_max_value || '|' || stats_null_count FROM parquet_metadata('$OUT/nested.parquet') WHERE path_in_schema = 'c, inr, k'")
+want=$(pg -c "SELECT min((c).inr.k) || '|' || max((c).inr.k) || '|' || count(*) FILTER (WHERE (c).inr.k IS NULL) FROM pq_nested")
+check "nested: a struct field's statistics" "$got" "[\"$want\"]"
+# more than one dimension is refused with a hint
+err=$(pg -c "SELECT * FROM iotstream.write_parquet('SELECT ARRAY[[1, 2], [3, 4]] AS m', '$OUT/multi.parquet')" 2>&1)
+grep -q 'got an array of 2 dimensions' <<<"$err" && grep -q 'HINT:  Flatten the array' <<<"$err" &&
+  ok "nested: a 2-dimensional array is refused with a hint" || not_ok "nested: 2-dimensional array: $err"
+[ ! -e "$OUT/multi.parquet" ] && ok "nested: no file after the refusal" || not_ok "nested: a file after the refusal"
 
 # A LATIN1 database: STRING columns are converted to UTF-8 on the way out.
 pg -d postgres -c "DROP DATABASE IF EXISTS pq_latin1" -c "CREATE DATABASE pq_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0" >/dev/null

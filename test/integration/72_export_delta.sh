@@ -278,7 +278,7 @@ SELECT iotstream.create_stream_table('dl_lc', 'ts timestamptz NOT NULL, n int', 
 SELECT iotstream.ensure_partitions('dl_lc', date_trunc('day', now()) - interval '1 day', now());
 INSERT INTO dl_lc SELECT date_trunc('day', now()) - interval '1 day' + g * interval '1 minute', g FROM generate_series(0, 119) g;
 SELECT iotstream.create_export('lc', 'dl_lc', 'file://$LAKE', schedule => NULL,
-       options => '{"log_retention": "1 second", "deleted_file_retention": "1 day"}');
+       options => '{"log_retention": "1 hour", "deleted_file_retention": "1 day"}');
 SQL
 err=$(pg -c "SELECT iotstream.alter_export('lc', options => '{\"log_retention\": \"soon\"}')" 2>&1) && fail "a bad log_retention was accepted"
 case "$err" in *"invalid log_retention \"soon\""*"HINT:  Give an interval such as '30 days'"*) echo "ok - a bad log_retention is refused with a hint" ;; *) fail "log_retention: $err" ;; esac
@@ -297,6 +297,8 @@ LC=$LAKE/dl_lc
 lc_json() { ls "$LC/_delta_log" | grep '\.json$' | sed 's/^0*\([0-9]\)/\1/; s/\.json$//' | tr '\n' ' '; }
 assert_eq "$(pg -c "SELECT (delta_state->>'checkpoint') || ' ' || jsonb_array_length(delta_state->'checkpoints') FROM iotstream.exports WHERE name = 'lc'")" "10 1" "lc: a checkpoint at version 10"
 before=$(delta "$LC" --no-checkpoint --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader: $before"
+# a retention of 1 second only now: a slow machine's run of version 11 must not clean up first
+pg -c "SELECT iotstream.alter_export('lc', options => '{\"log_retention\": \"1 second\", \"deleted_file_retention\": \"1 day\"}')" >/dev/null
 # poll: each run cleans up once the checkpoint's commit is older than 1 second
 wait_for "SELECT EXISTS (SELECT 1 FROM iotstream.export_log WHERE export = 'lc' AND status = 'log_cleaned')
           FROM (SELECT count(*) FROM iotstream.run_export('lc')) r" 30
@@ -321,19 +323,64 @@ assert_eq "$(lc_json)" "20 21 " "the second cleanup cut at version 20"
 assert_eq "$(ls "$LC/_delta_log" | grep checkpoint | tr '\n' ' ')" "00000000000000000020.checkpoint.parquet _last_checkpoint " "and deleted the checkpoint of version 10"
 out=$(delta "$LC" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader: $out"
 assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" "$(pg -c "SELECT count(*) || ' ' || sum(n) FROM dl_lc")" "after two cleanups the table holds the stream table's rows"
-# a writer that has not read the deleted versions is refused: it would
-# create version 0 again
+# a writer that has not read the deleted versions joins from the checkpoint:
+# _last_checkpoint names version 20, whose checkpoint (read back by the C
+# reader) gives the table's metaData and protocol, and the commits after it
+# the rest; it commits version 22 without rewriting any history
 pg <<SQL >/dev/null
 CREATE SCHEMA lcj;
 SELECT iotstream.create_stream_table('lcj.dl_lc', 'ts timestamptz NOT NULL, n int', 'ts', '1 day');
 SELECT iotstream.ensure_partitions('lcj.dl_lc', date_trunc('day', now()) - interval '1 day', now());
-INSERT INTO lcj.dl_lc VALUES (date_trunc('day', now()) - interval '1 day', 1);
+INSERT INTO lcj.dl_lc VALUES (date_trunc('day', now()) - interval '1 day' + interval '30 minutes', 1000);
 SELECT iotstream.create_export('lcj', 'lcj.dl_lc', 'file://$LAKE', schedule => NULL);
 SQL
-err=$(pg -c "SELECT count(*) FROM iotstream.run_export('lcj')" 2>&1) && fail "a writer joined a cleaned-up log"
-case "$err" in *"log was cleaned up past version 0, which this export has not read"*"HINT:  iotstream cannot join a table from a checkpoint"*) echo "ok - a writer that has not read the deleted versions is refused with a hint" ;; *) fail "joining a cleaned-up log: $err" ;; esac
-assert_eq "$(lc_json)" "20 21 " "a writer joining a cleaned-up log creates no version"
-assert_eq "$(pg -c "SELECT count(*) FROM iotstream.export_log WHERE export = 'lcj' AND status = 'exported'")" 0 "and commits nothing to its ledger"
+id_before=$(dfield "$out" 'o.id')
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('lcj') WHERE rows > 0")" 1 "a writer joins a cleaned-up log from its checkpoint"
+assert_eq "$(lc_json)" "20 21 22 " "and commits the next version, 22"
+assert_eq "$(node -e 'const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").split("\n")[0]).commitInfo; console.log(c.readVersion + " " + c.iotstream.export + " " + c.iotstream.attempt)' "$LC/_delta_log/00000000000000000022.json")" \
+  "21 lcj 2" "it read version 21 after the checkpoint of 20 (its second attempt)"
+assert_eq "$(grep -c metaData "$LC/_delta_log/00000000000000000022.json" || true)" 0 "the checkpoint's metaData is the table's: no schema change committed"
+assert_eq "$(pg -c "SELECT table_version || ' ' || last_checkpoint FROM iotstream.export_status WHERE name = 'lcj'")" "22 20" "export_status: version 22, the checkpoint of 20"
+assert_eq "$(pg -c "SELECT string_agg(version::text, ' ' ORDER BY version) FROM iotstream.delta_history('lcj')")" "20 21 22" "its history starts at the checkpoint"
+# the first writer, on its next run, loses version 22 and takes 23
+pg -c "INSERT INTO dl_lc VALUES (date_trunc('day', now()) - interval '1 day' + interval '40 minutes', -100)" >/dev/null
+pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('lc') WHERE rows > 0")" 1 "the first writer re-exports a period"
+assert_eq "$(lc_json)" "20 21 22 23 " "and commits version 23 after the joiner's"
+out=$(delta "$LC" --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader after the join: $out"
+assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" "$(pg -c "SELECT count(*) || ' ' || sum(n) FROM (SELECT n FROM dl_lc UNION ALL SELECT n FROM lcj.dl_lc) u")" \
+  "the table holds both writers' rows, none lost or doubled"
+assert_eq "$(dfield "$out" 'o.id + " " + Object.keys(o.txn).length')" "$id_before 2" "the same table (its id), two writers"
+# the joiner's own checkpoints build on the one it read
+for i in $(seq 1 7); do
+  pg -c "INSERT INTO lcj.dl_lc VALUES (date_trunc('day', now()) - interval '1 day' + interval '$((i % 2)) hours' + interval '$i s', $i)" >/dev/null
+  pg -c "SELECT pg_stat_force_next_flush()" >/dev/null
+  [ "$(pg -c "SELECT count(*) FROM iotstream.run_export('lcj') WHERE rows > 0")" = 1 ] || fail "lcj: run $i did not export one period"
+done
+assert_eq "$(pg -c "SELECT last_checkpoint FROM iotstream.export_status WHERE name = 'lcj'")" 30 "the joiner writes the checkpoint of version 30, from the one of 20 and the commits since"
+at30=$(delta "$LC" --version 30 --files --sql "SELECT count(*)::VARCHAR, sum(n)::VARCHAR FROM t") || fail "reader at version 30: $at30"
+assert_eq "$(dfield "$at30" 'o.checkpoint + " " + o.sql[0].join(" ")')" \
+  "30 $(pg -c "SELECT count(*) || ' ' || sum(n) FROM (SELECT n FROM dl_lc UNION ALL SELECT n FROM lcj.dl_lc) u")" "the checkpoint of 30 holds every row"
+# the checkpoint reader gives back exactly the actions the checkpoint was written from
+assert_eq "$(pg -c "WITH r AS (SELECT jsonb_strip_nulls(a) a FROM unnest(iotstream._delta_read_checkpoint('file://$LAKE', 'dl_lc', NULL, 30)) a),
+                        w AS (SELECT jsonb_strip_nulls(a) a FROM iotstream.export_delta_checkpoints c, unnest(c.actions) a WHERE c.export = 'lcj' AND c.version = 30)
+                   SELECT (SELECT count(*) FROM r) || ' ' || ((SELECT count(*) FROM r) = (SELECT count(*) FROM w))
+                          || ' ' || (SELECT count(*) FROM (SELECT a FROM r EXCEPT ALL SELECT a FROM w) x)")" \
+  "$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1])).size + " true 0")' "$LC/_delta_log/_last_checkpoint")" \
+  "the checkpoint reader reads back every action the checkpoint of 30 was written from"
+# a damaged checkpoint is an error (data_corrupted), never a crash
+mkdir -p "$W/bad/t/_delta_log"
+cp30=$LC/_delta_log/00000000000000000030.checkpoint.parquet
+size=$(stat -c %s "$cp30")
+head -c $((size / 2)) "$cp30" >"$W/bad/t/_delta_log/00000000000000000001.checkpoint.parquet"
+{ head -c $((size - 8)) "$cp30"; printf '\377\377\377\177PAR1'; } >"$W/bad/t/_delta_log/00000000000000000002.checkpoint.parquet"
+{ head -c 200 "$cp30"; head -c 300 /dev/zero; tail -c +501 "$cp30"; } >"$W/bad/t/_delta_log/00000000000000000003.checkpoint.parquet"
+chmod -R a+rX "$W/bad"
+for v in 1 2 3; do
+  err=$(pg -c "SELECT iotstream._delta_read_checkpoint('file://$W/bad', 't', NULL, $v)" 2>&1 || true)
+  case "$err" in *"could not read a parquet file"*) ;; *) fail "damaged checkpoint $v: $err" ;; esac
+done
+assert_eq "$(pg -c "SELECT 'alive'")" alive "damaged checkpoints (cut, a footer length past the file, pages zeroed) are errors, and the server stays up"
 pg -c "SELECT iotstream.drop_export('lcj')" >/dev/null
 
 # --- two exports race for one version: both land, on contiguous versions
@@ -433,6 +480,85 @@ lost=$(cat "$W"/twoc/twin/_delta_log/*.json | grep -c '"attempt": [2-9]' || true
 [ "$lost" -ge $((rounds / 2)) ] || fail "the forced rounds did not make server 2 lose a version: $lost"
 echo "ok - two servers: $lost commits lost a version to the other server, read it and took the next ($((rounds / 2)) forced)"
 cluster_stop "$C2"
+
+# --- arrays as Delta arrays, composite types as structs: the schema, the
+# stats (a struct's as nested objects, none for arrays) and every value
+pg <<'SQL' >/dev/null
+SELECT iotstream.drop_export(name) FROM iotstream.exports WHERE name = 'nest';
+DROP TABLE IF EXISTS dl_nest;
+DROP TYPE IF EXISTS dl_reading;
+DROP TYPE IF EXISTS dl_probe;
+CREATE TYPE dl_probe AS (k int, tags text[]);
+CREATE TYPE dl_reading AS (unit text, value float8, probe dl_probe, samples int[]);
+SELECT iotstream.create_stream_table('dl_nest',
+  'ts timestamptz NOT NULL, ia int[], ta text[], fa float8[], r dl_reading, pa dl_probe[], ids uuid[]', 'ts', '1 day');
+SELECT iotstream.ensure_partitions('dl_nest', date_trunc('day', now()) - interval '1 day', now());
+INSERT INTO dl_nest
+SELECT date_trunc('day', now()) - interval '1 day' + g * interval '3 s',
+       CASE WHEN g % 7 = 0 THEN NULL WHEN g % 11 = 0 THEN '{}' ELSE
+            (SELECT array_agg(CASE WHEN x % 5 = 0 THEN NULL ELSE g * x END) FROM generate_series(1, g % 6 + 1) x) END,
+       CASE WHEN g % 13 = 0 THEN NULL ELSE
+            (SELECT array_agg(CASE WHEN x % 4 = 0 THEN NULL ELSE 's' || (g * x) % 97 END) FROM generate_series(1, g % 5) x) END,
+       CASE WHEN g % 3 = 0 THEN NULL ELSE ARRAY[g / 8.0, NULL, -g]::float8[] END,
+       CASE WHEN g % 17 = 0 THEN NULL ELSE
+            ROW(CASE WHEN g % 5 = 0 THEN NULL ELSE 'u' || g % 4 END, CASE WHEN g % 2 = 0 THEN NULL ELSE g * 0.5 END,
+                CASE WHEN g % 19 = 0 THEN NULL ELSE ROW(g % 1000, ARRAY['t' || g % 9, NULL])::dl_probe END,
+                CASE WHEN g % 23 = 0 THEN NULL WHEN g % 29 = 0 THEN '{}' ELSE ARRAY[g, g + 1] END)::dl_reading END,
+       CASE WHEN g % 31 = 0 THEN NULL ELSE
+            (SELECT array_agg(CASE WHEN x = 2 THEN NULL ELSE ROW(x, CASE WHEN x = 3 THEN '{}'::text[] ELSE ARRAY['e' || x] END)::dl_probe END)
+               FROM generate_series(1, g % 4) x) END,
+       CASE WHEN g % 37 = 0 THEN NULL ELSE ARRAY[md5(g::text)::uuid, NULL] END
+  FROM generate_series(0, 3 * 1200 - 1) g;
+SQL
+NL=$LAKE/dl_nest
+pg -c "SELECT iotstream.create_export('nest', 'dl_nest', 'file://$LAKE', schedule => NULL)" >/dev/null
+assert_eq "$(pg -c "SELECT count(*) FROM iotstream.run_export('nest') WHERE rows > 0")" 3 "nested: three periods exported"
+out=$(delta "$NL" --files --sql "SELECT count(*)::VARCHAR, sum(list_sum(ia))::VARCHAR, sum(len(ta))::VARCHAR, count(r.probe.k)::VARCHAR,
+  sum(r.probe.k)::VARCHAR, count(*) FILTER (WHERE pa = [])::VARCHAR, sum(len(r.samples))::VARCHAR, count(ids[1])::VARCHAR FROM t") ||
+  fail "nested: the delta reader refused the table: $out"
+assert_eq "$(dfield "$out" 'o.sql[0].join(" ")')" \
+  "$(pg -c "SELECT concat_ws(' ', count(*), (SELECT sum(x) FROM dl_nest, unnest(ia) x), sum(cardinality(ta)), count((r).probe.k), sum((r).probe.k),
+     count(*) FILTER (WHERE pa = '{}'), sum(cardinality((r).samples)), count(ids[1])) FROM dl_nest")" \
+  "nested: the live files hold the stream table's arrays and composites (DuckDB)"
+assert_eq "$(dfield "$out" 'o.schema.slice(1, 7).join(", ")')" \
+  'ia {"type":"array","elementType":"integer","containsNull":true}, ta {"type":"array","elementType":"string","containsNull":true}, fa {"type":"array","elementType":"double","containsNull":true}, r {"type":"struct","fields":[{"name":"unit","type":"string","metadata":{},"nullable":true},{"name":"value","type":"double","metadata":{},"nullable":true},{"name":"probe","type":{"type":"struct","fields":[{"name":"k","type":"integer","metadata":{},"nullable":true},{"name":"tags","type":{"type":"array","elementType":"string","containsNull":true},"metadata":{},"nullable":true}]},"metadata":{},"nullable":true},{"name":"samples","type":{"type":"array","elementType":"integer","containsNull":true},"metadata":{},"nullable":true}]}, pa {"type":"array","elementType":{"type":"struct","fields":[{"name":"k","type":"integer","metadata":{},"nullable":true},{"name":"tags","type":{"type":"array","elementType":"string","containsNull":true},"metadata":{},"nullable":true}]},"containsNull":true}, ids {"type":"array","elementType":"string","containsNull":true}' \
+  "nested: arrays are Delta arrays, composites structs, uuid[] an array of strings"
+# one file's stats, as the add action has them: the struct's fields nested, no arrays
+stats=$(node -e '
+  const fs = require("fs"), p = process.argv[1]
+  for (const l of fs.readFileSync(p, "utf8").split("\n").filter(Boolean)) {
+    const a = JSON.parse(l)
+    if (a.add && a.add.partitionValues.event_hour === "1") {
+      const s = JSON.parse(a.add.stats)
+      console.log([s.numRecords, s.minValues.r.unit, s.maxValues.r.value, s.minValues.r.probe.k, s.maxValues.r.probe.k,
+        s.nullCount.r.unit, s.nullCount.r.probe.k, Object.keys(s.nullCount).join(","), Object.keys(s.nullCount.r).join(","),
+        Object.keys(s.minValues.r.probe).join(",")].join(" "))
+    }
+  }' "$NL/_delta_log/00000000000000000000.json")
+assert_eq "$stats" "$(pg -c "SELECT concat_ws(' ', count(*), min((r).unit), max((r).value), min((r).probe.k), max((r).probe.k),
+  count(*) - count((r).unit), count(*) - count((r).probe.k), 'ts,r', 'unit,value,probe', 'k')
+  FROM dl_nest WHERE ts >= date_trunc('day', now()) - interval '23 hours' AND ts < date_trunc('day', now()) - interval '22 hours'")" \
+  "nested: per-file stats mirror the struct (nested objects of its fields' bounds and nulls), arrays have none"
+# every live file, value by value with two readers (the source's rows in
+# the file's order: a file follows the table's physical order)
+for f in "$NL"/event_date=*/event_hour=*/part-*.parquet; do
+  order=$(rnode read_parquet.mjs duckdb "SELECT string_agg(epoch_us(ts)::VARCHAR, ',') FROM read_parquet('$f')" | tr -d '[]"')
+  [ -n "$order" ] || fail "nested: no rows in $f"
+  cmp_out=$(rnode read_parquet.mjs compare "$f" "SELECT ts, ia, ta, fa, r, pa, ids::text[] AS ids FROM dl_nest
+    JOIN unnest('{$order}'::bigint[]) WITH ORDINALITY u(us, i) ON (extract(epoch FROM ts) * 1000000)::bigint = u.us ORDER BY u.i") ||
+    fail "nested: DuckDB or hyparquet differ from the source in $f: $cmp_out"
+done
+echo "ok - nested: hyparquet and DuckDB read every file value by value as Postgres has it"
+# the reader checks the files against the schema: a file whose column type
+# disagrees is refused (a copy of the table with one file rewritten)
+cp -r "$NL" "$W/nest_bad"
+f=$(ls "$W"/nest_bad/event_date=*/event_hour=0/part-*.parquet)
+pg -c "SELECT rows FROM iotstream.write_parquet(\$\$SELECT ts, ia::text[] AS ia, ta, fa, r, pa, ids::text[] AS ids FROM dl_nest WHERE false\$\$, '$W/nest_bad.parquet')" >/dev/null
+cp "$W/nest_bad.parquet" "$f"
+err=$(delta "$W/nest_bad" --files 2>&1 || true)
+case "$err" in *"column ia is VARCHAR[] in the file, INTEGER[] in the schema"*) echo "ok - nested: the reader refuses a file whose column disagrees with the schema" ;;
+  *) fail "nested: the reader took a file of the wrong schema: $err" ;; esac
+pg -c "SELECT iotstream.drop_export('nest')" >/dev/null
 
 # --- Azurite: the log through Put Blob If-None-Match, and a failure between upload and commit
 start_azurite

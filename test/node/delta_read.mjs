@@ -53,6 +53,45 @@ const isObj = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 const isStrMap = (v) => isObj(v) && Object.values(v).every((x) => x === null || isStr(x))
 function need(cond, where, what) { if (!cond) die(`${where}: ${what}`) }
 
+// The leaves of a stats object: [['a.b', value], ...], structs nested.
+const statLeaves = (o, pre = '') => Object.entries(o ?? {}).flatMap(([k, v]) =>
+  isObj(v) ? statLeaves(v, pre + k + '.') : [[pre + k, v]])
+// The stats value at a path of statLeaves
+const statAt = (o, p) => p.split('.').reduce((x, k) => x?.[k], o)
+
+// A schema type (PROTOCOL.md, Schema Serialization Format): a primitive
+// name, or an array, map or struct object, nested to any depth.
+const PRIMITIVE = /^(string|long|integer|short|byte|float|double|boolean|binary|date|timestamp|timestamp_ntz|decimal\(\d+, ?\d+\))$/
+function checkType(t, where) {
+  if (isStr(t)) return need(PRIMITIVE.test(t), where, 'unknown primitive type ' + t)
+  need(isObj(t), where, 'a type is a name or an object: ' + JSON.stringify(t))
+  switch (t.type) {
+    case 'array':
+      need(typeof t.containsNull === 'boolean', where, 'an array type says containsNull')
+      return checkType(t.elementType, where + '[]')
+    case 'map':
+      need(typeof t.valueContainsNull === 'boolean', where, 'a map type says valueContainsNull')
+      checkType(t.keyType, where + '.key')
+      return checkType(t.valueType, where + '.value')
+    case 'struct':
+      return checkFields(t.fields, where)
+    default:
+      die(`${where}: unknown type ${JSON.stringify(t)}`)
+  }
+}
+function checkFields(fields, where) {
+  need(Array.isArray(fields), where, 'a struct has fields')
+  for (const f of fields) {
+    need(isStr(f.name) && (isStr(f.type) || isObj(f.type)) && typeof f.nullable === 'boolean' && isObj(f.metadata), where, 'a struct field needs name, type, nullable and metadata: ' + JSON.stringify(f))
+    checkType(f.type, `${where}.${f.name}`)
+  }
+  const names = fields.map((f) => f.name.toLowerCase())
+  need(new Set(names).size === names.length, where, 'column names are unique (case-insensitively)')
+}
+// every primitive type in a type, nested ones included
+const primitives = (t) => isStr(t) ? [t] : t.type === 'array' ? primitives(t.elementType)
+  : t.type === 'map' ? [...primitives(t.keyType), ...primitives(t.valueType)] : t.fields.flatMap((f) => primitives(f.type))
+
 // Required fields and their types, per action (PROTOCOL.md, Actions).
 function checkAction(a, where) {
   const keys = Object.keys(a)
@@ -81,12 +120,8 @@ function checkAction(a, where) {
       let schema
       try { schema = JSON.parse(v.schemaString) } catch (e) { die(`${where}: schemaString is not JSON: ${e.message}`) }
       need(schema.type === 'struct' && Array.isArray(schema.fields), where, 'the schema is a struct with fields')
-      for (const f of schema.fields) {
-        need(isStr(f.name) && (isStr(f.type) || isObj(f.type)) && typeof f.nullable === 'boolean' && isObj(f.metadata), where, 'a struct field needs name, type, nullable and metadata: ' + JSON.stringify(f))
-        if (isStr(f.type)) need(/^(string|long|integer|short|byte|float|double|boolean|binary|date|timestamp|timestamp_ntz|decimal\(\d+, ?\d+\))$/.test(f.type), where, 'unknown primitive type ' + f.type)
-      }
+      checkFields(schema.fields, where)
       const names = schema.fields.map((f) => f.name.toLowerCase())
-      need(new Set(names).size === names.length, where, 'column names are unique (case-insensitively)')
       need(Array.isArray(v.partitionColumns) && v.partitionColumns.every((c) => names.includes(c.toLowerCase())), where, 'partitionColumns are columns of the schema')
       need(isStrMap(v.configuration), where, 'metaData.configuration is a map of strings')
       need(v.createdTime === undefined || v.createdTime === null || isInt(v.createdTime), where, 'createdTime is a long')
@@ -105,7 +140,8 @@ function checkAction(a, where) {
         try { s = JSON.parse(v.stats) } catch (e) { die(`${where}: stats are not JSON: ${e.message}`) }
         need(isInt(s.numRecords) && s.numRecords >= 0, where, 'stats.numRecords is a long')
         for (const k of ['minValues', 'maxValues', 'nullCount']) need(s[k] === undefined || isObj(s[k]), where, `stats.${k} is an object`)
-        if (s.nullCount) for (const [c, n] of Object.entries(s.nullCount)) need(isInt(n) && n >= 0 && n <= s.numRecords, where, `nullCount of ${c} is within numRecords`)
+        // a struct's statistics are objects of its fields'
+        if (s.nullCount) for (const [c, n] of statLeaves(s.nullCount)) need(isInt(n) && n >= 0 && n <= s.numRecords, where, `nullCount of ${c} is within numRecords`)
       }
       break
     case 'remove':
@@ -204,7 +240,7 @@ const schema = JSON.parse(meta.schemaString).fields
 for (const [p, a] of live) {
   const keys = Object.keys(a.partitionValues).sort()
   need(JSON.stringify(keys) === JSON.stringify([...meta.partitionColumns].sort()), p, 'partitionValues name exactly the partition columns')
-  if (schema.some((f) => f.type === 'timestamp_ntz')) need(protocol.readerFeatures?.includes('timestampNtz'), p, 'a timestamp_ntz column needs the timestampNtz feature')
+  if (schema.some((f) => primitives(f.type).includes('timestamp_ntz'))) need(protocol.readerFeatures?.includes('timestampNtz'), p, 'a timestamp_ntz column needs the timestampNtz feature')
 }
 
 const files = [...live.values()].map((a) => ({
@@ -220,6 +256,18 @@ const out = {
 }
 
 // --- the files
+// The type DuckDB gives a Parquet column written for a Delta type.
+function duckType(t) {
+  if (isStr(t)) {
+    const m = /^decimal\((\d+), ?(\d+)\)$/.exec(t)
+    if (m) return `DECIMAL(${m[1]},${m[2]})`
+    return { string: 'VARCHAR', long: 'BIGINT', integer: 'INTEGER', short: 'SMALLINT', byte: 'TINYINT', float: 'FLOAT', double: 'DOUBLE',
+      boolean: 'BOOLEAN', binary: 'BLOB', date: 'DATE', timestamp: 'TIMESTAMP WITH TIME ZONE', timestamp_ntz: 'TIMESTAMP' }[t]
+  }
+  if (t.type === 'array') return duckType(t.elementType) + '[]'
+  if (t.type === 'map') return `MAP(${duckType(t.keyType)}, ${duckType(t.valueType)})`
+  return `STRUCT(${t.fields.map((f) => `${f.name} ${duckType(f.type)}`).join(', ')})`
+}
 const conn = (files.length && (checkFiles || sql)) ? await (await DuckDBInstance.create(':memory:', { threads: '2' })).connect() : null
 const rows = async (q) => (await conn.runAndReadAll(q)).getRowsJson()
 const lit = (s) => "'" + s.replace(/'/g, "''") + "'"
@@ -229,6 +277,15 @@ if (checkFiles) {
   for (const f of files) {
     const file = fileOf(f.path)
     need(fs.existsSync(file), f.path, 'a live file is missing')
+    // the file's columns are the schema's data columns, of the Delta types
+    const dataFields = schema.filter((x) => !meta.partitionColumns.includes(x.name))
+    const described = (await rows(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(${lit(file)}, hive_partitioning = false))`))
+    need(JSON.stringify(described.map(([n]) => n)) === JSON.stringify(dataFields.map((x) => x.name)), f.path,
+      `the file's columns ${JSON.stringify(described.map(([n]) => n))} are not the schema's ${JSON.stringify(dataFields.map((x) => x.name))}`)
+    described.forEach(([n, t], i) => {
+      const want = duckType(dataFields[i].type)
+      need(t.replace(/"/g, '') === want || (want === 'VARCHAR' && t === 'JSON'), f.path, `column ${n} is ${t} in the file, ${want} in the schema`)
+    })
     need(fs.statSync(file).size === f.size, f.path, `size ${fs.statSync(file).size} is not the add's ${f.size}`)
     const buf = await asyncBufferFromFile(file)
     const md = await parquetMetadataAsync(buf)
@@ -238,18 +295,25 @@ if (checkFiles) {
     if (!f.stats) continue
     need(Number(md.num_rows) === f.numRecords, f.path, `hyparquet counts ${md.num_rows} rows, the add says ${f.numRecords}`)
     // DuckDB: rows, and each column's bounds and nulls against the stats
-    const cols = Object.keys(f.stats.nullCount ?? {})
-    const typeOf = (c) => schema.find((x) => x.name === c).type
-    const agg = (fn, c) => /^timestamp/.test(typeOf(c)) ? `epoch_ms(${fn}(${qi(c)}))::VARCHAR` : `${fn}(${qi(c)})::VARCHAR`
+    // a column's stats name a field of the schema; arrays and maps have none
+    const cols = statLeaves(f.stats.nullCount).map(([c]) => c)
+    const typeOf = (c) => c.split('.').reduce((t, k) => {
+      const x = (t === null ? schema : t.fields).find((y) => y.name === k)
+      need(x !== undefined, f.path, `stats name ${c}, which is not in the schema`)
+      return x.type
+    }, null)
+    for (const c of cols) need(isStr(typeOf(c)), f.path, `stats of ${c}, which is not a primitive column`)
+    const colExpr = (c) => c.split('.').map(qi).join('.')
+    const agg = (fn, c) => /^timestamp/.test(typeOf(c)) ? `epoch_ms(${fn}(${colExpr(c)}))::VARCHAR` : `${fn}(${colExpr(c)})::VARCHAR`
     const parts = [`count(*)::VARCHAR`]
-    for (const c of cols) parts.push(`(count(*) - count(${qi(c)}))::VARCHAR`, agg('min', c), agg('max', c))
+    for (const c of cols) parts.push(`(count(*) - count(${colExpr(c)}))::VARCHAR`, agg('min', c), agg('max', c))
     const [r] = await rows(`SELECT ${parts.join(', ')} FROM read_parquet(${lit(file)}, hive_partitioning = false)`)
     need(Number(r[0]) === f.numRecords, f.path, `DuckDB counts ${r[0]} rows, the add says ${f.numRecords}`)
     cols.forEach((c, i) => {
       const [nulls, mn, mx] = r.slice(1 + 3 * i, 4 + 3 * i)
-      need(Number(nulls) === f.stats.nullCount[c], f.path, `column ${c} has ${nulls} nulls, the stats say ${f.stats.nullCount[c]}`)
+      need(Number(nulls) === statAt(f.stats.nullCount, c), f.path, `column ${c} has ${nulls} nulls, the stats say ${statAt(f.stats.nullCount, c)}`)
       const type = typeOf(c)
-      for (const [bound, stat, d] of [['min', f.stats.minValues?.[c], mn], ['max', f.stats.maxValues?.[c], mx]]) {
+      for (const [bound, stat, d] of [['min', statAt(f.stats.minValues, c), mn], ['max', statAt(f.stats.maxValues, c), mx]]) {
         if (stat === undefined || stat === null) continue
         need(d !== null, f.path, `column ${c} has a ${bound} in the stats but only nulls`)
         let ok

@@ -8,7 +8,9 @@
 //       Values are compared in a canonical text form per Parquet type:
 //       integers and decimals as digits, floats as their IEEE bits,
 //       timestamps as microseconds since 1970, dates as days since 1970,
-//       bytea as hex, everything else as its text.  hyparquet returns
+//       bytea as hex, everything else as its text; arrays and composites
+//       (Parquet LIST and STRUCT columns) as their JSON, keys sorted,
+//       numbers to 15 significant digits, a missing field as null.  hyparquet returns
 //       decimals as JS numbers, so its decimals are compared within 1e-9
 //       (relative).  Prints one JSON line; exits 1 on any difference.
 //   node read_parquet.mjs duckdb 'SQL' ...
@@ -50,6 +52,35 @@ function kindOf(el) {
 
 const q = (name) => '"' + name.replace(/"/g, '""') + '"'
 
+// A nested value in one canonical JSON text, whichever reader gave it.
+function canonJson(v) {
+  const canon = (x) => {
+    if (x === null || x === undefined) return null
+    if (typeof x === 'bigint') return Number(x)
+    // Postgres's jsonb writes NaN and infinities as strings
+    if (typeof x === 'number' && !Number.isFinite(x)) return String(x)
+    // hyparquet turns decimals into doubles: 15 significant digits
+    if (typeof x === 'number') return Number(x.toPrecision(15))
+    if (Array.isArray(x)) return x.map(canon)
+    if (typeof x === 'object') return Object.fromEntries(Object.keys(x).sort().map((k) => [k, canon(x[k])]))
+    return x
+  }
+  return v === null || v === undefined ? null : JSON.stringify(canon(v))
+}
+
+// The top-level columns of a file: a group (LIST, STRUCT) is one nested column.
+function topColumns(schema) {
+  const cols = []
+  let i = 1
+  const skip = (k) => { const n = schema[k].num_children ?? 0; let j = k + 1; for (let c = 0; c < n; c++) j = skip(j); return j }
+  while (i < schema.length) {
+    const el = schema[i]
+    cols.push({ name: el.name, kind: el.num_children ? 'nested' : kindOf(el) })
+    i = skip(i)
+  }
+  return cols
+}
+
 function pgCanon(name, kind) {
   const c = 's.' + q(name)
   switch (kind) {
@@ -59,6 +90,7 @@ function pgCanon(name, kind) {
     case 'bytea': return `encode(${c}, 'hex')`
     // concat() uses the type's output function: char(n) keeps its padding
     case 'text': return `CASE WHEN ${c} IS NULL THEN NULL ELSE concat(${c}) END`
+    case 'nested': return `to_jsonb(${c})`
     default: return `${c}::text`
   }
 }
@@ -70,6 +102,7 @@ function duckCanon(name, kind) {
     case 'ts': return `CASE WHEN ${c} IS NULL THEN NULL WHEN isfinite(${c}) THEN epoch_us(${c})::VARCHAR WHEN ${c} > TIMESTAMP '2000-01-01' THEN 'infinity' ELSE '-infinity' END`
     case 'date': return `CASE WHEN ${c} IS NULL THEN NULL WHEN isfinite(${c}) THEN (${c} - DATE '1970-01-01')::VARCHAR WHEN ${c} > DATE '2000-01-01' THEN 'infinity' ELSE '-infinity' END`
     case 'bytea': return `lower(hex(${c}))`
+    case 'nested': return `to_json(${c})::VARCHAR`
     default: return `${c}::VARCHAR`
   }
 }
@@ -81,6 +114,7 @@ function hypCanon(v, kind) {
     case 'bool': return v ? 'true' : 'false'
     case 'bytea': return Buffer.from(v).toString('hex')
     case 'decimal': return v
+    case 'nested': return canonJson(v)
     default: return String(v)
   }
 }
@@ -117,14 +151,15 @@ function same(a, b, kind) {
 async function compare(file, source) {
   const buf = await asyncBufferFromFile(file)
   const meta = await parquetMetadataAsync(buf)
-  const cols = meta.schema.slice(1).map((el) => ({ name: el.name, kind: kindOf(el) }))
+  const cols = topColumns(meta.schema)
 
   const pgSql = `SELECT coalesce(json_agg(json_build_array(${cols.map((c) => pgCanon(c.name, c.kind)).join(', ')})), '[]') FROM (${source}) s`
-  const expected = psqlJson(pgSql)
+  const expected = psqlJson(pgSql).map((r) => r.map((v, j) => cols[j].kind === 'nested' ? canonJson(v) : v))
 
   const conn = await duck()
   const dr = await conn.runAndReadAll(`SELECT ${cols.map((c) => duckCanon(c.name, c.kind)).join(', ')} FROM read_parquet('${file.replace(/'/g, "''")}')`)
-  const duckRows = dr.getRowsJS().map((r) => r.map((v, i) => (v === null ? null : cols[i].kind === 'float' ? floatHex(v) : String(v))))
+  const duckRows = dr.getRowsJS().map((r) => r.map((v, i) => (v === null ? null : cols[i].kind === 'float' ? floatHex(v)
+    : cols[i].kind === 'nested' ? canonJson(JSON.parse(v.replace(/([[,:])(-?Infinity|NaN)(?=[,\]}])/g, '$1"$2"'))) : String(v))))
 
   const objs = await parquetReadObjects({ file: buf, ...hypOptions })
   const hypRows = objs.map((o) => cols.map((c) => hypCanon(o[c.name], c.kind)))
