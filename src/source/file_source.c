@@ -190,6 +190,9 @@ batch_file(FileSource *s)
 	{
 		s->maxbatch *= 2;
 		s->batch = repalloc(s->batch, sizeof(BatchFile) * s->maxbatch);
+		/* each file's progress points at its entry, which moved */
+		for (int i = 0; i < s->nbatch; i++)
+			s->batch[i].progress.file = &s->batch[i].file;
 	}
 	b = &s->batch[s->nbatch++];
 	memset(b, 0, sizeof(BatchFile));
