@@ -271,9 +271,10 @@ lookup_paths(FileLedger *l, Datum *ask, int n)
 {
 	Oid			argtypes[2] = {INT4OID, TEXTARRAYOID};
 	Datum		args[2];
+	ArrayType  *paths = construct_array(ask, n, TEXTOID, -1, false, TYPALIGN_INT);
 
 	args[0] = Int32GetDatum(l->source_id);
-	args[1] = PointerGetDatum(construct_array(ask, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[1] = PointerGetDatum(paths);
 	if (SPI_execute_with_args("SELECT path, etag, position, lines, state, rows FROM iotstream.source_files"
 							  " WHERE source_id = $1 AND path = ANY ($2)",
 							  2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
@@ -300,6 +301,7 @@ lookup_paths(FileLedger *l, Datum *ask, int n)
 		pfree(path);
 	}
 	SPI_freetuptable(SPI_tuptable);
+	pfree(paths);
 }
 
 /*
