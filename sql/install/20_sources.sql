@@ -406,7 +406,8 @@ CREATE FUNCTION iotstream._worker_stats(
     OUT dead_letters bigint, OUT duplicates bigint, OUT batches bigint,
     OUT messages_per_sec float8, OUT rows_per_sec float8, OUT started_at timestamptz,
     OUT last_batch_at timestamptz, OUT last_error text, OUT last_error_at timestamptz,
-    OUT memory_bytes bigint, OUT dedup_bytes bigint, OUT dedup_keys bigint, OUT dedup_filtered_keys bigint)
+    OUT memory_bytes bigint, OUT dedup_bytes bigint, OUT dedup_keys bigint, OUT dedup_filtered_keys bigint,
+    OUT cached bigint)
 RETURNS SETOF record AS 'MODULE_PATHNAME', 'iotstream_worker_stats' LANGUAGE C;
 COMMENT ON FUNCTION iotstream._worker_stats() IS 'Internal: the counters of each source worker since it started, from shared memory; a role sees the workers of the tables it may read.';
 
@@ -650,7 +651,8 @@ END $$;
 COMMENT ON FUNCTION iotstream.create_file_source(text, text, regclass, text, jsonb, jsonb) IS
     'Defines a file source: the files of a folder (file:///...) or blob container (abfss://, https://, emulator http://; options.credential) that match options.pattern (default **/*.<format>, .gz included) read once each into the stream table target; format csv, jsonl or avro (Event Hubs Capture: Body decoded, the rest in $headers). options: pattern, header, delimiter, quote, columns, on_rewrite (skip|reingest), path_column, poll_ms, date_levels, credential, list_page, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon. Superusers only.';
 
--- source_status: the files of a file source by state (a new last column)
+-- source_status: the files of a file source by state (a new last column),
+-- and how many of them its worker holds in memory (cached)
 CREATE OR REPLACE VIEW iotstream.source_status AS
 SELECT s.name AS source,
        s.target,
@@ -687,7 +689,8 @@ SELECT s.name AS source,
               (array_agg(x.last_error ORDER BY x.last_error_at DESC NULLS LAST))[1] AS last_error,
               max(x.last_error_at) AS last_error_at,
               sum(x.memory_bytes)::bigint AS memory_bytes, sum(x.dedup_bytes)::bigint AS dedup_bytes,
-              sum(x.dedup_keys)::bigint AS dedup_keys, sum(x.dedup_filtered_keys)::bigint AS dedup_filtered_keys
+              sum(x.dedup_keys)::bigint AS dedup_keys, sum(x.dedup_filtered_keys)::bigint AS dedup_filtered_keys,
+              sum(x.cached)::bigint AS cached
          FROM iotstream._worker_stats() x WHERE x.source_id = s.source_id) w ON true
   LEFT JOIN LATERAL (
        SELECT jsonb_agg(jsonb_build_object('topic', so.topic, 'partition', so.partition,
@@ -702,7 +705,8 @@ SELECT s.name AS source,
                                  'in_progress', count(*) FILTER (WHERE sf.state = 'in progress'),
                                  'done', count(*) FILTER (WHERE sf.state = 'done'),
                                  'failed', count(*) FILTER (WHERE sf.state = 'failed'),
-                                 'rewritten', count(*) FILTER (WHERE sf.state = 'rewritten')) AS files
+                                 'rewritten', count(*) FILTER (WHERE sf.state = 'rewritten'),
+                                 'cached', w.cached) AS files
          FROM iotstream.source_files sf WHERE sf.source_id = s.source_id AND s.kind = 'file'
        HAVING s.kind = 'file') f ON true
  -- each role sees the sources of the tables it may read

@@ -2703,3 +2703,84 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION iotstream._delta_commit(iotstream.exports, bigint[], bigint[]) IS
     'Internal: commits a run''s add and remove actions as one version of the export''s Delta table (put-if-absent, optimistic concurrency, txn dedup); returns the version or NULL.';
+
+-- ------------------------------------------------------------ file ledger
+-- Bounded memory (issue 21): a file source's worker holds only the files
+-- not done and a bounded cache of the rest, and source_status's files
+-- say how many (cached): _worker_stats gains a column, so both are made
+-- again.
+DROP VIEW iotstream.source_status;
+DROP FUNCTION iotstream._worker_stats();
+CREATE FUNCTION iotstream._worker_stats(
+    OUT source_id int, OUT pid int, OUT state text, OUT messages bigint, OUT rows bigint,
+    OUT dead_letters bigint, OUT duplicates bigint, OUT batches bigint,
+    OUT messages_per_sec float8, OUT rows_per_sec float8, OUT started_at timestamptz,
+    OUT last_batch_at timestamptz, OUT last_error text, OUT last_error_at timestamptz,
+    OUT memory_bytes bigint, OUT dedup_bytes bigint, OUT dedup_keys bigint, OUT dedup_filtered_keys bigint,
+    OUT cached bigint)
+RETURNS SETOF record AS 'MODULE_PATHNAME', 'iotstream_worker_stats' LANGUAGE C;
+COMMENT ON FUNCTION iotstream._worker_stats() IS 'Internal: the counters of each source worker since it started, from shared memory; a role sees the workers of the tables it may read.';
+REVOKE ALL ON FUNCTION iotstream._worker_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION iotstream._worker_stats() TO PUBLIC;
+CREATE VIEW iotstream.source_status AS
+SELECT s.name AS source,
+       s.target,
+       s.topics,
+       CASE WHEN NOT s.running THEN 'stopped'
+            WHEN w.workers = 0 THEN 'starting'
+            ELSE w.state END AS state,
+       w.pids,
+       o.partitions,
+       o.lag,
+       coalesce(w.messages_per_sec, 0) AS messages_per_sec,
+       coalesce(w.rows_per_sec, 0) AS rows_per_sec,
+       coalesce(w.messages, 0) AS messages,
+       coalesce(w.rows, 0) AS rows,
+       coalesce(w.duplicates, 0) AS duplicates,
+       (SELECT count(*) FROM iotstream.dead_letters d WHERE d.source = s.name) AS dead_letters,
+       w.last_batch_at,
+       w.last_error,
+       w.last_error_at,
+       s.kind,
+       w.memory_bytes,
+       w.dedup_bytes,
+       w.dedup_keys,
+       w.dedup_filtered_keys,
+       f.files
+  FROM iotstream.sources s
+  LEFT JOIN LATERAL (
+       SELECT count(*) FILTER (WHERE x.pid IS NOT NULL) AS workers,
+              array_agg(x.pid) FILTER (WHERE x.pid IS NOT NULL) AS pids,
+              min(x.state) FILTER (WHERE x.pid IS NOT NULL) AS state,
+              sum(x.messages_per_sec) AS messages_per_sec, sum(x.rows_per_sec) AS rows_per_sec,
+              sum(x.messages) AS messages, sum(x.rows) AS rows, sum(x.duplicates) AS duplicates,
+              max(x.last_batch_at) AS last_batch_at,
+              (array_agg(x.last_error ORDER BY x.last_error_at DESC NULLS LAST))[1] AS last_error,
+              max(x.last_error_at) AS last_error_at,
+              sum(x.memory_bytes)::bigint AS memory_bytes, sum(x.dedup_bytes)::bigint AS dedup_bytes,
+              sum(x.dedup_keys)::bigint AS dedup_keys, sum(x.dedup_filtered_keys)::bigint AS dedup_filtered_keys,
+              sum(x.cached)::bigint AS cached
+         FROM iotstream._worker_stats() x WHERE x.source_id = s.source_id) w ON true
+  LEFT JOIN LATERAL (
+       SELECT jsonb_agg(jsonb_build_object('topic', so.topic, 'partition', so.partition,
+                        'next_offset', so.next_offset, 'high_watermark', so.high_watermark,
+                        'lag', greatest(so.high_watermark - so.next_offset, 0))
+                        ORDER BY so.topic, so.partition) AS partitions,
+              sum(greatest(so.high_watermark - so.next_offset, 0))::bigint AS lag
+         FROM iotstream.source_offsets so WHERE so.source_id = s.source_id) o ON true
+  LEFT JOIN LATERAL (
+       SELECT jsonb_build_object('seen', count(*),
+                                 'waiting', count(*) FILTER (WHERE sf.state = 'seen'),
+                                 'in_progress', count(*) FILTER (WHERE sf.state = 'in progress'),
+                                 'done', count(*) FILTER (WHERE sf.state = 'done'),
+                                 'failed', count(*) FILTER (WHERE sf.state = 'failed'),
+                                 'rewritten', count(*) FILTER (WHERE sf.state = 'rewritten'),
+                                 'cached', w.cached) AS files
+         FROM iotstream.source_files sf WHERE sf.source_id = s.source_id AND s.kind = 'file'
+       HAVING s.kind = 'file') f ON true
+ -- each role sees the sources of the tables it may read
+ WHERE coalesce(pg_catalog.has_table_privilege(s.target, 'SELECT'), false)
+    OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
+GRANT SELECT ON iotstream.source_status TO PUBLIC;
+COMMENT ON VIEW iotstream.source_status IS
+    'Each source: state, worker pids, partitions with stored offset, high watermark and lag, messages and rows per second over the last minute, totals since the workers started, duplicates, dead letters, the last error, its kind, and its workers'' memory: private memory (RssAnon), what dedup holds, and the keys it holds exactly and behind filters. No secrets.';

@@ -120,12 +120,13 @@ typedef enum FileState
 
 typedef struct FileLedgerEntry
 {
-	char		path[MAXPGPATH];	/* hash key */
+	char	   *path;			/* hash key, in the ledger's memory */
 	char		etag[FILE_ETAG_LEN];	/* of the version its rows are of */
 	int64		position;
 	int64		lines;
 	int64		rows;			/* records read of the version */
 	FileState	state;
+	uint32		pass;			/* the last lookup that found it listed */
 } FileLedgerEntry;
 
 /* One file's part of a batch, or a change of state outside batches. */
@@ -144,8 +145,13 @@ typedef struct FileLedger FileLedger;
 
 extern FileLedger *FileLedgerLoad(const char *group_id, const char *path_column,
 								  MemoryContext cxt);
+extern void FileLedgerLookup(FileLedger *l, const FileEntry *files, int n);
+extern void FileLedgerForgetListed(FileLedger *l);
 extern FileLedgerEntry *FileLedgerGet(FileLedger *l, const char *path);
-extern FileLedgerEntry **FileLedgerEntries(FileLedger *l, int *n);
+extern void FileLedgerScan(FileLedger *l,
+						   void (*fn) (void *arg, const char *path, FileState state),
+						   void *arg);
+extern int64 FileLedgerCached(FileLedger *l);
 extern void FileLedgerWrite(FileLedger *l, const FileProgress *p, int n, bool own_xact);
 extern void FileLedgerRemember(FileLedger *l, const FileProgress *p, int n);
 

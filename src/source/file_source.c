@@ -57,6 +57,7 @@ typedef struct FileSource
 	FileListResume resume;		/* date-laid folders: where listing goes on */
 
 	FileEntry  *todo;			/* files of the last listing to read */
+	bool	   *todo_reingest;	/* whose rows replace an earlier version's */
 	int			ntodo;
 	int			next;
 	TimestampTz listed_at;
@@ -189,6 +190,9 @@ batch_file(FileSource *s)
 	{
 		s->maxbatch *= 2;
 		s->batch = repalloc(s->batch, sizeof(BatchFile) * s->maxbatch);
+		/* each file's progress points at its entry, which moved */
+		for (int i = 0; i < s->nbatch; i++)
+			s->batch[i].progress.file = &s->batch[i].file;
 	}
 	b = &s->batch[s->nbatch++];
 	memset(b, 0, sizeof(BatchFile));
@@ -331,42 +335,75 @@ update_resume(FileSource *s, const FileEntry *all, int n)
 	MemoryContextSwitchTo(old);
 }
 
+/* The state of resume_from_ledger's scan of the ledger. */
+typedef struct ResumeScan
+{
+	FileSource *s;
+	int			depth;
+	char	  **oldest_todo;	/* by group: the date of its oldest file to read */
+	int			ngroups;		/* room in oldest_todo */
+} ResumeScan;
+
+static void
+resume_file(void *arg, const char *path, FileState state)
+{
+	ResumeScan *rs = arg;
+	FileListResume *r = &rs->s->resume;
+	char	   *group;
+	char	   *date;
+	bool		todo = state == FILE_SEEN || state == FILE_IN_PROGRESS;
+	bool		added;
+	int			g;
+
+	if (!FilePatternMatches(rs->s->pattern, path))
+		return;
+	(void) FilePathSplit(path, rs->depth, r->date_levels, &group, &date);
+	g = resume_group(r, group, date, &added);
+	if (g >= rs->ngroups)
+	{
+		rs->oldest_todo = repalloc(rs->oldest_todo, sizeof(char *) * rs->ngroups * 2);
+		memset(rs->oldest_todo + rs->ngroups, 0, sizeof(char *) * rs->ngroups);
+		rs->ngroups *= 2;
+	}
+	if (!added)
+	{
+		pfree(group);
+		if (strcmp(date, r->dates[g]) > 0)
+		{
+			pfree(r->dates[g]);
+			r->dates[g] = pstrdup(date);
+		}
+	}
+	if (todo && (rs->oldest_todo[g] == NULL || strcmp(date, rs->oldest_todo[g]) < 0))
+		rs->oldest_todo[g] = pstrdup(date);
+	if (!added)
+		pfree(date);
+}
+
 /*
  * Where a (re)started worker lists from: the same dates, from the files
  * of the ledger (which commits with their rows) instead of a listing, so
- * a restart does not list from the root.
+ * a restart does not list from the root.  The ledger's files are read
+ * from its table, a page at a time.
  */
 static void
 resume_from_ledger(FileSource *s)
 {
 	FileListResume *r = &s->resume;
-	int			depth = group_depth(s);
-	int			n;
-	FileLedgerEntry **all = FileLedgerEntries(s->ledger, &n);
-	char	  **oldest_todo = palloc0(sizeof(char *) * Max(n, 1));
+	ResumeScan	rs;
 
-	for (int i = 0; i < n; i++)
-	{
-		char	   *group;
-		char	   *date;
-		bool		todo = all[i]->state == FILE_SEEN || all[i]->state == FILE_IN_PROGRESS;
-		bool		added;
-		int			g;
-
-		if (!FilePatternMatches(s->pattern, all[i]->path))
-			continue;
-		(void) FilePathSplit(all[i]->path, depth, r->date_levels, &group, &date);
-		g = resume_group(r, group, date, &added);
-		if (!added && strcmp(date, r->dates[g]) > 0)
-			r->dates[g] = date;
-		if (todo && (oldest_todo[g] == NULL || strcmp(date, oldest_todo[g]) < 0))
-			oldest_todo[g] = date;
-	}
+	rs.s = s;
+	rs.depth = group_depth(s);
+	rs.ngroups = 16;
+	rs.oldest_todo = palloc0(sizeof(char *) * rs.ngroups);
+	FileLedgerScan(s->ledger, resume_file, &rs);
 	for (int g = 0; g < r->n; g++)
-		if (oldest_todo[g])
-			r->dates[g] = oldest_todo[g];
-	pfree(oldest_todo);
-	pfree(all);
+		if (rs.oldest_todo[g])
+		{
+			pfree(r->dates[g]);
+			r->dates[g] = rs.oldest_todo[g];
+		}
+	pfree(rs.oldest_todo);
 }
 
 /*
@@ -410,8 +447,10 @@ list_files(FileSource *s)
 	else
 		all = FileListLocal(s->root, s->pattern, &s->resume, &n);
 	s->todo = palloc(sizeof(FileEntry) * Max(n, 1));
+	s->todo_reingest = palloc0(sizeof(bool) * Max(n, 1));
 	seen = palloc(sizeof(FileProgress) * Max(n, 1));
 	s->ntodo = s->next = 0;
+	FileLedgerLookup(s->ledger, all, n);
 	for (int i = 0; i < n; i++)
 	{
 		FileLedgerEntry *e = FileLedgerGet(s->ledger, all[i].path);
@@ -430,7 +469,11 @@ list_files(FileSource *s)
 		else if (same && (e->state == FILE_SEEN || e->state == FILE_IN_PROGRESS))
 			s->todo[s->ntodo++] = all[i];
 		else if (!same && s->reingest && e->state != FILE_SEEN && e->state != FILE_IN_PROGRESS)
+		{
+			/* the ledger may not hold it by the time it is read */
+			s->todo_reingest[s->ntodo] = true;
 			s->todo[s->ntodo++] = all[i];
+		}
 		else if (!same && (e->state == FILE_SEEN || e->state == FILE_IN_PROGRESS))
 			s->todo[s->ntodo++] = all[i];	/* changed before it was done: read on */
 		else if (!same && e->state == FILE_DONE)
@@ -444,6 +487,7 @@ list_files(FileSource *s)
 	}
 	FileLedgerWrite(s->ledger, seen, nseen, true);
 	FileLedgerRemember(s->ledger, seen, nseen);
+	FileLedgerForgetListed(s->ledger);
 	MemoryContextSwitchTo(old);
 	if (s->resume.date_levels > 0 && strstr(s->pattern, "**") == NULL)
 		update_resume(s, all, n);
@@ -475,8 +519,7 @@ next_file(FileSource *s)
 		s->cur = *f;
 		strlcpy(s->cur_path, f->path, sizeof(s->cur_path));
 		s->cur.path = s->cur_path;
-		s->cur_reingest = e && strcmp(e->etag, f->etag) != 0 &&
-			e->state != FILE_SEEN && e->state != FILE_IN_PROGRESS;
+		s->cur_reingest = s->todo_reingest[s->next - 1];
 		if (e && !s->cur_reingest && e->state == FILE_IN_PROGRESS)
 		{
 			position = e->position;
@@ -660,6 +703,15 @@ file_close(void *src)
 	MemoryContextDelete(s->cxt);
 }
 
+/* How many files the ledger holds in memory. */
+static int64
+file_cached(void *src)
+{
+	FileSource *s = src;
+
+	return FileLedgerCached(s->ledger);
+}
+
 /* An idle worker polls again when the next listing is due. */
 static long
 file_idle_ms(void *src)
@@ -684,4 +736,5 @@ const SourceOps FileSourceOps = {
 	.release = file_release,
 	.last_error = file_last_error,
 	.close = file_close,
+	.cached = file_cached,
 };

@@ -148,6 +148,8 @@ typedef struct SourceOps
 	/* the last error and how many there were; NULL if none */
 	const char *(*last_error) (void *src, int64 *count);
 	void		(*close) (void *src);
+	/* what it holds in memory of what it read (the file ledger); NULL: none */
+	int64		(*cached) (void *src);
 } SourceOps;
 
 /* in kafka_source.c */

@@ -45,6 +45,7 @@ typedef struct SourceMemory
 	int64		dedup_bytes;	/* what dedup holds */
 	int64		dedup_keys;		/* keys it holds exactly */
 	int64		dedup_filtered_keys;	/* keys behind its filters */
+	int64		cached;			/* what the source holds (SourceOps.cached), -1 */
 } SourceMemory;
 
 extern void SourceSlotSetMemory(const SourceMemory *m);

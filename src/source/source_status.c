@@ -204,7 +204,7 @@ SourceRssAnon(void)
  * iotstream._worker_stats() -> setof (source_id, pid, state, messages, rows,
  *	 dead, duplicates, batches, messages_per_sec, rows_per_sec, started_at,
  *	 last_batch_at, last_error, last_error_at, memory_bytes, dedup_bytes,
- *	 dedup_keys, dedup_filtered_keys)
+ *	 dedup_keys, dedup_filtered_keys, cached)
  */
 PG_FUNCTION_INFO_V1(iotstream_worker_stats);
 Datum
@@ -219,8 +219,8 @@ iotstream_worker_stats(PG_FUNCTION_ARGS)
 	for (int i = 0; i < iotstream_max_workers; i++)
 	{
 		SourceSlot	s;
-		Datum		v[18];
-		bool		nulls[18] = {0};
+		Datum		v[19];
+		bool		nulls[19] = {0};
 		int64		msgs = 0,
 					rows = 0;
 
@@ -264,6 +264,8 @@ iotstream_worker_stats(PG_FUNCTION_ARGS)
 		v[15] = Int64GetDatum(s.memory.dedup_bytes);
 		v[16] = Int64GetDatum(s.memory.dedup_keys);
 		v[17] = Int64GetDatum(s.memory.dedup_filtered_keys);
+		v[18] = Int64GetDatum(s.memory.cached);
+		nulls[18] = s.memory.cached < 0 || s.memory.rss_anon <= 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, nulls);
 	}
 	return (Datum) 0;

@@ -150,6 +150,7 @@ report_memory(bool now)
 	last = t;
 	m.rss_anon = SourceRssAnon();
 	IngestDedupMemory(MyTarget, &m.dedup_bytes, &m.dedup_keys, &m.dedup_filtered_keys);
+	m.cached = Source != NULL && MySource != NULL && Source->cached ? Source->cached(MySource) : -1;
 	SourceSlotSetMemory(&m);
 }
 

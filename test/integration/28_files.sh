@@ -9,7 +9,11 @@
 #   4. a rewritten file: skipped (state rewritten, rows unchanged), or read
 #      again with on_rewrite 'reingest', whose rows replace the earlier ones;
 #   5. JSON lines through the decoder and a mapping;
-#   6. date-laid folders (date_levels) listed from the newest date seen.
+#   6. date-laid folders (date_levels) listed from the newest date seen;
+#   7. the ledger's memory: a folder of 3,000 files read once each, of
+#      which the worker holds at most 2,048 in memory; a restarted worker
+#      that lists them all again reads none of them again, and reads again
+#      (on_rewrite 'reingest') one rewritten that memory does not hold.
 # Every check counts rows and sums their values against the files written.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -231,6 +235,49 @@ if q "SELECT iotstream.create_file_source('it28bad', 'file://$LAKE/dl', 'it28.t'
 fi
 grep -q 'option date_levels needs a pattern without "\*\*"' "$W/err" || fail "date_levels with **: $(cat "$W/err")"
 echo "ok - date_levels with a ** pattern is refused"
+
+# 7. The ledger's memory is bounded: of 3,000 files done, the worker holds
+#    at most 2,048 (its cache of files done; none is left to read), and the
+#    rest are looked up in iotstream.source_files when a listing names them.
+#    The folder is made aside and renamed in whole.
+nmany=3000
+mkdir -p "$W/stage28/many"
+awk -v n=$nmany -v d="$W/stage28/many" 'BEGIN { for (i = 1; i <= n; i++) {
+    f = sprintf("%s/m%05d.csv", d, i)
+    printf "ts,sensor_id,value\n2026-11-04T00:00:00Z,m-%d,%d\n", i % 7, i >f
+    close(f) } }'
+chmod 755 "$W/stage28/many" && chmod 644 "$W/stage28/many"/*.csv
+mv "$W/stage28/many" "$LAKE/many"
+q "SELECT iotstream.create_file_source('it28many', 'file://$LAKE/many', 'it28.t', 'csv',
+     '{\"file\": \"\$topic\", \"line\": \"\$offset\"}',
+     '{\"poll_ms\": 50, \"batch_ms\": 20, \"on_rewrite\": \"reingest\", \"path_column\": \"file\"}')" >/dev/null
+q "SELECT iotstream.start_source('it28many')" >/dev/null
+many_done="SELECT (files->>'done')::int FROM iotstream.source_status WHERE source = 'it28many'"
+wait_for "SELECT ($many_done) = $nmany" 300
+# the worker reports its memory once a second: wait for a report after the last file
+wait_for "SELECT (files->>'cached')::int <= 2048 FROM iotstream.source_status WHERE source = 'it28many'" 60
+echo "ok - the ledger holds $(q "SELECT files->>'cached' FROM iotstream.source_status WHERE source = 'it28many'") of $nmany files in memory"
+many_stats="SELECT count(*) || ' ' || sum(value) || ' ' || count(DISTINCT file) FROM it28.t WHERE file LIKE 'm_____.csv'"
+assert_eq "$(q "$many_stats")" "$nmany $(sum_of $nmany 1) $nmany" "$nmany files: each row once"
+# a restarted worker holds none of them, lists them all, and reads only the new one
+pid=$(q "SELECT pids[1] FROM iotstream.source_status WHERE source = 'it28many'")
+q "SELECT iotstream.stop_source('it28many')" >/dev/null
+wait_for "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $pid)" 60
+q "SELECT iotstream.start_source('it28many')" >/dev/null
+make_csv many/zz_new.csv 5 1
+wait_for "SELECT state = 'done' FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+            WHERE s.name = 'it28many' AND f.path = 'zz_new.csv'" 60
+wait_for "SELECT (files->>'cached')::int <= 2048 FROM iotstream.source_status WHERE source = 'it28many'" 60
+assert_eq "$(q "$many_stats")" "$nmany $(sum_of $nmany 1) $nmany" "after a restart and new listings, none of the $nmany files read again"
+assert_eq "$(q "$many_done")" "$((nmany + 1))" "the new file is done"
+# the last file listed is beyond the cache (which keeps the first 2,048
+# a listing names): rewritten, its new rows replace its earlier one
+make_csv many/m03000.csv 3 10
+wait_for "SELECT rows = 3 AND state = 'done' FROM iotstream.source_files f JOIN iotstream.sources s USING (source_id)
+            WHERE s.name = 'it28many' AND f.path = 'm03000.csv'" 60
+assert_eq "$(file_stats m03000.csv)" "3 60 3" "a rewritten file memory did not hold: only its new rows"
+assert_eq "$(q "$many_stats")" "$((nmany + 2)) $(( $(sum_of $((nmany - 1)) 1) + 60 )) $nmany" \
+  "the other files' rows stay, once"
 
 q "SELECT iotstream.drop_source(name) FROM iotstream.sources WHERE name LIKE 'it28%'" >/dev/null
 echo "ok"
