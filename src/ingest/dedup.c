@@ -11,7 +11,7 @@
  *
  * Memory (at most dedup_memory bytes, see docs/sources.md, "Deduplication"):
  *  - the newest keys, with the time each was seen, in an open-addressing
- *    hash table (24 bytes a slot, half of the bound);
+ *    hash table (24 bytes a slot) that grows with them up to half the bound;
  *  - when it is full, its oldest keys move into a segment: a blocked Bloom
  *    filter (24 bits a key at capacity) over the time range they were seen
  *    in, in one of 8 places of an arena that takes the rest of the bound
@@ -65,7 +65,7 @@ DedupCreate(int source_id, const Interval *horizon, int64 budget, MemoryContext 
 	d->horizon = *horizon;
 	d->budget = budget;
 	d->cxt = cxt;
-	/* the table takes half the bound (mapped whole, taken as keys come) */
+	/* the table at its largest takes half the bound; it grows with the keys */
 	d->max_slots = Max(MIN_SLOTS, (uint64) budget / 2 / SLOT_BYTES);
 	usecs = horizon->time + (int64) horizon->day * USECS_PER_DAY + (int64) horizon->month * 30 * USECS_PER_DAY;
 	d->sweep_us = Min(Max(usecs / 16, USECS_PER_SEC), 60 * USECS_PER_SEC);

@@ -68,7 +68,7 @@ struct DedupState
 
 	/* the newest keys */
 	DedupSlot  *slots;
-	uint64		nslots;			/* half the bound, in slots */
+	uint64		nslots;			/* now; up to max_slots (half the bound) */
 	uint64		max_slots;
 	uint64		live;
 

@@ -22,9 +22,8 @@
 
 /*
  * Zeroed memory of the kernel's, mapped for the table and the filters:
- * its pages are zero until first written, so neither a memset nor a
- * growing table (a rehash at each doubling) is needed, and memory is
- * taken as keys arrive, up to the size mapped.
+ * its pages are zero until first written, so no memset is needed, and
+ * the table's memory is taken as keys arrive.
  */
 static void *
 zeroed_map(size_t bytes, bool populate)
@@ -41,10 +40,10 @@ zeroed_map(size_t bytes, bool populate)
 }
 
 static void
-table_alloc(DedupState *d)
+table_alloc(DedupState *d, uint64 nslots)
 {
-	d->slots = zeroed_map(d->max_slots * sizeof(DedupSlot), false);
-	d->nslots = d->max_slots;
+	d->slots = zeroed_map(nslots * sizeof(DedupSlot), false);
+	d->nslots = nslots;
 	d->live = 0;
 }
 
@@ -292,11 +291,36 @@ table_evict(DedupState *d, uint64 room)
 }
 
 /* room for n more keys in the hash table, within the bound */
+/*
+ * Grows the table four times, up to max_slots: its memory follows the keys
+ * of the horizon, up to half of the bound.  The old and the new table
+ * together take at most 1.25 times the largest, and the filters' arena is
+ * made only once the table is at its largest: within the bound.
+ */
+static void
+table_grow(DedupState *d)
+{
+	DedupSlot  *old = d->slots;
+	uint64		on = d->nslots;
+
+	table_alloc(d, Min(d->max_slots, on * 4));
+	for (uint64 i = 0; i < on; i++)
+	{
+		if (i + 8 < on && old[i + 8].key.hi != 0)
+			__builtin_prefetch(&d->slots[slot_home(d, old[i + 8].key.hi)], 1);
+		if (old[i].key.hi != 0)
+			dedup_table_put(d, old[i].key, old[i].seen);
+	}
+	munmap(old, on * sizeof(DedupSlot));
+}
+
 void
 dedup_table_make_room(DedupState *d, uint64 n)
 {
 	if (d->slots == NULL)
-		table_alloc(d);
+		table_alloc(d, Min(d->max_slots, MIN_SLOTS));
+	while ((d->live + n) * MAX_LOAD_DEN > d->nslots * MAX_LOAD_NUM && d->nslots < d->max_slots)
+		table_grow(d);
 	while ((d->live + n) * MAX_LOAD_DEN > d->nslots * MAX_LOAD_NUM)
 		table_evict(d, d->live + n - d->nslots * MAX_LOAD_NUM / MAX_LOAD_DEN);
 }
