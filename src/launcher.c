@@ -96,8 +96,9 @@ WorkerBeginXact(const char *activity)
 /*
  * glibc keeps the memory a worker frees, in the middle of its heap, for
  * later: a worker whose largest batch or step was once large stays that
- * large.  Every few seconds, the free pages go back to the kernel, so that
- * a worker's private memory is what it holds (docs/sources.md, "Memory").
+ * large.  Every few seconds, when 4MB or more are free, the free pages go
+ * back to the kernel, so that a worker's private memory is what it holds
+ * (docs/sources.md, "Memory").
  */
 static void
 worker_trim_memory(void)
@@ -108,8 +109,14 @@ worker_trim_memory(void)
 
 	if (now - last >= 5 * USECS_PER_SEC)
 	{
+		/*
+		 * Only when there is something worth giving back: trimming the
+		 * last step's megabyte or two makes a worker's memory swing from
+		 * sample to sample without making it smaller.
+		 */
 		last = now;
-		malloc_trim(0);
+		if (mallinfo2().fordblks >= 4 * 1024 * 1024)
+			malloc_trim(0);
 	}
 #endif
 }

@@ -374,24 +374,47 @@ DedupResolve(DedupState *d, const DedupKey *keys, int n, DedupVerdict *verdict)
 	args[2] = PointerGetDatum(construct_array(lo, npairs, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	args[3] = PointerGetDatum(construct_array(hi, npairs, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	SPI_connect();
-	if (SPI_execute_plan(d->lookup_plan, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up dedup keys");
-	for (uint64 r = 0; r < SPI_processed; r++)
 	{
-		bool		isnull;
-		bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-		const char *p = VARDATA_ANY(b);
-		int			nk = VARSIZE_ANY_EXHDR(b) / KEY_BYTES;
+		/*
+		 * The rows come LOAD_ROWS at a time: a filter's range may hold
+		 * thousands of rows of a shard, more memory than the bound allows
+		 * if they came at once.
+		 */
+		Portal		portal = SPI_cursor_open(NULL, d->lookup_plan, args, NULL, true);
+		MemoryContext per_fetch = AllocSetContextCreate(CurrentMemoryContext, "dedup lookup",
+														ALLOCSET_DEFAULT_SIZES);
 
-		for (int i = 0; i < nk; i++)
+		for (;;)
 		{
-			DedupKey	k = key_from_be(p + (size_t) i * KEY_BYTES, KEY_BYTES);
+			MemoryContext old;
 
-			/* every key of the batch it equals: its own, or any with its hi (0.2.0) */
-			for (int j = lower_bound_hi(maybe, nmaybe, k.hi); j < nmaybe && maybe[j].hi == k.hi; j++)
-				if (key_eq(maybe[j], k))
-					held[j] = true;
+			SPI_cursor_fetch(portal, true, LOAD_ROWS);
+			if (SPI_processed == 0)
+				break;
+			old = MemoryContextSwitchTo(per_fetch);
+			for (uint64 r = 0; r < SPI_processed; r++)
+			{
+				bool		isnull;
+				bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+				const char *p = VARDATA_ANY(b);
+				int			nk = VARSIZE_ANY_EXHDR(b) / KEY_BYTES;
+
+				for (int i = 0; i < nk; i++)
+				{
+					DedupKey	k = key_from_be(p + (size_t) i * KEY_BYTES, KEY_BYTES);
+
+					/* every key of the batch it equals: its own, or any with its hi (0.2.0) */
+					for (int j = lower_bound_hi(maybe, nmaybe, k.hi); j < nmaybe && maybe[j].hi == k.hi; j++)
+						if (key_eq(maybe[j], k))
+							held[j] = true;
+				}
+			}
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(per_fetch);
+			SPI_freetuptable(SPI_tuptable);
 		}
+		SPI_cursor_close(portal);
+		MemoryContextDelete(per_fetch);
 	}
 	SPI_finish();
 	for (int i = 0; i < n; i++)
