@@ -261,7 +261,7 @@ RuleEvaluateRange(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 	}
 	else
 	{
-		HTAB	   *states = RuleStatesCreate(r, persist);
+		RuleStates *states = RuleStatesBegin(r, persist, from);
 		Portal		portal;
 		MemoryContext rowcxt;
 		char		cur_key[KEY_MAX] = "";
@@ -274,7 +274,6 @@ RuleEvaluateRange(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 		float8	   *gv = palloc(sizeof(float8) * gcap);
 		TimestampTz *gt = palloc(sizeof(TimestampTz) * gcap);
 		float8	   *scratch = palloc(sizeof(float8) * gcap);
-		Size		size = RuleStateSize(r);
 		Datum	   *values = NULL;
 		bool	   *nulls = NULL;
 		StringInfoData raw;
@@ -294,7 +293,7 @@ RuleEvaluateRange(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 		initStringInfo(&cur_raw);
 
 		/* zscore without saved state reads the history before from too */
-		if (r->kind == RULE_ZSCORE && hash_get_num_entries(states) == 0)
+		if (r->kind == RULE_ZSCORE && RuleStatesCount(states) == 0)
 		{
 			int64		back;
 
@@ -381,15 +380,8 @@ RuleEvaluateRange(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 
 					if (new_key || cur == NULL)
 					{
-						bool		exists;
-
 						strlcpy(cur_key, key, KEY_MAX);
-						cur = hash_search(states, cur_key, HASH_ENTER, &exists);
-						if (!exists)
-						{
-							cur->state = MemoryContextAlloc(cxt, size);
-							RuleStateInit(r, cur->state);
-						}
+						cur = RuleStateFor(r, states, cur_key);
 					}
 					cur->changed = true;
 					if (r->kind == RULE_ZSCORE)
@@ -422,8 +414,7 @@ RuleEvaluateRange(Rule *r, SPIPlanPtr plan, TimestampTz from, TimestampTz to,
 		AsOwnerEnd(&as);
 		if (r->kind == RULE_MAD && have_group)
 			found += mad_window(r, cur_key, grp, grp_end, gv, gt, gn, scratch, oe.emit, oe.arg);
-		if (persist && size > 0)
-			RuleStatesSave(r, states);
+		RuleStatesEnd(r, states, persist, to);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);

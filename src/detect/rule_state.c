@@ -2,8 +2,12 @@
  * rule_state.c
  *		Each key's detector state, and its key as JSON.
  *
- * A row-by-row rule keeps a state per key (iotstream.rule_state), loaded
- * before and saved after each evaluation in its transaction.  A key that
+ * A row-by-row rule keeps a state per key (iotstream.rule_state), saved
+ * after each evaluation in its transaction, and kept in the worker's memory
+ * for the next one (RuleStatesBegin says when that copy is trusted; a
+ * rule whose states outgrow STATES_KEEP reads them again each time).  Both
+ * reads and saves go STATES_CHUNK keys at a time, so an evaluation's
+ * memory beyond the states does not grow with the keys.  A key that
  * sent nothing for iotstream.rule_state_idle is not loaded (it starts
  * afresh), and such keys leave the table in bulk as the rule's state is
  * loaded (an index range, empty when none is idle): the state a rule holds
@@ -15,6 +19,7 @@
 #include "iotstream.h"
 #include "detect/rules_int.h"
 
+#include "common/hashfn.h"
 #include "common/int.h"
 
 #include <math.h>
@@ -79,64 +84,209 @@ RuleStateInit(const Rule *r, void *state)
 	}
 }
 
-HTAB *
-RuleStatesCreate(const Rule *r, bool load)
+/*
+ * The states of one evaluation: a hash by the key's JSON text, whose
+ * entries, texts and states live in cxt.  until is the end of the range the
+ * states are the result of (0 while an evaluation changes them).
+ */
+struct RuleStates
 {
-	HASHCTL		ctl;
-	HTAB	   *states;
+	MemoryContext cxt;
+	HTAB	   *htab;
+	TimestampTz until;
+};
 
-	ctl.keysize = KEY_MAX;
-	ctl.entrysize = sizeof(KeyState);
-	ctl.hcxt = CurrentMemoryContext;
-	states = hash_create("iotstream rule states", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	if (load && RuleStateSize(r) > 0)
-	{
-		Oid			argtypes[2] = {INT4OID, TIMESTAMPTZOID};
-		TimestampTz now = GetCurrentTransactionStartTimestamp();
-		Datum		args[2] = {Int32GetDatum(r->rule_id),
-		TimestampTzGetDatum(now - (TimestampTz) iotstream_rule_state_idle * 60 * USECS_PER_SEC)};
-		Size		size = RuleStateSize(r);
-
-		if (SPI_execute_with_args("DELETE FROM iotstream.rule_state WHERE rule_id = $1 AND seen_at < $2",
-								  2, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not forget idle keys of iotstream.rule_state");
-		if (SPI_execute_with_args("SELECT key::text, state FROM iotstream.rule_state WHERE rule_id = $1 AND seen_at >= $2",
-								  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read iotstream.rule_state");
-		MemoryContextSwitchTo(ctl.hcxt);
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-			bytea	   *b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-			KeyState   *ks;
-
-			if (strlen(key) >= KEY_MAX || VARSIZE_ANY_EXHDR(b) != size)
-				continue;		/* from other parameters: start afresh */
-			ks = hash_search(states, key, HASH_ENTER, NULL);
-			ks->state = palloc(size);
-			memcpy(ks->state, VARDATA_ANY(b), size);
-			ks->changed = false;
-		}
-	}
-	return states;
+static uint32
+key_hash(const void *key, Size keysize)
+{
+	return string_hash(*(char *const *) key, KEY_MAX);
 }
 
-void
-RuleStatesSave(const Rule *r, HTAB *states)
+static int
+key_match(const void *a, const void *b, Size keysize)
 {
-	HASH_SEQ_STATUS st;
-	KeyState   *ks;
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static RuleStates *
+states_new(MemoryContext parent)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "iotstream rule states", ALLOCSET_DEFAULT_SIZES);
+	RuleStates *s = MemoryContextAllocZero(cxt, sizeof(RuleStates));
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(KeyState);
+	ctl.hash = key_hash;
+	ctl.match = key_match;
+	ctl.hcxt = cxt;
+	s->cxt = cxt;
+	s->htab = hash_create("iotstream rule states", 256, &ctl,
+						  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	return s;
+}
+
+/* The key's entry, a fresh state if the key is new. */
+KeyState *
+RuleStateFor(const Rule *r, RuleStates *s, const char *key)
+{
+	bool		exists;
+	KeyState   *ks = hash_search(s->htab, &key, HASH_ENTER, &exists);
+
+	if (!exists)
+	{
+		ks->key = MemoryContextStrdup(s->cxt, key);
+		ks->state = MemoryContextAlloc(s->cxt, Max(RuleStateSize(r), 1));
+		RuleStateInit(r, ks->state);
+		ks->seen_at = 0;
+		ks->changed = false;
+	}
+	return ks;
+}
+
+long
+RuleStatesCount(const RuleStates *s)
+{
+	return hash_get_num_entries(s->htab);
+}
+
+static void
+forget(RuleStates *s, KeyState *ks)
+{
+	char	   *key = ks->key;
+	void	   *state = ks->state;
+
+	hash_search(s->htab, &key, HASH_REMOVE, NULL);
+	pfree(key);
+	pfree(state);
+}
+
+/* Reads the rule's saved states, STATES_CHUNK rows at a time; inside SPI. */
+static void
+states_load(const Rule *r, RuleStates *s, Datum *args, Oid *argtypes)
+{
 	Size		size = RuleStateSize(r);
-	List	   *keys = NIL;
-	List	   *vals = NIL;
-	Datum	   *kd;
-	Datum	   *vd;
-	int			n = 0;
+	Portal		portal = SPI_cursor_open_with_args(NULL, "SELECT key::text, state, seen_at FROM iotstream.rule_state"
+												   " WHERE rule_id = $1 AND seen_at >= $2",
+												   2, argtypes, args, NULL, true, 0);
+
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, STATES_CHUNK);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			text	   *key = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
+			bytea	   *b = DatumGetByteaPP(SPI_getbinval(tup, desc, 2, &isnull));
+			char	   *k;
+			KeyState   *ks;
+
+			if (VARSIZE_ANY_EXHDR(key) >= KEY_MAX || VARSIZE_ANY_EXHDR(b) != size)
+				continue;		/* from other parameters: start afresh */
+			k = text_to_cstring(key);
+			ks = RuleStateFor(r, s, k);
+			pfree(k);
+			memcpy(ks->state, VARDATA_ANY(b), size);
+			ks->seen_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+}
+
+/*
+ * The states an evaluation of [from, ...) starts from.  A worker keeps a
+ * rule's states from one evaluation to the next: they are what it saved,
+ * exactly when the stored progress it resumes from is where the last
+ * evaluation it made ended (the progress and the states commit together;
+ * after an error or an abort they differ, and the states are read again).
+ * Keys silent for iotstream.rule_state_idle leave both.  A backtest
+ * (!persist) starts afresh.  Inside SPI.
+ */
+RuleStates *
+RuleStatesBegin(Rule *r, bool persist, TimestampTz from)
+{
+	Oid			argtypes[2] = {INT4OID, TIMESTAMPTZOID};
+	TimestampTz cutoff;
+	Datum		args[2];
+	RuleStates *s;
+
+	if (!persist || RuleStateSize(r) == 0)
+		return states_new(CurrentMemoryContext);
+	cutoff = GetCurrentTransactionStartTimestamp() - (TimestampTz) iotstream_rule_state_idle * 60 * USECS_PER_SEC;
+	args[0] = Int32GetDatum(r->rule_id);
+	args[1] = TimestampTzGetDatum(cutoff);
+	if (SPI_execute_with_args("DELETE FROM iotstream.rule_state WHERE rule_id = $1 AND seen_at < $2",
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not forget idle keys of iotstream.rule_state");
+	if (r->states && r->states->until == from)
+	{
+		HASH_SEQ_STATUS st;
+		KeyState   *ks;
+
+		s = r->states;
+		hash_seq_init(&st, s->htab);
+		while ((ks = hash_seq_search(&st)) != NULL)
+			if (ks->seen_at < cutoff)
+				forget(s, ks);	/* dynahash allows removing the current entry */
+	}
+	else
+	{
+		if (r->states)
+			MemoryContextDelete(r->states->cxt);
+		r->states = NULL;
+		s = states_new(r->cxt);
+		r->states = s;
+		states_load(r, s, args, argtypes);
+	}
+	s->until = 0;				/* being changed */
+	return s;
+}
+
+/* Saves one statement's worth of changed states; inside SPI. */
+static void
+states_save(const Rule *r, Datum *kd, Datum *vd, int n)
+{
 	Oid			argtypes[3] = {INT4OID, TEXTARRAYOID, BYTEAARRAYOID};
 	Datum		args[3];
 
-	hash_seq_init(&st, states);
+	args[0] = Int32GetDatum(r->rule_id);
+	args[1] = PointerGetDatum(construct_array(kd, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = PointerGetDatum(construct_array(vd, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args("INSERT INTO iotstream.rule_state AS s (rule_id, key, state)"
+							  " SELECT $1, k::jsonb, v FROM unnest($2, $3) u(k, v)"
+							  " ON CONFLICT (rule_id, key) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at",
+							  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not store iotstream.rule_state");
+}
+
+/*
+ * Saves the states the evaluation of [..., to) changed, STATES_CHUNK keys
+ * per statement, and keeps them for the next evaluation unless they take
+ * more than STATES_KEEP bytes (they are read again then).  Inside SPI.
+ */
+void
+RuleStatesEnd(Rule *r, RuleStates *s, bool persist, TimestampTz to)
+{
+	Size		size = RuleStateSize(r);
+	MemoryContext chunk;
+	MemoryContext old;
+	HASH_SEQ_STATUS st;
+	KeyState   *ks;
+	Datum		kd[STATES_CHUNK];
+	Datum		vd[STATES_CHUNK];
+	int			n = 0;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (!persist || size == 0)
+		return;
+	chunk = AllocSetContextCreate(CurrentMemoryContext, "iotstream rule states saved", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(chunk);
+	hash_seq_init(&st, s->htab);
 	while ((ks = hash_seq_search(&st)) != NULL)
 	{
 		bytea	   *b;
@@ -146,26 +296,28 @@ RuleStatesSave(const Rule *r, HTAB *states)
 		b = palloc(VARHDRSZ + size);
 		SET_VARSIZE(b, VARHDRSZ + size);
 		memcpy(VARDATA(b), ks->state, size);
-		keys = lappend(keys, (void *) DatumGetPointer(CStringGetTextDatum(ks->key)));
-		vals = lappend(vals, b);
+		kd[n] = CStringGetTextDatum(ks->key);
+		vd[n++] = PointerGetDatum(b);
+		ks->changed = false;
+		ks->seen_at = now;
+		if (n == STATES_CHUNK)
+		{
+			states_save(r, kd, vd, n);
+			MemoryContextSwitchTo(chunk);	/* SPI left its own current */
+			MemoryContextReset(chunk);
+			n = 0;
+		}
 	}
-	if (keys == NIL)
-		return;
-	kd = palloc(sizeof(Datum) * list_length(keys));
-	vd = palloc(sizeof(Datum) * list_length(keys));
-	for (int i = 0; i < list_length(keys); i++)
+	if (n > 0)
+		states_save(r, kd, vd, n);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(chunk);
+	s->until = to;
+	if (MemoryContextMemAllocated(s->cxt, true) > STATES_KEEP)
 	{
-		kd[n] = PointerGetDatum(list_nth(keys, i));
-		vd[n++] = PointerGetDatum(list_nth(vals, i));
+		MemoryContextDelete(s->cxt);
+		r->states = NULL;
 	}
-	args[0] = Int32GetDatum(r->rule_id);
-	args[1] = PointerGetDatum(construct_array(kd, n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[2] = PointerGetDatum(construct_array(vd, n, BYTEAOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_with_args("INSERT INTO iotstream.rule_state AS s (rule_id, key, state)"
-							  " SELECT $1, k::jsonb, v FROM unnest($2, $3) u(k, v)"
-							  " ON CONFLICT (rule_id, key) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at",
-							  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not store iotstream.rule_state");
 }
 
 /* ---------------------------------------------------------------- keys */

@@ -23,6 +23,9 @@
 #define RULE_KEYS_MAX	32		/* key columns of a row or zscore rule */
 #define KEY_NAMES_MAX	50000	/* entries of key_names before it starts afresh (~10MB) */
 #define FETCH_ROWS		5000
+#define STATES_CHUNK	1000	/* keys' states per statement that reads or saves them */
+#define STATES_KEEP		(16 * 1024 * 1024)	/* bytes of states a worker keeps between
+											 * evaluations of a rule */
 
 typedef enum RuleKind
 {
@@ -34,6 +37,8 @@ typedef enum RuleKind
 	RULE_EWMA,
 	RULE_CUSUM
 } RuleKind;
+
+typedef struct RuleStates RuleStates;	/* rule_state.c */
 
 struct Rule
 {
@@ -53,6 +58,7 @@ struct Rule
 	int			nkeys;
 	HTAB	   *key_names;		/* KeyName: raw key -> JSON text */
 	MemoryContext key_names_cxt;	/* key_names and its texts */
+	RuleStates *states;			/* kept between evaluations, or NULL */
 	bool		started;		/* evaluated_until is set */
 	TimestampTz last_evaluation;	/* wall clock, in this worker */
 
@@ -91,13 +97,15 @@ typedef struct Anomaly
 
 typedef void (*EmitFn) (void *arg, const Anomaly *a);
 
-/* A key's detector state, in the hash of one evaluation. */
+/* A key's detector state (see rule_state.c). */
 typedef struct KeyState
 {
-	char		key[KEY_MAX];
+	char	   *key;			/* the hash key: the JSON text, in the states' context */
 	void	   *state;
-	bool		changed;
+	TimestampTz seen_at;		/* when it was last saved */
+	bool		changed;		/* by the evaluation under way */
 } KeyState;
+
 
 /*
  * A key's JSON text by its binary form (the key columns' datums, each
@@ -134,8 +142,10 @@ extern SPIPlanPtr RulePrepareEval(const char *sql, Oid owner);
 /* in rule_state.c */
 extern Size RuleStateSize(const Rule *r);
 extern void RuleStateInit(const Rule *r, void *state);
-extern HTAB *RuleStatesCreate(const Rule *r, bool load);
-extern void RuleStatesSave(const Rule *r, HTAB *states);
+extern RuleStates *RuleStatesBegin(Rule *r, bool persist, TimestampTz from);
+extern KeyState *RuleStateFor(const Rule *r, RuleStates *s, const char *key);
+extern long RuleStatesCount(const RuleStates *s);
+extern void RuleStatesEnd(Rule *r, RuleStates *s, bool persist, TimestampTz to);
 extern void RuleKeyRaw(TupleDesc desc, int first, const Datum *values, const bool *nulls, StringInfo raw);
 extern const char *RuleKeyJson(Rule *r, TupleDesc desc, int first, Datum *values, bool *nulls, StringInfo raw);
 

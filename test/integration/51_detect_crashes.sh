@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Detection is exactly once under failures: while the simulator streams
 # seed-004 telemetry with bursts, spikes and a level shift into table a,
+#  0. three evaluation steps fail at their end, after the keys' states were
+#     saved (the worker keeps those states in memory: it must not reuse them),
 #  1. kill -9 the source worker in the middle of batches,
 #  2. pg_ctl stop -m immediate, then start again.
 # Then a second source reads the same topic into table b without failures.
@@ -36,6 +38,23 @@ SQL
 
 fresh_schema it61
 setup a
+# 0. the first three evaluations of the cusum rule past 00:05 fail as they
+# store their progress (a sequence counts them: an abort does not undo it)
+cusum=$(q "SELECT rule_id FROM iotstream.rules WHERE name = 'it61_cusum_a'")
+psql -X -q -v ON_ERROR_STOP=1 <<SQL >/dev/null
+CREATE SEQUENCE it61.failures;
+CREATE FUNCTION it61.fail_progress() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+  IF nextval('it61.failures') <= 3 THEN
+    RAISE EXCEPTION 'it61: an evaluation that fails after saving its states';
+  END IF;
+  RETURN new;
+END \$\$;
+CREATE TRIGGER it61_fail BEFORE UPDATE ON iotstream.rule_progress FOR EACH ROW
+  WHEN (new.rule_id = $cusum
+        AND old.evaluated_until > '2026-11-01 00:05' AND new.evaluated_until > old.evaluated_until)
+  EXECUTE FUNCTION it61.fail_progress();
+SQL
 
 total=30000
 # 2,000 msg/s for 15 s: the failures land in the middle of the stream
@@ -68,6 +87,9 @@ good=$(json_get "$s" good)
 wait_for "SELECT count(*) = $good FROM it61.a" 120
 wait_for "SELECT lag = 0 FROM iotstream.source_status WHERE source = 'it61_a'" 60
 
+wait_for "SELECT last_value >= 4 FROM it61.failures" 60   # three failed, and one after them passed
+q "DROP TRIGGER it61_fail ON iotstream.rule_progress"
+
 # the clean run: the same topic from the start into b
 setup b
 wait_for "SELECT count(*) = $good FROM it61.b" 120
@@ -93,6 +115,13 @@ assert_eq "$(q "SELECT count(*) FROM iotstream.anomalies WHERE rule = 'it61_cusu
                 AND key->>'sensor_id' = 'sensor-0005' AND event_time >= '2026-11-01 00:12'")" 1 "the level shift found once"
 assert_eq "$(q "SELECT string_agg(key->>'sensor_id', ' ' ORDER BY event_time) FROM iotstream.anomalies
                 WHERE rule = 'it61_spike_a' AND value > 200")" "sensor-0001 sensor-0003" "both spikes found"
+
+states() {
+  q "SELECT count(*) || ' ' || md5(string_agg(format('%s %s %s', split_part(r.name, '_', 2), s.key, encode(s.state, 'hex')),
+            ',' ORDER BY r.name, s.key::text))
+       FROM iotstream.rule_state s JOIN iotstream.rules r USING (rule_id) WHERE r.name LIKE 'it61\_%\_$1' ESCAPE '\\'"
+}
+assert_eq "$(states a)" "$(states b)" "the keys' detector states equal a clean run's"
 
 rollup() {
   q "SELECT count(*) || ' ' || md5(string_agg(format('%s %s %s %s %s %s %s', sensor_id, metric_type, bucket_start,
