@@ -96,9 +96,12 @@ WorkerBeginXact(const char *activity)
 /*
  * glibc keeps the memory a worker frees, in the middle of its heap, for
  * later: a worker whose largest batch or step was once large stays that
- * large.  Every few seconds, when 4MB or more are free, the free pages go
- * back to the kernel, so that a worker's private memory is what it holds
- * (docs/sources.md, "Memory").
+ * large.  Every few seconds, when 4MB or more are free and at least as
+ * much as the worker holds, the free pages go back to the kernel, so that
+ * a worker's private memory is at most about twice what it holds
+ * (docs/sources.md, "Memory").  Less is kept for the next step: a
+ * detection worker's evaluation each minute needs the same few MB again,
+ * and handing them back in between would only make its memory swing.
  */
 static void
 worker_trim_memory(void)
@@ -109,13 +112,10 @@ worker_trim_memory(void)
 
 	if (now - last >= 5 * USECS_PER_SEC)
 	{
-		/*
-		 * Only when there is something worth giving back: trimming the
-		 * last step's megabyte or two makes a worker's memory swing from
-		 * sample to sample without making it smaller.
-		 */
+		struct mallinfo2 m = mallinfo2();
+
 		last = now;
-		if (mallinfo2().fordblks >= 4 * 1024 * 1024)
+		if (m.fordblks >= 4 * 1024 * 1024 && m.fordblks >= m.uordblks + m.hblkhd)
 			malloc_trim(0);
 	}
 #endif
