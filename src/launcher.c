@@ -96,12 +96,13 @@ WorkerBeginXact(const char *activity)
 /*
  * glibc keeps the memory a worker frees, in the middle of its heap, for
  * later: a worker whose largest batch or step was once large stays that
- * large.  Every few seconds, when 4MB or more are free and at least as
- * much as the worker holds, the free pages go back to the kernel, so that
- * a worker's private memory is at most about twice what it holds
- * (docs/sources.md, "Memory").  Less is kept for the next step: a
- * detection worker's evaluation each minute needs the same few MB again,
- * and handing them back in between would only make its memory swing.
+ * large.  Every few seconds, when 4MB or more are free and at least twice
+ * as much as the worker holds, the free pages go back to the kernel, so
+ * that a worker's private memory is at most about three times what it
+ * holds (docs/sources.md, "Memory").  Less is kept for the next step: a
+ * detection worker's evaluation each minute needs about as much again as
+ * the worker holds (more when it catches up on two windows at once), and
+ * handing that back in between would only make its memory swing.
  */
 static void
 worker_trim_memory(void)
@@ -115,7 +116,7 @@ worker_trim_memory(void)
 		struct mallinfo2 m = mallinfo2();
 
 		last = now;
-		if (m.fordblks >= 4 * 1024 * 1024 && m.fordblks >= m.uordblks + m.hblkhd)
+		if (m.fordblks >= 4 * 1024 * 1024 && m.fordblks >= 2 * (m.uordblks + m.hblkhd))
 			malloc_trim(0);
 	}
 #endif
