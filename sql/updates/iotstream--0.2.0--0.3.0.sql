@@ -13,71 +13,6 @@ ALTER TABLE iotstream.sources
     ADD COLUMN kind text NOT NULL DEFAULT 'kafka' CHECK (kind IN ('kafka', 'mqtt', 'file'));
 COMMENT ON TABLE iotstream.sources IS 'Sources (kind kafka: Kafka and Event Hubs; mqtt; file). options holds librdkafka properties and iotstream settings; secrets live in iotstream.source_secrets.';
 
--- source_status shows each source's kind and its workers' memory (issue
--- 21): _worker_stats gains columns, so both are made again.
-DROP VIEW iotstream.source_status;
-DROP FUNCTION iotstream._worker_stats();
-CREATE FUNCTION iotstream._worker_stats(
-    OUT source_id int, OUT pid int, OUT state text, OUT messages bigint, OUT rows bigint,
-    OUT dead_letters bigint, OUT duplicates bigint, OUT batches bigint,
-    OUT messages_per_sec float8, OUT rows_per_sec float8, OUT started_at timestamptz,
-    OUT last_batch_at timestamptz, OUT last_error text, OUT last_error_at timestamptz,
-    OUT memory_bytes bigint, OUT dedup_bytes bigint, OUT dedup_keys bigint, OUT dedup_filtered_keys bigint)
-RETURNS SETOF record AS 'MODULE_PATHNAME', 'iotstream_worker_stats' LANGUAGE C;
-COMMENT ON FUNCTION iotstream._worker_stats() IS 'Internal: the counters of each source worker since it started, from shared memory; a role sees the workers of the tables it may read.';
-REVOKE ALL ON FUNCTION iotstream._worker_stats() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION iotstream._worker_stats() TO PUBLIC;
-CREATE VIEW iotstream.source_status AS
-SELECT s.name AS source,
-       s.target,
-       s.topics,
-       CASE WHEN NOT s.running THEN 'stopped'
-            WHEN w.workers = 0 THEN 'starting'
-            ELSE w.state END AS state,
-       w.pids,
-       o.partitions,
-       o.lag,
-       coalesce(w.messages_per_sec, 0) AS messages_per_sec,
-       coalesce(w.rows_per_sec, 0) AS rows_per_sec,
-       coalesce(w.messages, 0) AS messages,
-       coalesce(w.rows, 0) AS rows,
-       coalesce(w.duplicates, 0) AS duplicates,
-       (SELECT count(*) FROM iotstream.dead_letters d WHERE d.source = s.name) AS dead_letters,
-       w.last_batch_at,
-       w.last_error,
-       w.last_error_at,
-       s.kind,
-       w.memory_bytes,
-       w.dedup_bytes,
-       w.dedup_keys,
-       w.dedup_filtered_keys
-  FROM iotstream.sources s
-  LEFT JOIN LATERAL (
-       SELECT count(*) FILTER (WHERE x.pid IS NOT NULL) AS workers,
-              array_agg(x.pid) FILTER (WHERE x.pid IS NOT NULL) AS pids,
-              min(x.state) FILTER (WHERE x.pid IS NOT NULL) AS state,
-              sum(x.messages_per_sec) AS messages_per_sec, sum(x.rows_per_sec) AS rows_per_sec,
-              sum(x.messages) AS messages, sum(x.rows) AS rows, sum(x.duplicates) AS duplicates,
-              max(x.last_batch_at) AS last_batch_at,
-              (array_agg(x.last_error ORDER BY x.last_error_at DESC NULLS LAST))[1] AS last_error,
-              max(x.last_error_at) AS last_error_at,
-              sum(x.memory_bytes)::bigint AS memory_bytes, sum(x.dedup_bytes)::bigint AS dedup_bytes,
-              sum(x.dedup_keys)::bigint AS dedup_keys, sum(x.dedup_filtered_keys)::bigint AS dedup_filtered_keys
-         FROM iotstream._worker_stats() x WHERE x.source_id = s.source_id) w ON true
-  LEFT JOIN LATERAL (
-       SELECT jsonb_agg(jsonb_build_object('topic', so.topic, 'partition', so.partition,
-                        'next_offset', so.next_offset, 'high_watermark', so.high_watermark,
-                        'lag', greatest(so.high_watermark - so.next_offset, 0))
-                        ORDER BY so.topic, so.partition) AS partitions,
-              sum(greatest(so.high_watermark - so.next_offset, 0))::bigint AS lag
-         FROM iotstream.source_offsets so WHERE so.source_id = s.source_id) o ON true
- -- each role sees the sources of the tables it may read
- WHERE coalesce(pg_catalog.has_table_privilege(s.target, 'SELECT'), false)
-    OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
-GRANT SELECT ON iotstream.source_status TO PUBLIC;
-COMMENT ON VIEW iotstream.source_status IS
-    'Each source: state, worker pids, partitions with stored offset, high watermark and lag, messages and rows per second over the last minute, totals since the workers started, duplicates, dead letters, the last error, its kind, and its workers'' memory: private memory (RssAnon), what dedup holds, and the keys it holds exactly and behind filters. No secrets.';
-
 -- Dedup keys: one row per batch and key shard instead of one row per key
 -- (issue 21).  A row per key made every ingested message write a b-tree
 -- entry at a random place; a row per batch and shard writes 16 rows a
@@ -132,10 +67,6 @@ COMMENT ON FUNCTION iotstream._export_write_files(text, text, text, text, text, 
     'Internal: writes the rows of query, run as the owner of source_table, as Parquet files folder/part-NNNNN-file_id.parquet under destination, cut at target_file_size; all become visible only at the end. folder and file_id must stay below destination. Returns per file its size, rows and Delta statistics, and the files'' columns as Delta schema fields.';
 
 REVOKE ALL ON FUNCTION iotstream._export_write_files(text, text, text, text, text, jsonb, jsonb, regclass) FROM PUBLIC;
-
-CREATE FUNCTION iotstream._export_table_keys() RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['deleted_file_retention'] $$;
-COMMENT ON FUNCTION iotstream._export_table_keys() IS 'Internal: the export options that configure the Delta table, not the writer.';
 
 
 -- create_export and alter_export take a format
@@ -418,19 +349,6 @@ $$;
 COMMENT ON FUNCTION iotstream._delta_partition_columns(regclass, interval) IS
     'Internal: the Delta partition columns of an export (event_date, event_hour, event_minute as the period needs; prefixed iotstream_ when the table has a column of such a name).';
 
--- The columns a Delta export writes: all of them, uuids as their text (Delta
--- has no uuid type, and Spark refuses a FIXED_LEN_BYTE_ARRAY without one).
-CREATE FUNCTION iotstream._delta_select_list(relid regclass) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(string_agg(CASE WHEN 'uuid'::regtype IN (a.atttypid, t.typbasetype)
-                                    THEN format('%I::text AS %I', a.attname, a.attname)
-                                    ELSE format('%I', a.attname) END, ', ' ORDER BY a.attnum), '*')
-      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-     WHERE a.attrelid = relid AND a.attnum > 0 AND NOT a.attisdropped
-$$;
-COMMENT ON FUNCTION iotstream._delta_select_list(regclass) IS
-    'Internal: the select list of a Delta export (uuid columns as text).';
-
 -- The txn appId of an export: unique per server, database and export, so
 -- that exports of several servers can feed one table.
 CREATE FUNCTION iotstream._delta_app_id(e iotstream.exports) RETURNS text
@@ -441,343 +359,7 @@ $$;
 COMMENT ON FUNCTION iotstream._delta_app_id(iotstream.exports) IS
     'Internal: the appId of an export''s txn actions (server, database, export name and creation time, hashed).';
 
--- The protocol a commit needs, or NULL when the table's is enough.  Errors
--- when the table uses writer features iotstream does not implement.
-CREATE FUNCTION iotstream._delta_protocol(current jsonb, fields jsonb) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-    ntz boolean := EXISTS (SELECT 1 FROM jsonb_array_elements(fields) f WHERE f->>'type' = 'timestamp_ntz');
-    rf jsonb;
-    wf jsonb;
-    extra text;
-BEGIN
-    IF current IS NULL THEN
-        IF ntz THEN
-            RETURN '{"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["timestampNtz"], "writerFeatures": ["timestampNtz"]}';
-        END IF;
-        RETURN '{"minReaderVersion": 1, "minWriterVersion": 2}';
-    END IF;
-    SELECT string_agg(f, ', ') INTO extra
-      FROM jsonb_array_elements_text(coalesce(current->'writerFeatures', '[]')) f
-     WHERE f NOT IN ('appendOnly', 'invariants', 'timestampNtz');
-    IF (current->>'minWriterVersion')::int NOT IN (1, 2, 7) OR (current->>'minReaderVersion')::int > 3
-       OR extra IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
-            MESSAGE = 'the delta table needs a writer iotstream is not',
-            DETAIL = format('Its protocol is %s.', current),
-            HINT = 'iotstream writes tables of writer version 2, or 7 with the features appendOnly, invariants and timestampNtz; export to another destination.';
-    END IF;
-    IF NOT ntz OR coalesce(current->'readerFeatures', '[]') ? 'timestampNtz' THEN
-        RETURN NULL;
-    END IF;
-    -- the upgrade to table features lists the legacy features writer version 2 implied
-    rf := coalesce(current->'readerFeatures', '[]') || '["timestampNtz"]';
-    wf := coalesce(current->'writerFeatures',
-                   CASE WHEN (current->>'minWriterVersion')::int >= 2 THEN '["appendOnly", "invariants"]'::jsonb
-                        ELSE '[]' END) || '["timestampNtz"]';
-    RETURN jsonb_build_object('minReaderVersion', 3, 'minWriterVersion', 7, 'readerFeatures', rf, 'writerFeatures', wf);
-END $$;
-COMMENT ON FUNCTION iotstream._delta_protocol(jsonb, jsonb) IS
-    'Internal: the protocol action a commit of these schema fields needs on a table of the current protocol (timestampNtz needs reader 3 and writer 7), or NULL.';
 
--- The metaData action a commit needs, or NULL.  A column added at the end
--- is a new schema; a dropped, renamed or retyped column cannot be written
--- without column mapping and is refused.
-CREATE FUNCTION iotstream._delta_metadata(e iotstream.exports, current jsonb, data_fields jsonb, pcols text[],
-    now_ms bigint) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    pfields jsonb;
-    cur_data jsonb;
-    n int;
-    diff text;
-BEGIN
-    SELECT jsonb_agg(jsonb_build_object('name', c, 'type', CASE WHEN i = 1 THEN 'date' ELSE 'integer' END,
-                                        'nullable', true, 'metadata', '{}'::jsonb) ORDER BY i)
-      INTO pfields FROM unnest(pcols) WITH ORDINALITY u(c, i);
-    IF current IS NULL THEN
-        RETURN jsonb_build_object(
-            'id', gen_random_uuid(),
-            'format', jsonb_build_object('provider', 'parquet', 'options', '{}'::jsonb),
-            'schemaString', jsonb_build_object('type', 'struct', 'fields', data_fields || pfields)::text,
-            'partitionColumns', to_jsonb(pcols),
-            'configuration', jsonb_build_object('delta.deletedFileRetentionDuration',
-                format('interval %s seconds', extract(epoch FROM coalesce((e.options->>'deleted_file_retention')::interval,
-                                                                          interval '7 days'))::bigint),
-                'delta.checkpointInterval', '10'),
-            'createdTime', now_ms);
-    END IF;
-    IF data_fields IS NULL THEN
-        RETURN NULL;                -- the run only removes files
-    END IF;
-    IF current->'partitionColumns' <> to_jsonb(pcols) THEN
-        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
-            MESSAGE = format('export "%s": the delta table is partitioned by %s, the export by %s',
-                             e.name, current->'partitionColumns', to_jsonb(pcols)),
-            DETAIL = 'A column named event_date, event_hour or event_minute was added or dropped, which renames the partition columns.',
-            HINT = 'Rename that column of the stream table, or export to a new destination.';
-    END IF;
-    SELECT coalesce(jsonb_agg(f ORDER BY i), '[]') INTO cur_data
-      FROM jsonb_array_elements(((current->>'schemaString')::jsonb)->'fields') WITH ORDINALITY x(f, i)
-     WHERE NOT (f->>'name' = ANY (pcols));
-    IF cur_data = data_fields THEN
-        RETURN NULL;
-    END IF;
-    n := jsonb_array_length(cur_data);
-    -- the first column that differs, for the message
-    SELECT format('column %s: %s in the delta table, %s now', i,
-                  coalesce((c->>'name') || ' ' || (c->>'type'), 'none'),
-                  coalesce((d->>'name') || ' ' || (d->>'type'), 'none'))
-      INTO diff
-      FROM generate_series(0, greatest(n, jsonb_array_length(data_fields)) - 1) i,
-           LATERAL (SELECT cur_data->i AS c, data_fields->i AS d) p
-     WHERE p.c IS DISTINCT FROM p.d ORDER BY i LIMIT 1;
-    IF jsonb_array_length(data_fields) <= n
-       OR (n > 0 AND (SELECT jsonb_agg(data_fields->i ORDER BY i) FROM generate_series(0, n - 1) i) <> cur_data) THEN
-        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
-            MESSAGE = format('export "%s": the stream table''s columns no longer match its delta table', e.name),
-            DETAIL = format('First difference at %s. A dropped, renamed or retyped column needs column mapping, which iotstream does not write; nothing was committed.', diff),
-            HINT = 'Add columns at the end instead (ALTER TABLE ... ADD COLUMN), restore the old column, or drop the export and create it with a new destination.';
-    END IF;
-    RETURN (current - 'createdTime')
-           || jsonb_build_object('schemaString', jsonb_build_object('type', 'struct', 'fields', data_fields || pfields)::text);
-END $$;
-COMMENT ON FUNCTION iotstream._delta_metadata(iotstream.exports, jsonb, jsonb, text[], bigint) IS
-    'Internal: the metaData action a commit needs (a new table, or columns added at the end), or NULL; refuses dropped, renamed and retyped columns.';
-
--- Writes the checkpoint of version v: the table's state replayed from the
--- JSON commits (live adds, tombstones still within their retention, the
--- latest txn of each writer, metaData, protocol).  A failure costs a
--- warning, not the run: the commit is made, and readers replay the JSON.
-CREATE FUNCTION iotstream._delta_checkpoint(e iotstream.exports, tbl text, v bigint) RETURNS void
-LANGUAGE plpgsql AS $$
-DECLARE
-    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
-    keep_ms bigint := (extract(epoch FROM coalesce((e.options->>'deleted_file_retention')::interval, interval '7 days')) * 1000)::bigint;
-    acts jsonb[];
-    nadds int;
-    msg text;
-BEGIN
-    WITH log AS (
-        SELECT r.version, x.a
-          FROM iotstream._delta_read_log(e.destination, tbl, e.credential, 0) r,
-               LATERAL (SELECT t::jsonb AS a FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '') x
-         WHERE r.version <= v),
-    files AS (
-        -- the last action on each path decides
-        SELECT DISTINCT ON (coalesce(a->'add'->>'path', a->'remove'->>'path')) a
-          FROM log WHERE a ? 'add' OR a ? 'remove'
-         ORDER BY coalesce(a->'add'->>'path', a->'remove'->>'path'), version DESC, (a ? 'add') DESC),
-    state AS (
-        SELECT jsonb_build_object('add', (a->'add') || '{"dataChange": false}') AS a, true AS is_add FROM files WHERE a ? 'add'
-        UNION ALL
-        SELECT a, false FROM files
-         WHERE a ? 'remove' AND coalesce((a->'remove'->>'deletionTimestamp')::bigint, 0) > now_ms - keep_ms
-        UNION ALL
-        SELECT * FROM (SELECT DISTINCT ON (a->'txn'->>'appId') a, false FROM log WHERE a ? 'txn'
-                        ORDER BY a->'txn'->>'appId', version DESC) t
-        UNION ALL
-        SELECT * FROM (SELECT a, false FROM log WHERE a ? 'metaData' ORDER BY version DESC LIMIT 1) m
-        UNION ALL
-        SELECT * FROM (SELECT a, false FROM log WHERE a ? 'protocol' ORDER BY version DESC LIMIT 1) p)
-    SELECT array_agg(a), count(*) FILTER (WHERE is_add) INTO acts, nadds FROM state;
-    PERFORM iotstream._delta_write_checkpoint(e.destination, tbl, e.credential, v, acts, nadds);
-    UPDATE iotstream.exports x SET delta_state = x.delta_state || jsonb_build_object('checkpoint', v)
-     WHERE x.name = e.name;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-    RAISE WARNING 'export %: could not write the checkpoint of delta version %: %', e.name, v, msg;
-END $$;
-COMMENT ON FUNCTION iotstream._delta_checkpoint(iotstream.exports, text, bigint) IS
-    'Internal: writes the checkpoint of a version of the export''s Delta table (every 10 commits); a failure is a warning.';
-
--- Commits the ledger rows `added` (their add actions) and `removed` (their
--- files as remove actions) as one version; returns it, or NULL when the run
--- wrote nothing.
-CREATE FUNCTION iotstream._delta_commit(e iotstream.exports, added bigint[], removed bigint[]) RETURNS bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-    tbl text := iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table));
-    app text := iotstream._delta_app_id(e);
-    seq bigint := e.delta_runs + 1;
-    st jsonb := e.delta_state;
-    pcols text[] := iotstream._delta_partition_columns(e.source_table, e.period);
-    now_ms bigint := (extract(epoch FROM clock_timestamp()) * 1000)::bigint;
-    adds jsonb;
-    removes jsonb;
-    fields jsonb;
-    paths text[];
-    r record;
-    acts jsonb[];
-    mine boolean;
-    clash text;
-    meta jsonb;
-    proto jsonb;
-    body text;
-    v bigint;
-    attempt int := 0;
-BEGIN
-    SELECT coalesce(jsonb_agg(x.a ORDER BY l.id, x.i), '[]') INTO adds
-      FROM iotstream.export_log l, jsonb_array_elements(l.delta_files->'add') WITH ORDINALITY x(a, i)
-     WHERE l.id = ANY (added);
-    SELECT coalesce(jsonb_agg(jsonb_build_object('path', x.a->'path', 'deletionTimestamp', now_ms, 'dataChange', true,
-                                                 'extendedFileMetadata', true, 'partitionValues', x.a->'partitionValues',
-                                                 'size', x.a->'size') ORDER BY l.id, x.i), '[]') INTO removes
-      FROM iotstream.export_log l, jsonb_array_elements(l.delta_files->'add') WITH ORDINALITY x(a, i)
-     WHERE l.id = ANY (removed);
-    IF jsonb_array_length(adds) = 0 AND jsonb_array_length(removes) = 0 THEN
-        RETURN NULL;
-    END IF;
-    SELECT l.delta_files->'fields' INTO fields FROM iotstream.export_log l
-     WHERE l.id = ANY (added) AND l.delta_files ? 'fields' ORDER BY l.id DESC LIMIT 1;
-    SELECT array_agg(x->>'path') INTO paths
-      FROM (SELECT jsonb_array_elements(adds) UNION ALL SELECT jsonb_array_elements(removes)) y(x);
-
-    LOOP
-        attempt := attempt + 1;
-        -- read what was committed since: other writers' commits, or this
-        -- run's own from an attempt whose transaction rolled back
-        FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination, tbl, e.credential,
-                                                         coalesce((st->>'version')::bigint, -1) + 1) LOOP
-            SELECT array_agg(t::jsonb) INTO acts FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '';
-            mine := EXISTS (SELECT 1 FROM unnest(acts) a
-                             WHERE a->'txn'->>'appId' = app AND (a->'txn'->>'version')::bigint >= seq);
-            IF NOT mine THEN
-                SELECT coalesce(a->'add'->>'path', a->'remove'->>'path') INTO clash FROM unnest(acts) a
-                 WHERE coalesce(a->'add'->>'path', a->'remove'->>'path') = ANY (paths) LIMIT 1;
-                IF clash IS NOT NULL THEN
-                    RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
-                        MESSAGE = format('export "%s": version %s of the delta table, by another writer, touches "%s", which this run adds or removes',
-                                         e.name, r.version, clash),
-                        DETAIL = 'Nothing was committed; the ledger keeps the periods as they were.',
-                        HINT = 'Two exports write the same files: give each its own destination or export name.';
-                END IF;
-            END IF;
-            SELECT st || coalesce((SELECT jsonb_build_object('metaData', a->'metaData') FROM unnest(acts) a WHERE a ? 'metaData' LIMIT 1), '{}')
-                      || coalesce((SELECT jsonb_build_object('protocol', a->'protocol') FROM unnest(acts) a WHERE a ? 'protocol' LIMIT 1), '{}')
-                      || jsonb_build_object('version', r.version)
-              INTO st;
-            IF mine THEN
-                -- committed already: never twice, as long as the files it
-                -- lists are the ones in storage now.  Rows that came between
-                -- the attempts make the retry write other bytes under the
-                -- same names: then the same paths are committed again with
-                -- their sizes and stats now (legal for an existing path), and
-                -- files only the earlier attempt wrote are removed.
-                IF (SELECT coalesce(jsonb_agg(jsonb_build_array(a->'add'->'path', a->'add'->'size', a->'add'->'stats')
-                                              ORDER BY a->'add'->>'path'), '[]')
-                      FROM unnest(acts) a WHERE a ? 'add')
-                   = (SELECT coalesce(jsonb_agg(jsonb_build_array(x->'path', x->'size', x->'stats') ORDER BY x->>'path'), '[]')
-                        FROM jsonb_array_elements(adds) x) THEN
-                    UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
-                    RETURN r.version;
-                END IF;
-                SELECT coalesce(jsonb_agg(jsonb_build_object('path', a->'add'->'path', 'deletionTimestamp', now_ms,
-                                          'dataChange', true, 'extendedFileMetadata', true,
-                                          'partitionValues', a->'add'->'partitionValues', 'size', a->'add'->'size')), '[]')
-                  INTO removes
-                  FROM unnest(acts) a
-                 WHERE a ? 'add' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(adds) x WHERE x->>'path' = a->'add'->>'path');
-            END IF;
-        END LOOP;
-        -- what was read is kept (the exports row is locked from here on)
-        UPDATE iotstream.exports x SET delta_state = st WHERE x.name = e.name;
-
-        meta := iotstream._delta_metadata(e, st->'metaData', fields, pcols, now_ms);
-        proto := iotstream._delta_protocol(st->'protocol',
-                    coalesce(((meta->>'schemaString')::jsonb)->'fields', '[]'));
-        v := coalesce((st->>'version')::bigint, -1) + 1;
-        SELECT string_agg(x::text, E'\n') || E'\n' INTO body FROM (
-            SELECT jsonb_build_object('commitInfo', jsonb_build_object(
-                       'timestamp', now_ms,
-                       'operation', 'WRITE',
-                       'operationParameters', jsonb_build_object(
-                           'mode', CASE WHEN jsonb_array_length(removes) = 0 THEN 'Append' ELSE 'Overwrite' END,
-                           'partitionBy', to_jsonb(pcols)::text),
-                       'readVersion', CASE WHEN v > 0 THEN v - 1 END,
-                       'isBlindAppend', jsonb_array_length(removes) = 0,
-                       'engineInfo', 'iotstream/' || (SELECT x.extversion FROM pg_catalog.pg_extension x WHERE x.extname = 'iotstream'),
-                       'txnId', gen_random_uuid(),
-                       'iotstream', jsonb_build_object('export', e.name, 'run', seq, 'attempt', attempt))) AS x
-            UNION ALL SELECT jsonb_build_object('protocol', proto) WHERE proto IS NOT NULL
-            UNION ALL SELECT jsonb_build_object('metaData', meta) WHERE meta IS NOT NULL
-            UNION ALL SELECT jsonb_build_object('txn', jsonb_build_object('appId', app, 'version', seq, 'lastUpdated', now_ms))
-            UNION ALL SELECT jsonb_build_object('add', a) FROM jsonb_array_elements(adds) a
-            UNION ALL SELECT jsonb_build_object('remove', a) FROM jsonb_array_elements(removes) a) y;
-        IF iotstream._delta_create_commit(e.destination, tbl, e.credential, v, body) THEN
-            st := st || jsonb_build_object('version', v)
-                  || CASE WHEN meta IS NULL THEN '{}' ELSE jsonb_build_object('metaData', meta) END
-                  || CASE WHEN proto IS NULL THEN '{}' ELSE jsonb_build_object('protocol', proto) END;
-            UPDATE iotstream.exports x SET delta_state = st, delta_runs = seq WHERE x.name = e.name;
-            -- every delta.checkpointInterval (10) commits
-            IF v > 0 AND v % 10 = 0 THEN
-                PERFORM iotstream._delta_checkpoint(e, tbl, v);
-            END IF;
-            RETURN v;
-        END IF;
-        -- another writer took version v: read it and try the next
-        IF attempt >= 100 THEN
-            RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
-                MESSAGE = format('export "%s": 100 attempts to commit to the delta table lost to other writers', e.name),
-                HINT = 'The next run tries again; nothing was committed.';
-        END IF;
-    END LOOP;
-END $$;
-COMMENT ON FUNCTION iotstream._delta_commit(iotstream.exports, bigint[], bigint[]) IS
-    'Internal: commits a run''s add and remove actions as one version of the export''s Delta table (put-if-absent, optimistic concurrency, txn dedup); returns the version or NULL.';
-
-CREATE FUNCTION iotstream.delta_history(export text)
-RETURNS TABLE (version bigint, "timestamp" timestamptz, operation text, operation_parameters jsonb,
-               files_added int, files_removed int, rows_added bigint, bytes_added bigint, writer text,
-               engine text)
-LANGUAGE plpgsql AS $$
-DECLARE
-    e iotstream.exports;
-    r record;
-    acts jsonb[];
-    ci jsonb;
-BEGIN
-    PERFORM iotstream._export_require_superuser('read delta logs');
-    SELECT * INTO e FROM iotstream.exports x WHERE x.name = delta_history.export;
-    IF NOT FOUND OR e.format <> 'delta' THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = format('export "%s" does not exist or does not write a delta table', export),
-            HINT = 'See iotstream.export_status for the exports and their formats.';
-    END IF;
-    FOR r IN SELECT * FROM iotstream._delta_read_log(e.destination,
-                 iotstream._path_component((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = e.source_table)),
-                 e.credential, 0) LOOP
-        SELECT array_agg(t::jsonb) INTO acts FROM regexp_split_to_table(r.commit, E'\n') t WHERE t <> '';
-        SELECT a->'commitInfo' INTO ci FROM unnest(acts) a WHERE a ? 'commitInfo' LIMIT 1;
-        version := r.version;
-        "timestamp" := to_timestamp((ci->>'timestamp')::bigint / 1000.0);
-        operation := ci->>'operation';
-        operation_parameters := ci->'operationParameters';
-        SELECT count(*) FILTER (WHERE a ? 'add'), count(*) FILTER (WHERE a ? 'remove'),
-               sum(((a->'add'->>'stats')::jsonb->>'numRecords')::bigint), sum((a->'add'->>'size')::bigint)
-          INTO files_added, files_removed, rows_added, bytes_added FROM unnest(acts) a;
-        writer := ci->'iotstream'->>'export';
-        engine := ci->>'engineInfo';
-        RETURN NEXT;
-    END LOOP;
-END $$;
-COMMENT ON FUNCTION iotstream.delta_history(text) IS
-    'The commits of an export''s Delta table, oldest first, like DESCRIBE HISTORY: version, time, operation, files and rows added, files removed, and the export (of any server) that wrote it.';
-
-
--- internal functions are not for PUBLIC (as sql/install/90_privileges.sql)
-DO $$
-DECLARE
-    f regprocedure;
-BEGIN
-    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace = 'iotstream'::regnamespace AND p.proname LIKE '\_%' AND p.prokind = 'f'
-                AND (p.proname LIKE '\_delta\_%' OR p.proname LIKE '\_export\_%')
-    LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
-    END LOOP;
-END $$;
-GRANT EXECUTE ON FUNCTION iotstream._export_require_superuser(text) TO PUBLIC;
 -- ------------------------------------------------------------ COPY's dead letters (issue 20)
 -- COPY into a stream table WITH (out_of_bounds 'dead_letters') keeps the
 -- rows outside the table's bounds as dead letters of source 'copy', the
@@ -952,226 +534,6 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION iotstream.create_file_source(text, text, regclass, text, jsonb, jsonb) IS
     'Defines a file source: the files of a folder (file:///...) or blob container (abfss://, https://, emulator http://; options.credential) that match options.pattern (default **/*.<format>, .gz included) read once each into the stream table target; format csv, jsonl or avro (Event Hubs Capture: Body decoded, the rest in $headers). options: pattern, header, delimiter, quote, columns, on_rewrite (skip|reingest), path_column, poll_ms, date_levels, credential, list_page, batch_size, batch_ms, max_message_bytes, dedup_key, dedup_horizon. Superusers only.';
-
--- source_status: the files of a file source by state (a new last column)
-CREATE OR REPLACE VIEW iotstream.source_status AS
-SELECT s.name AS source,
-       s.target,
-       s.topics,
-       CASE WHEN NOT s.running THEN 'stopped'
-            WHEN w.workers = 0 THEN 'starting'
-            ELSE w.state END AS state,
-       w.pids,
-       o.partitions,
-       o.lag,
-       coalesce(w.messages_per_sec, 0) AS messages_per_sec,
-       coalesce(w.rows_per_sec, 0) AS rows_per_sec,
-       coalesce(w.messages, 0) AS messages,
-       coalesce(w.rows, 0) AS rows,
-       coalesce(w.duplicates, 0) AS duplicates,
-       (SELECT count(*) FROM iotstream.dead_letters d WHERE d.source = s.name) AS dead_letters,
-       w.last_batch_at,
-       w.last_error,
-       w.last_error_at,
-       s.kind,
-       w.memory_bytes,
-       w.dedup_bytes,
-       w.dedup_keys,
-       w.dedup_filtered_keys,
-       f.files
-  FROM iotstream.sources s
-  LEFT JOIN LATERAL (
-       SELECT count(*) FILTER (WHERE x.pid IS NOT NULL) AS workers,
-              array_agg(x.pid) FILTER (WHERE x.pid IS NOT NULL) AS pids,
-              min(x.state) FILTER (WHERE x.pid IS NOT NULL) AS state,
-              sum(x.messages_per_sec) AS messages_per_sec, sum(x.rows_per_sec) AS rows_per_sec,
-              sum(x.messages) AS messages, sum(x.rows) AS rows, sum(x.duplicates) AS duplicates,
-              max(x.last_batch_at) AS last_batch_at,
-              (array_agg(x.last_error ORDER BY x.last_error_at DESC NULLS LAST))[1] AS last_error,
-              max(x.last_error_at) AS last_error_at,
-              sum(x.memory_bytes)::bigint AS memory_bytes, sum(x.dedup_bytes)::bigint AS dedup_bytes,
-              sum(x.dedup_keys)::bigint AS dedup_keys, sum(x.dedup_filtered_keys)::bigint AS dedup_filtered_keys
-         FROM iotstream._worker_stats() x WHERE x.source_id = s.source_id) w ON true
-  LEFT JOIN LATERAL (
-       SELECT jsonb_agg(jsonb_build_object('topic', so.topic, 'partition', so.partition,
-                        'next_offset', so.next_offset, 'high_watermark', so.high_watermark,
-                        'lag', greatest(so.high_watermark - so.next_offset, 0))
-                        ORDER BY so.topic, so.partition) AS partitions,
-              sum(greatest(so.high_watermark - so.next_offset, 0))::bigint AS lag
-         FROM iotstream.source_offsets so WHERE so.source_id = s.source_id) o ON true
-  LEFT JOIN LATERAL (
-       SELECT jsonb_build_object('seen', count(*),
-                                 'waiting', count(*) FILTER (WHERE sf.state = 'seen'),
-                                 'in_progress', count(*) FILTER (WHERE sf.state = 'in progress'),
-                                 'done', count(*) FILTER (WHERE sf.state = 'done'),
-                                 'failed', count(*) FILTER (WHERE sf.state = 'failed'),
-                                 'rewritten', count(*) FILTER (WHERE sf.state = 'rewritten')) AS files
-         FROM iotstream.source_files sf WHERE sf.source_id = s.source_id AND s.kind = 'file'
-       HAVING s.kind = 'file') f ON true
- -- each role sees the sources of the tables it may read
- WHERE coalesce(pg_catalog.has_table_privilege(s.target, 'SELECT'), false)
-    OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = current_user);
-
--- ------------------------------------------------------------ MQTT sources (issue 19)
--- New functions only: create_mqtt_source and its option checks.
--- An MQTT source is a row of iotstream.sources of kind 'mqtt': brokers holds
--- the broker URL, topics the topic filters, group_id the default client id.
-
--- The MQTT options: what each may be, with the shared ones checked as for
--- every source.
-CREATE FUNCTION iotstream._check_mqtt_options(options jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-    k text;
-    v jsonb;
-    protocol text;
-BEGIN
-    PERFORM iotstream._check_source_options(options);
-    protocol := coalesce(options->>'protocol', '3.1.1');
-    FOR k, v IN SELECT * FROM jsonb_each(options) LOOP
-        IF k NOT IN ('qos', 'client_id', 'username', 'password', 'tls_ca', 'tls_cert', 'tls_key',
-                     'keepalive', 'protocol', 'workers', 'retained', 'topic_template',
-                     'batch_size', 'batch_ms', 'max_message_bytes', 'dedup_key', 'dedup_horizon') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('unknown MQTT source option %L', k),
-                HINT = 'The options of an MQTT source are qos, client_id, username, password, tls_ca, tls_cert, tls_key, keepalive, protocol, workers, retained, batch_size, batch_ms, max_message_bytes, dedup_key and dedup_horizon.';
-        ELSIF k = 'qos' AND v::text NOT IN ('1', '2') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('option qos must be 1 or 2, not %s', v),
-                HINT = 'QoS 2 stores each message exactly once; QoS 1 at least once (set a dedup_key to drop redeliveries).';
-        ELSIF k = 'protocol' AND v #>> '{}' NOT IN ('3.1.1', '5') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('option protocol must be "3.1.1" or "5", not %s', v),
-                HINT = 'Write the MQTT version as a string, for example "5".';
-        ELSIF k = 'retained' AND v #>> '{}' NOT IN ('store', 'skip') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('option retained must be "store" or "skip", not %s', v),
-                HINT = 'store keeps the retained message a new subscription receives; skip acknowledges it and stores nothing.';
-        ELSIF k = 'keepalive' AND (jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric NOT BETWEEN 0 AND 65535
-                                   OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('option keepalive must be a number of seconds from 0 to 65535, not %s', v),
-                HINT = 'The default is 30; 0 turns keepalive off.';
-        ELSIF k = 'workers' AND (jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric NOT BETWEEN 1 AND 64
-                                 OR (v #>> '{}')::numeric <> trunc((v #>> '{}')::numeric)) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('option workers must be an integer from 1 to 64, not %s', v),
-                HINT = 'Several workers share the topic filters through an MQTT 5 shared subscription.';
-        ELSIF k = 'workers' AND (v #>> '{}')::int > 1 AND protocol <> '5' THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = 'several workers need MQTT 5',
-                DETAIL = 'The workers share the topic filters through a shared subscription ($share/<group>/<filter>), which MQTT 3.1.1 does not have.',
-                HINT = 'Add "protocol": "5" to the options, or use one worker.';
-        ELSIF k = 'client_id' AND (jsonb_typeof(v) <> 'string' OR v #>> '{}' !~ '^[A-Za-z0-9_.:-]{1,60}$') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('invalid client_id %s', v),
-                HINT = 'Use up to 60 letters, digits, dots, colons, dashes and underscores; with several workers, -1, -2, ... is appended.';
-        ELSIF k IN ('username', 'password', 'tls_ca', 'tls_cert', 'tls_key') AND
-              (jsonb_typeof(v) <> 'string' OR v #>> '{}' = '') THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('option %s must be a non-empty string', k),
-                HINT = 'tls_ca, tls_cert and tls_key are paths of PEM files the server can read.';
-        END IF;
-    END LOOP;
-    RETURN options;
-END $$;
-COMMENT ON FUNCTION iotstream._check_mqtt_options(jsonb) IS 'Internal: validates the options of an MQTT source.';
-
-CREATE FUNCTION iotstream.create_mqtt_source(
-    name          text,
-    broker        text,
-    topic_filters text[],
-    target        regclass,
-    mapping       jsonb DEFAULT NULL,
-    options       jsonb DEFAULT '{}')
-RETURNS int LANGUAGE plpgsql AS $$
-DECLARE
-    id int;
-    public_opts jsonb;
-    secret_opts jsonb;
-    f text;
-    template text := options->>'topic_template';
-    level text;
-    i int := 0;
-    levels jsonb := '{}';
-BEGIN
-    PERFORM iotstream._require_superuser('create a source');
-    IF EXISTS (SELECT 1 FROM iotstream.sources s WHERE s.name = create_mqtt_source.name) THEN
-        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
-            MESSAGE = format('source %L already exists', create_mqtt_source.name),
-            HINT = 'Change it with iotstream.alter_source() or drop it with iotstream.drop_source().';
-    END IF;
-    IF name IS NULL OR name !~ '^[A-Za-z0-9_.-]{1,63}$' THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_name',
-            MESSAGE = format('invalid source name %L', name),
-            HINT = 'Use up to 63 letters, digits, dots, dashes and underscores.';
-    END IF;
-    IF broker IS NULL OR broker !~ '^mqtts?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/?$' THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = format('invalid MQTT broker %L', broker),
-            HINT = 'Pass mqtt://host:1883, or mqtts://host:8883 for TLS.';
-    END IF;
-    -- a topic template, arduino/{site}/{sensor}: each {name} level fills the
-    -- column name ($topic[n], unless the mapping says otherwise), and the
-    -- template with + for them is the filter if none is given
-    IF template IS NOT NULL THEN
-        IF jsonb_typeof(options->'topic_template') <> 'string' OR template = '' OR template ~ '[+#\x01-\x1f]' THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('invalid topic_template %L', options->'topic_template'),
-                HINT = 'Write the topic with a {column} for each level to map, for example "arduino/{site}/{sensor}".';
-        END IF;
-        FOREACH level IN ARRAY string_to_array(template, '/') LOOP
-            IF level ~ '[{}]' THEN
-                IF level !~ '^\{[A-Za-z_][A-Za-z0-9_]*\}$' OR levels ? substr(level, 2, length(level) - 2) THEN
-                    RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                        MESSAGE = format('invalid level %L of topic_template %L', level, template),
-                        HINT = 'A mapped level is a whole level of the form {column}, each column once.';
-                END IF;
-                levels := levels || jsonb_build_object(substr(level, 2, length(level) - 2), format('$topic[%s]', i));
-            END IF;
-            i := i + 1;
-        END LOOP;
-        mapping := levels || coalesce(mapping, '{}');
-        IF topic_filters IS NULL OR cardinality(topic_filters) = 0 THEN
-            topic_filters := ARRAY[regexp_replace(template, '\{[A-Za-z0-9_]+\}', '+', 'g')];
-        END IF;
-    END IF;
-    IF topic_filters IS NULL OR cardinality(topic_filters) = 0 OR array_position(topic_filters, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'topic_filters must be a non-empty array of MQTT topic filters',
-            HINT = 'Pass for example ARRAY[''arduino/+/dht11'', ''plant/#''].';
-    END IF;
-    FOREACH f IN ARRAY topic_filters LOOP
-        -- + is a whole level, # the whole last level (MQTT 3.1.1 section 4.7)
-        IF f = '' OR octet_length(f) > 1024 OR f ~ '[^/]\+|\+[^/]|[^/]#|#.' OR f ~ '[\x01-\x1f]' THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('invalid MQTT topic filter %L', f),
-                HINT = '+ stands for one whole level (a/+/c) and # for all remaining levels, last (a/#).';
-        END IF;
-        IF f LIKE '$share/%' AND coalesce(options->>'protocol', '3.1.1') <> '5' THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = format('the shared subscription %L needs MQTT 5', f),
-                HINT = 'Add "protocol": "5" to the options; with "workers" above 1 the filters are shared for you.';
-        END IF;
-    END LOOP;
-    IF target IS NULL OR NOT EXISTS (SELECT 1 FROM iotstream.stream_table_settings st WHERE st.relid = target) THEN
-        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
-            MESSAGE = format('target %s is not a stream table', coalesce(target::text, 'NULL')),
-            HINT = 'Create it with iotstream.create_stream_table() first.';
-    END IF;
-    PERFORM iotstream._check_mqtt_options(coalesce(options, '{}'));
-    PERFORM iotstream._validate_source(target, mapping, coalesce(options, '{}'));
-    SELECT * INTO public_opts, secret_opts FROM iotstream._split_options(coalesce(options, '{}'));
-    INSERT INTO iotstream.sources (name, brokers, topics, target, mapping, options, group_id, kind)
-    VALUES (name, broker, topic_filters, target, mapping, public_opts,
-            coalesce(options->>'client_id', 'iotstream-' || name), 'mqtt')
-    RETURNING source_id INTO id;
-    INSERT INTO iotstream.source_secrets VALUES (id, secret_opts);
-    RETURN id;
-END $$;
-COMMENT ON FUNCTION iotstream.create_mqtt_source(text, text, text[], regclass, jsonb, jsonb) IS
-    'Defines an MQTT source: messages of the topic filters (+ and # wildcards) on broker (mqtt://host:1883 or mqtts://host:8883) stored in the stream table target; at QoS 2 exactly once. options: qos (2), client_id (iotstream-<name>), username, password (secret), tls_ca, tls_cert, tls_key, keepalive (30), protocol (3.1.1|5), workers (MQTT 5 shared subscription), retained (store|skip), topic_template (arduino/{site}/{sensor}: levels into columns, and the filter if none is given), batch_size, batch_ms, dedup_key, dedup_horizon. The mapping also reads $topic[n] (from 0), $qos and $retain. Superusers only.';
-REVOKE ALL ON FUNCTION iotstream._check_mqtt_options(jsonb) FROM PUBLIC;
 
 -- ------------------------------------------------------------ Delta log cleanup (issue 18)
 -- Commits and checkpoints older than the log_retention option
@@ -1670,11 +1032,13 @@ ALTER TABLE iotstream.rule_state ADD COLUMN seen_at timestamptz NOT NULL DEFAULT
 CREATE INDEX rule_state_idle ON iotstream.rule_state (rule_id, seen_at);
 COMMENT ON TABLE iotstream.rule_state IS 'Per rule and key: the detector state of row-by-row rules, saved with each evaluation; idle keys age out.';
 
--- ------------------------------------------------------------ MQTT: alter_source checks (issue 19)
--- alter_source runs create_mqtt_source's checks on an MQTT source (the
--- broker, filters, options and topic template, carved out into
--- _check_mqtt_source and _mqtt_template_levels) and swaps a topic
--- template's levels in the mapping.
+-- ------------------------------------------------------------ MQTT sources (issue 19)
+-- An MQTT source is a row of iotstream.sources of kind 'mqtt': brokers holds
+-- the broker URL, topics the topic filters, group_id the default client id.
+-- create_mqtt_source and alter_source run the same checks (the broker,
+-- filters, options and topic template: _check_mqtt_source,
+-- _check_mqtt_options and _mqtt_template_levels); alter_source also swaps
+-- a topic template's levels in the mapping.
 
 CREATE OR REPLACE FUNCTION iotstream._check_mqtt_options(options jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -1733,6 +1097,7 @@ BEGIN
     RETURN options;
 END $$;
 COMMENT ON FUNCTION iotstream._check_mqtt_options(jsonb) IS 'Internal: validates the options of an MQTT source.';
+REVOKE ALL ON FUNCTION iotstream._check_mqtt_options(jsonb) FROM PUBLIC;
 
 -- A topic template, arduino/{site}/{sensor}: each {name} level fills the
 -- column name, as {"name": "$topic[n]"}; NULL without a template.
@@ -2183,11 +1548,12 @@ END $$;
 COMMENT ON FUNCTION iotstream._delta_commit(iotstream.exports, bigint[], bigint[]) IS
     'Internal: commits a run''s add and remove actions as one version of the export''s Delta table (put-if-absent, optimistic concurrency, txn dedup); returns the version or NULL.';
 
--- ------------------------------------------------------------ file ledger
--- Bounded memory (issue 21): a file source's worker holds only the files
--- not done and a bounded cache of the rest, and source_status's files
--- say how many (cached): _worker_stats gains a column, so both are made
--- again.
+-- ------------------------------------------------------------ source_status
+-- source_status shows each source's kind, its workers' memory (issue 21:
+-- RssAnon, what dedup holds, the keys it holds exactly and behind filters)
+-- and a file source's files by state, with how many done ones its worker
+-- caches (issues 20 and 21).  _worker_stats gains columns, so both are
+-- made again.
 DROP VIEW iotstream.source_status;
 DROP FUNCTION iotstream._worker_stats();
 CREATE FUNCTION iotstream._worker_stats(
@@ -2263,3 +1629,19 @@ SELECT s.name AS source,
 GRANT SELECT ON iotstream.source_status TO PUBLIC;
 COMMENT ON VIEW iotstream.source_status IS
     'Each source: state, worker pids, partitions with stored offset, high watermark and lag, messages and rows per second over the last minute, totals since the workers started, duplicates, dead letters, the last error, its kind, and its workers'' memory: private memory (RssAnon), what dedup holds, and the keys it holds exactly and behind filters. No secrets.';
+
+-- ------------------------------------------------------------ privileges
+-- internal export and Delta functions are not for PUBLIC (as
+-- sql/install/90_privileges.sql)
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'iotstream'::regnamespace AND p.proname LIKE '\_%' AND p.prokind = 'f'
+                AND (p.proname LIKE '\_delta\_%' OR p.proname LIKE '\_export\_%')
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END $$;
+GRANT EXECUTE ON FUNCTION iotstream._export_require_superuser(text) TO PUBLIC;
