@@ -126,7 +126,11 @@ worker_trim_memory(void)
  * Each batch allocates and frees the same large blocks: glibc would hand
  * those over 128kB back to the kernel at once and map fresh, zeroed pages
  * for the next batch, a page fault every 4kB (a seventh of a source
- * worker's time).  They stay in the heap instead, until the trim above.
+ * worker's time).  It would also give back the top of the heap whenever a
+ * block there is freed, so a detection worker's memory would rise and fall
+ * with where its evaluation's blocks happened to land.  They stay in the
+ * heap instead, until the trim above.  Source and detection workers call
+ * this.
  */
 void
 WorkerMemoryInit(void)

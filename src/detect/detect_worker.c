@@ -154,6 +154,8 @@ iotstream_detect_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(iotstream_database, NULL, 0);
+	/* freed memory goes back only as worker_trim_memory decides */
+	WorkerMemoryInit();
 
 	long_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream detection", ALLOCSET_DEFAULT_SIZES);
 	step_cxt = AllocSetContextCreate(TopMemoryContext, "iotstream detection step", ALLOCSET_DEFAULT_SIZES);
