@@ -60,6 +60,27 @@ BytesHash(const char *v, size_t len)
 	return (uint32) h;
 }
 
+/*
+ * A dynahash keyed by a pointer to a string (HASHCTL: keysize
+ * sizeof(char *), hash StringPtrHash, match StringPtrMatch, flags
+ * HASH_FUNCTION | HASH_COMPARE): each entry's key is a char * to its own
+ * copy, set after a HASH_ENTER that made it, so an entry takes what its
+ * string takes instead of a fixed buffer.
+ */
+static inline uint32
+StringPtrHash(const void *key, Size keysize)
+{
+	const char *s = *(const char *const *) key;
+
+	return BytesHash(s, strlen(s));
+}
+
+static inline int
+StringPtrMatch(const void *a, const void *b, Size keysize)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
 /* in owner.c: table code runs as the table's owner (see owner.c) */
 typedef struct AsOwner
 {

@@ -100,9 +100,9 @@ WorkerBeginXact(const char *activity)
  * as much as the worker holds, the free pages go back to the kernel, so
  * that a worker's private memory is at most about three times what it
  * holds (docs/sources.md, "Memory").  Less is kept for the next step: a
- * detection worker's evaluation each minute needs about as much again as
- * the worker holds (more when it catches up on two windows at once), and
- * handing that back in between would only make its memory swing.
+ * detection worker's evaluation each minute needs about two thirds as much
+ * again as the worker holds, and handing that back in between would only
+ * make its memory swing.
  */
 static void
 worker_trim_memory(void)

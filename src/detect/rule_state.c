@@ -19,7 +19,6 @@
 #include "iotstream.h"
 #include "detect/rules_int.h"
 
-#include "common/hashfn.h"
 #include "common/int.h"
 
 #include <math.h>
@@ -96,18 +95,6 @@ struct RuleStates
 	TimestampTz until;
 };
 
-static uint32
-key_hash(const void *key, Size keysize)
-{
-	return string_hash(*(char *const *) key, KEY_MAX);
-}
-
-static int
-key_match(const void *a, const void *b, Size keysize)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
 static RuleStates *
 states_new(MemoryContext parent)
 {
@@ -117,8 +104,8 @@ states_new(MemoryContext parent)
 
 	ctl.keysize = sizeof(char *);
 	ctl.entrysize = sizeof(KeyState);
-	ctl.hash = key_hash;
-	ctl.match = key_match;
+	ctl.hash = StringPtrHash;
+	ctl.match = StringPtrMatch;
 	ctl.hcxt = cxt;
 	s->cxt = cxt;
 	s->htab = hash_create("iotstream rule states", 256, &ctl,

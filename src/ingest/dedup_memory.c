@@ -290,7 +290,6 @@ table_evict(DedupState *d, uint64 room)
 		bloom_add_keys(s, moving, nmoving);
 }
 
-/* room for n more keys in the hash table, within the bound */
 /*
  * Grows the table four times, up to max_slots: its memory follows the keys
  * of the horizon, up to half of the bound.  The old and the new table
@@ -314,6 +313,7 @@ table_grow(DedupState *d)
 	munmap(old, on * sizeof(DedupSlot));
 }
 
+/* room for n more keys in the hash table, within the bound */
 void
 dedup_table_make_room(DedupState *d, uint64 n)
 {

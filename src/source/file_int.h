@@ -118,6 +118,13 @@ typedef enum FileState
 	FILE_REWRITTEN
 } FileState;
 
+/* A file still to read (seen, or read in part). */
+static inline bool
+FileStateOpen(FileState state)
+{
+	return state == FILE_SEEN || state == FILE_IN_PROGRESS;
+}
+
 typedef struct FileLedgerEntry
 {
 	char	   *path;			/* hash key, in the ledger's memory */

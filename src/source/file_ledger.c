@@ -32,7 +32,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -78,27 +77,7 @@ state_of(const char *name)
 	return FILE_SEEN;
 }
 
-static bool
-is_open(FileState state)
-{
-	return state == FILE_SEEN || state == FILE_IN_PROGRESS;
-}
-
 /* Keys are pointers to the paths, which each table copies. */
-static uint32
-path_hash(const void *key, Size keysize)
-{
-	const char *path = *(char *const *) key;
-
-	return hash_bytes((const unsigned char *) path, (int) strlen(path));
-}
-
-static int
-path_match(const void *a, const void *b, Size keysize)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
 static void
 table_init(LedgerTable *t, const char *name, MemoryContext parent)
 {
@@ -110,8 +89,8 @@ table_init(LedgerTable *t, const char *name, MemoryContext parent)
 	MemoryContextSetIdentifier(t->cxt, name);
 	ctl.keysize = sizeof(char *);
 	ctl.entrysize = sizeof(FileLedgerEntry);
-	ctl.hash = path_hash;
-	ctl.match = path_match;
+	ctl.hash = StringPtrHash;
+	ctl.match = StringPtrMatch;
 	ctl.hcxt = t->cxt;
 	t->hash = hash_create(name, 64, &ctl,
 						  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
@@ -288,7 +267,7 @@ lookup_paths(FileLedger *l, Datum *ask, int n)
 		FileLedgerEntry *into;
 
 		entry_from_tuple(&e, tup, SPI_tuptable->tupdesc);
-		if (is_open(e.state))
+		if (FileStateOpen(e.state))
 			t = &l->open;		/* memory holds them all: not so */
 		else if (table_count(&l->done) < FILE_LEDGER_CACHE)
 			t = &l->done;
@@ -563,7 +542,7 @@ FileLedgerRemember(FileLedger *l, const FileProgress *p, int n)
 			was.state = p[i].state;
 		}
 		was.pass = l->pass;
-		if (is_open(was.state))
+		if (FileStateOpen(was.state))
 			to = &l->open;
 		else if (from == &l->done || table_count(&l->done) < FILE_LEDGER_CACHE)
 			to = &l->done;

@@ -351,7 +351,7 @@ resume_file(void *arg, const char *path, FileState state)
 	FileListResume *r = &rs->s->resume;
 	char	   *group;
 	char	   *date;
-	bool		todo = state == FILE_SEEN || state == FILE_IN_PROGRESS;
+	bool		todo = FileStateOpen(state);
 	bool		added;
 	int			g;
 
@@ -466,15 +466,15 @@ list_files(FileSource *s)
 			seen[nseen++] = p;
 			s->todo[s->ntodo++] = all[i];
 		}
-		else if (same && (e->state == FILE_SEEN || e->state == FILE_IN_PROGRESS))
+		else if (same && FileStateOpen(e->state))
 			s->todo[s->ntodo++] = all[i];
-		else if (!same && s->reingest && e->state != FILE_SEEN && e->state != FILE_IN_PROGRESS)
+		else if (!same && s->reingest && !FileStateOpen(e->state))
 		{
 			/* the ledger may not hold it by the time it is read */
 			s->todo_reingest[s->ntodo] = true;
 			s->todo[s->ntodo++] = all[i];
 		}
-		else if (!same && (e->state == FILE_SEEN || e->state == FILE_IN_PROGRESS))
+		else if (!same && FileStateOpen(e->state))
 			s->todo[s->ntodo++] = all[i];	/* changed before it was done: read on */
 		else if (!same && e->state == FILE_DONE)
 		{
